@@ -1,0 +1,1 @@
+//! Benchmarks for Ringtail; see the binaries in src/bin.

@@ -1,0 +1,10 @@
+//! Ringtail's engine: everything a broker knows, and no sockets.
+//!
+//! - `io`: the `Disk` trait (the storage seam) and its backends.
+//! - `log`: the partition log: record batches, segments, indexes, recovery,
+//!   rolling, retention, truncation, group-committed flushing.
+//! - `clock`: the time seam; the engine never reads the ambient clock.
+
+pub mod clock;
+pub mod io;
+pub mod log;

@@ -1,0 +1,255 @@
+//! A data directory: its lock, its checkpoint files, one log per partition
+//! replica in `<topic>-<partition>/`.
+
+use super::checkpoint::{self, Offsets, LOG_START_FILE, RECOVERY_POINT_FILE};
+use super::config::LogConfig;
+use super::error::{LogError, OpenError};
+use super::partition_log::Log;
+use super::recovery::{LogCheckpoint, RecoveryReport};
+use super::retention::RetentionOutcome;
+use crate::clock::Clock;
+use crate::io::Disk;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub const LOCK_FILE: &str = ".lock";
+/// Kafka's limit on topic name length.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition { topic: topic.to_string(), partition }
+    }
+
+    /// `<topic>-<partition>`, the replica's directory name.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a directory name; topics may contain '-', partitions cannot.
+    pub fn from_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok().filter(|p| *p >= 0)?;
+        validate_topic_name(topic).ok()?;
+        Some(TopicPartition::new(topic, partition))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Kafka's rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(format!("topic name must be 1 to {TOPIC_NAME_BYTES_MAX} characters"));
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be '.' or '..'".into());
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(format!("topic name {name:?} may only contain ASCII letters, digits, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+pub struct LogManager<D: Disk> {
+    disk: Arc<D>,
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    logs: Mutex<BTreeMap<TopicPartition, Arc<Log<D>>>>,
+    /// One checkpoint write at a time, so files are never interleaved.
+    checkpointing: tokio::sync::Mutex<()>,
+    _lock: D::Lock,
+}
+
+impl<D: Disk> LogManager<D> {
+    /// Locks `dir` and opens every partition log in it, recovering each.
+    /// `config_for` gives the config of a topic's logs.
+    pub async fn open(
+        disk: Arc<D>,
+        dir: PathBuf,
+        clock: Arc<dyn Clock>,
+        config_for: impl Fn(&str) -> LogConfig,
+    ) -> Result<(LogManager<D>, Vec<RecoveryReport>), OpenError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OpenError::Io { path, source }
+        };
+        disk.create_dir_all(&dir).await.map_err(io_err(&dir))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent).await.map_err(io_err(parent))?;
+        }
+        let lock = match disk.try_lock(&dir.join(LOCK_FILE)).await {
+            Ok(lock) => lock,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(OpenError::Locked(dir)),
+            Err(e) => return Err(io_err(&dir.join(LOCK_FILE))(e)),
+        };
+        let recovery_points = read_checkpoint(disk.as_ref(), &dir, RECOVERY_POINT_FILE).await?;
+        let log_starts = read_checkpoint(disk.as_ref(), &dir, LOG_START_FILE).await?;
+        let mut logs = BTreeMap::new();
+        let mut reports = Vec::new();
+        for name in disk.list_dirs(&dir).await.map_err(io_err(&dir))? {
+            let Some(tp) = TopicPartition::from_dir_name(&name) else {
+                tracing::warn!(dir = %dir.display(), name, "ignoring directory that is not a partition");
+                continue;
+            };
+            let checkpoint = LogCheckpoint {
+                recovery_point: recovery_points.get(&tp).copied().unwrap_or(0),
+                log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
+            };
+            let (log, report) =
+                Log::open(disk.clone(), dir.join(&name), config_for(&tp.topic), clock.clone(), checkpoint)
+                    .await?;
+            logs.insert(tp, Arc::new(log));
+            reports.push(report);
+        }
+        let manager = LogManager {
+            disk,
+            dir,
+            clock,
+            logs: Mutex::new(logs),
+            checkpointing: tokio::sync::Mutex::new(()),
+            _lock: lock,
+        };
+        Ok((manager, reports))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn logs(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, Arc<Log<D>>>> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Log<D>>> {
+        self.logs().get(tp).cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.logs().keys().cloned().collect()
+    }
+
+    /// Opens the log of `tp`, creating it empty if it does not exist.
+    pub async fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<Log<D>>, OpenError> {
+        if let Some(log) = self.get(tp) {
+            return Ok(log);
+        }
+        validate_topic_name(&tp.topic).map_err(OpenError::Config)?;
+        let (log, _) = Log::open(
+            self.disk.clone(),
+            self.dir.join(tp.dir_name()),
+            config,
+            self.clock.clone(),
+            LogCheckpoint::default(),
+        )
+        .await?;
+        Ok(self.logs().entry(tp.clone()).or_insert_with(|| Arc::new(log)).clone())
+    }
+
+    /// Reopens a log (after it was poisoned, say), running recovery again.
+    pub async fn reopen(&self, tp: &TopicPartition) -> Result<RecoveryReport, OpenError> {
+        let Some(old) = self.logs().remove(tp) else {
+            return Err(OpenError::Io {
+                path: self.dir.join(tp.dir_name()),
+                source: io::Error::new(io::ErrorKind::NotFound, "no such partition"),
+            });
+        };
+        let _ = old.close().await;
+        let checkpoint =
+            LogCheckpoint { recovery_point: old.flushed_offset(), log_start_offset: old.log_start_offset() };
+        let (log, report) = Log::open(
+            self.disk.clone(),
+            old.dir().to_path_buf(),
+            old.config().clone(),
+            self.clock.clone(),
+            checkpoint,
+        )
+        .await?;
+        self.logs().insert(tp.clone(), Arc::new(log));
+        Ok(report)
+    }
+
+    /// Deletes a partition's log and its directory.
+    pub async fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        let Some(log) = self.logs().remove(tp) else { return Ok(()) };
+        let _ = log.close().await;
+        self.disk.remove_dir_all(log.dir()).await?;
+        self.disk.sync_dir(&self.dir).await?;
+        self.checkpoint().await?;
+        Ok(())
+    }
+
+    /// Moves a log's start offset and persists it before returning.
+    pub async fn delete_records_before(
+        &self,
+        tp: &TopicPartition,
+        offset: u64,
+    ) -> Result<RetentionOutcome, LogError> {
+        let Some(log) = self.get(tp) else {
+            return Err(LogError::Io(Arc::new(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no partition {tp}"),
+            ))));
+        };
+        let outcome = log.delete_records_before(offset).await?;
+        self.checkpoint().await?;
+        Ok(outcome)
+    }
+
+    /// Writes the recovery-point and log-start checkpoints of every log.
+    pub async fn checkpoint(&self) -> io::Result<()> {
+        let _one = self.checkpointing.lock().await;
+        let (mut recovery, mut start) = (Offsets::new(), Offsets::new());
+        for (tp, log) in self.logs().iter() {
+            recovery.insert(tp.clone(), log.flushed_offset());
+            start.insert(tp.clone(), log.log_start_offset());
+        }
+        checkpoint::write(self.disk.as_ref(), &self.dir, RECOVERY_POINT_FILE, &recovery).await?;
+        checkpoint::write(self.disk.as_ref(), &self.dir, LOG_START_FILE, &start).await
+    }
+
+    /// Closes every log (syncing it) and writes the checkpoints.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let logs: Vec<_> = self.logs().values().cloned().collect();
+        let mut first_error = None;
+        for log in logs {
+            if let Err(e) = log.close().await {
+                tracing::error!(dir = %log.dir().display(), error = %e, "closing log failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        self.checkpoint().await?;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A damaged checkpoint costs only a longer recovery (recovery point) or
+/// forgotten deletions (log start): warn and go on without it.
+async fn read_checkpoint<D: Disk>(disk: &D, dir: &Path, name: &str) -> Result<Offsets, OpenError> {
+    let path = dir.join(name);
+    match checkpoint::read(disk, &path).await {
+        Ok(Ok(offsets)) => Ok(offsets),
+        Ok(Err(why)) => {
+            tracing::warn!(path = %path.display(), why, "ignoring unreadable checkpoint");
+            Ok(Offsets::new())
+        }
+        Err(source) => Err(OpenError::Io { path, source }),
+    }
+}

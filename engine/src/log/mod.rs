@@ -1,0 +1,33 @@
+//! The partition log.
+//!
+//! - `batch`: v2 record batch header, validation, CRC-32C.
+//! - `records`: record-level encode/decode of uncompressed batches.
+//! - `index`: sparse offset and time indexes of one segment.
+//! - `segment`: one `.log` file and its indexes; scanning.
+//! - `partition_log`: `Log`, the append path with group commit, roll, flush.
+//! - `read`: reads by offset and by timestamp.
+//! - `recovery`: opening a log, validating and cutting torn tails.
+//! - `retention`: deleting old segments, delete-records-before.
+//! - `truncate`: `truncate_to`, for followers.
+//! - `checkpoint`: Kafka's offset checkpoint files.
+//! - `manager`: a data directory: lock, checkpoints, one log per partition.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod manager;
+pub mod partition_log;
+pub mod read;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+pub mod truncate;
+
+pub use config::{FlushPolicy, LogConfig};
+pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
+pub use manager::{LogManager, TopicPartition};
+pub use partition_log::{AppendInfo, Log};
+pub use read::ReadResult;
+pub use recovery::RecoveryReport;

@@ -1,0 +1,194 @@
+//! Reads: by offset (index lookup, then scan) and by timestamp.
+//!
+//! Every batch returned has just passed its length, magic and CRC-32C checks:
+//! a batch corrupted on disk after it was written is reported, never served.
+
+use super::batch::{BatchError, BatchHeader, BatchScanner};
+use super::error::ReadError;
+use super::partition_log::Log;
+use super::segment::{self, Segment};
+use crate::io::{Disk, DiskFile};
+use bytes::Bytes;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// Smallest read issued, so that small fetches still read ahead a little.
+const READ_BYTES_MIN: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole record batches, starting with the one holding the requested
+    /// offset; empty at the log end.
+    pub records: Bytes,
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+}
+
+/// What a reader needs of one segment, taken under the state lock.
+struct SegmentView<F> {
+    file: Arc<F>,
+    base_offset: u64,
+    next_offset: u64,
+    size_bytes: u64,
+    start_position: u64,
+}
+
+impl<D: Disk> Log<D> {
+    /// Reads whole batches from the one holding `offset`, at most `max_bytes`
+    /// of them except that the first batch is returned whole whatever its
+    /// size (so a consumer always makes progress). Batches starting at or
+    /// after `max_offset` (e.g. the high watermark) are not returned.
+    pub async fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: Option<u64>,
+    ) -> Result<ReadResult, ReadError> {
+        let mut from = offset;
+        loop {
+            let (view, log_start_offset, log_end_offset) = {
+                let st = self.state();
+                let (start, end) = (st.log_start_offset, st.log_end_offset());
+                if offset < start || offset > end {
+                    return Err(ReadError::OffsetOutOfRange {
+                        offset,
+                        log_start_offset: start,
+                        log_end_offset: end,
+                    });
+                }
+                let empty =
+                    ReadResult { records: Bytes::new(), log_start_offset: start, log_end_offset: end };
+                if from >= end || max_offset.is_some_and(|m| from >= m) {
+                    return Ok(empty);
+                }
+                let at = st.segments.partition_point(|s| s.next_offset <= from);
+                let Some(seg) = st.segments.get(at) else { return Ok(empty) };
+                (view_of(seg, from), start, end)
+            };
+            let records = self.read_segment(&view, from, max_bytes, max_offset).await?;
+            if !records.is_empty() || view.next_offset >= log_end_offset {
+                return Ok(ReadResult { records, log_start_offset, log_end_offset });
+            }
+            // Nothing at or after `from` in this segment: go on to the next.
+            from = view.next_offset.max(from);
+        }
+    }
+
+    async fn read_segment(
+        &self,
+        view: &SegmentView<D::File>,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: Option<u64>,
+    ) -> Result<Bytes, ReadError> {
+        let mut position = view.start_position;
+        let mut want =
+            max_bytes.saturating_add(self.config.index_interval_bytes as usize).max(READ_BYTES_MIN);
+        loop {
+            let len = want.min((view.size_bytes - position) as usize);
+            if len == 0 {
+                return Ok(Bytes::new());
+            }
+            let buf = view.file.read_at(position, len).await?;
+            let mut start = None;
+            let mut end = 0usize;
+            let mut skipped = 0usize;
+            for item in BatchScanner::new(&buf) {
+                let (at, header) = match item {
+                    Ok(found) => found,
+                    Err(_) if start.is_some() => break, // serve the valid prefix; the next read reports it
+                    Err((at, BatchError::Incomplete { need, .. }))
+                        if position + (at + need) as u64 <= view.size_bytes =>
+                    {
+                        // The batch we need continues past this read.
+                        want = want.max(need);
+                        break;
+                    }
+                    Err((at, error)) => {
+                        let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
+                        return Err(ReadError::Corrupt { segment, position: position + at as u64, error });
+                    }
+                };
+                if header.last_offset() < offset {
+                    skipped = at + header.size_bytes();
+                    continue;
+                }
+                if !admit(&header, start.is_none(), start.map_or(0, |s| end - s), max_bytes, max_offset) {
+                    return Ok(start.map_or_else(Bytes::new, |s| buf.slice(s..end)));
+                }
+                start.get_or_insert(at);
+                end = at + header.size_bytes();
+            }
+            if let Some(start) = start {
+                return Ok(buf.slice(start..end));
+            }
+            if position + skipped as u64 >= view.size_bytes {
+                return Ok(Bytes::new());
+            }
+            position += skipped as u64;
+        }
+    }
+
+    /// The first batch whose largest timestamp is at least `timestamp`, as
+    /// `(base offset, its max timestamp)`; `None` if every record is older.
+    /// Answers at batch granularity: a consumer seeking by time may see a few
+    /// older records of the same batch first.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>, ReadError> {
+        let candidates: Vec<SegmentView<D::File>> = {
+            let st = self.state();
+            st.segments
+                .iter()
+                .filter(|s| {
+                    !s.is_empty() && s.index.max_timestamp >= timestamp && s.next_offset > st.log_start_offset
+                })
+                .map(|s| view_of(s, s.index.lookup_time(timestamp).max(st.log_start_offset)))
+                .collect()
+        };
+        let log_start = self.log_start_offset();
+        for view in candidates {
+            let mut found = None;
+            let (position, stop) =
+                segment::scan(view.file.as_ref(), view.start_position, view.size_bytes, 0, |b| {
+                    let h = b.header;
+                    if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
+                        found = Some(((h.base_offset as u64).max(log_start), h.max_timestamp));
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                })
+                .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            if let Some(stop) = stop {
+                let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
+                return Err(ReadError::Corrupt { segment, position, error: stop.into_error() });
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn view_of<F>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
+    SegmentView {
+        file: seg.file.clone(),
+        base_offset: seg.base_offset,
+        next_offset: seg.next_offset,
+        size_bytes: seg.size_bytes,
+        start_position: seg.index.lookup(offset),
+    }
+}
+
+/// Whether the next batch joins a read that already holds `bytes_so_far`.
+fn admit(
+    header: &BatchHeader,
+    first: bool,
+    bytes_so_far: usize,
+    max_bytes: usize,
+    max_offset: Option<u64>,
+) -> bool {
+    if max_offset.is_some_and(|m| header.base_offset as u64 >= m) {
+        return false;
+    }
+    first || bytes_so_far + header.size_bytes() <= max_bytes
+}

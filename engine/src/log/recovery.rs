@@ -1,0 +1,408 @@
+//! Opening a log: find its segments, re-validate everything from the recovery
+//! point on, cut the log at the first invalid byte, rebuild indexes.
+//!
+//! Crash analysis (what a crash can leave, and what recovery does):
+//! - a torn or partly written last batch (any byte boundary): the scan stops
+//!   at its start, the file is cut there, the cut is fsynced;
+//! - zeros or garbage past the last batch (a file extended but not written):
+//!   cut the same way;
+//! - a segment created by a roll whose directory entry or data never reached
+//!   the disk: it is absent or empty; an empty segment is a valid log end;
+//! - segments after a cut: they follow invalid bytes, so they cannot be part
+//!   of the valid prefix and are deleted;
+//! - index files stale, torn or missing: indexes are a cache, rebuilt by scan;
+//! - temporary and deleted-marker files of an interrupted operation: removed.
+//!
+//! Segments wholly below the recovery point were fsynced before the point was
+//! recorded. They are not re-scanned (that would read the whole log at every
+//! start); a corrupt batch there is caught by the CRC check of every read. If
+//! their tail turns out corrupt while loading, they are kept as they are and
+//! the corruption is reported: cutting would destroy acknowledged data that
+//! other replicas or an operator may still repair.
+
+use super::config::LogConfig;
+use super::error::OpenError;
+use super::index::SegmentIndex;
+use super::partition_log::{Log, LogState};
+use super::segment::{self, ScanStop, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::clock::Clock;
+use crate::io::{Disk, DiskFile, OpenMode};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Suffixes of files left by an interrupted operation.
+const STRAY_SUFFIXES: [&str; 4] = [".tmp", ".deleted", ".swap", ".cleaned"];
+
+/// Where and why recovery cut the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub segment_base_offset: u64,
+    pub position: u64,
+    pub bytes_cut: u64,
+    pub reason: String,
+}
+
+/// What opening a log found and did; logged and returned to the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub dir: PathBuf,
+    pub segments_found: usize,
+    pub segments_scanned: usize,
+    pub batches_scanned: u64,
+    pub bytes_scanned: u64,
+    pub cut: Option<Cut>,
+    /// Whole segments deleted because they came after a cut.
+    pub segments_deleted: Vec<u64>,
+    pub bytes_deleted: u64,
+    pub indexes_rebuilt: Vec<u64>,
+    pub stray_files_removed: Vec<String>,
+    /// Corruption found in data below the recovery point, left in place.
+    pub corruption_kept: Vec<Cut>,
+    pub recovery_point: u64,
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+}
+
+impl RecoveryReport {
+    /// Did recovery find anything other than a clean log?
+    pub fn is_clean(&self) -> bool {
+        self.cut.is_none() && self.segments_deleted.is_empty() && self.corruption_kept.is_empty()
+    }
+}
+
+impl fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} segments, {} scanned ({} batches, {} bytes), offsets [{}, {}), recovery point {}",
+            self.dir.display(),
+            self.segments_found,
+            self.segments_scanned,
+            self.batches_scanned,
+            self.bytes_scanned,
+            self.log_start_offset,
+            self.log_end_offset,
+            self.recovery_point,
+        )?;
+        if let Some(cut) = &self.cut {
+            write!(
+                f,
+                "; cut {} bytes at {}:{} ({})",
+                cut.bytes_cut, cut.segment_base_offset, cut.position, cut.reason
+            )?;
+        }
+        if !self.segments_deleted.is_empty() {
+            write!(
+                f,
+                "; deleted {} later segments ({} bytes)",
+                self.segments_deleted.len(),
+                self.bytes_deleted
+            )?;
+        }
+        if !self.indexes_rebuilt.is_empty() {
+            write!(f, "; rebuilt {} indexes", self.indexes_rebuilt.len())?;
+        }
+        for kept in &self.corruption_kept {
+            write!(
+                f,
+                "; CORRUPT below recovery point at {}:{} ({}), kept",
+                kept.segment_base_offset, kept.position, kept.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Offsets remembered for a log across restarts (the checkpoint files).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogCheckpoint {
+    pub recovery_point: u64,
+    pub log_start_offset: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io { path: path.to_path_buf(), source }
+}
+
+impl<D: Disk> Log<D> {
+    /// Opens (or creates) the log in `dir` and recovers it.
+    pub async fn open(
+        disk: Arc<D>,
+        dir: PathBuf,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        checkpoint: LogCheckpoint,
+    ) -> Result<(Log<D>, RecoveryReport), OpenError> {
+        config.validate().map_err(OpenError::Config)?;
+        let mut report = RecoveryReport {
+            dir: dir.clone(),
+            recovery_point: checkpoint.recovery_point,
+            ..Default::default()
+        };
+        let names = match disk.list(&dir).await {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                disk.create_dir_all(&dir).await.map_err(io_err(&dir))?;
+                if let Some(parent) = dir.parent() {
+                    disk.sync_dir(parent).await.map_err(io_err(parent))?;
+                }
+                Vec::new()
+            }
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        let bases = remove_strays(disk.as_ref(), &dir, &names, &mut report).await?;
+        report.segments_found = bases.len();
+        let mut segments = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            if report.cut.is_some() {
+                delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
+                continue;
+            }
+            let seg = load_segment(
+                disk.as_ref(),
+                &dir,
+                &config,
+                base,
+                next_base,
+                checkpoint,
+                &segments,
+                &mut report,
+            )
+            .await?;
+            segments.push(seg);
+        }
+        if report.cut.is_some()
+            || !report.segments_deleted.is_empty()
+            || !report.stray_files_removed.is_empty()
+        {
+            disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
+        }
+        if segments.is_empty() {
+            let base = checkpoint.log_start_offset;
+            let path = Segment::<D::File>::log_path(&dir, base);
+            let file = disk.open(&path, OpenMode::Create).await.map_err(io_err(&path))?;
+            disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
+            let index = SegmentIndex::new(base, config.index_interval_bytes, config.segment_index_bytes);
+            segments.push(Segment {
+                base_offset: base,
+                file: Arc::new(file),
+                size_bytes: 0,
+                next_offset: base,
+                index,
+                first_batch_ms: None,
+            });
+        }
+        let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
+        let first_base = segments[0].base_offset;
+        let log_start_offset = checkpoint.log_start_offset.max(first_base).min(log_end_offset);
+        if checkpoint.recovery_point > log_end_offset {
+            tracing::error!(
+                dir = %dir.display(),
+                recovery_point = checkpoint.recovery_point,
+                log_end_offset,
+                "log ends below its recovery point: data that was fsynced is missing"
+            );
+        }
+        report.log_start_offset = log_start_offset;
+        report.log_end_offset = log_end_offset;
+        if report.is_clean() {
+            tracing::info!(%report, "log recovered");
+        } else {
+            tracing::warn!(%report, "log recovered with repairs");
+        }
+        let now_ms = clock.now_ms();
+        let state = LogState {
+            segments,
+            log_start_offset,
+            // Every scanned segment was fsynced after its scan.
+            flushed_offset: log_end_offset,
+            last_flush_ms: now_ms,
+            queue: VecDeque::new(),
+            poisoned: None,
+            closed: false,
+        };
+        state.check_invariants();
+        let log =
+            Log { disk, dir, config, clock, state: Mutex::new(state), writer: tokio::sync::Mutex::new(()) };
+        Ok((log, report))
+    }
+}
+
+/// Removes leftovers of interrupted operations and index files without a
+/// log file; returns the base offsets of the segments, ascending.
+async fn remove_strays<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    names: &[String],
+    report: &mut RecoveryReport,
+) -> Result<Vec<u64>, OpenError> {
+    let bases: Vec<u64> = names.iter().filter_map(|n| segment::parse_file_name(n, LOG_SUFFIX)).collect();
+    for name in names {
+        let orphan_index = [INDEX_SUFFIX, TIME_INDEX_SUFFIX]
+            .iter()
+            .any(|s| segment::parse_file_name(name, s).is_some_and(|b| !bases.contains(&b)));
+        if orphan_index || STRAY_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            let path = dir.join(name);
+            disk.remove(&path).await.map_err(io_err(&path))?;
+            report.stray_files_removed.push(name.clone());
+        }
+    }
+    Ok(bases)
+}
+
+async fn delete_segment<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base: u64,
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let path = dir.join(segment::file_name(base, suffix));
+        if suffix == LOG_SUFFIX {
+            if let Ok(file) = disk.open(&path, OpenMode::Existing).await {
+                report.bytes_deleted += file.len().await.unwrap_or(0);
+            }
+        }
+        match disk.remove(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    report.segments_deleted.push(base);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load_segment<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    config: &LogConfig,
+    base: u64,
+    next_base: Option<u64>,
+    checkpoint: LogCheckpoint,
+    earlier: &[Segment<D::File>],
+    report: &mut RecoveryReport,
+) -> Result<Segment<D::File>, OpenError> {
+    let path = Segment::<D::File>::log_path(dir, base);
+    let file = disk.open(&path, OpenMode::Existing).await.map_err(io_err(&path))?;
+    let file_bytes = file.len().await.map_err(io_err(&path))?;
+    let expected = earlier.last().map_or(base, |s| s.next_offset.max(base));
+    let below_recovery_point = next_base.is_some_and(|n| n <= checkpoint.recovery_point);
+    if below_recovery_point && expected == base {
+        if let Some((size_bytes, next_offset, index)) =
+            load_sealed(disk, dir, config, &file, base, next_base, file_bytes, report).await?
+        {
+            return Ok(Segment {
+                base_offset: base,
+                file: Arc::new(file),
+                size_bytes,
+                next_offset,
+                index,
+                first_batch_ms: None,
+            });
+        }
+        report.indexes_rebuilt.push(base);
+    }
+    // Re-validate every batch and rebuild the indexes.
+    let mut index = SegmentIndex::new(base, config.index_interval_bytes, config.segment_index_bytes);
+    let mut next_offset = base;
+    let mut first_ts = None;
+    let mut batches = 0u64;
+    let (valid, stop) = segment::scan(&file, 0, file_bytes, expected, |b| {
+        index.observe(&b.header, b.position);
+        next_offset = b.header.next_offset();
+        first_ts.get_or_insert(b.header.max_timestamp);
+        batches += 1;
+        ControlFlow::Continue(())
+    })
+    .await
+    .map_err(io_err(&path))?;
+    report.segments_scanned += 1;
+    report.batches_scanned += batches;
+    report.bytes_scanned += valid;
+    if let Some(stop) = stop {
+        let cut = Cut {
+            segment_base_offset: base,
+            position: valid,
+            bytes_cut: file_bytes - valid,
+            reason: stop.to_string(),
+        };
+        tracing::warn!(dir = %dir.display(), base, position = valid, bytes = cut.bytes_cut, reason = %cut.reason, "cutting log at first invalid batch");
+        file.set_len(valid).await.map_err(io_err(&path))?;
+        report.cut = Some(cut);
+    }
+    // Make what was scanned durable: it may have been in the page cache only
+    // (a process crash keeps it), and it now counts as flushed.
+    file.sync_data().await.map_err(io_err(&path))?;
+    Ok(Segment {
+        base_offset: base,
+        file: Arc::new(file),
+        size_bytes: valid,
+        next_offset,
+        index,
+        first_batch_ms: first_ts,
+    })
+}
+
+/// Loads a segment below the recovery point from its index files and a scan
+/// of its tail only: `(size in bytes, next offset, index)`. `None` if the
+/// index files are missing or inconsistent.
+#[allow(clippy::too_many_arguments)]
+async fn load_sealed<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    config: &LogConfig,
+    file: &D::File,
+    base: u64,
+    next_base: Option<u64>,
+    file_bytes: u64,
+    report: &mut RecoveryReport,
+) -> Result<Option<(u64, u64, SegmentIndex)>, OpenError> {
+    let mut contents = Vec::new();
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let path = dir.join(segment::file_name(base, suffix));
+        let Ok(f) = disk.open(&path, OpenMode::Existing).await else { return Ok(None) };
+        let len = f.len().await.map_err(io_err(&path))?;
+        if len > config.segment_index_bytes.max(1 << 20) * 2 {
+            return Ok(None);
+        }
+        contents.push(f.read_at(0, len as usize).await.map_err(io_err(&path))?);
+    }
+    let Some(mut index) = SegmentIndex::decode(
+        base,
+        config.index_interval_bytes,
+        config.segment_index_bytes,
+        &contents[0],
+        &contents[1],
+        file_bytes,
+    ) else {
+        return Ok(None);
+    };
+    let tail_start = index.lookup(u64::MAX);
+    let tail_offset = index.offsets.last().map_or(base, |e| base + u64::from(e.relative_offset));
+    let mut next_offset = tail_offset;
+    let (valid, stop) = segment::scan(file, tail_start, file_bytes, tail_offset, |b| {
+        index.max_timestamp = index.max_timestamp.max(b.header.max_timestamp);
+        next_offset = b.header.next_offset();
+        ControlFlow::Continue(())
+    })
+    .await
+    .map_err(io_err(&dir.join(segment::file_name(base, LOG_SUFFIX))))?;
+    if let Some(stop) = &stop {
+        if tail_start > 0 && matches!(stop, ScanStop::OffsetOrder { .. }) && valid == tail_start {
+            return Ok(None); // the index points at the wrong batch: rebuild it
+        }
+        let kept = Cut { segment_base_offset: base, position: valid, bytes_cut: 0, reason: stop.to_string() };
+        tracing::error!(dir = %dir.display(), base, position = valid, reason = %kept.reason, "corrupt data below the recovery point; keeping it, reads of it will fail");
+        report.corruption_kept.push(kept);
+        next_offset = next_base.unwrap_or(next_offset).max(next_offset);
+    }
+    let size_bytes = if stop.is_some() { file_bytes } else { valid };
+    Ok(Some((size_bytes, next_offset, index)))
+}

@@ -1,0 +1,114 @@
+//! Retention: whole sealed segments past `retention.ms` or beyond
+//! `retention.bytes` are deleted, oldest first; and delete-records-before,
+//! which moves the log start offset. The active segment is never deleted.
+
+use super::error::LogError;
+use super::partition_log::Log;
+use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::io::Disk;
+use std::io;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: u64,
+}
+
+impl<D: Disk> Log<D> {
+    /// Deletes the sealed segments that retention no longer keeps.
+    pub async fn apply_retention(&self) -> Result<RetentionOutcome, LogError> {
+        let _writer = self.writer.lock().await;
+        self.check_maintainable()?;
+        let now_ms = self.clock.now_ms();
+        let count = {
+            let st = self.state();
+            let mut total: u64 = st.segments.iter().map(|s| s.size_bytes).sum();
+            let sealed = &st.segments[..st.segments.len() - 1];
+            sealed
+                .iter()
+                .take_while(|seg| {
+                    let below_start = seg.next_offset <= st.log_start_offset;
+                    let expired = self.config.retention_ms.is_some_and(|r| {
+                        seg.is_empty() || now_ms.saturating_sub(seg.index.max_timestamp) > r
+                    });
+                    let oversized = self.config.retention_bytes.is_some_and(|r| total - seg.size_bytes >= r);
+                    let doomed = below_start || expired || oversized;
+                    if doomed {
+                        total -= seg.size_bytes;
+                    }
+                    doomed
+                })
+                .count()
+        };
+        self.delete_oldest(count).await
+    }
+
+    /// Makes `offset` the new log start offset (if it is higher): records
+    /// below it are no longer served, and whole segments below it are
+    /// deleted. The owner must persist the new start (the checkpoint file).
+    pub async fn delete_records_before(&self, offset: u64) -> Result<RetentionOutcome, LogError> {
+        let _writer = self.writer.lock().await;
+        self.check_maintainable()?;
+        let count = {
+            let mut st = self.state();
+            let end = st.log_end_offset();
+            if offset > end {
+                let start = st.log_start_offset;
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                });
+            }
+            st.log_start_offset = st.log_start_offset.max(offset);
+            let start = st.log_start_offset;
+            let sealed = &st.segments[..st.segments.len() - 1];
+            sealed.iter().take_while(|s| s.next_offset <= start).count()
+        };
+        self.delete_oldest(count).await
+    }
+
+    /// Drops the `count` oldest segments from the log, then their files.
+    /// Readers already holding a segment's file finish their read.
+    async fn delete_oldest(&self, count: usize) -> Result<RetentionOutcome, LogError> {
+        let (doomed, outcome) = {
+            let mut st = self.state();
+            debug_assert!(count < st.segments.len(), "the active segment is never deleted");
+            let doomed: Vec<_> = st.segments.drain(..count).collect();
+            let first_base = st.segments[0].base_offset;
+            st.log_start_offset = st.log_start_offset.max(first_base);
+            st.flushed_offset = st.flushed_offset.max(st.log_start_offset.min(st.log_end_offset()));
+            st.check_invariants();
+            let outcome = RetentionOutcome {
+                segments_deleted: doomed.len(),
+                bytes_deleted: doomed.iter().map(|s| s.size_bytes).sum(),
+                log_start_offset: st.log_start_offset,
+            };
+            (doomed, outcome)
+        };
+        if doomed.is_empty() {
+            return Ok(outcome);
+        }
+        // A failure to remove a file does not endanger the log (it is no
+        // longer part of it; a restart drops it again), so it is reported but
+        // does not poison the log.
+        for seg in &doomed {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                match self.disk.remove(&self.dir.join(segment::file_name(seg.base_offset, suffix))).await {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
+        self.disk.sync_dir(&self.dir).await?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments = outcome.segments_deleted,
+            bytes = outcome.bytes_deleted,
+            log_start_offset = outcome.log_start_offset,
+            "deleted old segments"
+        );
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,84 @@
+//! Truncation: removing the tail of the log from an offset on, as a follower
+//! does when its log diverged from the leader's.
+
+use super::error::LogError;
+use super::partition_log::Log;
+use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::io::{Disk, DiskFile};
+use std::io;
+use std::ops::ControlFlow;
+
+impl<D: Disk> Log<D> {
+    /// Removes every batch holding an offset at or above `offset`. A batch
+    /// that straddles `offset` goes whole, so the new log end offset may be
+    /// below `offset`. Durable when it returns: nothing removed can come back
+    /// after a crash.
+    pub async fn truncate_to(&self, offset: u64) -> Result<(), LogError> {
+        let _writer = self.writer.lock().await;
+        self.check_maintainable()?;
+        let (target, file, base, size, from, doomed) = {
+            let st = self.state();
+            let (start, end) = (st.log_start_offset, st.log_end_offset());
+            if offset >= end {
+                return Ok(());
+            }
+            if offset < start {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                });
+            }
+            let target = st.segments.partition_point(|s| s.base_offset <= offset).max(1) - 1;
+            let seg = &st.segments[target];
+            let doomed: Vec<u64> = st.segments[target + 1..].iter().map(|s| s.base_offset).collect();
+            (target, seg.file.clone(), seg.base_offset, seg.size_bytes, seg.index.lookup(offset), doomed)
+        };
+        let guard = self.poison_guard();
+        let result = async {
+            let mut cut = (size, None::<u64>);
+            let mut tail_max_ts = i64::MIN;
+            segment::scan(file.as_ref(), from, size, base, |b| {
+                if b.header.last_offset() >= offset {
+                    cut = (b.position, Some(b.header.base_offset as u64));
+                    return ControlFlow::Break(());
+                }
+                tail_max_ts = tail_max_ts.max(b.header.max_timestamp);
+                ControlFlow::Continue(())
+            })
+            .await?;
+            for base in &doomed {
+                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                    match self.disk.remove(&self.dir.join(segment::file_name(*base, suffix))).await {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(LogError::from(e)),
+                        _ => {}
+                    }
+                }
+            }
+            if !doomed.is_empty() {
+                self.disk.sync_dir(&self.dir).await?;
+            }
+            let (position, new_end) = cut;
+            file.set_len(position).await?;
+            file.sync_data().await?;
+            let mut st = self.state();
+            st.segments.truncate(target + 1);
+            let seg = &mut st.segments[target];
+            let new_end = new_end.unwrap_or(seg.next_offset);
+            seg.size_bytes = position;
+            seg.next_offset = new_end;
+            seg.index.truncate_to_position(position);
+            seg.index.max_timestamp = seg.index.max_timestamp.max(tail_max_ts);
+            if position == 0 {
+                seg.first_batch_ms = None;
+            }
+            st.flushed_offset = st.flushed_offset.min(new_end);
+            st.check_invariants();
+            tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, "truncated log");
+            Ok(())
+        }
+        .await;
+        guard.disarm();
+        self.poison_on_err(result)
+    }
+}

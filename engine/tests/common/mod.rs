@@ -1,0 +1,56 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use ringtail_engine::clock::ManualClock;
+use ringtail_engine::log::batch::{BatchHeader, BatchScanner};
+use std::sync::Arc;
+
+/// A valid v2 batch of `records` records whose opaque payload starts with
+/// `id`, so tests can tell batches apart after a read. The log treats the
+/// records section as opaque, so its contents need not be real records.
+pub fn batch(records: u32, id: u64, timestamp: i64, payload_bytes: usize) -> Bytes {
+    assert!(records >= 1 && payload_bytes >= 8);
+    let mut b = BytesMut::with_capacity(61 + payload_bytes);
+    b.put_i64(0); // base offset: the log assigns it
+    b.put_i32((49 + payload_bytes) as i32);
+    b.put_i32(-1); // partition leader epoch
+    b.put_i8(2);
+    b.put_u32(0); // crc, filled below
+    b.put_i16(0);
+    b.put_i32(records as i32 - 1);
+    b.put_i64(timestamp);
+    b.put_i64(timestamp);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(records as i32);
+    b.put_u64(id);
+    b.put_bytes((id % 251) as u8, payload_bytes - 8);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+/// The id `batch` put into a batch.
+pub fn id_of(batch: &[u8]) -> u64 {
+    u64::from_be_bytes(batch[61..69].try_into().unwrap())
+}
+
+/// Splits a read result into its batches, asserting each is valid.
+pub fn batches(bytes: &Bytes) -> Vec<(BatchHeader, Bytes)> {
+    BatchScanner::new(bytes)
+        .map(|item| {
+            let (at, header) = item.expect("a read returns only valid batches");
+            (header, bytes.slice(at..at + header.size_bytes()))
+        })
+        .collect()
+}
+
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(1_700_000_000_000))
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}

@@ -1,0 +1,350 @@
+//! Behaviour of the partition log, run on every Disk backend: the in-memory
+//! disk, the std backend and the io_uring backend (the last two on real files).
+
+mod common;
+
+use common::{batch, batches, clock, id_of, runtime};
+use ringtail_engine::clock::ManualClock;
+use ringtail_engine::io::{Disk, MemDisk};
+use ringtail_engine::log::recovery::LogCheckpoint;
+use ringtail_engine::log::{
+    AppendError, FlushPolicy, Log, LogConfig, LogManager, OpenError, ReadError, TopicPartition,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const T0: i64 = 1_700_000_000_000;
+
+async fn open<D: Disk>(disk: &Arc<D>, dir: &Path, config: LogConfig, clock: &Arc<ManualClock>) -> Log<D> {
+    let cp = LogCheckpoint::default();
+    Log::open(disk.clone(), dir.to_path_buf(), config, clock.clone(), cp).await.expect("open").0
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig { segment_bytes: 1000, index_interval_bytes: 200, ..LogConfig::default() }
+}
+
+/// Offsets are assigned densely from 0, one per record, and reads by any
+/// offset return whole batches starting with the one holding it.
+async fn append_assigns_offsets_and_reads_back<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let log = open(&disk, &root.join("t-0"), LogConfig::default(), &clock).await;
+    let a = log.append(batch(1, 10, T0, 100), 0).await.unwrap();
+    let b = log.append(batch(5, 11, T0, 100), 0).await.unwrap();
+    let c = log.append(batch(2, 12, T0, 100), 0).await.unwrap();
+    assert_eq!((a.base_offset, a.last_offset), (0, 0));
+    assert_eq!((b.base_offset, b.last_offset), (1, 5));
+    assert_eq!((c.base_offset, c.last_offset), (6, 7));
+    assert_eq!(log.log_end_offset(), 8);
+    assert_eq!(log.flushed_offset(), 8, "flush=always syncs before acknowledging");
+
+    let all = log.read(0, 1 << 20, None).await.unwrap();
+    let ids: Vec<u64> = batches(&all.records).iter().map(|(_, b)| id_of(b)).collect();
+    assert_eq!(ids, vec![10, 11, 12]);
+    let bases: Vec<i64> = batches(&all.records).iter().map(|(h, _)| h.base_offset).collect();
+    assert_eq!(bases, vec![0, 1, 6]);
+
+    let mid = log.read(3, 1 << 20, None).await.unwrap();
+    assert_eq!(batches(&mid.records)[0].0.base_offset, 1, "read starts at the batch holding offset 3");
+    let one = log.read(0, 10, None).await.unwrap();
+    assert_eq!(batches(&one.records).len(), 1, "the first batch is returned whole even past max_bytes");
+    let bounded = log.read(0, 1 << 20, Some(6)).await.unwrap();
+    assert_eq!(batches(&bounded.records).len(), 2, "batches at or past max_offset are not returned");
+    assert!(log.read(8, 1 << 20, None).await.unwrap().records.is_empty());
+    assert!(matches!(log.read(9, 100, None).await, Err(ReadError::OffsetOutOfRange { .. })));
+}
+
+/// Bad batches are refused before anything is written.
+async fn invalid_batches_are_refused<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let config = LogConfig { max_message_bytes: 500, ..LogConfig::default() };
+    let log = open(&disk, &root.join("t-0"), config, &clock).await;
+    let mut bad = batch(1, 1, T0, 100).to_vec();
+    bad[70] ^= 1;
+    assert!(matches!(log.append(bad.into(), 0).await, Err(AppendError::InvalidBatch(_))));
+    let big = batch(1, 2, T0, 600);
+    assert!(matches!(log.append(big, 0).await, Err(AppendError::BatchTooLarge { .. })));
+    let truncated = batch(1, 3, T0, 100).slice(..90);
+    assert!(matches!(log.append(truncated, 0).await, Err(AppendError::InvalidBatch(_))));
+    assert!(matches!(log.append(bytes::Bytes::new(), 0).await, Err(AppendError::Empty)));
+    assert_eq!(log.log_end_offset(), 0);
+    log.append(batch(1, 4, T0, 100), 0).await.unwrap();
+    assert_eq!(log.log_end_offset(), 1);
+}
+
+/// Segments roll at segment.bytes; reads cross segments; a reopen (after a
+/// clean close or not) finds every batch at its offset.
+async fn rolls_and_reopens<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let dir = root.join("t-0");
+    let log = open(&disk, &dir, small_segments(), &clock).await;
+    for i in 0..20 {
+        log.append(batch(2, i, T0 + i as i64, 200), 0).await.unwrap();
+    }
+    let segments = log.segment_base_offsets();
+    assert!(segments.len() >= 5, "261-byte batches in 1000-byte segments roll: {segments:?}");
+    let files = disk.list(&dir).await.unwrap();
+    for base in &segments[..segments.len() - 1] {
+        for suffix in ["log", "index", "timeindex"] {
+            assert!(files.contains(&format!("{base:020}.{suffix}")), "{files:?}");
+        }
+    }
+    let read_all = |log: &Log<D>| {
+        let log = log as *const Log<D>;
+        async move {
+            let log = unsafe { &*log };
+            let mut ids = Vec::new();
+            let mut offset = 0;
+            while offset < log.log_end_offset() {
+                let r = log.read(offset, 700, None).await.unwrap();
+                for (h, b) in batches(&r.records) {
+                    assert_eq!(h.base_offset as u64, offset);
+                    ids.push(id_of(&b));
+                    offset = h.next_offset();
+                }
+            }
+            ids
+        }
+    };
+    let expected: Vec<u64> = (0..20).collect();
+    assert_eq!(read_all(&log).await, expected);
+    drop(log);
+    let log = open(&disk, &dir, small_segments(), &clock).await;
+    assert_eq!(log.log_end_offset(), 40);
+    assert_eq!(read_all(&log).await, expected);
+    log.close().await.unwrap();
+    drop(log);
+    let cp = LogCheckpoint { recovery_point: 40, log_start_offset: 0 };
+    let (log, report) =
+        Log::open(disk.clone(), dir.clone(), small_segments(), clock.clone(), cp).await.unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.segments_scanned, 1, "only the segment holding the recovery point is re-scanned");
+    assert_eq!(read_all(&log).await, expected);
+    log.append(batch(1, 99, T0, 50), 0).await.unwrap();
+    assert_eq!(log.log_end_offset(), 41);
+}
+
+/// segment.ms rolls a segment whose first batch is old enough.
+async fn rolls_on_segment_age<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let config = LogConfig { segment_ms: 1000, ..LogConfig::default() };
+    let log = open(&disk, &root.join("t-0"), config, &clock).await;
+    log.append(batch(1, 1, T0, 50), 0).await.unwrap();
+    clock.advance_ms(999);
+    log.append(batch(1, 2, T0, 50), 0).await.unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    clock.advance_ms(1);
+    log.append(batch(1, 3, T0, 50), 0).await.unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+}
+
+/// Lookup by timestamp finds the first batch at or after the time.
+async fn finds_offsets_by_timestamp<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let log = open(&disk, &root.join("t-0"), small_segments(), &clock).await;
+    for i in 0..30u64 {
+        log.append(batch(1, i, T0 + 10 * i as i64, 100), 0).await.unwrap();
+    }
+    assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some((0, T0)));
+    assert_eq!(log.offset_for_timestamp(T0 + 125).await.unwrap(), Some((13, T0 + 130)));
+    assert_eq!(log.offset_for_timestamp(T0 + 290).await.unwrap(), Some((29, T0 + 290)));
+    assert_eq!(log.offset_for_timestamp(T0 + 291).await.unwrap(), None);
+}
+
+/// Retention deletes whole sealed segments by age and by size, never the
+/// active one, and moves the log start offset.
+async fn retention_deletes_old_segments<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let config = LogConfig { retention_ms: Some(1000), retention_bytes: None, ..small_segments() };
+    let log = open(&disk, &root.join("t-0"), config, &clock).await;
+    for i in 0..12u64 {
+        log.append(batch(1, i, T0 + i as i64 * 100, 200), 0).await.unwrap();
+    }
+    let before = log.segment_base_offsets();
+    clock.set_ms(T0 + 500 + 1000);
+    let outcome = log.apply_retention().await.unwrap();
+    assert!(outcome.segments_deleted > 0);
+    let start = log.log_start_offset();
+    assert_eq!(start, outcome.log_start_offset);
+    assert_eq!(log.segment_base_offsets()[0], start);
+    assert!(matches!(log.read(0, 100, None).await, Err(ReadError::OffsetOutOfRange { .. })));
+    // Three 261-byte batches per segment, batch i stamped T0 + 100 i: the
+    // first segment (newest T0 + 200) is past retention, the second (newest
+    // exactly at the cut-off T0 + 500) is not.
+    assert_eq!(start, 3);
+    clock.set_ms(T0 + 100_000);
+    log.apply_retention().await.unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![*before.last().unwrap()], "the active segment stays");
+    assert_eq!(log.log_end_offset(), 12);
+
+    let config = LogConfig { retention_ms: None, retention_bytes: Some(1000), ..small_segments() };
+    let log = open(&disk, &root.join("t-1"), config, &clock).await;
+    for i in 0..20u64 {
+        log.append(batch(1, i, T0, 200), 0).await.unwrap();
+    }
+    log.apply_retention().await.unwrap();
+    let (_, bytes) = log.segment_stats();
+    assert!(bytes < 1000 + 1000, "at most retention.bytes plus the active segment kept: {bytes}");
+    assert_eq!(log.log_end_offset(), 20);
+}
+
+/// truncate_to removes whole batches from the offset on, across segments,
+/// durably, and appends continue from the new end.
+async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let dir = root.join("t-0");
+    let log = open(&disk, &dir, small_segments(), &clock).await;
+    for i in 0..20u64 {
+        log.append(batch(3, i, T0, 200), 0).await.unwrap();
+    }
+    log.truncate_to(31).await.unwrap();
+    assert_eq!(log.log_end_offset(), 30, "the batch holding 31 (30..32) goes whole");
+    log.truncate_to(30).await.unwrap();
+    assert_eq!(log.log_end_offset(), 30);
+    let a = log.append(batch(1, 100, T0, 200), 0).await.unwrap();
+    assert_eq!(a.base_offset, 30);
+    let r = log.read(27, 1 << 20, None).await.unwrap();
+    let got: Vec<(i64, u64)> = batches(&r.records).iter().map(|(h, b)| (h.base_offset, id_of(b))).collect();
+    assert_eq!(got, vec![(27, 9), (30, 100)]);
+    drop(log);
+    let log = open(&disk, &dir, small_segments(), &clock).await;
+    assert_eq!(log.log_end_offset(), 31);
+    log.truncate_to(0).await.unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    assert_eq!(log.append(batch(1, 5, T0, 50), 0).await.unwrap().base_offset, 0);
+}
+
+/// Many concurrent appenders each get their own contiguous offsets, and
+/// their batches are all readable afterwards.
+async fn concurrent_appends<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let log = Arc::new(
+        open(
+            &disk,
+            &root.join("t-0"),
+            LogConfig { segment_bytes: 64 * 1024, ..LogConfig::default() },
+            &clock,
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move { (i, log.append(batch(4, i, T0, 1000), 0).await.unwrap()) }));
+    }
+    let mut by_offset = Vec::new();
+    for t in tasks {
+        let (i, info) = t.await.unwrap();
+        assert_eq!(info.last_offset - info.base_offset, 3);
+        by_offset.push((info.base_offset, i));
+    }
+    by_offset.sort();
+    for (n, (base, _)) in by_offset.iter().enumerate() {
+        assert_eq!(*base, n as u64 * 4, "offsets are dense and unique");
+    }
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let r = log.read(offset, 1 << 20, None).await.unwrap();
+        for (h, b) in batches(&r.records) {
+            let expected = by_offset.iter().find(|(base, _)| *base == h.base_offset as u64).unwrap().1;
+            assert_eq!(id_of(&b), expected);
+            offset = h.next_offset();
+        }
+    }
+    assert_eq!(offset, 256);
+}
+
+/// The data directory admits one owner; the lock goes with the owner.
+async fn data_dir_is_locked<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock: Arc<ManualClock> = clock();
+    let dir = root.join("data");
+    let (first, _) =
+        LogManager::open(disk.clone(), dir.clone(), clock.clone(), |_| LogConfig::default()).await.unwrap();
+    let second = LogManager::open(disk.clone(), dir.clone(), clock.clone(), |_| LogConfig::default()).await;
+    match second {
+        Err(OpenError::Locked(d)) => assert_eq!(d, dir),
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second owner was let in"),
+    }
+    drop(first);
+    LogManager::open(disk.clone(), dir, clock, |_| LogConfig::default()).await.unwrap();
+}
+
+/// The manager persists log start offsets and recovery points across a
+/// restart, and deletes partitions.
+async fn manager_checkpoints<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock: Arc<ManualClock> = clock();
+    let dir = root.join("data");
+    let tp = TopicPartition::new("orders-eu", 2);
+    {
+        let (m, _) =
+            LogManager::open(disk.clone(), dir.clone(), clock.clone(), |_| small_segments()).await.unwrap();
+        let log = m.get_or_create(&tp, small_segments()).await.unwrap();
+        for i in 0..10 {
+            log.append(batch(1, i, T0, 200), 0).await.unwrap();
+        }
+        m.delete_records_before(&tp, 7).await.unwrap();
+        let gone = TopicPartition::new("gone", 0);
+        m.get_or_create(&gone, small_segments()).await.unwrap();
+        m.delete(&gone).await.unwrap();
+        m.close().await.unwrap();
+    }
+    let (m, reports) =
+        LogManager::open(disk.clone(), dir.clone(), clock, |_| small_segments()).await.unwrap();
+    assert_eq!(m.partitions(), vec![tp.clone()]);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].recovery_point, 10);
+    let log = m.get(&tp).unwrap();
+    assert_eq!(log.log_start_offset(), 7);
+    assert!(matches!(log.read(6, 100, None).await, Err(ReadError::OffsetOutOfRange { .. })));
+    let r = log.read(7, 100, None).await.unwrap();
+    assert_eq!(id_of(&batches(&r.records)[0].1), 7);
+}
+
+/// flush=never acknowledges without fsync; an explicit flush makes it durable.
+async fn flush_policies<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let log = open(
+        &disk,
+        &root.join("t-0"),
+        LogConfig { flush: FlushPolicy::Never, ..LogConfig::default() },
+        &clock,
+    )
+    .await;
+    log.append(batch(1, 1, T0, 100), 0).await.unwrap();
+    assert_eq!((log.log_end_offset(), log.flushed_offset()), (1, 0));
+    log.flush().await.unwrap();
+    assert_eq!(log.flushed_offset(), 1);
+    let config = LogConfig { flush: FlushPolicy::Interval { ms: 100 }, ..LogConfig::default() };
+    let log = open(&disk, &root.join("t-1"), config, &clock).await;
+    log.append(batch(1, 1, T0, 100), 0).await.unwrap();
+    log.flush_if_due().await.unwrap();
+    assert_eq!(log.flushed_offset(), 0, "not due yet");
+    clock.advance_ms(100);
+    log.flush_if_due().await.unwrap();
+    assert_eq!(log.flushed_offset(), 1);
+}
+
+macro_rules! suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            suite!(@tests $make;
+                append_assigns_offsets_and_reads_back, invalid_batches_are_refused, rolls_and_reopens,
+                rolls_on_segment_age, finds_offsets_by_timestamp, retention_deletes_old_segments, truncates,
+                concurrent_appends, data_dir_is_locked, manager_checkpoints, flush_policies);
+        }
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let (disk, root, _guard) = $make;
+                runtime().block_on(super::$name(disk, root));
+            }
+        )*
+    };
+}
+
+suite!(mem, (Arc::new(MemDisk::new()), PathBuf::from("/data"), ()));
