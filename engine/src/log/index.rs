@@ -82,12 +82,17 @@ impl SegmentIndex {
 
     /// Byte position from which a scan finds the batch holding `offset`.
     pub fn lookup(&self, offset: u64) -> u64 {
+        self.lookup_entry(offset).0
+    }
+
+    /// `(position, base offset of the batch there)` from which a scan finds
+    /// the batch holding `offset`.
+    pub fn lookup_entry(&self, offset: u64) -> (u64, u64) {
         let relative = offset.saturating_sub(self.base_offset);
         let at = self.offsets.partition_point(|e| u64::from(e.relative_offset) <= relative);
-        if at == 0 {
-            0
-        } else {
-            u64::from(self.offsets[at - 1].position)
+        match at.checked_sub(1).map(|i| self.offsets[i]) {
+            None => (0, self.base_offset),
+            Some(e) => (u64::from(e.position), self.base_offset + u64::from(e.relative_offset)),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod index;
 pub mod manager;
 pub mod partition_log;
 pub mod read;
+pub mod records;
 pub mod recovery;
 pub mod retention;
 pub mod segment;

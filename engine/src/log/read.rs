@@ -6,7 +6,7 @@
 use super::batch::{BatchError, BatchHeader, BatchScanner};
 use super::error::ReadError;
 use super::partition_log::Log;
-use super::segment::{self, Segment};
+use super::segment::{self, OffsetCheck, Segment};
 use crate::io::{Disk, DiskFile};
 use bytes::Bytes;
 use std::ops::ControlFlow;
@@ -30,7 +30,10 @@ struct SegmentView<F> {
     base_offset: u64,
     next_offset: u64,
     size_bytes: u64,
+    /// Where a scan for the wanted offset starts, and the base offset of the
+    /// batch there (from the index; verified by the scan).
     start_position: u64,
+    start_offset: u64,
 }
 
 impl<D: Disk> Log<D> {
@@ -81,10 +84,10 @@ impl<D: Disk> Log<D> {
         max_bytes: usize,
         max_offset: Option<u64>,
     ) -> Result<Bytes, ReadError> {
-        let mut position = view.start_position;
+        let (mut position, mut expected) = (view.start_position, view.start_offset);
         let mut want =
             max_bytes.saturating_add(self.config.index_interval_bytes as usize).max(READ_BYTES_MIN);
-        loop {
+        'read: loop {
             let len = want.min((view.size_bytes - position) as usize);
             if len == 0 {
                 return Ok(Bytes::new());
@@ -94,6 +97,10 @@ impl<D: Disk> Log<D> {
             let mut end = 0usize;
             let mut skipped = 0usize;
             for item in BatchScanner::new(&buf) {
+                let corrupt = |at: usize, error| {
+                    let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
+                    ReadError::Corrupt { segment, position: position + at as u64, error }
+                };
                 let (at, header) = match item {
                     Ok(found) => found,
                     Err(_) if start.is_some() => break, // serve the valid prefix; the next read reports it
@@ -104,11 +111,25 @@ impl<D: Disk> Log<D> {
                         want = want.max(need);
                         break;
                     }
-                    Err((at, error)) => {
-                        let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
-                        return Err(ReadError::Corrupt { segment, position: position + at as u64, error });
-                    }
+                    Err((at, error)) => return Err(corrupt(at, error)),
                 };
+                if header.base_offset as u64 != expected {
+                    if start.is_some() {
+                        break;
+                    }
+                    if position == view.start_position && at == 0 && position > 0 {
+                        // The index pointed at the wrong place: scan from the
+                        // segment start instead (slower, still correct).
+                        tracing::warn!(dir = %self.dir.display(), base = view.base_offset, "offset index inconsistent with its segment");
+                        (position, expected) = (0, view.base_offset);
+                        continue 'read;
+                    }
+                    return Err(corrupt(
+                        at,
+                        BatchError::BadHeader("base offset breaks the segment's offset sequence"),
+                    ));
+                }
+                expected = header.next_offset();
                 if header.last_offset() < offset {
                     skipped = at + header.size_bytes();
                     continue;
@@ -147,16 +168,21 @@ impl<D: Disk> Log<D> {
         let log_start = self.log_start_offset();
         for view in candidates {
             let mut found = None;
-            let (position, stop) =
-                segment::scan(view.file.as_ref(), view.start_position, view.size_bytes, 0, |b| {
+            let (position, stop) = segment::scan(
+                view.file.as_ref(),
+                view.start_position,
+                view.size_bytes,
+                OffsetCheck::Exactly(view.start_offset),
+                |b| {
                     let h = b.header;
                     if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
                         found = Some(((h.base_offset as u64).max(log_start), h.max_timestamp));
                         return ControlFlow::Break(());
                     }
                     ControlFlow::Continue(())
-                })
-                .await?;
+                },
+            )
+            .await?;
             if found.is_some() {
                 return Ok(found);
             }
@@ -170,12 +196,14 @@ impl<D: Disk> Log<D> {
 }
 
 fn view_of<F>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
+    let (start_position, start_offset) = seg.index.lookup_entry(offset);
     SegmentView {
         file: seg.file.clone(),
         base_offset: seg.base_offset,
         next_offset: seg.next_offset,
         size_bytes: seg.size_bytes,
-        start_position: seg.index.lookup(offset),
+        start_position,
+        start_offset,
     }
 }
 

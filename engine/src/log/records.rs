@@ -27,10 +27,10 @@
 use bytes::{BufMut, Bytes};
 use thiserror::Error;
 
-use super::batch::{validate_batch, BatchError, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use super::batch::{
+    validate_batch, BatchError, BatchHeader, BATCH_HEADER_BYTES, CRC_START, LOG_OVERHEAD_BYTES, MAGIC_V2,
+};
 
-const MAGIC_V2: i8 = 2;
-const CRC_START: usize = 21;
 const COMPRESSION_MASK: i16 = 0x07;
 /// Attribute bit 3: timestamps are the broker's append time (`max_timestamp`).
 const TIMESTAMP_LOG_APPEND_TIME: i16 = 0x08;

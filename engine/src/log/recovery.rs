@@ -24,7 +24,7 @@ use super::config::LogConfig;
 use super::error::OpenError;
 use super::index::SegmentIndex;
 use super::partition_log::{Log, LogState};
-use super::segment::{self, ScanStop, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{self, OffsetCheck, ScanStop, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::clock::Clock;
 use crate::io::{Disk, DiskFile, OpenMode};
 use std::collections::VecDeque;
@@ -292,9 +292,9 @@ async fn load_segment<D: Disk>(
     let path = Segment::<D::File>::log_path(dir, base);
     let file = disk.open(&path, OpenMode::Existing).await.map_err(io_err(&path))?;
     let file_bytes = file.len().await.map_err(io_err(&path))?;
-    let expected = earlier.last().map_or(base, |s| s.next_offset.max(base));
+    let overlaps = earlier.last().is_some_and(|s| s.next_offset > base);
     let below_recovery_point = next_base.is_some_and(|n| n <= checkpoint.recovery_point);
-    if below_recovery_point && expected == base {
+    if below_recovery_point && !overlaps {
         if let Some((size_bytes, next_offset, index)) =
             load_sealed(disk, dir, config, &file, base, next_base, file_bytes, report).await?
         {
@@ -314,7 +314,10 @@ async fn load_segment<D: Disk>(
     let mut next_offset = base;
     let mut first_ts = None;
     let mut batches = 0u64;
-    let (valid, stop) = segment::scan(&file, 0, file_bytes, expected, |b| {
+    // A segment overlapping the one before cannot be part of the log: cut
+    // it whole (an empty scan range with a stop).
+    let scan_end = if overlaps { 0 } else { file_bytes };
+    let (valid, mut stop) = segment::scan(&file, 0, scan_end, OffsetCheck::Exactly(base), |b| {
         index.observe(&b.header, b.position);
         next_offset = b.header.next_offset();
         first_ts.get_or_insert(b.header.max_timestamp);
@@ -323,6 +326,10 @@ async fn load_segment<D: Disk>(
     })
     .await
     .map_err(io_err(&path))?;
+    if overlaps {
+        let previous_end = earlier.last().map_or(base, |s| s.next_offset);
+        stop = Some(ScanStop::OffsetOrder { expected: previous_end, found: base });
+    }
     report.segments_scanned += 1;
     report.batches_scanned += batches;
     report.bytes_scanned += valid;
@@ -387,7 +394,7 @@ async fn load_sealed<D: Disk>(
     let tail_start = index.lookup(u64::MAX);
     let tail_offset = index.offsets.last().map_or(base, |e| base + u64::from(e.relative_offset));
     let mut next_offset = tail_offset;
-    let (valid, stop) = segment::scan(file, tail_start, file_bytes, tail_offset, |b| {
+    let (valid, stop) = segment::scan(file, tail_start, file_bytes, OffsetCheck::Exactly(tail_offset), |b| {
         index.max_timestamp = index.max_timestamp.max(b.header.max_timestamp);
         next_offset = b.header.next_offset();
         ControlFlow::Continue(())

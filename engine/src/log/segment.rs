@@ -99,13 +99,24 @@ pub struct ScannedBatch {
     pub header: BatchHeader,
 }
 
+/// What a scan requires of batch base offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetCheck {
+    /// The first batch starts exactly here and each next batch starts where
+    /// the one before ended: a segment's offsets are dense (every batch the
+    /// log writes follows the one before), so any other offset is corruption.
+    Exactly(u64),
+    /// Only that offsets never go below this and increase.
+    AtLeast(u64),
+}
+
 /// Why a scan stopped before the end of the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScanStop {
     /// Bytes that do not form a valid batch (torn write, corruption, zeros).
     Invalid(BatchError),
-    /// A valid batch whose offsets go backwards or leave the segment.
-    OffsetOrder { expected_at_least: u64, found: u64 },
+    /// A batch whose base offset breaks the `OffsetCheck`.
+    OffsetOrder { expected: u64, found: u64 },
 }
 
 impl ScanStop {
@@ -122,15 +133,15 @@ impl std::fmt::Display for ScanStop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ScanStop::Invalid(e) => write!(f, "{e}"),
-            ScanStop::OffsetOrder { expected_at_least, found } => {
-                write!(f, "batch base offset {found} below expected {expected_at_least}")
+            ScanStop::OffsetOrder { expected, found } => {
+                write!(f, "batch base offset {found} where {expected} was expected")
             }
         }
     }
 }
 
 /// Reads the batches of `file` from `position` up to `end`, validating each
-/// (length, magic, CRC-32C, offsets increasing from `next_offset`), and calls
+/// (length, magic, CRC-32C, base offsets per `check`), and calls
 /// `visit` for each until it breaks. Returns the position after the last valid batch and, if
 /// it stopped early, why. Never allocates more than one chunk plus the
 /// largest valid batch size.
@@ -138,9 +149,13 @@ pub async fn scan<F: DiskFile>(
     file: &F,
     mut position: u64,
     end: u64,
-    mut next_offset: u64,
+    check: OffsetCheck,
     mut visit: impl FnMut(ScannedBatch) -> ControlFlow<()>,
 ) -> io::Result<(u64, Option<ScanStop>)> {
+    let (exact, mut next_offset) = match check {
+        OffsetCheck::Exactly(o) => (true, o),
+        OffsetCheck::AtLeast(o) => (false, o),
+    };
     let mut want = SCAN_CHUNK_BYTES;
     while position < end {
         let len = want.min((end - position) as usize);
@@ -160,8 +175,8 @@ pub async fn scan<F: DiskFile>(
                 Err((_, e)) => return Ok((position + consumed as u64, Some(ScanStop::Invalid(e)))),
             };
             let found = header.base_offset as u64;
-            if found < next_offset {
-                let stop = ScanStop::OffsetOrder { expected_at_least: next_offset, found };
+            if found < next_offset || (exact && found != next_offset) {
+                let stop = ScanStop::OffsetOrder { expected: next_offset, found };
                 return Ok((position + consumed as u64, Some(stop)));
             }
             next_offset = header.next_offset();

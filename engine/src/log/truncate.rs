@@ -3,7 +3,7 @@
 
 use super::error::LogError;
 use super::partition_log::Log;
-use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{self, OffsetCheck, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::io::{Disk, DiskFile};
 use std::io;
 use std::ops::ControlFlow;
@@ -32,21 +32,35 @@ impl<D: Disk> Log<D> {
             let target = st.segments.partition_point(|s| s.base_offset <= offset).max(1) - 1;
             let seg = &st.segments[target];
             let doomed: Vec<u64> = st.segments[target + 1..].iter().map(|s| s.base_offset).collect();
-            (target, seg.file.clone(), seg.base_offset, seg.size_bytes, seg.index.lookup(offset), doomed)
+            (
+                target,
+                seg.file.clone(),
+                seg.base_offset,
+                seg.size_bytes,
+                seg.index.lookup_entry(offset),
+                doomed,
+            )
         };
         let guard = self.poison_guard();
         let result = async {
             let mut cut = (size, None::<u64>);
             let mut tail_max_ts = i64::MIN;
-            segment::scan(file.as_ref(), from, size, base, |b| {
-                if b.header.last_offset() >= offset {
-                    cut = (b.position, Some(b.header.base_offset as u64));
-                    return ControlFlow::Break(());
-                }
-                tail_max_ts = tail_max_ts.max(b.header.max_timestamp);
-                ControlFlow::Continue(())
-            })
-            .await?;
+            let (from, from_offset) = from;
+            let (_, stop) =
+                segment::scan(file.as_ref(), from, size, OffsetCheck::Exactly(from_offset), |b| {
+                    if b.header.last_offset() >= offset {
+                        cut = (b.position, Some(b.header.base_offset as u64));
+                        return ControlFlow::Break(());
+                    }
+                    tail_max_ts = tail_max_ts.max(b.header.max_timestamp);
+                    ControlFlow::Continue(())
+                })
+                .await?;
+            if let (Some(stop), None) = (stop, cut.1) {
+                // Truncating around bytes we cannot parse would guess.
+                let error = std::io::Error::other(format!("corrupt segment {base} while truncating: {stop}"));
+                return Err(LogError::from(error));
+            }
             for base in &doomed {
                 for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                     match self.disk.remove(&self.dir.join(segment::file_name(*base, suffix))).await {
