@@ -333,16 +333,22 @@ async fn load_segment<D: Disk>(
     report.segments_scanned += 1;
     report.batches_scanned += batches;
     report.bytes_scanned += valid;
-    if let Some(stop) = stop {
-        let cut = Cut {
-            segment_base_offset: base,
-            position: valid,
-            bytes_cut: file_bytes - valid,
-            reason: stop.to_string(),
-        };
-        tracing::warn!(dir = %dir.display(), base, position = valid, bytes = cut.bytes_cut, reason = %cut.reason, "cutting log at first invalid batch");
-        file.set_len(valid).await.map_err(io_err(&path))?;
-        report.cut = Some(cut);
+    let mut size_bytes = valid;
+    match stop {
+        Some(stop) if below_recovery_point && !overlaps => {
+            // Durable, acknowledged data: keep it and let reads report it.
+            keep_corruption(dir, base, valid, &stop, report);
+            size_bytes = file_bytes;
+            next_offset = next_base.unwrap_or(next_offset);
+        }
+        Some(stop) => {
+            let bytes_cut = file_bytes - valid;
+            let cut = Cut { segment_base_offset: base, position: valid, bytes_cut, reason: stop.to_string() };
+            tracing::warn!(dir = %dir.display(), base, position = valid, bytes = bytes_cut, reason = %cut.reason, "cutting log at first invalid batch");
+            file.set_len(valid).await.map_err(io_err(&path))?;
+            report.cut = Some(cut);
+        }
+        None => {}
     }
     // Make what was scanned durable: it may have been in the page cache only
     // (a process crash keeps it), and it now counts as flushed.
@@ -350,11 +356,17 @@ async fn load_segment<D: Disk>(
     Ok(Segment {
         base_offset: base,
         file: Arc::new(file),
-        size_bytes: valid,
+        size_bytes,
         next_offset,
         index,
         first_batch_ms: first_ts,
     })
+}
+
+fn keep_corruption(dir: &Path, base: u64, position: u64, stop: &ScanStop, report: &mut RecoveryReport) {
+    let kept = Cut { segment_base_offset: base, position, bytes_cut: 0, reason: stop.to_string() };
+    tracing::error!(dir = %dir.display(), base, position, reason = %kept.reason, "corrupt data below the recovery point; keeping it, reads of it will fail");
+    report.corruption_kept.push(kept);
 }
 
 /// Loads a segment below the recovery point from its index files and a scan
@@ -405,9 +417,7 @@ async fn load_sealed<D: Disk>(
         if tail_start > 0 && matches!(stop, ScanStop::OffsetOrder { .. }) && valid == tail_start {
             return Ok(None); // the index points at the wrong batch: rebuild it
         }
-        let kept = Cut { segment_base_offset: base, position: valid, bytes_cut: 0, reason: stop.to_string() };
-        tracing::error!(dir = %dir.display(), base, position = valid, reason = %kept.reason, "corrupt data below the recovery point; keeping it, reads of it will fail");
-        report.corruption_kept.push(kept);
+        keep_corruption(dir, base, valid, stop, report);
         next_offset = next_base.unwrap_or(next_offset).max(next_offset);
     }
     let size_bytes = if stop.is_some() { file_bytes } else { valid };
