@@ -84,7 +84,8 @@ fn batch_starts(segment: &[u8]) -> Vec<usize> {
 fn torn_tail_at_every_byte_boundary() {
     runtime().block_on(async {
         let (bytes, starts) = three_batches().await;
-        let originals: Vec<Bytes> = batches(&Bytes::from(bytes.clone())).into_iter().map(|(_, b)| b).collect();
+        let originals: Vec<Bytes> =
+            batches(&Bytes::from(bytes.clone())).into_iter().map(|(_, b)| b).collect();
         for cut in 0..=bytes.len() {
             let disk = Arc::new(MemDisk::new());
             write_file(&disk, &seg(0, "log"), &bytes[..cut]).await;
@@ -214,7 +215,10 @@ fn cut_deletes_later_segments_and_strays() {
         assert_eq!(report.segments_deleted, bases[2..].to_vec());
         assert_eq!(report.stray_files_removed.len(), 2, "{report}");
         let files = disk.list(&dir()).await.unwrap();
-        assert!(files.iter().all(|f| !f.ends_with(".tmp") && !f.starts_with("00000000000000000999")), "{files:?}");
+        assert!(
+            files.iter().all(|f| !f.ends_with(".tmp") && !f.starts_with("00000000000000000999")),
+            "{files:?}"
+        );
         let (read, error) = read_all(&log).await;
         assert!(error.is_none());
         assert_eq!(read[..], originals[..read.len()]);

@@ -74,6 +74,8 @@ pub trait Disk: Send + Sync + 'static {
 
 /// An open file. Every method takes `&self`: one file may have several
 /// operations in flight, as the log's group commit needs.
+// `len` is an I/O operation here, not a container size: no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 pub trait DiskFile: Send + Sync + 'static {
     /// Writes all of `buf` at byte `offset`, extending the file if needed.
     /// On success the bytes are live (visible to `read_at`) but not durable.

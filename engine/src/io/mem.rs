@@ -54,6 +54,7 @@ struct State {
     incarnation: u64,
     capacity_bytes: Option<u64>,
     failing_syncs: u32,
+    sync_yields: u32,
     stats: MemStats,
 }
 
@@ -107,6 +108,13 @@ impl MemDisk {
     /// then unchanged, as after a real failed fsync that lost the pages).
     pub fn fail_next_syncs(&self, n: u32) {
         self.lock().failing_syncs = n;
+    }
+
+    /// Makes every `sync_data` yield to the executor `n` times before it
+    /// completes, like a real fsync that takes time, so that concurrent
+    /// tasks run while it is in flight (group commit shows up in tests).
+    pub fn set_sync_yields(&self, n: u32) {
+        self.lock().sync_yields = n;
     }
 
     pub fn stats(&self) -> MemStats {
@@ -425,6 +433,10 @@ impl DiskFile for MemFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        let yields = self.disk.lock().sync_yields;
+        for _ in 0..yields {
+            YieldNow(false).await;
+        }
         self.with_inode(|s, id| {
             s.stats.syncs += 1;
             if s.failing_syncs > 0 {
@@ -456,5 +468,21 @@ impl DiskFile for MemFile {
 
     async fn len(&self) -> io::Result<u64> {
         self.with_inode(|s, id| Ok(s.inodes[&id].live.len() as u64))
+    }
+}
+
+/// Returns `Pending` once (waking itself at once): a runtime-agnostic yield.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }

@@ -11,3 +11,11 @@ pub mod mem;
 
 pub use disk::{Disk, DiskFile, OpenMode};
 pub use mem::MemDisk;
+pub mod select;
+pub mod std_disk;
+pub mod uring; // the file is #![cfg(target_os = "linux")]
+
+pub use select::{open_backend, AnyDisk, AnyFile, AnyLock, IoChoice};
+pub use std_disk::StdDisk;
+#[cfg(target_os = "linux")]
+pub use uring::{UringDisk, UringStats};

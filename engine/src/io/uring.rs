@@ -83,8 +83,8 @@ pub fn probe() -> io::Result<()> {
 ///
 /// The driver stops when the last handle, disk or file, is dropped. That
 /// drop blocks until the operations still in flight (including those whose
-/// futures were dropped) complete, which keeps their buffers valid; it is
-/// normally sub-millisecond, but happens once, at shutdown.
+/// futures were dropped) complete, which keeps their buffers valid: at most
+/// a few milliseconds (one fdatasync), once, at shutdown.
 #[derive(Clone)]
 pub struct UringDisk {
     client: Arc<Client>,
@@ -467,6 +467,8 @@ impl Driver {
             // SQ full: hand this batch to the kernel and fill it again.
             self.count_enter();
             match self.ring.submit() {
+                // Nothing taken: leave the rest to the submit-and-wait.
+                Ok(0) => return Ok(()),
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => return Ok(()),
                 Err(e) => return Err(e),

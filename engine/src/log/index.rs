@@ -154,7 +154,8 @@ impl SegmentIndex {
         times: &[u8],
         log_bytes: u64,
     ) -> Option<SegmentIndex> {
-        if offsets.len() % OFFSET_ENTRY_BYTES != 0 || times.len() % TIME_ENTRY_BYTES != 0 {
+        if !offsets.len().is_multiple_of(OFFSET_ENTRY_BYTES) || !times.len().is_multiple_of(TIME_ENTRY_BYTES)
+        {
             return None;
         }
         let mut index = SegmentIndex::new(base_offset, interval_bytes, index_bytes_max);

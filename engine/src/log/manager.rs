@@ -123,6 +123,9 @@ impl<D: Disk> LogManager<D> {
             checkpointing: tokio::sync::Mutex::new(()),
             _lock: lock,
         };
+        // Recovery may have moved log starts below what the files say (a log
+        // that lost its unsynced tail): record what is true now.
+        manager.checkpoint().await.map_err(io_err(&manager.dir))?;
         Ok((manager, reports))
     }
 
@@ -213,6 +216,19 @@ impl<D: Disk> LogManager<D> {
         Ok(outcome)
     }
 
+    /// Truncates a log (see `Log::truncate_to`). If that moved its start
+    /// offset back, the start is persisted too, so a restart does not hide
+    /// records appended after the truncation.
+    pub async fn truncate_to(&self, tp: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        let log = self.get(tp).ok_or_else(|| no_partition(tp))?;
+        let start = log.log_start_offset();
+        log.truncate_to(offset).await?;
+        if log.log_start_offset() < start {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
     /// Writes the recovery-point and log-start checkpoints of every log.
     pub async fn checkpoint(&self) -> io::Result<()> {
         let _one = self.checkpointing.lock().await;
@@ -238,6 +254,10 @@ impl<D: Disk> LogManager<D> {
         self.checkpoint().await?;
         first_error.map_or(Ok(()), Err)
     }
+}
+
+fn no_partition(tp: &TopicPartition) -> LogError {
+    LogError::Io(Arc::new(io::Error::new(io::ErrorKind::NotFound, format!("no partition {tp}"))))
 }
 
 /// A damaged checkpoint costs only a longer recovery (recovery point) or

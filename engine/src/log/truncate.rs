@@ -87,6 +87,9 @@ impl<D: Disk> Log<D> {
                 seg.first_batch_ms = None;
             }
             st.flushed_offset = st.flushed_offset.min(new_end);
+            // The batch holding the log start may have gone whole: the log is
+            // then empty and starts at its end, as in Kafka.
+            st.log_start_offset = st.log_start_offset.min(new_end);
             st.check_invariants();
             tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, "truncated log");
             Ok(())

@@ -1,0 +1,83 @@
+//! Storage faults: a failed fsync or a full disk fails the append, poisons the
+//! log (no retry-and-pretend), loses nothing acknowledged, and a reopen
+//! (recovery) brings the log back once the fault is gone.
+
+mod common;
+
+use common::{batch, batches, clock, id_of, runtime};
+use ringtail_engine::io::MemDisk;
+use ringtail_engine::log::{AppendError, LogConfig, LogError, LogManager, TopicPartition};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const T0: i64 = 1_700_000_000_000;
+
+async fn manager(disk: &Arc<MemDisk>) -> LogManager<MemDisk> {
+    LogManager::open(disk.clone(), PathBuf::from("/data"), clock(), |_| LogConfig::default()).await.unwrap().0
+}
+
+async fn ids(m: &LogManager<MemDisk>, tp: &TopicPartition) -> Vec<u64> {
+    let log = m.get(tp).unwrap();
+    let r = log.read(log.log_start_offset(), 1 << 20, None).await.unwrap();
+    batches(&r.records).iter().map(|(_, b)| id_of(b)).collect()
+}
+
+/// After a failed fsync the append fails, the log refuses further writes
+/// (reads still work), and a reopen recovers every acknowledged batch.
+#[test]
+fn failed_fsync_poisons_until_reopened() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let m = manager(&disk).await;
+        let tp = TopicPartition::new("t", 0);
+        let log = m.get_or_create(&tp, LogConfig::default()).await.unwrap();
+        log.append(batch(1, 1, T0, 100), 0).await.unwrap();
+        disk.fail_next_syncs(1);
+        assert!(matches!(log.append(batch(1, 2, T0, 100), 0).await, Err(AppendError::Io(_))));
+        assert!(matches!(log.append(batch(1, 3, T0, 100), 0).await, Err(AppendError::Poisoned(_))));
+        assert!(matches!(log.roll().await, Err(LogError::Poisoned(_))));
+        assert_eq!(ids(&m, &tp).await[0], 1, "reads of acknowledged data still work");
+        let report = m.reopen(&tp).await.unwrap();
+        assert_eq!(report.log_end_offset, 1, "the unacknowledged batch is gone: {report}");
+        let log = m.get(&tp).unwrap();
+        assert_eq!(log.append(batch(1, 4, T0, 100), 0).await.unwrap().base_offset, 1);
+        assert_eq!(ids(&m, &tp).await, vec![1, 4]);
+    });
+}
+
+/// A full disk fails appends with a storage error and corrupts nothing; once
+/// space is freed, a reopen lets appends go on from the last good batch.
+#[test]
+fn full_disk_fails_appends_then_recovers() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let m = manager(&disk).await;
+        let tp = TopicPartition::new("t", 0);
+        let log = m.get_or_create(&tp, LogConfig::default()).await.unwrap();
+        for i in 0..5 {
+            log.append(batch(1, i, T0, 100), 0).await.unwrap();
+        }
+        let used: u64 =
+            disk.contents(&PathBuf::from("/data/t-0/00000000000000000000.log")).unwrap().len() as u64;
+        disk.set_capacity(Some(used + 400));
+        let mut acked = 5;
+        let error = loop {
+            match log.append(batch(1, 100 + acked, T0, 100), 0).await {
+                Ok(_) => acked += 1,
+                Err(e) => break e,
+            }
+        };
+        match &error {
+            AppendError::Io(e) => assert_eq!(e.kind(), std::io::ErrorKind::StorageFull),
+            other => panic!("expected a storage-full error, got {other}"),
+        }
+        disk.set_capacity(None);
+        m.reopen(&tp).await.unwrap();
+        let log = m.get(&tp).unwrap();
+        assert_eq!(log.log_end_offset(), acked, "every acknowledged batch is kept");
+        log.append(batch(1, 999, T0, 100), 0).await.unwrap();
+        let got = ids(&m, &tp).await;
+        assert_eq!(got.len() as u64, acked + 1);
+        assert_eq!(*got.last().unwrap(), 999);
+    });
+}
