@@ -6,11 +6,16 @@
 //! change to files (append, roll, truncate, retention, flush) is made by the
 //! writer-role holder, so readers only ever see whole, written batches.
 //!
-//! Group commit: an appender queues its batches, then takes the writer role.
-//! If an earlier holder already wrote (and, under `flush=always`, fsynced) its
-//! batches, it just returns the result. Otherwise it drains the queue, writes
-//! everything queued in one write and covers it with one fsync. While that
-//! fsync is in flight the next appenders queue up and share the next one.
+//! Group commit, in two pipelined stages:
+//! 1. write: an appender queues its batches, then takes the writer role. If
+//!    an earlier holder already wrote its batches, it takes the result.
+//!    Otherwise it drains the queue and writes everything queued with one
+//!    write, then releases the role.
+//! 2. sync (`flush=always`): the appender takes the syncer role. If an fsync
+//!    that started after its write already covers it, it is done; otherwise
+//!    it fsyncs everything written so far, for itself and all who wait.
+//! So while one round is being fsynced, the next round is being written, and
+//! every round shares one write and one fsync.
 //!
 //! Invariants (checked by debug assertions and the model tests):
 //! - segments are sorted by base offset and never empty as a list;
@@ -93,6 +98,8 @@ pub struct Log<D: Disk> {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) state: Mutex<LogState<D::File>>,
     pub(super) writer: tokio::sync::Mutex<()>,
+    /// The syncer role: one fsync of the active segment at a time.
+    pub(super) syncer: tokio::sync::Mutex<()>,
 }
 
 /// Poisons the log if a writer's future is dropped in the middle of its I/O:
@@ -225,18 +232,42 @@ impl<D: Disk> Log<D> {
             Self::check_writable(&st)?;
             st.queue.push_back(PendingAppend { records, headers, leader_epoch, done });
         }
-        let _writer = self.writer.lock().await;
-        loop {
-            match result.try_recv() {
-                Ok(outcome) => return outcome,
-                Err(oneshot::error::TryRecvError::Closed) => return Err(AppendError::Closed),
-                Err(oneshot::error::TryRecvError::Empty) => self.commit_round().await,
+        let info = {
+            let _writer = self.writer.lock().await;
+            loop {
+                match result.try_recv() {
+                    Ok(outcome) => break outcome?,
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(AppendError::Closed),
+                    Err(oneshot::error::TryRecvError::Empty) => self.commit_round().await,
+                }
             }
+        };
+        if self.config.flush == FlushPolicy::Always {
+            self.wait_durable(info.last_offset + 1).await?;
         }
+        Ok(info)
     }
 
-    /// Takes one round of queued appends, writes and (per policy) syncs them,
-    /// and completes each waiter. Caller holds the writer role.
+    /// Returns once every offset below `end` is durable, fsyncing if no
+    /// fsync that covers it has completed yet.
+    async fn wait_durable(&self, end: u64) -> Result<(), LogError> {
+        let _syncer = self.syncer.lock().await;
+        {
+            let st = self.state();
+            if let Some(p) = &st.poisoned {
+                return Err(LogError::Poisoned(p.clone()));
+            }
+            if st.flushed_offset >= end {
+                return Ok(());
+            }
+        }
+        let result = self.sync_active(self.clock.now_ms()).await;
+        self.poison_on_err(result)
+    }
+
+    /// Takes one round of queued appends, writes them (and fsyncs them if
+    /// `flush=interval` is due), and completes each waiter. Caller holds the
+    /// writer role.
     async fn commit_round(&self) {
         let mut round = Vec::new();
         {
@@ -317,9 +348,9 @@ impl<D: Disk> Log<D> {
         }
         self.write_chunk(&mut chunk, now_ms).await?;
         let due = match self.config.flush {
-            FlushPolicy::Always => true,
             FlushPolicy::Interval { ms } => now_ms.saturating_sub(self.state().last_flush_ms) >= ms as i64,
-            FlushPolicy::Never => false,
+            // `always` syncs in the append's second stage, outside the writer role.
+            FlushPolicy::Always | FlushPolicy::Never => false,
         };
         if due {
             self.sync_active(now_ms).await?;
@@ -353,7 +384,8 @@ impl<D: Disk> Log<D> {
         Ok(())
     }
 
-    /// Fsyncs the active segment; everything written so far is then durable.
+    /// Fsyncs the active segment; everything written before the call is then
+    /// durable (earlier segments were fsynced when they were sealed).
     async fn sync_active(&self, now_ms: i64) -> Result<(), LogError> {
         let (file, end) = {
             let st = self.state();

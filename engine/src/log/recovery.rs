@@ -227,8 +227,15 @@ impl<D: Disk> Log<D> {
             closed: false,
         };
         state.check_invariants();
-        let log =
-            Log { disk, dir, config, clock, state: Mutex::new(state), writer: tokio::sync::Mutex::new(()) };
+        let log = Log {
+            disk,
+            dir,
+            config,
+            clock,
+            state: Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+            syncer: tokio::sync::Mutex::new(()),
+        };
         Ok((log, report))
     }
 }
