@@ -14,6 +14,7 @@
 //! 2. sync (`flush=always`): the appender takes the syncer role. If an fsync
 //!    that started after its write already covers it, it is done; otherwise
 //!    it fsyncs everything written so far, for itself and all who wait.
+//!
 //! So while one round is being fsynced, the next round is being written, and
 //! every round shares one write and one fsync.
 //!
