@@ -5,6 +5,8 @@
 //!   rolling, retention, truncation, group-committed flushing.
 //! - `clock`: the time seam; the engine never reads the ambient clock.
 
+pub mod broker;
 pub mod clock;
+pub mod entropy;
 pub mod io;
 pub mod log;

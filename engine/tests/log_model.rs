@@ -128,13 +128,13 @@ struct Harness<D: Disk> {
 impl<D: Disk> Harness<D> {
     async fn open(&mut self) -> Arc<Log<D>> {
         self.manager = None;
-        let config = self.config.clone();
+        let config = self.config;
         let (m, _) = LogManager::open(self.disk.clone(), self.root.clone(), self.clock.clone(), move |_| {
-            config.clone()
+            config
         })
         .await
         .expect("open");
-        let log = m.get_or_create(&self.tp, self.config.clone()).await.unwrap();
+        let log = m.get_or_create(&self.tp, self.config).await.unwrap();
         self.manager = Some(m);
         log
     }

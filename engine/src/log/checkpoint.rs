@@ -77,9 +77,14 @@ pub async fn read<D: Disk>(disk: &D, path: &Path) -> io::Result<Result<Offsets, 
 }
 
 pub async fn write<D: Disk>(disk: &D, dir: &Path, name: &str, offsets: &Offsets) -> io::Result<()> {
+    write_atomic(disk, dir, name, Bytes::from(encode(offsets))).await
+}
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or
+/// the new contents: write a temporary file, fsync, rename, fsync the dir.
+pub async fn write_atomic<D: Disk>(disk: &D, dir: &Path, name: &str, bytes: Bytes) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let file = disk.open(&tmp, OpenMode::Create).await?;
-    let bytes = Bytes::from(encode(offsets));
     file.set_len(0).await?;
     file.write_at(0, bytes).await?;
     file.sync_data().await?;

@@ -180,7 +180,7 @@ impl<D: Disk> LogManager<D> {
         let (log, report) = Log::open(
             self.disk.clone(),
             old.dir().to_path_buf(),
-            old.config().clone(),
+            old.config(),
             self.clock.clone(),
             checkpoint,
         )

@@ -95,7 +95,9 @@ impl<F> LogState<F> {
 pub struct Log<D: Disk> {
     pub(super) disk: Arc<D>,
     pub(super) dir: PathBuf,
-    pub(super) config: LogConfig,
+    /// Read on every append; changed only by `set_config` (topic config
+    /// updates).
+    pub(super) config: std::sync::RwLock<LogConfig>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) state: Mutex<LogState<D::File>>,
     pub(super) writer: tokio::sync::Mutex<()>,
@@ -130,8 +132,16 @@ impl<D: Disk> Log<D> {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        *self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a new configuration from the next operation on. Segments
+    /// already written keep their layout (index interval, sizes).
+    pub fn set_config(&self, config: LogConfig) -> Result<(), String> {
+        config.validate()?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, LogState<D::File>> {
@@ -204,8 +214,8 @@ impl<D: Disk> Log<D> {
         for item in BatchScanner::new(records) {
             let (_, header) = item.map_err(|(_, e)| AppendError::InvalidBatch(e))?;
             let size = header.size_bytes() as u64;
-            if size > self.config.max_message_bytes {
-                return Err(AppendError::BatchTooLarge { size, max: self.config.max_message_bytes });
+            if size > self.config().max_message_bytes {
+                return Err(AppendError::BatchTooLarge { size, max: self.config().max_message_bytes });
             }
             if header.record_count as i64 != i64::from(header.last_offset_delta) + 1 {
                 // Offsets assigned by the leader must be dense: one per record.
@@ -226,27 +236,20 @@ impl<D: Disk> Log<D> {
     /// and, under `flush=always`, fsynced. All batches of one call land in
     /// one segment, contiguously.
     pub async fn append(&self, records: Bytes, leader_epoch: i32) -> Result<AppendInfo, AppendError> {
+        self.enqueue(records, leader_epoch)?.wait().await
+    }
+
+    /// The first half of `append`, which does no I/O: validates the batches
+    /// and queues them. Appends get their offsets in the order they were
+    /// queued, so a caller that must order appends (idempotent producers)
+    /// queues under its own lock and waits outside it.
+    pub fn enqueue(&self, records: Bytes, leader_epoch: i32) -> Result<AppendTicket<'_, D>, AppendError> {
         let headers = self.validate(&records)?;
-        let (done, mut result) = oneshot::channel();
-        {
-            let mut st = self.state();
-            Self::check_writable(&st)?;
-            st.queue.push_back(PendingAppend { records, headers, leader_epoch, done });
-        }
-        let info = {
-            let _writer = self.writer.lock().await;
-            loop {
-                match result.try_recv() {
-                    Ok(outcome) => break outcome?,
-                    Err(oneshot::error::TryRecvError::Closed) => return Err(AppendError::Closed),
-                    Err(oneshot::error::TryRecvError::Empty) => self.commit_round().await,
-                }
-            }
-        };
-        if self.config.flush == FlushPolicy::Always {
-            self.wait_durable(info.last_offset + 1).await?;
-        }
-        Ok(info)
+        let (done, result) = oneshot::channel();
+        let mut st = self.state();
+        Self::check_writable(&st)?;
+        st.queue.push_back(PendingAppend { records, headers, leader_epoch, done });
+        Ok(AppendTicket { log: self, result })
     }
 
     /// Returns once every offset below `end` is durable, fsyncing if no
@@ -322,10 +325,10 @@ impl<D: Disk> Log<D> {
         let size = active.size_bytes + chunk.bytes.len() as u64 + pending.records.len() as u64;
         let records: u64 = pending.headers.iter().map(|h| h.last_offset_delta as u64 + 1).sum();
         let last_relative = chunk.next_offset + records - active.base_offset;
-        size > self.config.segment_bytes
+        size > self.config().segment_bytes
             || active.index.is_full()
             || last_relative > u64::from(u32::MAX)
-            || active.first_batch_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms)
+            || active.first_batch_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config().segment_ms)
     }
 
     async fn write_round(&self, round: &[PendingAppend]) -> Result<Vec<AppendInfo>, AppendError> {
@@ -348,7 +351,7 @@ impl<D: Disk> Log<D> {
             infos.push(chunk.push(pending));
         }
         self.write_chunk(&mut chunk, now_ms).await?;
-        let due = match self.config.flush {
+        let due = match self.config().flush {
             FlushPolicy::Interval { ms } => now_ms.saturating_sub(self.state().last_flush_ms) >= ms as i64,
             // `always` syncs in the append's second stage, outside the writer role.
             FlushPolicy::Always | FlushPolicy::Never => false,
@@ -430,8 +433,8 @@ impl<D: Disk> Log<D> {
             next_offset,
             index: SegmentIndex::new(
                 next_offset,
-                self.config.index_interval_bytes,
-                self.config.segment_index_bytes,
+                self.config().index_interval_bytes,
+                self.config().segment_index_bytes,
             ),
             first_batch_ms: None,
         });
@@ -461,7 +464,7 @@ impl<D: Disk> Log<D> {
     /// Under `flush=interval:MS`, fsyncs if the interval has passed since the
     /// last fsync and there is unsynced data. The owner calls it on a timer.
     pub async fn flush_if_due(&self) -> Result<(), LogError> {
-        let FlushPolicy::Interval { ms } = self.config.flush else { return Ok(()) };
+        let FlushPolicy::Interval { ms } = self.config().flush else { return Ok(()) };
         let due = {
             let st = self.state();
             let age = self.clock.now_ms().saturating_sub(st.last_flush_ms);
@@ -518,6 +521,34 @@ impl<D: Disk> Log<D> {
             }
         }
         result
+    }
+}
+
+/// A queued append; `wait` drives it to completion.
+pub struct AppendTicket<'a, D: Disk> {
+    log: &'a Log<D>,
+    result: oneshot::Receiver<Result<AppendInfo, AppendError>>,
+}
+
+impl<D: Disk> AppendTicket<'_, D> {
+    /// Completes once the batches are written and, under `flush=always`,
+    /// durable.
+    pub async fn wait(mut self) -> Result<AppendInfo, AppendError> {
+        let log = self.log;
+        let info = {
+            let _writer = log.writer.lock().await;
+            loop {
+                match self.result.try_recv() {
+                    Ok(outcome) => break outcome?,
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(AppendError::Closed),
+                    Err(oneshot::error::TryRecvError::Empty) => log.commit_round().await,
+                }
+            }
+        };
+        if log.config().flush == FlushPolicy::Always {
+            log.wait_durable(info.last_offset + 1).await?;
+        }
+        Ok(info)
     }
 }
 

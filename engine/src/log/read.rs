@@ -86,7 +86,7 @@ impl<D: Disk> Log<D> {
     ) -> Result<Bytes, ReadError> {
         let (mut position, mut expected) = (view.start_position, view.start_offset);
         let mut want =
-            max_bytes.saturating_add(self.config.index_interval_bytes as usize).max(READ_BYTES_MIN);
+            max_bytes.saturating_add(self.config().index_interval_bytes as usize).max(READ_BYTES_MIN);
         'read: loop {
             let len = want.min((view.size_bytes - position) as usize);
             if len == 0 {

@@ -230,7 +230,7 @@ impl<D: Disk> Log<D> {
         let log = Log {
             disk,
             dir,
-            config,
+            config: std::sync::RwLock::new(config),
             clock,
             state: Mutex::new(state),
             writer: tokio::sync::Mutex::new(()),

@@ -29,10 +29,11 @@ impl<D: Disk> Log<D> {
                 .iter()
                 .take_while(|seg| {
                     let below_start = seg.next_offset <= st.log_start_offset;
-                    let expired = self.config.retention_ms.is_some_and(|r| {
+                    let expired = self.config().retention_ms.is_some_and(|r| {
                         seg.is_empty() || now_ms.saturating_sub(seg.index.max_timestamp) > r
                     });
-                    let oversized = self.config.retention_bytes.is_some_and(|r| total - seg.size_bytes >= r);
+                    let oversized =
+                        self.config().retention_bytes.is_some_and(|r| total - seg.size_bytes >= r);
                     let doomed = below_start || expired || oversized;
                     if doomed {
                         total -= seg.size_bytes;

@@ -1,0 +1,277 @@
+//! The broker: one node's view of topics and partitions, behind typed
+//! requests and responses. Generic over its Disk; the server puts it behind
+//! TCP and the Kafka wire protocol, the simulator behind a simulated network.
+//!
+//! - `error`: Kafka error codes as typed outcomes.
+//! - `metadata`: topics, assignments, leaders, configs; persisted.
+//! - `partition`: a replica this broker hosts: its log, high watermark,
+//!   producer state; produce and fetch.
+//! - `producers`: idempotent-producer sequence tracking.
+//! - `topics`: create, delete, auto-create, describe configs.
+//!
+//! The broker does no waiting on timers: long polls and request timeouts are
+//! the caller's, through `Partition::high_watermark_watch` and its own clock.
+
+pub mod error;
+pub mod metadata;
+pub mod partition;
+pub mod producers;
+pub mod topics;
+
+pub use error::{BrokerError, ErrorCode};
+pub use metadata::{ClusterMetadata, PartitionAssignment, TopicState};
+pub use partition::{Acks, FetchOutcome, Partition, ProduceOutcome};
+
+use crate::clock::Clock;
+use crate::entropy::Entropy;
+use crate::io::Disk;
+use crate::log::{LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Where clients reach a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub advertised: BrokerEndpoint,
+    pub default_partitions: u32,
+    /// `None`: min(3, live brokers).
+    pub default_replication_factor: Option<i16>,
+    pub auto_create_topics: bool,
+    /// Broker-wide topic defaults (`[topic-defaults]`); topics override.
+    pub topic_defaults: LogConfig,
+}
+
+pub struct Broker<D: Disk> {
+    config: BrokerConfig,
+    disk: Arc<D>,
+    dir: PathBuf,
+    logs: LogManager<D>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    metadata: Mutex<ClusterMetadata>,
+    /// One metadata change at a time, persisted before it is visible.
+    metadata_changes: tokio::sync::Mutex<()>,
+    partitions: Mutex<BTreeMap<TopicPartition, Arc<Partition<D>>>>,
+    /// The next producer id to hand out; below the reserved bound on disk.
+    next_producer_id: Mutex<i64>,
+}
+
+impl<D: Disk> Broker<D> {
+    /// Opens the data directory (locking it), recovers every log, and loads
+    /// the metadata. Logs that no topic owns any more (a delete interrupted
+    /// by a crash) are removed.
+    pub async fn open(
+        disk: Arc<D>,
+        dir: PathBuf,
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Result<(Broker<D>, Vec<RecoveryReport>), OpenError> {
+        let defaults = config.topic_defaults;
+        let (logs, reports) =
+            LogManager::open(disk.clone(), dir.clone(), clock.clone(), move |_| defaults).await?;
+        let io_err = |source| OpenError::Io { path: dir.join(metadata::METADATA_FILE), source };
+        let metadata = match ClusterMetadata::load(disk.as_ref(), &dir).await.map_err(io_err)? {
+            Some(m) => m,
+            None => {
+                let id = format!("{:016x}{:016x}", entropy.next_u64(), entropy.next_u64());
+                let m = ClusterMetadata::new(id);
+                m.store(disk.as_ref(), &dir).await.map_err(io_err)?;
+                m
+            }
+        };
+        let next_producer_id = Mutex::new(metadata.next_producer_id);
+        let broker = Broker {
+            next_producer_id,
+            config,
+            disk,
+            dir: dir.clone(),
+            logs,
+            clock,
+            entropy,
+            metadata: Mutex::new(metadata),
+            metadata_changes: tokio::sync::Mutex::new(()),
+            partitions: Mutex::new(BTreeMap::new()),
+        };
+        broker.sync_partitions_with_metadata().await?;
+        Ok((broker, reports))
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.metadata().cluster_id.clone()
+    }
+
+    pub(crate) fn metadata(&self) -> MutexGuard<'_, ClusterMetadata> {
+        self.metadata.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A snapshot of the topics this broker knows.
+    pub fn topics(&self) -> BTreeMap<String, TopicState> {
+        self.metadata().topics.clone()
+    }
+
+    /// The brokers of the cluster as known here (this node, until the
+    /// controller quorum tells of others).
+    pub fn brokers(&self) -> Vec<BrokerEndpoint> {
+        vec![self.config.advertised.clone()]
+    }
+
+    /// The id of the node acting as controller.
+    pub fn controller_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    fn partitions(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, Arc<Partition<D>>>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The partition replica hosted here, if any.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition<D>>> {
+        self.partitions().get(&TopicPartition::new(topic, partition)).cloned()
+    }
+
+    /// Every partition replica hosted here.
+    pub fn hosted_partitions(&self) -> Vec<Arc<Partition<D>>> {
+        self.partitions().values().cloned().collect()
+    }
+
+    /// Looks up a partition for a leader-only request (produce, fetch, list
+    /// offsets): unknown topics and partitions, and partitions led
+    /// elsewhere, get the error a client re-routes on.
+    pub fn leader_partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition<D>>, BrokerError> {
+        let assignment = {
+            let m = self.metadata();
+            m.topics
+                .get(topic)
+                .and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get(p).cloned()))
+        };
+        let Some(assignment) = assignment else {
+            return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{partition}")));
+        };
+        if assignment.leader != self.config.node_id {
+            let leader = assignment.leader;
+            return Err(BrokerError::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("{topic}-{partition} is led by {leader}"),
+            ));
+        }
+        self.partition(topic, partition).ok_or_else(|| {
+            BrokerError::new(ErrorCode::NotLeaderOrFollower, format!("{topic}-{partition} not loaded"))
+        })
+    }
+
+    /// Opens the logs of every partition the metadata places here and
+    /// deletes logs it no longer places here.
+    async fn sync_partitions_with_metadata(&self) -> Result<(), OpenError> {
+        let wanted: BTreeMap<TopicPartition, (LogConfig, i32)> = {
+            let m = self.metadata();
+            let mut wanted = BTreeMap::new();
+            for (name, topic) in &m.topics {
+                let config = self.log_config(&topic.configs).unwrap_or(self.config.topic_defaults);
+                for (i, p) in topic.partitions.iter().enumerate() {
+                    if p.replicas.contains(&self.config.node_id) {
+                        wanted.insert(TopicPartition::new(name, i as i32), (config, p.leader_epoch));
+                    }
+                }
+            }
+            wanted
+        };
+        for tp in self.logs.partitions() {
+            if !wanted.contains_key(&tp) {
+                tracing::warn!(partition = %tp, "deleting log of a partition no topic owns");
+                self.logs.delete(&tp).await.map_err(|e| OpenError::Io {
+                    path: self.dir.join(tp.dir_name()),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            }
+        }
+        for (tp, (config, leader_epoch)) in wanted {
+            if self.partitions().contains_key(&tp) {
+                continue;
+            }
+            let log = self.logs.get_or_create(&tp, config).await?;
+            log.set_config(config).map_err(OpenError::Config)?;
+            let partition = Partition::open(tp.clone(), log, leader_epoch).await;
+            self.partitions().insert(tp, Arc::new(partition));
+        }
+        Ok(())
+    }
+
+    /// The log config of a topic: broker defaults with its overrides.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig, String> {
+        let mut config = self.config.topic_defaults;
+        for (key, value) in overrides {
+            if topics::BROKER_ONLY_CONFIGS.contains(&key.as_str()) {
+                continue;
+            }
+            config.set(key, value)?;
+        }
+        Ok(config)
+    }
+
+    /// Periodic upkeep, called by the owner on a timer: retention,
+    /// interval flushes, and the offset checkpoints.
+    pub async fn maintain(&self) {
+        for p in self.hosted_partitions() {
+            if let Err(e) = p.log.apply_retention().await {
+                tracing::warn!(partition = %p.tp, error = %e, "retention failed");
+            }
+            if let Err(e) = p.log.flush_if_due().await {
+                tracing::error!(partition = %p.tp, error = %e, "interval flush failed");
+            }
+            p.refresh_high_watermark();
+        }
+        if let Err(e) = self.logs.checkpoint().await {
+            tracing::error!(error = %e, "writing offset checkpoints failed");
+        }
+    }
+
+    /// Reopens (recovers) every poisoned log, e.g. after a full disk got
+    /// space again. Returns how many came back.
+    pub async fn recover_poisoned(&self) -> usize {
+        let mut recovered = 0;
+        for p in self.hosted_partitions() {
+            if p.log.poisoned().is_none() {
+                continue;
+            }
+            match self.logs.reopen(&p.tp).await {
+                Ok(report) => {
+                    tracing::info!(partition = %p.tp, %report, "reopened poisoned log");
+                    if let Some(log) = self.logs.get(&p.tp) {
+                        let fresh = Partition::open(p.tp.clone(), log, p.leader_epoch()).await;
+                        self.partitions().insert(p.tp.clone(), Arc::new(fresh));
+                        recovered += 1;
+                    }
+                }
+                Err(e) => tracing::error!(partition = %p.tp, error = %e, "reopening poisoned log failed"),
+            }
+        }
+        recovered
+    }
+
+    /// Syncs and closes every log and writes the checkpoints.
+    pub async fn close(&self) -> Result<(), crate::log::LogError> {
+        self.logs.close().await
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}

@@ -1,0 +1,223 @@
+//! A partition replica hosted by this broker: its log, its high watermark,
+//! and its producers' sequence state; produce, fetch and list-offsets.
+
+use super::error::{BrokerError, ErrorCode};
+use super::producers::{ProducerStates, SequenceCheck};
+use crate::io::Disk;
+use crate::log::batch::{BatchHeader, BatchScanner};
+use crate::log::{FlushPolicy, Log, TopicPartition};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+/// How many segments from the end are scanned to rebuild producer state at
+/// open. Producers idle for longer than that restart their sequences.
+const PRODUCER_STATE_SEGMENTS: usize = 2;
+
+/// Kafka's `acks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// 0: the producer wants no answer.
+    None,
+    /// 1: the leader has it.
+    Leader,
+    /// -1: every in-sync replica has it (and, under flush=always, fsynced).
+    All,
+}
+
+impl Acks {
+    pub fn from_kafka(acks: i16) -> Option<Acks> {
+        match acks {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProduceOutcome {
+    pub base_offset: u64,
+    pub log_start_offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchOutcome {
+    pub records: Bytes,
+    pub high_watermark: u64,
+    pub last_stable_offset: u64,
+    pub log_start_offset: u64,
+}
+
+pub struct Partition<D: Disk> {
+    pub tp: TopicPartition,
+    pub log: Arc<Log<D>>,
+    leader_epoch: AtomicI32,
+    /// Consumers read below it; it never goes backwards.
+    high_watermark: watch::Sender<u64>,
+    producers: Mutex<ProducerStates>,
+}
+
+impl<D: Disk> Partition<D> {
+    pub async fn open(tp: TopicPartition, log: Arc<Log<D>>, leader_epoch: i32) -> Partition<D> {
+        let producers = rebuild_producer_state(&log).await;
+        let partition = Partition {
+            tp,
+            high_watermark: watch::Sender::new(log.log_start_offset()),
+            log,
+            leader_epoch: AtomicI32::new(leader_epoch),
+            producers: Mutex::new(producers),
+        };
+        partition.refresh_high_watermark();
+        partition
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Changes whenever the high watermark moves: long polls wait on it.
+    pub fn high_watermark_watch(&self) -> watch::Receiver<u64> {
+        self.high_watermark.subscribe()
+    }
+
+    fn producers(&self) -> MutexGuard<'_, ProducerStates> {
+        self.producers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// With a single replica, everything written is replicated; under
+    /// flush=always only what is fsynced counts, so that nothing a consumer
+    /// read can be lost to a crash.
+    pub fn refresh_high_watermark(&self) {
+        let hw = match self.log.config().flush {
+            FlushPolicy::Always => self.log.flushed_offset(),
+            _ => self.log.log_end_offset(),
+        };
+        self.high_watermark.send_if_modified(|current| {
+            let moved = hw > *current;
+            if moved {
+                *current = hw;
+            }
+            moved
+        });
+    }
+
+    /// Appends a producer's record batches (validated, offsets assigned).
+    /// Retries of idempotent batches already in the log are answered with
+    /// their original offsets.
+    pub async fn produce(&self, records: Bytes, _acks: Acks) -> Result<ProduceOutcome, BrokerError> {
+        let headers = parse_headers(&records)?;
+        let idempotent = headers.iter().any(|h| h.producer_id >= 0);
+        if idempotent && headers.len() != 1 {
+            return Err(BrokerError::new(
+                ErrorCode::InvalidRecord,
+                "an idempotent produce carries one batch per partition",
+            ));
+        }
+        let ticket = {
+            let mut producers = self.producers();
+            if let Some(h) = headers.iter().find(|h| h.producer_id >= 0) {
+                match producers.check(h)? {
+                    SequenceCheck::Duplicate(b) => {
+                        return match b.offsets {
+                            Some((base_offset, _)) => Ok(ProduceOutcome {
+                                base_offset,
+                                log_start_offset: self.log.log_start_offset(),
+                            }),
+                            None => Err(BrokerError::new(
+                                ErrorCode::DuplicateSequenceNumber,
+                                "a retry of a batch that is still being written",
+                            )),
+                        };
+                    }
+                    SequenceCheck::Append => producers.record(h, None),
+                }
+            }
+            // Queued under the producer lock: offsets follow sequence order.
+            self.log.enqueue(records, self.leader_epoch())?
+        };
+        let info = ticket.wait().await?;
+        if let Some(h) = headers.iter().find(|h| h.producer_id >= 0) {
+            self.producers().confirm(h, info.base_offset, info.last_offset);
+        }
+        self.refresh_high_watermark();
+        Ok(ProduceOutcome { base_offset: info.base_offset, log_start_offset: info.log_start_offset })
+    }
+
+    /// Reads whole batches from `offset`, below the high watermark.
+    pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<FetchOutcome, BrokerError> {
+        let hw = self.high_watermark();
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let out_of_range = || {
+            BrokerError::new(ErrorCode::OffsetOutOfRange, format!("offset {offset} outside [{start}, {end}]"))
+        };
+        let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
+        if offset < start || offset > end {
+            return Err(out_of_range());
+        }
+        let records = if offset >= hw {
+            Bytes::new()
+        } else {
+            self.log.read(offset, max_bytes, Some(hw)).await?.records
+        };
+        Ok(FetchOutcome { records, high_watermark: hw, last_stable_offset: hw, log_start_offset: start })
+    }
+
+    /// Kafka's ListOffsets for one partition: -2 earliest, -1 latest (the
+    /// high watermark), otherwise the first offset at or after a timestamp.
+    /// Returns `(offset, timestamp)`, `(-1, -1)` when no record is that new.
+    pub async fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+        match timestamp {
+            -2 => Ok((self.log.log_start_offset() as i64, -1)),
+            -1 => Ok((self.high_watermark() as i64, -1)),
+            t if t < 0 => {
+                Err(BrokerError::new(ErrorCode::InvalidRequest, format!("unsupported timestamp {t}")))
+            }
+            t => match self.log.offset_for_timestamp(t).await? {
+                Some((offset, ts)) if offset < self.high_watermark() => Ok((offset as i64, ts)),
+                _ => Ok((-1, -1)),
+            },
+        }
+    }
+}
+
+fn parse_headers(records: &Bytes) -> Result<Vec<BatchHeader>, BrokerError> {
+    let mut headers = Vec::new();
+    for item in BatchScanner::new(records) {
+        let (_, header) =
+            item.map_err(|(_, e)| BrokerError::new(ErrorCode::CorruptMessage, e.to_string()))?;
+        headers.push(header);
+    }
+    if headers.is_empty() {
+        return Err(BrokerError::new(ErrorCode::InvalidRecord, "no record batches"));
+    }
+    Ok(headers)
+}
+
+/// Reads the last segments' batch headers to learn each producer's latest
+/// sequences.
+async fn rebuild_producer_state<D: Disk>(log: &Log<D>) -> ProducerStates {
+    let mut states = ProducerStates::default();
+    let bases = log.segment_base_offsets();
+    let from = bases.len().saturating_sub(PRODUCER_STATE_SEGMENTS);
+    let mut offset = bases[from].max(log.log_start_offset());
+    while offset < log.log_end_offset() {
+        let Ok(read) = log.read(offset, 8 << 20, None).await else { break };
+        let mut advanced = false;
+        for (_, header) in BatchScanner::new(&read.records).map_while(Result::ok) {
+            states.record(&header, Some((header.base_offset as u64, header.last_offset())));
+            offset = header.next_offset();
+            advanced = true;
+        }
+        if !advanced {
+            break;
+        }
+    }
+    states
+}

@@ -1,0 +1,231 @@
+//! Topic administration: create (explicitly or on first use), delete,
+//! describe configs, and producer id allocation.
+
+use super::error::{BrokerError, ErrorCode};
+use super::metadata::{PartitionAssignment, TopicState};
+use super::Broker;
+use crate::io::Disk;
+use crate::log::manager::validate_topic_name;
+use crate::log::TopicPartition;
+use std::collections::BTreeMap;
+
+/// Topic configs the broker accepts and reports but that are not log
+/// settings.
+pub const BROKER_ONLY_CONFIGS: [&str; 3] =
+    ["min.insync.replicas", "cleanup.policy", "message.timestamp.type"];
+
+/// Every topic config key understood, with Kafka's names.
+pub const TOPIC_CONFIG_KEYS: [&str; 10] = [
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "min.insync.replicas",
+    "max.message.bytes",
+    "cleanup.policy",
+    "message.timestamp.type",
+    "index.interval.bytes",
+    "segment.index.bytes",
+];
+
+/// Most partitions one topic may have: each is a directory and open files.
+pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+/// Producer ids are reserved in blocks so that the metadata is written once
+/// per block, not once per producer.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateTopic {
+    pub name: String,
+    /// `None`: the broker's default.
+    pub partitions: Option<u32>,
+    pub replication_factor: Option<i16>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One config entry as DescribeConfigs reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub is_default: bool,
+}
+
+fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "min.insync.replicas" => match value.parse::<i32>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => Err(format!("min.insync.replicas must be a positive integer, got {value:?}")),
+        },
+        "cleanup.policy" if value == "delete" => Ok(()),
+        "cleanup.policy" => Err(format!("cleanup.policy {value:?} is not supported (only \"delete\")")),
+        "message.timestamp.type" if value == "CreateTime" => Ok(()),
+        "message.timestamp.type" => {
+            Err(format!("message.timestamp.type {value:?} is not supported (only CreateTime)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl<D: Disk> Broker<D> {
+    /// Creates a topic: validates it, persists the metadata, opens its logs.
+    pub async fn create_topic(
+        &self,
+        request: CreateTopic,
+        validate_only: bool,
+    ) -> Result<TopicState, BrokerError> {
+        let _one = self.metadata_changes.lock().await;
+        let name = request.name.as_str();
+        validate_topic_name(name).map_err(|e| BrokerError::new(ErrorCode::InvalidTopicException, e))?;
+        if self.metadata().topics.contains_key(name) {
+            return Err(BrokerError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic {name} already exists"),
+            ));
+        }
+        let partitions = request.partitions.unwrap_or(self.config.default_partitions);
+        if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
+            let msg = format!("partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}");
+            return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
+        }
+        let brokers = self.brokers();
+        let default_rf = self.config.default_replication_factor.unwrap_or(3).min(brokers.len() as i16);
+        let rf = request.replication_factor.unwrap_or(default_rf);
+        if rf < 1 || rf as usize > brokers.len() {
+            let msg = format!("replication factor {rf} needs {rf} brokers, {} available", brokers.len());
+            return Err(BrokerError::new(ErrorCode::InvalidReplicationFactor, msg));
+        }
+        for (key, value) in &request.configs {
+            if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                return Err(BrokerError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("unknown topic config {key:?}"),
+                ));
+            }
+            check_broker_only(key, value).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
+        }
+        self.log_config(&request.configs).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
+        let topic = TopicState {
+            topic_id: format!("{:016x}{:016x}", self.entropy.next_u64(), self.entropy.next_u64()),
+            partitions: (0..partitions)
+                .map(|p| {
+                    // Spread leaders over brokers; replicas follow the leader.
+                    let replicas: Vec<i32> =
+                        (0..rf as usize).map(|r| brokers[(p as usize + r) % brokers.len()].node_id).collect();
+                    PartitionAssignment {
+                        leader: replicas[0],
+                        leader_epoch: 0,
+                        isr: replicas.clone(),
+                        replicas,
+                    }
+                })
+                .collect(),
+            configs: request.configs.clone(),
+        };
+        if validate_only {
+            return Ok(topic);
+        }
+        let mut next = self.metadata().clone();
+        next.topics.insert(name.to_string(), topic.clone());
+        self.persist(next).await?;
+        self.sync_partitions_with_metadata()
+            .await
+            .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        tracing::info!(topic = name, partitions, replication_factor = rf, "created topic");
+        Ok(topic)
+    }
+
+    /// Creates `name` with the defaults if it does not exist and the broker
+    /// auto-creates topics. Returns whether the topic exists now.
+    pub async fn ensure_topic(&self, name: &str) -> Result<bool, BrokerError> {
+        if self.metadata().topics.contains_key(name) {
+            return Ok(true);
+        }
+        if !self.config.auto_create_topics {
+            return Ok(false);
+        }
+        let request = CreateTopic {
+            name: name.to_string(),
+            partitions: None,
+            replication_factor: None,
+            configs: BTreeMap::new(),
+        };
+        match self.create_topic(request, false).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic and its logs. The metadata change is persisted first,
+    /// so a crash part-way leaves logs that the next start removes.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
+        let _one = self.metadata_changes.lock().await;
+        let mut next = self.metadata().clone();
+        if next.topics.remove(name).is_none() {
+            return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}")));
+        }
+        self.persist(next).await?;
+        let doomed: Vec<TopicPartition> =
+            self.partitions().keys().filter(|tp| tp.topic == name).cloned().collect();
+        for tp in doomed {
+            self.partitions().remove(&tp);
+            self.logs.delete(&tp).await?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Every config of a topic with its effective value.
+    pub fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
+        let overrides = self.metadata().topics.get(name).map(|t| t.configs.clone()).ok_or_else(|| {
+            BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}"))
+        })?;
+        let config = self.log_config(&overrides).unwrap_or(self.config.topic_defaults);
+        let optional = |v: Option<i64>| v.unwrap_or(-1).to_string();
+        let effective = |key: &str| -> String {
+            match key {
+                "retention.ms" => optional(config.retention_ms),
+                "retention.bytes" => optional(config.retention_bytes.map(|b| b as i64)),
+                "segment.bytes" => config.segment_bytes.to_string(),
+                "segment.ms" => config.segment_ms.to_string(),
+                "max.message.bytes" => config.max_message_bytes.to_string(),
+                "index.interval.bytes" => config.index_interval_bytes.to_string(),
+                "segment.index.bytes" => config.segment_index_bytes.to_string(),
+                "min.insync.replicas" => "1".into(),
+                "cleanup.policy" => "delete".into(),
+                _ => "CreateTime".into(),
+            }
+        };
+        Ok(TOPIC_CONFIG_KEYS
+            .iter()
+            .map(|key| match overrides.get(*key) {
+                Some(v) => ConfigEntry { name: key.to_string(), value: v.clone(), is_default: false },
+                None => ConfigEntry { name: key.to_string(), value: effective(key), is_default: true },
+            })
+            .collect())
+    }
+
+    /// A fresh producer id for an idempotent producer, epoch 0.
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), BrokerError> {
+        let _one = self.metadata_changes.lock().await;
+        let next = *self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner());
+        if next >= self.metadata().next_producer_id {
+            // Reserve a block on disk before handing out its first id, so a
+            // restart never reuses an id.
+            let mut reserved = self.metadata().clone();
+            reserved.next_producer_id = next + PRODUCER_ID_BLOCK;
+            self.persist(reserved).await?;
+        }
+        *self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner()) = next + 1;
+        Ok((next, 0))
+    }
+
+    async fn persist(&self, next: super::ClusterMetadata) -> Result<(), BrokerError> {
+        next.store(self.disk.as_ref(), &self.dir)
+            .await
+            .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, format!("writing metadata: {e}")))?;
+        *self.metadata() = next;
+        Ok(())
+    }
+}
