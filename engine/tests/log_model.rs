@@ -129,11 +129,10 @@ impl<D: Disk> Harness<D> {
     async fn open(&mut self) -> Arc<Log<D>> {
         self.manager = None;
         let config = self.config;
-        let (m, _) = LogManager::open(self.disk.clone(), self.root.clone(), self.clock.clone(), move |_| {
-            config
-        })
-        .await
-        .expect("open");
+        let (m, _) =
+            LogManager::open(self.disk.clone(), self.root.clone(), self.clock.clone(), move |_| config)
+                .await
+                .expect("open");
         let log = m.get_or_create(&self.tp, self.config).await.unwrap();
         self.manager = Some(m);
         log

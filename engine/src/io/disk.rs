@@ -42,6 +42,19 @@ pub trait Disk: Send + Sync + 'static {
     /// after `sync_dir` of the parent directory.
     fn open(&self, path: &Path, mode: OpenMode) -> impl Future<Output = io::Result<Self::File>> + Send;
 
+    /// Like `open`, but the file is written with direct I/O (O_DIRECT) where
+    /// the backend and the file system support it: `write_at` then needs
+    /// offsets, lengths and buffers aligned to the file's `write_alignment`,
+    /// and bypasses the page cache. Reads stay buffered. Backends without
+    /// direct I/O return a normal file (alignment 1).
+    fn open_direct(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+    ) -> impl Future<Output = io::Result<Self::File>> + Send {
+        self.open(path, mode)
+    }
+
     /// Removes the file at `path`. Durable only after `sync_dir` of its parent.
     fn remove(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
 
@@ -97,4 +110,11 @@ pub trait DiskFile: Send + Sync + 'static {
 
     /// The file's live length in bytes.
     fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
+
+    /// What `write_at` offsets, lengths and buffer addresses must be
+    /// multiples of: 1 for buffered files, the direct-I/O alignment for files
+    /// opened with `open_direct`.
+    fn write_alignment(&self) -> usize {
+        1
+    }
 }

@@ -269,6 +269,8 @@ pub struct MemFile {
     disk: MemDisk,
     inode: InodeId,
     incarnation: u64,
+    /// Direct-I/O alignment enforced on writes, as the kernel would (EINVAL).
+    align: usize,
 }
 
 impl MemFile {
@@ -317,7 +319,12 @@ impl Disk for MemDisk {
                 id
             }
         };
-        Ok(MemFile { disk: self.clone(), inode, incarnation: s.incarnation })
+        Ok(MemFile { disk: self.clone(), inode, incarnation: s.incarnation, align: 1 })
+    }
+
+    async fn open_direct(&self, path: &Path, mode: OpenMode) -> io::Result<MemFile> {
+        let file = self.open(path, mode).await?;
+        Ok(MemFile { align: super::aligned::DIRECT_IO_ALIGN, ..file })
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
@@ -407,6 +414,10 @@ impl Disk for MemDisk {
 
 impl DiskFile for MemFile {
     async fn write_at(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        let align = self.align;
+        if offset % align as u64 != 0 || buf.len() % align != 0 || buf.as_ptr() as usize % align != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "misaligned direct-I/O write"));
+        }
         self.with_inode(|s, id| {
             let end = offset + buf.len() as u64;
             let growth = end.saturating_sub(s.inodes[&id].live.len() as u64);
@@ -468,6 +479,10 @@ impl DiskFile for MemFile {
 
     async fn len(&self) -> io::Result<u64> {
         self.with_inode(|s, id| Ok(s.inodes[&id].live.len() as u64))
+    }
+
+    fn write_alignment(&self) -> usize {
+        self.align
     }
 }
 

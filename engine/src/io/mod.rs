@@ -6,6 +6,7 @@
 //! - `uring`: io_uring backend (Linux), the production default.
 //! - `select`: `--io auto|uring|std` probing.
 
+pub mod aligned;
 pub mod disk;
 pub mod mem;
 

@@ -162,6 +162,14 @@ impl Disk for AnyDisk {
         }
     }
 
+    async fn open_direct(&self, path: &Path, mode: OpenMode) -> io::Result<AnyFile> {
+        match self {
+            #[cfg(target_os = "linux")]
+            AnyDisk::Uring(disk) => disk.open_direct(path, mode).await.map(AnyFile::Uring),
+            AnyDisk::Std(disk) => disk.open_direct(path, mode).await.map(AnyFile::Std),
+        }
+    }
+
     async fn remove(&self, path: &Path) -> io::Result<()> {
         delegate!(self, disk => disk.remove(path).await)
     }
@@ -218,6 +226,10 @@ impl DiskFile for AnyFile {
 
     async fn len(&self) -> io::Result<u64> {
         delegate!(self, file => file.len().await)
+    }
+
+    fn write_alignment(&self) -> usize {
+        delegate!(self, file => file.write_alignment())
     }
 }
 

@@ -32,7 +32,12 @@ impl StdDisk {
 /// An open file of [`StdDisk`].
 #[derive(Debug)]
 pub struct StdFile {
+    /// Written (O_DIRECT for `open_direct` files) and synced through.
     file: File,
+    /// Read through: a second, buffered descriptor for direct files, since
+    /// O_DIRECT reads would need aligned buffers too.
+    reader: Option<File>,
+    align: usize,
 }
 
 impl StdFile {
@@ -53,6 +58,23 @@ pub struct StdLock {
 /// descriptor does not leak into child processes.
 pub(crate) fn open_file(path: &Path, mode: OpenMode) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).create(mode == OpenMode::Create).truncate(false).open(path)
+}
+
+/// Opens `path` for direct-I/O writes plus a buffered descriptor for reads:
+/// `(writer, Some(reader), DIRECT_IO_ALIGN)`. Where the file system refuses
+/// O_DIRECT (EINVAL), falls back to one buffered descriptor, alignment 1.
+pub(crate) fn open_direct_pair(path: &Path, mode: OpenMode) -> io::Result<(File, Option<File>, usize)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let reader = open_file(path, mode)?;
+    let direct = OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path);
+    match direct {
+        Ok(writer) => Ok((writer, Some(reader), super::aligned::DIRECT_IO_ALIGN)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::warn!(path = %path.display(), "file system refuses O_DIRECT; writing through the page cache");
+            Ok((reader, None, 1))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Names of the entries of `dir` whose type satisfies `keep`, sorted
@@ -126,7 +148,12 @@ impl Disk for StdDisk {
     type Lock = StdLock;
 
     async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<StdFile> {
-        open_file(path, mode).map(|file| StdFile { file })
+        open_file(path, mode).map(|file| StdFile { file, reader: None, align: 1 })
+    }
+
+    async fn open_direct(&self, path: &Path, mode: OpenMode) -> io::Result<StdFile> {
+        let (file, reader, align) = open_direct_pair(path, mode)?;
+        Ok(StdFile { file, reader, align })
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
@@ -168,7 +195,7 @@ impl DiskFile for StdFile {
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        read_full_at(&self.file, offset, len)
+        read_full_at(self.reader.as_ref().unwrap_or(&self.file), offset, len)
     }
 
     async fn sync_data(&self) -> io::Result<()> {
@@ -181,6 +208,10 @@ impl DiskFile for StdFile {
 
     async fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+
+    fn write_alignment(&self) -> usize {
+        self.align
     }
 }
 

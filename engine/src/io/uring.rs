@@ -34,6 +34,10 @@ use tokio::sync::oneshot;
 /// Ring size used by [`UringDisk::new`].
 pub const DEFAULT_ENTRIES: u32 = 256;
 
+/// Writes larger than this are split into pieces of this size, all in
+/// flight at once. A multiple of the direct-I/O alignment.
+pub const WRITE_PIECE_BYTES: usize = 1 << 20;
+
 /// Linux moves at most this many bytes per read or write (MAX_RW_COUNT);
 /// larger buffers take several rounds through the short-transfer path.
 const MAX_RW: usize = 0x7fff_f000;
@@ -92,7 +96,11 @@ pub struct UringDisk {
 
 /// An open file of [`UringDisk`]. Keeps the ring alive while it exists.
 pub struct UringFile {
+    /// Written (O_DIRECT for `open_direct` files) and synced through.
     file: Arc<File>,
+    /// Read through: buffered, since O_DIRECT reads need aligned buffers.
+    reader: Arc<File>,
+    align: usize,
     client: Arc<Client>,
 }
 
@@ -541,7 +549,14 @@ impl Disk for UringDisk {
 
     async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<UringFile> {
         let file = Arc::new(std_disk::open_file(path, mode)?);
-        Ok(UringFile { file, client: Arc::clone(&self.client) })
+        Ok(UringFile { reader: Arc::clone(&file), file, align: 1, client: Arc::clone(&self.client) })
+    }
+
+    async fn open_direct(&self, path: &Path, mode: OpenMode) -> io::Result<UringFile> {
+        let (writer, reader, align) = std_disk::open_direct_pair(path, mode)?;
+        let file = Arc::new(writer);
+        let reader = reader.map_or_else(|| Arc::clone(&file), Arc::new);
+        Ok(UringFile { file, reader, align, client: Arc::clone(&self.client) })
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
@@ -583,10 +598,27 @@ impl DiskFile for UringFile {
             return Ok(());
         }
         check_range(offset, buf.len())?;
-        let (tx, rx) = oneshot::channel();
-        let file = Arc::clone(&self.file);
-        self.client.submit(Op::Write { file, offset, buf, done: 0, tx });
-        rx.await.map_err(|_| driver_gone())?
+        // A large write goes to the ring as several pieces submitted
+        // together, so the device sees a queue of them (as fio's iodepth),
+        // not one long request at a time.
+        let mut pending = Vec::with_capacity(buf.len().div_ceil(WRITE_PIECE_BYTES));
+        let mut at = 0;
+        while at < buf.len() {
+            let piece = buf.slice(at..buf.len().min(at + WRITE_PIECE_BYTES));
+            let (tx, rx) = oneshot::channel();
+            let file = Arc::clone(&self.file);
+            self.client.submit(Op::Write { file, offset: offset + at as u64, buf: piece, done: 0, tx });
+            pending.push(rx);
+            at += WRITE_PIECE_BYTES;
+        }
+        let mut result = Ok(());
+        for rx in pending {
+            let outcome = rx.await.map_err(|_| driver_gone()).and_then(|r| r);
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
@@ -595,7 +627,7 @@ impl DiskFile for UringFile {
         }
         check_range(offset, len)?;
         let (tx, rx) = oneshot::channel();
-        let file = Arc::clone(&self.file);
+        let file = Arc::clone(&self.reader);
         let buf = Vec::with_capacity(len);
         self.client.submit(Op::Read { file, offset, buf, len, tx });
         rx.await.map_err(|_| driver_gone())?
@@ -613,6 +645,10 @@ impl DiskFile for UringFile {
 
     async fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+
+    fn write_alignment(&self) -> usize {
+        self.align
     }
 }
 
@@ -780,7 +816,8 @@ mod tests {
         let path = dir.path().join("ro");
         std::fs::write(&path, b"x").unwrap();
         let disk = disk();
-        let f = UringFile { file: Arc::new(File::open(&path).unwrap()), client: Arc::clone(&disk.client) };
+        let file = Arc::new(File::open(&path).unwrap());
+        let f = UringFile { reader: Arc::clone(&file), file, align: 1, client: Arc::clone(&disk.client) };
         let err = f.write_at(0, Bytes::from_static(b"y")).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));
         assert_eq!(&f.read_at(0, 10).await.unwrap()[..], b"x");

@@ -371,11 +371,15 @@ impl<D: Disk> Log<D> {
         if chunk.bytes.is_empty() {
             return Ok(());
         }
-        let file = self.state().active().file.clone();
+        let (file, tail) = {
+            let st = self.state();
+            (st.active().file.clone(), st.active().tail.clone())
+        };
         let bytes = std::mem::take(&mut chunk.bytes).freeze();
-        file.write_at(chunk.position, bytes.clone()).await?;
+        let tail = segment::write_aligned(file.as_ref(), chunk.position, &tail, bytes.clone()).await?;
         let mut st = self.state();
         let active = st.active_mut();
+        active.tail = tail;
         debug_assert_eq!(active.size_bytes, chunk.position);
         for b in chunk.batches.drain(..) {
             active.index.observe(&b.header, b.position);
@@ -406,19 +410,21 @@ impl<D: Disk> Log<D> {
     /// one at the log end offset. Caller holds the writer role. A no-op on an
     /// empty active segment.
     pub(super) async fn roll_locked(&self) -> Result<(), LogError> {
-        let (file, base, offsets, times, next_offset) = {
+        let (file, base, offsets, times, next_offset, size_bytes) = {
             let st = self.state();
             let active = st.active();
             if active.is_empty() {
                 return Ok(());
             }
-            let encoded = segment::encode_indexes(active);
-            (active.file.clone(), active.base_offset, encoded.0, encoded.1, active.next_offset)
+            let (offsets, times) = segment::encode_indexes(active);
+            (active.file.clone(), active.base_offset, offsets, times, active.next_offset, active.size_bytes)
         };
+        // Direct-I/O padding past the last batch goes before the seal.
+        file.set_len(size_bytes).await?;
         file.sync_data().await?;
         segment::write_index_files(self.disk.as_ref(), &self.dir, base, offsets, times).await?;
         let path = Segment::<D::File>::log_path(&self.dir, next_offset);
-        let new_file = self.disk.open(&path, OpenMode::Create).await?;
+        let new_file = self.disk.open_direct(&path, OpenMode::Create).await?;
         // A leftover file of that name can only hold bytes nobody committed.
         new_file.set_len(0).await?;
         self.disk.sync_dir(&self.dir).await?;
@@ -437,6 +443,7 @@ impl<D: Disk> Log<D> {
                 self.config().segment_index_bytes,
             ),
             first_batch_ms: None,
+            tail: Vec::new(),
         });
         st.check_invariants();
         tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled segment");
@@ -492,6 +499,11 @@ impl<D: Disk> Log<D> {
             return Err(LogError::Poisoned(p));
         }
         let result = async {
+            let (file, size_bytes) = {
+                let st = self.state();
+                (st.active().file.clone(), st.active().size_bytes)
+            };
+            file.set_len(size_bytes).await?;
             self.sync_active(self.clock.now_ms()).await?;
             let (base, offsets, times) = {
                 let st = self.state();

@@ -58,6 +58,9 @@ pub struct RecoveryReport {
     /// Whole segments deleted because they came after a cut.
     pub segments_deleted: Vec<u64>,
     pub bytes_deleted: u64,
+    /// Zeros past the last batch of a direct-I/O segment (a crash before
+    /// the close that trims them): not data, not a cut.
+    pub padding_bytes_trimmed: u64,
     pub indexes_rebuilt: Vec<u64>,
     pub stray_files_removed: Vec<String>,
     /// Corruption found in data below the recovery point, left in place.
@@ -68,6 +71,12 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    /// Bytes removed from the end of the log: cut invalid bytes plus
+    /// trimmed padding.
+    pub fn bytes_trimmed(&self) -> u64 {
+        self.cut.as_ref().map_or(0, |c| c.bytes_cut) + self.padding_bytes_trimmed
+    }
+
     /// Did recovery find anything other than a clean log?
     pub fn is_clean(&self) -> bool {
         self.cut.is_none() && self.segments_deleted.is_empty() && self.corruption_kept.is_empty()
@@ -102,6 +111,9 @@ impl fmt::Display for RecoveryReport {
                 self.segments_deleted.len(),
                 self.bytes_deleted
             )?;
+        }
+        if self.padding_bytes_trimmed > 0 {
+            write!(f, "; trimmed {} bytes of direct-I/O padding", self.padding_bytes_trimmed)?;
         }
         if !self.indexes_rebuilt.is_empty() {
             write!(f, "; rebuilt {} indexes", self.indexes_rebuilt.len())?;
@@ -185,7 +197,7 @@ impl<D: Disk> Log<D> {
         if segments.is_empty() {
             let base = checkpoint.log_start_offset;
             let path = Segment::<D::File>::log_path(&dir, base);
-            let file = disk.open(&path, OpenMode::Create).await.map_err(io_err(&path))?;
+            let file = disk.open_direct(&path, OpenMode::Create).await.map_err(io_err(&path))?;
             disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
             let index = SegmentIndex::new(base, config.index_interval_bytes, config.segment_index_bytes);
             segments.push(Segment {
@@ -195,6 +207,7 @@ impl<D: Disk> Log<D> {
                 next_offset: base,
                 index,
                 first_batch_ms: None,
+                tail: Vec::new(),
             });
         }
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
@@ -297,7 +310,13 @@ async fn load_segment<D: Disk>(
     report: &mut RecoveryReport,
 ) -> Result<Segment<D::File>, OpenError> {
     let path = Segment::<D::File>::log_path(dir, base);
-    let file = disk.open(&path, OpenMode::Existing).await.map_err(io_err(&path))?;
+    // The last segment is the one appends go to: direct I/O where possible.
+    let file = if next_base.is_none() {
+        disk.open_direct(&path, OpenMode::Existing).await
+    } else {
+        disk.open(&path, OpenMode::Existing).await
+    };
+    let file = file.map_err(io_err(&path))?;
     let file_bytes = file.len().await.map_err(io_err(&path))?;
     let overlaps = earlier.last().is_some_and(|s| s.next_offset > base);
     let below_recovery_point = next_base.is_some_and(|n| n <= checkpoint.recovery_point);
@@ -312,6 +331,7 @@ async fn load_segment<D: Disk>(
                 next_offset,
                 index,
                 first_batch_ms: None,
+                tail: Vec::new(),
             });
         }
         report.indexes_rebuilt.push(base);
@@ -348,6 +368,11 @@ async fn load_segment<D: Disk>(
             size_bytes = file_bytes;
             next_offset = next_base.unwrap_or(next_offset);
         }
+        Some(_) if is_padding(&file, valid, file_bytes).await.map_err(io_err(&path))? => {
+            // Zeros a direct-I/O write padded its last block with.
+            file.set_len(valid).await.map_err(io_err(&path))?;
+            report.padding_bytes_trimmed += file_bytes - valid;
+        }
         Some(stop) => {
             let bytes_cut = file_bytes - valid;
             let cut = Cut { segment_base_offset: base, position: valid, bytes_cut, reason: stop.to_string() };
@@ -360,6 +385,7 @@ async fn load_segment<D: Disk>(
     // Make what was scanned durable: it may have been in the page cache only
     // (a process crash keeps it), and it now counts as flushed.
     file.sync_data().await.map_err(io_err(&path))?;
+    let tail = segment::load_tail(&file, size_bytes).await.map_err(io_err(&path))?;
     Ok(Segment {
         base_offset: base,
         file: Arc::new(file),
@@ -367,7 +393,19 @@ async fn load_segment<D: Disk>(
         next_offset,
         index,
         first_batch_ms: first_ts,
+        tail,
     })
+}
+
+/// Whether the bytes from `valid` to the end are the zero padding of a
+/// direct-I/O block: shorter than a block, all zeros.
+async fn is_padding<F: DiskFile>(file: &F, valid: u64, file_bytes: u64) -> io::Result<bool> {
+    let align = file.write_alignment() as u64;
+    if align == 1 || file_bytes - valid >= align {
+        return Ok(false);
+    }
+    let rest = file.read_at(valid, (file_bytes - valid) as usize).await?;
+    Ok(rest.iter().all(|&b| b == 0))
 }
 
 fn keep_corruption(dir: &Path, base: u64, position: u64, stop: &ScanStop, report: &mut RecoveryReport) {

@@ -3,6 +3,7 @@
 
 use super::batch::{BatchError, BatchHeader};
 use super::index::SegmentIndex;
+use crate::io::aligned::AlignedBuf;
 use crate::io::{Disk, DiskFile, OpenMode};
 use bytes::Bytes;
 use std::io;
@@ -42,6 +43,10 @@ pub struct Segment<F> {
     /// Clock time the first batch arrived (or its timestamp after a reopen),
     /// for `segment.ms`; `None` while empty.
     pub first_batch_ms: Option<i64>,
+    /// For a direct-I/O file: the bytes of its last, partly filled block
+    /// (from the aligned-down size to the size). The next write rewrites
+    /// that block whole, since direct writes cover whole blocks.
+    pub tail: Vec<u8>,
 }
 
 impl<F: DiskFile> Segment<F> {
@@ -65,6 +70,50 @@ impl<F: DiskFile> Segment<F> {
         let timed = self.index.times.last().map(|t| self.base_offset + u64::from(t.relative_offset));
         indexed.max(timed).unwrap_or(self.base_offset).max(self.base_offset)
     }
+}
+
+/// The bytes of the last partial write-alignment block of a file of
+/// `size_bytes` (empty for buffered files and aligned sizes).
+pub async fn load_tail<F: DiskFile>(file: &F, size_bytes: u64) -> io::Result<Vec<u8>> {
+    let align = file.write_alignment() as u64;
+    let start = size_bytes / align * align;
+    if start == size_bytes {
+        return Ok(Vec::new());
+    }
+    let tail = file.read_at(start, (size_bytes - start) as usize).await?;
+    if tail.len() as u64 != size_bytes - start {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment shorter than its size"));
+    }
+    Ok(tail.to_vec())
+}
+
+/// Writes `bytes` at `position` of a segment file whose last partial block
+/// is `tail`, honouring the file's write alignment: for direct I/O the
+/// write starts at the block holding `position` (re-writing `tail`) and is
+/// zero-padded to a whole block. Returns the new tail. The padding lies past
+/// the segment's size: readers never see it, a clean close trims it, and
+/// recovery trims it after a crash.
+pub async fn write_aligned<F: DiskFile>(
+    file: &F,
+    position: u64,
+    tail: &[u8],
+    bytes: Bytes,
+) -> io::Result<Vec<u8>> {
+    let align = file.write_alignment();
+    if align == 1 {
+        file.write_at(position, bytes).await?;
+        return Ok(Vec::new());
+    }
+    let start = position - tail.len() as u64;
+    debug_assert_eq!(start % align as u64, 0, "the tail starts a block");
+    let total = tail.len() + bytes.len();
+    let mut buf = AlignedBuf::zeroed(total);
+    let out = buf.as_mut_slice();
+    out[..tail.len()].copy_from_slice(tail);
+    out[tail.len()..total].copy_from_slice(&bytes);
+    let new_tail = out[total - total % align..total].to_vec();
+    file.write_at(start, buf.freeze()).await?;
+    Ok(new_tail)
 }
 
 /// Both index files' contents for `segment`.

@@ -75,11 +75,13 @@ impl<D: Disk> Log<D> {
             let (position, new_end) = cut;
             file.set_len(position).await?;
             file.sync_data().await?;
+            let tail = segment::load_tail(file.as_ref(), position).await?;
             let mut st = self.state();
             st.segments.truncate(target + 1);
             let seg = &mut st.segments[target];
             let new_end = new_end.unwrap_or(seg.next_offset);
             seg.size_bytes = position;
+            seg.tail = tail;
             seg.next_offset = new_end;
             seg.index.truncate_to_position(position);
             seg.index.max_timestamp = seg.index.max_timestamp.max(tail_max_ts);
