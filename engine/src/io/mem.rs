@@ -415,7 +415,10 @@ impl Disk for MemDisk {
 impl DiskFile for MemFile {
     async fn write_at(&self, offset: u64, buf: Bytes) -> io::Result<()> {
         let align = self.align;
-        if offset % align as u64 != 0 || buf.len() % align != 0 || buf.as_ptr() as usize % align != 0 {
+        let aligned = offset.is_multiple_of(align as u64)
+            && buf.len().is_multiple_of(align)
+            && (buf.as_ptr() as usize).is_multiple_of(align);
+        if !aligned {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "misaligned direct-I/O write"));
         }
         self.with_inode(|s, id| {
