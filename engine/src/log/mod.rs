@@ -9,6 +9,7 @@
 //! - `recovery`: opening a log, validating and cutting torn tails.
 //! - `retention`: deleting old segments, delete-records-before.
 //! - `truncate`: `truncate_to`, for followers.
+//! - `tail_cache`: recently written bytes, so tailing reads skip the disk.
 //! - `checkpoint`: Kafka's offset checkpoint files.
 //! - `manager`: a data directory: lock, checkpoints, one log per partition.
 
@@ -24,6 +25,7 @@ pub mod records;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod tail_cache;
 pub mod truncate;
 
 pub use config::{FlushPolicy, LogConfig};

@@ -30,6 +30,7 @@ use super::config::{FlushPolicy, LogConfig};
 use super::error::{AppendError, LogError, Poisoned};
 use super::index::SegmentIndex;
 use super::segment::{self, ScannedBatch, Segment};
+use super::tail_cache::TailCache;
 use crate::clock::Clock;
 use crate::io::{Disk, DiskFile, OpenMode};
 use bytes::{Bytes, BytesMut};
@@ -66,6 +67,7 @@ pub(super) struct LogState<F> {
     pub flushed_offset: u64,
     pub last_flush_ms: i64,
     pub queue: VecDeque<PendingAppend>,
+    pub tail_cache: TailCache,
     pub poisoned: Option<Poisoned>,
     pub closed: bool,
 }
@@ -378,6 +380,8 @@ impl<D: Disk> Log<D> {
         let bytes = std::mem::take(&mut chunk.bytes).freeze();
         let tail = segment::write_aligned(file.as_ref(), chunk.position, &tail, bytes.clone()).await?;
         let mut st = self.state();
+        let base = st.active().base_offset;
+        st.tail_cache.push(base, chunk.position, bytes.clone());
         let active = st.active_mut();
         active.tail = tail;
         debug_assert_eq!(active.size_bytes, chunk.position);

@@ -92,7 +92,11 @@ impl<D: Disk> Log<D> {
             if len == 0 {
                 return Ok(Bytes::new());
             }
-            let buf = view.file.read_at(position, len).await?;
+            let cached = self.state().tail_cache.get(view.base_offset, position, len);
+            let buf = match cached {
+                Some(bytes) => bytes,
+                None => view.file.read_at(position, len).await?,
+            };
             let mut start = None;
             let mut end = 0usize;
             let mut skipped = 0usize;

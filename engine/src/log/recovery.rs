@@ -236,6 +236,7 @@ impl<D: Disk> Log<D> {
             flushed_offset: log_end_offset,
             last_flush_ms: now_ms,
             queue: VecDeque::new(),
+            tail_cache: Default::default(),
             poisoned: None,
             closed: false,
         };

@@ -78,6 +78,8 @@ impl<D: Disk> Log<D> {
             let tail = segment::load_tail(file.as_ref(), position).await?;
             let mut st = self.state();
             st.segments.truncate(target + 1);
+            // Cached bytes past the cut are no longer part of the log.
+            st.tail_cache.clear();
             let seg = &mut st.segments[target];
             let new_end = new_end.unwrap_or(seg.next_offset);
             seg.size_bytes = position;
