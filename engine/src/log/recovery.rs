@@ -282,19 +282,11 @@ async fn delete_segment<D: Disk>(
     base: u64,
     report: &mut RecoveryReport,
 ) -> Result<(), OpenError> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        let path = dir.join(segment::file_name(base, suffix));
-        if suffix == LOG_SUFFIX {
-            if let Ok(file) = disk.open(&path, OpenMode::Existing).await {
-                report.bytes_deleted += file.len().await.unwrap_or(0);
-            }
-        }
-        match disk.remove(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&path)(e)),
-        }
+    let path = Segment::<D::File>::log_path(dir, base);
+    if let Ok(file) = disk.open(&path, OpenMode::Existing).await {
+        report.bytes_deleted += file.len().await.unwrap_or(0);
     }
+    segment::remove_files(disk, dir, base).await.map_err(io_err(&path))?;
     report.segments_deleted.push(base);
     Ok(())
 }

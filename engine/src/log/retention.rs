@@ -4,9 +4,8 @@
 
 use super::error::LogError;
 use super::partition_log::Log;
-use super::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment;
 use crate::io::Disk;
-use std::io;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionOutcome {
@@ -95,12 +94,7 @@ impl<D: Disk> Log<D> {
         // longer part of it; a restart drops it again), so it is reported but
         // does not poison the log.
         for seg in &doomed {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                match self.disk.remove(&self.dir.join(segment::file_name(seg.base_offset, suffix))).await {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
-                }
-            }
+            segment::remove_files(self.disk.as_ref(), &self.dir, seg.base_offset).await?;
         }
         self.disk.sync_dir(&self.dir).await?;
         tracing::info!(

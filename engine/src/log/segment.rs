@@ -116,6 +116,18 @@ pub async fn write_aligned<F: DiskFile>(
     Ok(new_tail)
 }
 
+/// Removes a segment's log and index files (missing ones are fine). The
+/// caller syncs the directory.
+pub async fn remove_files<D: Disk>(disk: &D, dir: &Path, base_offset: u64) -> io::Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        match disk.remove(&dir.join(file_name(base_offset, suffix))).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Both index files' contents for `segment`.
 pub fn encode_indexes<F: DiskFile>(segment: &Segment<F>) -> (Vec<u8>, Vec<u8>) {
     (segment.index.encode_offsets(), segment.index.encode_times(segment.last_batch_offset()))

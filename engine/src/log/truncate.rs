@@ -3,9 +3,8 @@
 
 use super::error::LogError;
 use super::partition_log::Log;
-use super::segment::{self, OffsetCheck, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::{self, OffsetCheck};
 use crate::io::{Disk, DiskFile};
-use std::io;
 use std::ops::ControlFlow;
 
 impl<D: Disk> Log<D> {
@@ -62,12 +61,7 @@ impl<D: Disk> Log<D> {
                 return Err(LogError::from(error));
             }
             for base in &doomed {
-                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                    match self.disk.remove(&self.dir.join(segment::file_name(*base, suffix))).await {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(LogError::from(e)),
-                        _ => {}
-                    }
-                }
+                segment::remove_files(self.disk.as_ref(), &self.dir, *base).await?;
             }
             if !doomed.is_empty() {
                 self.disk.sync_dir(&self.dir).await?;
