@@ -56,6 +56,11 @@ pub enum OpenError {
     Config(String),
     #[error("storage error opening {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// Acknowledged data is damaged in a way recovery must not repair by
+    /// cutting it: the log stays closed until an operator (or, with
+    /// replication, another replica) restores it.
+    #[error("refusing to open {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
 }
 
 impl From<io::Error> for AppendError {

@@ -107,6 +107,12 @@ impl SegmentIndex {
         }
     }
 
+    /// Counts batch bytes appended after the last entry without adding one
+    /// (rebuilding the running state after a truncation).
+    pub fn note_bytes(&mut self, bytes: u64) {
+        self.bytes_since_entry += bytes;
+    }
+
     /// Drops entries at or past `position` after a truncation.
     pub fn truncate_to_position(&mut self, position: u64) {
         self.offsets.retain(|e| u64::from(e.position) < position);

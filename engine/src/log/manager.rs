@@ -216,16 +216,16 @@ impl<D: Disk> LogManager<D> {
         Ok(outcome)
     }
 
-    /// Truncates a log (see `Log::truncate_to`). If that moved its start
-    /// offset back, the start is persisted too, so a restart does not hide
-    /// records appended after the truncation.
+    /// Truncates a log (see `Log::truncate_to`) and persists its lowered
+    /// recovery point (and log start) before returning. Until then the
+    /// checkpoint would claim the offsets past the cut are durable, and the
+    /// records appended there next are not: recovery would take them for
+    /// damaged acknowledged data. Callers append nothing to the log while
+    /// this runs (a follower truncates before it fetches again).
     pub async fn truncate_to(&self, tp: &TopicPartition, offset: u64) -> Result<(), LogError> {
         let log = self.get(tp).ok_or_else(|| no_partition(tp))?;
-        let start = log.log_start_offset();
         log.truncate_to(offset).await?;
-        if log.log_start_offset() < start {
-            self.checkpoint().await?;
-        }
+        self.checkpoint().await?;
         Ok(())
     }
 

@@ -20,8 +20,9 @@
 //!
 //! Invariants (checked by debug assertions and the model tests):
 //! - segments are sorted by base offset and never empty as a list;
-//! - `log_start_offset <= flushed_offset <= log_end_offset` (flushed may lag
-//!   the start only when retention removed flushed data: it is clamped);
+//! - `log_start_offset <= log_end_offset` and `flushed_offset <=
+//!   log_end_offset`; `flushed_offset` only ever claims what an fsync covered
+//!   (it may lie below the start: recovery then re-scans a little more);
 //! - offsets within and across segments only increase, with no overlap;
 //! - after a failed write or fsync the log is poisoned and takes no writes.
 

@@ -97,6 +97,13 @@ impl<D: Disk> Log<D> {
                 Some(bytes) => bytes,
                 None => view.file.read_at(position, len).await?,
             };
+            if buf.len() < len {
+                // Only a damaged file (or one whose unsynced pages a failed
+                // fsync dropped) is shorter than the bytes the log wrote.
+                let e =
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its size");
+                return Err(ReadError::Io(e));
+            }
             let mut start = None;
             let mut end = 0usize;
             let mut skipped = 0usize;
@@ -105,6 +112,10 @@ impl<D: Disk> Log<D> {
                     let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
                     ReadError::Corrupt { segment, position: position + at as u64, error }
                 };
+                // The first batch the index pointed at is not what it said:
+                // scan from the segment start instead (slower, still right).
+                let index_wrong =
+                    |at: usize| start.is_none() && at == 0 && position == view.start_position && position > 0;
                 let (at, header) = match item {
                     Ok(found) => found,
                     Err(_) if start.is_some() => break, // serve the valid prefix; the next read reports it
@@ -115,15 +126,18 @@ impl<D: Disk> Log<D> {
                         want = want.max(need);
                         break;
                     }
+                    Err((at, _)) if index_wrong(at) => {
+                        tracing::warn!(dir = %self.dir.display(), base = view.base_offset, "offset index points inside a batch");
+                        (position, expected) = (0, view.base_offset);
+                        continue 'read;
+                    }
                     Err((at, error)) => return Err(corrupt(at, error)),
                 };
                 if header.base_offset as u64 != expected {
                     if start.is_some() {
                         break;
                     }
-                    if position == view.start_position && at == 0 && position > 0 {
-                        // The index pointed at the wrong place: scan from the
-                        // segment start instead (slower, still correct).
+                    if index_wrong(at) {
                         tracing::warn!(dir = %self.dir.display(), base = view.base_offset, "offset index inconsistent with its segment");
                         (position, expected) = (0, view.base_offset);
                         continue 'read;

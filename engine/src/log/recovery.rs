@@ -175,17 +175,25 @@ impl<D: Disk> Log<D> {
                 delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
                 continue;
             }
-            let seg = load_segment(
-                disk.as_ref(),
-                &dir,
-                &config,
-                base,
-                next_base,
-                checkpoint,
-                &segments,
-                &mut report,
-            )
-            .await?;
+            let previous_end = segments.last().map_or(base, |s: &Segment<D::File>| s.next_offset);
+            if previous_end > base {
+                // Two segments claim the same offsets. Above the recovery
+                // point the later one is unsynced debris of a roll; below it
+                // both were durable and there is no telling which is right.
+                let path = Segment::<D::File>::log_path(&dir, base);
+                if base < checkpoint.recovery_point {
+                    let reason =
+                        format!("segment {base} overlaps the one before it, which ends at {previous_end}");
+                    return Err(OpenError::Corrupt { path, reason });
+                }
+                let reason =
+                    format!("segment {base} overlaps the one before it, which ends at {previous_end}");
+                report.cut = Some(Cut { segment_base_offset: base, position: 0, bytes_cut: 0, reason });
+                delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
+                continue;
+            }
+            let seg =
+                load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
             segments.push(seg);
         }
         if report.cut.is_some()
@@ -299,7 +307,6 @@ async fn load_segment<D: Disk>(
     base: u64,
     next_base: Option<u64>,
     checkpoint: LogCheckpoint,
-    earlier: &[Segment<D::File>],
     report: &mut RecoveryReport,
 ) -> Result<Segment<D::File>, OpenError> {
     let path = Segment::<D::File>::log_path(dir, base);
@@ -311,9 +318,8 @@ async fn load_segment<D: Disk>(
     };
     let file = file.map_err(io_err(&path))?;
     let file_bytes = file.len().await.map_err(io_err(&path))?;
-    let overlaps = earlier.last().is_some_and(|s| s.next_offset > base);
     let below_recovery_point = next_base.is_some_and(|n| n <= checkpoint.recovery_point);
-    if below_recovery_point && !overlaps {
+    if below_recovery_point {
         if let Some((size_bytes, next_offset, index)) =
             load_sealed(disk, dir, config, &file, base, next_base, file_bytes, report).await?
         {
@@ -334,10 +340,7 @@ async fn load_segment<D: Disk>(
     let mut next_offset = base;
     let mut first_ts = None;
     let mut batches = 0u64;
-    // A segment overlapping the one before cannot be part of the log: cut
-    // it whole (an empty scan range with a stop).
-    let scan_end = if overlaps { 0 } else { file_bytes };
-    let (valid, mut stop) = segment::scan(&file, 0, scan_end, OffsetCheck::Exactly(base), |b| {
+    let (valid, stop) = segment::scan(&file, 0, file_bytes, OffsetCheck::Exactly(base), |b| {
         index.observe(&b.header, b.position);
         next_offset = b.header.next_offset();
         first_ts.get_or_insert(b.header.max_timestamp);
@@ -346,17 +349,26 @@ async fn load_segment<D: Disk>(
     })
     .await
     .map_err(io_err(&path))?;
-    if overlaps {
-        let previous_end = earlier.last().map_or(base, |s| s.next_offset);
-        stop = Some(ScanStop::OffsetOrder { expected: previous_end, found: base });
-    }
     report.segments_scanned += 1;
     report.batches_scanned += batches;
     report.bytes_scanned += valid;
     let mut size_bytes = valid;
+    // Where the scan stopped, offsets below the recovery point were fsynced:
+    // invalid bytes there are damage to acknowledged data, not a torn tail.
+    let damaged_durable_data = next_offset < checkpoint.recovery_point;
     match stop {
-        Some(stop) if below_recovery_point && !overlaps => {
-            // Durable, acknowledged data: keep it and let reads report it.
+        Some(stop) if damaged_durable_data && next_base.is_none() => {
+            // In the segment appends go to, the log cannot go on past bytes
+            // it cannot parse, nor drop them: refuse to open.
+            let reason = format!(
+                "corrupt batch at byte {valid} (offset {next_offset}) of active segment {base}, below the \
+                 recovery point {}: {stop}",
+                checkpoint.recovery_point
+            );
+            return Err(OpenError::Corrupt { path, reason });
+        }
+        Some(stop) if damaged_durable_data => {
+            // A sealed segment: keep it whole and let reads report the damage.
             keep_corruption(dir, base, valid, &stop, report);
             size_bytes = file_bytes;
             next_offset = next_base.unwrap_or(next_offset);
@@ -451,10 +463,13 @@ async fn load_sealed<D: Disk>(
     })
     .await
     .map_err(io_err(&dir.join(segment::file_name(base, LOG_SUFFIX))))?;
+    if stop.is_some() && tail_start > 0 && valid == tail_start {
+        return Ok(None); // the index does not point at a batch start: rebuild it
+    }
+    if next_base.is_some_and(|n| next_offset > n) {
+        return Ok(None); // it claims offsets of the next segment: rebuild it
+    }
     if let Some(stop) = &stop {
-        if tail_start > 0 && matches!(stop, ScanStop::OffsetOrder { .. }) && valid == tail_start {
-            return Ok(None); // the index points at the wrong batch: rebuild it
-        }
         keep_corruption(dir, base, valid, stop, report);
         next_offset = next_base.unwrap_or(next_offset).max(next_offset);
     }

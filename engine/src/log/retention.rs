@@ -78,7 +78,6 @@ impl<D: Disk> Log<D> {
             let doomed: Vec<_> = st.segments.drain(..count).collect();
             let first_base = st.segments[0].base_offset;
             st.log_start_offset = st.log_start_offset.max(first_base);
-            st.flushed_offset = st.flushed_offset.max(st.log_start_offset.min(st.log_end_offset()));
             st.check_invariants();
             let outcome = RetentionOutcome {
                 segments_deleted: doomed.len(),

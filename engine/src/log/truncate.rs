@@ -11,7 +11,8 @@ impl<D: Disk> Log<D> {
     /// Removes every batch holding an offset at or above `offset`. A batch
     /// that straddles `offset` goes whole, so the new log end offset may be
     /// below `offset`. Durable when it returns: nothing removed can come back
-    /// after a crash.
+    /// after a crash. The owner must persist the lowered recovery point
+    /// before appending again (`LogManager::truncate_to` does).
     pub async fn truncate_to(&self, offset: u64) -> Result<(), LogError> {
         let _writer = self.writer.lock().await;
         self.check_maintainable()?;
@@ -43,7 +44,6 @@ impl<D: Disk> Log<D> {
         let guard = self.poison_guard();
         let result = async {
             let mut cut = (size, None::<u64>);
-            let mut tail_max_ts = i64::MIN;
             let (from, from_offset) = from;
             let (_, stop) =
                 segment::scan(file.as_ref(), from, size, OffsetCheck::Exactly(from_offset), |b| {
@@ -51,7 +51,6 @@ impl<D: Disk> Log<D> {
                         cut = (b.position, Some(b.header.base_offset as u64));
                         return ControlFlow::Break(());
                     }
-                    tail_max_ts = tail_max_ts.max(b.header.max_timestamp);
                     ControlFlow::Continue(())
                 })
                 .await?;
@@ -60,6 +59,24 @@ impl<D: Disk> Log<D> {
                 let error = std::io::Error::other(format!("corrupt segment {base} while truncating: {stop}"));
                 return Err(LogError::from(error));
             }
+            // The largest timestamp of what stays: the index keeps it up to
+            // its last entry before the cut; scan the batches after that.
+            let (mut index, rescan_from) = {
+                let st = self.state();
+                let mut index = st.segments[target].index.clone();
+                index.truncate_to_position(cut.0);
+                let last = index
+                    .offsets
+                    .last()
+                    .map(|e| (u64::from(e.position), base + u64::from(e.relative_offset)));
+                (index, last.unwrap_or((0, base)))
+            };
+            segment::scan(file.as_ref(), rescan_from.0, cut.0, OffsetCheck::Exactly(rescan_from.1), |b| {
+                index.max_timestamp = index.max_timestamp.max(b.header.max_timestamp);
+                index.note_bytes(b.header.size_bytes() as u64);
+                ControlFlow::Continue(())
+            })
+            .await?;
             for base in &doomed {
                 segment::remove_files(self.disk.as_ref(), &self.dir, *base).await?;
             }
@@ -79,8 +96,7 @@ impl<D: Disk> Log<D> {
             seg.size_bytes = position;
             seg.tail = tail;
             seg.next_offset = new_end;
-            seg.index.truncate_to_position(position);
-            seg.index.max_timestamp = seg.index.max_timestamp.max(tail_max_ts);
+            seg.index = index;
             if position == 0 {
                 seg.first_batch_ms = None;
             }

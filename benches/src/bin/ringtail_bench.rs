@@ -1,0 +1,530 @@
+//! ringtail-bench: a load generator over the Kafka protocol, through
+//! Ringtail's own client (`ringtail_server::client`), against any broker.
+//!
+//! - `produce`: P producer tasks, each with its own client (own
+//!   connections) and up to `--in-flight` requests pipelined on it, send
+//!   `--messages` records of `--size` bytes in batches of `--batch-bytes`,
+//!   spread over the topic's partitions. Latency is per produce request.
+//! - `consume`: one consumer reads `--messages` records from the earliest
+//!   offsets of every partition. Latency is per fetch request.
+//! - `e2e`: the consumer starts at the end of every partition, then the
+//!   producers run; every payload starts with the nanoseconds since the
+//!   bench started, so latency is produce-to-consume per record.
+//!
+//! Creates the topic (`--partitions`) if missing. Prints a one-line
+//! summary and a markdown table row (`--header` adds the table's header).
+//! MB/s counts record values, in 10^6 bytes.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::{Parser, ValueEnum};
+use ringtail_server::client::error::code;
+use ringtail_server::client::produce::now_ms;
+use ringtail_server::client::{
+    build_batch, Acks, Client, ClientConfig, ClientError, FetchOptions, FetchPosition, NewTopic, OffsetSpec,
+    ProducerRecord,
+};
+use tokio::task::JoinSet;
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Bytes of the timestamp at the start of every e2e payload.
+const STAMP_BYTES: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Produce,
+    Consume,
+    E2e,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ringtail-bench", about = "Load generator over the Kafka protocol: MB/s, msgs/s, latency")]
+struct Args {
+    #[arg(value_enum)]
+    mode: Mode,
+    /// Broker to ask first, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long)]
+    topic: String,
+    /// Records to produce (produce, e2e) or to read (consume).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    /// Value bytes per record (at least 8 for e2e, which stamps them).
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Producer tasks, each with its own connections.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    producers: u32,
+    #[arg(long, default_value = "all", value_parser = clap::value_parser!(Acks))]
+    acks: Acks,
+    /// Bytes of record values per produce request.
+    #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_bytes: u32,
+    /// Produce requests in flight per producer (Kafka's default is 5).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=256))]
+    in_flight: u32,
+    /// Partitions of the topic if it has to be created.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+    /// Give up when the consumer sees nothing new for this long.
+    #[arg(long, default_value_t = 10_000)]
+    idle_timeout_ms: u64,
+    /// Print the markdown table's header before the row.
+    #[arg(long)]
+    header: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.mode == Mode::E2e && args.size < STAMP_BYTES {
+        eprintln!("ringtail-bench: e2e needs --size of at least {STAMP_BYTES} bytes (the timestamp)");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ringtail-bench: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(report) => {
+            println!("{}", report.summary(&args));
+            if args.header {
+                println!("{}", Report::table_header());
+            }
+            println!("{}", report.table_row(&args));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringtail-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What one run measured.
+struct Report {
+    messages: u64,
+    value_bytes: u64,
+    elapsed: Duration,
+    latency: Histogram,
+    latency_kind: &'static str,
+}
+
+async fn run(args: &Args) -> Result<Report> {
+    let client = Client::connect(&args.bootstrap, bench_config()).await?;
+    let partitions = ensure_topic(&client, &args.topic, args.partitions).await?;
+    let t0 = Instant::now();
+    match args.mode {
+        Mode::Produce => {
+            let produced = produce_all(args, partitions, t0, false).await?;
+            // With acks=0 nothing answers: the time measured is the write's.
+            let latency_kind =
+                if args.acks == Acks::None { "produce write (acks=0)" } else { "produce request" };
+            Ok(Report { latency_kind, ..produced })
+        }
+        Mode::Consume => {
+            let positions = start_positions(&client, &args.topic, &partitions, OffsetSpec::Earliest).await?;
+            consume(&client, args, positions, t0, false).await
+        }
+        Mode::E2e => {
+            let positions = start_positions(&client, &args.topic, &partitions, OffsetSpec::Latest).await?;
+            let consumer = {
+                let client = Arc::new(client);
+                let args = args.clone();
+                tokio::spawn(async move { consume(&client, &args, positions, t0, true).await })
+            };
+            let produced = produce_all(args, partitions, t0, true).await?;
+            let consumed = consumer.await.map_err(|e| protocol(format!("consumer task: {e}")))??;
+            // Throughput is the producers'; latency is end to end.
+            Ok(Report { latency: consumed.latency, latency_kind: "produce to consume", ..produced })
+        }
+    }
+}
+
+fn bench_config() -> ClientConfig {
+    ClientConfig { client_id: "ringtail-bench".to_owned(), ..ClientConfig::default() }
+}
+
+fn protocol(reason: String) -> ClientError {
+    ClientError::Protocol { addr: "(bench)".to_owned(), reason }
+}
+
+/// The topic's partition indexes, creating the topic if it does not exist.
+async fn ensure_topic(client: &Client, topic: &str, partitions: i32) -> Result<Vec<i32>> {
+    match client.topic(topic).await {
+        Ok(info) => return Ok(info.partitions.iter().map(|p| p.partition).collect()),
+        Err(e) if e.kafka_code() == Some(code::UNKNOWN_TOPIC_OR_PARTITION) => {}
+        Err(e) => return Err(e),
+    }
+    let new = NewTopic { name: topic.to_owned(), partitions: Some(partitions), ..NewTopic::default() };
+    match client.create_topic(&new).await {
+        Ok(()) => {}
+        // Another bench process may have won the race; fine.
+        Err(e) if e.kafka_code() == Some(code::TOPIC_ALREADY_EXISTS) => {}
+        Err(e) => return Err(e),
+    }
+    // A new topic's leaders may take a moment to be elected.
+    for _ in 0..100 {
+        if let Ok(info) = client.refresh_topic(topic).await {
+            if !info.partitions.is_empty() && info.partitions.iter().all(|p| p.leader >= 0) {
+                return Ok(info.partitions.iter().map(|p| p.partition).collect());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(protocol(format!("topic {topic} was created but has no leaders after 5 s")))
+}
+
+async fn start_positions(
+    client: &Client,
+    topic: &str,
+    partitions: &[i32],
+    spec: OffsetSpec,
+) -> Result<Vec<FetchPosition>> {
+    let mut positions = Vec::with_capacity(partitions.len());
+    for &partition in partitions {
+        positions
+            .push(FetchPosition { partition, offset: client.list_offset(topic, partition, spec).await? });
+    }
+    Ok(positions)
+}
+
+/// Runs every producer task and merges their counts and latencies.
+async fn produce_all(args: &Args, partitions: Vec<i32>, t0: Instant, stamp: bool) -> Result<Report> {
+    let started = Instant::now();
+    let partitions = Arc::new(partitions);
+    let producers = u64::from(args.producers);
+    let mut tasks = JoinSet::new();
+    for index in 0..producers {
+        // The first `messages % producers` producers take one extra.
+        let share = args.messages / producers + u64::from(index < args.messages % producers);
+        let job = ProducerJob {
+            index: index as usize,
+            messages: share,
+            size: args.size,
+            batch_bytes: args.batch_bytes as usize,
+            in_flight: args.in_flight as usize,
+            acks: args.acks,
+            topic: args.topic.clone(),
+            bootstrap: args.bootstrap.clone(),
+            partitions: Arc::clone(&partitions),
+            stamp,
+            t0,
+        };
+        tasks.spawn(job.run());
+    }
+    let mut latency = Histogram::new();
+    let mut messages = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (sent, histogram) = joined.map_err(|e| protocol(format!("producer task: {e}")))??;
+        messages += sent;
+        latency.merge(&histogram);
+    }
+    let value_bytes = messages * args.size as u64;
+    Ok(Report { messages, value_bytes, elapsed: started.elapsed(), latency, latency_kind: "produce request" })
+}
+
+struct ProducerJob {
+    index: usize,
+    messages: u64,
+    size: usize,
+    batch_bytes: usize,
+    in_flight: usize,
+    acks: Acks,
+    topic: String,
+    bootstrap: String,
+    partitions: Arc<Vec<i32>>,
+    stamp: bool,
+    t0: Instant,
+}
+
+impl ProducerJob {
+    /// Sends this producer's share; returns records sent and request latencies.
+    async fn run(self) -> Result<(u64, Histogram)> {
+        let client = Arc::new(Client::connect(&self.bootstrap, bench_config()).await?);
+        let per_batch = (self.batch_bytes / self.size.max(1)).max(1) as u64;
+        let filler = Bytes::from(vec![b'x'; self.size]);
+        let mut latency = Histogram::new();
+        let mut requests = JoinSet::new();
+        let (mut sent, mut batch_number) = (0u64, self.index);
+        while sent < self.messages || !requests.is_empty() {
+            if sent < self.messages && requests.len() < self.in_flight {
+                let count = per_batch.min(self.messages - sent);
+                let batch = self.batch(count, &filler);
+                let partition = self.partitions[batch_number % self.partitions.len()];
+                batch_number += 1;
+                let (client, topic, acks) = (Arc::clone(&client), self.topic.clone(), self.acks);
+                requests.spawn(async move {
+                    let started = Instant::now();
+                    client.produce_batch(&topic, partition, batch, acks).await.map(|_| started.elapsed())
+                });
+                sent += count;
+                continue;
+            }
+            if let Some(joined) = requests.join_next().await {
+                let elapsed = joined.map_err(|e| protocol(format!("produce task: {e}")))??;
+                latency.record(elapsed);
+            }
+        }
+        Ok((sent, latency))
+    }
+
+    fn batch(&self, count: u64, filler: &Bytes) -> Bytes {
+        let records: Vec<ProducerRecord> = (0..count)
+            .map(|_| {
+                let value = if self.stamp {
+                    let mut value = BytesMut::with_capacity(self.size);
+                    value.put_u64(nanos_since(self.t0));
+                    value.extend_from_slice(&filler[STAMP_BYTES..]);
+                    value.freeze()
+                } else {
+                    filler.clone()
+                };
+                ProducerRecord { key: None, value: Some(value) }
+            })
+            .collect();
+        build_batch(&records, now_ms())
+    }
+}
+
+fn nanos_since(t0: Instant) -> u64 {
+    u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Reads `--messages` records from `positions`. With `stamped`, latency is
+/// each record's age (its payload's stamp against now); else per fetch.
+async fn consume(
+    client: &Client,
+    args: &Args,
+    mut positions: Vec<FetchPosition>,
+    t0: Instant,
+    stamped: bool,
+) -> Result<Report> {
+    let started = Instant::now();
+    let idle_timeout = Duration::from_millis(args.idle_timeout_ms);
+    let options = FetchOptions { max_wait: Duration::from_millis(100), ..FetchOptions::default() };
+    let (mut messages, mut value_bytes) = (0u64, 0u64);
+    let mut latency = Histogram::new();
+    let mut last_progress = Instant::now();
+    while messages < args.messages {
+        if last_progress.elapsed() > idle_timeout {
+            return Err(protocol(format!(
+                "consumer saw nothing new for {} ms after {messages} of {} records",
+                idle_timeout.as_millis(),
+                args.messages
+            )));
+        }
+        let fetch_started = Instant::now();
+        let fetched = client.fetch(&args.topic, &positions, &options).await?;
+        let fetch_latency = fetch_started.elapsed();
+        let mut got = 0u64;
+        for partition in fetched {
+            for record in &partition.records {
+                let value = record.value.as_deref().unwrap_or_default();
+                value_bytes += value.len() as u64;
+                if stamped {
+                    let stamp =
+                        value.get(..STAMP_BYTES).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                    let stamp =
+                        stamp.ok_or_else(|| protocol("record too short to hold a timestamp".into()))?;
+                    latency.record(Duration::from_nanos(nanos_since(t0).saturating_sub(stamp)));
+                }
+            }
+            got += partition.records.len() as u64;
+            if let Some(position) = positions.iter_mut().find(|p| p.partition == partition.partition) {
+                position.offset = partition.next_offset;
+            }
+        }
+        if got > 0 {
+            last_progress = Instant::now();
+            if !stamped {
+                latency.record(fetch_latency);
+            }
+        }
+        messages += got;
+    }
+    Ok(Report { messages, value_bytes, elapsed: started.elapsed(), latency, latency_kind: "fetch request" })
+}
+
+impl Report {
+    fn mb_per_s(&self) -> f64 {
+        self.value_bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn msgs_per_s(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn percentile_ms(&self, q: f64) -> f64 {
+        self.latency.percentile(q) as f64 / 1e6
+    }
+
+    fn summary(&self, args: &Args) -> String {
+        // Producer count and acks mean nothing to a consume-only run.
+        let setup = match args.mode {
+            Mode::Consume => String::new(),
+            _ => format!(", {} producers, acks={}", args.producers, acks_text(args.acks)),
+        };
+        format!(
+            "{}: {} msgs x {} B{setup}, {:.2} s: {:.1} MB/s, {:.0} msgs/s; {} latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms ({} samples)",
+            mode_name(args.mode),
+            self.messages,
+            args.size,
+            self.elapsed.as_secs_f64(),
+            self.mb_per_s(),
+            self.msgs_per_s(),
+            self.latency_kind,
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+            self.latency.count(),
+        )
+    }
+
+    fn table_header() -> String {
+        "| mode | messages | size B | producers | acks | batch B | MB/s | msgs/s | p50 ms | p99 ms | p999 ms |\n\
+         | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+            .to_owned()
+    }
+
+    fn table_row(&self, args: &Args) -> String {
+        let (producers, acks, batch) = match args.mode {
+            Mode::Consume => ("-".to_owned(), "-", "-".to_owned()),
+            _ => (args.producers.to_string(), acks_text(args.acks), args.batch_bytes.to_string()),
+        };
+        format!(
+            "| {} | {} | {} | {producers} | {acks} | {batch} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            mode_name(args.mode),
+            self.messages,
+            args.size,
+            self.mb_per_s(),
+            self.msgs_per_s(),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+        )
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Produce => "produce",
+        Mode::Consume => "consume",
+        Mode::E2e => "e2e",
+    }
+}
+
+fn acks_text(acks: Acks) -> &'static str {
+    match acks {
+        Acks::None => "0",
+        Acks::Leader => "1",
+        Acks::All => "all",
+    }
+}
+
+/// Latencies in nanoseconds, log-linear buckets: exact below 64 ns, within
+/// 1/64 (1.6%) above, in a fixed 3,776 counters however many samples come.
+struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+const SUB_BUCKETS: u64 = 64;
+const SUB_BITS: u32 = 6;
+const BUCKETS: usize = (64 - SUB_BITS as usize + 1) * SUB_BUCKETS as usize;
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram { counts: vec![0; BUCKETS], total: 0 }
+    }
+
+    fn record(&mut self, latency: Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.counts[bucket_of(nanos)] += 1;
+        self.total += 1;
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+    }
+
+    fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The value at quantile `q` (0..=1), as its bucket's midpoint.
+    fn percentile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let (low, width) = bucket_range(index);
+                return low + width / 2;
+            }
+        }
+        0
+    }
+}
+
+fn bucket_of(value: u64) -> usize {
+    if value < SUB_BUCKETS {
+        return value as usize;
+    }
+    let shift = (63 - value.leading_zeros()) - SUB_BITS;
+    let mantissa = value >> shift; // in SUB_BUCKETS..2*SUB_BUCKETS
+    ((u64::from(shift) + 1) * SUB_BUCKETS + (mantissa - SUB_BUCKETS)) as usize
+}
+
+/// Lowest value and width of bucket `index`.
+fn bucket_range(index: usize) -> (u64, u64) {
+    let index = index as u64;
+    if index < SUB_BUCKETS {
+        return (index, 1);
+    }
+    let shift = index / SUB_BUCKETS - 1;
+    let mantissa = index % SUB_BUCKETS + SUB_BUCKETS;
+    (mantissa << shift, 1 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_value_within_their_range() {
+        for value in [0, 1, 63, 64, 65, 127, 128, 1000, 123_456_789, u64::MAX / 3, u64::MAX] {
+            let index = bucket_of(value);
+            assert!(index < BUCKETS, "{value}");
+            let (low, width) = bucket_range(index);
+            assert!(low <= value && value - low < width, "{value}: bucket {index} = {low}+{width}");
+            assert!(width == 1 || width * SUB_BUCKETS <= low, "relative error under 1/64 at {value}");
+        }
+    }
+
+    #[test]
+    fn percentiles_of_a_known_spread() {
+        let mut h = Histogram::new();
+        for micros in 1..=1000u64 {
+            h.record(Duration::from_micros(micros));
+        }
+        let p50 = h.percentile(0.5) as f64;
+        let p999 = h.percentile(0.999) as f64;
+        assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.02, "{p50}");
+        assert!((p999 - 999_000.0).abs() / 999_000.0 < 0.02, "{p999}");
+        assert_eq!(Histogram::new().percentile(0.99), 0);
+    }
+}

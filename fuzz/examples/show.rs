@@ -1,0 +1,14 @@
+//! Prints what a fuzz input means and runs it: `cargo run --example show -- TARGET FILE`.
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (target, file) = (&args[1], &args[2]);
+    let data = std::fs::read(file).expect("read input");
+    match target.as_str() {
+        "log_recovery" => println!("{:#?}", ringtail_fuzz::log_recovery::Scenario::decode(&data)),
+        "segment_bytes" => println!("{:#?}", ringtail_fuzz::segment_bytes::Input::parse(&data)),
+        _ => println!("{data:02x?}"),
+    }
+    let run = ringtail_fuzz::TARGETS.iter().find(|(n, _)| n == target).expect("known target").1;
+    run(&data);
+    println!("passes");
+}

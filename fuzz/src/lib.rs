@@ -1,0 +1,35 @@
+//! Fuzz target bodies for ringtail-engine.
+//!
+//! Each target is a plain function over bytes, so that the fuzz targets in
+//! `fuzz_targets/` (built by `cargo fuzz`) and the replay test in
+//! `tests/replay_corpus.rs` (plain `cargo test` on stable) run the same code.
+//! A target signals a bug by panicking.
+//!
+//! - `log_recovery`: operations, a crash and media faults on an in-memory
+//!   disk, then recovery, checked against a durable and a written model.
+//! - `segment_bytes`: arbitrary segment and index files, then recovery,
+//!   checked against a reference scan.
+//! - `record_batch`: batch validation, scanning and record decoding, with a
+//!   decode/encode round trip.
+
+pub mod alloc;
+pub mod exec;
+pub mod gen;
+pub mod known_bugs;
+pub mod log_recovery;
+pub mod record_batch;
+pub mod reference;
+pub mod segment_bytes;
+pub mod watch;
+
+pub use alloc::LimitAlloc;
+
+/// A target's body: panics on a bug.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for the replay test and the seed generator.
+pub const TARGETS: [(&str, Target); 3] = [
+    ("log_recovery", log_recovery::run),
+    ("segment_bytes", segment_bytes::run),
+    ("record_batch", record_batch::run),
+];

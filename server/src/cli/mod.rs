@@ -1,0 +1,101 @@
+//! The admin and quick-start commands of the `ringtail` binary. They talk to
+//! a broker over the Kafka protocol through `crate::client`, exactly as any
+//! other client would.
+//!
+//! - `topic`: `ringtail topic create|list|describe|delete`.
+//! - `produce`: `ringtail produce TOPIC`: lines of stdin become records.
+//! - `consume`: `ringtail consume TOPIC`: one record value per line.
+//!
+//! Each command is a clap `Args` struct and `async fn run(args) -> ExitCode`
+//! (0 ok, 1 runtime failure with a one-line message, 2 bad usage). The work
+//! itself sits in functions taking their input and output as arguments, so
+//! tests drive them without a terminal.
+
+pub mod consume;
+pub mod produce;
+pub mod topic;
+
+use std::process::ExitCode;
+
+use crate::client::{Client, ClientConfig, ClientError};
+
+/// Where the commands look for a broker unless told otherwise.
+pub const BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9092";
+
+/// Why a command failed, which decides its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// The command line asks for something we cannot do: exit code 2.
+    Usage(String),
+    /// Something went wrong while doing it: exit code 1.
+    Runtime(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Runtime(_) => ExitCode::from(1),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            CliError::Usage(m) | CliError::Runtime(m) => m,
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> CliError {
+        CliError::Runtime(e.to_string())
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Reports `result` the way every command does: nothing on success, one
+/// line on stderr on failure, and the exit code.
+pub(crate) fn finish(command: &str, result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Messages from nested errors may span lines; the contract is one.
+            let line = e.message().replace('\n', " ");
+            eprintln!("ringtail {command}: {line}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs a command's future to completion on a runtime of its own, for the
+/// binary's `main`: `Command::Topic(args) => cli::block_on(cli::topic::run(args))`.
+/// One thread is plenty for a command that talks to a few brokers.
+pub fn block_on(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("ringtail: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Connects to the cluster behind `bootstrap`.
+pub(crate) async fn connect(bootstrap: &str, config: ClientConfig) -> Result<Client, CliError> {
+    Ok(Client::connect(bootstrap, config).await?)
+}
+
+/// `topic TOPIC does not exist` reads better than the bare Kafka error,
+/// but keeps the Kafka name so it can be searched for.
+pub(crate) fn topic_error(topic: &str, e: ClientError) -> CliError {
+    if e.kafka_code() == Some(crate::client::error::code::UNKNOWN_TOPIC_OR_PARTITION) {
+        CliError::Runtime(format!("topic {topic} does not exist (UNKNOWN_TOPIC_OR_PARTITION)"))
+    } else {
+        e.into()
+    }
+}

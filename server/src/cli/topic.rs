@@ -1,0 +1,131 @@
+//! `ringtail topic create|list|describe|delete`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{connect, finish, topic_error, CliError, BOOTSTRAP_DEFAULT};
+use crate::client::{ClientConfig, ConfigEntry, NewTopic, TopicInfo};
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct TopicArgs {
+    #[command(subcommand)]
+    pub command: TopicCommand,
+    /// Broker to ask first, HOST:PORT (a comma-separated list is tried in order).
+    #[arg(long, global = true, value_name = "HOST:PORT", default_value = BOOTSTRAP_DEFAULT)]
+    pub bootstrap: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Partition count; the broker's default if not given.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: Option<i32>,
+        /// Replicas per partition; the broker's default if not given.
+        #[arg(long, value_parser = clap::value_parser!(i16).range(1..))]
+        replication_factor: Option<i16>,
+        /// A topic configuration, e.g. retention.ms=86400000 (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// List every topic, one name per line.
+    List,
+    /// Show a topic's partitions, leaders, replicas, in-sync replicas and configs.
+    Describe { name: String },
+    /// Delete a topic and all its records.
+    Delete { name: String },
+}
+
+/// `KEY=VALUE`, split at the first `=`; the key must not be empty.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+pub async fn run(args: TopicArgs) -> ExitCode {
+    finish("topic", execute(args, &mut std::io::stdout()).await)
+}
+
+/// Runs the subcommand, writing its output (tables, names) to `out`.
+pub async fn execute<W: Write + ?Sized>(args: TopicArgs, out: &mut W) -> Result<(), CliError> {
+    let client = connect(&args.bootstrap, ClientConfig::default()).await?;
+    match args.command {
+        TopicCommand::Create { name, partitions, replication_factor, configs } => {
+            let topic = NewTopic { name: name.clone(), partitions, replication_factor, configs };
+            client.create_topic(&topic).await?;
+            write_out(out, format_args!("Created topic {name}.\n"))
+        }
+        TopicCommand::List => {
+            for topic in client.list_topics().await? {
+                write_out(out, format_args!("{}\n", topic.name))?;
+            }
+            Ok(())
+        }
+        TopicCommand::Describe { name } => {
+            let info = client.describe_topic(&name).await.map_err(|e| topic_error(&name, e))?;
+            // Partitions are worth showing even from a broker that cannot
+            // describe configs, so a failure there is reported in place.
+            let configs = client.describe_topic_configs(&name).await.map_err(|e| e.to_string());
+            write_out(out, format_args!("{}", describe_text(&info, &configs)))
+        }
+        TopicCommand::Delete { name } => {
+            client.delete_topic(&name).await.map_err(|e| topic_error(&name, e))?;
+            write_out(out, format_args!("Deleted topic {name}.\n"))
+        }
+    }
+}
+
+fn write_out<W: Write + ?Sized>(out: &mut W, text: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    out.write_fmt(text).map_err(|e| CliError::Runtime(format!("cannot write output: {e}")))
+}
+
+/// Kafka's `kafka-topics --describe` layout: a line for the topic, then one
+/// per partition, tab-separated.
+pub fn describe_text(info: &TopicInfo, configs: &Result<Vec<ConfigEntry>, String>) -> String {
+    let configs = match configs {
+        Ok(entries) => entries
+            .iter()
+            .map(|c| match (&c.value, c.is_sensitive) {
+                (_, true) => format!("{}=(sensitive)", c.name),
+                (Some(v), false) => format!("{}={v}", c.name),
+                (None, false) => format!("{}=", c.name),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(e) => format!("(unavailable: {e})"),
+    };
+    let mut text = format!("Topic: {}", info.name);
+    if let Some(id) = &info.topic_id {
+        text.push_str(&format!("\tTopicId: {id}"));
+    }
+    text.push_str(&format!(
+        "\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {configs}\n",
+        info.partitions.len(),
+        info.replication_factor()
+    ));
+    for p in &info.partitions {
+        let leader = if p.leader < 0 { "none".to_owned() } else { p.leader.to_string() };
+        text.push_str(&format!(
+            "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}",
+            info.name,
+            p.partition,
+            join_ids(&p.replicas),
+            join_ids(&p.isr)
+        ));
+        if !p.offline_replicas.is_empty() {
+            text.push_str(&format!("\tOffline: {}", join_ids(&p.offline_replicas)));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn join_ids(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,36 @@
+//! Ringtail's own small Kafka client, for the admin and quick-start
+//! commands and the load generator. It speaks the Kafka wire protocol
+//! exactly as any other client would, through kafka-protocol's codecs.
+//!
+//! - `frame`: request and response frames, without I/O.
+//! - `versions`: ApiVersions negotiation.
+//! - `connection`: one pipelined TCP connection to one broker.
+//! - `metadata`: the cluster as Metadata describes it.
+//! - `cluster`: `Client`: connections per broker, leader routing, retries.
+//! - `admin`, `produce`, `fetch`, `offsets`: the operations on `Client`.
+//! - `config`, `error`: settings and limits; errors with Kafka's names.
+//!
+//! Batches are built and read by the engine's record codec, uncompressed
+//! only: a compressed batch on fetch is reported as unsupported.
+
+pub mod admin;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod fetch;
+pub mod frame;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+pub mod versions;
+
+pub use admin::{ConfigEntry, ConfigSource, NewTopic};
+pub use cluster::Client;
+pub use config::ClientConfig;
+pub use connection::Connection;
+pub use error::{kafka_error_name, ClientError};
+pub use fetch::{ConsumedRecord, FetchOptions, FetchPosition, PartitionFetch};
+pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
+pub use offsets::OffsetSpec;
+pub use produce::{build_batch, partition_for_key, Acks, ProduceAck, ProducerRecord};

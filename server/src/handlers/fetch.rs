@@ -1,0 +1,200 @@
+//! Fetch: reads record batches below the high watermark, long-polling until
+//! `min_bytes` are available across the partitions, `max_wait_ms` (capped
+//! by `Limits::fetch_wait_ms_max`) passes, or the server shuts down.
+//!
+//! Byte limits follow Kafka (KIP-74): each partition reads at most its
+//! `partition_max_bytes` and the response at most `max_bytes` (capped by
+//! `Limits::fetch_response_bytes_max`), except that
+//! the first batch of the first partition with data is returned whole, so a
+//! consumer always makes progress past a batch larger than its limits.
+//!
+//! Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
+//! which tells clients to send full requests, as Kafka does when its session
+//! cache is full.
+
+use super::{check_leader_epoch, code, Context};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Kafka's `isolation_level` for read_committed.
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> FetchResponse {
+    if let Some(error_code) = session_error(&request) {
+        return FetchResponse::default().with_error_code(error_code);
+    }
+    let wait = Duration::from_millis(
+        u64::try_from(request.max_wait_ms).unwrap_or(0).min(ctx.limits.fetch_wait_ms_max),
+    );
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(ctx.limits.fetch_response_bytes_max);
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        let round = read_round(ctx, &request.topics, max_bytes, read_committed, version).await;
+        let done = round.bytes >= min_bytes
+            || round.failed
+            || round.watches.is_empty()
+            || Instant::now() >= deadline
+            || *shutdown.borrow();
+        if done {
+            return FetchResponse::default().with_responses(round.topics);
+        }
+        let mut watches = round.watches;
+        tokio::select! {
+            _ = high_watermark_moved(&mut watches) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = crate::shutdown::signalled(&mut shutdown) => {}
+        }
+    }
+}
+
+/// Incremental fetch sessions are not kept, so a request in one refers to
+/// a session we do not have. Session id 0 with epoch 0 (open a session) or
+/// -1 (no session) is a full request, answered without one.
+fn session_error(request: &FetchRequest) -> Option<i16> {
+    if request.session_id != 0 {
+        Some(ResponseError::FetchSessionIdNotFound.code())
+    } else if request.session_epoch > 0 {
+        Some(ResponseError::InvalidFetchSessionEpoch.code())
+    } else {
+        None
+    }
+}
+
+/// One pass over the requested partitions.
+struct Round {
+    topics: Vec<FetchableTopicResponse>,
+    /// Record bytes in the answer.
+    bytes: usize,
+    /// Some partition answered with an error: Kafka answers at once.
+    failed: bool,
+    /// High watermark watches of the partitions read, subscribed before
+    /// their read so that a move during the read is not missed.
+    watches: Vec<watch::Receiver<u64>>,
+}
+
+async fn read_round(
+    ctx: &Context,
+    topics: &[FetchTopic],
+    max_bytes: usize,
+    read_committed: bool,
+    version: i16,
+) -> Round {
+    let mut round =
+        Round { topics: Vec::with_capacity(topics.len()), bytes: 0, failed: false, watches: Vec::new() };
+    for topic in topics {
+        let name = topic.topic.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let budget = max_bytes.saturating_sub(round.bytes);
+            let partition_max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
+            let mut data =
+                PartitionData::default().with_partition_index(p.partition).with_records(Some(Bytes::new()));
+            if read_committed {
+                data.aborted_transactions = Some(Vec::new());
+            } else {
+                data.aborted_transactions = None;
+            }
+            match read_partition(
+                ctx,
+                name,
+                p.partition,
+                p.current_leader_epoch,
+                p.fetch_offset,
+                partition_max_bytes,
+            )
+            .await
+            {
+                Ok(read) => {
+                    let first_data = round.bytes == 0;
+                    // Only the first partition with data may exceed the
+                    // remaining budget (with its first batch).
+                    let records =
+                        if !first_data && read.records.len() > budget { Bytes::new() } else { read.records };
+                    round.bytes += records.len();
+                    round.watches.push(read.watch);
+                    data = data
+                        .with_high_watermark(read.high_watermark)
+                        .with_last_stable_offset(read.high_watermark)
+                        .with_records(Some(records));
+                    if version >= 5 {
+                        data.log_start_offset = read.log_start_offset;
+                    }
+                }
+                Err(error_code) => {
+                    round.failed = true;
+                    data = data.with_error_code(error_code).with_high_watermark(-1);
+                }
+            }
+            partitions.push(data);
+        }
+        round.topics.push(
+            FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions),
+        );
+    }
+    round
+}
+
+struct PartitionRead {
+    records: Bytes,
+    high_watermark: i64,
+    log_start_offset: i64,
+    watch: watch::Receiver<u64>,
+}
+
+async fn read_partition(
+    ctx: &Context,
+    topic: &str,
+    index: i32,
+    current_leader_epoch: i32,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<PartitionRead, i16> {
+    let partition = ctx.broker.leader_partition(topic, index).map_err(|e| code(&e))?;
+    check_leader_epoch(current_leader_epoch, partition.leader_epoch())?;
+    let watch = partition.high_watermark_watch();
+    if max_bytes == 0 {
+        // No budget left: nothing is read (the engine would return a whole
+        // batch), but the offsets are still reported and watched.
+        return Ok(PartitionRead {
+            records: Bytes::new(),
+            high_watermark: partition.high_watermark() as i64,
+            log_start_offset: partition.log.log_start_offset() as i64,
+            watch,
+        });
+    }
+    let outcome = partition.fetch(offset, max_bytes).await.map_err(|e| {
+        tracing::debug!(topic, partition = index, offset, error = %e, "fetch refused");
+        code(&e)
+    })?;
+    Ok(PartitionRead {
+        records: outcome.records,
+        high_watermark: outcome.high_watermark as i64,
+        log_start_offset: outcome.log_start_offset as i64,
+        watch,
+    })
+}
+
+/// Resolves when any watched high watermark moves (or its partition goes
+/// away, which the next round reports).
+async fn high_watermark_moved(watches: &mut [watch::Receiver<u64>]) {
+    let mut changes: Vec<_> = watches.iter_mut().map(|w| Box::pin(w.changed())).collect();
+    poll_fn(|cx| {
+        if changes.iter_mut().any(|c| c.as_mut().poll(cx).is_ready()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,153 @@
+//! One file per Kafka API: each turns a decoded request into engine calls
+//! and a response. Handlers never close a connection or touch the socket;
+//! they return a `Reply` and the connection acts on it.
+//!
+//! Engine futures started here are never cancelled: the connection runs
+//! each request in its own task, which finishes even if the client goes
+//! away, because an append dropped mid-write poisons its log.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod join;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use crate::limits::Limits;
+use crate::metered_disk::ServerBroker;
+use crate::metrics::Metrics;
+use crate::protocol::request::Request;
+use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use ringtail_engine::broker::metadata::TopicState;
+use ringtail_engine::broker::BrokerError;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every handler may use.
+pub struct Context {
+    pub broker: Arc<ServerBroker>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    /// Turns true when the server is shutting down: long polls end early.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A handler's outcome.
+// Moved once per request, never stored in bulk: boxing the large variant
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Reply {
+    Respond(ResponseKind),
+    /// acks=0 produce: the client reads no response.
+    Nothing,
+    /// Close the connection after the responses before this one: Kafka's
+    /// answer to an acks=0 produce that failed, which the client could not
+    /// otherwise learn about.
+    Close(String),
+}
+
+/// Runs the handler of `request`.
+pub async fn handle(ctx: &Context, request: Request) -> Reply {
+    let version = request.version();
+    let respond = Reply::Respond;
+    match request.body {
+        RequestKind::ApiVersions(r) => respond(ResponseKind::ApiVersions(api_versions::handle(&r, version))),
+        RequestKind::Metadata(r) => respond(ResponseKind::Metadata(metadata::handle(ctx, r, version).await)),
+        RequestKind::Produce(r) => produce::handle(ctx, r, version).await,
+        RequestKind::Fetch(r) => respond(ResponseKind::Fetch(fetch::handle(ctx, r, version).await)),
+        RequestKind::ListOffsets(r) => {
+            respond(ResponseKind::ListOffsets(list_offsets::handle(ctx, r, version).await))
+        }
+        RequestKind::CreateTopics(r) => {
+            respond(ResponseKind::CreateTopics(create_topics::handle(ctx, r, version).await))
+        }
+        RequestKind::DeleteTopics(r) => {
+            respond(ResponseKind::DeleteTopics(delete_topics::handle(ctx, r, version).await))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            respond(ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r, version)))
+        }
+        RequestKind::InitProducerId(r) => {
+            respond(ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            respond(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)))
+        }
+        // `protocol::request::parse` admits only the APIs above.
+        other => Reply::Close(format!("no handler for {other:?}")),
+    }
+}
+
+/// Did the response report an error anywhere (for the error counter)?
+pub fn response_failed(response: &ResponseKind) -> bool {
+    match response {
+        ResponseKind::ApiVersions(r) => r.error_code != 0,
+        ResponseKind::Metadata(r) => {
+            r.topics.iter().any(|t| t.error_code != 0 || t.partitions.iter().any(|p| p.error_code != 0))
+        }
+        ResponseKind::Produce(r) => {
+            r.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0)
+        }
+        ResponseKind::Fetch(r) => {
+            r.error_code != 0 || r.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+        }
+        ResponseKind::ListOffsets(r) => {
+            r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+        }
+        ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code != 0),
+        ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code != 0),
+        ResponseKind::DescribeConfigs(r) => r.results.iter().any(|t| t.error_code != 0),
+        ResponseKind::InitProducerId(r) => r.error_code != 0,
+        ResponseKind::OffsetForLeaderEpoch(r) => {
+            r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+        }
+        _ => false,
+    }
+}
+
+/// The Kafka error code of an engine error.
+pub fn code(e: &BrokerError) -> i16 {
+    e.code.code()
+}
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub fn topic_name(s: impl Into<String>) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// A topic's id as the wire carries it.
+pub fn topic_uuid(topic: &TopicState) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(topic.topic_id_bytes())
+}
+
+/// The topic whose id is `id`, if any.
+pub fn topic_by_id(ctx: &Context, id: uuid::Uuid) -> Option<(String, TopicState)> {
+    if id.is_nil() {
+        return None;
+    }
+    ctx.broker.topics().into_iter().find(|(_, t)| topic_uuid(t) == id)
+}
+
+/// Kafka's check of a request's `current_leader_epoch` against ours (-1
+/// means the client does not know it): an older epoch means the client's
+/// metadata is stale, a newer one that ours is.
+pub fn check_leader_epoch(requested: i32, current: i32) -> Result<(), i16> {
+    use kafka_protocol::ResponseError;
+    if requested < 0 || requested == current {
+        Ok(())
+    } else if requested < current {
+        Err(ResponseError::FencedLeaderEpoch.code())
+    } else {
+        Err(ResponseError::UnknownLeaderEpoch.code())
+    }
+}

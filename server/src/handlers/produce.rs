@@ -1,0 +1,112 @@
+//! Produce: appends each partition's record batches through the engine,
+//! which validates them (CRC, sizes, idempotent sequences), assigns offsets
+//! and, under flush=always, completes only once they are fsynced. Batches
+//! are stored as sent: compressed batches are never decompressed.
+
+use super::join::join_in_order;
+use super::{code, str_bytes, Context, Reply};
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use ringtail_engine::broker::{Acks, BrokerError};
+
+pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Reply {
+    let acks = Acks::from_kafka(request.acks);
+    let transactional = request.transactional_id.is_some();
+    // Every partition of the request is appended concurrently; the futures
+    // are created (and first polled) in request order.
+    let mut futures = Vec::new();
+    let mut shape = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.as_str().to_string();
+        shape.push((topic.name, topic.partition_data.len()));
+        for p in topic.partition_data {
+            futures.push(produce_partition(ctx, name.clone(), p.index, p.records, acks, transactional));
+        }
+    }
+    let mut results = join_in_order(futures).await.into_iter();
+    let responses: Vec<TopicProduceResponse> = shape
+        .into_iter()
+        .map(|(name, count)| {
+            let partitions = results.by_ref().take(count).map(|r| to_response(r, version)).collect();
+            TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
+        })
+        .collect();
+    if acks == Some(Acks::None) {
+        // The client reads nothing back; Kafka closes the connection on a
+        // failure so that the producer notices (and refreshes metadata).
+        let failed = responses.iter().flat_map(|t| &t.partition_responses).find(|p| p.error_code != 0);
+        return match failed {
+            Some(p) => Reply::Close(format!("acks=0 produce failed with error {}", p.error_code)),
+            None => Reply::Nothing,
+        };
+    }
+    Reply::Respond(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+}
+
+/// One partition's outcome: (index, base offset and log start offset, or
+/// the error).
+type Outcome = (i32, Result<(u64, u64), (i16, String)>);
+
+async fn produce_partition(
+    ctx: &Context,
+    topic: String,
+    index: i32,
+    records: Option<Bytes>,
+    acks: Option<Acks>,
+    transactional: bool,
+) -> Outcome {
+    let Some(acks) = acks else {
+        return (index, Err((ResponseError::InvalidRequiredAcks.code(), "acks must be 0, 1 or -1".into())));
+    };
+    if transactional {
+        let message = "transactions are not supported".to_string();
+        return (index, Err((ResponseError::InvalidRequest.code(), message)));
+    }
+    let result = async {
+        let partition = ctx.broker.leader_partition(&topic, index)?;
+        // No record batches at all is refused by the engine (INVALID_RECORD).
+        partition.produce(records.unwrap_or_default(), acks).await
+    }
+    .await;
+    match result {
+        Ok(outcome) => (index, Ok((outcome.base_offset, outcome.log_start_offset))),
+        Err(e) => {
+            log_failure(&topic, index, &e);
+            (index, Err((code(&e), e.message)))
+        }
+    }
+}
+
+fn log_failure(topic: &str, index: i32, e: &BrokerError) {
+    use ringtail_engine::broker::ErrorCode;
+    match e.code {
+        ErrorCode::KafkaStorageError => {
+            tracing::error!(topic, partition = index, error = %e, "produce failed")
+        }
+        _ => tracing::debug!(topic, partition = index, error = %e, "produce refused"),
+    }
+}
+
+fn to_response((index, result): Outcome, version: i16) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index);
+    match result {
+        Ok((base_offset, log_start_offset)) => {
+            let response = response.with_base_offset(base_offset as i64);
+            if version >= 5 {
+                response.with_log_start_offset(log_start_offset as i64)
+            } else {
+                response
+            }
+        }
+        Err((error_code, message)) => {
+            let response = response.with_error_code(error_code).with_base_offset(-1);
+            if version >= 8 {
+                response.with_error_message(Some(str_bytes(message)))
+            } else {
+                response
+            }
+        }
+    }
+}

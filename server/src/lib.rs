@@ -1,0 +1,34 @@
+//! The `ringtail` server: the engine's broker behind TCP and the Kafka wire
+//! protocol, plus the admin and quick-start commands that talk to it as any
+//! Kafka client would.
+//!
+//! - `config`: `ringtail serve` flags and the TOML config file, resolved and
+//!   validated into a `ServeConfig`.
+//! - `serve`: starting and stopping a server (also in-process, for tests).
+//! - `net`: frames on TCP, the per-connection task, the accept loop.
+//! - `protocol`: which APIs and versions we speak, request parsing (with the
+//!   bounds check that protects kafka-protocol's decoder), response encoding.
+//! - `handlers`: one file per Kafka API, each turning a request into engine
+//!   calls and a response.
+//! - `metrics`: Prometheus text over a minimal HTTP listener.
+//! - `maintenance`: the broker's periodic upkeep (retention, flushes,
+//!   checkpoints, reopening poisoned logs).
+//! - `metered_disk`: the engine's disk wrapped to time fsyncs.
+//! - `limits`: every bound the server enforces, in one place.
+//! - `shutdown`: the signal every task watches.
+//! - `clock`, `entropy`: the real time and randomness the engine is handed.
+
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod entropy;
+pub mod handlers;
+pub mod limits;
+pub mod maintenance;
+pub mod metered_disk;
+pub mod metrics;
+pub mod net;
+pub mod protocol;
+pub mod serve;
+pub mod shutdown;

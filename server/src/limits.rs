@@ -1,0 +1,113 @@
+//! Every bound the server puts on what clients can make it hold or do, in
+//! one place. Each has a named default; `Limits` carries them so that tests
+//! can shrink them.
+
+/// Largest request frame accepted (Kafka's `socket.request.max.bytes`),
+/// checked before a byte of the body is buffered.
+pub const FRAME_SIZE_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// Requests one connection may have in flight at once; the connection stops
+/// reading while it is at the limit. Responses still leave in request order.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 32;
+/// Request bytes buffered across all connections: frames wait for room
+/// before their body is read, so many large produces cannot exhaust memory.
+pub const REQUEST_BYTES_IN_FLIGHT_MAX: usize = 512 * 1024 * 1024;
+/// Array elements one request may declare in total. kafka-protocol builds a
+/// struct of tens of bytes per element, so a frame of small elements would
+/// otherwise decode into many times its size.
+pub const REQUEST_ARRAY_ELEMENTS_MAX: usize = 200_000;
+/// Open client connections; the accept loop waits for a free slot beyond it.
+pub const CONNECTIONS_MAX: usize = 4096;
+/// A connection that sends nothing for this long is closed.
+pub const CONNECTION_IDLE_MS_MAX: u64 = 10 * 60 * 1000;
+/// Longest a fetch long-polls, whatever its `max_wait_ms` asks.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+/// Record bytes one fetch response may carry, whatever its `max_bytes`
+/// asks (Kafka's broker-side `fetch.max.bytes` default, 55 MiB).
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
+/// How long shutdown waits for in-flight requests before closing the broker.
+pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
+/// Concurrent connections to the metrics endpoint.
+pub const METRICS_CONNECTIONS_MAX: usize = 16;
+/// Largest HTTP request head the metrics endpoint reads.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
+/// Time a metrics client has to send its request head.
+pub const METRICS_REQUEST_MS_MAX: u64 = 5_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub frame_size_bytes_max: usize,
+    pub requests_in_flight_max: usize,
+    pub request_bytes_in_flight_max: usize,
+    pub request_array_elements_max: usize,
+    pub connections_max: usize,
+    pub connection_idle_ms_max: u64,
+    pub fetch_wait_ms_max: u64,
+    pub fetch_response_bytes_max: usize,
+    pub shutdown_drain_ms_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            frame_size_bytes_max: FRAME_SIZE_BYTES_MAX,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+            request_bytes_in_flight_max: REQUEST_BYTES_IN_FLIGHT_MAX,
+            request_array_elements_max: REQUEST_ARRAY_ELEMENTS_MAX,
+            connections_max: CONNECTIONS_MAX,
+            connection_idle_ms_max: CONNECTION_IDLE_MS_MAX,
+            fetch_wait_ms_max: FETCH_WAIT_MS_MAX,
+            fetch_response_bytes_max: FETCH_RESPONSE_BYTES_MAX,
+            shutdown_drain_ms_max: SHUTDOWN_DRAIN_MS_MAX,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks that the limits can all be met together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_size_bytes_max < crate::protocol::header::REQUEST_HEADER_BYTES_MIN {
+            return Err(format!(
+                "frame_size_bytes_max {} cannot hold a request header",
+                self.frame_size_bytes_max
+            ));
+        }
+        if self.frame_size_bytes_max > i32::MAX as usize {
+            return Err(format!(
+                "frame_size_bytes_max {} exceeds Kafka's i32 length",
+                self.frame_size_bytes_max
+            ));
+        }
+        // A frame must fit in the shared budget, or reading it would wait
+        // forever; semaphores count permits in u32.
+        if self.request_bytes_in_flight_max < self.frame_size_bytes_max
+            || self.request_bytes_in_flight_max > u32::MAX as usize
+        {
+            return Err(format!(
+                "request_bytes_in_flight_max {} must be in {}..={}",
+                self.request_bytes_in_flight_max,
+                self.frame_size_bytes_max,
+                u32::MAX
+            ));
+        }
+        if self.requests_in_flight_max == 0 || self.connections_max == 0 {
+            return Err("requests_in_flight_max and connections_max must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_consistent() {
+        Limits::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_budget_is_refused() {
+        let limits = Limits { request_bytes_in_flight_max: FRAME_SIZE_BYTES_MAX - 1, ..Limits::default() };
+        assert!(limits.validate().is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! The `ringtail` binary. Subcommands are variants of `Command`; each parses
+//! its own arguments and returns an exit code.
+
+use clap::{Parser, Subcommand};
+use ringtail_server::config::{self, ConfigError, ServeArgs};
+use ringtail_server::serve::{self, ServeError};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "ringtail", version, about = "A Kafka-compatible event log broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a broker (with no arguments: a single node, data in ./ringtail-data).
+    Serve(ServeArgs),
+    /// Create, list, describe or delete topics.
+    Topic(ringtail_server::cli::topic::TopicArgs),
+    /// Produce lines of stdin as records.
+    Produce(ringtail_server::cli::produce::ProduceArgs),
+    /// Print a topic's records, one value per line.
+    Consume(ringtail_server::cli::consume::ConsumeArgs),
+}
+
+fn main() -> ExitCode {
+    // clap reports usage errors itself, with exit code 2.
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve_command(&args),
+        Command::Topic(args) => ringtail_server::cli::block_on(ringtail_server::cli::topic::run(args)),
+        Command::Produce(args) => ringtail_server::cli::block_on(ringtail_server::cli::produce::run(args)),
+        Command::Consume(args) => ringtail_server::cli::block_on(ringtail_server::cli::consume::run(args)),
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, not for log files and pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+fn serve_command(args: &ServeArgs) -> ExitCode {
+    init_logging();
+    let config = match config::resolve(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ringtail: {e}");
+            return ExitCode::from(ConfigError::EXIT_CODE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ringtail: starting the async runtime: {e}");
+            return ExitCode::from(ServeError::EXIT_CODE);
+        }
+    };
+    // The readiness line goes to the log (stderr) and, bare, to stdout, for
+    // scripts that wait for it.
+    let on_ready = |server: &serve::RunningServer| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{}", server.ready_line());
+        let _ = stdout.flush();
+    };
+    match runtime.block_on(serve::run(config, on_ready)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringtail: {e}");
+            ExitCode::from(ServeError::EXIT_CODE)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The broker's periodic upkeep, which the engine leaves to its owner:
+//! retention, interval flushes, offset checkpoints, and reopening logs
+//! poisoned by a failed write (a full disk, say) so that they take writes
+//! again once the cause is gone.
+//!
+//! Engine calls are awaited to completion, never raced against the timer or
+//! the shutdown signal: dropping one half-way could poison a log.
+
+use crate::metered_disk::ServerBroker;
+use ringtail_engine::log::FlushPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+/// Upkeep period: retention, checkpoints, poisoned-log recovery.
+pub const MAINTENANCE_INTERVAL_MS: u64 = 1000;
+
+/// Runs until `shutdown` turns true.
+pub async fn run(broker: Arc<ServerBroker>, flush: FlushPolicy, mut shutdown: watch::Receiver<bool>) {
+    let mut upkeep = ticker(MAINTENANCE_INTERVAL_MS);
+    // `flush=interval:MS` shorter than the upkeep period gets a ticker of
+    // its own, so that data is not left unsynced for longer than asked.
+    let flush_ms = match flush {
+        FlushPolicy::Interval { ms } if ms < MAINTENANCE_INTERVAL_MS => Some(ms),
+        _ => None,
+    };
+    let mut flushes = ticker(flush_ms.unwrap_or(MAINTENANCE_INTERVAL_MS));
+    loop {
+        tokio::select! {
+            _ = upkeep.tick() => {
+                broker.maintain().await;
+                let reopened = broker.recover_poisoned().await;
+                if reopened > 0 {
+                    tracing::info!(partitions = reopened, "reopened poisoned logs; they take writes again");
+                }
+            }
+            _ = flushes.tick(), if flush_ms.is_some() => flush_due(&broker).await,
+            _ = crate::shutdown::signalled(&mut shutdown) => return,
+        }
+    }
+}
+
+fn ticker(period_ms: u64) -> tokio::time::Interval {
+    let period = Duration::from_millis(period_ms.max(1));
+    // The first tick one period from now: nothing is due at start.
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+async fn flush_due(broker: &ServerBroker) {
+    for partition in broker.hosted_partitions() {
+        if let Err(e) = partition.log.flush_if_due().await {
+            tracing::error!(partition = %partition.tp, error = %e, "interval flush failed");
+        }
+        partition.refresh_high_watermark();
+    }
+}

@@ -1,0 +1,201 @@
+//! Prometheus metrics: counters updated on the request path, and a text
+//! rendering that adds the broker's partition state at scrape time.
+//!
+//! - `histogram`: fixed-bucket latency histograms.
+//! - `http`: the minimal HTTP/1.1 listener serving `GET /metrics`.
+
+pub mod histogram;
+pub mod http;
+
+use crate::metered_disk::ServerBroker;
+use crate::protocol::versions::{index_of, SUPPORTED};
+use histogram::Histogram;
+use kafka_protocol::messages::ApiKey;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A counter of the storage backend: name, help, value.
+pub type IoCounter = (&'static str, &'static str, u64);
+
+/// What the server counts. Shared by every connection; all atomics.
+#[derive(Debug)]
+pub struct Metrics {
+    io_backend: &'static str,
+    /// Request latency per implemented API, in `SUPPORTED` order.
+    requests: [Histogram; SUPPORTED.len()],
+    /// Requests whose response carried an error, per API.
+    request_errors: [AtomicU64; SUPPORTED.len()],
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub connections_open: AtomicI64,
+    pub connections_accepted: AtomicU64,
+    /// Connections closed because a frame or request was malformed or
+    /// asked for an API or version we do not implement.
+    pub connections_closed_by_protocol_error: AtomicU64,
+    /// fdatasync latency of the data files (see `metered_disk`).
+    pub fsync: Histogram,
+}
+
+impl Metrics {
+    pub fn new(io_backend: &'static str) -> Arc<Metrics> {
+        Arc::new(Metrics {
+            io_backend,
+            requests: Default::default(),
+            request_errors: Default::default(),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            connections_open: AtomicI64::new(0),
+            connections_accepted: AtomicU64::new(0),
+            connections_closed_by_protocol_error: AtomicU64::new(0),
+            fsync: Histogram::default(),
+        })
+    }
+
+    pub fn observe_request(&self, api_key: ApiKey, elapsed: Duration, failed: bool) {
+        if let Some(i) = index_of(api_key) {
+            self.requests[i].observe(elapsed);
+            if failed {
+                self.request_errors[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of everything, broker state included.
+    /// `io_counters` are the storage backend's own counters (name, help,
+    /// value), e.g. io_uring submissions.
+    pub fn render(&self, broker: &ServerBroker, io_counters: &[IoCounter]) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.render_requests(&mut out);
+        self.render_network(&mut out);
+        render_partitions(&mut out, broker);
+        header(&mut out, "ringtail_io_backend_info", "gauge", "The storage I/O backend in use.");
+        let _ = writeln!(out, "ringtail_io_backend_info{{backend=\"{}\"}} 1", self.io_backend);
+        header(&mut out, "ringtail_fsync_duration_seconds", "histogram", "fdatasync latency of data files.");
+        self.fsync.render(&mut out, "ringtail_fsync_duration_seconds", "");
+        for (name, help, value) in io_counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+
+    fn render_requests(&self, out: &mut String) {
+        header(out, "ringtail_requests_total", "counter", "Requests answered, by API.");
+        for (i, s) in SUPPORTED.iter().enumerate() {
+            let _ =
+                writeln!(out, "ringtail_requests_total{{api=\"{:?}\"}} {}", s.key, self.requests[i].count());
+        }
+        header(out, "ringtail_request_errors_total", "counter", "Requests answered with an error, by API.");
+        for (i, s) in SUPPORTED.iter().enumerate() {
+            let errors = self.request_errors[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "ringtail_request_errors_total{{api=\"{:?}\"}} {errors}", s.key);
+        }
+        header(
+            out,
+            "ringtail_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its response being ready, by API (fetch long polls included).",
+        );
+        for (i, s) in SUPPORTED.iter().enumerate() {
+            self.requests[i].render(
+                out,
+                "ringtail_request_duration_seconds",
+                &format!("api=\"{:?}\"", s.key),
+            );
+        }
+    }
+
+    fn render_network(&self, out: &mut String) {
+        let counters = [
+            (
+                "ringtail_network_received_bytes_total",
+                "Bytes of Kafka requests received.",
+                &self.bytes_received,
+            ),
+            ("ringtail_network_sent_bytes_total", "Bytes of Kafka responses sent.", &self.bytes_sent),
+            (
+                "ringtail_connections_accepted_total",
+                "Kafka connections accepted.",
+                &self.connections_accepted,
+            ),
+            (
+                "ringtail_connections_protocol_errors_total",
+                "Kafka connections closed for a malformed or unsupported request.",
+                &self.connections_closed_by_protocol_error,
+            ),
+        ];
+        for (name, help, value) in counters {
+            header(out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        header(out, "ringtail_connections", "gauge", "Open Kafka connections.");
+        let _ = writeln!(out, "ringtail_connections {}", self.connections_open.load(Ordering::Relaxed));
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Prometheus label values escape backslash, quote and newline. Topic names
+/// cannot hold them, but the rendering must not depend on that.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn render_partitions(out: &mut String, broker: &ServerBroker) {
+    let topics = broker.topics();
+    let partitions = broker.hosted_partitions();
+    type Gauge = (
+        &'static str,
+        &'static str,
+        fn(&ringtail_engine::broker::Partition<crate::metered_disk::MeteredDisk>) -> u64,
+    );
+    let gauges: [Gauge; 5] = [
+        ("ringtail_partition_log_end_offset", "Next offset the partition will write.", |p| {
+            p.log.log_end_offset()
+        }),
+        ("ringtail_partition_high_watermark", "Offset below which consumers read.", |p| p.high_watermark()),
+        ("ringtail_partition_log_start_offset", "First offset kept after retention.", |p| {
+            p.log.log_start_offset()
+        }),
+        ("ringtail_partition_segments", "Segment files of the partition.", |p| {
+            p.log.segment_stats().0 as u64
+        }),
+        ("ringtail_partition_size_bytes", "Bytes of the partition's segments.", |p| p.log.segment_stats().1),
+    ];
+    for (name, help, value) in gauges {
+        header(out, name, "gauge", help);
+        for p in &partitions {
+            let (topic, partition) = (escape(&p.tp.topic), p.tp.partition);
+            let _ = writeln!(out, "{name}{{topic=\"{topic}\",partition=\"{partition}\"}} {}", value(p));
+        }
+    }
+    header(out, "ringtail_partition_isr_size", "gauge", "In-sync replicas of the partition.");
+    let mut under_replicated = 0;
+    for (name, topic) in &topics {
+        for (i, assignment) in topic.partitions.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "ringtail_partition_isr_size{{topic=\"{}\",partition=\"{i}\"}} {}",
+                escape(name),
+                assignment.isr.len()
+            );
+            if assignment.isr.len() < assignment.replicas.len() {
+                under_replicated += 1;
+            }
+        }
+    }
+    header(
+        out,
+        "ringtail_under_replicated_partitions",
+        "gauge",
+        "Partitions whose ISR is smaller than their replica set.",
+    );
+    let _ = writeln!(out, "ringtail_under_replicated_partitions {under_replicated}");
+    header(out, "ringtail_topics", "gauge", "Topics known to this broker.");
+    let _ = writeln!(out, "ringtail_topics {}", topics.len());
+}

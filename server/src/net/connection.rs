@@ -1,0 +1,339 @@
+//! One client connection.
+//!
+//! The reader half reads a frame, parses it, and starts its handler in a
+//! task of its own; the writer half writes the handlers' responses strictly
+//! in request order, as Kafka promises clients. Up to
+//! `requests_in_flight_max` requests run at once; at the limit the reader
+//! stops reading, which pushes back on the client through TCP.
+//!
+//! Concurrency must not reorder effects a client can observe, so each API
+//! declares its `Sequencing`: before the reader starts the next request it
+//! waits for a produce to have queued its appends (a pipelining producer's
+//! batches land in request order), and for an admin request (topic create
+//! or delete, producer id) to have finished. Reads run freely.
+//!
+//! Malformed input (a bad length, a short frame, an unknown API or version,
+//! a body that does not decode) closes the connection after the responses
+//! already due, as Kafka does; it never reaches the engine.
+
+use super::frame::{body_length, read_body, read_prefix, FrameError};
+use super::tracker::TaskToken;
+use crate::handlers::{self, response_failed, Context, Reply};
+use crate::protocol::request::{parse, Parsed, Request};
+use crate::protocol::response;
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Socket buffering: most requests and responses fit in one read or write.
+const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What all connections share.
+pub struct Shared {
+    pub ctx: Arc<Context>,
+    /// Permits are request bytes: a frame's body is read only once the
+    /// server-wide budget (`Limits::request_bytes_in_flight_max`) has room.
+    pub request_bytes: Arc<Semaphore>,
+}
+
+/// When the reader may start the request after this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sequencing {
+    /// At once: the request only reads.
+    Concurrent,
+    /// Once the handler's first poll returns. A produce queues its appends
+    /// in the engine during that poll (`Partition::produce` queues before
+    /// its first await), so successive produces append in request order
+    /// while their fsyncs overlap.
+    AfterFirstPoll,
+    /// Once the handler has finished: its effect (a topic created or
+    /// deleted) must be visible to the next request.
+    Barrier,
+}
+
+pub fn sequencing(api_key: ApiKey) -> Sequencing {
+    match api_key {
+        ApiKey::Produce => Sequencing::AfterFirstPoll,
+        // Metadata may auto-create topics the next request uses.
+        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::InitProducerId | ApiKey::Metadata => {
+            Sequencing::Barrier
+        }
+        _ => Sequencing::Concurrent,
+    }
+}
+
+/// A response on its way to the writer, in request order.
+struct Pending {
+    outgoing: oneshot::Receiver<Outgoing>,
+    /// The request's in-flight slot, freed once its response is written.
+    _slot: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+enum Outgoing {
+    Frame(Bytes),
+    Nothing,
+    Close(String),
+}
+
+/// Why a connection's reader stopped.
+#[derive(Debug)]
+enum Stop {
+    EndOfStream,
+    Idle,
+    Shutdown,
+    WriterGone,
+    Frame(FrameError),
+    Protocol(String),
+}
+
+/// Serves one connection until the client leaves, misbehaves, or the
+/// server shuts down.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, token: TaskToken) {
+    // Kafka responses are latency-sensitive and already batched by clients.
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let (queue, pending) = mpsc::unbounded_channel();
+    let metrics = shared.ctx.metrics.clone();
+    let writer = tokio::spawn(write_responses(write_half, pending, metrics));
+    let stop = read_requests(read_half, &queue, &shared, &token).await;
+    match &stop {
+        Stop::EndOfStream | Stop::Shutdown | Stop::WriterGone => {
+            tracing::debug!(%peer, ?stop, "connection closed")
+        }
+        Stop::Idle => tracing::debug!(%peer, "closing idle connection"),
+        Stop::Frame(FrameError::Io(e)) => tracing::debug!(%peer, error = %e, "connection failed"),
+        Stop::Frame(e) => protocol_error(&shared, peer, e),
+        Stop::Protocol(e) => protocol_error(&shared, peer, e),
+    }
+    // The writer finishes the responses already due, then closes.
+    drop(queue);
+    match writer.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "writing responses failed"),
+        Err(e) => tracing::error!(%peer, error = %e, "connection writer panicked"),
+    }
+}
+
+fn protocol_error(shared: &Shared, peer: SocketAddr, error: &dyn std::fmt::Display) {
+    shared.ctx.metrics.connections_closed_by_protocol_error.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(%peer, %error, "closing connection: malformed or unsupported request");
+}
+
+async fn read_requests(
+    read_half: OwnedReadHalf,
+    queue: &mpsc::UnboundedSender<Pending>,
+    shared: &Arc<Shared>,
+    token: &TaskToken,
+) -> Stop {
+    let limits = shared.ctx.limits;
+    let idle = Duration::from_millis(limits.connection_idle_ms_max);
+    let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
+    let mut shutdown = shared.ctx.shutdown.clone();
+    let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
+    loop {
+        // A free in-flight slot before reading on: at the limit the socket
+        // is left unread.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return Stop::WriterGone,
+            },
+            _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
+            _ = queue.closed() => return Stop::WriterGone,
+        };
+        let prefix = tokio::select! {
+            read = tokio::time::timeout(idle, read_prefix(&mut reader)) => match read {
+                Err(_) => return Stop::Idle,
+                Ok(Ok(None)) => return Stop::EndOfStream,
+                Ok(Ok(Some(prefix))) => prefix,
+                Ok(Err(e)) => return Stop::Frame(e),
+            },
+            _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
+            _ = queue.closed() => return Stop::WriterGone,
+        };
+        let len = match body_length(prefix, limits.frame_size_bytes_max) {
+            Ok(len) => len,
+            Err(e) => return Stop::Frame(e),
+        };
+        // `Limits::validate` keeps every frame within the budget, and the
+        // budget within u32.
+        let Ok(permits) = u32::try_from(len) else {
+            return Stop::Frame(FrameError::TooLarge { len, max: limits.frame_size_bytes_max });
+        };
+        let budget = tokio::select! {
+            budget = shared.request_bytes.clone().acquire_many_owned(permits) => match budget {
+                Ok(budget) => budget,
+                Err(_) => return Stop::Shutdown,
+            },
+            _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
+        };
+        let body = tokio::select! {
+            read = tokio::time::timeout(idle, read_body(&mut reader, len)) => match read {
+                Err(_) => return Stop::Idle,
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => return Stop::Frame(e),
+            },
+            _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
+        };
+        shared.ctx.metrics.bytes_received.fetch_add(4 + len as u64, Ordering::Relaxed);
+        let request = match parse(body, limits.request_array_elements_max) {
+            Err(e) => return Stop::Protocol(e.to_string()),
+            Ok(Parsed::ApiVersionsUnsupported { correlation_id }) => {
+                let answer = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
+                let outgoing = match response::encode(ApiKey::ApiVersions, 0, correlation_id, &answer) {
+                    Ok(frame) => Outgoing::Frame(frame),
+                    Err(e) => Outgoing::Close(e.to_string()),
+                };
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(outgoing);
+                if queue.send(Pending { outgoing: rx, _slot: slot }).is_err() {
+                    return Stop::WriterGone;
+                }
+                continue;
+            }
+            Ok(Parsed::Request(request)) => request,
+        };
+        if request.trailing_bytes > 0 {
+            tracing::debug!(api = ?request.api_key, bytes = request.trailing_bytes, "ignoring bytes after a request body");
+        }
+        let sequencing = sequencing(request.api_key);
+        let (outgoing, outgoing_rx) = oneshot::channel();
+        if queue.send(Pending { outgoing: outgoing_rx, _slot: slot }).is_err() {
+            return Stop::WriterGone;
+        }
+        let (dispatched, dispatched_rx) = oneshot::channel::<()>();
+        let job = Job { ctx: shared.ctx.clone(), request, sequencing, dispatched, outgoing, budget };
+        tokio::spawn(run_request(job, token.clone()));
+        if sequencing != Sequencing::Concurrent {
+            // Resolves when the job drops its end: after the first poll or
+            // at completion, per `sequencing`.
+            let _ = dispatched_rx.await;
+        }
+    }
+}
+
+/// One request's work, run in a task of its own so that it finishes even
+/// if the connection goes away (an engine append must never be dropped
+/// half-way: that poisons the log).
+struct Job {
+    ctx: Arc<Context>,
+    request: Request,
+    sequencing: Sequencing,
+    dispatched: oneshot::Sender<()>,
+    outgoing: oneshot::Sender<Outgoing>,
+    /// The request's share of the byte budget, held until it is handled.
+    budget: OwnedSemaphorePermit,
+}
+
+async fn run_request(job: Job, _token: TaskToken) {
+    let Job { ctx, request, sequencing, dispatched, outgoing, budget } = job;
+    let started = Instant::now();
+    let (api_key, version) = (request.api_key, request.version());
+    let correlation_id = request.header.correlation_id;
+    let handler = Box::pin(handlers::handle(&ctx, request));
+    let reply = match sequencing {
+        Sequencing::AfterFirstPoll => SignalAfterFirstPoll { inner: handler, signal: Some(dispatched) }.await,
+        Sequencing::Concurrent | Sequencing::Barrier => {
+            let reply = handler.await;
+            drop(dispatched);
+            reply
+        }
+    };
+    drop(budget);
+    let mut failed = true;
+    let reply = match reply {
+        Reply::Respond(body) => {
+            failed = response_failed(&body);
+            match response::encode(api_key, version, correlation_id, &body) {
+                Ok(frame) => Outgoing::Frame(frame),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a response; closing the connection");
+                    Outgoing::Close(e.to_string())
+                }
+            }
+        }
+        Reply::Nothing => {
+            failed = false;
+            Outgoing::Nothing
+        }
+        Reply::Close(reason) => Outgoing::Close(reason),
+    };
+    ctx.metrics.observe_request(api_key, started.elapsed(), failed);
+    // The connection may be gone; the work is done either way.
+    let _ = outgoing.send(reply);
+}
+
+/// Drops `signal` once `inner` has been polled once.
+struct SignalAfterFirstPoll<F> {
+    inner: Pin<Box<F>>,
+    signal: Option<oneshot::Sender<()>>,
+}
+
+impl<F: Future> Future for SignalAfterFirstPoll<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let output = self.inner.as_mut().poll(cx);
+        self.signal.take();
+        output
+    }
+}
+
+/// Writes responses in request order, flushing whenever the next one is not
+/// ready yet, so that pipelined responses share syscalls but none waits
+/// behind a slow request.
+async fn write_responses(
+    write_half: OwnedWriteHalf,
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> std::io::Result<()> {
+    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
+    loop {
+        let mut next = match pending.try_recv() {
+            Ok(next) => next,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                writer.flush().await?;
+                match pending.recv().await {
+                    Some(next) => next,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        let outgoing = match next.outgoing.try_recv() {
+            Ok(outgoing) => outgoing,
+            Err(oneshot::error::TryRecvError::Empty) => {
+                writer.flush().await?;
+                // A handler task that panicked drops its sender: closing is
+                // the only answer that keeps responses in order.
+                (&mut next.outgoing).await.unwrap_or(Outgoing::Close("request handler failed".into()))
+            }
+            Err(oneshot::error::TryRecvError::Closed) => Outgoing::Close("request handler failed".into()),
+        };
+        match outgoing {
+            Outgoing::Frame(frame) => {
+                writer.write_all(&frame).await?;
+                metrics.bytes_sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+            }
+            Outgoing::Nothing => {}
+            Outgoing::Close(reason) => {
+                tracing::info!(%reason, "closing connection");
+                break;
+            }
+        }
+    }
+    writer.flush().await?;
+    writer.shutdown().await
+}

@@ -1,0 +1,406 @@
+//! The shape of each implemented request body, as far as the bounds walk
+//! needs it: field types and the versions each field exists in. Written
+//! from kafka-protocol 0.18's generated decoders (which follow Kafka's JSON
+//! message schemas); a test encodes every implemented version with
+//! kafka-protocol and checks that the walk consumes exactly what was
+//! written, so a mistake here fails the build's tests rather than a client.
+//!
+//! Whether a version is "flexible" (compact strings and arrays, tagged
+//! fields) is not listed: a request is flexible exactly when its header is
+//! version 2, which kafka-protocol tells.
+
+use kafka_protocol::messages::ApiKey;
+
+/// A field's wire type.
+#[derive(Clone, Copy, Debug)]
+pub enum Ty {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Uuid,
+    Bool,
+    /// A string or nullable string.
+    Str,
+    /// Bytes or nullable bytes (record batches).
+    Bytes,
+    /// An array (or nullable array) of structs.
+    Structs(&'static [Field]),
+    /// An array (or nullable array) of a primitive.
+    Array(&'static Ty),
+}
+
+/// A field present in versions `min..=max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub ty: Ty,
+    pub min: i16,
+    pub max: i16,
+}
+
+const LAST: i16 = i16::MAX;
+
+const fn all(ty: Ty) -> Field {
+    Field { ty, min: 0, max: LAST }
+}
+
+const fn from(min: i16, ty: Ty) -> Field {
+    Field { ty, min, max: LAST }
+}
+
+const fn between(min: i16, max: i16, ty: Ty) -> Field {
+    Field { ty, min, max }
+}
+
+use Ty::*;
+
+const METADATA: &[Field] = &[
+    all(Structs(&[from(10, Uuid), all(Str)])),
+    from(4, Bool),        // allow_auto_topic_creation
+    between(8, 10, Bool), // include_cluster_authorized_operations
+    from(8, Bool),        // include_topic_authorized_operations
+];
+
+const PRODUCE: &[Field] = &[
+    all(Str),   // transactional_id
+    all(Int16), // acks
+    all(Int32), // timeout_ms
+    all(Structs(&[
+        between(0, 12, Str), // name
+        from(13, Uuid),      // topic_id
+        all(Structs(&[all(Int32), all(Bytes)])),
+    ])),
+];
+
+const FETCH: &[Field] = &[
+    between(0, 14, Int32), // replica_id
+    all(Int32),            // max_wait_ms
+    all(Int32),            // min_bytes
+    from(3, Int32),        // max_bytes
+    from(4, Int8),         // isolation_level
+    from(7, Int32),        // session_id
+    from(7, Int32),        // session_epoch
+    all(Structs(&[
+        between(0, 12, Str), // topic
+        from(13, Uuid),      // topic_id
+        all(Structs(&[
+            all(Int32),      // partition
+            from(9, Int32),  // current_leader_epoch
+            all(Int64),      // fetch_offset
+            from(12, Int32), // last_fetched_epoch
+            from(5, Int64),  // log_start_offset
+            all(Int32),      // partition_max_bytes
+        ])),
+    ])),
+    from(7, Structs(&[between(7, 12, Str), from(13, Uuid), from(7, Array(&Int32))])), // forgotten topics
+    from(11, Str),                                                                    // rack_id
+];
+
+const LIST_OFFSETS: &[Field] = &[
+    all(Int32),    // replica_id
+    from(2, Int8), // isolation_level
+    all(Structs(&[
+        all(Str),
+        all(Structs(&[all(Int32), from(4, Int32), all(Int64)])), // index, leader epoch, timestamp
+    ])),
+    from(10, Int32), // timeout_ms
+];
+
+const CREATE_TOPICS: &[Field] = &[
+    all(Structs(&[
+        all(Str),                                        // name
+        all(Int32),                                      // num_partitions
+        all(Int16),                                      // replication_factor
+        all(Structs(&[all(Int32), all(Array(&Int32))])), // assignments
+        all(Structs(&[all(Str), all(Str)])),             // configs
+    ])),
+    all(Int32),    // timeout_ms
+    from(1, Bool), // validate_only
+];
+
+const DELETE_TOPICS: &[Field] = &[
+    from(6, Structs(&[all(Str), all(Uuid)])), // topics
+    between(0, 5, Array(&Str)),               // topic_names
+    all(Int32),                               // timeout_ms
+];
+
+const DESCRIBE_CONFIGS: &[Field] = &[
+    all(Structs(&[all(Int8), all(Str), all(Array(&Str))])),
+    from(1, Bool), // include_synonyms
+    from(3, Bool), // include_documentation
+];
+
+const INIT_PRODUCER_ID: &[Field] = &[
+    all(Str),       // transactional_id
+    all(Int32),     // transaction_timeout_ms
+    from(3, Int64), // producer_id
+    from(3, Int16), // producer_epoch
+];
+
+const OFFSET_FOR_LEADER_EPOCH: &[Field] = &[
+    from(3, Int32), // replica_id
+    all(Structs(&[all(Str), all(Structs(&[all(Int32), from(2, Int32), all(Int32)]))])),
+];
+
+const API_VERSIONS: &[Field] = &[
+    from(3, Str), // client_software_name
+    from(3, Str), // client_software_version
+];
+
+/// The body fields of `key`'s request, for the implemented APIs.
+pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
+    Some(match key {
+        ApiKey::Metadata => METADATA,
+        ApiKey::Produce => PRODUCE,
+        ApiKey::Fetch => FETCH,
+        ApiKey::ListOffsets => LIST_OFFSETS,
+        ApiKey::CreateTopics => CREATE_TOPICS,
+        ApiKey::DeleteTopics => DELETE_TOPICS,
+        ApiKey::DescribeConfigs => DESCRIBE_CONFIGS,
+        ApiKey::InitProducerId => INIT_PRODUCER_ID,
+        ApiKey::OffsetForLeaderEpoch => OFFSET_FOR_LEADER_EPOCH,
+        ApiKey::ApiVersions => API_VERSIONS,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every implemented version of every request, encoded by kafka-protocol
+    //! with every array non-empty and unknown tagged fields where the
+    //! version allows them, must walk to exactly its end; every strict
+    //! prefix must be refused.
+
+    use super::super::bounds::check;
+    use super::super::versions::SUPPORTED;
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn s(value: &'static str) -> StrBytes {
+        StrBytes::from_static_str(value)
+    }
+
+    fn tags() -> std::collections::BTreeMap<i32, Bytes> {
+        [(7, Bytes::from_static(b"tagged!")), (300, Bytes::new())].into_iter().collect()
+    }
+
+    fn id() -> uuid::Uuid {
+        uuid::Uuid::from_bytes([7; 16])
+    }
+
+    fn encode<T: Encodable>(request: &T, version: i16) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        request.encode(&mut buf, version).unwrap_or_else(|e| panic!("v{version}: {e}"));
+        buf.to_vec()
+    }
+
+    fn body(key: ApiKey, v: i16) -> Vec<u8> {
+        let flexible = key.request_header_version(v) >= 2;
+        let t = |m: std::collections::BTreeMap<i32, Bytes>| if flexible { m } else { Default::default() };
+        match key {
+            ApiKey::Metadata => {
+                let topic = |name| {
+                    let mut t =
+                        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(name))));
+                    if v >= 10 {
+                        t.topic_id = id();
+                    }
+                    t
+                };
+                let mut r = MetadataRequest::default()
+                    .with_topics(Some(vec![topic("a"), topic("bb")]))
+                    .with_unknown_tagged_fields(t(tags()));
+                r.allow_auto_topic_creation = v >= 4 || r.allow_auto_topic_creation;
+                r.include_cluster_authorized_operations = (8..=10).contains(&v);
+                r.include_topic_authorized_operations = v >= 8;
+                encode(&r, v)
+            }
+            ApiKey::Produce => {
+                let partition = |i| {
+                    produce_request::PartitionProduceData::default()
+                        .with_index(i)
+                        .with_records(Some(Bytes::from_static(b"batch bytes")))
+                        .with_unknown_tagged_fields(t(tags()))
+                };
+                let topic = produce_request::TopicProduceData::default()
+                    .with_name(TopicName(s("topic")))
+                    .with_partition_data(vec![partition(0), partition(1)]);
+                let r = ProduceRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s("tx"))))
+                    .with_acks(-1)
+                    .with_timeout_ms(1000)
+                    .with_topic_data(vec![topic.clone(), topic]);
+                encode(&r, v)
+            }
+            ApiKey::Fetch => {
+                let mut partition = fetch_request::FetchPartition::default()
+                    .with_partition(3)
+                    .with_fetch_offset(100)
+                    .with_partition_max_bytes(1 << 20)
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 9 {
+                    partition.current_leader_epoch = 2;
+                }
+                if v >= 12 {
+                    partition.last_fetched_epoch = 1;
+                }
+                if v >= 5 {
+                    partition.log_start_offset = 5;
+                }
+                let topic = fetch_request::FetchTopic::default()
+                    .with_topic(TopicName(s("events")))
+                    .with_partitions(vec![partition.clone(), partition]);
+                let mut r = FetchRequest::default()
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(1 << 24)
+                    .with_isolation_level(1)
+                    .with_topics(vec![topic])
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 7 {
+                    r.session_id = 9;
+                    r.session_epoch = 2;
+                    r.forgotten_topics_data = vec![fetch_request::ForgottenTopic::default()
+                        .with_topic(TopicName(s("old")))
+                        .with_partitions(vec![1, 2, 3])];
+                }
+                if v >= 11 {
+                    r.rack_id = s("rack-1");
+                }
+                if v >= 12 {
+                    r.cluster_id = Some(s("cluster"));
+                }
+                encode(&r, v)
+            }
+            ApiKey::ListOffsets => {
+                let mut partition = list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(1)
+                    .with_timestamp(-2);
+                if v >= 4 {
+                    partition.current_leader_epoch = 0;
+                }
+                let topic = list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![partition.clone(), partition]);
+                let mut r =
+                    ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![topic]);
+                if v >= 2 {
+                    r.isolation_level = 1;
+                }
+                encode(&r.with_unknown_tagged_fields(t(tags())), v)
+            }
+            ApiKey::CreateTopics => {
+                let topic = create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(s("new")))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])
+                    .with_configs(vec![
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(Some(s("1000"))),
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(s("x"))
+                            .with_value(None),
+                    ]);
+                let r = CreateTopicsRequest::default()
+                    .with_topics(vec![topic])
+                    .with_timeout_ms(100)
+                    .with_validate_only(true)
+                    .with_unknown_tagged_fields(t(tags()));
+                encode(&r, v)
+            }
+            ApiKey::DeleteTopics => {
+                let mut r =
+                    DeleteTopicsRequest::default().with_timeout_ms(100).with_unknown_tagged_fields(t(tags()));
+                if v >= 6 {
+                    r.topics = vec![
+                        delete_topics_request::DeleteTopicState::default().with_name(Some(TopicName(s("a")))),
+                        delete_topics_request::DeleteTopicState::default()
+                            .with_name(None)
+                            .with_topic_id(id()),
+                    ];
+                } else {
+                    r.topic_names = vec![TopicName(s("a")), TopicName(s("b"))];
+                }
+                encode(&r, v)
+            }
+            ApiKey::DescribeConfigs => {
+                let resource = describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t"))
+                    .with_configuration_keys(Some(vec![s("retention.ms"), s("segment.bytes")]));
+                let r = DescribeConfigsRequest::default()
+                    .with_resources(vec![resource.clone(), resource.with_configuration_keys(None)])
+                    .with_include_synonyms(true)
+                    .with_include_documentation(v >= 3)
+                    .with_unknown_tagged_fields(t(tags()));
+                encode(&r, v)
+            }
+            ApiKey::InitProducerId => {
+                let mut r = InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s("tx"))))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 3 {
+                    r.producer_id = ProducerId(5);
+                    r.producer_epoch = 1;
+                }
+                encode(&r, v)
+            }
+            ApiKey::OffsetForLeaderEpoch => {
+                let partition = offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(3)
+                    .with_leader_epoch(2);
+                let topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(s("t")))
+                    .with_partitions(vec![partition.clone(), partition]);
+                let mut r = OffsetForLeaderEpochRequest::default()
+                    .with_topics(vec![topic])
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 3 {
+                    r.replica_id = BrokerId(-1);
+                }
+                encode(&r, v)
+            }
+            ApiKey::ApiVersions => {
+                let r = ApiVersionsRequest::default()
+                    .with_client_software_name(s("ringtail-test"))
+                    .with_client_software_version(s("0.1.0"))
+                    .with_unknown_tagged_fields(t(tags()));
+                encode(&r, v)
+            }
+            other => panic!("no sample request for {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_implemented_request_walks_to_its_end() {
+        for supported in SUPPORTED {
+            let fields = request_fields(supported.key).unwrap();
+            for v in supported.min..=supported.max {
+                let flexible = supported.key.request_header_version(v) >= 2;
+                let bytes = body(supported.key, v);
+                assert_eq!(
+                    check(fields, v, flexible, &bytes, usize::MAX),
+                    Ok(bytes.len()),
+                    "{:?} v{v}",
+                    supported.key
+                );
+                for cut in 0..bytes.len() {
+                    assert!(
+                        check(fields, v, flexible, &bytes[..cut], usize::MAX).is_err(),
+                        "{:?} v{v} accepted a prefix of {cut} of {} bytes",
+                        supported.key,
+                        bytes.len()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The APIs this server implements and their version ranges, advertised by
+//! ApiVersions exactly as they are: a client picks the highest version both
+//! sides know, so advertising an unimplemented version breaks clients.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One implemented API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Supported {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported { key, min, max }
+}
+
+/// Ordered by API key, as Kafka lists them. Each range lies within
+/// kafka-protocol's (checked by a test) and reaches the versions current
+/// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
+pub const SUPPORTED: [Supported; 10] = [
+    // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
+    // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
+    api(ApiKey::Produce, 3, 11),
+    // Fetch 13+ replaces topic names with ids.
+    api(ApiKey::Fetch, 4, 12),
+    // ListOffsets 8+ adds timestamps for tiered storage (-4, -5).
+    api(ApiKey::ListOffsets, 1, 7),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 4),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // kafka-protocol 0.18 decodes DescribeConfigs from version 1.
+    api(ApiKey::DescribeConfigs, 1, 4),
+];
+
+/// The range implemented for `key`, if any.
+pub fn supported(key: ApiKey) -> Option<Supported> {
+    SUPPORTED.iter().copied().find(|s| s.key == key)
+}
+
+/// Is `version` of `key` implemented?
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported(key).is_some_and(|s| (s.min..=s.max).contains(&version))
+}
+
+/// The index of `key` in `SUPPORTED`, for per-API metrics.
+pub fn index_of(key: ApiKey) -> Option<usize> {
+    SUPPORTED.iter().position(|s| s.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_range_is_within_kafka_protocols() {
+        for s in SUPPORTED {
+            let crate_range = s.key.valid_versions();
+            assert!(s.min <= s.max, "{s:?}");
+            assert!(crate_range.min <= s.min && s.max <= crate_range.max, "{s:?} vs {crate_range:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_unique_and_ordered() {
+        for pair in SUPPORTED.windows(2) {
+            assert!((pair[0].key as i16) < (pair[1].key as i16), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        assert!(is_supported(ApiKey::Metadata, 0));
+        assert!(is_supported(ApiKey::Metadata, 12));
+        assert!(!is_supported(ApiKey::Metadata, 13));
+        assert!(!is_supported(ApiKey::Produce, 2));
+        assert!(!is_supported(ApiKey::JoinGroup, 0));
+        assert_eq!(index_of(ApiKey::Fetch), Some(1));
+    }
+}

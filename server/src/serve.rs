@@ -1,0 +1,238 @@
+//! Starting and stopping a server: `ringtail serve` in the binary, and
+//! `start` for tests that run a server in-process on an ephemeral port.
+//!
+//! Start: storage backend, listeners (so a taken port fails before a long
+//! recovery), the broker (recovering every log), then the tasks: accept
+//! loop, metrics endpoint, maintenance. Stop: stop accepting and reading,
+//! let in-flight requests finish (bounded), stop maintenance, close the
+//! broker (sync, checkpoints, files closed).
+
+use crate::clock::SystemClock;
+use crate::config::{HostPort, ServeConfig};
+use crate::entropy::os_seed;
+use crate::handlers::Context;
+use crate::maintenance;
+use crate::metered_disk::{MeteredDisk, ServerBroker};
+use crate::metrics::{self, Metrics};
+use crate::net::connection::Shared;
+use crate::net::listener::accept_loop;
+use crate::net::tracker::TaskTracker;
+use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint};
+use ringtail_engine::entropy::SeededEntropy;
+use ringtail_engine::io::open_backend;
+use ringtail_engine::log::{LogError, OpenError};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Why a server could not start or stop cleanly. All are runtime failures
+/// (exit code 1); bad configuration is caught before, by `config::resolve`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid limits: {0}")]
+    Limits(String),
+    #[error("storage I/O backend: {0}")]
+    Backend(io::Error),
+    #[error("cannot listen for {what} on {address}: {source}")]
+    Bind { what: &'static str, address: String, source: io::Error },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("reading OS randomness: {0}")]
+    Entropy(io::Error),
+    #[error("installing signal handlers: {0}")]
+    Signals(io::Error),
+    #[error("closing the broker: {0}")]
+    Close(LogError),
+    #[error("interrupted again during shutdown; exiting without closing the broker")]
+    Interrupted,
+    #[error("server task failed: {0}")]
+    Task(String),
+}
+
+impl ServeError {
+    /// Runtime failure (INTERFACE.md).
+    pub const EXIT_CODE: u8 = 1;
+}
+
+/// A started server. Dropping it does not stop it: call `shutdown`.
+pub struct RunningServer {
+    pub kafka_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// The address given to clients in Metadata.
+    pub advertised: HostPort,
+    pub node_id: i32,
+    pub io_backend: &'static str,
+    pub data_dir: PathBuf,
+    shutdown: watch::Sender<bool>,
+    stopped: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningServer {
+    /// The line logged when the server takes clients.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "ringtail ready: kafka on {}, metrics on {}, node {}, io {}, data {}",
+            self.kafka_addr,
+            self.metrics_addr,
+            self.node_id,
+            self.io_backend,
+            self.data_dir.display()
+        )
+    }
+
+    /// Stops taking requests, finishes those in flight (for at most
+    /// `Limits::shutdown_drain_ms_max`), closes the broker.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(true);
+        self.stopped.await.map_err(|e| ServeError::Task(e.to_string()))?
+    }
+}
+
+/// Starts a server and returns once it takes clients.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    config.limits.validate().map_err(ServeError::Limits)?;
+    let backend = open_backend(config.io).map_err(ServeError::Backend)?;
+    let metrics = Metrics::new(backend.name());
+    let disk = MeteredDisk::new(backend, metrics.clone());
+    let kafka_listener = bind("Kafka", &config.listen).await?;
+    let metrics_listener = bind("metrics", &config.metrics_listen).await?;
+    let kafka_addr = local_addr("Kafka", &config.listen, &kafka_listener)?;
+    let metrics_addr = local_addr("metrics", &config.metrics_listen, &metrics_listener)?;
+    let advertised = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| HostPort { host: config.listen.host.clone(), port: kafka_addr.port() });
+    let broker = open_broker(&config, disk.clone(), &advertised).await?;
+    let broker = Arc::new(broker);
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let ctx = Arc::new(Context {
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+        limits: config.limits,
+        shutdown: shutdown.clone(),
+    });
+    let shared = Arc::new(Shared {
+        ctx,
+        request_bytes: Arc::new(Semaphore::new(config.limits.request_bytes_in_flight_max)),
+    });
+    let tracker = TaskTracker::default();
+    let accepting = tokio::spawn(accept_loop(kafka_listener, shared, shutdown.clone(), tracker.token()));
+    let render: metrics::http::Render = {
+        let (broker, metrics, disk) = (broker.clone(), metrics.clone(), disk.clone());
+        Arc::new(move || metrics.render(&broker, &disk.io_counters()))
+    };
+    let scraping = tokio::spawn(metrics::http::serve(metrics_listener, render, shutdown.clone()));
+    let maintaining = tokio::spawn(maintenance::run(broker.clone(), config.flush, shutdown.clone()));
+    let drain = Duration::from_millis(config.limits.shutdown_drain_ms_max);
+    let stopped = tokio::spawn(async move {
+        let mut signal = shutdown;
+        crate::shutdown::signalled(&mut signal).await;
+        tracing::info!("shutting down: no new connections or requests");
+        // The accept loop, connections and long polls see the same signal.
+        let _ = accepting.await;
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                drain_ms = drain.as_millis() as u64,
+                "requests still in flight; closing the broker anyway"
+            );
+        }
+        let _ = maintaining.await;
+        let _ = scraping.await;
+        broker.close().await.map_err(ServeError::Close)?;
+        tracing::info!("broker closed");
+        Ok(())
+    });
+    Ok(RunningServer {
+        kafka_addr,
+        metrics_addr,
+        advertised,
+        node_id: config.node_id,
+        io_backend: disk.backend_name(),
+        data_dir: config.data_dir,
+        shutdown: shutdown_tx,
+        stopped,
+    })
+}
+
+async fn bind(what: &'static str, address: &HostPort) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(address.to_string()).await.map_err(|source| ServeError::Bind {
+        what,
+        address: address.to_string(),
+        source,
+    })
+}
+
+fn local_addr(
+    what: &'static str,
+    address: &HostPort,
+    listener: &TcpListener,
+) -> Result<SocketAddr, ServeError> {
+    listener.local_addr().map_err(|source| ServeError::Bind { what, address: address.to_string(), source })
+}
+
+async fn open_broker(
+    config: &ServeConfig,
+    disk: MeteredDisk,
+    advertised: &HostPort,
+) -> Result<ServerBroker, ServeError> {
+    let broker_config = BrokerConfig {
+        node_id: config.node_id,
+        advertised: BrokerEndpoint {
+            node_id: config.node_id,
+            host: advertised.host.clone(),
+            port: i32::from(advertised.port),
+        },
+        default_partitions: config.default_partitions,
+        default_replication_factor: config.default_replication_factor,
+        auto_create_topics: config.auto_create_topics,
+        topic_defaults: config.topic_defaults,
+    };
+    let seed = os_seed().map_err(ServeError::Entropy)?;
+    let (broker, reports) = Broker::open(
+        Arc::new(disk),
+        config.data_dir.clone(),
+        broker_config,
+        Arc::new(SystemClock),
+        Arc::new(SeededEntropy::new(seed)),
+    )
+    .await?;
+    let mut repaired = 0;
+    for report in &reports {
+        if report.is_clean() {
+            tracing::debug!(%report, "recovered log");
+        } else {
+            repaired += 1;
+            tracing::warn!(%report, "recovered log needed repair");
+        }
+    }
+    tracing::info!(logs = reports.len(), repaired, data_dir = %config.data_dir.display(), "broker opened");
+    Ok(broker)
+}
+
+/// `ringtail serve`: starts, logs the readiness line (and hands the server
+/// to `on_ready`), then runs until SIGTERM or SIGINT and shuts down. A
+/// second signal during shutdown gives up waiting.
+pub async fn run(config: ServeConfig, on_ready: impl FnOnce(&RunningServer)) -> Result<(), ServeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Installed first, so a signal during a long recovery is not lost.
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let server = start(config).await?;
+    tracing::info!("{}", server.ready_line());
+    on_ready(&server);
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+    tokio::select! {
+        stopped = server.shutdown() => stopped,
+        _ = terminate.recv() => Err(ServeError::Interrupted),
+        _ = interrupt.recv() => Err(ServeError::Interrupted),
+    }
+}

@@ -1,0 +1,177 @@
+//! Command lines of `ringtail topic|produce|consume`: what parses, what is
+//! refused (clap's exit code 2), and the defaults the interface promises.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom, GROUPS_UNSUPPORTED};
+use ringtail_server::cli::produce::ProduceArgs;
+use ringtail_server::cli::topic::{TopicArgs, TopicCommand};
+use ringtail_server::cli::{CliError, BOOTSTRAP_DEFAULT};
+use ringtail_server::client::Acks;
+
+/// The commands as the `ringtail` binary mounts them.
+#[derive(Debug, Parser)]
+#[command(name = "ringtail")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Topic(TopicArgs),
+    Produce(ProduceArgs),
+    Consume(ConsumeArgs),
+}
+
+fn parse(line: &str) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(line.split_whitespace()).map(|cli| cli.command)
+}
+
+fn topic(line: &str) -> TopicArgs {
+    match parse(line).expect("parses") {
+        Command::Topic(args) => args,
+        other => panic!("expected topic, got {other:?}"),
+    }
+}
+
+fn produce(line: &str) -> ProduceArgs {
+    match parse(line).expect("parses") {
+        Command::Produce(args) => args,
+        other => panic!("expected produce, got {other:?}"),
+    }
+}
+
+fn consume(line: &str) -> ConsumeArgs {
+    match parse(line).expect("parses") {
+        Command::Consume(args) => args,
+        other => panic!("expected consume, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_command_tree_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn topic_create_takes_partitions_replication_and_repeated_configs() {
+    let args = topic(
+        "ringtail topic create orders --partitions 3 --replication-factor 2 \
+         --config retention.ms=1000 --config cleanup.policy=delete --bootstrap 10.0.0.1:9092",
+    );
+    assert_eq!(args.bootstrap, "10.0.0.1:9092");
+    assert_eq!(
+        args.command,
+        TopicCommand::Create {
+            name: "orders".into(),
+            partitions: Some(3),
+            replication_factor: Some(2),
+            configs: vec![("retention.ms".into(), "1000".into()), ("cleanup.policy".into(), "delete".into())],
+        }
+    );
+}
+
+#[test]
+fn topic_defaults_to_the_local_broker_and_broker_defaults() {
+    let args = topic("ringtail topic create t");
+    assert_eq!(args.bootstrap, BOOTSTRAP_DEFAULT);
+    assert_eq!(
+        args.command,
+        TopicCommand::Create {
+            name: "t".into(),
+            partitions: None,
+            replication_factor: None,
+            configs: vec![]
+        }
+    );
+    assert_eq!(topic("ringtail topic list").command, TopicCommand::List);
+    assert_eq!(topic("ringtail topic describe t").command, TopicCommand::Describe { name: "t".into() });
+    assert_eq!(topic("ringtail topic delete t").command, TopicCommand::Delete { name: "t".into() });
+}
+
+#[test]
+fn bootstrap_goes_before_or_after_the_topic_subcommand() {
+    assert_eq!(topic("ringtail topic --bootstrap h:1 list").bootstrap, "h:1");
+    assert_eq!(topic("ringtail topic list --bootstrap h:1").bootstrap, "h:1");
+}
+
+#[test]
+fn bad_topic_arguments_are_usage_errors() {
+    for line in [
+        "ringtail topic create t --config novalue",
+        "ringtail topic create t --config =v",
+        "ringtail topic create t --partitions 0",
+        "ringtail topic create t --replication-factor 0",
+        "ringtail topic create",
+        "ringtail topic describe",
+        "ringtail topic frobnicate",
+    ] {
+        let err = parse(line).expect_err(line);
+        assert_eq!(err.exit_code(), 2, "{line}: {err}");
+    }
+}
+
+#[test]
+fn config_values_may_contain_equals_signs() {
+    let args = topic("ringtail topic create t --config k=a=b");
+    let TopicCommand::Create { configs, .. } = args.command else { panic!("create") };
+    assert_eq!(configs, [("k".to_owned(), "a=b".to_owned())]);
+}
+
+#[test]
+fn produce_defaults_and_acks_spellings() {
+    let args = produce("ringtail produce t");
+    assert_eq!(args.topic, "t");
+    assert_eq!(args.acks, Acks::All);
+    assert_eq!(args.key, None);
+    assert_eq!(args.partition, None);
+    assert_eq!(args.batch_bytes, 16 * 1024);
+    assert_eq!(args.linger_ms, 100);
+    assert_eq!(args.bootstrap, BOOTSTRAP_DEFAULT);
+    assert_eq!(produce("ringtail produce t --acks 0").acks, Acks::None);
+    assert_eq!(produce("ringtail produce t --acks 1").acks, Acks::Leader);
+    assert_eq!(produce("ringtail produce t --acks all --key k --partition 2").partition, Some(2));
+    for line in ["ringtail produce t --acks 2", "ringtail produce t --partition -1", "ringtail produce"] {
+        assert_eq!(parse(line).expect_err(line).exit_code(), 2, "{line}");
+    }
+}
+
+#[test]
+fn consume_from_accepts_earliest_latest_and_offsets() {
+    assert_eq!(consume("ringtail consume t").from, StartFrom::Earliest);
+    assert_eq!(consume("ringtail consume t --from latest").from, StartFrom::Latest);
+    assert_eq!(consume("ringtail consume t --from 42").from, StartFrom::Offset(42));
+    let args = consume("ringtail consume t --count 10 --partition 1 --print-keys");
+    assert_eq!((args.count, args.partition, args.print_keys), (Some(10), Some(1), true));
+    for line in
+        ["ringtail consume t --from -5", "ringtail consume t --from middle", "ringtail consume t --count x"]
+    {
+        assert_eq!(parse(line).expect_err(line).exit_code(), 2, "{line}");
+    }
+}
+
+/// `--group` parses (scripts written for groups get a clear message, not
+/// a parse error), then fails as bad usage before any network traffic.
+#[tokio::test]
+async fn consumer_groups_are_refused_with_exit_code_2() {
+    let mut args = consume("ringtail consume t --group g");
+    assert_eq!(args.group.as_deref(), Some("g"));
+    args.bootstrap = "127.0.0.1:1".into(); // nothing listens; must not be reached
+    let err = consume_into(args, &mut Vec::new(), std::future::pending()).await.unwrap_err();
+    assert_eq!(err, CliError::Usage(GROUPS_UNSUPPORTED.to_owned()));
+    assert_eq!(err.exit_code(), ExitCode::from(2));
+    let help = Cli::command().find_subcommand_mut("consume").expect("consume").render_long_help().to_string();
+    assert!(help.contains("Not yet supported"), "{help}");
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_runtime_error() {
+    let mut args = consume("ringtail consume t --count 1");
+    args.bootstrap = "127.0.0.1:1".into();
+    let err = consume_into(args, &mut Vec::new(), std::future::pending()).await.unwrap_err();
+    assert!(matches!(err, CliError::Runtime(_)), "{err:?}");
+    assert!(err.message().contains("127.0.0.1:1"), "{err}");
+    assert_eq!(err.exit_code(), ExitCode::from(1));
+}

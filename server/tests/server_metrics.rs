@@ -1,0 +1,77 @@
+//! The Prometheus endpoint: GET /metrics answers with the request, network,
+//! partition and storage series; any other request gets 404.
+
+mod server_support;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use server_support::{batch, data_dir, start, Client, STEP_TIMEOUT};
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn http(addr: SocketAddr, request: &str) -> String {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    tokio::time::timeout(STEP_TIMEOUT, exchange).await.unwrap()
+}
+
+fn produce_request(records: Bytes) -> ProduceRequest {
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("metered")))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))]),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_requests_partitions_and_storage() {
+    let dir = data_dir("metrics");
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("metered"))))]));
+    assert_eq!(client.call(9, &metadata).await.topics[0].error_code, 0);
+    for _ in 0..3 {
+        let response = client.call(9, &produce_request(batch(2, "m"))).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let page = http(server.metrics_addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("Content-Type: text/plain; version=0.0.4"), "{page}");
+    for expected in [
+        "ringtail_requests_total{api=\"Produce\"} 3\n",
+        "ringtail_requests_total{api=\"Metadata\"} 1\n",
+        "ringtail_request_duration_seconds_bucket{api=\"Produce\",le=\"+Inf\"} 3\n",
+        "ringtail_request_duration_seconds_count{api=\"Produce\"} 3\n",
+        "ringtail_partition_log_end_offset{topic=\"metered\",partition=\"0\"} 6\n",
+        "ringtail_partition_high_watermark{topic=\"metered\",partition=\"0\"} 6\n",
+        "ringtail_partition_segments{topic=\"metered\",partition=\"0\"} 1\n",
+        "ringtail_partition_isr_size{topic=\"metered\",partition=\"0\"} 1\n",
+        "ringtail_under_replicated_partitions 0\n",
+        "ringtail_connections 1\n",
+        "# TYPE ringtail_fsync_duration_seconds histogram\n",
+    ] {
+        assert!(page.contains(expected), "missing {expected:?} in\n{page}");
+    }
+    let backend = format!("ringtail_io_backend_info{{backend=\"{}\"}} 1\n", server.io_backend);
+    assert!(page.contains(&backend), "{page}");
+    let received = page.lines().find(|l| l.starts_with("ringtail_network_received_bytes_total ")).unwrap();
+    assert!(received.split(' ').nth(1).unwrap().parse::<u64>().unwrap() > 0);
+    // flush=always: every acknowledged produce was fsynced.
+    let fsyncs = page.lines().find(|l| l.starts_with("ringtail_fsync_duration_seconds_count ")).unwrap();
+    assert!(fsyncs.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= 1, "{fsyncs}");
+
+    assert!(http(server.metrics_addr, "GET / HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
+    assert!(http(server.metrics_addr, "POST /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
+    assert!(http(server.metrics_addr, "nonsense\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+    server.shutdown().await.unwrap();
+}
