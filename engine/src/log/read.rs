@@ -97,13 +97,15 @@ impl<D: Disk> Log<D> {
                 Some(bytes) => bytes,
                 None => view.file.read_at(position, len).await?,
             };
-            if buf.len() < len {
-                // Only a damaged file (or one whose unsynced pages a failed
-                // fsync dropped) is shorter than the bytes the log wrote.
+            // Only a damaged file (or one whose unsynced pages a failed
+            // fsync dropped) is shorter than the bytes the log wrote: serve
+            // what is there, fail where the wanted bytes are missing.
+            let short = buf.len() < len;
+            let missing = || {
                 let e =
                     std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its size");
-                return Err(ReadError::Io(e));
-            }
+                ReadError::Io(e)
+            };
             let mut start = None;
             let mut end = 0usize;
             let mut skipped = 0usize;
@@ -119,6 +121,7 @@ impl<D: Disk> Log<D> {
                 let (at, header) = match item {
                     Ok(found) => found,
                     Err(_) if start.is_some() => break, // serve the valid prefix; the next read reports it
+                    Err((_, BatchError::Incomplete { .. })) if short => return Err(missing()),
                     Err((at, BatchError::Incomplete { need, .. }))
                         if position + (at + need) as u64 <= view.size_bytes =>
                     {
@@ -163,6 +166,9 @@ impl<D: Disk> Log<D> {
             }
             if position + skipped as u64 >= view.size_bytes {
                 return Ok(Bytes::new());
+            }
+            if short && skipped == buf.len() {
+                return Err(missing());
             }
             position += skipped as u64;
         }
