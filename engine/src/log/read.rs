@@ -6,7 +6,7 @@
 use super::batch::{BatchError, BatchHeader, BatchScanner};
 use super::error::ReadError;
 use super::partition_log::Log;
-use super::segment::{self, OffsetCheck, Segment};
+use super::segment::{self, OffsetCheck, ScannedBatch, Segment};
 use crate::io::{Disk, DiskFile};
 use bytes::Bytes;
 use std::ops::ControlFlow;
@@ -192,21 +192,23 @@ impl<D: Disk> Log<D> {
         let log_start = self.log_start_offset();
         for view in candidates {
             let mut found = None;
-            let (position, stop) = segment::scan(
-                view.file.as_ref(),
-                view.start_position,
-                view.size_bytes,
-                OffsetCheck::Exactly(view.start_offset),
-                |b| {
-                    let h = b.header;
-                    if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
-                        found = Some(((h.base_offset as u64).max(log_start), h.max_timestamp));
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                },
-            )
-            .await?;
+            let mut visit = |b: ScannedBatch| {
+                let h = b.header;
+                if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
+                    found = Some(((h.base_offset as u64).max(log_start), h.max_timestamp));
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            };
+            let file = view.file.as_ref();
+            let check = OffsetCheck::Exactly(view.start_offset);
+            let (mut position, mut stop) =
+                segment::scan(file, view.start_position, view.size_bytes, check, &mut visit).await?;
+            if stop.is_some() && position == view.start_position && position > 0 {
+                // The index pointed at no batch: scan from the segment start.
+                let check = OffsetCheck::Exactly(view.base_offset);
+                (position, stop) = segment::scan(file, 0, view.size_bytes, check, &mut visit).await?;
+            }
             if found.is_some() {
                 return Ok(found);
             }

@@ -63,6 +63,9 @@ pub struct RecoveryReport {
     pub padding_bytes_trimmed: u64,
     pub indexes_rebuilt: Vec<u64>,
     pub stray_files_removed: Vec<String>,
+    /// Junk after the last batch of a sealed segment whose offsets are all
+    /// there: trimmed, nothing lost.
+    pub junk_trimmed: Vec<Cut>,
     /// Corruption found in data below the recovery point, left in place.
     pub corruption_kept: Vec<Cut>,
     pub recovery_point: u64,
@@ -79,7 +82,10 @@ impl RecoveryReport {
 
     /// Did recovery find anything other than a clean log?
     pub fn is_clean(&self) -> bool {
-        self.cut.is_none() && self.segments_deleted.is_empty() && self.corruption_kept.is_empty()
+        self.cut.is_none()
+            && self.segments_deleted.is_empty()
+            && self.corruption_kept.is_empty()
+            && self.junk_trimmed.is_empty()
     }
 }
 
@@ -117,6 +123,13 @@ impl fmt::Display for RecoveryReport {
         }
         if !self.indexes_rebuilt.is_empty() {
             write!(f, "; rebuilt {} indexes", self.indexes_rebuilt.len())?;
+        }
+        for junk in &self.junk_trimmed {
+            write!(
+                f,
+                "; trimmed {} junk bytes after {}:{} ({})",
+                junk.bytes_cut, junk.segment_base_offset, junk.position, junk.reason
+            )?;
         }
         for kept in &self.corruption_kept {
             write!(
@@ -321,7 +334,7 @@ async fn load_segment<D: Disk>(
     let below_recovery_point = next_base.is_some_and(|n| n <= checkpoint.recovery_point);
     if below_recovery_point {
         if let Some((size_bytes, next_offset, index)) =
-            load_sealed(disk, dir, config, &file, base, next_base, file_bytes, report).await?
+            load_sealed(disk, dir, config, &file, base, next_base, file_bytes).await?
         {
             return Ok(Segment {
                 base_offset: base,
@@ -357,6 +370,20 @@ async fn load_segment<D: Disk>(
     // invalid bytes there are damage to acknowledged data, not a torn tail.
     let damaged_durable_data = next_offset < checkpoint.recovery_point;
     match stop {
+        Some(stop) if next_base == Some(next_offset) => {
+            // Every offset of this sealed segment is there and the next
+            // segment carries on: the bytes after its last batch are junk
+            // (not part of any batch), trimmed without cutting the log.
+            let trimmed = Cut {
+                segment_base_offset: base,
+                position: valid,
+                bytes_cut: file_bytes - valid,
+                reason: stop.to_string(),
+            };
+            tracing::warn!(dir = %dir.display(), base, position = valid, reason = %trimmed.reason, "trimming junk after the last batch of a sealed segment");
+            file.set_len(valid).await.map_err(io_err(&path))?;
+            report.junk_trimmed.push(trimmed);
+        }
         Some(stop) if damaged_durable_data && next_base.is_none() => {
             // In the segment appends go to, the log cannot go on past bytes
             // it cannot parse, nor drop them: refuse to open.
@@ -431,7 +458,6 @@ async fn load_sealed<D: Disk>(
     base: u64,
     next_base: Option<u64>,
     file_bytes: u64,
-    report: &mut RecoveryReport,
 ) -> Result<Option<(u64, u64, SegmentIndex)>, OpenError> {
     let mut contents = Vec::new();
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
@@ -469,10 +495,10 @@ async fn load_sealed<D: Disk>(
     if next_base.is_some_and(|n| next_offset > n) {
         return Ok(None); // it claims offsets of the next segment: rebuild it
     }
-    if let Some(stop) = &stop {
-        keep_corruption(dir, base, valid, stop, report);
-        next_offset = next_base.unwrap_or(next_offset).max(next_offset);
+    if stop.is_some() {
+        // Damage or junk: the full scan decides what it is.
+        return Ok(None);
     }
-    let size_bytes = if stop.is_some() { file_bytes } else { valid };
+    let size_bytes = valid;
     Ok(Some((size_bytes, next_offset, index)))
 }
