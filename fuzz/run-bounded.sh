@@ -28,7 +28,7 @@ echo "fuzz/run-bounded.sh: ${seconds} s per target; tolerating known bugs: ${RIN
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failed=()
-for target in log_recovery segment_bytes record_batch; do
+for target in log_recovery segment_bytes record_batch kafka_request; do
     mkdir -p "$work/$target"
     cp corpus/"$target"/* "$work/$target"/
     echo "=== $target"

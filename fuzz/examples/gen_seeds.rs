@@ -9,6 +9,9 @@
 //! - log_recovery: `arbitrary` decodes bytes, so seeds are found by search:
 //!   pseudo-random inputs whose scenarios show each feature (crash kinds,
 //!   flips, faults, retention, truncation, group commit, the manager).
+//! - kafka_request: requests encoded with kafka-protocol, one frame each
+//!   (every implemented API, old and new versions) and a few streams, plus
+//!   malformed frames (huge array counts, truncated, negative lengths).
 //!
 //! Deterministic: the same files every run. Seeds are named `seed-*`; the
 //! fuzzer's own additions (hash names) are left alone.
@@ -21,6 +24,7 @@ use ringtail_engine::log::recovery::LogCheckpoint;
 use ringtail_engine::log::{Log, LogConfig};
 use ringtail_fuzz::exec::block_on;
 use ringtail_fuzz::gen::opaque_batch;
+use ringtail_fuzz::kafka_request::{request_frame, seed_batch, single, stream, MODE_NO_AUTO_CREATE};
 use ringtail_fuzz::log_recovery::{CrashKind, FlushChoice, Op, Scenario};
 use ringtail_fuzz::segment_bytes::{Input, SegmentFiles};
 use std::path::{Path, PathBuf};
@@ -253,11 +257,264 @@ fn log_recovery_seeds() {
     }
 }
 
+mod kafka {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    fn s(value: &'static str) -> StrBytes {
+        StrBytes::from_static_str(value)
+    }
+
+    fn topic(name: &'static str) -> TopicName {
+        TopicName(s(name))
+    }
+
+    pub fn api_versions(v: i16) -> Vec<u8> {
+        let mut r = ApiVersionsRequest::default();
+        if v >= 3 {
+            r = r.with_client_software_name(s("ringtail-fuzz")).with_client_software_version(s("0.0.0"));
+        }
+        request_frame(ApiKey::ApiVersions, v, 1, &r)
+    }
+
+    pub fn metadata(v: i16, names: &[&'static str], auto_create: bool) -> Vec<u8> {
+        let topics = names
+            .iter()
+            .map(|n| metadata_request::MetadataRequestTopic::default().with_name(Some(topic(n))))
+            .collect();
+        let mut r = MetadataRequest::default().with_topics(Some(topics));
+        if v >= 4 {
+            r.allow_auto_topic_creation = auto_create;
+        }
+        request_frame(ApiKey::Metadata, v, 2, &r)
+    }
+
+    pub fn metadata_all(v: i16) -> Vec<u8> {
+        let r = MetadataRequest::default().with_topics(if v == 0 { Some(vec![]) } else { None });
+        request_frame(ApiKey::Metadata, v, 3, &r)
+    }
+
+    pub fn create_topics(v: i16, name: &'static str, partitions: i32, validate_only: bool) -> Vec<u8> {
+        let t = create_topics_request::CreatableTopic::default()
+            .with_name(topic(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(s("retention.ms"))
+                .with_value(Some(s("3600000")))]);
+        let mut r = CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(1000);
+        if v >= 1 {
+            r.validate_only = validate_only;
+        }
+        request_frame(ApiKey::CreateTopics, v, 4, &r)
+    }
+
+    pub fn produce(v: i16, name: &'static str, partition: i32, acks: i16, records: Bytes) -> Vec<u8> {
+        let p = produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records));
+        let t = produce_request::TopicProduceData::default().with_name(topic(name)).with_partition_data(vec![p]);
+        let r = ProduceRequest::default().with_acks(acks).with_timeout_ms(1000).with_topic_data(vec![t]);
+        request_frame(ApiKey::Produce, v, 5, &r)
+    }
+
+    pub fn fetch(v: i16, name: &'static str, offset: i64, min_bytes: i32) -> Vec<u8> {
+        let partitions = (0..2)
+            .map(|i| {
+                fetch_request::FetchPartition::default()
+                    .with_partition(i)
+                    .with_current_leader_epoch(-1)
+                    .with_fetch_offset(offset)
+                    .with_log_start_offset(-1)
+                    .with_last_fetched_epoch(-1)
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect();
+        let t = fetch_request::FetchTopic::default().with_topic(topic(name)).with_partitions(partitions);
+        let mut r = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(500)
+            .with_min_bytes(min_bytes)
+            .with_max_bytes(1 << 24)
+            .with_topics(vec![t]);
+        if v >= 7 {
+            r.session_epoch = -1;
+        }
+        request_frame(ApiKey::Fetch, v, 6, &r)
+    }
+
+    pub fn list_offsets(v: i16, name: &'static str) -> Vec<u8> {
+        let timestamps: &[i64] = if v >= 7 { &[-1, -2, -3, 1_699_999_995_000] } else { &[-1, -2, 1_699_999_995_000] };
+        let partitions = timestamps
+            .iter()
+            .map(|&ts| {
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(ts)
+            })
+            .collect();
+        let t = list_offsets_request::ListOffsetsTopic::default().with_name(topic(name)).with_partitions(partitions);
+        let r = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![t]);
+        request_frame(ApiKey::ListOffsets, v, 7, &r)
+    }
+
+    pub fn delete_topics(v: i16, name: &'static str) -> Vec<u8> {
+        let mut r = DeleteTopicsRequest::default().with_timeout_ms(1000);
+        if v >= 6 {
+            r.topics = vec![delete_topics_request::DeleteTopicState::default().with_name(Some(topic(name)))];
+        } else {
+            r.topic_names = vec![topic(name)];
+        }
+        request_frame(ApiKey::DeleteTopics, v, 8, &r)
+    }
+
+    pub fn describe_configs(v: i16) -> Vec<u8> {
+        let resources = vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("u"))
+                .with_configuration_keys(None),
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s("1"))
+                .with_configuration_keys(Some(vec![s("x")])),
+        ];
+        let r = DescribeConfigsRequest::default().with_resources(resources).with_include_documentation(v >= 3);
+        request_frame(ApiKey::DescribeConfigs, v, 9, &r)
+    }
+
+    pub fn init_producer_id(v: i16) -> Vec<u8> {
+        let mut r = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        if v >= 3 {
+            r.producer_id = ProducerId(-1);
+            r.producer_epoch = -1;
+        }
+        request_frame(ApiKey::InitProducerId, v, 10, &r)
+    }
+
+    pub fn offset_for_leader_epoch(v: i16) -> Vec<u8> {
+        let p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+            .with_partition(0)
+            .with_current_leader_epoch(-1)
+            .with_leader_epoch(0);
+        let t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+            .with_topic(topic("t"))
+            .with_partitions(vec![p]);
+        let mut r = OffsetForLeaderEpochRequest::default().with_topics(vec![t]);
+        if v >= 3 {
+            r.replica_id = BrokerId(-1);
+        }
+        request_frame(ApiKey::OffsetForLeaderEpoch, v, 11, &r)
+    }
+
+    /// An idempotent batch (producer 0, epoch 0, sequence 0).
+    pub fn idempotent_batch() -> Bytes {
+        let mut b = BatchBuilder::new(0, 1_700_000_000_000);
+        b.producer_id = 0;
+        b.producer_epoch = 0;
+        b.base_sequence = 0;
+        b.push(None, Some(Bytes::from_static(b"idempotent")), 1_700_000_000_000);
+        b.build()
+    }
+}
+
+fn kafka_request_seeds() {
+    use kafka::*;
+    let t = "kafka_request";
+    let one = |name: &str, frame: &[u8]| write(t, name, &single(frame, 0));
+    one("api-versions-v0", &api_versions(0));
+    one("api-versions-v3", &api_versions(3));
+    // A version newer than ours: the v0 fallback answer.
+    let mut future = api_versions(3);
+    future[3] = 9;
+    one("api-versions-future", &future);
+    one("metadata-v0-all", &metadata_all(0));
+    one("metadata-v12-auto-create", &metadata(12, &["t", "fresh"], true));
+    one("metadata-v4-no-auto-create", &metadata(4, &["t", "absent"], false));
+    write(t, "metadata-v1-broker-no-auto-create", &single(&metadata(1, &["absent"], true), MODE_NO_AUTO_CREATE));
+    one("create-topics-v7", &create_topics(7, "created", 3, false));
+    one("create-topics-v2-validate-only", &create_topics(2, "checked", 2, true));
+    one("produce-v9", &produce(9, "t", 1, -1, seed_batch(3)));
+    one("produce-v3-acks-0", &produce(3, "t", 0, 0, seed_batch(1)));
+    one("produce-v11-idempotent", &produce(11, "t", 1, 1, idempotent_batch()));
+    one("fetch-v12", &fetch(12, "t", 0, 1));
+    one("fetch-v4-long-poll", &fetch(4, "t", 6, 1 << 20));
+    one("list-offsets-v7", &list_offsets(7, "t"));
+    one("list-offsets-v1", &list_offsets(1, "t"));
+    one("delete-topics-v6", &delete_topics(6, "u"));
+    one("delete-topics-v1", &delete_topics(1, "t"));
+    one("describe-configs-v4", &describe_configs(4));
+    one("init-producer-id-v4", &init_producer_id(4));
+    one("offset-for-leader-epoch-v4", &offset_for_leader_epoch(4));
+    // Streams: a client's session.
+    write(
+        t,
+        "stream-create-produce-fetch-delete",
+        &stream(
+            &[
+                api_versions(3),
+                create_topics(5, "s", 2, false),
+                produce(7, "s", 0, -1, seed_batch(2)),
+                produce(7, "s", 1, 1, seed_batch(1)),
+                fetch(11, "s", 0, 1),
+                list_offsets(5, "s"),
+                delete_topics(4, "s"),
+                metadata_all(9),
+            ],
+            0,
+        ),
+    );
+    write(
+        t,
+        "stream-idempotent-producer",
+        &stream(
+            &[
+                init_producer_id(2),
+                produce(8, "u", 0, -1, idempotent_batch()),
+                produce(8, "u", 0, -1, idempotent_batch()),
+                fetch(10, "u", 0, 1),
+            ],
+            0,
+        ),
+    );
+    // Malformed.
+    let mut huge = metadata(1, &["t"], true);
+    let at = huge.len() - 7; // the topics array count (i32) before "t"
+    huge[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+    one("malformed-huge-array-count", &huge);
+    let mut huge_compact = metadata(9, &["t"], true);
+    // Header v2: key, version, correlation id, client id (2+4), no tags (1).
+    let body = 8 + 2 + 4 + 1;
+    assert_eq!(huge_compact[body], 2, "compact count of one topic");
+    huge_compact.splice(body..body + 1, [0xff, 0xff, 0xff, 0xff, 0x0f]);
+    one("malformed-huge-compact-array-count", &huge_compact);
+    let produce = produce(9, "t", 0, -1, seed_batch(2));
+    one("malformed-truncated-produce", &produce[..produce.len() - 9]);
+    let mut negative = metadata(1, &["t"], true);
+    let at = negative.len() - 3; // the name's i16 length
+    negative[at..at + 2].copy_from_slice(&(-2i16).to_be_bytes());
+    one("malformed-negative-string-length", &negative);
+    let mut bad_crc = produce.clone();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x55;
+    one("malformed-batch-crc", &bad_crc);
+    let mut negative_frame = stream(&[api_versions(0)], 0);
+    negative_frame.extend_from_slice(&(-5i32).to_be_bytes());
+    negative_frame.extend_from_slice(&api_versions(0));
+    write(t, "malformed-negative-frame-length", &negative_frame);
+    let mut overlong = stream(&[metadata_all(1)], 0);
+    overlong.extend_from_slice(&(100 * 1024 * 1024i32).to_be_bytes());
+    overlong.extend_from_slice(&api_versions(0));
+    write(t, "malformed-frame-past-the-stream", &overlong);
+    one("malformed-short-header", &[0, 18, 0]);
+}
+
 fn main() {
     record_batch_seeds();
     segment_bytes_seeds();
     log_recovery_seeds();
-    for t in ["log_recovery", "segment_bytes", "record_batch"] {
+    kafka_request_seeds();
+    for t in ["log_recovery", "segment_bytes", "record_batch", "kafka_request"] {
         eprintln!("{t}: {} files", std::fs::read_dir(out_dir(t)).unwrap().count());
     }
 }

@@ -6,6 +6,7 @@ fn main() {
     match target.as_str() {
         "log_recovery" => println!("{:#?}", ringtail_fuzz::log_recovery::Scenario::decode(&data)),
         "segment_bytes" => println!("{:#?}", ringtail_fuzz::segment_bytes::Input::parse(&data)),
+        "kafka_request" => print!("{}", ringtail_fuzz::kafka_request::describe(&data)),
         _ => println!("{data:02x?}"),
     }
     let run = ringtail_fuzz::TARGETS.iter().find(|(n, _)| n == target).expect("known target").1;

@@ -1,4 +1,4 @@
-//! Fuzz target bodies for ringtail-engine.
+//! Fuzz target bodies for ringtail-engine and ringtail-server.
 //!
 //! Each target is a plain function over bytes, so that the fuzz targets in
 //! `fuzz_targets/` (built by `cargo fuzz`) and the replay test in
@@ -11,10 +11,14 @@
 //!   checked against a reference scan.
 //! - `record_batch`: batch validation, scanning and record decoding, with a
 //!   decode/encode round trip.
+//! - `kafka_request`: request frames through the server's decoding and
+//!   dispatch to a broker, checked: responses encode with the request's
+//!   correlation id, nothing stored changes but what a request changed.
 
 pub mod alloc;
 pub mod exec;
 pub mod gen;
+pub mod kafka_request;
 pub mod known_bugs;
 pub mod log_recovery;
 pub mod record_batch;
@@ -28,8 +32,9 @@ pub use alloc::LimitAlloc;
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the replay test and the seed generator.
-pub const TARGETS: [(&str, Target); 3] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("log_recovery", log_recovery::run),
     ("segment_bytes", segment_bytes::run),
     ("record_batch", record_batch::run),
+    ("kafka_request", kafka_request::run),
 ];

@@ -97,9 +97,14 @@ fn record_batch_corpus() {
     replay("record_batch", ringtail_fuzz::record_batch::run);
 }
 
+#[test]
+fn kafka_request_corpus() {
+    replay("kafka_request", ringtail_fuzz::kafka_request::run);
+}
+
 /// Every target listed in the library has a test above.
 #[test]
 fn every_target_is_replayed() {
     let names: Vec<&str> = ringtail_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["log_recovery", "segment_bytes", "record_batch"]);
+    assert_eq!(names, ["log_recovery", "segment_bytes", "record_batch", "kafka_request"]);
 }

@@ -155,7 +155,9 @@ impl<D: Disk> Log<D> {
                     skipped = at + header.size_bytes();
                     continue;
                 }
-                if !admit(&header, start.is_none(), start.map_or(0, |s| end - s), max_bytes, max_offset) {
+                // Nothing at or past the segment's end offset is part of it.
+                let bound = Some(max_offset.map_or(view.next_offset, |m| m.min(view.next_offset)));
+                if !admit(&header, start.is_none(), start.map_or(0, |s| end - s), max_bytes, bound) {
                     return Ok(start.map_or_else(Bytes::new, |s| buf.slice(s..end)));
                 }
                 start.get_or_insert(at);

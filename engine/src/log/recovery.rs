@@ -398,7 +398,9 @@ async fn load_segment<D: Disk>(
             // A sealed segment: keep it whole and let reads report the damage.
             keep_corruption(dir, base, valid, &stop, report);
             size_bytes = file_bytes;
-            next_offset = next_base.unwrap_or(next_offset);
+            // Its offsets end where the next segment starts; if its valid
+            // batches already reach past that, the overlap check refuses.
+            next_offset = next_base.map_or(next_offset, |n| n.max(next_offset));
         }
         Some(_) if is_padding(&file, valid, file_bytes).await.map_err(io_err(&path))? => {
             // Zeros a direct-I/O write padded its last block with.
