@@ -5,6 +5,8 @@
 //!   connections) and up to `--in-flight` requests pipelined on it, send
 //!   `--messages` records of `--size` bytes in batches of `--batch-bytes`,
 //!   spread over the topic's partitions. Latency is per produce request.
+//!   With `--rate`, producers send on a fixed schedule instead of as fast
+//!   as they can, and latency counts from each request's scheduled time.
 //! - `consume`: one consumer reads `--messages` records from the earliest
 //!   offsets of every partition. Latency is per fetch request.
 //! - `e2e`: the consumer starts at the end of every partition, then the
@@ -68,6 +70,13 @@ struct Args {
     /// Produce requests in flight per producer (Kafka's default is 5).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=256))]
     in_flight: u32,
+    /// Target rate in messages per second across all producers (produce and
+    /// e2e; 0: as fast as possible). Each producer sends its share on a
+    /// fixed schedule, and request latency is measured from the scheduled
+    /// time, not the actual send: a broker that falls behind delays the
+    /// sends and that delay is counted (no coordinated omission).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Partitions of the topic if it has to be created.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
@@ -217,6 +226,7 @@ async fn produce_all(args: &Args, partitions: Vec<i32>, t0: Instant, stamp: bool
             partitions: Arc::clone(&partitions),
             stamp,
             t0,
+            rate: args.rate as f64 / producers as f64,
         };
         tasks.spawn(job.run());
     }
@@ -243,6 +253,8 @@ struct ProducerJob {
     partitions: Arc<Vec<i32>>,
     stamp: bool,
     t0: Instant,
+    /// This producer's messages per second; 0 for unpaced.
+    rate: f64,
 }
 
 impl ProducerJob {
@@ -254,15 +266,30 @@ impl ProducerJob {
         let mut latency = Histogram::new();
         let mut requests = JoinSet::new();
         let (mut sent, mut batch_number) = (0u64, self.index);
+        let schedule_start = Instant::now();
         while sent < self.messages || !requests.is_empty() {
             if sent < self.messages && requests.len() < self.in_flight {
+                // Paced: the batch starting at message `sent` is due at
+                // `sent / rate`; answers are collected while waiting.
+                let due = (self.rate > 0.0)
+                    .then(|| schedule_start + Duration::from_secs_f64(sent as f64 / self.rate));
+                if let Some(due) = due.filter(|due| *due > Instant::now()) {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => {}
+                        Some(joined) = requests.join_next() => {
+                            latency.record(joined.map_err(|e| protocol(format!("produce task: {e}")))??);
+                        }
+                    }
+                    continue;
+                }
                 let count = per_batch.min(self.messages - sent);
                 let batch = self.batch(count, &filler);
                 let partition = self.partitions[batch_number % self.partitions.len()];
                 batch_number += 1;
                 let (client, topic, acks) = (Arc::clone(&client), self.topic.clone(), self.acks);
+                // Latency counts from when the batch was due, if paced.
+                let started = due.unwrap_or_else(Instant::now);
                 requests.spawn(async move {
-                    let started = Instant::now();
                     client.produce_batch(&topic, partition, batch, acks).await.map(|_| started.elapsed())
                 });
                 sent += count;
@@ -370,6 +397,12 @@ impl Report {
         // Producer count and acks mean nothing to a consume-only run.
         let setup = match args.mode {
             Mode::Consume => String::new(),
+            _ if args.rate > 0 => format!(
+                ", {} producers, acks={}, paced at {} msgs/s",
+                args.producers,
+                acks_text(args.acks),
+                args.rate
+            ),
             _ => format!(", {} producers, acks={}", args.producers, acks_text(args.acks)),
         };
         format!(

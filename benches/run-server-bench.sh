@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Server benchmark: the `ringtail serve` binary over the Kafka protocol,
+# next to fio on the same disk, all in one invocation so that the ratios
+# compare figures measured minutes apart rather than days apart (this
+# host's disk swings by 30 % and more between runs).
+#
+#   1. fio: sequential 1 MiB O_DIRECT writes, libaio, queue depth 8 (4 GiB):
+#      the disk's streaming ceiling.
+#   2. fio: 4-64 KiB appends with fdatasync after each: the p99 of the
+#      fdatasync calls (fio's JSON `sync` percentiles), the floor of any
+#      acks=all latency under flush=always.
+#   3. ringtail-bench produce, 1 KiB records, 4 GiB, acks=all, server with
+#      --flush always (the default).
+#   4. The same with the server restarted with --flush never.
+#   5. ringtail-bench consume of the records produced in step 3.
+#   6. The server restarted with --flush always; produce paced at half of
+#      the rate step 3 reached: request p99 (from each request's scheduled
+#      time) against 3 × the fdatasync p99 of step 2.
+#
+# Device flushes are counted from /proc/diskstats around every step, to
+# show what durability each figure had. Data lives in a fresh directory
+# under ./bench-data (the disk under test, not a tmpfs), removed at the end.
+# Installs fio and jq if missing (bench hosts only) and builds in release.
+#
+# Knobs (environment): BENCH_BYTES (4 GiB), PRODUCERS (4), PARTITIONS (4),
+# BATCH_BYTES (65536), IN_FLIGHT (5), HALF_LOAD_SECS (30), SETTLE_SECS (10).
+# The markdown table goes to stdout, progress to stderr.
+set -euo pipefail
+# A failing bench inside $(...) must stop the script, not yield an empty row.
+shopt -s inherit_errexit
+
+cd "$(dirname "$0")/.."
+
+BENCH_BYTES=${BENCH_BYTES:-$((4 << 30))}
+RECORD_BYTES=1024
+PRODUCERS=${PRODUCERS:-4}
+PARTITIONS=${PARTITIONS:-4}
+BATCH_BYTES=${BATCH_BYTES:-65536}
+IN_FLIGHT=${IN_FLIGHT:-5}
+HALF_LOAD_SECS=${HALF_LOAD_SECS:-30}
+SETTLE_SECS=${SETTLE_SECS:-10}
+MESSAGES=$((BENCH_BYTES / RECORD_BYTES))
+
+log() { echo "run-server-bench: $*" >&2; }
+
+for tool in fio jq; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        log "$tool not found: installing it (apt-get install -y $tool)"
+        if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+        $sudo apt-get install -y "$tool" >&2 || {
+            $sudo apt-get update >&2 && $sudo apt-get install -y "$tool" >&2
+        }
+    fi
+done
+
+cargo build --release -p ringtail-server --bin ringtail -p ringtail-benches --bin ringtail-bench >&2
+target_dir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)}"
+ringtail="$target_dir/release/ringtail"
+bench="$target_dir/release/ringtail-bench"
+
+# A run directory of our own under ./bench-data, so that a concurrent
+# append-bench (same parent) is not disturbed, and ./bench-data itself goes
+# only if this run created it.
+created_base=false
+[ -d bench-data ] || created_base=true
+mkdir -p bench-data
+run_dir=$(mktemp -d "$PWD/bench-data/server.XXXXXX")
+data_dir="$run_dir/data"
+server_pid=""
+
+cleanup() {
+    local status=$?
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [ "$status" -ne 0 ]; then
+        for f in "$run_dir"/server-*.log; do
+            [ -f "$f" ] && { log "last lines of $(basename "$f"):"; tail -n 20 "$f" >&2; }
+        done
+    fi
+    rm -rf "$run_dir"
+    if $created_base; then rmdir bench-data 2>/dev/null || true; fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The whole disk holding the run directory: flushes are accounted on the
+# disk only, never on a partition.
+majmin=$(findmnt -n -o MAJ:MIN -T "$run_dir" | head -n 1 | tr -d ' ')
+sys=$(readlink -f "/sys/dev/block/$majmin" || true)
+[ -n "$sys" ] && [ -e "$sys/partition" ] && sys=$(dirname "$sys")
+device=$(basename "${sys:-vda}")
+if ! awk -v d="$device" '$3 == d { found = 1 } END { exit !found }' /proc/diskstats; then
+    log "warning: no /proc/diskstats entry for the disk under $run_dir; counting vda"
+    device=vda
+fi
+# Column 19 of /proc/diskstats: flush requests completed (Linux 5.5+).
+flushes() { awk -v d="$device" '$3 == d { print $19 }' /proc/diskstats; }
+
+# Lets the next step start from a quiet disk: write back what the last one
+# left, then let the host drain what it absorbed.
+settle() { sync; sleep "$SETTLE_SECS"; }
+
+# fio's JSON, without any notes it prints before the document.
+fio_json() { fio "$@" --output-format=json | sed -n '/^{/,$p'; }
+
+log "data under $run_dir on $device; $(nproc) cores; $(uname -r)"
+
+# 1. The disk's streaming ceiling.
+log "fio: sequential 1 MiB O_DIRECT writes, libaio qd8, $BENCH_BYTES B"
+before=$(flushes)
+json=$(fio_json --name=seq-odirect --filename="$run_dir/fio-direct.dat" --rw=write --bs=1M \
+    --direct=1 --ioengine=libaio --iodepth=8 --size="$BENCH_BYTES")
+fio_direct_flushes=$(($(flushes) - before))
+rm -f "$run_dir/fio-direct.dat"
+fio_direct_mbs=$(jq '.jobs[0].write.bw_bytes / 1e6' <<<"$json")
+log "  $fio_direct_mbs MB/s, $fio_direct_flushes device flushes"
+settle
+
+# 2. What one fdatasync after an append costs. Bounded by time as well as
+# size: ~4,000 syncs/s on a good day, far fewer on a bad one.
+log "fio: 4-64 KiB appends, fdatasync after each"
+before=$(flushes)
+json=$(fio_json --name=append-fdatasync --filename="$run_dir/fio-sync.dat" --rw=write \
+    --bsrange=4k-64k --ioengine=sync --fdatasync=1 --size=1g --runtime=20)
+fio_sync_flushes=$(($(flushes) - before))
+rm -f "$run_dir/fio-sync.dat"
+fio_sync_p99_ms=$(jq '.jobs[0].sync.lat_ns.percentile["99.000000"] / 1e6' <<<"$json")
+fio_sync_count=$(jq '.jobs[0].sync.lat_ns.N' <<<"$json")
+fio_write_p99_ms=$(jq '.jobs[0].write.clat_ns.percentile["99.000000"] / 1e6' <<<"$json")
+log "  fdatasync p99 $fio_sync_p99_ms ms over $fio_sync_count syncs (write p99 $fio_write_p99_ms ms), $fio_sync_flushes device flushes"
+settle
+
+# Starts `ringtail serve` on the data directory with --flush "$1" on
+# ephemeral ports; sets server_pid and bootstrap.
+start_server() {
+    local flush=$1 out="$run_dir/server-$1.out" deadline
+    : >"$out"
+    "$ringtail" serve --data-dir "$data_dir" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+        --flush "$flush" >"$out" 2>>"$run_dir/server-$flush.log" &
+    server_pid=$!
+    deadline=$((SECONDS + 120))
+    until grep -q '^ringtail ready: ' "$out"; do
+        if ! kill -0 "$server_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            log "ringtail serve --flush $flush did not become ready"
+            return 1
+        fi
+        sleep 0.1
+    done
+    bootstrap=$(sed -n 's/^ringtail ready: kafka on \([^,]*\),.*/\1/p' "$out")
+    log "server up (--flush $flush): $(head -n 1 "$out")"
+}
+
+# SIGTERM: the server syncs and exits 0; bounded, then SIGKILL.
+stop_server() {
+    local deadline=$((SECONDS + 120))
+    kill -TERM "$server_pid"
+    while kill -0 "$server_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    if kill -0 "$server_pid" 2>/dev/null; then
+        log "warning: server ignored SIGTERM for 120 s; killing it"
+        kill -KILL "$server_pid"
+    fi
+    wait "$server_pid" || log "warning: server exited with status $?"
+    server_pid=""
+}
+
+# Runs ringtail-bench, echoes its summary to stderr and prints its table
+# row. Row columns (split on '|'): 8 MB/s, 9 msgs/s, 11 p99 ms.
+run_bench() {
+    local out
+    out=$("$bench" "$@" --bootstrap "$bootstrap" --size "$RECORD_BYTES")
+    sed -n '1p' <<<"$out" >&2
+    grep '^| ' <<<"$out" | tail -n 1
+}
+col() { awk -F'|' -v c="$2" '{ gsub(/ /, "", $c); print $c }' <<<"$1"; }
+
+produce_args=(--partitions "$PARTITIONS" --producers "$PRODUCERS" --batch-bytes "$BATCH_BYTES"
+    --in-flight "$IN_FLIGHT" --acks all)
+
+# 3. acks=all, flush=always.
+start_server always
+log "produce: $MESSAGES × $RECORD_BYTES B, acks=all, flush=always"
+before=$(flushes)
+row=$(run_bench produce --topic always --messages "$MESSAGES" "${produce_args[@]}")
+always_flushes=$(($(flushes) - before))
+always_mbs=$(col "$row" 8)
+always_rate=$(col "$row" 9)
+stop_server
+settle
+
+# 4. acks=all, flush=never, same data directory.
+start_server never
+log "produce: $MESSAGES × $RECORD_BYTES B, acks=all, flush=never"
+before=$(flushes)
+row=$(run_bench produce --topic never --messages "$MESSAGES" "${produce_args[@]}")
+never_flushes=$(($(flushes) - before))
+never_mbs=$(col "$row" 8)
+
+# 5. Read back what step 3 wrote (partly from the page cache: 23 GiB of
+# RAM here against 8 GiB written, so this is the broker's read path more
+# than the disk's).
+settle
+log "consume: $MESSAGES records of topic always"
+row=$(run_bench consume --topic always --messages "$MESSAGES")
+consume_mbs=$(col "$row" 8)
+stop_server
+settle
+
+# 6. Half of step 3's rate under flush=always, for latency without queueing.
+half_rate=$(awk -v r="$always_rate" 'BEGIN { printf "%d", r / 2 }')
+half_messages=$((half_rate * HALF_LOAD_SECS))
+start_server always
+log "produce paced at $half_rate msgs/s (half of $always_rate) for ${HALF_LOAD_SECS} s, flush=always"
+before=$(flushes)
+row=$(run_bench produce --topic half --messages "$half_messages" --rate "$half_rate" "${produce_args[@]}")
+half_flushes=$(($(flushes) - before))
+half_mbs=$(col "$row" 8)
+half_achieved=$(col "$row" 9)
+half_p99_ms=$(col "$row" 11)
+stop_server
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+fmt() { awk -v a="$1" 'BEGIN { printf "%.'"${2:-1}"'f", a }'; }
+sync_budget_ms=$(awk -v p="$fio_sync_p99_ms" 'BEGIN { printf "%.2f", 3 * p }')
+verdict=$(awk -v a="$half_p99_ms" -v b="$sync_budget_ms" 'BEGIN { print (a <= b) ? "within" : "over" }')
+
+cat <<EOF
+
+Server benchmark, $(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -r), disk $device:
+1 KiB records, $((BENCH_BYTES >> 20)) MiB per produce run, $PRODUCERS producers × $IN_FLIGHT in flight,
+$BATCH_BYTES B batches, $PARTITIONS partitions, acks=all, loopback, io auto.
+
+| measure | ringtail | reference | ratio | device flushes |
+|---|---:|---:|---:|---:|
+| produce MB/s, flush=always | $(fmt "$always_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$always_mbs" "$fio_direct_mbs") × | $always_flushes |
+| produce MB/s, flush=never | $(fmt "$never_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$never_mbs" "$fio_direct_mbs") × | $never_flushes |
+| consume MB/s | $(fmt "$consume_mbs") | – | – | – |
+| produce p99 ms at half load (target $half_rate msgs/s, achieved $half_achieved = $(fmt "$half_mbs") MB/s), flush=always | $(fmt "$half_p99_ms" 2) | 3 × fio fdatasync p99 ($(fmt "$fio_sync_p99_ms" 2) ms) = $sync_budget_ms ms | $(ratio "$half_p99_ms" "$sync_budget_ms") × ($verdict) | $half_flushes |
+
+fio fdatasync: $fio_sync_count syncs after 4-64 KiB appends (write p99 $(fmt "$fio_write_p99_ms" 3) ms), $fio_sync_flushes device flushes;
+fio O_DIRECT: $fio_direct_flushes device flushes.
+EOF
+# Latency counts from each request's scheduled time: a server that cannot
+# keep the schedule shows its growing backlog there, which is then what
+# the figure mostly measures.
+if awk -v a="$half_achieved" -v t="$half_rate" 'BEGIN { exit !(a < 0.97 * t) }'; then
+    echo
+    echo "Note: the half-load run fell behind its schedule ($half_achieved of $half_rate msgs/s); its p99 is mostly queueing behind that backlog."
+fi
