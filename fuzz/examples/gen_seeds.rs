@@ -1,4 +1,5 @@
-//! Writes the seed corpora: `cargo run --example gen_seeds` (from fuzz/).
+//! Writes the seed corpora: `cargo run --example gen_seeds` (from fuzz/), or
+//! those of some targets: `cargo run --example gen_seeds -- kafka_request`.
 //!
 //! - record_batch: batches built with `BatchBuilder` (empty, keys, values,
 //!   headers, nulls), an opaque batch, two in a row, torn, bad CRC,
@@ -24,7 +25,9 @@ use ringtail_engine::log::recovery::LogCheckpoint;
 use ringtail_engine::log::{Log, LogConfig};
 use ringtail_fuzz::exec::block_on;
 use ringtail_fuzz::gen::opaque_batch;
-use ringtail_fuzz::kafka_request::{request_frame, seed_batch, single, stream, MODE_NO_AUTO_CREATE};
+use ringtail_fuzz::kafka_request::{
+    request_frame, seed_batch, single, stream, MODE_FIX_CRC, MODE_NO_AUTO_CREATE,
+};
 use ringtail_fuzz::log_recovery::{CrashKind, FlushChoice, Op, Scenario};
 use ringtail_fuzz::segment_bytes::{Input, SegmentFiles};
 use std::path::{Path, PathBuf};
@@ -311,15 +314,20 @@ mod kafka {
     }
 
     pub fn produce(v: i16, name: &'static str, partition: i32, acks: i16, records: Bytes) -> Vec<u8> {
-        let p = produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records));
-        let t = produce_request::TopicProduceData::default().with_name(topic(name)).with_partition_data(vec![p]);
+        let p = produce_request::PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(records));
+        let t =
+            produce_request::TopicProduceData::default().with_name(topic(name)).with_partition_data(vec![p]);
         let r = ProduceRequest::default().with_acks(acks).with_timeout_ms(1000).with_topic_data(vec![t]);
         request_frame(ApiKey::Produce, v, 5, &r)
     }
 
-    pub fn fetch(v: i16, name: &'static str, offset: i64, min_bytes: i32) -> Vec<u8> {
-        let partitions = (0..2)
-            .map(|i| {
+    /// A fetch of partitions 0, 1, ... from `offsets`.
+    pub fn fetch(v: i16, name: &'static str, offsets: &[i64], min_bytes: i32) -> Vec<u8> {
+        let partitions = (0..)
+            .zip(offsets)
+            .map(|(i, &offset)| {
                 fetch_request::FetchPartition::default()
                     .with_partition(i)
                     .with_current_leader_epoch(-1)
@@ -343,7 +351,9 @@ mod kafka {
     }
 
     pub fn list_offsets(v: i16, name: &'static str) -> Vec<u8> {
-        let timestamps: &[i64] = if v >= 7 { &[-1, -2, -3, 1_699_999_995_000] } else { &[-1, -2, 1_699_999_995_000] };
+        // The fixture's t-0 has batches at T0 - 10 s, - 9 s, - 8 s.
+        let timestamps: &[i64] =
+            if v >= 7 { &[-1, -2, -3, 1_699_999_990_500] } else { &[-1, -2, 1_699_999_990_500] };
         let partitions = timestamps
             .iter()
             .map(|&ts| {
@@ -353,7 +363,9 @@ mod kafka {
                     .with_timestamp(ts)
             })
             .collect();
-        let t = list_offsets_request::ListOffsetsTopic::default().with_name(topic(name)).with_partitions(partitions);
+        let t = list_offsets_request::ListOffsetsTopic::default()
+            .with_name(topic(name))
+            .with_partitions(partitions);
         let r = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![t]);
         request_frame(ApiKey::ListOffsets, v, 7, &r)
     }
@@ -379,12 +391,14 @@ mod kafka {
                 .with_resource_name(s("1"))
                 .with_configuration_keys(Some(vec![s("x")])),
         ];
-        let r = DescribeConfigsRequest::default().with_resources(resources).with_include_documentation(v >= 3);
+        let r =
+            DescribeConfigsRequest::default().with_resources(resources).with_include_documentation(v >= 3);
         request_frame(ApiKey::DescribeConfigs, v, 9, &r)
     }
 
     pub fn init_producer_id(v: i16) -> Vec<u8> {
-        let mut r = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let mut r =
+            InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
         if v >= 3 {
             r.producer_id = ProducerId(-1);
             r.producer_epoch = -1;
@@ -431,14 +445,19 @@ fn kafka_request_seeds() {
     one("metadata-v0-all", &metadata_all(0));
     one("metadata-v12-auto-create", &metadata(12, &["t", "fresh"], true));
     one("metadata-v4-no-auto-create", &metadata(4, &["t", "absent"], false));
-    write(t, "metadata-v1-broker-no-auto-create", &single(&metadata(1, &["absent"], true), MODE_NO_AUTO_CREATE));
+    write(
+        t,
+        "metadata-v1-broker-no-auto-create",
+        &single(&metadata(1, &["absent"], true), MODE_NO_AUTO_CREATE),
+    );
     one("create-topics-v7", &create_topics(7, "created", 3, false));
     one("create-topics-v2-validate-only", &create_topics(2, "checked", 2, true));
     one("produce-v9", &produce(9, "t", 1, -1, seed_batch(3)));
     one("produce-v3-acks-0", &produce(3, "t", 0, 0, seed_batch(1)));
     one("produce-v11-idempotent", &produce(11, "t", 1, 1, idempotent_batch()));
-    one("fetch-v12", &fetch(12, "t", 0, 1));
-    one("fetch-v4-long-poll", &fetch(4, "t", 6, 1 << 20));
+    one("fetch-v12", &fetch(12, "t", &[0, 0], 1));
+    // At the end of t-0 (offset 4), wanting more than there will be.
+    one("fetch-v4-long-poll", &fetch(4, "t", &[4], 1 << 20));
     one("list-offsets-v7", &list_offsets(7, "t"));
     one("list-offsets-v1", &list_offsets(1, "t"));
     one("delete-topics-v6", &delete_topics(6, "u"));
@@ -456,7 +475,7 @@ fn kafka_request_seeds() {
                 create_topics(5, "s", 2, false),
                 produce(7, "s", 0, -1, seed_batch(2)),
                 produce(7, "s", 1, 1, seed_batch(1)),
-                fetch(11, "s", 0, 1),
+                fetch(11, "s", &[0, 0], 1),
                 list_offsets(5, "s"),
                 delete_topics(4, "s"),
                 metadata_all(9),
@@ -472,7 +491,7 @@ fn kafka_request_seeds() {
                 init_producer_id(2),
                 produce(8, "u", 0, -1, idempotent_batch()),
                 produce(8, "u", 0, -1, idempotent_batch()),
-                fetch(10, "u", 0, 1),
+                fetch(10, "u", &[0], 1),
             ],
             0,
         ),
@@ -488,15 +507,15 @@ fn kafka_request_seeds() {
     assert_eq!(huge_compact[body], 2, "compact count of one topic");
     huge_compact.splice(body..body + 1, [0xff, 0xff, 0xff, 0xff, 0x0f]);
     one("malformed-huge-compact-array-count", &huge_compact);
-    let produce = produce(9, "t", 0, -1, seed_batch(2));
-    one("malformed-truncated-produce", &produce[..produce.len() - 9]);
+    let valid = produce(9, "t", 0, -1, seed_batch(2));
+    one("malformed-truncated-produce", &valid[..valid.len() - 9]);
     let mut negative = metadata(1, &["t"], true);
     let at = negative.len() - 3; // the name's i16 length
     negative[at..at + 2].copy_from_slice(&(-2i16).to_be_bytes());
     one("malformed-negative-string-length", &negative);
-    let mut bad_crc = produce.clone();
-    let last = bad_crc.len() - 1;
-    bad_crc[last] ^= 0x55;
+    let mut bad_crc = valid.clone();
+    let at = bad_crc.len() - 4; // in the last record (then tags of the partition, topic, request)
+    bad_crc[at] ^= 0x55;
     one("malformed-batch-crc", &bad_crc);
     let mut negative_frame = stream(&[api_versions(0)], 0);
     negative_frame.extend_from_slice(&(-5i32).to_be_bytes());
@@ -507,13 +526,51 @@ fn kafka_request_seeds() {
     overlong.extend_from_slice(&api_versions(0));
     write(t, "malformed-frame-past-the-stream", &overlong);
     one("malformed-short-header", &[0, 18, 0]);
+    // Batches with valid CRCs (mode bit 2) but unusual contents: a negative
+    // timestamp, then the largest-timestamp lookup; a compressed flag with
+    // records that do not decompress; a control batch; a producer that
+    // skips a sequence number.
+    let mut negative_ts = BatchBuilder::new(0, -5_000);
+    negative_ts.push(None, Some(Bytes::from_static(b"old")), -5_000);
+    let mut compressed = seed_batch(1).to_vec();
+    compressed[22] |= 1; // gzip
+    let mut control = BatchBuilder::new(0, 0);
+    control.attributes = 0x30;
+    control.push(Some(Bytes::from_static(&[0, 0, 0, 1])), Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])), 0);
+    let mut gap = idempotent_batch().to_vec();
+    gap[53..57].copy_from_slice(&5i32.to_be_bytes()); // base sequence
+    write(
+        t,
+        "fix-crc-odd-batches",
+        &stream(
+            &[
+                produce(9, "t", 1, -1, negative_ts.build()),
+                list_offsets(7, "t"),
+                produce(9, "u", 0, 1, Bytes::from(compressed)),
+                produce(9, "u", 0, 1, control.build()),
+                produce(9, "u", 0, -1, Bytes::from(gap)),
+                fetch(12, "u", &[0], 1),
+            ],
+            MODE_FIX_CRC,
+        ),
+    );
 }
 
+/// `cargo run --example gen_seeds [TARGET...]`: the seeds of the targets
+/// named, or of all.
 fn main() {
-    record_batch_seeds();
-    segment_bytes_seeds();
-    log_recovery_seeds();
-    kafka_request_seeds();
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let generators: [(&str, fn()); 4] = [
+        ("record_batch", record_batch_seeds),
+        ("segment_bytes", segment_bytes_seeds),
+        ("log_recovery", log_recovery_seeds),
+        ("kafka_request", kafka_request_seeds),
+    ];
+    for (name, generate) in generators {
+        if wanted.is_empty() || wanted.iter().any(|w| w == name) {
+            generate();
+        }
+    }
     for t in ["log_recovery", "segment_bytes", "record_batch", "kafka_request"] {
         eprintln!("{t}: {} files", std::fs::read_dir(out_dir(t)).unwrap().count());
     }

@@ -9,6 +9,11 @@ fn main() {
         "kafka_request" => print!("{}", ringtail_fuzz::kafka_request::describe(&data)),
         _ => println!("{data:02x?}"),
     }
+    if target == "kafka_request" {
+        ringtail_fuzz::kafka_request::run_verbose(&data);
+        println!("passes");
+        return;
+    }
     let run = ringtail_fuzz::TARGETS.iter().find(|(n, _)| n == target).expect("known target").1;
     run(&data);
     println!("passes");

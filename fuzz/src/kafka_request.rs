@@ -13,23 +13,29 @@
 //!   frames read with the server's `read_prefix`/`body_length`/`read_body`
 //!   until the stream ends or a frame is refused (where the connection would
 //!   close), at most `FRAMES_MAX` frames;
-//! - bit 1 set: the broker does not auto-create topics.
+//! - bit 1 set: the broker does not auto-create topics;
+//! - bit 2 set: the record batches of a decoded Produce get their CRCs
+//!   recomputed before the handler sees them, so that mutated batches reach
+//!   the engine's checks past the CRC (timestamps, offsets, counts,
+//!   producer ids and sequences, attributes) as a client could send them.
 //!
 //! Checked, for every frame:
 //!
 //! - nothing panics, no single allocation exceeds `alloc::ALLOC_BYTES_MAX`,
 //!   no handler hangs (tokio's clock is paused, so a handler that can never
 //!   finish trips a timeout at once, and long polls end at once);
-//! - every response encodes, its length prefix is right, it carries the
-//!   request's correlation id (also for the ApiVersions fallback answer to
-//!   an unknown version), decodes back with kafka-protocol to its end, and
+//! - the decoded header's correlation id is the one on the wire (bytes
+//!   4..8); every response encodes, its length prefix is right, it carries
+//!   that correlation id (also the ApiVersions fallback answer to an unknown
+//!   version), decodes back with kafka-protocol to its end, and
 //!   re-encodes to the same bytes; its shape matches the request (one answer
 //!   per topic and partition asked for);
 //! - nothing stored changes (the data directory's files, the broker's
 //!   topics, its partitions' log start and end offsets and high watermarks)
 //!   unless the request succeeded at a change: a successful produce changes
 //!   its own partitions only, a successful CreateTopics (not validate_only),
-//!   DeleteTopics or auto-creating Metadata the topics it names only, a
+//!   DeleteTopics or auto-creating Metadata the topics it names only (and a
+//!   delete the offset checkpoints, which it rewrites), a
 //!   successful InitProducerId the metadata file's producer id reservation
 //!   only; the persisted metadata always equals the broker's view;
 //! - fetched records are whole valid batches below the high watermark;
@@ -44,13 +50,14 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use ringtail_engine::broker::metadata::ClusterMetadata;
+use ringtail_engine::broker::metadata::{ClusterMetadata, METADATA_FILE};
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::{Acks, Broker, BrokerConfig, BrokerEndpoint, TopicState};
 use ringtail_engine::clock::ManualClock;
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::{AnyDisk, StdDisk};
 use ringtail_engine::log::batch::BatchScanner;
+use ringtail_engine::log::checkpoint::{LOG_START_FILE, RECOVERY_POINT_FILE};
 use ringtail_engine::log::records::BatchBuilder;
 use ringtail_engine::log::{LogConfig, TopicPartition};
 use ringtail_server::handlers::{self, Context, Reply};
@@ -58,6 +65,7 @@ use ringtail_server::limits::Limits;
 use ringtail_server::metered_disk::{MeteredDisk, ServerBroker};
 use ringtail_server::metrics::Metrics;
 use ringtail_server::net::frame::{body_length, read_body, read_prefix};
+use ringtail_server::protocol::header::REQUEST_HEADER_BYTES_MIN;
 use ringtail_server::protocol::request::{parse, Parsed, Request};
 use ringtail_server::protocol::response;
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +77,8 @@ use std::time::Duration;
 pub const MODE_STREAM: u8 = 1;
 /// Mode bit: the broker does not auto-create topics.
 pub const MODE_NO_AUTO_CREATE: u8 = 2;
+/// Mode bit: Produce record batches get valid CRCs.
+pub const MODE_FIX_CRC: u8 = 4;
 /// Frames handled from one stream.
 pub const FRAMES_MAX: usize = 64;
 
@@ -79,21 +89,41 @@ pub const NODE_ID: i32 = 1;
 /// hung: nothing legitimate waits longer than a long poll.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// The fixture's topics: (name, partitions, configs). `t-0` holds three
-/// batches of records (offsets 0..6), the others are empty.
-pub const FIXTURE_TOPICS: [(&str, u32, &[(&str, &str)]); 2] =
+/// A fixture topic: name, partitions, configs.
+pub type TopicSpec = (&'static str, u32, &'static [(&'static str, &'static str)]);
+
+/// The fixture's topics. `t-0` holds three batches of 1, 2 and 1 records
+/// (offsets 0..4, timestamps T0 - 10 s, - 9 s, - 8 s); the others are empty.
+pub const FIXTURE_TOPICS: [TopicSpec; 2] =
     [("t", 2, &[]), ("u", 1, &[("segment.bytes", "1024"), ("retention.ms", "60000")])];
 
 pub fn run(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
+    if mode & MODE_STREAM == 0 && rest.len() < REQUEST_HEADER_BYTES_MIN {
+        // `parse` refuses it before anything else: no broker needed.
+        assert!(parse(Bytes::copy_from_slice(rest), usize::MAX).is_err(), "a short frame parsed");
+        return;
+    }
     block_on(async {
-        let fixture = Fixture::open(mode & MODE_NO_AUTO_CREATE == 0).await;
+        let mut fixture = Fixture::open(mode & MODE_NO_AUTO_CREATE == 0).await;
+        fixture.fix_crc = mode & MODE_FIX_CRC != 0;
         if mode & MODE_STREAM == 0 {
             fixture.serve(Bytes::copy_from_slice(rest)).await;
         } else {
             fixture.serve_stream(rest).await;
         }
     });
+}
+
+thread_local! {
+    static VERBOSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `run`, printing each reply (for `examples/show.rs`).
+pub fn run_verbose(data: &[u8]) {
+    VERBOSE.with(|v| v.set(true));
+    run(data);
+    VERBOSE.with(|v| v.set(false));
 }
 
 /// `data` as a list of frames, for `examples/show.rs`.
@@ -160,6 +190,7 @@ struct Fixture {
     broker: Arc<ServerBroker>,
     ctx: Context,
     auto_create: bool,
+    fix_crc: bool,
     /// Kept so that the handlers never see a shutdown.
     _shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -210,8 +241,12 @@ impl Fixture {
         .expect("open the broker");
         for (name, partitions, configs) in FIXTURE_TOPICS {
             let configs = configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            let request =
-                CreateTopic { name: name.into(), partitions: Some(partitions), replication_factor: None, configs };
+            let request = CreateTopic {
+                name: name.into(),
+                partitions: Some(partitions),
+                replication_factor: None,
+                configs,
+            };
             broker.create_topic(request, false).await.expect("create a fixture topic");
         }
         let partition = broker.leader_partition("t", 0).expect("t-0");
@@ -221,7 +256,7 @@ impl Fixture {
         let broker = Arc::new(broker);
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         let ctx = Context { broker: broker.clone(), metrics, limits: Limits::default(), shutdown };
-        Fixture { dir, broker, ctx, auto_create, _shutdown: shutdown_tx }
+        Fixture { dir, broker, ctx, auto_create, fix_crc: false, _shutdown: shutdown_tx }
     }
 
     /// A connection's read loop over `stream`, one request at a time.
@@ -251,24 +286,38 @@ impl Fixture {
 
     /// One frame. Returns whether the connection would read on.
     async fn serve(&self, frame: Bytes) -> bool {
+        // The correlation id as the client wrote it: bytes 4..8 in every
+        // header version.
+        let wire_id = frame.get(4..8).map(|b| i32::from_be_bytes(b.try_into().unwrap()));
         let request = match parse(frame, self.ctx.limits.request_array_elements_max) {
             Err(_) => return false,
             Ok(Parsed::ApiVersionsUnsupported { correlation_id }) => {
+                assert_eq!(Some(correlation_id), wire_id, "fallback answer to another correlation id");
                 let body = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
                 check_encoding(ApiKey::ApiVersions, 0, correlation_id, &body);
                 return true;
             }
             Ok(Parsed::Request(request)) => request,
         };
+        let mut request = request;
+        if let (true, RequestKind::Produce(r)) = (self.fix_crc, &mut request.body) {
+            for p in r.topic_data.iter_mut().flat_map(|t| t.partition_data.iter_mut()) {
+                p.records = p.records.as_ref().map(|b| fix_crcs(b));
+            }
+        }
         check_header(&request);
         let (api_key, version) = (request.api_key, request.version());
         let correlation_id = request.header.correlation_id;
+        assert_eq!(Some(correlation_id), wire_id, "the decoded header has another correlation id");
         let asked = Asked::of(&request);
         let before = self.snapshot().await;
         let reply = tokio::time::timeout(HANDLER_TIMEOUT, handlers::handle(&self.ctx, request))
             .await
             .unwrap_or_else(|_| panic!("{api_key:?} v{version} handler did not finish"));
         let after = self.snapshot().await;
+        if VERBOSE.with(|v| v.get()) {
+            println!("{api_key:?} v{version} -> {reply:?}");
+        }
         let (allowed, go_on) = match &reply {
             Reply::Respond(body) => {
                 check_encoding(api_key, version, correlation_id, body);
@@ -277,10 +326,13 @@ impl Fixture {
             }
             Reply::Nothing | Reply::Close(_) => {
                 let Asked::Produce { acks: 0, partitions, .. } = &asked else {
-                    panic!("{api_key:?} v{version} answered {reply:?}: only an acks=0 produce goes unanswered")
+                    panic!(
+                        "{api_key:?} v{version} answered {reply:?}: only an acks=0 produce goes unanswered"
+                    )
                 };
                 // Which partitions failed is not told: any may have changed.
-                let allowed = Allowed { produced: partitions.iter().cloned().collect(), ..Allowed::default() };
+                let allowed =
+                    Allowed { produced: partitions.iter().cloned().collect(), ..Allowed::default() };
                 (allowed, matches!(reply, Reply::Nothing))
             }
         };
@@ -305,7 +357,14 @@ impl Fixture {
     }
 
     /// What the response says was changed.
-    fn allowed(&self, asked: &Asked, body: &ResponseKind, version: i16, before: &Snapshot, after: &Snapshot) -> Allowed {
+    fn allowed(
+        &self,
+        asked: &Asked,
+        body: &ResponseKind,
+        version: i16,
+        before: &Snapshot,
+        after: &Snapshot,
+    ) -> Allowed {
         check_values(body, version, after);
         let mut allowed = Allowed::default();
         match body {
@@ -361,6 +420,24 @@ impl Drop for Fixture {
     }
 }
 
+/// `records` with the CRC of each v2 batch header found in it (walking by
+/// the batch lengths) recomputed; the rest as it is.
+pub fn fix_crcs(records: &[u8]) -> Bytes {
+    let mut out = records.to_vec();
+    let mut at = 0;
+    while let Some(header) = out.get(at..at + 21) {
+        let len = i32::from_be_bytes(header[8..12].try_into().unwrap());
+        let Some(end) = usize::try_from(len).ok().and_then(|l| (at + 12).checked_add(l)) else { break };
+        if header[16] != 2 || end > out.len() || end < at + 21 {
+            break;
+        }
+        let crc = crc32c::crc32c(&out[at + 21..end]);
+        out[at + 17..at + 21].copy_from_slice(&crc.to_be_bytes());
+        at = end;
+    }
+    Bytes::from(out)
+}
+
 /// A batch of the fixture's `t-0`: 1-2 records 1 s apart.
 fn fixture_batch(i: i64) -> Bytes {
     let mut b = BatchBuilder::new(0, T0 - 10_000 + i * 1000);
@@ -372,8 +449,10 @@ fn fixture_batch(i: i64) -> Bytes {
 }
 
 fn read_tree(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-    let mut entries: Vec<_> =
-        std::fs::read_dir(dir).expect("list the data directory").map(|e| e.expect("dir entry").path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("list the data directory")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
@@ -412,15 +491,35 @@ struct Allowed {
 /// The request's shape, kept before the handler consumes it.
 #[derive(Debug)]
 enum Asked {
-    Produce { acks: i16, partitions: Vec<TopicPartition>, shape: Vec<usize> },
-    Fetch { shape: Vec<usize> },
-    ListOffsets { shape: Vec<usize> },
+    Produce {
+        acks: i16,
+        partitions: Vec<TopicPartition>,
+        shape: Vec<usize>,
+    },
+    Fetch {
+        shape: Vec<usize>,
+    },
+    ListOffsets {
+        shape: Vec<usize>,
+    },
     /// `topics`: the answers due, `None` for all topics.
-    Metadata { topics: Option<usize>, may_create: bool },
-    CreateTopics { count: usize, validate_only: bool },
-    DeleteTopics { count: usize },
-    DescribeConfigs { count: usize },
-    OffsetForLeaderEpoch { shape: Vec<usize> },
+    Metadata {
+        topics: Option<usize>,
+        may_create: bool,
+    },
+    CreateTopics {
+        count: usize,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        count: usize,
+    },
+    DescribeConfigs {
+        count: usize,
+    },
+    OffsetForLeaderEpoch {
+        shape: Vec<usize>,
+    },
     Other,
 }
 
@@ -438,12 +537,16 @@ impl Asked {
                 partitions: r
                     .topic_data
                     .iter()
-                    .flat_map(|t| t.partition_data.iter().map(|p| TopicPartition::new(t.name.as_str(), p.index)))
+                    .flat_map(|t| {
+                        t.partition_data.iter().map(|p| TopicPartition::new(t.name.as_str(), p.index))
+                    })
                     .collect(),
                 shape: shape(&r.topic_data, |t| t.partition_data.len()),
             },
             RequestKind::Fetch(r) => Asked::Fetch { shape: shape(&r.topics, |t| t.partitions.len()) },
-            RequestKind::ListOffsets(r) => Asked::ListOffsets { shape: shape(&r.topics, |t| t.partitions.len()) },
+            RequestKind::ListOffsets(r) => {
+                Asked::ListOffsets { shape: shape(&r.topics, |t| t.partitions.len()) }
+            }
             RequestKind::Metadata(r) => Asked::Metadata {
                 topics: match &r.topics {
                     Some(list) if !(version == 0 && list.is_empty()) => Some(list.len()),
@@ -523,7 +626,8 @@ fn check_shape(asked: &Asked, body: &ResponseKind) {
                     continue;
                 }
                 for item in BatchScanner::new(records) {
-                    let (at, h) = item.unwrap_or_else(|(at, e)| panic!("fetched records invalid at {at}: {e}"));
+                    let (at, h) =
+                        item.unwrap_or_else(|(at, e)| panic!("fetched records invalid at {at}: {e}"));
                     assert!(
                         h.next_offset() as i64 <= p.high_watermark,
                         "fetched batch at {at} ends at {} past the high watermark {}",
@@ -651,11 +755,16 @@ fn check_changes(asked: &Asked, allowed: &Allowed, before: &Snapshot, after: &Sn
             continue;
         }
         let first = path.split('/').next().unwrap();
-        let explained = if first == ringtail_engine::broker::metadata::METADATA_FILE {
+        let explained = if first == METADATA_FILE {
             // Its contents were compared above.
             !allowed.created.is_empty() || !allowed.deleted.is_empty() || allowed.producer_ids
+        } else if first == RECOVERY_POINT_FILE || first == LOG_START_FILE {
+            // Deleting a log writes the checkpoints of all.
+            !allowed.deleted.is_empty()
         } else if let Some(tp) = TopicPartition::from_dir_name(first) {
-            allowed.produced.contains(&tp) || allowed.created.contains(&tp.topic) || allowed.deleted.contains(&tp.topic)
+            allowed.produced.contains(&tp)
+                || allowed.created.contains(&tp.topic)
+                || allowed.deleted.contains(&tp.topic)
         } else {
             false
         };
