@@ -244,8 +244,14 @@ impl<D: Disk> Broker<D> {
     }
 
     /// Reopens (recovers) every poisoned log, e.g. after a full disk got
-    /// space again. Returns how many came back.
+    /// space again, and opens logs the metadata expects but that failed to
+    /// open. Returns how many poisoned logs came back.
     pub async fn recover_poisoned(&self) -> usize {
+        // Partitions the metadata places here whose log could not be opened
+        // yet (a storage error while a topic was created) are retried too.
+        if let Err(e) = self.sync_partitions_with_metadata().await {
+            tracing::error!(error = %e, "opening partition logs failed; retrying later");
+        }
         let mut recovered = 0;
         for p in self.hosted_partitions() {
             if p.log.poisoned().is_none() {

@@ -167,8 +167,10 @@ impl<D: Disk> LogManager<D> {
     }
 
     /// Reopens a log (after it was poisoned, say), running recovery again.
+    /// If recovery fails (the disk is still full, say), the old log stays in
+    /// place, still refusing writes, so that a later attempt can succeed.
     pub async fn reopen(&self, tp: &TopicPartition) -> Result<RecoveryReport, OpenError> {
-        let Some(old) = self.logs().remove(tp) else {
+        let Some(old) = self.get(tp) else {
             return Err(OpenError::Io {
                 path: self.dir.join(tp.dir_name()),
                 source: io::Error::new(io::ErrorKind::NotFound, "no such partition"),

@@ -562,7 +562,9 @@ impl<D: Disk> AppendTicket<'_, D> {
                 }
             }
         };
-        if log.config().flush == FlushPolicy::Always {
+        // CANARY canary-ack-before-fsync (planted bug, sim/canaries): acknowledge
+        // once written, without waiting for the fsync.
+        if log.config().flush == FlushPolicy::Always && !cfg!(feature = "canary-ack-before-fsync") {
             log.wait_durable(info.last_offset + 1).await?;
         }
         Ok(info)

@@ -209,12 +209,10 @@ impl<D: Disk> Log<D> {
                 load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
             segments.push(seg);
         }
-        if report.cut.is_some()
-            || !report.segments_deleted.is_empty()
-            || !report.stray_files_removed.is_empty()
-        {
-            disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
-        }
+        // Always: a segment file whose creation never became durable (a roll
+        // whose directory fsync failed, then a restart or reopen) would
+        // vanish in the next crash with everything appended to it since.
+        disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
         if segments.is_empty() {
             let base = checkpoint.log_start_offset;
             let path = Segment::<D::File>::log_path(&dir, base);
@@ -362,6 +360,27 @@ async fn load_segment<D: Disk>(
     })
     .await
     .map_err(io_err(&path))?;
+    // CANARY canary-recover-past-bad-crc (planted bug, sim/canaries): a batch
+    // whose CRC fails is taken as valid and the scan goes on after it.
+    #[cfg(feature = "canary-recover-past-bad-crc")]
+    let (valid, stop) = {
+        let (mut valid, mut stop) = (valid, stop);
+        while let Some(ScanStop::Invalid(super::batch::BatchError::BadCrc { .. })) = stop {
+            let head = file.read_at(valid, super::batch::BATCH_HEADER_BYTES).await.map_err(io_err(&path))?;
+            let Ok(h) = super::batch::BatchHeader::parse(&head) else { break };
+            index.observe(&h, valid);
+            next_offset = h.next_offset();
+            let from = valid + h.size_bytes() as u64;
+            (valid, stop) = segment::scan(&file, from, file_bytes, OffsetCheck::Exactly(next_offset), |b| {
+                index.observe(&b.header, b.position);
+                next_offset = b.header.next_offset();
+                ControlFlow::Continue(())
+            })
+            .await
+            .map_err(io_err(&path))?;
+        }
+        (valid, stop)
+    };
     report.segments_scanned += 1;
     report.batches_scanned += batches;
     report.bytes_scanned += valid;
@@ -411,6 +430,9 @@ async fn load_segment<D: Disk>(
             let bytes_cut = file_bytes - valid;
             let cut = Cut { segment_base_offset: base, position: valid, bytes_cut, reason: stop.to_string() };
             tracing::warn!(dir = %dir.display(), base, position = valid, bytes = bytes_cut, reason = %cut.reason, "cutting log at first invalid batch");
+            // CANARY canary-skip-torn-tail-cut (planted bug, sim/canaries): the
+            // torn tail stays in the file.
+            #[cfg(not(feature = "canary-skip-torn-tail-cut"))]
             file.set_len(valid).await.map_err(io_err(&path))?;
             report.cut = Some(cut);
         }

@@ -1,0 +1,50 @@
+//! Ringtail's deterministic simulator: a broker on a faulty simulated disk
+//! and network, driven by one seed, with invariants checked throughout.
+//!
+//! Pure parts (build and test in any build):
+//! - `rng`: seeded splitmix streams, one per component.
+//! - `swarm`: what a seed draws: workload, topic configs, buggify knobs,
+//!   which fault classes are on and how often they fire.
+//! - `values`: self-describing record values and fingerprints.
+//! - `wire`: typed requests/responses and their byte encoding.
+//! - `history`: the event log, `--trace`, and violation slices.
+//! - `taint`: partitions a beyond-budget fault touched.
+//! - `checker`: the invariants.
+//! - `disk`: `SimDisk`, the engine's `Disk` on `MemDisk` plus media faults.
+//! - `stats`: operation and fault counters.
+//! - `report`: per-seed lines, violations, the suite table.
+//!
+//! madsim parts (only with `RUSTFLAGS="--cfg madsim"`, see `sim/run`):
+//! - `world`: what the nodes of one run share; the simulated clock.
+//! - `transport`: datagrams over madsim's network, with duplication.
+//! - `node`: the broker node: recover, check recovery, serve, upkeep.
+//! - `workload`: producers, consumers, the topic admin.
+//! - `faults`: the fault schedule and healing.
+//! - `verify`: the liveness phase's convergence check.
+//! - `run`: one seed from start to summary.
+
+pub mod checker;
+pub mod disk;
+pub mod history;
+pub mod report;
+pub mod rng;
+pub mod stats;
+pub mod swarm;
+pub mod taint;
+pub mod values;
+pub mod wire;
+
+#[cfg(madsim)]
+pub mod faults;
+#[cfg(madsim)]
+pub mod node;
+#[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
+pub mod transport;
+#[cfg(madsim)]
+pub mod verify;
+#[cfg(madsim)]
+pub mod workload;
+#[cfg(madsim)]
+pub mod world;

@@ -1,0 +1,221 @@
+//! Swarm testing: each seed draws its own world. Every fault probability is
+//! re-drawn, whole fault classes are switched off at random (a class that
+//! fires constantly can hide the bugs another one would expose), and the
+//! buggify knobs shrink segments, indexes, timeouts and fetch sizes so that
+//! rare paths (rolls, retention, retries) run all the time.
+
+use crate::disk::{CrashWeights, DiskFaults};
+use crate::rng::Rng;
+use ringtail_engine::log::FlushPolicy;
+use std::fmt;
+
+#[derive(Clone, Debug)]
+pub struct TopicPlan {
+    pub name: String,
+    pub partitions: u32,
+    /// Topic configs by Kafka name.
+    pub configs: Vec<(String, String)>,
+    /// Whether retention may delete records of this topic during the run.
+    pub retention: bool,
+}
+
+/// Which fault classes this seed uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Classes {
+    pub crash: bool,
+    pub pause: bool,
+    pub partition: bool,
+    pub loss: bool,
+    pub duplicate: bool,
+    pub enospc: bool,
+    pub disk_eio: bool,
+    pub disk_latency: bool,
+    /// Beyond the budget: bit flips in settled (fsynced) bytes.
+    pub flip: bool,
+    /// Beyond the budget: writes that land in the wrong place.
+    pub misdirect: bool,
+}
+
+impl Classes {
+    pub fn beyond_budget(&self) -> bool {
+        self.flip || self.misdirect
+    }
+}
+
+impl fmt::Display for Classes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = [
+            (self.crash, "crash"),
+            (self.pause, "pause"),
+            (self.partition, "partition"),
+            (self.loss, "loss"),
+            (self.duplicate, "dup"),
+            (self.enospc, "enospc"),
+            (self.disk_eio, "eio"),
+            (self.disk_latency, "latency"),
+            (self.flip, "flip"),
+            (self.misdirect, "misdirect"),
+        ];
+        let names: Vec<&str> = on.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
+        write!(f, "{}", if names.is_empty() { "none".to_string() } else { names.join(",") })
+    }
+}
+
+/// Everything a seed decides before the run starts.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub flush: FlushPolicy,
+    pub topics: Vec<TopicPlan>,
+    pub producers: u32,
+    pub consumers: u32,
+    /// The admin cycles scratch topics (create, fill, read, delete).
+    pub scratch_topics: bool,
+    /// Weights of acks 0, 1 and all.
+    pub acks_weights: [u64; 3],
+    pub batch_records_max: u64,
+    pub value_bytes_max: u64,
+    pub think_ms_max: u64,
+    pub request_timeout_ms: u64,
+    pub fetch_bytes_max: u32,
+    pub maintain_ms: u64,
+    /// Chance per upkeep tick of forcing a roll of one partition.
+    pub roll_chance: f64,
+    pub safety_ms: u64,
+    pub liveness_bound_ms: u64,
+    pub classes: Classes,
+    pub disk: DiskFaults,
+    pub crash_weights: CrashWeights,
+    /// Gap between fault episodes, drawn uniformly in this range.
+    pub episode_gap_ms: (u64, u64),
+    pub loss_rate: f64,
+    pub duplicate_rate: f64,
+    pub latency_ms: (u64, u64),
+}
+
+/// Swarm switches: each class is on with this chance.
+const CLASS_ON: f64 = 0.6;
+/// Beyond-budget classes are rarer: most seeds check the strict contract.
+const BEYOND_BUDGET_ON: f64 = 0.15;
+/// Each buggify knob is on with this chance.
+const BUGGIFY_ON: f64 = 0.35;
+
+pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
+    let mut r = Rng::fork(seed, "swarm");
+    let classes = Classes {
+        crash: r.chance(0.8),
+        pause: r.chance(CLASS_ON),
+        partition: r.chance(CLASS_ON),
+        loss: r.chance(CLASS_ON),
+        duplicate: r.chance(CLASS_ON),
+        enospc: r.chance(0.4),
+        disk_eio: r.chance(CLASS_ON),
+        disk_latency: r.chance(0.8),
+        flip: r.chance(BEYOND_BUDGET_ON),
+        misdirect: r.chance(BEYOND_BUDGET_ON / 2.0),
+    };
+    let flush = match r.weighted(&[8, 1, 1]) {
+        0 => FlushPolicy::Always,
+        1 => FlushPolicy::Interval { ms: r.range(5, 500) },
+        _ => FlushPolicy::Never,
+    };
+    let disk = DiskFaults {
+        latency_us_max: if classes.disk_latency { r.range(500, 5_000) } else { 0 },
+        sync_latency_us_max: if classes.disk_latency { r.range(1_000, 20_000) } else { 0 },
+        eio_read: if classes.disk_eio { r.log_uniform(1e-4, 2e-2) } else { 0.0 },
+        eio_write: if classes.disk_eio { r.log_uniform(1e-4, 2e-2) } else { 0.0 },
+        eio_sync: if classes.disk_eio { r.log_uniform(1e-4, 2e-2) } else { 0.0 },
+        flip: if classes.flip { r.log_uniform(1e-3, 3e-2) } else { 0.0 },
+        misdirect: if classes.misdirect { r.log_uniform(1e-4, 5e-3) } else { 0.0 },
+    };
+    let topics = draw_topics(&mut r);
+    let tiny_timeouts = r.chance(BUGGIFY_ON);
+    let tiny_fetches = r.chance(BUGGIFY_ON);
+    let busy_upkeep = r.chance(BUGGIFY_ON);
+    let latency_lo = r.range(0, 5);
+    SimConfig {
+        seed,
+        flush,
+        topics,
+        producers: r.range(1, 5) as u32,
+        consumers: r.range(1, 4) as u32,
+        scratch_topics: r.chance(0.5),
+        acks_weights: [r.range(0, 2), r.range(0, 3), r.range(2, 6)],
+        batch_records_max: *r.pick(&[1, 4, 16, 64]),
+        value_bytes_max: *r.pick(&[16, 200, 1_500, 6_000]),
+        think_ms_max: r.range(1, 60),
+        request_timeout_ms: if tiny_timeouts { r.range(3, 40) } else { r.range(200, 1_500) },
+        fetch_bytes_max: if tiny_fetches { r.range(1, 600) as u32 } else { 64 * 1024 },
+        maintain_ms: if busy_upkeep { r.range(5, 60) } else { r.range(200, 2_000) },
+        roll_chance: if r.chance(BUGGIFY_ON) { r.log_uniform(0.01, 0.5) } else { 0.0 },
+        safety_ms,
+        liveness_bound_ms: 60_000,
+        classes,
+        disk,
+        crash_weights: CrashWeights {
+            keep_all: r.range(0, 3),
+            drop_unsynced: r.range(0, 3),
+            random: r.range(1, 6),
+        },
+        episode_gap_ms: (r.range(100, 1_500), r.range(2_000, 8_000)),
+        loss_rate: if classes.loss { r.log_uniform(0.002, 0.2) } else { 0.0 },
+        duplicate_rate: if classes.duplicate { r.log_uniform(0.005, 0.2) } else { 0.0 },
+        latency_ms: (latency_lo, latency_lo + r.range(1, 40)),
+    }
+}
+
+/// One to three topics; buggify gives some of them tiny segments and
+/// indexes (rolls all the time) or aggressive retention.
+fn draw_topics(r: &mut Rng) -> Vec<TopicPlan> {
+    (0..r.range(1, 3))
+        .map(|i| {
+            let mut configs = Vec::new();
+            if r.chance(BUGGIFY_ON) {
+                configs.push(("segment.bytes".into(), r.range(512, 16 * 1024).to_string()));
+            }
+            if r.chance(BUGGIFY_ON) {
+                configs.push(("segment.index.bytes".into(), (8 * r.range(1, 8)).to_string()));
+                configs.push(("index.interval.bytes".into(), r.range(1, 2_048).to_string()));
+            }
+            if r.chance(BUGGIFY_ON) {
+                configs.push(("segment.ms".into(), r.range(50, 5_000).to_string()));
+            }
+            let retention = r.chance(0.3);
+            if retention {
+                if r.chance(0.5) {
+                    configs.push(("retention.bytes".into(), r.range(1_024, 64 * 1024).to_string()));
+                } else {
+                    configs.push(("retention.ms".into(), r.range(500, 20_000).to_string()));
+                }
+            }
+            TopicPlan { name: format!("t{i}"), partitions: r.range(1, 4) as u32, configs, retention }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same seed draws the same world; draws stay within their bounds.
+    #[test]
+    fn draws_replay_and_stay_in_bounds() {
+        for seed in 0..300 {
+            let a = draw(seed, 1000);
+            let b = draw(seed, 1000);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            assert!(!a.topics.is_empty() && a.topics.len() <= 3);
+            assert!(a.latency_ms.0 < a.latency_ms.1);
+            assert!(a.episode_gap_ms.0 < a.episode_gap_ms.1);
+            assert!(a.crash_weights.random > 0);
+            assert!(a.producers >= 1 && a.consumers >= 1);
+            assert!(a.acks_weights.iter().sum::<u64>() > 0);
+            for t in &a.topics {
+                let mut config = ringtail_engine::log::LogConfig::default();
+                for (k, v) in &t.configs {
+                    config.set(k, v).unwrap();
+                }
+            }
+        }
+    }
+}

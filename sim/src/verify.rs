@@ -1,0 +1,134 @@
+//! The liveness phase's verifier: after healing, every partition must be
+//! served (a produce with acks=all succeeds, a fetch reads the whole log)
+//! and every acknowledged record readable, within a bound of simulated time.
+
+use crate::checker::LogRead;
+use crate::rng::Rng;
+use crate::transport::Client;
+use crate::wire::{Request, Response};
+use crate::workload::{self, VERIFIER_PRODUCER};
+use crate::world::{sim_elapsed_ms, World};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bytes per verifier fetch.
+const FETCH_BYTES: u32 = 1 << 20;
+/// Pause between verification rounds.
+const ROUND_GAP_MS: u64 = 200;
+
+/// Verifies until everything converged (`Ok`) or `bound_ms` passed (`Err`
+/// with what did not).
+pub async fn converge(world: Arc<World>, bound_ms: u64, round: u32) -> Result<u64, String> {
+    let start = sim_elapsed_ms();
+    let rng = Rng::fork(world.cfg.seed, &format!("verifier-{round}"));
+    let mut client =
+        Client::connect(world.broker_addr, Duration::from_secs(2), rng.clone(), 0.0, world.counters.clone())
+            .await;
+    let mut rng = rng;
+    let mut seq = u64::from(round) << 32;
+    loop {
+        let outcome = verify_once(&world, &mut client, &mut rng, &mut seq).await;
+        let waited = sim_elapsed_ms() - start;
+        match outcome {
+            Ok(()) => return Ok(waited),
+            Err(_) if world.failed() => return Ok(waited),
+            Err(why) if waited >= bound_ms => return refused_safely(&world).ok_or(why).map(|()| waited),
+            Err(_) => madsim::time::sleep(Duration::from_millis(ROUND_GAP_MS)).await,
+        }
+    }
+}
+
+/// Beyond the fault budget a broker may refuse to start (damage it
+/// detected and will not serve around): that is stopping safely.
+fn refused_safely(world: &World) -> Option<()> {
+    let refusing = !world.broker_serving.load(std::sync::atomic::Ordering::SeqCst);
+    let why = world.last_open_error.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+    let damaged = !world.checker().taints_empty();
+    if refusing && damaged {
+        world.checker().note(
+            None,
+            None,
+            format!("broker refuses to start after beyond-budget damage: {why}"),
+        );
+        world.checker().count_refused();
+        return Some(());
+    }
+    None
+}
+
+async fn verify_once(world: &World, client: &mut Client, rng: &mut Rng, seq: &mut u64) -> Result<(), String> {
+    for plan in &world.cfg.topics {
+        // Every planned topic must be servable: one the admin had not
+        // managed to create before the workload stopped is created now.
+        if !workload::create_topic(world, client, rng, plan).await {
+            return Err(format!("topic {} cannot be created", plan.name));
+        }
+        for p in 0..plan.partitions as i32 {
+            let tp = (plan.name.clone(), p);
+            let (batch, records) = workload::make_batch(world, rng, VERIFIER_PRODUCER, seq, 1);
+            world.checker().produce_sent(&tp, &records, -1, false);
+            let request = Request::Produce { topic: tp.0.clone(), partition: p, acks: -1, records: batch };
+            world.counters.op("produce");
+            let probe_ok = match client.call(request).await {
+                Some(Response::Produced { base_offset, log_start_offset }) => {
+                    let epoch = client.last_epoch();
+                    world.checker().produce_acked(
+                        &tp,
+                        &[records[0].0],
+                        -1,
+                        base_offset,
+                        log_start_offset,
+                        epoch,
+                    );
+                    true
+                }
+                _ => false,
+            };
+            let read = read_all(world, client, &tp).await?;
+            world.checker().converged(&tp, &read, probe_ok)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fetches a partition from its log start to its high watermark.
+async fn read_all(world: &World, client: &mut Client, tp: &(String, i32)) -> Result<LogRead, String> {
+    let start = workload::list_offset(world, client, VERIFIER_PRODUCER, tp, -2)
+        .await
+        .ok_or_else(|| format!("{}-{}: no log start offset", tp.0, tp.1))?;
+    let mut read = LogRead { log_start: start, end: start, batches: Vec::new(), error: None };
+    let mut offset = start;
+    loop {
+        world.counters.op("fetch");
+        let request = Request::Fetch {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            offset: offset as i64,
+            max_bytes: FETCH_BYTES,
+        };
+        match client.call(request).await {
+            Some(Response::Fetched { records, high_watermark, .. }) => {
+                read.end = high_watermark;
+                let decoded = crate::checker::decode_batches(std::slice::from_ref(&records))
+                    .map_err(|e| format!("{}-{}: undecodable fetch: {e}", tp.0, tp.1))?;
+                let last = decoded.last().map(|(o, _)| *o);
+                read.batches.push(records);
+                match last {
+                    Some(last) if last < offset => {
+                        let detail = format!("a fetch at {offset} returned records only up to {last}");
+                        read.error = Some((offset, detail));
+                        return Ok(read);
+                    }
+                    Some(last) if last + 1 < high_watermark => offset = last + 1,
+                    _ => return Ok(read),
+                }
+            }
+            Some(Response::Error { code, message, .. }) => {
+                read.error = Some((offset, format!("{code}: {message}")));
+                return Ok(read);
+            }
+            Some(other) => panic!("a fetch was answered with {other:?}"),
+            None => return Err(format!("{}-{}: fetch at {offset} timed out", tp.0, tp.1)),
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The workload, on client nodes: producers with acks 0/1/all and varied
+//! batch and record sizes, consumers reading by offset, and an admin that
+//! creates the topics and then creates, fills, reads and deletes scratch
+//! topics for the whole run. Every request and answer goes to the checker.
+
+use crate::rng::Rng;
+use crate::swarm::TopicPlan;
+use crate::transport::Client;
+use crate::values::{make_value, RecordKey};
+use crate::wire::{Request, Response};
+use crate::world::World;
+use bytes::Bytes;
+use ringtail_engine::log::records::BatchBuilder;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most value bytes in one produced batch.
+const BATCH_BYTES_MAX: u64 = 32 * 1024;
+/// Attempts per produce before the producer gives up (unknown outcome).
+const PRODUCE_ATTEMPTS_MAX: u32 = 5;
+/// Attempts per admin operation in one round; the admin keeps going after.
+const ADMIN_ATTEMPTS_MAX: u32 = 20;
+/// Producer ids of the admin and the verifier, apart from the producers'.
+pub const ADMIN_PRODUCER: u32 = 10_000;
+pub const VERIFIER_PRODUCER: u32 = 20_000;
+/// Kafka error codes the workload acts on.
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+pub async fn client(world: &World, salt: &str) -> Client {
+    let rng = Rng::fork(world.cfg.seed, salt);
+    let timeout = Duration::from_millis(world.cfg.request_timeout_ms);
+    Client::connect(world.broker_addr, timeout, rng, world.cfg.duplicate_rate, world.counters.clone()).await
+}
+
+async fn pause_ms(lo: u64, hi: u64, rng: &mut Rng) {
+    madsim::time::sleep(Duration::from_millis(rng.range(lo, hi.max(lo)))).await;
+}
+
+async fn wait_for_topics(world: &World) {
+    while !world.topics_ready.load(Ordering::SeqCst) && !world.stopping() {
+        madsim::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One batch of fresh records for producer `producer`.
+pub fn make_batch(
+    world: &World,
+    rng: &mut Rng,
+    producer: u32,
+    seq: &mut u64,
+    count: u64,
+) -> (Bytes, Vec<(RecordKey, Bytes)>) {
+    let mut builder = BatchBuilder::new(0, world.now_ms());
+    let mut records = Vec::new();
+    for _ in 0..count {
+        let key = RecordKey { producer, seq: *seq };
+        *seq += 1;
+        let value = make_value(key, rng.range(1, world.cfg.value_bytes_max) as usize);
+        builder.push(None, Some(value.clone()), world.now_ms());
+        records.push((key, value));
+    }
+    (builder.build(), records)
+}
+
+/// Sends one produce, retrying on errors and timeouts; returns the base
+/// offset if a response acknowledged it.
+pub async fn produce(
+    world: &World,
+    client: &mut Client,
+    rng: &mut Rng,
+    tp: &(String, i32),
+    acks: i8,
+    batch: Bytes,
+    records: &[(RecordKey, Bytes)],
+) -> Option<u64> {
+    world.checker().produce_sent(tp, records, acks, true);
+    let request = Request::Produce { topic: tp.0.clone(), partition: tp.1, acks, records: batch };
+    if acks == 0 {
+        world.counters.op("produce");
+        client.send_only(request).await;
+        return None;
+    }
+    let keys: Vec<RecordKey> = records.iter().map(|(k, _)| *k).collect();
+    for _ in 0..PRODUCE_ATTEMPTS_MAX {
+        world.counters.op("produce");
+        match client.call(request.clone()).await {
+            Some(Response::Produced { base_offset, log_start_offset }) => {
+                let epoch = client.last_epoch();
+                world.checker().produce_acked(tp, &keys, acks, base_offset, log_start_offset, epoch);
+                return Some(base_offset);
+            }
+            Some(Response::Error { code, message, .. }) => {
+                world.checker().note(Some(tp), None, format!("produce failed: {code}: {message}"));
+            }
+            Some(other) => panic!("a produce was answered with {other:?}"),
+            None => world.checker().note(Some(tp), None, "produce timed out".to_string()),
+        }
+        if world.stopping() {
+            break;
+        }
+        pause_ms(5, 100, rng).await;
+    }
+    None
+}
+
+/// A producer: random partitions, acks, batch sizes and record sizes.
+pub async fn producer(world: Arc<World>, index: u32) {
+    let mut rng = Rng::fork(world.cfg.seed, &format!("producer-{index}"));
+    let mut client = client(&world, &format!("producer-client-{index}")).await;
+    wait_for_topics(&world).await;
+    let mut seq = 0u64;
+    while !world.stopping() {
+        let topic: &TopicPlan = rng.pick(&world.cfg.topics);
+        let tp = (topic.name.clone(), rng.below(u64::from(topic.partitions)) as i32);
+        let acks = [0i8, 1, -1][rng.weighted(&world.cfg.acks_weights)];
+        // A batch holds at most BATCH_BYTES_MAX of values: the run's data
+        // volume (and so its wall time) stays bounded whatever the draw.
+        let fit = (BATCH_BYTES_MAX / world.cfg.value_bytes_max).max(1);
+        let count = rng.range(1, world.cfg.batch_records_max.min(fit));
+        let (batch, records) = make_batch(&world, &mut rng, index, &mut seq, count);
+        produce(&world, &mut client, &mut rng, &tp, acks, batch, &records).await;
+        pause_ms(0, world.cfg.think_ms_max, &mut rng).await;
+    }
+}
+
+/// A consumer: follows its share of the partitions from the log start,
+/// fetching by offset; on offset-out-of-range it starts over.
+pub async fn consumer(world: Arc<World>, index: u32) {
+    let mut rng = Rng::fork(world.cfg.seed, &format!("consumer-{index}"));
+    let mut client = client(&world, &format!("consumer-client-{index}")).await;
+    wait_for_topics(&world).await;
+    let all: Vec<(String, i32)> =
+        world.cfg.topics.iter().flat_map(|t| (0..t.partitions as i32).map(|p| (t.name.clone(), p))).collect();
+    let mine: Vec<(String, i32)> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as u32 % world.cfg.consumers == index)
+        .map(|(_, tp)| tp.clone())
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let mut positions: BTreeMap<(String, i32), u64> = BTreeMap::new();
+    let mut turn = 0usize;
+    while !world.stopping() {
+        let tp = mine[turn % mine.len()].clone();
+        turn += 1;
+        match positions.get(&tp).copied() {
+            None => {
+                if let Some(start) = list_offset(&world, &mut client, index, &tp, -2).await {
+                    positions.insert(tp, start);
+                }
+            }
+            Some(position) => {
+                if let Some(next) = fetch_once(&world, &mut client, index, &tp, position).await {
+                    match next {
+                        Some(next) => positions.insert(tp, next),
+                        None => positions.remove(&tp),
+                    };
+                }
+            }
+        }
+        pause_ms(0, world.cfg.think_ms_max, &mut rng).await;
+    }
+}
+
+pub async fn list_offset(
+    world: &World,
+    client: &mut Client,
+    reader: u32,
+    tp: &(String, i32),
+    timestamp: i64,
+) -> Option<u64> {
+    world.counters.op("list_offsets");
+    let request = Request::ListOffsets { topic: tp.0.clone(), partition: tp.1, timestamp };
+    match client.call(request).await? {
+        Response::Offset { offset } => {
+            world.checker().listed(reader, tp, timestamp, offset);
+            u64::try_from(offset).ok()
+        }
+        Response::Error { code, .. } => {
+            world.checker().note(Some(tp), None, format!("reader {reader} list-offsets failed: {code}"));
+            None
+        }
+        other => panic!("a list-offsets was answered with {other:?}"),
+    }
+}
+
+/// One fetch at `position`. `Some(Some(next))`: the next position;
+/// `Some(None)`: start over from the log start; `None`: try again.
+async fn fetch_once(
+    world: &World,
+    client: &mut Client,
+    reader: u32,
+    tp: &(String, i32),
+    position: u64,
+) -> Option<Option<u64>> {
+    world.counters.op("fetch");
+    let request = Request::Fetch {
+        topic: tp.0.clone(),
+        partition: tp.1,
+        offset: position as i64,
+        max_bytes: world.cfg.fetch_bytes_max,
+    };
+    match client.call(request).await? {
+        Response::Fetched { records, high_watermark, log_start_offset } => {
+            let epoch = client.last_epoch();
+            world.checker().fetched(reader, tp, position, &records, high_watermark, log_start_offset, epoch);
+            let last = crate::checker::decode_batches(std::slice::from_ref(&records))
+                .ok()
+                .and_then(|r| r.last().map(|(o, _)| *o));
+            Some(Some(last.map_or(position, |l| (l + 1).max(position))))
+        }
+        Response::Error { code, log_range, .. } => {
+            world.checker().fetch_failed(reader, tp, position, code, log_range);
+            (code == OFFSET_OUT_OF_RANGE).then_some(None)
+        }
+        other => panic!("a fetch was answered with {other:?}"),
+    }
+}
+
+/// Creates a topic, retrying until acknowledged (created or already there).
+pub async fn create_topic(world: &World, client: &mut Client, rng: &mut Rng, plan: &TopicPlan) -> bool {
+    let request = Request::CreateTopic {
+        name: plan.name.clone(),
+        partitions: plan.partitions,
+        configs: plan.configs.clone(),
+    };
+    for _ in 0..ADMIN_ATTEMPTS_MAX {
+        world.counters.op("create_topic");
+        match client.call(request.clone()).await {
+            Some(Response::Created) => {
+                world.checker().topic_created(&plan.name);
+                return true;
+            }
+            Some(Response::Error { code: TOPIC_ALREADY_EXISTS, .. }) => {
+                world.checker().topic_created(&plan.name);
+                return true;
+            }
+            Some(Response::Error { code, message, .. }) => {
+                world.checker().note(None, None, format!("create {} failed: {code}: {message}", plan.name));
+            }
+            Some(other) => panic!("a create was answered with {other:?}"),
+            None => {}
+        }
+        pause_ms(10, 200, rng).await;
+    }
+    false
+}
+
+/// Deletes a topic, retrying until acknowledged (deleted or already gone).
+async fn delete_topic(world: &World, client: &mut Client, rng: &mut Rng, name: &str) -> bool {
+    world.checker().topic_delete_issued(name);
+    for _ in 0..ADMIN_ATTEMPTS_MAX {
+        world.counters.op("delete_topic");
+        match client.call(Request::DeleteTopic { name: name.to_string() }).await {
+            Some(Response::Deleted) | Some(Response::Error { code: UNKNOWN_TOPIC_OR_PARTITION, .. }) => {
+                world.checker().topic_deleted(name);
+                return true;
+            }
+            Some(Response::Error { code, message, .. }) => {
+                world.checker().note(None, None, format!("delete {name} failed: {code}: {message}"));
+            }
+            Some(other) => panic!("a delete was answered with {other:?}"),
+            None => {}
+        }
+        pause_ms(10, 200, rng).await;
+    }
+    false
+}
+
+/// The admin: creates the planned topics, then cycles scratch topics
+/// (create, produce, read back, delete) until the workload stops.
+pub async fn admin(world: Arc<World>) {
+    let mut rng = Rng::fork(world.cfg.seed, "admin");
+    let mut client = client(&world, "admin-client").await;
+    for plan in world.cfg.topics.clone() {
+        while !create_topic(&world, &mut client, &mut rng, &plan).await {
+            if world.stopping() {
+                return;
+            }
+        }
+    }
+    world.topics_ready.store(true, Ordering::SeqCst);
+    let mut seq = 0u64;
+    let mut n = 0u32;
+    while world.cfg.scratch_topics && !world.stopping() {
+        let plan = TopicPlan {
+            name: format!("scratch{n}"),
+            partitions: rng.range(1, 2) as u32,
+            configs: Vec::new(),
+            retention: false,
+        };
+        n += 1;
+        world.checker().topic_planned(&plan.name, plan.partitions, false);
+        if !create_topic(&world, &mut client, &mut rng, &plan).await {
+            continue;
+        }
+        for _ in 0..rng.range(1, 4) {
+            let tp = (plan.name.clone(), rng.below(u64::from(plan.partitions)) as i32);
+            let count = rng.range(1, 8);
+            let (batch, records) = make_batch(&world, &mut rng, ADMIN_PRODUCER, &mut seq, count);
+            produce(&world, &mut client, &mut rng, &tp, -1, batch, &records).await;
+            fetch_once(&world, &mut client, ADMIN_PRODUCER, &tp, 0).await;
+        }
+        pause_ms(0, 500, &mut rng).await;
+        while !delete_topic(&world, &mut client, &mut rng, &plan.name).await {
+            if world.stopping() {
+                return;
+            }
+        }
+        // A deleted topic takes no records: a success here is a violation.
+        let tp = (plan.name.clone(), 0);
+        let (batch, records) = make_batch(&world, &mut rng, ADMIN_PRODUCER, &mut seq, 1);
+        world.checker().produce_sent(&tp, &records, -1, false);
+        let request = Request::Produce { topic: tp.0.clone(), partition: 0, acks: -1, records: batch };
+        world.counters.op("produce");
+        if let Some(Response::Produced { base_offset, log_start_offset }) = client.call(request).await {
+            let epoch = client.last_epoch();
+            world.checker().produce_acked(&tp, &[records[0].0], -1, base_offset, log_start_offset, epoch);
+        }
+        pause_ms(0, 500, &mut rng).await;
+    }
+}
