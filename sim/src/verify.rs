@@ -32,9 +32,20 @@ pub async fn converge(world: Arc<World>, bound_ms: u64, round: u32) -> Result<u6
         match outcome {
             Ok(()) => return Ok(waited),
             Err(_) if world.failed() => return Ok(waited),
-            Err(why) if waited >= bound_ms => return refused_safely(&world).ok_or(why).map(|()| waited),
+            Err(why) if waited >= bound_ms => {
+                return refused_safely(&world).map(|()| waited).ok_or_else(|| explain(&world, why));
+            }
             Err(_) => madsim::time::sleep(Duration::from_millis(ROUND_GAP_MS)).await,
         }
+    }
+}
+
+/// What did not converge, and why the broker is down if it is.
+fn explain(world: &World, why: String) -> String {
+    let serving = world.broker_serving.load(std::sync::atomic::Ordering::SeqCst);
+    match world.last_open_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        Some(open) if !serving => format!("{why}; the broker refuses to open: {open}"),
+        _ => why,
     }
 }
 

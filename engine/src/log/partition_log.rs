@@ -406,6 +406,10 @@ impl<D: Disk> Log<D> {
         };
         file.sync_data().await?;
         let mut st = self.state();
+        // A failed fsync meanwhile dropped dirty pages this one cannot vouch for.
+        if let Some(p) = &st.poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
         st.flushed_offset = st.flushed_offset.max(end);
         st.last_flush_ms = now_ms;
         Ok(())
@@ -417,6 +421,9 @@ impl<D: Disk> Log<D> {
     pub(super) async fn roll_locked(&self) -> Result<(), LogError> {
         let (file, base, offsets, times, next_offset, size_bytes) = {
             let st = self.state();
+            if let Some(p) = &st.poisoned {
+                return Err(LogError::Poisoned(p.clone()));
+            }
             let active = st.active();
             if active.is_empty() {
                 return Ok(());
@@ -427,6 +434,11 @@ impl<D: Disk> Log<D> {
         // Direct-I/O padding past the last batch goes before the seal.
         file.set_len(size_bytes).await?;
         file.sync_data().await?;
+        // A failed fsync meanwhile (a concurrent append's) dropped pages this
+        // seal cannot vouch for: no new segment after them.
+        if let Some(p) = &self.state().poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
         segment::write_index_files(self.disk.as_ref(), &self.dir, base, offsets, times).await?;
         let path = Segment::<D::File>::log_path(&self.dir, next_offset);
         let new_file = self.disk.open_direct(&path, OpenMode::Create).await?;
@@ -435,6 +447,9 @@ impl<D: Disk> Log<D> {
         self.disk.sync_dir(&self.dir).await?;
         let now_ms = self.clock.now_ms();
         let mut st = self.state();
+        if let Some(p) = &st.poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
         st.flushed_offset = st.flushed_offset.max(next_offset);
         st.last_flush_ms = now_ms;
         st.segments.push(Segment {

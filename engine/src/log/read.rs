@@ -85,6 +85,8 @@ impl<D: Disk> Log<D> {
         max_offset: Option<u64>,
     ) -> Result<Bytes, ReadError> {
         let (mut position, mut expected) = (view.start_position, view.start_offset);
+        // The fallback scan from the segment start happens at most once.
+        let mut rescanned = false;
         let mut want =
             max_bytes.saturating_add(self.config().index_interval_bytes as usize).max(READ_BYTES_MIN);
         'read: loop {
@@ -116,8 +118,13 @@ impl<D: Disk> Log<D> {
                 };
                 // The first batch the index pointed at is not what it said:
                 // scan from the segment start instead (slower, still right).
-                let index_wrong =
-                    |at: usize| start.is_none() && at == 0 && position == view.start_position && position > 0;
+                let index_wrong = |at: usize| {
+                    !rescanned
+                        && start.is_none()
+                        && at == 0
+                        && position == view.start_position
+                        && position > 0
+                };
                 let (at, header) = match item {
                     Ok(found) => found,
                     Err(_) if start.is_some() => break, // serve the valid prefix; the next read reports it
@@ -132,6 +139,7 @@ impl<D: Disk> Log<D> {
                     Err((at, _)) if index_wrong(at) => {
                         tracing::warn!(dir = %self.dir.display(), base = view.base_offset, "offset index points inside a batch");
                         (position, expected) = (0, view.base_offset);
+                        rescanned = true;
                         continue 'read;
                     }
                     Err((at, error)) => return Err(corrupt(at, error)),
@@ -143,6 +151,7 @@ impl<D: Disk> Log<D> {
                     if index_wrong(at) {
                         tracing::warn!(dir = %self.dir.display(), base = view.base_offset, "offset index inconsistent with its segment");
                         (position, expected) = (0, view.base_offset);
+                        rescanned = true;
                         continue 'read;
                     }
                     return Err(corrupt(

@@ -28,8 +28,12 @@ impl<D: Disk> Log<D> {
                 .iter()
                 .take_while(|seg| {
                     let below_start = seg.next_offset <= st.log_start_offset;
+                    // A segment whose timestamps are unknown (damage kept by
+                    // recovery, never scanned) is not "infinitely old": time
+                    // retention must not delete the records it still holds.
+                    let known = seg.index.max_timestamp != i64::MIN;
                     let expired = self.config().retention_ms.is_some_and(|r| {
-                        seg.is_empty() || now_ms.saturating_sub(seg.index.max_timestamp) > r
+                        seg.is_empty() || (known && now_ms.saturating_sub(seg.index.max_timestamp) > r)
                     });
                     let oversized =
                         self.config().retention_bytes.is_some_and(|r| total - seg.size_bytes >= r);
@@ -94,8 +98,11 @@ impl<D: Disk> Log<D> {
         // does not poison the log.
         for seg in &doomed {
             segment::remove_files(self.disk.as_ref(), &self.dir, seg.base_offset).await?;
+            // Oldest first, each made durable before the next: a crash may
+            // leave a prefix of the deletions undone, never a segment older
+            // than a deleted one (which would leave a gap in the offsets).
+            self.disk.sync_dir(&self.dir).await?;
         }
-        self.disk.sync_dir(&self.dir).await?;
         tracing::info!(
             dir = %self.dir.display(),
             segments = outcome.segments_deleted,
