@@ -5,6 +5,7 @@
 mod common;
 
 use common::{batch, batches, clock, id_of, runtime};
+use ringtail_engine::io::mem::CrashMode;
 use ringtail_engine::io::MemDisk;
 use ringtail_engine::log::{AppendError, LogConfig, LogError, LogManager, TopicPartition};
 use std::path::PathBuf;
@@ -79,5 +80,68 @@ fn full_disk_fails_appends_then_recovers() {
         let got = ids(&m, &tp).await;
         assert_eq!(got.len() as u64, acked + 1);
         assert_eq!(*got.last().unwrap(), 999);
+    });
+}
+
+/// A retention pass whose directory fsync fails leaves the segments it did
+/// not surely delete in the log, below its start, for the next pass: were
+/// they forgotten, their files would outlive later deletions and come back
+/// after a crash as a gap at the log start.
+#[test]
+fn failed_segment_deletion_is_retried_not_forgotten() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let tp = TopicPartition::new("t", 0);
+        {
+            let m = manager(&disk).await;
+            let log = m.get_or_create(&tp, LogConfig::default()).await.unwrap();
+            for i in 0..4 {
+                log.append(batch(1, i, T0, 100), 0).await.unwrap();
+                log.roll().await.unwrap();
+            }
+            m.checkpoint().await.unwrap();
+            disk.fail_next_dir_syncs(1);
+            assert!(log.delete_records_before(2).await.is_err(), "the failed fsync is reported");
+            assert_eq!(log.log_start_offset(), 2);
+            assert_eq!(log.segment_base_offsets(), vec![0, 1, 2, 3, 4], "nothing forgotten");
+            let retried = log.apply_retention().await.unwrap();
+            assert_eq!(retried.segments_deleted, 2, "the next pass deletes them");
+            assert_eq!(log.segment_base_offsets(), vec![2, 3, 4]);
+            log.delete_records_before(3).await.unwrap();
+            // Crash before any checkpoint records the new log start.
+            disk.crash(CrashMode::DropUnsynced);
+        }
+        let m = manager(&disk).await;
+        let log = m.get(&tp).unwrap();
+        assert_eq!(log.log_start_offset(), 3);
+        assert_eq!(ids(&m, &tp).await, vec![3], "the log starts where its first record is");
+    });
+}
+
+/// Segments wholly below the checkpointed log start (a retention pass that
+/// died half-way) are deleted by recovery rather than served.
+#[test]
+fn recovery_deletes_segments_below_the_log_start() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let tp = TopicPartition::new("t", 0);
+        {
+            let m = manager(&disk).await;
+            let log = m.get_or_create(&tp, LogConfig::default()).await.unwrap();
+            for i in 0..3 {
+                log.append(batch(1, i, T0, 100), 0).await.unwrap();
+                log.roll().await.unwrap();
+            }
+            disk.fail_next_dir_syncs(1);
+            assert!(m.delete_records_before(&tp, 2).await.is_err());
+            // The failed pass removed segment 0 but not 1; the checkpoint
+            // written next already says the log starts at 2.
+            m.checkpoint().await.unwrap();
+            disk.crash(CrashMode::KeepAll);
+        }
+        let m = manager(&disk).await;
+        let log = m.get(&tp).unwrap();
+        assert_eq!(log.segment_base_offsets(), vec![2, 3]);
+        assert_eq!(ids(&m, &tp).await, vec![2]);
     });
 }

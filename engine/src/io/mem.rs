@@ -54,6 +54,7 @@ struct State {
     incarnation: u64,
     capacity_bytes: Option<u64>,
     failing_syncs: u32,
+    failing_dir_syncs: u32,
     sync_yields: u32,
     stats: MemStats,
 }
@@ -108,6 +109,12 @@ impl MemDisk {
     /// then unchanged, as after a real failed fsync that lost the pages).
     pub fn fail_next_syncs(&self, n: u32) {
         self.lock().failing_syncs = n;
+    }
+
+    /// Makes the next `n` `sync_dir` calls fail with EIO (the directory's
+    /// durable entries then unchanged).
+    pub fn fail_next_dir_syncs(&self, n: u32) {
+        self.lock().failing_dir_syncs = n;
     }
 
     /// Makes every `sync_data` yield to the executor `n` times before it
@@ -387,6 +394,10 @@ impl Disk for MemDisk {
         let mut s = self.lock();
         if !matches!(s.live.get(dir), Some(Entry::Dir)) {
             return Err(not_found(dir));
+        }
+        if s.failing_dir_syncs > 0 {
+            s.failing_dir_syncs -= 1;
+            return Err(io::Error::other(format!("injected EIO on fsync of directory {}", dir.display())));
         }
         s.stats.dir_syncs += 1;
         let in_dir = |p: &Path| p.parent() == Some(dir);

@@ -207,6 +207,13 @@ impl<D: Disk> Log<D> {
             }
             let seg =
                 load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
+            if next_base.is_some() && seg.next_offset <= checkpoint.log_start_offset {
+                // Wholly below the log start: left behind by a retention pass
+                // that failed half-way. Kept, it would sit in front of the
+                // newer deletions' gap.
+                delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
+                continue;
+            }
             segments.push(seg);
         }
         // Always: a segment file whose creation never became durable (a roll

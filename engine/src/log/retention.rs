@@ -93,15 +93,26 @@ impl<D: Disk> Log<D> {
         if doomed.is_empty() {
             return Ok(outcome);
         }
-        // A failure to remove a file does not endanger the log (it is no
-        // longer part of it; a restart drops it again), so it is reported but
-        // does not poison the log.
-        for seg in &doomed {
-            segment::remove_files(self.disk.as_ref(), &self.dir, seg.base_offset).await?;
-            // Oldest first, each made durable before the next: a crash may
-            // leave a prefix of the deletions undone, never a segment older
-            // than a deleted one (which would leave a gap in the offsets).
-            self.disk.sync_dir(&self.dir).await?;
+        // Oldest first, each removal made durable before the next: a crash
+        // may leave a prefix of the deletions undone, never a segment older
+        // than a deleted one (which would leave a gap in the offsets).
+        let mut doomed = doomed.into_iter();
+        while let Some(seg) = doomed.next() {
+            let removed = match segment::remove_files(self.disk.as_ref(), &self.dir, seg.base_offset).await {
+                Ok(()) => self.disk.sync_dir(&self.dir).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = removed {
+                // The segments not surely gone go back into the log, below
+                // its start, where the next retention pass retries them.
+                // Forgotten, their files would outlive newer deletions and
+                // reappear after a restart as a gap at the log start.
+                let mut st = self.state();
+                let kept: Vec<_> = std::iter::once(seg).chain(doomed).collect();
+                st.segments.splice(..0, kept);
+                st.check_invariants();
+                return Err(e.into());
+            }
         }
         tracing::info!(
             dir = %self.dir.display(),
