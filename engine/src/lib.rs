@@ -3,10 +3,13 @@
 //! - `io`: the `Disk` trait (the storage seam) and its backends.
 //! - `log`: the partition log: record batches, segments, indexes, recovery,
 //!   rolling, retention, truncation, group-committed flushing.
+//! - `group`: consumer groups: the coordinator state machine, offsets.
+//! - `broker`: one node: topics, partitions, groups, behind typed requests.
 //! - `clock`: the time seam; the engine never reads the ambient clock.
 
 pub mod broker;
 pub mod clock;
 pub mod entropy;
+pub mod group;
 pub mod io;
 pub mod log;

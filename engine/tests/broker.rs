@@ -24,6 +24,7 @@ fn config(auto_create: bool) -> BrokerConfig {
         default_replication_factor: None,
         auto_create_topics: auto_create,
         topic_defaults: LogConfig::default(),
+        group: ringtail_engine::group::GroupConfig::default(),
     }
 }
 

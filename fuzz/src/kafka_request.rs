@@ -229,6 +229,7 @@ impl Fixture {
             default_replication_factor: None,
             auto_create_topics: auto_create,
             topic_defaults: LogConfig::default(),
+            group: ringtail_engine::group::GroupConfig::default(),
         };
         let (broker, _) = Broker::open(
             Arc::new(disk),

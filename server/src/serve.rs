@@ -192,6 +192,7 @@ async fn open_broker(
         default_replication_factor: config.default_replication_factor,
         auto_create_topics: config.auto_create_topics,
         topic_defaults: config.topic_defaults,
+        group: ringtail_engine::group::GroupConfig::default(),
     };
     let seed = os_seed().map_err(ServeError::Entropy)?;
     let (broker, reports) = Broker::open(

@@ -48,6 +48,7 @@ fn broker_config(world: &World) -> BrokerConfig {
         // a deleted topic is refused rather than silently recreating it.
         auto_create_topics: false,
         topic_defaults: LogConfig { flush: world.cfg.flush, ..LogConfig::default() },
+        group: ringtail_engine::group::GroupConfig::default(),
     }
 }
 

@@ -103,12 +103,20 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(&args)) {
         Ok(report) => {
-            println!("{}", report.summary(&args));
+            // Written, not println!'d: a reader that went away (`| head`)
+            // is an ordinary end, not a panic.
+            let mut out = report.summary(&args) + "\n";
             if args.header {
-                println!("{}", Report::table_header());
+                out += &(Report::table_header() + "\n");
             }
-            println!("{}", report.table_row(&args));
-            ExitCode::SUCCESS
+            out += &(report.table_row(&args) + "\n");
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("ringtail-bench: writing the report: {e}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("ringtail-bench: {e}");

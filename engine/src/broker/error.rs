@@ -32,6 +32,22 @@ pub enum ErrorCode {
     InvalidTimestamp = 32,
     UnknownServerError = -1,
     InvalidRecord = 87,
+    // Consumer groups.
+    CoordinatorLoadInProgress = 14,
+    CoordinatorNotAvailable = 15,
+    NotCoordinator = 16,
+    IllegalGeneration = 22,
+    InconsistentGroupProtocol = 23,
+    InvalidGroupId = 24,
+    UnknownMemberId = 25,
+    InvalidSessionTimeout = 26,
+    RebalanceInProgress = 27,
+    OffsetMetadataTooLarge = 12,
+    NonEmptyGroup = 68,
+    GroupIdNotFound = 69,
+    MemberIdRequired = 79,
+    GroupMaxSizeReached = 81,
+    FencedInstanceId = 82,
 }
 
 impl ErrorCode {

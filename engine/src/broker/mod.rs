@@ -3,6 +3,8 @@
 //! TCP and the Kafka wire protocol, the simulator behind a simulated network.
 //!
 //! - `error`: Kafka error codes as typed outcomes.
+//! - `groups`: the consumer-group coordinator (`group`'s state machine,
+//!   persisted in `__consumer_offsets`).
 //! - `metadata`: topics, assignments, leaders, configs; persisted.
 //! - `partition`: a replica this broker hosts: its log, high watermark,
 //!   producer state; produce and fetch.
@@ -13,6 +15,7 @@
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
 pub mod error;
+pub mod groups;
 pub mod metadata;
 pub mod partition;
 pub mod producers;
@@ -24,6 +27,7 @@ pub use partition::{Acks, FetchOutcome, Partition, ProduceOutcome};
 
 use crate::clock::Clock;
 use crate::entropy::Entropy;
+use crate::group::{Coordinator, GroupConfig};
 use crate::io::Disk;
 use crate::log::{LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
 use std::collections::BTreeMap;
@@ -48,6 +52,8 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// Broker-wide topic defaults (`[topic-defaults]`); topics override.
     pub topic_defaults: LogConfig,
+    /// The consumer-group coordinator's settings.
+    pub group: GroupConfig,
 }
 
 pub struct Broker<D: Disk> {
@@ -63,6 +69,9 @@ pub struct Broker<D: Disk> {
     partitions: Mutex<BTreeMap<TopicPartition, Arc<Partition<D>>>>,
     /// The next producer id to hand out; below the reserved bound on disk.
     next_producer_id: Mutex<i64>,
+    /// The consumer groups of the offsets partitions led here; never held
+    /// across an await.
+    groups: Mutex<Coordinator>,
 }
 
 impl<D: Disk> Broker<D> {
@@ -90,6 +99,7 @@ impl<D: Disk> Broker<D> {
             }
         };
         let next_producer_id = Mutex::new(metadata.next_producer_id);
+        let config_group = config.group;
         let broker = Broker {
             next_producer_id,
             config,
@@ -101,8 +111,11 @@ impl<D: Disk> Broker<D> {
             metadata: Mutex::new(metadata),
             metadata_changes: tokio::sync::Mutex::new(()),
             partitions: Mutex::new(BTreeMap::new()),
+            groups: Mutex::new(Coordinator::new(config_group)),
         };
         broker.sync_partitions_with_metadata().await?;
+        // Groups are served from their log before anything is answered.
+        broker.load_led_offsets_partitions().await;
         Ok((broker, reports))
     }
 

@@ -4,6 +4,7 @@
 use super::error::{BrokerError, ErrorCode};
 use super::metadata::{PartitionAssignment, TopicState};
 use super::Broker;
+use crate::group::is_internal_topic;
 use crate::io::Disk;
 use crate::log::manager::validate_topic_name;
 use crate::log::TopicPartition;
@@ -69,7 +70,21 @@ fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
 
 impl<D: Disk> Broker<D> {
     /// Creates a topic: validates it, persists the metadata, opens its logs.
+    /// The internal `__consumer_offsets` is the group coordinator's to
+    /// create (its partition count places every group).
     pub async fn create_topic(
+        &self,
+        request: CreateTopic,
+        validate_only: bool,
+    ) -> Result<TopicState, BrokerError> {
+        if is_internal_topic(&request.name) {
+            let msg = format!("{} is internal; the group coordinator creates it", request.name);
+            return Err(BrokerError::new(ErrorCode::InvalidRequest, msg));
+        }
+        self.create_topic_unchecked(request, validate_only).await
+    }
+
+    pub(super) async fn create_topic_unchecked(
         &self,
         request: CreateTopic,
         validate_only: bool,
@@ -141,7 +156,7 @@ impl<D: Disk> Broker<D> {
         if self.metadata().topics.contains_key(name) {
             return Ok(true);
         }
-        if !self.config.auto_create_topics {
+        if !self.config.auto_create_topics || is_internal_topic(name) {
             return Ok(false);
         }
         let request = CreateTopic {
@@ -160,6 +175,10 @@ impl<D: Disk> Broker<D> {
     /// Deletes a topic and its logs. The metadata change is persisted first,
     /// so a crash part-way leaves logs that the next start removes.
     pub async fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
+        if is_internal_topic(name) {
+            // Deleting it would lose every group's committed offsets.
+            return Err(BrokerError::new(ErrorCode::InvalidRequest, format!("{name} is internal")));
+        }
         let _one = self.metadata_changes.lock().await;
         let mut next = self.metadata().clone();
         if next.topics.remove(name).is_none() {

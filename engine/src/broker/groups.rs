@@ -1,0 +1,494 @@
+//! The broker's consumer-group coordinator: drives `group`'s state machine
+//! with the broker's clock and persists through the `__consumer_offsets`
+//! partitions this broker leads.
+//!
+//! Every operation runs the state machine under the coordinator mutex and,
+//! under that same lock, queues the records it asks for on the offsets
+//! partition's log (`Log::enqueue`, the first half of `Partition::produce`),
+//! so that log order is state-machine order; the waits happen after the
+//! lock is released. Completions go back to the state machine in order,
+//! and if the caller goes away mid-wait, `InFlight`'s drop fails the rest,
+//! so that no parked JoinGroup/SyncGroup is left waiting.
+
+use super::topics::CreateTopic;
+use super::{Broker, BrokerEndpoint, BrokerError, ErrorCode, Partition};
+use crate::group::{
+    offsets_partition_for,
+    records::{build_batch, replay_batch},
+    CommitRequest, Completion, Coordinator, FetchedOffset, GroupDescription, GroupListing, GroupState,
+    HeartbeatRequest, JoinRequest, JoinResponse, LeavingMember, Persist, Shard, SyncRequest, SyncResponse,
+    OFFSETS_TOPIC,
+};
+use crate::io::Disk;
+use crate::log::batch::BatchScanner;
+use crate::log::partition_log::AppendTicket;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, MutexGuard};
+
+/// Bytes read per step while replaying an offsets partition.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+/// Follow-up records a failed completion may cause before `InFlight`'s
+/// drop stops chasing them (each failure makes strictly less to do).
+const DROP_FOLLOW_UPS_MAX: usize = 64;
+
+fn err(code: ErrorCode, what: &str) -> BrokerError {
+    BrokerError::new(code, what.to_string())
+}
+
+/// Kafka's mapping of a failed offsets append to what group clients
+/// understand.
+fn persist_error(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+        ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge | ErrorCode::InvalidRecord => {
+            ErrorCode::UnknownServerError
+        }
+        _ => ErrorCode::CoordinatorNotAvailable,
+    }
+}
+
+type Queued<'a, D> = (Result<AppendTicket<'a, D>, ErrorCode>, Completion);
+
+/// Queues records on the offsets partition. Call under the coordinator lock.
+fn enqueue<'a, D: Disk>(
+    partition: &'a Partition<D>,
+    persists: Vec<Persist>,
+    now_ms: i64,
+) -> Vec<Queued<'a, D>> {
+    persists
+        .into_iter()
+        .map(|Persist { records, then }| {
+            let ticket = build_batch(&records, now_ms)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "offsets record not encodable");
+                    ErrorCode::UnknownServerError
+                })
+                .and_then(|b| {
+                    partition
+                        .log
+                        .enqueue(b, partition.leader_epoch())
+                        .map_err(|e| persist_error(BrokerError::from(e).code))
+                });
+            (ticket, then)
+        })
+        .collect()
+}
+
+/// Records queued for one offsets partition, awaiting durability.
+struct InFlight<'a, D: Disk> {
+    broker: &'a Broker<D>,
+    partition: &'a Partition<D>,
+    p: i32,
+    items: VecDeque<Queued<'a, D>>,
+    /// The completion whose append is being awaited.
+    current: Option<Completion>,
+}
+
+impl<'a, D: Disk> InFlight<'a, D> {
+    fn new(broker: &'a Broker<D>, partition: &'a Partition<D>, p: i32, items: Vec<Queued<'a, D>>) -> Self {
+        InFlight { broker, partition, p, items: items.into(), current: None }
+    }
+
+    /// Waits for each append in order and applies its completion; returns
+    /// each outcome (follow-up records a completion caused included).
+    async fn drive(mut self) -> Vec<Result<(), ErrorCode>> {
+        let mut outcomes = Vec::new();
+        while let Some((ticket, then)) = self.items.pop_front() {
+            self.current = Some(then);
+            let result = match ticket {
+                Ok(t) => t.wait().await.map(|_| ()).map_err(|e| persist_error(BrokerError::from(e).code)),
+                Err(code) => Err(code),
+            };
+            self.partition.refresh_high_watermark();
+            outcomes.push(result);
+            let Some(then) = self.current.take() else { continue };
+            let now_ms = self.broker.now_ms();
+            let mut c = self.broker.coordinator();
+            let more = c.persisted(self.p, then, result, now_ms);
+            self.items.extend(enqueue(self.partition, more, now_ms));
+        }
+        outcomes
+    }
+}
+
+impl<D: Disk> Drop for InFlight<'_, D> {
+    fn drop(&mut self) {
+        if self.current.is_none() && self.items.is_empty() {
+            return;
+        }
+        // The caller went away before its records were durable. They may
+        // still reach the log, but nobody will know when: fail what depends
+        // on them, so parked waiters are answered (they rejoin or retry).
+        let now_ms = self.broker.now_ms();
+        let mut c = self.broker.coordinator();
+        let mut pending: VecDeque<Completion> = self.current.take().into_iter().collect();
+        pending.extend(self.items.drain(..).map(|(_, then)| then));
+        let mut follow_ups = 0;
+        while let Some(then) = pending.pop_front() {
+            let more = c.persisted(self.p, then, Err(ErrorCode::CoordinatorNotAvailable), now_ms);
+            for (_, then) in enqueue(self.partition, more, now_ms) {
+                follow_ups += 1;
+                if follow_ups <= DROP_FOLLOW_UPS_MAX {
+                    pending.push_back(then);
+                }
+            }
+        }
+    }
+}
+
+impl<D: Disk> Broker<D> {
+    fn coordinator(&self) -> MutexGuard<'_, Coordinator> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The offsets partition of a group and its leader replica, if this
+    /// broker coordinates the group (without loading it).
+    fn offsets_partition(&self, group_id: &str) -> Result<(i32, Arc<Partition<D>>), BrokerError> {
+        if group_id.is_empty() {
+            return Err(err(ErrorCode::InvalidGroupId, "empty group id"));
+        }
+        let count = self.metadata().topics.get(OFFSETS_TOPIC).map(|t| t.partitions.len());
+        let Some(count) = count.filter(|c| *c > 0) else {
+            return Err(err(ErrorCode::NotCoordinator, "no offsets topic yet: find the coordinator"));
+        };
+        let p = offsets_partition_for(group_id, count as u32);
+        let partition = self
+            .leader_partition(OFFSETS_TOPIC, p)
+            .map_err(|e| BrokerError::new(ErrorCode::NotCoordinator, e.message))?;
+        Ok((p, partition))
+    }
+
+    /// As `offsets_partition`, loading the partition's groups on first use.
+    async fn coordinated(&self, group_id: &str) -> Result<(i32, Arc<Partition<D>>), BrokerError> {
+        let (p, partition) = self.offsets_partition(group_id)?;
+        if !self.coordinator().is_loaded(p) {
+            self.load_offsets_partition(p).await?;
+        }
+        Ok((p, partition))
+    }
+
+    /// Loads (replays) every offsets partition this broker leads.
+    pub(super) async fn load_led_offsets_partitions(&self) {
+        let Some(count) = self.metadata().topics.get(OFFSETS_TOPIC).map(|t| t.partitions.len()) else {
+            return;
+        };
+        for p in 0..count as i32 {
+            if self.leader_partition(OFFSETS_TOPIC, p).is_ok() && !self.coordinator().is_loaded(p) {
+                if let Err(e) = self.load_offsets_partition(p).await {
+                    tracing::error!(partition = p, error = %e, "loading consumer groups failed");
+                }
+            }
+        }
+    }
+
+    /// Replays offsets partition `p` from its log start to its high
+    /// watermark into a fresh shard. Concurrent callers get
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    async fn load_offsets_partition(&self, p: i32) -> Result<(), BrokerError> {
+        let Some(token) = self.coordinator().begin_load(p) else {
+            return match self.coordinator().is_loaded(p) {
+                true => Ok(()),
+                false => {
+                    Err(err(ErrorCode::CoordinatorLoadInProgress, "loading the group's offsets partition"))
+                }
+            };
+        };
+        // Releases the claim if this future is dropped or fails midway.
+        struct Claim<'a, D: Disk>(&'a Broker<D>, i32, u64, bool);
+        impl<D: Disk> Drop for Claim<'_, D> {
+            fn drop(&mut self) {
+                if !self.3 {
+                    self.0.coordinator().finish_load(self.1, self.2, None);
+                }
+            }
+        }
+        let mut claim = Claim(self, p, token, false);
+        let partition = self
+            .leader_partition(OFFSETS_TOPIC, p)
+            .map_err(|e| BrokerError::new(ErrorCode::NotCoordinator, e.message))?;
+        let shard = self.replay(&partition).await?;
+        self.coordinator().finish_load(p, token, Some(shard));
+        claim.3 = true;
+        Ok(())
+    }
+
+    async fn replay(&self, partition: &Partition<D>) -> Result<Shard, BrokerError> {
+        let now_ms = self.now_ms();
+        let mut shard = Shard::new(self.config.group, self.entropy.next_u64());
+        let hw = partition.high_watermark();
+        let mut offset = partition.log.log_start_offset();
+        let mut records = 0usize;
+        while offset < hw {
+            let read = partition.log.read(offset, REPLAY_READ_BYTES, Some(hw)).await?;
+            let mut advanced = false;
+            for (at, header) in BatchScanner::new(&read.records).map_while(Result::ok) {
+                offset = header.next_offset();
+                advanced = true;
+                records += replay_batch(&mut shard, &read.records[at..at + header.size_bytes()], now_ms);
+            }
+            if !advanced {
+                break;
+            }
+        }
+        shard.finish_load(now_ms);
+        tracing::info!(partition = %partition.tp, records, groups = shard.groups().count(), "loaded consumer groups");
+        Ok(shard)
+    }
+
+    /// Creates `__consumer_offsets` if needed (whatever auto-create says)
+    /// and loads the partitions led here.
+    async fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
+        if !self.metadata().topics.contains_key(OFFSETS_TOPIC) {
+            // Compaction is not implemented: keep every record, or
+            // retention would drop live offsets.
+            let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")];
+            let request = CreateTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                partitions: Some(self.config.group.offsets_topic_partitions.max(1)),
+                replication_factor: None,
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            };
+            match self.create_topic_unchecked(request, false).await {
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+                Err(e) => return Err(BrokerError::new(ErrorCode::CoordinatorNotAvailable, e.message)),
+            }
+        }
+        self.load_led_offsets_partitions().await;
+        Ok(())
+    }
+
+    /// FindCoordinator for a group: the leader of the group's
+    /// `__consumer_offsets` partition, creating the topic on first use.
+    /// COORDINATOR_NOT_AVAILABLE while it cannot be created or loaded.
+    pub async fn find_group_coordinator(&self, group_id: &str) -> Result<BrokerEndpoint, BrokerError> {
+        self.ensure_offsets_topic().await?;
+        let leader = {
+            let m = self.metadata();
+            let partitions = m.topics.get(OFFSETS_TOPIC).map(|t| t.partitions.clone()).unwrap_or_default();
+            let p = offsets_partition_for(group_id, partitions.len() as u32);
+            partitions.get(p as usize).map(|a| a.leader)
+        };
+        let leader = leader.ok_or_else(|| err(ErrorCode::CoordinatorNotAvailable, "no offsets partition"))?;
+        self.brokers()
+            .into_iter()
+            .find(|b| b.node_id == leader)
+            .ok_or_else(|| err(ErrorCode::CoordinatorNotAvailable, "the coordinator's broker is unknown"))
+    }
+
+    /// JoinGroup. Waits (up to the rebalance timeout) for the rebalance it
+    /// joins to complete.
+    pub async fn join_group(&self, request: JoinRequest) -> JoinResponse {
+        let member_id = request.member_id.clone();
+        let (p, partition) = match self.coordinated(&request.group_id).await {
+            Ok(x) => x,
+            Err(e) => return JoinResponse::error(e.code, member_id),
+        };
+        let now_ms = self.now_ms();
+        let (rx, in_flight) = {
+            let mut c = self.coordinator();
+            match c.join(p, request, now_ms) {
+                Ok((rx, persists)) => {
+                    (rx, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+                }
+                Err(code) => return JoinResponse::error(code, member_id),
+            }
+        };
+        in_flight.drive().await;
+        rx.await.unwrap_or_else(|_| JoinResponse::error(ErrorCode::CoordinatorNotAvailable, member_id))
+    }
+
+    /// SyncGroup. Followers wait for the leader's assignment; the leader's
+    /// assignment is persisted before anyone is answered.
+    pub async fn sync_group(&self, request: SyncRequest) -> SyncResponse {
+        let (p, partition) = match self.coordinated(&request.group_id).await {
+            Ok(x) => x,
+            Err(e) => return SyncResponse::error(e.code),
+        };
+        let now_ms = self.now_ms();
+        let (rx, in_flight) = {
+            let mut c = self.coordinator();
+            match c.sync(p, request, now_ms) {
+                Ok((rx, persists)) => {
+                    (rx, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+                }
+                Err(code) => return SyncResponse::error(code),
+            }
+        };
+        in_flight.drive().await;
+        rx.await.unwrap_or_else(|_| SyncResponse::error(ErrorCode::CoordinatorNotAvailable))
+    }
+
+    pub async fn heartbeat(&self, request: HeartbeatRequest) -> Result<(), BrokerError> {
+        let (p, _) = self.coordinated(&request.group_id).await?;
+        let now_ms = self.now_ms();
+        let mut c = self.coordinator();
+        let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+        shard.heartbeat(&request, now_ms).map_err(|code| err(code, &request.group_id))
+    }
+
+    /// LeaveGroup: a group-level error, or one outcome per member in order.
+    pub async fn leave_group(
+        &self,
+        group_id: &str,
+        members: Vec<LeavingMember>,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let (p, partition) = self.coordinated(group_id).await?;
+        let now_ms = self.now_ms();
+        let (outcome, in_flight) = {
+            let mut c = self.coordinator();
+            let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+            let (outcome, fx) = shard.leave(group_id, &members, now_ms);
+            let persists = c.deliver(fx);
+            (outcome, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+        };
+        in_flight.drive().await;
+        let outcomes = outcome.map_err(|code| err(code, group_id))?;
+        Ok(outcomes
+            .into_iter()
+            .zip(&members)
+            .map(|(o, m)| o.map_err(|code| err(code, &m.member_id)))
+            .collect())
+    }
+
+    /// OffsetCommit: a group-level error, or one outcome per offset in
+    /// order. Answered once the commit is durable (acks=all on the group's
+    /// `__consumer_offsets` partition).
+    pub async fn commit_offsets(
+        &self,
+        request: CommitRequest,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let (p, partition) = self.coordinated(&request.group_id).await?;
+        // As Kafka: offsets of partitions that do not exist are refused.
+        let known: Vec<bool> = {
+            let m = self.metadata();
+            let exists = |t: &str, p: i32| {
+                m.topics.get(t).is_some_and(|t| p >= 0 && (p as usize) < t.partitions.len())
+            };
+            request.offsets.iter().map(|o| exists(&o.topic, o.partition)).collect()
+        };
+        let mut accepted = request.clone();
+        accepted.offsets =
+            request.offsets.iter().zip(&known).filter(|(_, k)| **k).map(|(o, _)| o.clone()).collect();
+        let now_ms = self.now_ms();
+        let (planned, in_flight) = {
+            let mut c = self.coordinator();
+            let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+            let plan = shard.commit(&accepted, now_ms).map_err(|code| err(code, &request.group_id))?;
+            let persists: Vec<Persist> = plan.persist.into_iter().collect();
+            (plan.outcomes, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+        };
+        let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
+        let mut planned = planned.into_iter();
+        Ok(request
+            .offsets
+            .iter()
+            .zip(known)
+            .map(|(o, known)| {
+                let what = format!("{}-{}", o.topic, o.partition);
+                if !known {
+                    return Err(err(ErrorCode::UnknownTopicOrPartition, &what));
+                }
+                match planned.next().unwrap_or(Err(ErrorCode::UnknownServerError)).and(durable) {
+                    Ok(()) => Ok(()),
+                    Err(code) => Err(err(code, &what)),
+                }
+            })
+            .collect())
+    }
+
+    /// OffsetFetch: the given partitions, or (`None`) every partition the
+    /// group has committed.
+    pub async fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<FetchedOffset>, BrokerError> {
+        let (p, _) = self.coordinated(group_id).await?;
+        let mut c = self.coordinator();
+        let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+        shard.fetch_offsets(group_id, partitions).map_err(|code| err(code, group_id))
+    }
+
+    /// DescribeGroups for one group. An unknown group is described as Dead
+    /// with no members, as Kafka does.
+    pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription, BrokerError> {
+        let (p, _) = self.offsets_partition(group_id)?;
+        let mut c = self.coordinator();
+        let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+        Ok(shard.group(group_id).map(|g| g.describe()).unwrap_or_else(|| GroupDescription {
+            group_id: group_id.to_string(),
+            state: GroupState::Dead,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            generation: -1,
+            members: Vec::new(),
+        }))
+    }
+
+    /// ListGroups over the groups this broker coordinates; an empty filter
+    /// lists all.
+    pub fn list_groups(&self, states: &[GroupState]) -> Result<Vec<GroupListing>, BrokerError> {
+        let mut c = self.coordinator();
+        let mut out = Vec::new();
+        for p in c.loaded_partitions() {
+            if let Ok(shard) = c.shard(p) {
+                out.extend(shard.list(states));
+            }
+        }
+        Ok(out)
+    }
+
+    /// DeleteGroups for one group: only an Empty group can be deleted; its
+    /// offsets go with it.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
+        let (p, partition) = self.coordinated(group_id).await?;
+        let now_ms = self.now_ms();
+        let in_flight = {
+            let mut c = self.coordinator();
+            let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+            let persist = shard.delete(group_id, now_ms).map_err(|code| err(code, group_id))?;
+            InFlight::new(self, &partition, p, enqueue(&partition, vec![persist], now_ms))
+        };
+        let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
+        durable.map_err(|code| err(code, group_id))
+    }
+
+    /// The coordinator's timers: session expiry, rebalance deadlines, the
+    /// initial rebalance delay. The owner calls it periodically (the server
+    /// every 100 ms, the simulator on its clock); nothing expires between
+    /// calls. Also loads offsets partitions led here that are not loaded.
+    pub async fn tick_groups(&self) {
+        self.load_led_offsets_partitions().await;
+        let loaded = self.coordinator().loaded_partitions();
+        for p in loaded {
+            let Some(partition) = self.partition(OFFSETS_TOPIC, p) else { continue };
+            let now_ms = self.now_ms();
+            let in_flight = {
+                let mut c = self.coordinator();
+                let persists = c.tick(p, now_ms);
+                InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms))
+            };
+            for outcome in in_flight.drive().await {
+                if let Err(code) = outcome {
+                    tracing::warn!(partition = p, error = %code, "persisting a group change failed");
+                }
+            }
+        }
+    }
+
+    /// Answers every waiting JoinGroup/SyncGroup with NOT_COORDINATOR and
+    /// forgets group state: at shutdown, or when this broker stops leading
+    /// an offsets partition. Clients find the coordinator again.
+    pub fn unload_groups(&self) {
+        self.coordinator().unload_all();
+    }
+
+    /// Callers waiting in JoinGroup/SyncGroup, for tests of invariant 5.
+    pub fn group_waiters(&self) -> usize {
+        self.coordinator().waiting()
+    }
+}

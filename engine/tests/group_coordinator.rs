@@ -1,0 +1,477 @@
+//! The consumer-group coordinator through the Broker, on MemDisk with a
+//! manual clock: rebalances, member ids, session expiry, commits and their
+//! durability across restarts and crashes, static members, leave, delete,
+//! describe and list. Every test ends with no caller left waiting.
+
+mod common;
+
+use bytes::Bytes;
+use common::{clock, runtime};
+use ringtail_engine::broker::topics::CreateTopic;
+use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint, ErrorCode};
+use ringtail_engine::clock::ManualClock;
+use ringtail_engine::entropy::SeededEntropy;
+use ringtail_engine::group::{
+    CommitOffset, CommitRequest, GroupConfig, GroupState, HeartbeatRequest, JoinRequest, JoinResponse,
+    LeavingMember, SyncRequest, SyncResponse, OFFSETS_TOPIC,
+};
+use ringtail_engine::io::mem::CrashMode;
+use ringtail_engine::io::MemDisk;
+use ringtail_engine::log::LogConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+const GROUP: &str = "g";
+
+fn config(initial_delay_ms: i32) -> BrokerConfig {
+    BrokerConfig {
+        node_id: 1,
+        advertised: BrokerEndpoint { node_id: 1, host: "127.0.0.1".into(), port: 9092 },
+        default_partitions: 2,
+        default_replication_factor: None,
+        auto_create_topics: false,
+        topic_defaults: LogConfig::default(),
+        group: GroupConfig {
+            offsets_topic_partitions: 4,
+            min_session_timeout_ms: 1_000,
+            initial_rebalance_delay_ms: initial_delay_ms,
+            ..GroupConfig::default()
+        },
+    }
+}
+
+struct Fixture {
+    disk: Arc<MemDisk>,
+    clock: Arc<ManualClock>,
+    broker: Arc<Broker<MemDisk>>,
+    initial_delay_ms: i32,
+}
+
+impl Fixture {
+    async fn new(initial_delay_ms: i32) -> Fixture {
+        let disk = Arc::new(MemDisk::new());
+        let clock = clock();
+        let broker = open(&disk, &clock, initial_delay_ms).await;
+        broker
+            .create_topic(
+                CreateTopic {
+                    name: "orders".into(),
+                    partitions: Some(6),
+                    replication_factor: None,
+                    configs: Default::default(),
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        let endpoint = broker.find_group_coordinator(GROUP).await.unwrap();
+        assert_eq!(endpoint.node_id, 1);
+        Fixture { disk, clock, broker, initial_delay_ms }
+    }
+
+    /// The broker goes away (its directory lock with it) and comes back.
+    async fn reopen(self) -> Fixture {
+        let Fixture { disk, clock, broker, initial_delay_ms } = self;
+        drop(broker);
+        let broker = open(&disk, &clock, initial_delay_ms).await;
+        Fixture { disk, clock, broker, initial_delay_ms }
+    }
+
+    fn join(&self, member_id: &str, instance: Option<&str>) -> JoinHandle<JoinResponse> {
+        let b = self.broker.clone();
+        let req = join_request(member_id, instance);
+        tokio::spawn(async move { b.join_group(req).await })
+    }
+
+    fn sync(
+        &self,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<(String, Bytes)>,
+    ) -> JoinHandle<SyncResponse> {
+        let b = self.broker.clone();
+        let req = SyncRequest {
+            group_id: GROUP.into(),
+            generation,
+            member_id: member_id.into(),
+            instance_id: None,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments,
+        };
+        tokio::spawn(async move { b.sync_group(req).await })
+    }
+
+    async fn heartbeat(&self, generation: i32, member_id: &str) -> Result<(), ErrorCode> {
+        let req = HeartbeatRequest {
+            group_id: GROUP.into(),
+            generation,
+            member_id: member_id.into(),
+            instance_id: None,
+        };
+        self.broker.heartbeat(req).await.map_err(|e| e.code)
+    }
+
+    async fn commit(&self, generation: i32, member_id: &str, offset: i64) -> Result<(), ErrorCode> {
+        let req = CommitRequest {
+            group_id: GROUP.into(),
+            generation,
+            member_id: member_id.into(),
+            instance_id: None,
+            offsets: vec![CommitOffset {
+                topic: "orders".into(),
+                partition: 0,
+                offset,
+                leader_epoch: -1,
+                metadata: Some("m".into()),
+            }],
+        };
+        let outcomes = self.broker.commit_offsets(req).await.map_err(|e| e.code)?;
+        outcomes.into_iter().next().unwrap().map_err(|e| e.code)
+    }
+
+    async fn committed(&self) -> Option<i64> {
+        let fetched = self.broker.fetch_offsets(GROUP, Some(vec![("orders".into(), 0)])).await.unwrap();
+        fetched[0].committed.as_ref().map(|c| c.offset)
+    }
+
+    /// Moves time on and fires the coordinator's timers.
+    async fn advance(&self, ms: i64) {
+        self.clock.advance_ms(ms);
+        self.broker.tick_groups().await;
+        settle().await;
+    }
+
+    /// Forms a generation of `n` new members that all sync; returns the
+    /// generation and the member ids (leader first).
+    async fn form(&self, instances: &[Option<&str>]) -> (i32, Vec<String>) {
+        let joins: Vec<_> = instances.iter().map(|i| self.join("", *i)).collect();
+        settle().await;
+        for _ in 0..3 {
+            self.advance(i64::from(self.initial_delay_ms)).await;
+        }
+        let mut answers = Vec::new();
+        for j in joins {
+            answers.push(j.await.unwrap());
+        }
+        let generation = answers[0].generation;
+        assert!(
+            answers.iter().all(|a| a.error == ErrorCode::None && a.generation == generation),
+            "{answers:?}"
+        );
+        let leader = answers[0].leader.clone();
+        let mut ids: Vec<String> = answers.iter().map(|a| a.member_id.clone()).collect();
+        ids.sort_by_key(|id| *id != leader);
+        let assignments = ids.iter().map(|id| (id.clone(), Bytes::from(format!("assigned-{id}")))).collect();
+        let followers: Vec<_> = ids[1..].iter().map(|id| self.sync(generation, id, Vec::new())).collect();
+        settle().await;
+        let lead = self.sync(generation, &ids[0], assignments).await.unwrap();
+        assert_eq!(lead.assignment, Bytes::from(format!("assigned-{}", ids[0])));
+        for (f, id) in followers.into_iter().zip(&ids[1..]) {
+            assert_eq!(f.await.unwrap().assignment, Bytes::from(format!("assigned-{id}")));
+        }
+        (generation, ids)
+    }
+
+    fn state(&self) -> (GroupState, i32, usize) {
+        let d = self.broker.describe_group(GROUP).unwrap();
+        (d.state, d.generation, d.members.len())
+    }
+}
+
+async fn open(disk: &Arc<MemDisk>, clock: &Arc<ManualClock>, initial_delay_ms: i32) -> Arc<Broker<MemDisk>> {
+    let (broker, _) = Broker::open(
+        disk.clone(),
+        PathBuf::from("/data"),
+        config(initial_delay_ms),
+        clock.clone(),
+        Arc::new(SeededEntropy::new(7)),
+    )
+    .await
+    .unwrap();
+    Arc::new(broker)
+}
+
+fn join_request(member_id: &str, instance: Option<&str>) -> JoinRequest {
+    JoinRequest {
+        group_id: GROUP.into(),
+        member_id: member_id.into(),
+        instance_id: instance.map(Into::into),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"orders"))],
+        require_known_member_id: false,
+        reason: None,
+    }
+}
+
+/// Lets spawned requests run until they park.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The coordinator's futures can run on a multi-threaded runtime.
+#[test]
+fn coordinator_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    runtime().block_on(async {
+        let f = Fixture::new(0).await;
+        let join = f.broker.join_group(join_request("", None));
+        send(&join);
+        drop(join);
+        send(&f.broker.tick_groups());
+    });
+}
+
+/// Three members that join together form one generation after the initial
+/// delay; followers' syncs wait for the leader's assignment.
+#[test]
+fn three_members_form_one_generation() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let joins: Vec<_> = (0..3).map(|_| f.join("", None)).collect();
+        settle().await;
+        assert_eq!(f.broker.group_waiters(), 3, "joins wait out the initial delay");
+        assert_eq!(f.state().0, GroupState::PreparingRebalance);
+        f.advance(3_000).await;
+        assert_eq!(f.broker.group_waiters(), 3, "members kept arriving: the delay is extended");
+        f.advance(3_000).await;
+        let answers: Vec<JoinResponse> = futures_join(joins).await;
+        assert!(answers.iter().all(|a| a.error == ErrorCode::None && a.generation == 1));
+        let leaders: Vec<_> = answers.iter().filter(|a| a.member_id == a.leader).collect();
+        assert_eq!(leaders.len(), 1);
+        assert_eq!(leaders[0].members.len(), 3);
+        assert!(answers.iter().filter(|a| a.member_id != a.leader).all(|a| a.members.is_empty()));
+        assert_eq!(f.state(), (GroupState::CompletingRebalance, 1, 3));
+        let followers: Vec<_> = answers
+            .iter()
+            .filter(|a| a.member_id != a.leader)
+            .map(|a| f.sync(1, &a.member_id, vec![]))
+            .collect();
+        settle().await;
+        assert_eq!(f.broker.group_waiters(), 2, "followers wait for the leader");
+        let assignments =
+            answers.iter().map(|a| (a.member_id.clone(), Bytes::from(a.member_id.clone()))).collect();
+        let lead = f.sync(1, &leaders[0].member_id, assignments).await.unwrap();
+        assert_eq!(lead.assignment, Bytes::from(leaders[0].member_id.clone()));
+        for (s, a) in
+            futures_join(followers).await.iter().zip(answers.iter().filter(|a| a.member_id != a.leader))
+        {
+            assert_eq!(s.error, ErrorCode::None);
+            assert_eq!(s.assignment, Bytes::from(a.member_id.clone()));
+        }
+        let d = f.broker.describe_group(GROUP).unwrap();
+        assert_eq!((d.state, d.protocol_name.as_str(), d.members.len()), (GroupState::Stable, "range", 3));
+        assert!(d.members.iter().all(|m| m.assignment == m.member_id.as_bytes()));
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+async fn futures_join<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// JoinGroup v4+: a first join gets MEMBER_ID_REQUIRED and an id, and the
+/// join with that id is a member's.
+#[test]
+fn member_id_required_flow() {
+    runtime().block_on(async {
+        let f = Fixture::new(0).await;
+        let mut req = join_request("", None);
+        req.require_known_member_id = true;
+        let first = f.broker.join_group(req.clone()).await;
+        assert_eq!(first.error, ErrorCode::MemberIdRequired);
+        assert!(first.member_id.starts_with("client-"), "{}", first.member_id);
+        assert_eq!(f.state(), (GroupState::Empty, 0, 0), "a pending id is not a member yet");
+        req.member_id = first.member_id.clone();
+        let second = f.broker.join_group(req).await;
+        assert_eq!((second.error, second.generation), (ErrorCode::None, 1));
+        assert_eq!(second.leader, first.member_id);
+        let unknown = f.broker.join_group(join_request("made-up", None)).await;
+        assert_eq!(unknown.error, ErrorCode::UnknownMemberId);
+        let mut bad = join_request("", None);
+        bad.session_timeout_ms = 10;
+        assert_eq!(f.broker.join_group(bad).await.error, ErrorCode::InvalidSessionTimeout);
+        let mut other = join_request(&first.member_id, None);
+        other.protocol_type = "connect".into();
+        assert_eq!(f.broker.join_group(other).await.error, ErrorCode::InconsistentGroupProtocol);
+        let mut empty = join_request("", None);
+        empty.group_id = String::new();
+        assert_eq!(f.broker.join_group(empty).await.error, ErrorCode::InvalidGroupId);
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+/// A member that stops heartbeating is removed after its session timeout;
+/// the others rejoin into a new generation without it. Commits from the old
+/// generation are refused.
+#[test]
+fn session_expiry_rebalances_without_the_dead_member() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let (generation, ids) = f.form(&[None, None, None]).await;
+        let (a, b, dead) = (&ids[0], &ids[1], &ids[2]);
+        assert_eq!(f.commit(generation, dead, 5).await, Ok(()));
+        for _ in 0..2 {
+            f.advance(4_000).await;
+            assert_eq!(f.heartbeat(generation, a).await, Ok(()));
+            assert_eq!(f.heartbeat(generation, b).await, Ok(()));
+        }
+        f.advance(4_000).await;
+        assert_eq!(f.state(), (GroupState::PreparingRebalance, generation, 2), "the silent member expired");
+        assert_eq!(f.heartbeat(generation, a).await, Err(ErrorCode::RebalanceInProgress));
+        assert_eq!(f.heartbeat(generation, dead).await, Err(ErrorCode::UnknownMemberId));
+        // Eager clients commit what they consumed before rejoining.
+        assert_eq!(f.commit(generation, a, 7).await, Ok(()));
+        let (ja, jb) = (f.join(a, None), f.join(b, None));
+        let (ja, jb) = (ja.await.unwrap(), jb.await.unwrap());
+        let next = ja.generation;
+        assert_eq!((next, jb.generation), (generation + 1, generation + 1));
+        let leader_answer = if ja.member_id == ja.leader { &ja } else { &jb };
+        let mut members: Vec<_> = leader_answer.members.iter().map(|m| m.member_id.clone()).collect();
+        members.sort();
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort();
+        assert_eq!(members, want);
+        assert_eq!(f.commit(next, a, 8).await, Err(ErrorCode::RebalanceInProgress));
+        let follower = if ja.member_id == ja.leader { b } else { a };
+        let fs = f.sync(next, follower, vec![]);
+        let ls = f
+            .sync(next, &leader_answer.member_id, vec![(a.clone(), Bytes::from_static(b"x"))])
+            .await
+            .unwrap();
+        assert_eq!(ls.error, ErrorCode::None);
+        assert_eq!(fs.await.unwrap().error, ErrorCode::None);
+        assert_eq!(f.commit(generation, a, 9).await, Err(ErrorCode::IllegalGeneration), "stale generation");
+        assert_eq!(f.committed().await, Some(7));
+        assert_eq!(f.commit(next, a, 10).await, Ok(()));
+        assert_eq!(f.committed().await, Some(10));
+        assert_eq!(
+            f.commit(-1, "", 11).await,
+            Err(ErrorCode::UnknownMemberId),
+            "simple commit to a live group"
+        );
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+/// An acknowledged commit and the group's generation survive a clean
+/// restart and a power loss that drops everything not fsynced.
+#[test]
+fn commits_and_generation_survive_restart_and_crash() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let (generation, ids) = f.form(&[None, None]).await;
+        assert_eq!(f.commit(generation, &ids[0], 42).await, Ok(()));
+        f.broker.close().await.unwrap();
+        let f = f.reopen().await;
+        assert_eq!(f.committed().await, Some(42));
+        assert_eq!(f.state(), (GroupState::Stable, generation, 2));
+        assert_eq!(f.heartbeat(generation, &ids[1]).await, Ok(()), "a restart alone does not rebalance");
+
+        assert_eq!(f.commit(generation, &ids[1], 43).await, Ok(()));
+        f.disk.crash(CrashMode::DropUnsynced);
+        let f = f.reopen().await;
+        assert_eq!(f.committed().await, Some(43));
+        let d = f.broker.describe_group(GROUP).unwrap();
+        assert_eq!((d.state, d.generation), (GroupState::Stable, generation));
+        let mut members: Vec<_> = d.members.iter().map(|m| m.member_id.clone()).collect();
+        members.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(members, want);
+        assert!(d.members.iter().all(|m| m.assignment == format!("assigned-{}", m.member_id).as_bytes()));
+        // Sessions restart at load: nobody expires right away.
+        f.advance(5_000).await;
+        assert_eq!(f.state().0, GroupState::Stable);
+    });
+}
+
+/// A static member that restarts (joins without its member id) takes its
+/// old place under a new id: same generation, same assignment, no
+/// rebalance; the old id is fenced.
+#[test]
+fn static_member_restart_keeps_assignment() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let (generation, ids) = f.form(&[Some("i1"), Some("i2")]).await;
+        let restarted = f.join("", Some("i2")).await.unwrap();
+        assert_eq!((restarted.error, restarted.generation), (ErrorCode::None, generation));
+        assert!(!ids.contains(&restarted.member_id));
+        assert_eq!(f.state(), (GroupState::Stable, generation, 2));
+        let old_id = ids.iter().find(|id| id.starts_with("i2-")).unwrap();
+        let req = HeartbeatRequest {
+            group_id: GROUP.into(),
+            generation,
+            member_id: old_id.clone(),
+            instance_id: Some("i2".into()),
+        };
+        assert_eq!(f.broker.heartbeat(req).await.unwrap_err().code, ErrorCode::FencedInstanceId);
+        let s = f.sync(generation, &restarted.member_id, vec![]).await.unwrap();
+        assert_eq!(s.assignment, Bytes::from(format!("assigned-{old_id}")));
+        // The new id is durable: it survives a restart.
+        f.broker.close().await.unwrap();
+        let f = f.reopen().await;
+        let d = f.broker.describe_group(GROUP).unwrap();
+        assert!(d.members.iter().any(|m| m.member_id == restarted.member_id));
+        assert_eq!(d.generation, generation);
+    });
+}
+
+/// Members leave (static ones by instance id); the last one leaving makes
+/// the group Empty with the next generation; only then can it be deleted,
+/// offsets and all. Describe and list follow along.
+#[test]
+fn leave_delete_describe_list() {
+    runtime().block_on(async {
+        let f = Fixture::new(0).await;
+        let (generation, ids) = f.form(&[Some("s1")]).await;
+        assert_eq!(f.commit(generation, &ids[0], 3).await, Ok(()));
+        let listed = f.broker.list_groups(&[GroupState::Stable]).unwrap();
+        assert_eq!(listed.iter().map(|l| l.group_id.as_str()).collect::<Vec<_>>(), vec![GROUP]);
+        assert!(f.broker.list_groups(&[GroupState::Empty]).unwrap().is_empty());
+        assert_eq!(f.broker.delete_group(GROUP).await.unwrap_err().code, ErrorCode::NonEmptyGroup);
+        let leave = |member_id: &str, instance: Option<&str>| LeavingMember {
+            member_id: member_id.into(),
+            instance_id: instance.map(Into::into),
+            reason: None,
+        };
+        let out =
+            f.broker.leave_group(GROUP, vec![leave("nobody", None), leave("", Some("s1"))]).await.unwrap();
+        assert_eq!(out[0].as_ref().unwrap_err().code, ErrorCode::UnknownMemberId);
+        assert!(out[1].is_ok());
+        assert_eq!(f.state(), (GroupState::Empty, generation + 1, 0));
+        assert_eq!(f.commit(-1, "", 4).await, Ok(()), "simple commits once the group is Empty");
+        assert_eq!(f.broker.delete_group(GROUP).await, Ok(()));
+        assert_eq!(f.state(), (GroupState::Dead, -1, 0));
+        assert_eq!(f.committed().await, None);
+        assert_eq!(f.broker.delete_group(GROUP).await.unwrap_err().code, ErrorCode::GroupIdNotFound);
+        let refused = f.broker.delete_topic(OFFSETS_TOPIC).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::InvalidRequest);
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+/// Unloading answers parked joins NOT_COORDINATOR; nothing is left waiting.
+#[test]
+fn unload_answers_parked_waiters() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let join = f.join("", None);
+        settle().await;
+        assert_eq!(f.broker.group_waiters(), 1);
+        f.broker.unload_groups();
+        assert_eq!(join.await.unwrap().error, ErrorCode::NotCoordinator);
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
