@@ -8,6 +8,7 @@
 
 use crate::limits::Limits;
 use ringtail_engine::broker::topics::{PARTITIONS_PER_TOPIC_MAX, TOPIC_CONFIG_KEYS};
+use ringtail_engine::group::GroupConfig;
 use ringtail_engine::io::select::ParseIoChoiceError;
 use ringtail_engine::io::IoChoice;
 use ringtail_engine::log::{FlushPolicy, LogConfig};
@@ -69,6 +70,17 @@ pub struct ServeArgs {
     /// Create topics on first use through Metadata [default: true]
     #[arg(long, value_name = "true|false")]
     pub auto_create_topics: Option<String>,
+    /// Partitions of __consumer_offsets when it is first created; fixed
+    /// afterwards [default: 50]
+    #[arg(long, value_name = "N")]
+    pub offsets_topic_partitions: Option<String>,
+    /// How long a new group's first rebalance waits for more members
+    /// [default: 3000]
+    #[arg(long, value_name = "MS")]
+    pub group_initial_rebalance_delay_ms: Option<String>,
+    /// Smallest session timeout a group member may ask for [default: 6000]
+    #[arg(long, value_name = "MS")]
+    pub group_min_session_timeout_ms: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -122,6 +134,8 @@ pub struct ServeConfig {
     pub auto_create_topics: bool,
     /// Broker-wide topic defaults, `flush` included.
     pub topic_defaults: LogConfig,
+    /// The consumer-group coordinator's settings.
+    pub group: GroupConfig,
     pub limits: Limits,
 }
 
@@ -252,7 +266,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 12] = [
+const FILE_KEYS: [&str; 15] = [
     "data-dir",
     "listen",
     "advertise",
@@ -265,6 +279,9 @@ const FILE_KEYS: [&str; 12] = [
     "default-partitions",
     "default-replication-factor",
     "auto-create-topics",
+    "offsets-topic-partitions",
+    "group-initial-rebalance-delay-ms",
+    "group-min-session-timeout-ms",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {
@@ -364,6 +381,11 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     let auto_create_topics =
         value("auto-create-topics", get("auto-create-topics", &args.auto_create_topics)?, true, parse_bool)?;
     let topic_defaults = topic_defaults(&file, flush)?;
+    let group = group_config(
+        get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
+        get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
+        get("group-min-session-timeout-ms", &args.group_min_session_timeout_ms)?,
+    )?;
     Ok(ServeConfig {
         data_dir,
         listen,
@@ -378,8 +400,51 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         default_replication_factor,
         auto_create_topics,
         topic_defaults,
+        group,
         limits: Limits::default(),
     })
+}
+
+/// The coordinator's settings: the engine's defaults (Kafka's), with the
+/// three the flags set.
+fn group_config(
+    partitions: Option<Raw>,
+    initial_delay: Option<Raw>,
+    min_session: Option<Raw>,
+) -> Result<GroupConfig, ConfigError> {
+    let defaults = GroupConfig::default();
+    let offsets_topic_partitions =
+        value("offsets-topic-partitions", partitions, defaults.offsets_topic_partitions, parse_partitions)?;
+    let initial_rebalance_delay_ms =
+        value("group-initial-rebalance-delay-ms", initial_delay, defaults.initial_rebalance_delay_ms, |v| {
+            parse_ms(v, 0)
+        })?;
+    let key = "group-min-session-timeout-ms";
+    let origin = min_session.as_ref().map(|raw| raw.origin.clone());
+    let min_session_timeout_ms =
+        value(key, min_session, defaults.min_session_timeout_ms, |v| parse_ms(v, 1))?;
+    if min_session_timeout_ms > defaults.max_session_timeout_ms {
+        let problem = format!(
+            "must not exceed the largest session timeout, {} ms, got {min_session_timeout_ms}",
+            defaults.max_session_timeout_ms
+        );
+        return Err(ConfigError { key: key.into(), origin, problem });
+    }
+    Ok(GroupConfig {
+        offsets_topic_partitions,
+        initial_rebalance_delay_ms,
+        min_session_timeout_ms,
+        ..defaults
+    })
+}
+
+/// Milliseconds as a Kafka i32 setting, at least `min`.
+fn parse_ms(value: &str, min: i32) -> Result<i32, String> {
+    value
+        .parse::<i32>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| format!("expected milliseconds, an integer in {min}..={}, got {value:?}", i32::MAX))
 }
 
 /// `raw` parsed by `parse`, with errors naming `key` and where the value
@@ -547,6 +612,26 @@ mod tests {
         assert_eq!(c.default_replication_factor, None);
         assert!(c.auto_create_topics);
         assert_eq!(c.topic_defaults, LogConfig::default());
+        assert_eq!(c.group, GroupConfig::default());
+        assert_eq!(c.group.offsets_topic_partitions, 50);
+        assert_eq!(c.group.initial_rebalance_delay_ms, 3000);
+        assert_eq!(c.group.min_session_timeout_ms, 6000);
+    }
+
+    #[test]
+    fn group_settings_come_from_flags_or_the_file() {
+        let f = file("offsets-topic-partitions = 8\ngroup-min-session-timeout-ms = 2000\n");
+        let a = ServeArgs {
+            config: Some(f.path().into()),
+            group_initial_rebalance_delay_ms: Some("0".into()),
+            group_min_session_timeout_ms: Some("1000".into()),
+            ..args()
+        };
+        let c = resolve(&a).unwrap();
+        assert_eq!(c.group.offsets_topic_partitions, 8);
+        assert_eq!(c.group.initial_rebalance_delay_ms, 0);
+        assert_eq!(c.group.min_session_timeout_ms, 1000);
+        assert_eq!(c.group.max_session_timeout_ms, GroupConfig::default().max_session_timeout_ms);
     }
 
     #[test]
@@ -581,7 +666,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key_on_one_line() {
-        let cases: [(ServeArgs, &str); 8] = [
+        let cases: [(ServeArgs, &str); 13] = [
+            (
+                ServeArgs { offsets_topic_partitions: Some("0".into()), ..args() },
+                "--offsets-topic-partitions",
+            ),
+            (
+                ServeArgs { offsets_topic_partitions: Some("x".into()), ..args() },
+                "--offsets-topic-partitions",
+            ),
+            (
+                ServeArgs { group_initial_rebalance_delay_ms: Some("-1".into()), ..args() },
+                "--group-initial-rebalance-delay-ms",
+            ),
+            (
+                ServeArgs { group_min_session_timeout_ms: Some("0".into()), ..args() },
+                "--group-min-session-timeout-ms",
+            ),
+            (
+                ServeArgs { group_min_session_timeout_ms: Some("1800001".into()), ..args() },
+                "--group-min-session-timeout-ms",
+            ),
             (ServeArgs { flush: Some("sometimes".into()), ..args() }, "--flush"),
             (ServeArgs { io: Some("fast".into()), ..args() }, "--io"),
             (ServeArgs { node_id: Some("-3".into()), ..args() }, "--node-id"),

@@ -17,13 +17,16 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a broker (with no arguments: a single node, data in ./ringtail-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create, list, describe or delete topics.
     Topic(ringtail_server::cli::topic::TopicArgs),
     /// Produce lines of stdin as records.
     Produce(ringtail_server::cli::produce::ProduceArgs),
-    /// Print a topic's records, one value per line.
+    /// Print a topic's records, one value per line (with --group, as a
+    /// member of a consumer group).
     Consume(ringtail_server::cli::consume::ConsumeArgs),
+    /// List, describe (members, assignments, lag) or delete consumer groups.
+    Group(ringtail_server::cli::group::GroupArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => ringtail_server::cli::block_on(ringtail_server::cli::topic::run(args)),
         Command::Produce(args) => ringtail_server::cli::block_on(ringtail_server::cli::produce::run(args)),
         Command::Consume(args) => ringtail_server::cli::block_on(ringtail_server::cli::consume::run(args)),
+        Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
     }
 }
 

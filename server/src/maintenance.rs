@@ -1,7 +1,8 @@
 //! The broker's periodic upkeep, which the engine leaves to its owner:
 //! retention, interval flushes, offset checkpoints, and reopening logs
 //! poisoned by a failed write (a full disk, say) so that they take writes
-//! again once the cause is gone.
+//! again once the cause is gone; and, on a faster timer of its own, the
+//! consumer-group coordinator's deadlines (`tick_groups`).
 //!
 //! Engine calls are awaited to completion, never raced against the timer or
 //! the shutdown signal: dropping one half-way could poison a log.
@@ -15,6 +16,23 @@ use tokio::time::MissedTickBehavior;
 
 /// Upkeep period: retention, checkpoints, poisoned-log recovery.
 pub const MAINTENANCE_INTERVAL_MS: u64 = 1000;
+
+/// Period of the group coordinator's timers: session expiry, rebalance
+/// deadlines and the initial rebalance delay fire at most this late.
+pub const GROUP_TICK_INTERVAL_MS: u64 = 100;
+
+/// Fires the coordinator's deadlines every `GROUP_TICK_INTERVAL_MS` until
+/// `shutdown` turns true. A task of its own, so that a long retention pass
+/// never delays a session expiry.
+pub async fn tick_groups(broker: Arc<ServerBroker>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = ticker(GROUP_TICK_INTERVAL_MS);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => broker.tick_groups().await,
+            _ = crate::shutdown::signalled(&mut shutdown) => return,
+        }
+    }
+}
 
 /// Runs until `shutdown` turns true.
 pub async fn run(broker: Arc<ServerBroker>, flush: FlushPolicy, mut shutdown: watch::Receiver<bool>) {

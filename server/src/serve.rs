@@ -3,9 +3,11 @@
 //!
 //! Start: storage backend, listeners (so a taken port fails before a long
 //! recovery), the broker (recovering every log), then the tasks: accept
-//! loop, metrics endpoint, maintenance. Stop: stop accepting and reading,
-//! let in-flight requests finish (bounded), stop maintenance, close the
-//! broker (sync, checkpoints, files closed).
+//! loop, metrics endpoint, maintenance, the group coordinator's timers.
+//! Stop: stop accepting and reading, stop the group timers and unload the
+//! groups (answering parked JoinGroup/SyncGroup requests), let in-flight
+//! requests finish (bounded), stop maintenance, close the broker (sync,
+//! checkpoints, files closed).
 
 use crate::clock::SystemClock;
 use crate::config::{HostPort, ServeConfig};
@@ -129,6 +131,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     };
     let scraping = tokio::spawn(metrics::http::serve(metrics_listener, render, shutdown.clone()));
     let maintaining = tokio::spawn(maintenance::run(broker.clone(), config.flush, shutdown.clone()));
+    let ticking = tokio::spawn(maintenance::tick_groups(broker.clone(), shutdown.clone()));
     let drain = Duration::from_millis(config.limits.shutdown_drain_ms_max);
     let stopped = tokio::spawn(async move {
         let mut signal = shutdown;
@@ -136,7 +139,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         tracing::info!("shutting down: no new connections or requests");
         // The accept loop, connections and long polls see the same signal.
         let _ = accepting.await;
-        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        let _ = ticking.await;
+        // JoinGroup and SyncGroup wait in the coordinator for as long as a
+        // rebalance takes: unloading answers them (NOT_COORDINATOR, so
+        // clients look for the coordinator again) instead of letting them
+        // hold up the drain. Repeated while draining, for any that reached
+        // the coordinator after the first unload.
+        broker.unload_groups();
+        if tokio::time::timeout(drain, drain_requests(&broker, tracker)).await.is_err() {
             tracing::warn!(
                 drain_ms = drain.as_millis() as u64,
                 "requests still in flight; closing the broker anyway"
@@ -158,6 +168,21 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         shutdown: shutdown_tx,
         stopped,
     })
+}
+
+/// Waits for the requests in flight, answering any group waiter that
+/// arrives meanwhile.
+async fn drain_requests(broker: &ServerBroker, tracker: TaskTracker) {
+    let mut unloads = tokio::time::interval(Duration::from_millis(maintenance::GROUP_TICK_INTERVAL_MS));
+    unloads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let finished = tracker.wait();
+    tokio::pin!(finished);
+    loop {
+        tokio::select! {
+            _ = &mut finished => return,
+            _ = unloads.tick() => broker.unload_groups(),
+        }
+    }
 }
 
 async fn bind(what: &'static str, address: &HostPort) -> Result<TcpListener, ServeError> {
@@ -192,7 +217,7 @@ async fn open_broker(
         default_replication_factor: config.default_replication_factor,
         auto_create_topics: config.auto_create_topics,
         topic_defaults: config.topic_defaults,
-        group: ringtail_engine::group::GroupConfig::default(),
+        group: config.group,
     };
     let seed = os_seed().map_err(ServeError::Entropy)?;
     let (broker, reports) = Broker::open(

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom, GROUPS_UNSUPPORTED};
+use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
 use ringtail_server::cli::produce::ProduceArgs;
 use ringtail_server::cli::topic::{TopicArgs, TopicCommand};
 use ringtail_server::cli::{CliError, BOOTSTRAP_DEFAULT};
@@ -150,20 +150,6 @@ fn consume_from_accepts_earliest_latest_and_offsets() {
     {
         assert_eq!(parse(line).expect_err(line).exit_code(), 2, "{line}");
     }
-}
-
-/// `--group` parses (scripts written for groups get a clear message, not
-/// a parse error), then fails as bad usage before any network traffic.
-#[tokio::test]
-async fn consumer_groups_are_refused_with_exit_code_2() {
-    let mut args = consume("ringtail consume t --group g");
-    assert_eq!(args.group.as_deref(), Some("g"));
-    args.bootstrap = "127.0.0.1:1".into(); // nothing listens; must not be reached
-    let err = consume_into(args, &mut Vec::new(), std::future::pending()).await.unwrap_err();
-    assert_eq!(err, CliError::Usage(GROUPS_UNSUPPORTED.to_owned()));
-    assert_eq!(err.exit_code(), ExitCode::from(2));
-    let help = Cli::command().find_subcommand_mut("consume").expect("consume").render_long_help().to_string();
-    assert!(help.contains("Not yet supported"), "{help}");
 }
 
 #[tokio::test]

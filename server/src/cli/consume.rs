@@ -1,8 +1,16 @@
 //! `ringtail consume TOPIC`: one record value per line on stdout.
 //!
-//! Reads the chosen partitions directly (no consumer group): every fetch
+//! Without `--group`, reads the chosen partitions directly: every fetch
 //! asks each leader for all of its partitions at once, and records are
 //! printed in offset order within each partition.
+//!
+//! With `--group G`, joins consumer group G (Kafka's classic protocol,
+//! range assignor) and reads the partitions the group assigns, from the
+//! group's committed offsets (`--from` only where it has none). Offsets are
+//! committed after the records are written (at least once: a record may be
+//! printed again after a crash or rebalance, never skipped), and the
+//! member leaves the group when it stops (Ctrl-C, SIGTERM, `--count`
+//! reached, output closed).
 
 use std::future::Future;
 use std::io::Write;
@@ -18,16 +26,19 @@ use crate::client::{ClientConfig, ClientError, ConsumedRecord, FetchOptions, Fet
 pub struct ConsumeArgs {
     /// Topic to read.
     pub topic: String,
-    /// Consumer group. Not yet supported: giving it exits with code 2.
+    /// Consume as a member of this consumer group: read the partitions the
+    /// group assigns, from its committed offsets, committing as records are
+    /// printed.
     #[arg(long)]
     pub group: Option<String>,
     /// Where to start in each partition: earliest, latest, or an offset.
+    /// With --group, only where the group has no committed offset.
     #[arg(long, default_value = "earliest", value_parser = clap::value_parser!(StartFrom))]
     pub from: StartFrom,
     /// Stop after this many records; without it, run until Ctrl-C.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Read only this partition (default: all).
+    /// Read only this partition (default: all). Not with --group.
     #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
     pub partition: Option<i32>,
     /// Print each record's key before its value, separated by a tab.
@@ -61,14 +72,26 @@ impl FromStr for StartFrom {
     }
 }
 
-pub const GROUPS_UNSUPPORTED: &str =
-    "consumer groups are not yet supported; leave out --group to read partitions directly";
-
 pub async fn run(args: ConsumeArgs) -> ExitCode {
     let stop = async {
-        // If the handler cannot be installed, Ctrl-C's default still ends us.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+        // If a handler cannot be installed, the signal's default still ends us.
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => drop(signal.recv().await),
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        let interrupt = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = interrupt => {}
+            () = terminate => {}
         }
     };
     // Buffered: consume_into flushes after every fetch, not every record.
@@ -85,8 +108,8 @@ pub async fn consume_into<W: Write + ?Sized>(
     out: &mut W,
     stop: impl Future<Output = ()>,
 ) -> Result<u64, CliError> {
-    if args.group.is_some() {
-        return Err(CliError::Usage(GROUPS_UNSUPPORTED.to_owned()));
+    if let Some(group) = args.group.clone() {
+        return super::consume_group::consume_group(args, &group, out, stop).await;
     }
     let client = connect(&args.bootstrap, ClientConfig::default()).await?;
     let topic = &args.topic;
@@ -139,7 +162,7 @@ pub async fn consume_into<W: Write + ?Sized>(
 }
 
 /// Writes one record; `false` if `out` was closed by its reader.
-fn write_record<W: Write + ?Sized>(
+pub(super) fn write_record<W: Write + ?Sized>(
     out: &mut W,
     record: &ConsumedRecord,
     print_keys: bool,
@@ -155,7 +178,7 @@ fn write_record<W: Write + ?Sized>(
     output_result(out.write_all(&line))
 }
 
-fn flush<W: Write + ?Sized>(out: &mut W) -> Result<bool, CliError> {
+pub(super) fn flush<W: Write + ?Sized>(out: &mut W) -> Result<bool, CliError> {
     output_result(out.flush())
 }
 

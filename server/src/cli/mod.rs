@@ -4,7 +4,9 @@
 //!
 //! - `topic`: `ringtail topic create|list|describe|delete`.
 //! - `produce`: `ringtail produce TOPIC`: lines of stdin become records.
-//! - `consume`: `ringtail consume TOPIC`: one record value per line.
+//! - `consume`: `ringtail consume TOPIC [--group G]`: one record value per
+//!   line; `consume_group` is its consumer-group mode.
+//! - `group`: `ringtail group list|describe|delete`: consumer groups.
 //!
 //! Each command is a clap `Args` struct and `async fn run(args) -> ExitCode`
 //! (0 ok, 1 runtime failure with a one-line message, 2 bad usage). The work
@@ -12,6 +14,8 @@
 //! tests drive them without a terminal.
 
 pub mod consume;
+pub mod consume_group;
+pub mod group;
 pub mod produce;
 pub mod topic;
 

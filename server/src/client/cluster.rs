@@ -29,6 +29,8 @@ struct State {
     /// By address, so the bootstrap connection is reused once the broker
     /// behind it is known by node id.
     connections: BTreeMap<String, Arc<Connection>>,
+    /// Each consumer group's coordinator address, as FindCoordinator said.
+    coordinators: BTreeMap<String, String>,
 }
 
 impl Client {
@@ -154,6 +156,20 @@ impl Client {
                 None,
             )),
         }
+    }
+
+    /// The coordinator address last found for `group`.
+    pub(crate) async fn cached_coordinator(&self, group: &str) -> Option<String> {
+        self.state.lock().await.coordinators.get(group).cloned()
+    }
+
+    /// Remembers (`Some`) or forgets (`None`) `group`'s coordinator.
+    pub(crate) async fn set_coordinator(&self, group: &str, addr: Option<String>) {
+        let mut state = self.state.lock().await;
+        match addr {
+            Some(addr) => state.coordinators.insert(group.to_owned(), addr),
+            None => state.coordinators.remove(group),
+        };
     }
 
     /// The partition's metadata, checked to exist and to have a leader.

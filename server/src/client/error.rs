@@ -26,6 +26,22 @@ pub mod code {
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    // Consumer groups.
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }
 
 #[derive(Debug, Error)]
@@ -54,6 +70,8 @@ pub enum ClientError {
     Records { topic: String, partition: i32, offset: i64, source: RecordsError },
     #[error("topic {topic} has no partition {partition} (it has {count})")]
     NoSuchPartition { topic: String, partition: i32, count: usize },
+    #[error("group {group}: the coordinator asks to join again as member {member_id} (MEMBER_ID_REQUIRED)")]
+    MemberIdRequired { group: String, member_id: String },
     #[error("no bootstrap address given")]
     NoBootstrap,
     #[error("invalid argument: {0}")]
@@ -65,6 +83,7 @@ impl ClientError {
     pub fn kafka_code(&self) -> Option<i16> {
         match self {
             ClientError::Kafka { code, .. } => Some(*code),
+            ClientError::MemberIdRequired { .. } => Some(code::MEMBER_ID_REQUIRED),
             _ => None,
         }
     }
@@ -81,6 +100,26 @@ impl ClientError {
                     | code::FENCED_LEADER_EPOCH
                     | code::UNKNOWN_LEADER_EPOCH
             )
+        )
+    }
+
+    /// Whether the group's coordinator moved or is not ready: find it
+    /// again (after a pause) and retry.
+    pub fn is_coordinator_error(&self) -> bool {
+        matches!(
+            self.kafka_code(),
+            Some(
+                code::NOT_COORDINATOR | code::COORDINATOR_NOT_AVAILABLE | code::COORDINATOR_LOAD_IN_PROGRESS
+            )
+        )
+    }
+
+    /// Whether the member must join the group again: the group is
+    /// rebalancing, or no longer knows this member or its generation.
+    pub fn needs_rejoin(&self) -> bool {
+        matches!(
+            self.kafka_code(),
+            Some(code::REBALANCE_IN_PROGRESS | code::ILLEGAL_GENERATION | code::UNKNOWN_MEMBER_ID)
         )
     }
 
@@ -170,5 +209,31 @@ mod tests {
         assert_eq!(e.to_string(), "create topic t: TOPIC_ALREADY_EXISTS (36): Topic 't' already exists.");
         assert!(!e.is_stale_metadata());
         assert!(ClientError::kafka("produce", 6, None).is_stale_metadata());
+    }
+
+    #[test]
+    fn group_error_codes_match_kafka_names() {
+        for (c, name) in [
+            (code::COORDINATOR_LOAD_IN_PROGRESS, "COORDINATOR_LOAD_IN_PROGRESS"),
+            (code::COORDINATOR_NOT_AVAILABLE, "COORDINATOR_NOT_AVAILABLE"),
+            (code::NOT_COORDINATOR, "NOT_COORDINATOR"),
+            (code::ILLEGAL_GENERATION, "ILLEGAL_GENERATION"),
+            (code::INCONSISTENT_GROUP_PROTOCOL, "INCONSISTENT_GROUP_PROTOCOL"),
+            (code::INVALID_GROUP_ID, "INVALID_GROUP_ID"),
+            (code::UNKNOWN_MEMBER_ID, "UNKNOWN_MEMBER_ID"),
+            (code::INVALID_SESSION_TIMEOUT, "INVALID_SESSION_TIMEOUT"),
+            (code::REBALANCE_IN_PROGRESS, "REBALANCE_IN_PROGRESS"),
+            (code::NON_EMPTY_GROUP, "NON_EMPTY_GROUP"),
+            (code::GROUP_ID_NOT_FOUND, "GROUP_ID_NOT_FOUND"),
+            (code::MEMBER_ID_REQUIRED, "MEMBER_ID_REQUIRED"),
+            (code::GROUP_MAX_SIZE_REACHED, "GROUP_MAX_SIZE_REACHED"),
+            (code::FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"),
+            (code::UNSTABLE_OFFSET_COMMIT, "UNSTABLE_OFFSET_COMMIT"),
+        ] {
+            assert_eq!(kafka_error_name(c), name);
+        }
+        assert!(ClientError::kafka("join", code::NOT_COORDINATOR, None).is_coordinator_error());
+        assert!(ClientError::kafka("commit", code::ILLEGAL_GENERATION, None).needs_rejoin());
+        assert!(!ClientError::kafka("commit", code::NOT_COORDINATOR, None).needs_rejoin());
     }
 }

@@ -7,19 +7,25 @@
 //! - `connection`: one pipelined TCP connection to one broker.
 //! - `metadata`: the cluster as Metadata describes it.
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
-//! - `admin`, `produce`, `fetch`, `offsets`: the operations on `Client`.
+//! - `admin`, `produce`, `fetch`, `offsets`, `group`: the operations on `Client`.
+//! - `assignor`: the consumer protocol's embedded formats and the range assignor.
+//! - `consumer_group`: `GroupMember`, one member of a consumer group:
+//!   join, sync, heartbeat in the background, commit, leave.
 //! - `config`, `error`: settings and limits; errors with Kafka's names.
 //!
 //! Batches are built and read by the engine's record codec, uncompressed
 //! only: a compressed batch on fetch is reported as unsupported.
 
 pub mod admin;
+pub mod assignor;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod consumer_group;
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod group;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -29,8 +35,10 @@ pub use admin::{ConfigEntry, ConfigSource, NewTopic};
 pub use cluster::Client;
 pub use config::ClientConfig;
 pub use connection::Connection;
+pub use consumer_group::{GroupMember, MemberConfig};
 pub use error::{kafka_error_name, ClientError};
 pub use fetch::{ConsumedRecord, FetchOptions, FetchPosition, PartitionFetch};
+pub use group::{CommittedOffsets, GroupDescription, ListedGroup, MemberDescription, Membership};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;
 pub use produce::{build_batch, partition_for_key, Acks, ProduceAck, ProducerRecord};

@@ -4,6 +4,7 @@ use super::{code, str_bytes, topic_by_id, topic_name, topic_uuid, Context};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::ResponseError;
+use ringtail_engine::group::OFFSETS_TOPIC;
 
 pub async fn handle(ctx: &Context, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     // v6 names topics by name or id; earlier versions by name only.
@@ -41,6 +42,17 @@ async fn delete(ctx: &Context, name: Option<String>, id: uuid::Uuid, version: i1
     let mut result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
     if version >= 6 {
         result.topic_id = id;
+    }
+    if name == OFFSETS_TOPIC {
+        // Deleting it would lose every group's committed offsets.
+        let result = result.with_error_code(ResponseError::InvalidTopicException.code());
+        return if version >= 5 {
+            result.with_error_message(Some(str_bytes(format!(
+                "{OFFSETS_TOPIC} is internal and cannot be deleted"
+            ))))
+        } else {
+            result
+        };
     }
     match ctx.broker.delete_topic(&name).await {
         Ok(()) => result,

@@ -11,6 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::broker::metadata::TopicState;
+use ringtail_engine::group::OFFSETS_TOPIC;
 
 pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> MetadataResponse {
     // Before v4 every Metadata request may create topics.
@@ -61,7 +62,9 @@ async fn requested_topic(
                 .with_topic_id(wanted.topic_id),
         };
     };
-    let exists = if may_create {
+    // `__consumer_offsets` is created by FindCoordinator with its own
+    // partition count, never as an ordinary topic on first mention.
+    let exists = if may_create && name != OFFSETS_TOPIC {
         ctx.broker.ensure_topic(&name).await
     } else {
         Ok(ctx.broker.topics().contains_key(&name))
@@ -108,7 +111,7 @@ fn describe(ctx: &Context, name: &str, topic: &TopicState, version: i16) -> Meta
         .collect();
     let mut response = MetadataResponseTopic::default()
         .with_name(Some(topic_name(name)))
-        .with_is_internal(false)
+        .with_is_internal(name == OFFSETS_TOPIC)
         .with_partitions(partitions);
     if version >= 10 {
         response.topic_id = topic_uuid(topic);

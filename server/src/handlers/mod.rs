@@ -8,15 +8,25 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::limits::Limits;
 use crate::metered_disk::ServerBroker;
@@ -57,7 +67,8 @@ pub enum Reply {
 pub async fn handle(ctx: &Context, request: Request) -> Reply {
     let version = request.version();
     let respond = Reply::Respond;
-    match request.body {
+    let Request { header, body, peer, .. } = request;
+    match body {
         RequestKind::ApiVersions(r) => respond(ResponseKind::ApiVersions(api_versions::handle(&r, version))),
         RequestKind::Metadata(r) => respond(ResponseKind::Metadata(metadata::handle(ctx, r, version).await)),
         RequestKind::Produce(r) => produce::handle(ctx, r, version).await,
@@ -79,6 +90,35 @@ pub async fn handle(ctx: &Context, request: Request) -> Reply {
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             respond(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)))
+        }
+        RequestKind::FindCoordinator(r) => {
+            respond(ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, version).await))
+        }
+        RequestKind::JoinGroup(r) => {
+            let host = client_host(peer);
+            respond(ResponseKind::JoinGroup(
+                join_group::handle(ctx, r, version, header.client_id, host).await,
+            ))
+        }
+        RequestKind::SyncGroup(r) => {
+            respond(ResponseKind::SyncGroup(sync_group::handle(ctx, r, version).await))
+        }
+        RequestKind::Heartbeat(r) => respond(ResponseKind::Heartbeat(heartbeat::handle(ctx, r).await)),
+        RequestKind::LeaveGroup(r) => {
+            respond(ResponseKind::LeaveGroup(leave_group::handle(ctx, r, version).await))
+        }
+        RequestKind::OffsetCommit(r) => {
+            respond(ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, version).await))
+        }
+        RequestKind::OffsetFetch(r) => {
+            respond(ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, version).await))
+        }
+        RequestKind::DescribeGroups(r) => {
+            respond(ResponseKind::DescribeGroups(describe_groups::handle(ctx, r, version)))
+        }
+        RequestKind::ListGroups(r) => respond(ResponseKind::ListGroups(list_groups::handle(ctx, r, version))),
+        RequestKind::DeleteGroups(r) => {
+            respond(ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await))
         }
         // `protocol::request::parse` admits only the APIs above.
         other => Reply::Close(format!("no handler for {other:?}")),
@@ -108,8 +148,40 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         ResponseKind::OffsetForLeaderEpoch(r) => {
             r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
         }
+        ResponseKind::FindCoordinator(r) => {
+            r.error_code != 0 || r.coordinators.iter().any(|c| c.error_code != 0)
+        }
+        ResponseKind::JoinGroup(r) => r.error_code != 0,
+        ResponseKind::SyncGroup(r) => r.error_code != 0,
+        ResponseKind::Heartbeat(r) => r.error_code != 0,
+        ResponseKind::LeaveGroup(r) => r.error_code != 0 || r.members.iter().any(|m| m.error_code != 0),
+        ResponseKind::OffsetCommit(r) => {
+            r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+        }
+        ResponseKind::OffsetFetch(r) => {
+            r.error_code != 0
+                || r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+                || r.groups.iter().any(|g| {
+                    g.error_code != 0
+                        || g.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+                })
+        }
+        ResponseKind::DescribeGroups(r) => r.groups.iter().any(|g| g.error_code != 0),
+        ResponseKind::ListGroups(r) => r.error_code != 0,
+        ResponseKind::DeleteGroups(r) => r.results.iter().any(|g| g.error_code != 0),
         _ => false,
     }
+}
+
+/// A group member's host as Kafka reports it (`InetAddress.toString()`:
+/// "/127.0.0.1"); empty when the request did not come over a socket.
+pub fn client_host(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map(|p| format!("/{}", p.ip())).unwrap_or_default()
+}
+
+/// An optional wire string as an owned one.
+pub fn opt_string(s: Option<StrBytes>) -> Option<String> {
+    s.map(|s| s.to_string())
 }
 
 /// The Kafka error code of an engine error.

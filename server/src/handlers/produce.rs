@@ -10,6 +10,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use ringtail_engine::broker::{Acks, BrokerError};
+use ringtail_engine::group::OFFSETS_TOPIC;
 
 pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Reply {
     let acks = Acks::from_kafka(request.acks);
@@ -60,6 +61,11 @@ async fn produce_partition(
     let Some(acks) = acks else {
         return (index, Err((ResponseError::InvalidRequiredAcks.code(), "acks must be 0, 1 or -1".into())));
     };
+    if topic == OFFSETS_TOPIC {
+        // Kafka refuses client writes to its internal topics.
+        let message = format!("{OFFSETS_TOPIC} is internal: only the group coordinator writes to it");
+        return (index, Err((ResponseError::InvalidTopicException.code(), message)));
+    }
     if transactional {
         let message = "transactions are not supported".to_string();
         return (index, Err((ResponseError::InvalidRequest.code(), message)));

@@ -65,10 +65,20 @@ pub enum Sequencing {
 pub fn sequencing(api_key: ApiKey) -> Sequencing {
     match api_key {
         ApiKey::Produce => Sequencing::AfterFirstPoll,
-        // Metadata may auto-create topics the next request uses.
-        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::InitProducerId | ApiKey::Metadata => {
-            Sequencing::Barrier
-        }
+        // Metadata may auto-create topics the next request uses;
+        // FindCoordinator creates `__consumer_offsets`. A group's commits
+        // and departures take effect in request order, as on Kafka (which
+        // runs one request per connection at a time). JoinGroup and
+        // SyncGroup may wait a whole rebalance, so they do not hold up the
+        // heartbeats behind them.
+        ApiKey::CreateTopics
+        | ApiKey::DeleteTopics
+        | ApiKey::InitProducerId
+        | ApiKey::Metadata
+        | ApiKey::FindCoordinator
+        | ApiKey::OffsetCommit
+        | ApiKey::LeaveGroup
+        | ApiKey::DeleteGroups => Sequencing::Barrier,
         _ => Sequencing::Concurrent,
     }
 }
@@ -107,7 +117,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, tok
     let (queue, pending) = mpsc::unbounded_channel();
     let metrics = shared.ctx.metrics.clone();
     let writer = tokio::spawn(write_responses(write_half, pending, metrics));
-    let stop = read_requests(read_half, &queue, &shared, &token).await;
+    let stop = read_requests(read_half, peer, &queue, &shared, &token).await;
     match &stop {
         Stop::EndOfStream | Stop::Shutdown | Stop::WriterGone => {
             tracing::debug!(%peer, ?stop, "connection closed")
@@ -133,6 +143,7 @@ fn protocol_error(shared: &Shared, peer: SocketAddr, error: &dyn std::fmt::Displ
 
 async fn read_requests(
     read_half: OwnedReadHalf,
+    peer: SocketAddr,
     queue: &mpsc::UnboundedSender<Pending>,
     shared: &Arc<Shared>,
     token: &TaskToken,
@@ -203,7 +214,7 @@ async fn read_requests(
                 }
                 continue;
             }
-            Ok(Parsed::Request(request)) => request,
+            Ok(Parsed::Request(request)) => Request { peer: Some(peer), ..request },
         };
         if request.trailing_bytes > 0 {
             tracing::debug!(api = ?request.api_key, bytes = request.trailing_bytes, "ignoring bytes after a request body");

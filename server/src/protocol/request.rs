@@ -9,6 +9,7 @@ use super::versions::{self, is_supported};
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
+use std::net::SocketAddr;
 
 /// What a well-formed frame asks for.
 // Moved once per request, never stored in bulk: boxing the large variant
@@ -33,6 +34,9 @@ pub struct Request {
     /// Bytes after the body that no field claimed (tolerated, as Kafka
     /// does; reported for logs).
     pub trailing_bytes: usize,
+    /// The client's address, set by the connection (`None` from `parse`):
+    /// JoinGroup records it as the member's host.
+    pub peer: Option<SocketAddr>,
 }
 
 impl Request {
@@ -90,7 +94,7 @@ pub fn parse(frame: Bytes, elements_max: usize) -> Result<Parsed, ParseError> {
         error: e.to_string(),
     })?;
     debug_assert!(versions::supported(api_key).is_some());
-    Ok(Parsed::Request(Request { api_key, header, body, trailing_bytes: buf.remaining() }))
+    Ok(Parsed::Request(Request { api_key, header, body, trailing_bytes: buf.remaining(), peer: None }))
 }
 
 #[cfg(test)]

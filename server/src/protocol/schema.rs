@@ -142,6 +142,92 @@ const OFFSET_FOR_LEADER_EPOCH: &[Field] = &[
     all(Structs(&[all(Str), all(Structs(&[all(Int32), from(2, Int32), all(Int32)]))])),
 ];
 
+const FIND_COORDINATOR: &[Field] = &[
+    between(0, 3, Str),   // key
+    from(1, Int8),        // key_type
+    from(4, Array(&Str)), // coordinator_keys
+];
+
+const JOIN_GROUP: &[Field] = &[
+    all(Str),                              // group_id
+    all(Int32),                            // session_timeout_ms
+    from(1, Int32),                        // rebalance_timeout_ms
+    all(Str),                              // member_id
+    from(5, Str),                          // group_instance_id
+    all(Str),                              // protocol_type
+    all(Structs(&[all(Str), all(Bytes)])), // protocols: name, metadata
+    from(8, Str),                          // reason
+];
+
+const SYNC_GROUP: &[Field] = &[
+    all(Str),                              // group_id
+    all(Int32),                            // generation_id
+    all(Str),                              // member_id
+    from(3, Str),                          // group_instance_id
+    from(5, Str),                          // protocol_type
+    from(5, Str),                          // protocol_name
+    all(Structs(&[all(Str), all(Bytes)])), // assignments: member_id, assignment
+];
+
+const HEARTBEAT: &[Field] = &[
+    all(Str),     // group_id
+    all(Int32),   // generation_id
+    all(Str),     // member_id
+    from(3, Str), // group_instance_id
+];
+
+const LEAVE_GROUP: &[Field] = &[
+    all(Str),                                              // group_id
+    between(0, 2, Str),                                    // member_id
+    from(3, Structs(&[all(Str), all(Str), from(5, Str)])), // members: id, instance id, reason
+];
+
+const OFFSET_COMMIT: &[Field] = &[
+    all(Str),             // group_id
+    all(Int32),           // generation_id_or_member_epoch
+    all(Str),             // member_id
+    from(7, Str),         // group_instance_id
+    between(2, 4, Int64), // retention_time_ms
+    all(Structs(&[
+        all(Str), // name
+        all(Structs(&[
+            all(Int32),     // partition_index
+            all(Int64),     // committed_offset
+            from(6, Int32), // committed_leader_epoch
+            all(Str),       // committed_metadata
+        ])),
+    ])),
+];
+
+const OFFSET_FETCH: &[Field] = &[
+    between(0, 7, Str),                                      // group_id
+    between(0, 7, Structs(&[all(Str), all(Array(&Int32))])), // topics (null: all)
+    from(
+        8,
+        Structs(&[
+            all(Str),                                      // group_id
+            from(9, Str),                                  // member_id
+            from(9, Int32),                                // member_epoch
+            all(Structs(&[all(Str), all(Array(&Int32))])), // topics (null: all)
+        ]),
+    ),
+    from(7, Bool), // require_stable
+];
+
+const DESCRIBE_GROUPS: &[Field] = &[
+    all(Array(&Str)), // groups
+    from(3, Bool),    // include_authorized_operations
+];
+
+const LIST_GROUPS: &[Field] = &[
+    from(4, Array(&Str)), // states_filter
+    from(5, Array(&Str)), // types_filter
+];
+
+const DELETE_GROUPS: &[Field] = &[
+    all(Array(&Str)), // groups_names
+];
+
 const API_VERSIONS: &[Field] = &[
     from(3, Str), // client_software_name
     from(3, Str), // client_software_version
@@ -160,6 +246,16 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::InitProducerId => INIT_PRODUCER_ID,
         ApiKey::OffsetForLeaderEpoch => OFFSET_FOR_LEADER_EPOCH,
         ApiKey::ApiVersions => API_VERSIONS,
+        ApiKey::FindCoordinator => FIND_COORDINATOR,
+        ApiKey::JoinGroup => JOIN_GROUP,
+        ApiKey::SyncGroup => SYNC_GROUP,
+        ApiKey::Heartbeat => HEARTBEAT,
+        ApiKey::LeaveGroup => LEAVE_GROUP,
+        ApiKey::OffsetCommit => OFFSET_COMMIT,
+        ApiKey::OffsetFetch => OFFSET_FETCH,
+        ApiKey::DescribeGroups => DESCRIBE_GROUPS,
+        ApiKey::ListGroups => LIST_GROUPS,
+        ApiKey::DeleteGroups => DELETE_GROUPS,
         _ => return None,
     })
 }
@@ -372,6 +468,173 @@ mod tests {
                 let r = ApiVersionsRequest::default()
                     .with_client_software_name(s("ringtail-test"))
                     .with_client_software_version(s("0.1.0"))
+                    .with_unknown_tagged_fields(t(tags()));
+                encode(&r, v)
+            }
+            ApiKey::FindCoordinator => {
+                let mut r = FindCoordinatorRequest::default().with_unknown_tagged_fields(t(tags()));
+                if v <= 3 {
+                    r.key = s("group");
+                } else {
+                    r.coordinator_keys = vec![s("g1"), s("group-2")];
+                }
+                if v >= 1 {
+                    r.key_type = 0;
+                }
+                encode(&r, v)
+            }
+            ApiKey::JoinGroup => {
+                let protocol = |name| {
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(s(name))
+                        .with_metadata(Bytes::from_static(b"subscription"))
+                        .with_unknown_tagged_fields(t(tags()))
+                };
+                let mut r = JoinGroupRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_session_timeout_ms(10_000)
+                    .with_member_id(s("member-1"))
+                    .with_protocol_type(s("consumer"))
+                    .with_protocols(vec![protocol("range"), protocol("cooperative-sticky")])
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 1 {
+                    r.rebalance_timeout_ms = 30_000;
+                }
+                if v >= 5 {
+                    r.group_instance_id = Some(s("instance"));
+                }
+                if v >= 8 {
+                    r.reason = Some(s("because"));
+                }
+                encode(&r, v)
+            }
+            ApiKey::SyncGroup => {
+                let assignment = |member| {
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(s(member))
+                        .with_assignment(Bytes::from_static(b"assignment"))
+                        .with_unknown_tagged_fields(t(tags()))
+                };
+                let mut r = SyncGroupRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_generation_id(3)
+                    .with_member_id(s("member-1"))
+                    .with_assignments(vec![assignment("a"), assignment("b")])
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 3 {
+                    r.group_instance_id = Some(s("instance"));
+                }
+                if v >= 5 {
+                    r.protocol_type = Some(s("consumer"));
+                    r.protocol_name = Some(s("range"));
+                }
+                encode(&r, v)
+            }
+            ApiKey::Heartbeat => {
+                let mut r = HeartbeatRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_generation_id(3)
+                    .with_member_id(s("member-1"))
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 3 {
+                    r.group_instance_id = Some(s("instance"));
+                }
+                encode(&r, v)
+            }
+            ApiKey::LeaveGroup => {
+                let mut r = LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_unknown_tagged_fields(t(tags()));
+                if v <= 2 {
+                    r.member_id = s("member-1");
+                } else {
+                    let member = |id, instance: Option<StrBytes>| {
+                        let mut m = leave_group_request::MemberIdentity::default()
+                            .with_member_id(s(id))
+                            .with_group_instance_id(instance)
+                            .with_unknown_tagged_fields(t(tags()));
+                        if v >= 5 {
+                            m.reason = Some(s("bye"));
+                        }
+                        m
+                    };
+                    r.members = vec![member("m1", None), member("", Some(s("instance")))];
+                }
+                encode(&r, v)
+            }
+            ApiKey::OffsetCommit => {
+                let partition = |i| {
+                    let mut p = offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(i)
+                        .with_committed_offset(100)
+                        .with_committed_metadata(Some(s("meta")))
+                        .with_unknown_tagged_fields(t(tags()));
+                    if v >= 6 {
+                        p.committed_leader_epoch = 4;
+                    }
+                    p
+                };
+                let topic = offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![partition(0), partition(1)])
+                    .with_unknown_tagged_fields(t(tags()));
+                let mut r = OffsetCommitRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_generation_id_or_member_epoch(2)
+                    .with_member_id(s("member-1"))
+                    .with_topics(vec![topic.clone(), topic])
+                    .with_unknown_tagged_fields(t(tags()));
+                if v >= 7 {
+                    r.group_instance_id = Some(s("instance"));
+                }
+                if v <= 4 {
+                    r.retention_time_ms = 60_000;
+                }
+                encode(&r, v)
+            }
+            ApiKey::OffsetFetch => {
+                let mut r = OffsetFetchRequest::default().with_unknown_tagged_fields(t(tags()));
+                if v <= 7 {
+                    let topic = offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0, 1, 2])
+                        .with_unknown_tagged_fields(t(tags()));
+                    r.group_id = GroupId(s("g"));
+                    r.topics = Some(vec![topic.clone(), topic]);
+                } else {
+                    let topics = offset_fetch_request::OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0, 1])
+                        .with_unknown_tagged_fields(t(tags()));
+                    let group = offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s("g")))
+                        .with_topics(Some(vec![topics]))
+                        .with_unknown_tagged_fields(t(tags()));
+                    let all = group.clone().with_group_id(GroupId(s("all"))).with_topics(None);
+                    r.groups = vec![group, all];
+                }
+                if v >= 7 {
+                    r.require_stable = true;
+                }
+                encode(&r, v)
+            }
+            ApiKey::DescribeGroups => {
+                let r = DescribeGroupsRequest::default()
+                    .with_groups(vec![GroupId(s("g1")), GroupId(s("group-2"))])
+                    .with_include_authorized_operations(v >= 3)
+                    .with_unknown_tagged_fields(t(tags()));
+                encode(&r, v)
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsRequest::default().with_unknown_tagged_fields(t(tags()));
+                if v >= 4 {
+                    r.states_filter = vec![s("Stable"), s("Empty")];
+                }
+                encode(&r, v)
+            }
+            ApiKey::DeleteGroups => {
+                let r = DeleteGroupsRequest::default()
+                    .with_groups_names(vec![GroupId(s("g1")), GroupId(s("group-2"))])
                     .with_unknown_tagged_fields(t(tags()));
                 encode(&r, v)
             }

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 10] = [
+pub const SUPPORTED: [Supported; 20] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -28,6 +28,20 @@ pub const SUPPORTED: [Supported; 10] = [
     // ListOffsets 8+ adds timestamps for tiered storage (-4, -5).
     api(ApiKey::ListOffsets, 1, 7),
     api(ApiKey::Metadata, 0, 12),
+    // Consumer groups (Kafka's classic protocol). OffsetCommit 9+ and
+    // OffsetFetch 9+ are KIP-848's member epochs; OffsetCommit 0-1 and
+    // OffsetFetch 0 store offsets in ZooKeeper.
+    api(ApiKey::OffsetCommit, 2, 8),
+    api(ApiKey::OffsetFetch, 1, 8),
+    // FindCoordinator 5+ adds share groups; 4 batches the keys.
+    api(ApiKey::FindCoordinator, 0, 4),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    // DescribeGroups 6 adds error messages; ListGroups 5 group types.
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 4),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -35,6 +49,7 @@ pub const SUPPORTED: [Supported; 10] = [
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     // kafka-protocol 0.18 decodes DescribeConfigs from version 1.
     api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The range implemented for `key`, if any.
@@ -78,7 +93,10 @@ mod tests {
         assert!(is_supported(ApiKey::Metadata, 12));
         assert!(!is_supported(ApiKey::Metadata, 13));
         assert!(!is_supported(ApiKey::Produce, 2));
-        assert!(!is_supported(ApiKey::JoinGroup, 0));
+        assert!(is_supported(ApiKey::JoinGroup, 0));
+        assert!(!is_supported(ApiKey::JoinGroup, 10));
+        assert!(!is_supported(ApiKey::OffsetCommit, 1));
+        assert!(!is_supported(ApiKey::ConsumerGroupHeartbeat, 0));
         assert_eq!(index_of(ApiKey::Fetch), Some(1));
     }
 }

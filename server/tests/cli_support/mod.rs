@@ -173,3 +173,19 @@ pub fn metadata_body(version: i16, brokers: &[(i32, i32)], topics: &[(&str, &[(i
         version,
     )
 }
+
+/// The consumer group APIs with the versions Ringtail's server advertises.
+pub fn group_api_ranges() -> Vec<(ApiKey, i16, i16)> {
+    vec![
+        (ApiKey::FindCoordinator, 0, 4),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::OffsetCommit, 2, 8),
+        (ApiKey::OffsetFetch, 1, 8),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::ListGroups, 0, 4),
+        (ApiKey::DeleteGroups, 0, 2),
+    ]
+}

@@ -33,6 +33,27 @@ pub fn config(dir: &Path) -> ServeConfig {
     }
 }
 
+/// `config` with consumer-group timers short enough for tests: a first
+/// rebalance that waits 200 ms for more members, session timeouts from
+/// 1 s, and 4 `__consumer_offsets` partitions.
+pub fn group_config(dir: &Path) -> ServeConfig {
+    let mut config = config(dir);
+    config.group.initial_rebalance_delay_ms = 200;
+    config.group.min_session_timeout_ms = 1000;
+    config.group.offsets_topic_partitions = 4;
+    config
+}
+
+/// The flags that give a `ringtail serve` process `group_config`'s timers.
+pub const GROUP_TEST_FLAGS: [&str; 6] = [
+    "--group-initial-rebalance-delay-ms",
+    "200",
+    "--group-min-session-timeout-ms",
+    "1000",
+    "--offsets-topic-partitions",
+    "4",
+];
+
 pub async fn start(dir: &Path) -> RunningServer {
     serve::start(config(dir)).await.unwrap()
 }

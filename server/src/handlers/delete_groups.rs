@@ -1,0 +1,22 @@
+//! DeleteGroups: each group, if Empty, goes with its committed offsets
+//! (NON_EMPTY_GROUP while it has members, GROUP_ID_NOT_FOUND if unknown).
+
+use super::{code, Context};
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+pub async fn handle(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let id = group_id.0.to_string();
+        let result = DeletableGroupResult::default().with_group_id(group_id);
+        results.push(match ctx.broker.delete_group(&id).await {
+            Ok(()) => result,
+            Err(e) => {
+                tracing::debug!(group = id, error = %e, "delete group refused");
+                result.with_error_code(code(&e))
+            }
+        });
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
