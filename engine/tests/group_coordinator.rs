@@ -12,8 +12,8 @@ use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint, ErrorCode};
 use ringtail_engine::clock::ManualClock;
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::group::{
-    CommitOffset, CommitRequest, GroupConfig, GroupState, HeartbeatRequest, JoinRequest, JoinResponse,
-    LeavingMember, SyncRequest, SyncResponse, OFFSETS_TOPIC,
+    offsets_partition_for, CommitOffset, CommitRequest, GroupConfig, GroupState, HeartbeatRequest,
+    JoinRequest, JoinResponse, LeavingMember, SyncRequest, SyncResponse, OFFSETS_TOPIC,
 };
 use ringtail_engine::io::mem::CrashMode;
 use ringtail_engine::io::MemDisk;
@@ -36,10 +36,13 @@ fn config(initial_delay_ms: i32) -> BrokerConfig {
             offsets_topic_partitions: 4,
             min_session_timeout_ms: 1_000,
             initial_rebalance_delay_ms: initial_delay_ms,
+            compaction_min_records: COMPACTION_MIN_RECORDS,
             ..GroupConfig::default()
         },
     }
 }
+
+const COMPACTION_MIN_RECORDS: u64 = 200;
 
 struct Fixture {
     disk: Arc<MemDisk>,
@@ -472,6 +475,42 @@ fn unload_answers_parked_waiters() {
         assert_eq!(f.broker.group_waiters(), 1);
         f.broker.unload_groups();
         assert_eq!(join.await.unwrap().error, ErrorCode::NotCoordinator);
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+/// Compaction: once most of an offsets partition is superseded commits, a
+/// tick rewrites its live records and moves the log start past the rest;
+/// a crash and restart after it rebuilds the same groups and offsets, and
+/// the group carries on.
+#[test]
+fn compaction_bounds_the_offsets_log_and_loses_nothing() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let (generation, ids) = f.form(&[None, None]).await;
+        let p = offsets_partition_for(GROUP, 4);
+        let commits = 3 * COMPACTION_MIN_RECORDS as i64;
+        for offset in 0..commits {
+            assert_eq!(f.commit(generation, &ids[0], offset).await, Ok(()));
+        }
+        let (start, end) = f.broker.offsets_log_range(p).unwrap();
+        assert!(end - start > commits as u64, "every commit is in the log: [{start}, {end})");
+        f.advance(100).await;
+        let (start, end) = f.broker.offsets_log_range(p).unwrap();
+        assert!(start > 0 && end - start <= 3, "only the live records remain: [{start}, {end})");
+        assert_eq!(f.committed().await, Some(commits - 1));
+        // Nothing more to gain: the next tick leaves the log alone.
+        f.advance(100).await;
+        assert_eq!(f.broker.offsets_log_range(p).unwrap(), (start, end));
+
+        f.disk.crash(CrashMode::DropUnsynced);
+        let f = f.reopen().await;
+        assert_eq!(f.committed().await, Some(commits - 1));
+        let d = f.broker.describe_group(GROUP).unwrap();
+        assert_eq!((d.state, d.generation, d.members.len()), (GroupState::Stable, generation, 2));
+        assert!(d.members.iter().all(|m| m.assignment == format!("assigned-{}", m.member_id).as_bytes()));
+        assert_eq!(f.commit(generation, &ids[1], commits).await, Ok(()));
+        assert_eq!(f.committed().await, Some(commits));
         assert_eq!(f.broker.group_waiters(), 0);
     });
 }

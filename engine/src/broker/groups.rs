@@ -13,17 +13,45 @@
 use super::topics::CreateTopic;
 use super::{Broker, BrokerEndpoint, BrokerError, ErrorCode, Partition};
 use crate::group::{
+    compaction::worth_compacting,
     offsets_partition_for,
     records::{build_batch, replay_batch},
     CommitRequest, Completion, Coordinator, FetchedOffset, GroupDescription, GroupListing, GroupState,
-    HeartbeatRequest, JoinRequest, JoinResponse, LeavingMember, Persist, Shard, SyncRequest, SyncResponse,
-    OFFSETS_TOPIC,
+    HeartbeatRequest, JoinRequest, JoinResponse, LeavingMember, OffsetsRecord, Persist, Shard, SyncRequest,
+    SyncResponse, OFFSETS_TOPIC,
 };
 use crate::io::Disk;
 use crate::log::batch::BatchScanner;
 use crate::log::partition_log::AppendTicket;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, MutexGuard};
+
+/// Encoded bytes per snapshot batch: well under the offsets topic's
+/// max.message.bytes, which every single record written live fits.
+const SNAPSHOT_BATCH_BYTES: usize = 256 << 10;
+
+/// A snapshot's records as batches of about `SNAPSHOT_BATCH_BYTES`.
+/// `None` if any is not encodable (not expected: each was when first
+/// written): a snapshot is whole or not written at all.
+fn snapshot_batches(records: &[OffsetsRecord], now_ms: i64) -> Option<Vec<bytes::Bytes>> {
+    let mut chunks = Vec::new();
+    let (mut from, mut bytes) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        bytes += r.encode().map(|(k, v)| k.len() + v.map_or(0, |v| v.len())).unwrap_or(0);
+        if bytes >= SNAPSHOT_BATCH_BYTES || i + 1 == records.len() {
+            chunks.push(&records[from..=i]);
+            (from, bytes) = (i + 1, 0);
+        }
+    }
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            build_batch(chunk, now_ms)
+                .inspect_err(|e| tracing::error!(error = %e, "snapshot not encodable"))
+                .ok()
+        })
+        .collect()
+}
 
 /// Bytes read per step while replaying an offsets partition.
 const REPLAY_READ_BYTES: usize = 1 << 20;
@@ -49,12 +77,16 @@ fn persist_error(code: ErrorCode) -> ErrorCode {
 
 type Queued<'a, D> = (Result<AppendTicket<'a, D>, ErrorCode>, Completion);
 
-/// Queues records on the offsets partition. Call under the coordinator lock.
+/// Queues records on offsets partition `p`, under the coordinator lock, and
+/// mirrors what was queued for compaction (log order).
 fn enqueue<'a, D: Disk>(
+    c: &mut Coordinator,
+    p: i32,
     partition: &'a Partition<D>,
     persists: Vec<Persist>,
     now_ms: i64,
 ) -> Vec<Queued<'a, D>> {
+    let mut mirror = c.shard(p).ok().map(|shard| &mut shard.mirror);
     persists
         .into_iter()
         .map(|Persist { records, then }| {
@@ -69,6 +101,9 @@ fn enqueue<'a, D: Disk>(
                         .enqueue(b, partition.leader_epoch())
                         .map_err(|e| persist_error(BrokerError::from(e).code))
                 });
+            if let (Ok(_), Some(mirror)) = (&ticket, mirror.as_mut()) {
+                records.iter().for_each(|r| mirror.apply(r));
+            }
             (ticket, then)
         })
         .collect()
@@ -105,7 +140,7 @@ impl<'a, D: Disk> InFlight<'a, D> {
             let now_ms = self.broker.now_ms();
             let mut c = self.broker.coordinator();
             let more = c.persisted(self.p, then, result, now_ms);
-            self.items.extend(enqueue(self.partition, more, now_ms));
+            self.items.extend(enqueue(&mut c, self.p, self.partition, more, now_ms));
         }
         outcomes
     }
@@ -126,7 +161,7 @@ impl<D: Disk> Drop for InFlight<'_, D> {
         let mut follow_ups = 0;
         while let Some(then) = pending.pop_front() {
             let more = c.persisted(self.p, then, Err(ErrorCode::CoordinatorNotAvailable), now_ms);
-            for (_, then) in enqueue(self.partition, more, now_ms) {
+            for (_, then) in enqueue(&mut c, self.p, self.partition, more, now_ms) {
                 follow_ups += 1;
                 if follow_ups <= DROP_FOLLOW_UPS_MAX {
                     pending.push_back(then);
@@ -239,9 +274,10 @@ impl<D: Disk> Broker<D> {
     /// and loads the partitions led here.
     async fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
         if !self.metadata().topics.contains_key(OFFSETS_TOPIC) {
-            // Compaction is not implemented: keep every record, or
-            // retention would drop live offsets.
-            let configs = [("retention.ms", "-1"), ("retention.bytes", "-1")];
+            // Never retention: it would drop live offsets. Compaction
+            // (`compact_offsets_partition`) bounds the log instead, and
+            // frees whole segments, hence Kafka's 100 MiB rather than 1 GiB.
+            let configs = [("retention.ms", "-1"), ("retention.bytes", "-1"), ("segment.bytes", "104857600")];
             let request = CreateTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 partitions: Some(self.config.group.offsets_topic_partitions.max(1)),
@@ -292,7 +328,7 @@ impl<D: Disk> Broker<D> {
             let mut c = self.coordinator();
             match c.join(p, request, now_ms) {
                 Ok((rx, persists)) => {
-                    (rx, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+                    (rx, InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)))
                 }
                 Err(code) => return JoinResponse::error(code, member_id),
             }
@@ -313,7 +349,7 @@ impl<D: Disk> Broker<D> {
             let mut c = self.coordinator();
             match c.sync(p, request, now_ms) {
                 Ok((rx, persists)) => {
-                    (rx, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+                    (rx, InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)))
                 }
                 Err(code) => return SyncResponse::error(code),
             }
@@ -343,7 +379,7 @@ impl<D: Disk> Broker<D> {
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let (outcome, fx) = shard.leave(group_id, &members, now_ms);
             let persists = c.deliver(fx);
-            (outcome, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+            (outcome, InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)))
         };
         in_flight.drive().await;
         let outcomes = outcome.map_err(|code| err(code, group_id))?;
@@ -379,7 +415,10 @@ impl<D: Disk> Broker<D> {
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let plan = shard.commit(&accepted, now_ms).map_err(|code| err(code, &request.group_id))?;
             let persists: Vec<Persist> = plan.persist.into_iter().collect();
-            (plan.outcomes, InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms)))
+            (
+                plan.outcomes,
+                InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)),
+            )
         };
         let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
         let mut planned = planned.into_iter();
@@ -451,7 +490,7 @@ impl<D: Disk> Broker<D> {
             let mut c = self.coordinator();
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let persist = shard.delete(group_id, now_ms).map_err(|code| err(code, group_id))?;
-            InFlight::new(self, &partition, p, enqueue(&partition, vec![persist], now_ms))
+            InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, vec![persist], now_ms))
         };
         let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
         durable.map_err(|code| err(code, group_id))
@@ -470,13 +509,73 @@ impl<D: Disk> Broker<D> {
             let in_flight = {
                 let mut c = self.coordinator();
                 let persists = c.tick(p, now_ms);
-                InFlight::new(self, &partition, p, enqueue(&partition, persists, now_ms))
+                InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms))
             };
             for outcome in in_flight.drive().await {
                 if let Err(code) = outcome {
                     tracing::warn!(partition = p, error = %code, "persisting a group change failed");
                 }
             }
+            self.compact_offsets_partition(p, &partition).await;
+        }
+    }
+
+    /// When most of offsets partition `p`'s log is superseded, appends its
+    /// live records as a snapshot and moves the log start to the snapshot
+    /// (`group::compaction`). A failure leaves the log as it was.
+    async fn compact_offsets_partition(&self, p: i32, partition: &Partition<D>) {
+        let now_ms = self.now_ms();
+        let min_records = self.config.group.compaction_min_records;
+        // Only a whole snapshot may move the log start: a partial one would
+        // drop the records it did not rewrite.
+        let mut whole = true;
+        let (tickets, log_end) = {
+            let mut c = self.coordinator();
+            let Ok(shard) = c.shard(p) else { return };
+            let log_records = partition.log.log_end_offset() - partition.log.log_start_offset();
+            if !worth_compacting(log_records, shard.mirror.len(), min_records) {
+                return;
+            }
+            let Some(batches) = snapshot_batches(&shard.mirror.snapshot(), now_ms) else { return };
+            let mut tickets = Vec::new();
+            for batch in batches {
+                match partition.log.enqueue(batch, partition.leader_epoch()) {
+                    Ok(ticket) => tickets.push(ticket),
+                    Err(e) => {
+                        tracing::warn!(partition = p, error = %e, "compacting consumer offsets failed");
+                        whole = false;
+                        break;
+                    }
+                }
+            }
+            (tickets, partition.log.log_end_offset())
+        };
+        let mut start = None;
+        for ticket in tickets {
+            match ticket.wait().await {
+                Ok(info) => {
+                    start.get_or_insert(info.base_offset);
+                }
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "compacting consumer offsets failed");
+                    whole = false;
+                }
+            }
+        }
+        partition.refresh_high_watermark();
+        if !whole {
+            return;
+        }
+        // No live record: everything written before the check is superseded.
+        let start = start.unwrap_or(log_end);
+        match self.logs.delete_records_before(&partition.tp, start).await {
+            Ok(outcome) => tracing::info!(
+                partition = %partition.tp,
+                log_start_offset = outcome.log_start_offset,
+                segments_deleted = outcome.segments_deleted,
+                "compacted consumer offsets"
+            ),
+            Err(e) => tracing::warn!(partition = p, error = %e, "compacting consumer offsets failed"),
         }
     }
 
@@ -485,6 +584,13 @@ impl<D: Disk> Broker<D> {
     /// an offsets partition. Clients find the coordinator again.
     pub fn unload_groups(&self) {
         self.coordinator().unload_all();
+    }
+
+    /// The log start and end offsets of offsets partition `p`, for tests
+    /// of compaction.
+    pub fn offsets_log_range(&self, p: i32) -> Option<(u64, u64)> {
+        let partition = self.partition(OFFSETS_TOPIC, p)?;
+        Some((partition.log.log_start_offset(), partition.log.log_end_offset()))
     }
 
     /// Callers waiting in JoinGroup/SyncGroup, for tests of invariant 5.

@@ -251,6 +251,9 @@ pub struct GroupConfig {
     pub max_group_size: usize,
     /// [offset.metadata.max.bytes]
     pub offset_metadata_max_bytes: usize,
+    /// An offsets partition is compacted (see `group::compaction`) once it
+    /// holds at least this many records, most of them superseded.
+    pub compaction_min_records: u64,
 }
 
 impl Default for GroupConfig {
@@ -262,6 +265,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             max_group_size: i32::MAX as usize,
             offset_metadata_max_bytes: 4096,
+            compaction_min_records: 10_000,
         }
     }
 }

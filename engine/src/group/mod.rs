@@ -8,6 +8,7 @@
 //!   replay, timers.
 //! - `join`: JoinGroup. `members`: SyncGroup, Heartbeat, LeaveGroup.
 //! - `offsets`: OffsetCommit, OffsetFetch, DeleteGroups.
+//! - `compaction`: the latest record per key, snapshotted to bound the log.
 //! - `coordinator`: the shards this broker leads and their parked waiters.
 //!
 //! Sans-IO: the state machine takes the time and requests it is given and
@@ -15,6 +16,7 @@
 //! with the broker's clock and the `__consumer_offsets` partitions.
 
 pub mod api;
+pub mod compaction;
 pub mod coordinator;
 #[allow(clippy::module_inception)]
 pub mod group;

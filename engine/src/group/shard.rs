@@ -9,6 +9,7 @@
 //! success or failure, or parked waiters leak (the design's invariant 5).
 
 use super::api::{CommittedOffset, GroupConfig, GroupListing, GroupState, JoinResponse, SyncResponse};
+use super::compaction::LogMirror;
 use super::group::{Group, Member, WaiterId};
 use super::records::{GroupValue, OffsetsRecord};
 use crate::broker::ErrorCode;
@@ -81,6 +82,8 @@ pub struct Shard {
     /// creation belong to a deleted predecessor and are dropped.
     pub(super) created_seq: BTreeMap<String, u64>,
     pub(super) next_seq: u64,
+    /// The latest record per key of the partition's log, for compaction.
+    pub mirror: LogMirror,
     id_seed: u64,
     next_member: u64,
 }
@@ -94,6 +97,7 @@ impl Shard {
             offsets: BTreeMap::new(),
             created_seq: BTreeMap::new(),
             next_seq: 0,
+            mirror: LogMirror::default(),
             id_seed,
             next_member: 0,
         }
@@ -253,6 +257,7 @@ impl Shard {
 
     /// Applies one record read back from the log, in log order.
     pub fn replay(&mut self, record: OffsetsRecord, now_ms: i64) {
+        self.mirror.apply(&record);
         match record {
             OffsetsRecord::Offset { group, topic, partition, value: Some(v) } => {
                 self.group_or_create(&group, now_ms);
