@@ -43,6 +43,12 @@ pub enum Invariant {
     Recovery,
     TopicLifecycle,
     Liveness,
+    /// Consumer groups (see `groupcheck`).
+    GroupOneOwner,
+    GroupCommitsSurvive,
+    GroupConsumedAll,
+    GroupStaleCommit,
+    GroupGenerations,
 }
 
 impl Invariant {
@@ -55,6 +61,11 @@ impl Invariant {
             Invariant::Recovery => "5",
             Invariant::TopicLifecycle => "T",
             Invariant::Liveness => "L",
+            Invariant::GroupOneOwner => "G1",
+            Invariant::GroupCommitsSurvive => "G2",
+            Invariant::GroupConsumedAll => "G3",
+            Invariant::GroupStaleCommit => "G4",
+            Invariant::GroupGenerations => "G5",
         }
     }
 
@@ -69,6 +80,11 @@ impl Invariant {
             Invariant::Liveness => {
                 "after healing, every acknowledged record is readable, every partition served"
             }
+            Invariant::GroupOneOwner => "one owner per partition per generation",
+            Invariant::GroupCommitsSurvive => "an acknowledged offset commit survives the broker's crash",
+            Invariant::GroupConsumedAll => "every record below the high watermark is consumed by the group",
+            Invariant::GroupStaleCommit => "a commit from a stale generation is never acknowledged",
+            Invariant::GroupGenerations => "a group's generation never goes backwards, restarts included",
         }
     }
 }
@@ -184,6 +200,7 @@ pub struct Checker {
     checks: u64,
     outcomes: Outcomes,
     violation: Option<Violation>,
+    pub(crate) groups: crate::groupcheck::GroupBook,
 }
 
 /// The records of some batches: `(offset, value)`, or why they do not decode.
@@ -225,6 +242,7 @@ impl Checker {
             checks: 0,
             outcomes: Outcomes::default(),
             violation: None,
+            groups: Default::default(),
         }
     }
 
@@ -260,6 +278,18 @@ impl Checker {
         self.taints.lock().unwrap_or_else(|e| e.into_inner()).contains(t, *p)
     }
 
+    pub(crate) fn tainted_tp(&self, topic: &str, partition: i32) -> bool {
+        self.taints.lock().unwrap_or_else(|e| e.into_inner()).contains(topic, partition)
+    }
+
+    pub(crate) fn flush_always(&self) -> bool {
+        self.flush_always
+    }
+
+    pub(crate) fn bump_checks(&mut self) {
+        self.checks += 1;
+    }
+
     /// Loss events so far: a broker stamps its answers with it.
     pub fn loss_epoch(&self) -> u64 {
         self.taints.lock().unwrap_or_else(|e| e.into_inner()).losses
@@ -284,7 +314,13 @@ impl Checker {
         self.note(Some(&tp), offsets, text);
     }
 
-    fn violate(&mut self, invariant: Invariant, tp: Option<u32>, offset: Option<u64>, detail: String) {
+    pub(crate) fn violate(
+        &mut self,
+        invariant: Invariant,
+        tp: Option<u32>,
+        offset: Option<u64>,
+        detail: String,
+    ) {
         if self.violation.is_some() {
             return;
         }
@@ -877,6 +913,9 @@ impl Checker {
     /// with, for "same seed, same hash".
     pub fn state_hash(&self) -> u64 {
         let mut h = fnv1a(b"ringtail-sim");
+        for n in self.group_hash_parts() {
+            h = fnv1a_extend(h, &n.to_be_bytes());
+        }
         for (id, part) in &self.parts {
             let (t, p) = &self.tps[*id as usize];
             h = fnv1a_extend(h, t.as_bytes());

@@ -20,6 +20,8 @@ use std::time::Duration;
 pub struct Nodes {
     pub broker: NodeId,
     pub clients: Vec<NodeId>,
+    /// The consumer-group members' nodes (group seeds only).
+    pub members: Vec<NodeId>,
     pub chaos: NodeId,
     pub verifier: NodeId,
 }
@@ -100,7 +102,8 @@ fn partition(world: &Arc<World>, nodes: &Nodes, rng: &mut Rng) {
     let net = NetSim::current();
     let ms = rng.range(50, 4_000);
     let broker = nodes.broker;
-    let client = *rng.pick(&nodes.clients);
+    let clients: Vec<NodeId> = nodes.clients.iter().chain(&nodes.members).copied().collect();
+    let client = *rng.pick(&clients);
     let how = rng.below(4);
     match how {
         0 => net.clog_node(broker),
@@ -154,8 +157,11 @@ pub fn heal(world: &World, nodes: &Nodes) {
     let handle = Handle::current();
     handle.kill(nodes.chaos);
     let net = NetSim::current();
-    let all: Vec<NodeId> =
-        [nodes.broker, nodes.chaos, nodes.verifier].into_iter().chain(nodes.clients.clone()).collect();
+    let all: Vec<NodeId> = [nodes.broker, nodes.chaos, nodes.verifier]
+        .into_iter()
+        .chain(nodes.clients.clone())
+        .chain(nodes.members.clone())
+        .collect();
     for a in &all {
         net.unclog_node(*a);
         for b in &all {

@@ -9,7 +9,7 @@
 //! - `wire`: typed requests/responses and their byte encoding.
 //! - `history`: the event log, `--trace`, and violation slices.
 //! - `taint`: partitions a beyond-budget fault touched.
-//! - `checker`: the invariants.
+//! - `checker`: the invariants; `groupcheck`: the consumer-group ones.
 //! - `disk`: `SimDisk`, the engine's `Disk` on `MemDisk` plus media faults.
 //! - `stats`: operation and fault counters.
 //! - `report`: per-seed lines, violations, the suite table.
@@ -19,12 +19,14 @@
 //! - `transport`: datagrams over madsim's network, with duplication.
 //! - `node`: the broker node: recover, check recovery, serve, upkeep.
 //! - `workload`: producers, consumers, the topic admin.
+//! - `group`: the consumer-group scenario: members, their producer, the drain.
 //! - `faults`: the fault schedule and healing.
 //! - `verify`: the liveness phase's convergence check.
 //! - `run`: one seed from start to summary.
 
 pub mod checker;
 pub mod disk;
+pub mod groupcheck;
 pub mod history;
 pub mod report;
 pub mod rng;
@@ -36,6 +38,8 @@ pub mod wire;
 
 #[cfg(madsim)]
 pub mod faults;
+#[cfg(madsim)]
+pub mod group;
 #[cfg(madsim)]
 pub mod node;
 #[cfg(madsim)]

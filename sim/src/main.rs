@@ -104,6 +104,8 @@ mod sim_main {
             (cfg!(feature = "canary-ack-before-fsync"), "canary-ack-before-fsync"),
             (cfg!(feature = "canary-recover-past-bad-crc"), "canary-recover-past-bad-crc"),
             (cfg!(feature = "canary-skip-torn-tail-cut"), "canary-skip-torn-tail-cut"),
+            (cfg!(feature = "canary-group-stale-commit"), "canary-group-stale-commit"),
+            (cfg!(feature = "canary-group-ack-unpersisted"), "canary-group-ack-unpersisted"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
     }

@@ -17,6 +17,10 @@ use madsim::net::Endpoint;
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::{Acks, Broker, BrokerConfig, BrokerEndpoint, BrokerError, ErrorCode};
 use ringtail_engine::entropy::SeededEntropy;
+use ringtail_engine::group::{
+    CommitOffset, CommitRequest, GroupState, HeartbeatRequest, JoinRequest, LeavingMember, SyncRequest,
+    OFFSETS_TOPIC,
+};
 use ringtail_engine::log::batch::BatchScanner;
 use ringtail_engine::log::{LogConfig, RecoveryReport, TopicPartition};
 use std::collections::BTreeMap;
@@ -31,6 +35,10 @@ pub const DATA_DIR: &str = "/data";
 const REQUESTS_IN_FLIGHT_MAX: usize = 64;
 /// Bytes one harness read of a recovered log asks for.
 const VERIFY_READ_BYTES: usize = 1 << 20;
+/// How often the node runs the coordinator's timers, as the server does.
+const GROUP_TICK_MS: u64 = 100;
+/// The one assignor the simulated members speak.
+pub const GROUP_PROTOCOL: &str = "range";
 
 type SimBroker = Broker<crate::disk::SimDisk>;
 
@@ -48,7 +56,7 @@ fn broker_config(world: &World) -> BrokerConfig {
         // a deleted topic is refused rather than silently recreating it.
         auto_create_topics: false,
         topic_defaults: LogConfig { flush: world.cfg.flush, ..LogConfig::default() },
-        group: ringtail_engine::group::GroupConfig::default(),
+        group: world.cfg.group_config,
     }
 }
 
@@ -77,6 +85,10 @@ pub async fn broker_main(world: Arc<World>) {
         // A broker that cannot open refuses to serve; its supervisor retries.
         madsim::time::sleep(Duration::from_millis(rng.range(50, 500))).await;
     };
+    if world.cfg.groups.is_some() {
+        check_group_recovered(&world, &broker).await;
+        madsim::task::spawn(group_ticker(broker.clone()));
+    }
     world.checker().note(None, None, format!("broker start #{start}: serving"));
     *world.last_open_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
     world.broker_serving.store(true, Ordering::SeqCst);
@@ -145,6 +157,42 @@ async fn open_checked(world: &World, rng: &mut Rng) -> Option<SimBroker> {
     Some(broker)
 }
 
+/// After a restart, before serving: what the coordinator recovered of the
+/// run's group (committed offsets, generation), for G2 and G5.
+async fn check_group_recovered(world: &World, broker: &SimBroker) {
+    let Some(plan) = &world.cfg.groups else { return };
+    let partitions: Vec<(String, i32)> =
+        (0..plan.topic.partitions as i32).map(|p| (plan.topic.name.clone(), p)).collect();
+    let committed = if broker.topics().contains_key(OFFSETS_TOPIC) {
+        match broker.fetch_offsets(&plan.group, Some(partitions)).await {
+            Ok(fetched) => fetched
+                .into_iter()
+                .map(|f| match f.error {
+                    ErrorCode::None => Ok((f.partition, f.committed.map(|c| c.offset))),
+                    e => Err(format!("{}-{}: {e}", f.topic, f.partition)),
+                })
+                .collect(),
+            Err(e) => Err(format!("{}: {}", e.code, e.message)),
+        }
+    } else {
+        Ok(partitions.iter().map(|(_, p)| (*p, None)).collect())
+    };
+    let generation = broker.describe_group(&plan.group).ok().map(|d| d.generation);
+    world.checker().group_recovered(committed, generation);
+}
+
+/// The coordinator's timers on the simulated clock.
+async fn group_ticker(broker: Arc<SimBroker>) {
+    loop {
+        madsim::time::sleep(Duration::from_millis(GROUP_TICK_MS)).await;
+        broker.tick_groups().await;
+    }
+}
+
+fn internal(topic: &str) -> bool {
+    topic.starts_with("__")
+}
+
 /// Media faults (flips, misdirected writes) injected so far.
 fn media_damage(world: &World) -> u64 {
     let counts = world.disk.counts();
@@ -178,6 +226,11 @@ async fn check_recovered(
         let tp = (p.tp.topic.clone(), p.tp.partition);
         let read = read_whole_log(&p.log).await;
         ranges.insert(tp.clone(), (read.log_start, read.end));
+        if internal(&tp.0) {
+            // `__consumer_offsets` holds the coordinator's records, not the
+            // producers': the group checks (G2, G5) judge what it recovered.
+            continue;
+        }
         let damage = damaged.get(&tp).copied().unwrap_or(false);
         world.checker().recovered(&tp, &read, damage);
     }
@@ -258,7 +311,7 @@ async fn upkeep(world: Arc<World>, broker: Arc<SimBroker>, mut rng: Rng) {
             }
         }
         let mut checker = world.checker();
-        for p in &partitions {
+        for p in partitions.iter().filter(|p| !internal(&p.tp.topic)) {
             checker.retention_moved(&(p.tp.topic.clone(), p.tp.partition), p.log.log_start_offset());
         }
     }
@@ -329,8 +382,119 @@ async fn handle(world: &World, broker: &SimBroker, request: Request) -> Option<R
                 Err(e) => Err(e),
             }
         }
+        group => group_request(world, broker, group).await,
     };
     Some(response.unwrap_or_else(error))
+}
+
+/// A consumer-group request. The node reports the coordinator's answers to
+/// the checker in the order the engine produced them.
+async fn group_request(world: &World, broker: &SimBroker, request: Request) -> Result<Response, BrokerError> {
+    match request {
+        Request::FindCoordinator { group } => {
+            broker.find_group_coordinator(&group).await.map(|e| Response::Coordinator { node_id: e.node_id })
+        }
+        Request::JoinGroup { group, member_id, session_timeout_ms, rebalance_timeout_ms, metadata } => {
+            let r = broker
+                .join_group(JoinRequest {
+                    group_id: group,
+                    member_id,
+                    instance_id: None,
+                    client_id: "ringtail-sim".into(),
+                    client_host: "sim".into(),
+                    session_timeout_ms,
+                    rebalance_timeout_ms,
+                    protocol_type: "consumer".into(),
+                    protocols: vec![(GROUP_PROTOCOL.into(), metadata)],
+                    require_known_member_id: true,
+                    reason: None,
+                })
+                .await;
+            if r.error.is_ok() {
+                let members: Vec<String> = r.members.iter().map(|m| m.member_id.clone()).collect();
+                world.checker().group_joined(&r.member_id, r.generation, &r.leader, &members);
+            }
+            Ok(Response::Joined {
+                error: r.error.code(),
+                generation: r.generation,
+                leader: r.leader,
+                member_id: r.member_id,
+                members: r.members.into_iter().map(|m| (m.member_id, m.metadata)).collect(),
+            })
+        }
+        Request::SyncGroup { group, generation, member_id, assignments } => {
+            let r = broker
+                .sync_group(SyncRequest {
+                    group_id: group,
+                    generation,
+                    member_id: member_id.clone(),
+                    instance_id: None,
+                    protocol_type: Some("consumer".into()),
+                    protocol_name: Some(GROUP_PROTOCOL.into()),
+                    assignments,
+                })
+                .await;
+            if r.error.is_ok() {
+                world.checker().group_synced(&member_id, generation, &r.assignment);
+            }
+            Ok(Response::Synced { error: r.error.code(), assignment: r.assignment })
+        }
+        Request::Heartbeat { group, generation, member_id } => broker
+            .heartbeat(HeartbeatRequest { group_id: group, generation, member_id, instance_id: None })
+            .await
+            .map(|()| Response::GroupOk),
+        Request::LeaveGroup { group, member_id } => {
+            let leaving = vec![LeavingMember { member_id, instance_id: None, reason: None }];
+            match broker.leave_group(&group, leaving).await?.into_iter().next() {
+                Some(Err(e)) => Err(e),
+                _ => Ok(Response::GroupOk),
+            }
+        }
+        Request::OffsetCommit { group, generation, member_id, offsets } => {
+            // The group as the coordinator sees it when the commit arrives:
+            // a commit from another generation, or from a member no longer
+            // in the group, must be refused (G4).
+            let arrival = broker.describe_group(&group).ok().map(|d| {
+                let member = d.members.iter().any(|m| m.member_id == member_id);
+                // A "simple" commit (no generation, no member) is
+                // accepted while the group has no members.
+                let simple = generation < 0 && member_id.is_empty() && d.state == GroupState::Empty;
+                (if simple { generation } else { d.generation }, member || simple)
+            });
+            let started = world.checker().group_commit_started(&member_id, generation, &offsets, arrival);
+            let request = CommitRequest {
+                group_id: group,
+                generation,
+                member_id,
+                instance_id: None,
+                offsets: offsets
+                    .iter()
+                    .map(|(topic, partition, offset)| CommitOffset {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: *offset,
+                        leader_epoch: -1,
+                        metadata: None,
+                    })
+                    .collect(),
+            };
+            let result = broker.commit_offsets(request).await;
+            let oks: Option<Vec<bool>> = result.as_ref().ok().map(|r| r.iter().map(Result::is_ok).collect());
+            world.checker().group_commit_ended(&started, oks.as_deref());
+            result.map(|r| Response::Committed {
+                errors: r.iter().map(|x| x.as_ref().err().map_or(0, |e| e.code.code())).collect(),
+            })
+        }
+        Request::OffsetFetch { group, partitions } => {
+            broker.fetch_offsets(&group, Some(partitions)).await.map(|f| Response::Offsets {
+                offsets: f
+                    .into_iter()
+                    .map(|x| (x.topic, x.partition, x.committed.map_or(-1, |c| c.offset), x.error.code()))
+                    .collect(),
+            })
+        }
+        other => unreachable!("not a group request: {other:?}"),
+    }
 }
 
 async fn produce(

@@ -6,6 +6,7 @@
 use crate::checker::{Checker, Invariant};
 use crate::disk::SimDisk;
 use crate::faults::{self, Nodes};
+use crate::group;
 use crate::node::{self, DATA_DIR};
 use crate::report::SeedResult;
 use crate::rng::Rng;
@@ -17,6 +18,7 @@ use crate::workload;
 use crate::world::{sim_elapsed_ms, World};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
+use ringtail_engine::group::{offsets_partition_for, OFFSETS_TOPIC};
 use ringtail_engine::log::FlushPolicy;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -47,6 +49,12 @@ pub async fn run_current_seed(options: RunOptions) -> SeedResult {
     for plan in &cfg.topics {
         world.checker().topic_planned(&plan.name, plan.partitions, plan.retention);
     }
+    if let Some(g) = &cfg.groups {
+        let mut checker = world.checker();
+        checker.topic_planned(&g.topic.name, g.topic.partitions, false);
+        let offsets = offsets_partition_for(&g.group, cfg.group_config.offsets_topic_partitions);
+        checker.group_planned(&g.group, &g.topic.name, (OFFSETS_TOPIC.to_string(), offsets));
+    }
     let nodes = start_nodes(&world);
     let workload = start_workload(&world, &nodes);
 
@@ -58,9 +66,15 @@ pub async fn run_current_seed(options: RunOptions) -> SeedResult {
     world.stop_workload.store(true, std::sync::atomic::Ordering::SeqCst);
     wind_down(workload).await;
     faults::heal(&world, &nodes);
+    world.group_quiet.store(true, std::sync::atomic::Ordering::SeqCst);
 
     // Liveness phase: healed, everything must converge within the bound.
     converge_or_fail(&world, &nodes, 0).await;
+    // The group's members drain what is left (G3), then stop.
+    if cfg.groups.is_some() && !world.failed() {
+        drain_or_fail(&world, &nodes).await;
+    }
+    world.group_done.store(true, std::sync::atomic::Ordering::SeqCst);
     // Once more through a crash: recovery keeps what converged.
     if !world.failed() {
         faults::crash_restart(&world, nodes.broker, 0, "final restart").await;
@@ -92,7 +106,32 @@ fn build_world(cfg: &SimConfig, trace: bool) -> Arc<World> {
         broker_paused: AtomicBool::new(false),
         stop_workload: AtomicBool::new(false),
         topics_ready: AtomicBool::new(false),
+        group_topic_ready: AtomicBool::new(false),
+        group_quiet: AtomicBool::new(false),
+        group_done: AtomicBool::new(false),
     })
+}
+
+fn describe_group(cfg: &SimConfig) -> String {
+    let Some(g) = &cfg.groups else { return "groups=off".into() };
+    format!(
+        "group={} topic={}x{} members={} session={}ms rebalance={}ms heartbeat={}ms commit~{}ms timeout={}ms \
+         crash/stall/leave={:.4}/{:.4}/{:.4} offsets_partitions={} initial_delay={}ms",
+        g.group,
+        g.topic.name,
+        g.topic.partitions,
+        g.members,
+        g.session_timeout_ms,
+        g.rebalance_timeout_ms,
+        g.heartbeat_ms,
+        g.commit_ms,
+        g.request_timeout_ms,
+        g.crash_chance,
+        g.stall_chance,
+        g.leave_chance,
+        cfg.group_config.offsets_topic_partitions,
+        cfg.group_config.initial_rebalance_delay_ms,
+    )
 }
 
 fn describe(cfg: &SimConfig) -> String {
@@ -105,7 +144,7 @@ fn describe(cfg: &SimConfig) -> String {
         })
         .collect();
     format!(
-        "seed {}: flush={} classes={} topics={} producers={} consumers={} timeout={}ms fetch<={}B disk={:?}",
+        "seed {}: flush={} classes={} topics={} producers={} consumers={} timeout={}ms fetch<={}B disk={:?} {}",
         cfg.seed,
         cfg.flush,
         cfg.classes,
@@ -114,7 +153,8 @@ fn describe(cfg: &SimConfig) -> String {
         cfg.consumers,
         cfg.request_timeout_ms,
         cfg.fetch_bytes_max,
-        cfg.disk
+        cfg.disk,
+        describe_group(cfg)
     )
 }
 
@@ -129,11 +169,18 @@ fn start_nodes(world: &Arc<World>) -> Nodes {
         .build();
     let clients: Vec<_> =
         (0..2).map(|i| handle.create_node().name(format!("client-{i}")).ip(ip(1, i + 1)).build()).collect();
+    let members: Vec<_> = (0..world.cfg.groups.as_ref().map_or(0, |g| g.members))
+        .map(|i| handle.create_node().name(format!("member-{i}")).ip(ip(2, i as u8 + 1)).build())
+        .collect();
+    for (i, node) in members.iter().enumerate() {
+        node.spawn(group::member(world.clone(), i as u32));
+    }
     let chaos = handle.create_node().name("chaos").ip(ip(9, 1)).build();
     let verifier = handle.create_node().name("verifier").ip(ip(9, 2)).build();
     let nodes = Nodes {
         broker: broker.id(),
         clients: clients.iter().map(|c| c.id()).collect(),
+        members: members.iter().map(|m| m.id()).collect(),
         chaos: chaos.id(),
         verifier: verifier.id(),
     };
@@ -151,6 +198,9 @@ fn start_workload(world: &Arc<World>, nodes: &Nodes) -> Vec<madsim::task::JoinHa
     }
     for i in 0..world.cfg.consumers {
         tasks.push(client(i as usize + 1).spawn(workload::consumer(world.clone(), i)));
+    }
+    if world.cfg.groups.is_some() {
+        tasks.push(client(1).spawn(group::producer(world.clone())));
     }
     tasks
 }
@@ -182,6 +232,20 @@ async fn converge_or_fail(world: &Arc<World>, nodes: &Nodes, round: u32) {
             format!("not converged {bound_ms} ms after healing (round {round}): {why}"),
         ),
         Err(e) => checker.report(Invariant::Liveness, format!("the verifier failed: {e:?}")),
+    }
+}
+
+async fn drain_or_fail(world: &Arc<World>, nodes: &Nodes) {
+    let verifier = Handle::current().get_node(nodes.verifier).expect("verifier node exists");
+    let bound_ms = world.cfg.liveness_bound_ms;
+    let outcome = verifier.spawn(group::drain(world.clone(), bound_ms)).await;
+    let mut checker = world.checker();
+    match outcome {
+        Ok(Ok(waited_ms)) => checker.note(None, None, format!("group: drained after {waited_ms} ms")),
+        Ok(Err(why)) => {
+            checker.group_not_drained(format!("not consumed by the group {bound_ms} ms after healing: {why}"))
+        }
+        Err(e) => checker.report(Invariant::GroupConsumedAll, format!("the drain check failed: {e:?}")),
     }
 }
 

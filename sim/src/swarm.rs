@@ -6,6 +6,7 @@
 
 use crate::disk::{CrashWeights, DiskFaults};
 use crate::rng::Rng;
+use ringtail_engine::group::GroupConfig;
 use ringtail_engine::log::FlushPolicy;
 use std::fmt;
 
@@ -91,6 +92,47 @@ pub struct SimConfig {
     pub loss_rate: f64,
     pub duplicate_rate: f64,
     pub latency_ms: (u64, u64),
+    /// The consumer-group scenario, on some seeds (see `GroupPlan`).
+    pub groups: Option<GroupPlan>,
+    /// The broker's coordinator settings.
+    pub group_config: GroupConfig,
+}
+
+/// The consumer-group scenario of a seed: one group of `members` dynamic
+/// members consuming `topic` (fed by a group producer) beside the rest of
+/// the workload, members crashing, stalling past their session and leaving
+/// during the safety phase, then draining it in a quiet phase.
+#[derive(Clone, Debug)]
+pub struct GroupPlan {
+    pub group: String,
+    pub topic: TopicPlan,
+    pub members: u32,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub heartbeat_ms: u64,
+    /// Members commit their positions about this often.
+    pub commit_ms: u64,
+    /// The members' request timeout during the safety phase.
+    pub request_timeout_ms: u64,
+    /// Chances per member step (tens of ms apart) of each misbehaviour.
+    pub crash_chance: f64,
+    pub stall_chance: f64,
+    pub leave_chance: f64,
+    /// Acks of the group producer: -1 mostly, sometimes 1.
+    pub acks_weights: [u64; 2],
+}
+
+/// Share of seeds that run the consumer-group scenario.
+const GROUPS_ON: f64 = 0.5;
+
+impl SimConfig {
+    /// The topics the verifier checks after healing: the planned ones and
+    /// the group scenario's.
+    pub fn verified_topics(&self) -> Vec<TopicPlan> {
+        let mut topics = self.topics.clone();
+        topics.extend(self.groups.iter().map(|g| g.topic.clone()));
+        topics
+    }
 }
 
 /// Swarm switches: each class is on with this chance.
@@ -161,6 +203,56 @@ pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
         loss_rate: if classes.loss { r.log_uniform(0.002, 0.2) } else { 0.0 },
         duplicate_rate: if classes.duplicate { r.log_uniform(0.005, 0.2) } else { 0.0 },
         latency_ms: (latency_lo, latency_lo + r.range(1, 40)),
+        groups: None,
+        group_config: GroupConfig::default(),
+    }
+    .with_groups(seed)
+}
+
+impl SimConfig {
+    /// Draws the group scenario from a stream of its own, so that turning
+    /// it on leaves every other draw of the seed as it was.
+    fn with_groups(mut self, seed: u64) -> SimConfig {
+        let mut r = Rng::fork(seed, "swarm-groups");
+        let on = r.chance(GROUPS_ON);
+        self.group_config = GroupConfig {
+            // Few offsets partitions: each is a log the harness recovers and reads.
+            offsets_topic_partitions: *r.pick(&[1, 2, 5]),
+            min_session_timeout_ms: 100,
+            max_session_timeout_ms: 60_000,
+            initial_rebalance_delay_ms: *r.pick(&[0, 0, 200, 1_000, 3_000]),
+            ..GroupConfig::default()
+        };
+        if !on {
+            return self;
+        }
+        let session = r.range(600, 4_000);
+        let tiny_timeouts = r.chance(BUGGIFY_ON);
+        let misbehave = |r: &mut Rng| if r.chance(0.8) { r.log_uniform(0.0005, 0.01) } else { 0.0 };
+        self.groups = Some(GroupPlan {
+            group: "grp".into(),
+            topic: TopicPlan {
+                name: "g0".into(),
+                partitions: r.range(2, 6) as u32,
+                configs: if r.chance(BUGGIFY_ON) {
+                    vec![("segment.bytes".into(), r.range(512, 16 * 1024).to_string())]
+                } else {
+                    Vec::new()
+                },
+                retention: false,
+            },
+            members: r.range(2, 4) as u32,
+            session_timeout_ms: session,
+            rebalance_timeout_ms: r.range(session, 3 * session),
+            heartbeat_ms: session / r.range(3, 5),
+            commit_ms: r.range(20, 1_000),
+            request_timeout_ms: if tiny_timeouts { r.range(5, 60) } else { r.range(200, session / 2) },
+            crash_chance: misbehave(&mut r),
+            stall_chance: misbehave(&mut r),
+            leave_chance: misbehave(&mut r),
+            acks_weights: [r.range(2, 6), r.range(0, 2)],
+        });
+        self
     }
 }
 

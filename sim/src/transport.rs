@@ -94,6 +94,16 @@ impl Client {
 
     /// Sends a request and waits for its response; `None` on timeout.
     pub async fn call(&mut self, body: Request) -> Option<Response> {
+        let timeout = self.timeout;
+        self.call_within(body, timeout).await
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// `call` with its own timeout (a JoinGroup waits for the rebalance).
+    pub async fn call_within(&mut self, body: Request, timeout: Duration) -> Option<Response> {
         let id = self.send(body).await;
         let ep = &self.ep;
         let wait = async {
@@ -107,7 +117,7 @@ impl Client {
                 }
             }
         };
-        let msg = madsim::time::timeout(self.timeout, wait).await.ok().flatten()?;
+        let msg = madsim::time::timeout(timeout, wait).await.ok().flatten()?;
         self.last_epoch = msg.epoch;
         Some(msg.body)
     }

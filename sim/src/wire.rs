@@ -13,6 +13,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub const RECORDS_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Largest number of topic configs in one create.
 const CONFIGS_MAX: usize = 64;
+/// Largest number of items in a consumer-group list (members, offsets).
+const GROUP_ITEMS_MAX: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -43,6 +45,47 @@ pub enum Request {
         partition: i32,
         timestamp: i64,
     },
+    // Consumer groups (the engine's typed group API, reduced to what the
+    // simulated members use: dynamic members, one "range" protocol).
+    FindCoordinator {
+        group: String,
+    },
+    /// Always with `require_known_member_id` (JoinGroup v4+).
+    JoinGroup {
+        group: String,
+        member_id: String,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: i32,
+        /// The subscription (opaque to the coordinator).
+        metadata: Bytes,
+    },
+    SyncGroup {
+        group: String,
+        generation: i32,
+        member_id: String,
+        /// The leader's assignment per member id; empty from followers.
+        assignments: Vec<(String, Bytes)>,
+    },
+    Heartbeat {
+        group: String,
+        generation: i32,
+        member_id: String,
+    },
+    LeaveGroup {
+        group: String,
+        member_id: String,
+    },
+    /// Offsets as `(topic, partition, offset)`.
+    OffsetCommit {
+        group: String,
+        generation: i32,
+        member_id: String,
+        offsets: Vec<(String, i32, i64)>,
+    },
+    OffsetFetch {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +110,32 @@ pub enum Response {
         code: i16,
         message: String,
         log_range: Option<(u64, u64)>,
+    },
+    Coordinator {
+        node_id: i32,
+    },
+    /// A JoinGroup answer; `error` may be MEMBER_ID_REQUIRED with the id.
+    Joined {
+        error: i16,
+        generation: i32,
+        leader: String,
+        member_id: String,
+        /// Every member and its subscription, for the leader only.
+        members: Vec<(String, Bytes)>,
+    },
+    Synced {
+        error: i16,
+        assignment: Bytes,
+    },
+    /// A successful Heartbeat or LeaveGroup.
+    GroupOk,
+    /// An OffsetCommit's outcome per offset, in order.
+    Committed {
+        errors: Vec<i16>,
+    },
+    /// OffsetFetch: `(topic, partition, offset or -1, error)`.
+    Offsets {
+        offsets: Vec<(String, i32, i64, i16)>,
     },
 }
 
@@ -120,6 +189,34 @@ impl<'a> Reader<'a> {
         }
         Ok(Bytes::copy_from_slice(self.take(len)?))
     }
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(self.u32()? as i32)
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(self.u64()? as i64)
+    }
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        Ok(self.u16()? as i16)
+    }
+    /// A list's length, checked against `GROUP_ITEMS_MAX`.
+    fn count(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u16()? as usize;
+        if n > GROUP_ITEMS_MAX {
+            return Err(DecodeError("list longer than GROUP_ITEMS_MAX"));
+        }
+        Ok(n)
+    }
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let n = self.count()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
     fn end(self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -139,6 +236,11 @@ fn put_blob(out: &mut BytesMut, b: &[u8]) {
     assert!(b.len() <= RECORDS_BYTES_MAX, "blob too long for the wire");
     out.put_u32(b.len() as u32);
     out.put_slice(b);
+}
+
+fn put_count(out: &mut BytesMut, n: usize) {
+    assert!(n <= GROUP_ITEMS_MAX, "list too long for the wire");
+    out.put_u16(n as u16);
 }
 
 pub fn encode_request(msg: &Envelope<Request>) -> Vec<u8> {
@@ -180,6 +282,61 @@ pub fn encode_request(msg: &Envelope<Request>) -> Vec<u8> {
             out.put_i32(*partition);
             out.put_i64(*timestamp);
         }
+        Request::FindCoordinator { group } => {
+            out.put_u8(6);
+            put_string(&mut out, group);
+        }
+        Request::JoinGroup { group, member_id, session_timeout_ms, rebalance_timeout_ms, metadata } => {
+            out.put_u8(7);
+            put_string(&mut out, group);
+            put_string(&mut out, member_id);
+            out.put_i32(*session_timeout_ms);
+            out.put_i32(*rebalance_timeout_ms);
+            put_blob(&mut out, metadata);
+        }
+        Request::SyncGroup { group, generation, member_id, assignments } => {
+            out.put_u8(8);
+            put_string(&mut out, group);
+            out.put_i32(*generation);
+            put_string(&mut out, member_id);
+            put_count(&mut out, assignments.len());
+            for (member, assignment) in assignments {
+                put_string(&mut out, member);
+                put_blob(&mut out, assignment);
+            }
+        }
+        Request::Heartbeat { group, generation, member_id } => {
+            out.put_u8(9);
+            put_string(&mut out, group);
+            out.put_i32(*generation);
+            put_string(&mut out, member_id);
+        }
+        Request::LeaveGroup { group, member_id } => {
+            out.put_u8(10);
+            put_string(&mut out, group);
+            put_string(&mut out, member_id);
+        }
+        Request::OffsetCommit { group, generation, member_id, offsets } => {
+            out.put_u8(11);
+            put_string(&mut out, group);
+            out.put_i32(*generation);
+            put_string(&mut out, member_id);
+            put_count(&mut out, offsets.len());
+            for (topic, partition, offset) in offsets {
+                put_string(&mut out, topic);
+                out.put_i32(*partition);
+                out.put_i64(*offset);
+            }
+        }
+        Request::OffsetFetch { group, partitions } => {
+            out.put_u8(12);
+            put_string(&mut out, group);
+            put_count(&mut out, partitions.len());
+            for (topic, partition) in partitions {
+                put_string(&mut out, topic);
+                out.put_i32(*partition);
+            }
+        }
     }
     out.to_vec()
 }
@@ -219,6 +376,31 @@ pub fn decode_request(buf: &[u8]) -> Result<Envelope<Request>, DecodeError> {
             partition: r.u32()? as i32,
             timestamp: r.u64()? as i64,
         },
+        6 => Request::FindCoordinator { group: r.string()? },
+        7 => Request::JoinGroup {
+            group: r.string()?,
+            member_id: r.string()?,
+            session_timeout_ms: r.i32()?,
+            rebalance_timeout_ms: r.i32()?,
+            metadata: r.blob()?,
+        },
+        8 => Request::SyncGroup {
+            group: r.string()?,
+            generation: r.i32()?,
+            member_id: r.string()?,
+            assignments: r.list(|r| Ok((r.string()?, r.blob()?)))?,
+        },
+        9 => Request::Heartbeat { group: r.string()?, generation: r.i32()?, member_id: r.string()? },
+        10 => Request::LeaveGroup { group: r.string()?, member_id: r.string()? },
+        11 => Request::OffsetCommit {
+            group: r.string()?,
+            generation: r.i32()?,
+            member_id: r.string()?,
+            offsets: r.list(|r| Ok((r.string()?, r.i32()?, r.i64()?)))?,
+        },
+        12 => {
+            Request::OffsetFetch { group: r.string()?, partitions: r.list(|r| Ok((r.string()?, r.i32()?)))? }
+        }
         _ => return Err(DecodeError("unknown request kind")),
     };
     r.end()?;
@@ -260,6 +442,45 @@ pub fn encode_response(msg: &Envelope<Response>) -> Vec<u8> {
                 None => out.put_u8(0),
             }
         }
+        Response::Coordinator { node_id } => {
+            out.put_u8(7);
+            out.put_i32(*node_id);
+        }
+        Response::Joined { error, generation, leader, member_id, members } => {
+            out.put_u8(8);
+            out.put_i16(*error);
+            out.put_i32(*generation);
+            put_string(&mut out, leader);
+            put_string(&mut out, member_id);
+            put_count(&mut out, members.len());
+            for (member, metadata) in members {
+                put_string(&mut out, member);
+                put_blob(&mut out, metadata);
+            }
+        }
+        Response::Synced { error, assignment } => {
+            out.put_u8(9);
+            out.put_i16(*error);
+            put_blob(&mut out, assignment);
+        }
+        Response::GroupOk => out.put_u8(10),
+        Response::Committed { errors } => {
+            out.put_u8(11);
+            put_count(&mut out, errors.len());
+            for e in errors {
+                out.put_i16(*e);
+            }
+        }
+        Response::Offsets { offsets } => {
+            out.put_u8(12);
+            put_count(&mut out, offsets.len());
+            for (topic, partition, offset, error) in offsets {
+                put_string(&mut out, topic);
+                out.put_i32(*partition);
+                out.put_i64(*offset);
+                out.put_i16(*error);
+            }
+        }
     }
     out.to_vec()
 }
@@ -283,6 +504,18 @@ pub fn decode_response(buf: &[u8]) -> Result<Envelope<Response>, DecodeError> {
             };
             Response::Error { code, message, log_range }
         }
+        7 => Response::Coordinator { node_id: r.i32()? },
+        8 => Response::Joined {
+            error: r.i16()?,
+            generation: r.i32()?,
+            leader: r.string()?,
+            member_id: r.string()?,
+            members: r.list(|r| Ok((r.string()?, r.blob()?)))?,
+        },
+        9 => Response::Synced { error: r.i16()?, assignment: r.blob()? },
+        10 => Response::GroupOk,
+        11 => Response::Committed { errors: r.list(|r| r.i16())? },
+        12 => Response::Offsets { offsets: r.list(|r| Ok((r.string()?, r.i32()?, r.i64()?, r.i16()?)))? },
         _ => return Err(DecodeError("unknown response kind")),
     };
     r.end()?;
@@ -308,6 +541,29 @@ mod tests {
             },
             Request::Fetch { topic: "t".into(), partition: 0, offset: 42, max_bytes: 7 },
             Request::ListOffsets { topic: "t".into(), partition: 1, timestamp: -2 },
+            Request::FindCoordinator { group: "g".into() },
+            Request::JoinGroup {
+                group: "g".into(),
+                member_id: String::new(),
+                session_timeout_ms: 3000,
+                rebalance_timeout_ms: -1,
+                metadata: Bytes::from_static(b"t"),
+            },
+            Request::SyncGroup {
+                group: "g".into(),
+                generation: 4,
+                member_id: "m".into(),
+                assignments: vec![("m".into(), Bytes::from_static(b"\0\x01"))],
+            },
+            Request::Heartbeat { group: "g".into(), generation: 4, member_id: "m".into() },
+            Request::LeaveGroup { group: "g".into(), member_id: "m".into() },
+            Request::OffsetCommit {
+                group: "g".into(),
+                generation: 4,
+                member_id: "m".into(),
+                offsets: vec![("t".into(), 1, 77), ("t".into(), 2, -1)],
+            },
+            Request::OffsetFetch { group: "g".into(), partitions: vec![("t".into(), 0)] },
         ];
         for body in requests {
             let msg = Envelope { id: 9, epoch: 0, body };
@@ -326,6 +582,18 @@ mod tests {
             Response::Offset { offset: -1 },
             Response::Error { code: 1, message: "out".into(), log_range: Some((3, 8)) },
             Response::Error { code: 56, message: "io".into(), log_range: None },
+            Response::Coordinator { node_id: 1 },
+            Response::Joined {
+                error: 79,
+                generation: -1,
+                leader: String::new(),
+                member_id: "m-1".into(),
+                members: vec![("m-1".into(), Bytes::from_static(b"t"))],
+            },
+            Response::Synced { error: 0, assignment: Bytes::from_static(b"a") },
+            Response::GroupOk,
+            Response::Committed { errors: vec![0, 22] },
+            Response::Offsets { offsets: vec![("t".into(), 0, -1, 0), ("t".into(), 1, 9, 16)] },
         ];
         for body in responses {
             let msg = Envelope { id: u64::MAX, epoch: 3, body };

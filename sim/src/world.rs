@@ -49,6 +49,11 @@ pub struct World {
     pub stop_workload: AtomicBool,
     /// The planned topics exist (their create was acknowledged).
     pub topics_ready: AtomicBool,
+    /// The group scenario: its topic exists; faults are over and members
+    /// drain (no more misbehaviour); the drain is checked and members stop.
+    pub group_topic_ready: AtomicBool,
+    pub group_quiet: AtomicBool,
+    pub group_done: AtomicBool,
 }
 
 impl World {

@@ -35,6 +35,9 @@ impl Shard {
         } else if g.is_static_fenced(req.instance_id.as_deref(), &req.member_id) {
             return Err(ErrorCode::FencedInstanceId);
         } else if simple {
+        } else if cfg!(feature = "canary-group-stale-commit") {
+            // Canary (sim/canaries): commits from any member and generation
+            // are accepted. Never enable otherwise.
         } else if g.state == GroupState::CompletingRebalance {
             // The member may be about to lose these partitions.
             return Err(ErrorCode::RebalanceInProgress);
@@ -50,7 +53,9 @@ impl Shard {
         if let Some(m) = g.members.get_mut(&req.member_id) {
             // Invariant 3: a member of the current generation (eager
             // clients also commit while PreparingRebalance).
-            debug_assert!(simple || m.generation == req.generation);
+            debug_assert!(
+                simple || cfg!(feature = "canary-group-stale-commit") || m.generation == req.generation
+            );
             m.touch(now_ms);
         }
         let metadata_max = self.config.offset_metadata_max_bytes.min(STRING_BYTES_MAX);
