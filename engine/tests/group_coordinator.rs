@@ -37,12 +37,14 @@ fn config(initial_delay_ms: i32) -> BrokerConfig {
             min_session_timeout_ms: 1_000,
             initial_rebalance_delay_ms: initial_delay_ms,
             compaction_min_records: COMPACTION_MIN_RECORDS,
+            offsets_retention_ms: RETENTION_MS,
             ..GroupConfig::default()
         },
     }
 }
 
 const COMPACTION_MIN_RECORDS: u64 = 200;
+const RETENTION_MS: i64 = 120_000;
 
 struct Fixture {
     disk: Arc<MemDisk>,
@@ -511,6 +513,49 @@ fn compaction_bounds_the_offsets_log_and_loses_nothing() {
         assert!(d.members.iter().all(|m| m.assignment == format!("assigned-{}", m.member_id).as_bytes()));
         assert_eq!(f.commit(generation, &ids[1], commits).await, Ok(()));
         assert_eq!(f.committed().await, Some(commits));
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+/// Offset expiry: an Empty group's offsets (and the group) go once it has
+/// been empty, with no commit, for the retention; a group that never had
+/// members counts from its last commit; a live group's offsets stay.
+#[test]
+fn offsets_of_empty_groups_expire() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let (generation, ids) = f.form(&[None, None]).await;
+        assert_eq!(f.commit(generation, &ids[0], 7).await, Ok(()));
+        // Members that keep heartbeating keep the offsets, however long.
+        for _ in 0..(2 * RETENTION_MS / 5_000) {
+            f.advance(5_000).await;
+            for id in &ids {
+                assert_eq!(f.heartbeat(generation, id).await, Ok(()));
+            }
+        }
+        assert_eq!(f.committed().await, Some(7));
+        let leave = |id: &String| LeavingMember { member_id: id.clone(), instance_id: None, reason: None };
+        f.broker.leave_group(GROUP, ids.iter().map(leave).collect()).await.unwrap();
+        assert_eq!(f.state().0, GroupState::Empty);
+        f.advance(RETENTION_MS / 2).await;
+        assert_eq!(f.commit(-1, "", 8).await, Ok(()), "a commit restarts the clock");
+        f.advance(RETENTION_MS / 2 + 1_000).await;
+        assert_eq!(f.committed().await, Some(8));
+        f.advance(RETENTION_MS / 2).await;
+        assert_eq!(f.committed().await, None, "expired");
+        assert_eq!(f.state().0, GroupState::Dead);
+        assert!(f.broker.list_groups(&[]).unwrap().is_empty());
+
+        // Expiry is durable: the tombstones outlive a crash.
+        f.disk.crash(CrashMode::DropUnsynced);
+        let f = f.reopen().await;
+        assert_eq!(f.committed().await, None);
+        assert_eq!(f.commit(-1, "", 9).await, Ok(()), "a group that never had members");
+        let f = f.reopen().await;
+        f.advance(RETENTION_MS - 1_000).await;
+        assert_eq!(f.committed().await, Some(9), "the clock counts from the commit, not the reload");
+        f.advance(2_000).await;
+        assert_eq!(f.committed().await, None);
         assert_eq!(f.broker.group_waiters(), 0);
     });
 }

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Smallest session timeout a group member may ask for [default: 6000]
     #[arg(long, value_name = "MS")]
     pub group_min_session_timeout_ms: Option<String>,
+    /// How long an empty group keeps its committed offsets (counted from
+    /// when it became empty, or from its last commit) [default: 10080, 7 days]
+    #[arg(long, value_name = "MINUTES")]
+    pub offsets_retention_minutes: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -266,7 +270,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 15] = [
+const FILE_KEYS: [&str; 16] = [
     "data-dir",
     "listen",
     "advertise",
@@ -282,6 +286,7 @@ const FILE_KEYS: [&str; 15] = [
     "offsets-topic-partitions",
     "group-initial-rebalance-delay-ms",
     "group-min-session-timeout-ms",
+    "offsets-retention-minutes",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {
@@ -385,6 +390,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
         get("group-min-session-timeout-ms", &args.group_min_session_timeout_ms)?,
+        get("offsets-retention-minutes", &args.offsets_retention_minutes)?,
     )?;
     Ok(ServeConfig {
         data_dir,
@@ -406,11 +412,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
 }
 
 /// The coordinator's settings: the engine's defaults (Kafka's), with the
-/// three the flags set.
+/// four the flags set.
 fn group_config(
     partitions: Option<Raw>,
     initial_delay: Option<Raw>,
     min_session: Option<Raw>,
+    retention_minutes: Option<Raw>,
 ) -> Result<GroupConfig, ConfigError> {
     let defaults = GroupConfig::default();
     let offsets_topic_partitions =
@@ -430,7 +437,16 @@ fn group_config(
         );
         return Err(ConfigError { key: key.into(), origin, problem });
     }
+    let default_minutes = defaults.offsets_retention_ms / 60_000;
+    let offsets_retention_minutes =
+        value("offsets-retention-minutes", retention_minutes, default_minutes, |v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|m| (1..=i64::MAX / 60_000).contains(m))
+                .ok_or_else(|| format!("expected minutes, a positive integer, got {v:?}"))
+        })?;
     Ok(GroupConfig {
+        offsets_retention_ms: offsets_retention_minutes * 60_000,
         offsets_topic_partitions,
         initial_rebalance_delay_ms,
         min_session_timeout_ms,
@@ -620,7 +636,7 @@ mod tests {
 
     #[test]
     fn group_settings_come_from_flags_or_the_file() {
-        let f = file("offsets-topic-partitions = 8\ngroup-min-session-timeout-ms = 2000\n");
+        let f = file("offsets-topic-partitions = 8\ngroup-min-session-timeout-ms = 2000\noffsets-retention-minutes = 60\n");
         let a = ServeArgs {
             config: Some(f.path().into()),
             group_initial_rebalance_delay_ms: Some("0".into()),
@@ -631,6 +647,7 @@ mod tests {
         assert_eq!(c.group.offsets_topic_partitions, 8);
         assert_eq!(c.group.initial_rebalance_delay_ms, 0);
         assert_eq!(c.group.min_session_timeout_ms, 1000);
+        assert_eq!(c.group.offsets_retention_ms, 3_600_000);
         assert_eq!(c.group.max_session_timeout_ms, GroupConfig::default().max_session_timeout_ms);
     }
 
@@ -666,7 +683,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key_on_one_line() {
-        let cases: [(ServeArgs, &str); 13] = [
+        let cases: [(ServeArgs, &str); 14] = [
+            (
+                ServeArgs { offsets_retention_minutes: Some("0".into()), ..args() },
+                "--offsets-retention-minutes",
+            ),
             (
                 ServeArgs { offsets_topic_partitions: Some("0".into()), ..args() },
                 "--offsets-topic-partitions",

@@ -254,6 +254,11 @@ pub struct GroupConfig {
     /// An offsets partition is compacted (see `group::compaction`) once it
     /// holds at least this many records, most of them superseded.
     pub compaction_min_records: u64,
+    /// How long an Empty group's offsets are kept after it became empty
+    /// (or, for a group that never had members, after its last commit);
+    /// then the group and its offsets are deleted
+    /// [offsets.retention.minutes].
+    pub offsets_retention_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -266,6 +271,7 @@ impl Default for GroupConfig {
             max_group_size: i32::MAX as usize,
             offset_metadata_max_bytes: 4096,
             compaction_min_records: 10_000,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }

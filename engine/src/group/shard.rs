@@ -178,7 +178,8 @@ impl Shard {
         }
     }
 
-    /// The timers: pending member ids, sessions, rebalance deadlines.
+    /// The timers: pending member ids, sessions, rebalance deadlines, and
+    /// offset expiry.
     pub fn tick(&mut self, now_ms: i64) -> Effects {
         let mut fx = Effects::default();
         let ids: Vec<String> = self.groups.keys().cloned().collect();
@@ -188,8 +189,34 @@ impl Shard {
                 g.tick(&self.config, now_ms, &mut fx);
             }
             self.checked(&id, before);
+            if self.expired(&id, now_ms) {
+                tracing::info!(group = %id, "deleting an empty group whose offsets expired");
+                if let Ok(persist) = self.delete(&id, now_ms) {
+                    fx.persists.push(persist);
+                }
+            }
         }
         fx
+    }
+
+    /// Kafka's offset expiry: a group Empty for `offsets_retention_ms`, with
+    /// no commit in that time, goes with its offsets (the retention counts
+    /// from the last commit alone for a group that never had members).
+    fn expired(&self, group_id: &str, now_ms: i64) -> bool {
+        let Some(g) = self.groups.get(group_id) else { return false };
+        if g.state != GroupState::Empty || !g.pending_members.is_empty() {
+            return false;
+        }
+        let last_commit = self
+            .offsets
+            .get(group_id)
+            .and_then(|o| o.values().map(|s| s.committed.commit_timestamp_ms).max())
+            .unwrap_or(i64::MIN);
+        let since = match g.protocol_type {
+            Some(_) => g.state_timestamp_ms.max(last_commit),
+            None => last_commit,
+        };
+        since != i64::MIN && now_ms.saturating_sub(since) > self.config.offsets_retention_ms
     }
 
     /// Applies a completion handed back by the driver.

@@ -58,6 +58,9 @@ pub struct RecoveryReport {
     /// Whole segments deleted because they came after a cut.
     pub segments_deleted: Vec<u64>,
     pub bytes_deleted: u64,
+    /// Sealed segments wholly below the log start, left by a retention pass
+    /// that failed half-way: removed as that pass would have, not a repair.
+    pub below_start_removed: Vec<u64>,
     /// Zeros past the last batch of a direct-I/O segment (a crash before
     /// the close that trims them): not data, not a cut.
     pub padding_bytes_trimmed: u64,
@@ -117,6 +120,9 @@ impl fmt::Display for RecoveryReport {
                 self.segments_deleted.len(),
                 self.bytes_deleted
             )?;
+        }
+        if !self.below_start_removed.is_empty() {
+            write!(f, "; removed {} segments below the log start", self.below_start_removed.len())?;
         }
         if self.padding_bytes_trimmed > 0 {
             write!(f, "; trimmed {} bytes of direct-I/O padding", self.padding_bytes_trimmed)?;
@@ -208,10 +214,12 @@ impl<D: Disk> Log<D> {
             let seg =
                 load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
             if next_base.is_some() && seg.next_offset <= checkpoint.log_start_offset {
-                // Wholly below the log start: left behind by a retention pass
-                // that failed half-way. Kept, it would sit in front of the
-                // newer deletions' gap.
-                delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
+                // Wholly below the log start: retention's to delete, perhaps
+                // left by a pass that failed half-way. Kept, it could sit in
+                // front of the gap newer deletions leave.
+                let path = Segment::<D::File>::log_path(&dir, base);
+                segment::remove_files(disk.as_ref(), &dir, base).await.map_err(io_err(&path))?;
+                report.below_start_removed.push(base);
                 continue;
             }
             segments.push(seg);
