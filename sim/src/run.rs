@@ -116,7 +116,8 @@ fn describe_group(cfg: &SimConfig) -> String {
     let Some(g) = &cfg.groups else { return "groups=off".into() };
     format!(
         "group={} topic={}x{} members={} session={}ms rebalance={}ms heartbeat={}ms commit~{}ms timeout={}ms \
-         crash/stall/leave={:.4}/{:.4}/{:.4} offsets_partitions={} initial_delay={}ms",
+         crash/stall/leave={:.4}/{:.4}/{:.4} offsets_partitions={} initial_delay={}ms \
+         compact_min={}",
         g.group,
         g.topic.name,
         g.topic.partitions,
@@ -131,6 +132,7 @@ fn describe_group(cfg: &SimConfig) -> String {
         g.leave_chance,
         cfg.group_config.offsets_topic_partitions,
         cfg.group_config.initial_rebalance_delay_ms,
+        cfg.group_config.compaction_min_records,
     )
 }
 

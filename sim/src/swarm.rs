@@ -252,6 +252,10 @@ impl SimConfig {
             leave_chance: misbehave(&mut r),
             acks_weights: [r.range(2, 6), r.range(0, 2)],
         });
+        // Drawn last, so the draws above stay as they were: small values
+        // make the coordinator compact `__consumer_offsets` many times a
+        // run, crashes and power loss included.
+        self.group_config.compaction_min_records = *r.pick(&[20, 100, 10_000]);
         self
     }
 }
