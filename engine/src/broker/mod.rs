@@ -4,7 +4,8 @@
 //!
 //! - `error`: Kafka error codes as typed outcomes.
 //! - `groups`: the consumer-group coordinator (`group`'s state machine,
-//!   persisted in `__consumer_offsets`).
+//!   persisted in `__consumer_offsets`); `group_compaction` keeps those
+//!   logs to their live records.
 //! - `metadata`: topics, assignments, leaders, configs; persisted.
 //! - `partition`: a replica this broker hosts: its log, high watermark,
 //!   producer state; produce and fetch.
@@ -15,6 +16,7 @@
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
 pub mod error;
+mod group_compaction;
 pub mod groups;
 pub mod metadata;
 pub mod partition;
