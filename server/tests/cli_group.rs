@@ -11,7 +11,6 @@ mod cli_support;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{CommandFactory, Parser, Subcommand};
 use cli_support::{
-    all_api_ranges, api_versions_body, encode, group_api_ranges, metadata_body, FakeBroker, Reply,
+    all_api_ranges, api_versions_body, encode, group_api_ranges, metadata_body, FakeBroker, Reply, TestServer,
 };
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -46,8 +45,6 @@ use ringtail_server::cli::topic::{execute as topic_execute, TopicArgs, TopicComm
 use ringtail_server::cli::CliError;
 use ringtail_server::client::assignor::decode_assignment;
 use ringtail_server::client::{Acks, Client, ClientConfig, GroupMember, MemberConfig};
-use ringtail_server::config::{resolve, ServeArgs};
-use ringtail_server::serve::{start, RunningServer};
 
 // ---------------------------------------------------------------------------
 // Command lines
@@ -426,36 +423,9 @@ async fn a_rebalance_seen_by_heartbeat_makes_the_member_rejoin() {
 }
 
 // ---------------------------------------------------------------------------
-// Against a real server. These need the group coordinator (engine) and the
-// group handlers (server) to be in place.
-
-struct TestServer {
-    server: RunningServer,
-    bootstrap: String,
-    _dir: tempfile::TempDir,
-}
+// Against a real in-process server.
 
 impl TestServer {
-    async fn start(name: &str) -> TestServer {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = tempfile::Builder::new().prefix(name).tempdir_in(root).expect("temp dir");
-        let args = ServeArgs {
-            data_dir: Some(dir.path().join("data").display().to_string()),
-            listen: Some("127.0.0.1:0".into()),
-            controller_listen: Some("127.0.0.1:0".into()),
-            metrics_listen: Some("127.0.0.1:0".into()),
-            ..ServeArgs::default()
-        };
-        let config = resolve(&args).expect("valid config");
-        let server = start(config).await.expect("server starts");
-        let bootstrap = server.kafka_addr.to_string();
-        TestServer { server, bootstrap, _dir: dir }
-    }
-
-    async fn stop(self) {
-        self.server.shutdown().await.expect("clean shutdown");
-    }
-
     async fn create_topic(&self, name: &str, partitions: i32) {
         let command = TopicCommand::Create {
             name: name.into(),

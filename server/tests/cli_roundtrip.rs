@@ -4,8 +4,10 @@
 //! functions `ringtail topic|produce|consume` call, with in-memory stdin
 //! and stdout.
 
+mod cli_support;
+
+use cli_support::TestServer;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,37 +18,8 @@ use ringtail_server::cli::CliError;
 use ringtail_server::client::{
     Acks, Client, ClientConfig, FetchOptions, FetchPosition, OffsetSpec, ProducerRecord,
 };
-use ringtail_server::config::{resolve, ServeArgs};
-use ringtail_server::serve::{start, RunningServer};
-
-/// A server on ephemeral ports with its own data directory.
-struct TestServer {
-    server: RunningServer,
-    bootstrap: String,
-    _dir: tempfile::TempDir,
-}
 
 impl TestServer {
-    async fn start(name: &str) -> TestServer {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = tempfile::Builder::new().prefix(name).tempdir_in(root).expect("temp dir");
-        let args = ServeArgs {
-            data_dir: Some(dir.path().join("data").display().to_string()),
-            listen: Some("127.0.0.1:0".into()),
-            controller_listen: Some("127.0.0.1:0".into()),
-            metrics_listen: Some("127.0.0.1:0".into()),
-            ..ServeArgs::default()
-        };
-        let config = resolve(&args).expect("valid config");
-        let server = start(config).await.expect("server starts");
-        let bootstrap = server.kafka_addr.to_string();
-        TestServer { server, bootstrap, _dir: dir }
-    }
-
-    async fn stop(self) {
-        self.server.shutdown().await.expect("clean shutdown");
-    }
-
     async fn topic(&self, command: TopicCommand) -> Result<String, CliError> {
         let mut out = Vec::new();
         execute(TopicArgs { command, bootstrap: self.bootstrap.clone() }, &mut out).await?;

@@ -16,13 +16,13 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use server_support::{data_dir, group_config, GROUP_TEST_FLAGS};
+use server_support::{data_dir, group_config, ready_address, spawn_serve, GROUP_TEST_FLAGS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -430,31 +430,16 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(data: &Path) -> ServerProcess {
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command
             .arg("serve")
             .args(["--data-dir", data.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--flush", "always"])
             .args(GROUP_TEST_FLAGS)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
+            .stderr(Stdio::inherit());
+        let (child, rx) = spawn_serve(command);
         let ready = rx.recv_timeout(DEADLINE).expect("no readiness line");
-        let kafka = ready
-            .split("kafka on ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap_or_else(|| panic!("no address in {ready:?}"))
-            .to_owned();
+        let kafka = ready_address(&ready, "kafka on ");
         ServerProcess { child, kafka }
     }
 

@@ -32,13 +32,14 @@ use ringtail_server::client::{
     build_batch, Acks, Client, ClientConfig, ClientError, FetchOptions, FetchPosition, NewTopic, OffsetSpec,
     ProducerRecord,
 };
+use server_support::{ready_address, spawn_serve};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ringtail");
@@ -70,28 +71,16 @@ struct Server {
 impl Server {
     fn start(data: &Path, log: &Path) -> Server {
         let stderr = File::options().create(true).append(true).open(log).unwrap();
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command
             .arg("serve")
             .args(["--data-dir", data.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             // Spelled out: these tests are about this policy.
             .args(["--flush", "always"])
             .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining, so a later write to stdout never meets a
-            // closed pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
+            .stderr(stderr);
+        let (mut child, rx) = spawn_serve(command);
         let ready = match rx.recv_timeout(READY_WAIT) {
             Ok(line) if !line.is_empty() => line,
             // Stdout closed without a line: the server exited.
@@ -105,15 +94,7 @@ impl Server {
                 panic!("no readiness line within {READY_WAIT:?}\n{}", log_tail(log));
             }
         };
-        let field = |prefix: &str| {
-            ready
-                .split(prefix)
-                .nth(1)
-                .and_then(|rest| rest.split(',').next())
-                .unwrap_or_else(|| panic!("no {prefix:?} in readiness line {ready:?}"))
-                .to_owned()
-        };
-        let (kafka, metrics) = (field("kafka on "), field("metrics on "));
+        let (kafka, metrics) = (ready_address(&ready, "kafka on "), ready_address(&ready, "metrics on "));
         Server { child, kafka, metrics, log: log.to_path_buf() }
     }
 

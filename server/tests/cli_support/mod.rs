@@ -1,9 +1,11 @@
-//! A fake broker for the client's tests: a TCP listener on 127.0.0.1 that
+//! For the CLI's tests: a fake broker (a TCP listener on 127.0.0.1 that
 //! decodes request headers and answers with whatever the test's handler
-//! says, encoded with kafka-protocol exactly as a broker would.
+//! says, encoded with kafka-protocol exactly as a broker would), and a real
+//! in-process server (`TestServer`).
 
 #![allow(dead_code)] // each test file uses a different part of this
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -15,6 +17,8 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable, StrBytes};
+use ringtail_server::config::{resolve, ServeArgs};
+use ringtail_server::serve::{start, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -174,18 +178,56 @@ pub fn metadata_body(version: i16, brokers: &[(i32, i32)], topics: &[(&str, &[(i
     )
 }
 
-/// The consumer group APIs with the versions Ringtail's server advertises.
+/// The consumer group APIs with the versions Ringtail's server advertises
+/// (taken from the server's own table, so the two cannot drift apart).
 pub fn group_api_ranges() -> Vec<(ApiKey, i16, i16)> {
-    vec![
-        (ApiKey::FindCoordinator, 0, 4),
-        (ApiKey::JoinGroup, 0, 9),
-        (ApiKey::SyncGroup, 0, 5),
-        (ApiKey::Heartbeat, 0, 4),
-        (ApiKey::LeaveGroup, 0, 5),
-        (ApiKey::OffsetCommit, 2, 8),
-        (ApiKey::OffsetFetch, 1, 8),
-        (ApiKey::DescribeGroups, 0, 5),
-        (ApiKey::ListGroups, 0, 4),
-        (ApiKey::DeleteGroups, 0, 2),
-    ]
+    use ApiKey::*;
+    let groups = [
+        FindCoordinator,
+        JoinGroup,
+        SyncGroup,
+        Heartbeat,
+        LeaveGroup,
+        OffsetCommit,
+        OffsetFetch,
+        DescribeGroups,
+        ListGroups,
+        DeleteGroups,
+    ];
+    let ranges: Vec<_> = ringtail_server::protocol::versions::SUPPORTED
+        .iter()
+        .filter(|s| groups.contains(&s.key))
+        .map(|s| (s.key, s.min, s.max))
+        .collect();
+    assert_eq!(ranges.len(), groups.len(), "the server advertises every group API");
+    ranges
+}
+
+/// A real in-process server on ephemeral ports with its own data directory.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(name: &str) -> TestServer {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = tempfile::Builder::new().prefix(name).tempdir_in(root).expect("temp dir");
+        let args = ServeArgs {
+            data_dir: Some(dir.path().join("data").display().to_string()),
+            listen: Some("127.0.0.1:0".into()),
+            controller_listen: Some("127.0.0.1:0".into()),
+            metrics_listen: Some("127.0.0.1:0".into()),
+            ..ServeArgs::default()
+        };
+        let config = resolve(&args).expect("valid config");
+        let server = start(config).await.expect("server starts");
+        let bootstrap = server.kafka_addr.to_string();
+        TestServer { server, bootstrap, _dir: dir }
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await.expect("clean shutdown");
+    }
 }

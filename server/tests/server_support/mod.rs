@@ -197,3 +197,35 @@ pub fn opaque_compressed_batch(count: i64, compression: Compression) -> Bytes {
     .unwrap();
     buf.freeze()
 }
+
+/// Spawns `command` (a `ringtail serve` with a piped stdout) and returns
+/// the child and a channel that yields its readiness line: empty if stdout
+/// closed first (the server exited). Stdout is drained after that line, so
+/// a later write never meets a closed pipe.
+pub fn spawn_serve(
+    mut command: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn().expect("ringtail serve spawns");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    (child, rx)
+}
+
+/// The address after `prefix` ("kafka on ", "metrics on ") in a readiness
+/// line.
+pub fn ready_address(ready: &str, prefix: &str) -> String {
+    ready
+        .split(prefix)
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no {prefix:?} in readiness line {ready:?}"))
+        .to_owned()
+}
