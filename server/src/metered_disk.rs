@@ -69,6 +69,11 @@ impl Disk for MeteredDisk {
         Ok(MeteredFile { inner, metrics: self.metrics.clone() })
     }
 
+    async fn open_direct(&self, path: &Path, mode: OpenMode) -> io::Result<MeteredFile> {
+        let inner = self.inner.open_direct(path, mode).await?;
+        Ok(MeteredFile { inner, metrics: self.metrics.clone() })
+    }
+
     async fn remove(&self, path: &Path) -> io::Result<()> {
         self.inner.remove(path).await
     }
@@ -124,5 +129,34 @@ impl DiskFile for MeteredFile {
 
     async fn len(&self) -> io::Result<u64> {
         self.inner.len().await
+    }
+
+    fn write_alignment(&self) -> usize {
+        self.inner.write_alignment()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringtail_engine::io::{open_backend, IoChoice};
+
+    /// The wrapper must not lose what the backend offers: segment files
+    /// opened for direct I/O through it keep their alignment (and so their
+    /// O_DIRECT writes) wherever the backend's own do.
+    #[tokio::test]
+    async fn direct_files_stay_direct_through_the_wrapper() {
+        let dir = tempfile::tempdir().unwrap();
+        for choice in [IoChoice::Std, IoChoice::Auto] {
+            let inner = open_backend(choice).unwrap();
+            let metered = MeteredDisk::new(inner.clone(), Metrics::new(inner.name()));
+            let plain = dir.path().join(format!("{}-plain", inner.name()));
+            let direct = dir.path().join(format!("{}-direct", inner.name()));
+            let expected = inner.open_direct(&direct, OpenMode::Create).await.unwrap().write_alignment();
+            let file = metered.open_direct(&direct, OpenMode::Create).await.unwrap();
+            assert_eq!(file.write_alignment(), expected, "{}", inner.name());
+            let file = metered.open(&plain, OpenMode::Create).await.unwrap();
+            assert_eq!(file.write_alignment(), 1, "{}", inner.name());
+        }
     }
 }

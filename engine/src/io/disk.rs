@@ -46,14 +46,10 @@ pub trait Disk: Send + Sync + 'static {
     /// the backend and the file system support it: `write_at` then needs
     /// offsets, lengths and buffers aligned to the file's `write_alignment`,
     /// and bypasses the page cache. Reads stay buffered. Backends without
-    /// direct I/O return a normal file (alignment 1).
-    fn open_direct(
-        &self,
-        path: &Path,
-        mode: OpenMode,
-    ) -> impl Future<Output = io::Result<Self::File>> + Send {
-        self.open(path, mode)
-    }
+    /// direct I/O return a normal file (alignment 1). No default: a wrapper
+    /// that forgot to forward this would silently turn direct I/O off.
+    fn open_direct(&self, path: &Path, mode: OpenMode)
+        -> impl Future<Output = io::Result<Self::File>> + Send;
 
     /// Removes the file at `path`. Durable only after `sync_dir` of its parent.
     fn remove(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
@@ -113,8 +109,6 @@ pub trait DiskFile: Send + Sync + 'static {
 
     /// What `write_at` offsets, lengths and buffer addresses must be
     /// multiples of: 1 for buffered files, the direct-I/O alignment for files
-    /// opened with `open_direct`.
-    fn write_alignment(&self) -> usize {
-        1
-    }
+    /// opened with `open_direct`. No default, as for `Disk::open_direct`.
+    fn write_alignment(&self) -> usize;
 }
