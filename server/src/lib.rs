@@ -26,6 +26,7 @@ pub mod entropy;
 pub mod handlers;
 pub mod limits;
 pub mod maintenance;
+pub mod memory;
 pub mod metered_disk;
 pub mod metrics;
 pub mod net;

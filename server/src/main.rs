@@ -32,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     // clap reports usage errors itself, with exit code 2.
     let cli = Cli::parse();
+    ringtail_server::memory::keep_freed_memory();
     match cli.command {
         Command::Serve(args) => serve_command(&args),
         Command::Topic(args) => ringtail_server::cli::block_on(ringtail_server::cli::topic::run(args)),

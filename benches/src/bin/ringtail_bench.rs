@@ -90,6 +90,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    ringtail_server::memory::keep_freed_memory();
     if args.mode == Mode::E2e && args.size < STAMP_BYTES {
         eprintln!("ringtail-bench: e2e needs --size of at least {STAMP_BYTES} bytes (the timestamp)");
         return ExitCode::from(2);
