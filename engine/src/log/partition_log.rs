@@ -34,7 +34,7 @@ use super::segment::{self, ScannedBatch, Segment};
 use super::tail_cache::TailCache;
 use crate::clock::Clock;
 use crate::io::{Disk, DiskFile, OpenMode};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -321,11 +321,11 @@ impl<D: Disk> Log<D> {
         pending: &PendingAppend,
         now_ms: i64,
     ) -> bool {
-        let empty = active.is_empty() && chunk.bytes.is_empty();
+        let empty = active.is_empty() && chunk.len == 0;
         if empty {
             return false;
         }
-        let size = active.size_bytes + chunk.bytes.len() as u64 + pending.records.len() as u64;
+        let size = active.size_bytes + chunk.len as u64 + pending.records.len() as u64;
         let records: u64 = pending.headers.iter().map(|h| h.last_offset_delta as u64 + 1).sum();
         let last_relative = chunk.next_offset + records - active.base_offset;
         size > self.config().segment_bytes
@@ -371,15 +371,27 @@ impl<D: Disk> Log<D> {
 
     /// Writes the chunk to the active segment and publishes it to readers.
     async fn write_chunk(&self, chunk: &mut Chunk, now_ms: i64) -> Result<(), AppendError> {
-        if chunk.bytes.is_empty() {
+        if chunk.parts.is_empty() {
             return Ok(());
         }
         let (file, tail) = {
             let st = self.state();
             (st.active().file.clone(), st.active().tail.clone())
         };
-        let bytes = std::mem::take(&mut chunk.bytes).freeze();
-        let tail = segment::write_aligned(file.as_ref(), chunk.position, &tail, bytes.clone()).await?;
+        let position = chunk.position;
+        let batches = &chunk.batches;
+        let written = segment::write_aligned(file.as_ref(), position, &tail, &chunk.parts, |data| {
+            for b in batches {
+                let at = (b.position - position) as usize;
+                batch::set_base_offset(&mut data[at..], b.header.base_offset as u64);
+                batch::set_partition_leader_epoch(&mut data[at..], b.header.partition_leader_epoch);
+                debug_assert_eq!(batch::validate_batch(&data[at..at + b.header.size_bytes()]), Ok(b.header));
+            }
+        })
+        .await?;
+        chunk.parts.clear();
+        chunk.len = 0;
+        let (bytes, tail) = (written.bytes, written.tail);
         let mut st = self.state();
         let base = st.active().base_offset;
         st.tail_cache.push(base, chunk.position, bytes.clone());
@@ -586,20 +598,25 @@ impl<D: Disk> AppendTicket<'_, D> {
     }
 }
 
-/// Batches of one round bound for the active segment, copied into one
-/// buffer with their offsets assigned.
+/// Batches of one round bound for the active segment, with their offsets
+/// assigned. The batches stay in the requests' buffers until the write
+/// copies them into its own (patching offsets and epochs there).
 struct Chunk {
-    bytes: BytesMut,
-    /// File position where `bytes` goes.
+    parts: Vec<Bytes>,
+    /// Bytes in `parts`.
+    len: usize,
+    /// File position where the parts go.
     position: u64,
     next_offset: u64,
+    /// One per part, with the header as written (offset, epoch assigned).
     batches: Vec<ScannedBatch>,
 }
 
 impl Chunk {
     fn new<F>(active: &Segment<F>) -> Chunk {
         Chunk {
-            bytes: BytesMut::new(),
+            parts: Vec::new(),
+            len: 0,
             position: active.size_bytes,
             next_offset: active.next_offset,
             batches: Vec::new(),
@@ -612,15 +629,12 @@ impl Chunk {
         let mut at = 0usize;
         for header in &pending.headers {
             let size = header.size_bytes();
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(&pending.records[at..at + size]);
-            batch::set_base_offset(&mut self.bytes[start..], self.next_offset);
-            batch::set_partition_leader_epoch(&mut self.bytes[start..], pending.leader_epoch);
             let mut header = *header;
             header.base_offset = self.next_offset as i64;
             header.partition_leader_epoch = pending.leader_epoch;
-            debug_assert_eq!(batch::validate_batch(&self.bytes[start..]), Ok(header));
-            self.batches.push(ScannedBatch { position: self.position + start as u64, header });
+            self.batches.push(ScannedBatch { position: self.position + self.len as u64, header });
+            self.parts.push(pending.records.slice(at..at + size));
+            self.len += size;
             self.next_offset = header.next_offset();
             max_timestamp = max_timestamp.max(header.max_timestamp);
             at += size;

@@ -336,13 +336,10 @@ async fn load_segment<D: Disk>(
     report: &mut RecoveryReport,
 ) -> Result<Segment<D::File>, OpenError> {
     let path = Segment::<D::File>::log_path(dir, base);
-    // The last segment is the one appends go to: direct I/O where possible.
-    let file = if next_base.is_none() {
-        disk.open_direct(&path, OpenMode::Existing).await
-    } else {
-        disk.open(&path, OpenMode::Existing).await
-    };
-    let file = file.map_err(io_err(&path))?;
+    // Direct I/O where possible, for every segment: the last one takes the
+    // appends, and the rest are read without passing through (and filling)
+    // the page cache, as the segments written since this start are.
+    let file = disk.open_direct(&path, OpenMode::Existing).await.map_err(io_err(&path))?;
     let file_bytes = file.len().await.map_err(io_err(&path))?;
     let below_recovery_point = next_base.is_some_and(|n| n <= checkpoint.recovery_point);
     if below_recovery_point {

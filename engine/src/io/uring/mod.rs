@@ -16,6 +16,7 @@
 //! IOPOLL is never set: it hangs on this class of virtio disk.
 #![cfg(target_os = "linux")]
 
+use super::aligned::{round_down, round_up, AlignedBuf};
 use super::disk::{Disk, DiskFile, OpenMode};
 use super::std_disk::{self, StdLock};
 use bytes::Bytes;
@@ -249,11 +250,44 @@ fn check_range(offset: u64, len: usize) -> io::Result<()> {
     }
 }
 
+/// A read in progress. `buf` receives the file's bytes from `offset` on;
+/// the caller gets `[skip, skip + want)` of them. A direct read covers the
+/// whole blocks around the range asked for, so `offset`, the buffer's
+/// address and its length are multiples of `align`.
+struct ReadOp {
+    file: Arc<File>,
+    offset: u64,
+    buf: AlignedBuf,
+    /// Bytes of `buf` the kernel has filled.
+    filled: usize,
+    skip: usize,
+    want: usize,
+    align: usize,
+    tx: oneshot::Sender<io::Result<Bytes>>,
+}
+
+impl ReadOp {
+    /// Reads `len` bytes at `offset` of `file`, whose reads must be aligned
+    /// to `align` (1 for buffered files).
+    fn new(
+        file: Arc<File>,
+        offset: u64,
+        len: usize,
+        align: usize,
+        tx: oneshot::Sender<io::Result<Bytes>>,
+    ) -> ReadOp {
+        let start = round_down(offset, align as u64);
+        let skip = (offset - start) as usize;
+        let buf = AlignedBuf::zeroed(round_up(skip + len, align));
+        ReadOp { file, offset: start, buf, filled: 0, skip, want: len, align, tx }
+    }
+}
+
 /// One caller request. It owns its buffer and an `Arc` of the file, so both
 /// stay valid until the kernel completes, even if the caller gave up.
 enum Op {
     Write { file: Arc<File>, offset: u64, buf: Bytes, done: usize, tx: oneshot::Sender<io::Result<()>> },
-    Read { file: Arc<File>, offset: u64, buf: Vec<u8>, len: usize, tx: oneshot::Sender<io::Result<Bytes>> },
+    Read(ReadOp),
     Sync { file: Arc<File>, tx: oneshot::Sender<io::Result<()>> },
 }
 
@@ -268,12 +302,12 @@ impl Op {
                     .offset(*offset + *done as u64)
                     .build()
             }
-            Op::Read { file, offset, buf, len, .. } => {
-                let filled = buf.len();
-                let n = (*len - filled).min(MAX_RW) as u32;
-                let spare = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-                opcode::Read::new(types::Fd(file.as_raw_fd()), spare, n)
-                    .offset(*offset + filled as u64)
+            Op::Read(read) => {
+                let filled = read.filled;
+                let n = (read.buf.as_ref().len() - filled).min(MAX_RW) as u32;
+                let into = read.buf.as_mut_slice()[filled..].as_mut_ptr();
+                opcode::Read::new(types::Fd(read.file.as_raw_fd()), into, n)
+                    .offset(read.offset + filled as u64)
                     .build()
             }
             Op::Sync { file, .. } => {
@@ -300,20 +334,23 @@ impl Op {
                 }
                 Some(Op::Write { file, offset, buf, done, tx })
             }
-            Op::Read { file, offset, mut buf, len, tx } => {
+            Op::Read(mut read) => {
                 if res == -libc::EINTR {
-                    return Some(Op::Read { file, offset, buf, len, tx });
+                    return Some(Op::Read(read));
                 }
                 if res < 0 {
-                    return send(tx, Err(err(res)));
+                    return send(read.tx, Err(err(res)));
                 }
-                let n = (res as usize).min(len - buf.len());
-                // SAFETY: the kernel initialized `n` bytes of spare capacity.
-                unsafe { buf.set_len(buf.len() + n) };
-                if n == 0 || buf.len() == len {
-                    return send(tx, Ok(Bytes::from(buf)));
+                let n = (res as usize).min(read.buf.as_ref().len() - read.filled);
+                read.filled += n;
+                // Direct reads end short only at the end of the file, and
+                // could not go on from an unaligned position anyway.
+                let at_end = n == 0 || read.filled % read.align != 0;
+                if at_end || read.filled == read.buf.as_ref().len() {
+                    let end = read.filled.clamp(read.skip, read.skip + read.want);
+                    return send(read.tx, Ok(read.buf.freeze().slice(read.skip..end)));
                 }
-                Some(Op::Read { file, offset, buf, len, tx })
+                Some(Op::Read(read))
             }
             // A failed fdatasync is never retried: the durable state is unknown.
             Op::Sync { tx, .. } => send(tx, if res < 0 { Err(err(res)) } else { Ok(()) }),
@@ -330,7 +367,7 @@ impl Op {
                     std::mem::forget(buf);
                 }
             }
-            Op::Read { buf, tx, .. } => {
+            Op::Read(ReadOp { buf, tx, .. }) => {
                 let _ = tx.send(Err(driver_gone()));
                 if leak {
                     std::mem::forget(buf);
@@ -627,9 +664,11 @@ impl DiskFile for UringFile {
         }
         check_range(offset, len)?;
         let (tx, rx) = oneshot::channel();
-        let file = Arc::clone(&self.reader);
-        let buf = Vec::with_capacity(len);
-        self.client.submit(Op::Read { file, offset, buf, len, tx });
+        // Files written with direct I/O are read the same way: their bytes
+        // are not in the page cache, and a buffered read would first fill
+        // it (allocating and copying every page) only to copy them again.
+        let file = Arc::clone(if self.align > 1 { &self.file } else { &self.reader });
+        self.client.submit(Op::Read(ReadOp::new(file, offset, len, self.align, tx)));
         rx.await.map_err(|_| driver_gone())?
     }
 

@@ -87,8 +87,7 @@ async fn a_burst_of_64_is_submitted_in_one_call() {
     let reads = (0..64u64)
         .map(|i| {
             let (tx, rx) = oneshot::channel();
-            let (buf, len) = (Vec::with_capacity(4096), 4096);
-            (Op::Read { file: Arc::clone(&f.file), offset: i * 4096, buf, len, tx }, rx)
+            (Op::Read(ReadOp::new(Arc::clone(&f.file), i * 4096, 4096, 1, tx)), rx)
         })
         .collect();
     let r = burst(&disk, reads).await;
@@ -139,11 +138,9 @@ fn a_short_read_continues_until_eof() {
     std::fs::write(&path, b"hello world").unwrap();
     let file = Arc::new(std_disk::open_file(&path, OpenMode::Existing).unwrap());
     let (tx, mut rx) = oneshot::channel();
-    let mut buf = Vec::with_capacity(20);
-    for (dst, src) in buf.spare_capacity_mut().iter_mut().zip(b"hel") {
-        dst.write(*src);
-    }
-    let op = Op::Read { file, offset: 0, buf, len: 20, tx };
+    let mut read = ReadOp::new(file, 0, 20, 1, tx);
+    read.buf.as_mut_slice()[..3].copy_from_slice(b"hel");
+    let op = Op::Read(read);
     // As if the kernel had read 3 bytes: continue at offset 3.
     let mut op = op.complete(3).expect("a short read continues");
     let res = run_once(&mut op);
@@ -220,4 +217,25 @@ async fn abandoned_write_completes_before_shutdown() {
     let written = std::fs::read(&path).unwrap();
     assert_eq!(written.len(), 8 << 20);
     assert!(written.iter().all(|&b| b == 7));
+}
+
+/// Files opened for direct I/O are read directly too: any range, aligned or
+/// not, including ones that run past the end of a file whose length is not
+/// a multiple of the block, reads exactly what a buffered read would.
+#[tokio::test]
+async fn direct_files_read_any_range() {
+    let dir = contract::tempdir();
+    let path = dir.path().join("direct-read");
+    let data: Vec<u8> = (0..3 * 4096 + 1000).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let disk = disk();
+    let f = disk.open_direct(&path, OpenMode::Existing).await.unwrap();
+    let ranges =
+        [(0, 4096), (1, 10), (4095, 2), (4096, 8192), (100, 12000), (12000, 5000), (13287, 9), (20000, 5)];
+    for (offset, len) in ranges {
+        let got = f.read_at(offset, len).await.unwrap();
+        let start = (offset as usize).min(data.len());
+        let end = (start + len).min(data.len());
+        assert_eq!(&got[..], &data[start..end], "read of {len} at {offset}");
+    }
 }
