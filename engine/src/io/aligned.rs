@@ -59,6 +59,12 @@ impl AlignedBuf {
         AlignedBuf { ptr, len, cap }
     }
 
+    /// Where the kernel may write (through a raw pointer, while no slice of
+    /// the buffer is alive), e.g. for a read shared by several operations.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: ptr points at cap >= len initialized bytes owned by self.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }

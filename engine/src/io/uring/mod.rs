@@ -16,11 +16,11 @@
 //! IOPOLL is never set: it hangs on this class of virtio disk.
 #![cfg(target_os = "linux")]
 
-use super::aligned::{round_down, round_up, AlignedBuf};
 use super::disk::{Disk, DiskFile, OpenMode};
 use super::std_disk::{self, StdLock};
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types, IoUring};
+use read::ReadOp;
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
@@ -250,39 +250,6 @@ fn check_range(offset: u64, len: usize) -> io::Result<()> {
     }
 }
 
-/// A read in progress. `buf` receives the file's bytes from `offset` on;
-/// the caller gets `[skip, skip + want)` of them. A direct read covers the
-/// whole blocks around the range asked for, so `offset`, the buffer's
-/// address and its length are multiples of `align`.
-struct ReadOp {
-    file: Arc<File>,
-    offset: u64,
-    buf: AlignedBuf,
-    /// Bytes of `buf` the kernel has filled.
-    filled: usize,
-    skip: usize,
-    want: usize,
-    align: usize,
-    tx: oneshot::Sender<io::Result<Bytes>>,
-}
-
-impl ReadOp {
-    /// Reads `len` bytes at `offset` of `file`, whose reads must be aligned
-    /// to `align` (1 for buffered files).
-    fn new(
-        file: Arc<File>,
-        offset: u64,
-        len: usize,
-        align: usize,
-        tx: oneshot::Sender<io::Result<Bytes>>,
-    ) -> ReadOp {
-        let start = round_down(offset, align as u64);
-        let skip = (offset - start) as usize;
-        let buf = AlignedBuf::zeroed(round_up(skip + len, align));
-        ReadOp { file, offset: start, buf, filled: 0, skip, want: len, align, tx }
-    }
-}
-
 /// One caller request. It owns its buffer and an `Arc` of the file, so both
 /// stay valid until the kernel completes, even if the caller gave up.
 enum Op {
@@ -302,14 +269,7 @@ impl Op {
                     .offset(*offset + *done as u64)
                     .build()
             }
-            Op::Read(read) => {
-                let filled = read.filled;
-                let n = (read.buf.as_ref().len() - filled).min(MAX_RW) as u32;
-                let into = read.buf.as_mut_slice()[filled..].as_mut_ptr();
-                opcode::Read::new(types::Fd(read.file.as_raw_fd()), into, n)
-                    .offset(read.offset + filled as u64)
-                    .build()
-            }
+            Op::Read(read) => read.sqe(),
             Op::Sync { file, .. } => {
                 opcode::Fsync::new(types::Fd(file.as_raw_fd())).flags(types::FsyncFlags::DATASYNC).build()
             }
@@ -334,24 +294,7 @@ impl Op {
                 }
                 Some(Op::Write { file, offset, buf, done, tx })
             }
-            Op::Read(mut read) => {
-                if res == -libc::EINTR {
-                    return Some(Op::Read(read));
-                }
-                if res < 0 {
-                    return send(read.tx, Err(err(res)));
-                }
-                let n = (res as usize).min(read.buf.as_ref().len() - read.filled);
-                read.filled += n;
-                // Direct reads end short only at the end of the file, and
-                // could not go on from an unaligned position anyway.
-                let at_end = n == 0 || read.filled % read.align != 0;
-                if at_end || read.filled == read.buf.as_ref().len() {
-                    let end = read.filled.clamp(read.skip, read.skip + read.want);
-                    return send(read.tx, Ok(read.buf.freeze().slice(read.skip..end)));
-                }
-                Some(Op::Read(read))
-            }
+            Op::Read(read) => read.complete(res).map(Op::Read),
             // A failed fdatasync is never retried: the durable state is unknown.
             Op::Sync { tx, .. } => send(tx, if res < 0 { Err(err(res)) } else { Ok(()) }),
         }
@@ -663,13 +606,9 @@ impl DiskFile for UringFile {
             return Ok(Bytes::new());
         }
         check_range(offset, len)?;
-        let (tx, rx) = oneshot::channel();
-        // Files written with direct I/O are read the same way: their bytes
-        // are not in the page cache, and a buffered read would first fill
-        // it (allocating and copying every page) only to copy them again.
-        let file = Arc::clone(if self.align > 1 { &self.file } else { &self.reader });
-        self.client.submit(Op::Read(ReadOp::new(file, offset, len, self.align, tx)));
-        rx.await.map_err(|_| driver_gone())?
+        // Direct files are read through their direct descriptor (see read.rs).
+        let file = if self.align > 1 { &self.file } else { &self.reader };
+        read::read(&self.client, file, offset, len, self.align).await
     }
 
     async fn sync_data(&self) -> io::Result<()> {
@@ -691,5 +630,6 @@ impl DiskFile for UringFile {
     }
 }
 
+mod read;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Tests of the io_uring backend against the real kernel.
 use super::super::std_disk::contract;
 use super::*;
+use crate::io::aligned::AlignedBuf;
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
@@ -87,7 +88,7 @@ async fn a_burst_of_64_is_submitted_in_one_call() {
     let reads = (0..64u64)
         .map(|i| {
             let (tx, rx) = oneshot::channel();
-            (Op::Read(ReadOp::new(Arc::clone(&f.file), i * 4096, 4096, 1, tx)), rx)
+            (Op::Read(piece(Arc::clone(&f.file), i * 4096, 4096, tx)), rx)
         })
         .collect();
     let r = burst(&disk, reads).await;
@@ -131,6 +132,12 @@ fn a_short_write_resumes_where_it_stopped() {
     assert_eq!(rx.try_recv().unwrap().unwrap_err().kind(), io::ErrorKind::WriteZero);
 }
 
+/// A single read piece of `len` bytes at `offset` of a buffered file.
+fn piece(file: Arc<File>, offset: u64, len: usize, tx: oneshot::Sender<io::Result<usize>>) -> ReadOp {
+    let buf = Arc::new(AlignedBuf::zeroed(len));
+    ReadOp { file, offset, buf, start: 0, end: len, filled: 0, align: 1, tx }
+}
+
 #[test]
 fn a_short_read_continues_until_eof() {
     let dir = contract::tempdir();
@@ -138,8 +145,8 @@ fn a_short_read_continues_until_eof() {
     std::fs::write(&path, b"hello world").unwrap();
     let file = Arc::new(std_disk::open_file(&path, OpenMode::Existing).unwrap());
     let (tx, mut rx) = oneshot::channel();
-    let mut read = ReadOp::new(file, 0, 20, 1, tx);
-    read.buf.as_mut_slice()[..3].copy_from_slice(b"hel");
+    let read = piece(file, 0, 20, tx);
+    let buf = Arc::clone(&read.buf);
     let op = Op::Read(read);
     // As if the kernel had read 3 bytes: continue at offset 3.
     let mut op = op.complete(3).expect("a short read continues");
@@ -149,7 +156,9 @@ fn a_short_read_continues_until_eof() {
     let res = run_once(&mut op);
     assert_eq!(res, 0);
     assert!(op.complete(res).is_none());
-    assert_eq!(&rx.try_recv().unwrap().unwrap()[..], b"hello world");
+    assert_eq!(rx.try_recv().unwrap().unwrap(), 11);
+    // The first 3 bytes were "read" by nobody: still zeros.
+    assert_eq!(&AsRef::<[u8]>::as_ref(buf.as_ref())[..11], b"\0\0\0lo world");
 }
 
 #[tokio::test]
@@ -219,23 +228,40 @@ async fn abandoned_write_completes_before_shutdown() {
     assert!(written.iter().all(|&b| b == 7));
 }
 
-/// Files opened for direct I/O are read directly too: any range, aligned or
-/// not, including ones that run past the end of a file whose length is not
-/// a multiple of the block, reads exactly what a buffered read would.
+/// Reads come back exactly as a buffered read would give them, for files
+/// opened for direct I/O (read in whole blocks) and plain ones, for ranges
+/// aligned or not, split into several pieces or not, and running past the
+/// end of a file whose length is not a multiple of the block.
 #[tokio::test]
-async fn direct_files_read_any_range() {
+async fn reads_of_any_range_in_pieces() {
     let dir = contract::tempdir();
-    let path = dir.path().join("direct-read");
-    let data: Vec<u8> = (0..3 * 4096 + 1000).map(|i| (i * 7 % 251) as u8).collect();
+    let path = dir.path().join("read-ranges");
+    let data: Vec<u8> = (0..3 * read::READ_PIECE_BYTES + 5000).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let disk = disk();
-    let f = disk.open_direct(&path, OpenMode::Existing).await.unwrap();
-    let ranges =
-        [(0, 4096), (1, 10), (4095, 2), (4096, 8192), (100, 12000), (12000, 5000), (13287, 9), (20000, 5)];
-    for (offset, len) in ranges {
-        let got = f.read_at(offset, len).await.unwrap();
-        let start = (offset as usize).min(data.len());
-        let end = (start + len).min(data.len());
-        assert_eq!(&got[..], &data[start..end], "read of {len} at {offset}");
+    let piece = read::READ_PIECE_BYTES as u64;
+    let ranges = [
+        (0, 4096),
+        (1, 10),
+        (4095, 2),
+        (100, 12000),
+        (piece - 1, 2),
+        (0, data.len()),
+        (3, 2 * read::READ_PIECE_BYTES + 7),
+        (piece + 4000, 2 * read::READ_PIECE_BYTES),
+        (3 * piece + 4999, 9),
+        (3 * piece + 6000, 5),
+    ];
+    for direct in [false, true] {
+        let f = match direct {
+            true => disk.open_direct(&path, OpenMode::Existing).await.unwrap(),
+            false => disk.open(&path, OpenMode::Existing).await.unwrap(),
+        };
+        for (offset, len) in ranges {
+            let got = f.read_at(offset, len).await.unwrap();
+            let start = (offset as usize).min(data.len());
+            let end = (start + len).min(data.len());
+            assert!(got[..] == data[start..end], "read of {len} at {offset}, direct {direct}");
+        }
     }
 }
