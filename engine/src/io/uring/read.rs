@@ -65,7 +65,7 @@ impl ReadOp {
         self.filled += n;
         // Direct reads end short only at the end of the file, and could
         // not go on from an unaligned position anyway.
-        let at_end = n == 0 || self.filled % self.align != 0;
+        let at_end = n == 0 || !self.filled.is_multiple_of(self.align);
         if at_end || self.start + self.filled == self.end {
             let _ = self.tx.send(Ok(self.filled));
             return None;
