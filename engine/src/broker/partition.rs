@@ -4,7 +4,7 @@
 use super::error::{BrokerError, ErrorCode};
 use super::producers::{ProducerStates, SequenceCheck};
 use crate::io::Disk;
-use crate::log::batch::{BatchHeader, BatchScanner};
+use crate::log::batch::BatchScanner;
 use crate::log::{FlushPolicy, Log, TopicPartition};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -112,7 +112,8 @@ impl<D: Disk> Partition<D> {
     /// Retries of idempotent batches already in the log are answered with
     /// their original offsets.
     pub async fn produce(&self, records: Bytes, _acks: Acks) -> Result<ProduceOutcome, BrokerError> {
-        let headers = parse_headers(&records)?;
+        let batches = self.log.validate(records)?;
+        let headers = batches.headers().to_vec();
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
             return Err(BrokerError::new(
@@ -140,7 +141,7 @@ impl<D: Disk> Partition<D> {
                 }
             }
             // Queued under the producer lock: offsets follow sequence order.
-            self.log.enqueue(records, self.leader_epoch())?
+            self.log.enqueue_validated(batches, self.leader_epoch())?
         };
         let info = ticket.wait().await?;
         if let Some(h) = headers.iter().find(|h| h.producer_id >= 0) {
@@ -185,19 +186,6 @@ impl<D: Disk> Partition<D> {
             },
         }
     }
-}
-
-fn parse_headers(records: &Bytes) -> Result<Vec<BatchHeader>, BrokerError> {
-    let mut headers = Vec::new();
-    for item in BatchScanner::new(records) {
-        let (_, header) =
-            item.map_err(|(_, e)| BrokerError::new(ErrorCode::CorruptMessage, e.to_string()))?;
-        headers.push(header);
-    }
-    if headers.is_empty() {
-        return Err(BrokerError::new(ErrorCode::InvalidRecord, "no record batches"));
-    }
-    Ok(headers)
 }
 
 /// Reads the last segments' batch headers to learn each producer's latest

@@ -31,6 +31,6 @@ pub mod truncate;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
 pub use manager::{LogManager, TopicPartition};
-pub use partition_log::{AppendInfo, Log};
+pub use partition_log::{AppendInfo, Log, Validated};
 pub use read::ReadResult;
 pub use recovery::RecoveryReport;

@@ -54,6 +54,19 @@ pub struct AppendInfo {
     pub log_start_offset: u64,
 }
 
+/// Record batches that passed `Log::validate`, with their headers. Only
+/// `validate` makes one, so `enqueue_validated` can trust it.
+pub struct Validated {
+    records: Bytes,
+    headers: Vec<BatchHeader>,
+}
+
+impl Validated {
+    pub fn headers(&self) -> &[BatchHeader] {
+        &self.headers
+    }
+}
+
 pub(super) struct PendingAppend {
     records: Bytes,
     headers: Vec<BatchHeader>,
@@ -211,8 +224,16 @@ impl<D: Disk> Log<D> {
         Ok(())
     }
 
-    /// Checks every batch of an append before it is queued.
-    fn validate(&self, records: &Bytes) -> Result<Vec<BatchHeader>, AppendError> {
+    /// Checks every batch of an append (sizes, CRC-32C, dense offsets)
+    /// before it is queued. Callers that need the headers first (idempotent
+    /// producers) validate, then `enqueue_validated`: each byte's CRC is
+    /// computed once.
+    pub fn validate(&self, records: Bytes) -> Result<Validated, AppendError> {
+        let headers = self.check_batches(&records)?;
+        Ok(Validated { records, headers })
+    }
+
+    fn check_batches(&self, records: &Bytes) -> Result<Vec<BatchHeader>, AppendError> {
         let mut headers = Vec::new();
         for item in BatchScanner::new(records) {
             let (_, header) = item.map_err(|(_, e)| AppendError::InvalidBatch(e))?;
@@ -247,7 +268,16 @@ impl<D: Disk> Log<D> {
     /// queued, so a caller that must order appends (idempotent producers)
     /// queues under its own lock and waits outside it.
     pub fn enqueue(&self, records: Bytes, leader_epoch: i32) -> Result<AppendTicket<'_, D>, AppendError> {
-        let headers = self.validate(&records)?;
+        self.enqueue_validated(self.validate(records)?, leader_epoch)
+    }
+
+    /// `enqueue` of batches `validate` has checked.
+    pub fn enqueue_validated(
+        &self,
+        batches: Validated,
+        leader_epoch: i32,
+    ) -> Result<AppendTicket<'_, D>, AppendError> {
+        let Validated { records, headers } = batches;
         let (done, result) = oneshot::channel();
         let mut st = self.state();
         Self::check_writable(&st)?;
