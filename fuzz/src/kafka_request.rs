@@ -1,7 +1,8 @@
 //! `kafka_request`: arbitrary request frames through the server's frame,
 //! header and body decoding (`net::frame`, `protocol::request::parse`) and,
 //! when a frame decodes, through `handlers::handle` to a broker holding a
-//! few topics, then the response through `protocol::response::encode`.
+//! few topics, then the response through `protocol::response::encode`
+//! (and `encode_frame`, as the connection writes it, to the same bytes).
 //! No socket: the frames are handled one after another, as a connection
 //! would handle them if each request finished before the next was read.
 //!
@@ -587,6 +588,12 @@ fn check_encoding(api_key: ApiKey, version: i16, correlation_id: i32, body: &Res
     let frame = response::encode(api_key, version, correlation_id, body)
         .unwrap_or_else(|e| panic!("{api_key:?} v{version} response does not encode: {e}\n{body:?}"));
     assert!(frame.len() >= 8, "{api_key:?} v{version} response frame of {} bytes", frame.len());
+    // What the connection writes (a Fetch response in segments, its records
+    // not copied) is the same bytes.
+    let written = response::encode_frame(api_key, version, correlation_id, body)
+        .unwrap_or_else(|e| panic!("{api_key:?} v{version} response does not encode as written: {e}"));
+    assert_eq!(written.len(), frame.len(), "{api_key:?} v{version} written frame length");
+    assert_eq!(written.to_bytes(), frame, "{api_key:?} v{version} written frame differs");
     let len = i32::from_be_bytes(frame[..4].try_into().unwrap());
     assert_eq!(len as usize, frame.len() - 4, "{api_key:?} v{version} response length prefix");
     assert_eq!(

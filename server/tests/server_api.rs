@@ -384,6 +384,33 @@ async fn fetch_out_of_range_and_byte_limits() {
     assert_eq!(parts[0].records.as_ref().unwrap().len(), one_batch);
     assert_eq!(parts[1].records.as_ref().unwrap().len(), 0);
     assert_eq!(parts[1].high_watermark, 30);
+
+    // Partition limits within the request's: the partitions are read
+    // together, and answer what reading them in turn would. The first
+    // batch of partition 0 overshoots its 1-byte limit; partition 1 keeps
+    // the whole batches that fit in what is left.
+    let two_limits = |first: usize, second: usize, max: usize| {
+        let mut request = fetch_request("r", 0, 0, 0, 0).with_max_bytes(max as i32);
+        let partition = request.topics[0].partitions[0].clone();
+        request.topics[0].partitions = vec![
+            partition.clone().with_partition_max_bytes(first as i32),
+            partition.with_partition(1).with_partition_max_bytes(second as i32),
+        ];
+        request
+    };
+    let records = |response: &FetchResponse| -> Vec<usize> {
+        response.responses[0].partitions.iter().map(|p| p.records.as_ref().map_or(0, |r| r.len())).collect()
+    };
+    let cases = [
+        ((1, 1, 2), [one_batch, 0]),
+        ((1, 2 * one_batch, 1 + 2 * one_batch), [one_batch, one_batch]),
+        ((1, 3 * one_batch, 1 + 3 * one_batch), [one_batch, 2 * one_batch]),
+        ((one_batch, one_batch, 2 * one_batch), [one_batch, one_batch]),
+    ];
+    for ((first, second, max), expected) in cases {
+        let response = client.call(12, &two_limits(first, second, max)).await;
+        assert_eq!(records(&response), expected, "limits {first}, {second} within {max}");
+    }
     server.shutdown().await.unwrap();
 }
 

@@ -1,15 +1,21 @@
 //! librdkafka (through the rdkafka crate) against the server: a real client
 //! produces with every compression codec and with idempotence, and reads
-//! everything back by assignment (consumer groups are not implemented yet).
+//! everything back by assignment (consumer groups are not implemented yet);
+//! and reads large batches from several partitions at once, which the
+//! server sends without copying them into the response (each partition's
+//! records a segment of the frame of its own).
 
 mod server_support;
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use server_support::data_dir;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const MESSAGES_PER_PRODUCER: usize = 50;
@@ -87,5 +93,85 @@ async fn librdkafka_produces_and_consumes_with_every_codec() {
     .await
     .unwrap();
     assert_eq!(received, expected);
+    server.shutdown().await.unwrap();
+}
+
+/// A value of `len` bytes that says where it belongs, so that a byte out of
+/// place anywhere in a frame shows.
+fn large_value(partition: i32, i: usize, len: usize) -> Vec<u8> {
+    let stamp = format!("{partition}/{i}:");
+    stamp.bytes().chain((0..len).map(|n| (n * 31 + i) as u8)).take(len).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_reads_large_batches_from_several_partitions() {
+    const PARTITIONS: i32 = 3;
+    const PER_PARTITION: usize = 60;
+    const VALUE_BYTES: usize = 20_000;
+    let dir = data_dir("rdkafka-large");
+    let server = server_support::start(dir.path()).await;
+    let bootstrap = server.kafka_addr.to_string();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let topic = NewTopic::new("rd-large", PARTITIONS, TopicReplication::Fixed(1));
+    for result in admin.create_topics([&topic], &AdminOptions::new()).await.unwrap() {
+        result.unwrap_or_else(|(name, e)| panic!("creating {name}: {e}"));
+    }
+    // Batches of many records, so that each partition answers with far
+    // more than the encoder copies inline.
+    let producer = producer(&bootstrap, &[("linger.ms", "20"), ("batch.size", "1000000")]);
+    let mut pending = Vec::new();
+    for i in 0..PER_PARTITION {
+        for partition in 0..PARTITIONS {
+            let value = large_value(partition, i, VALUE_BYTES);
+            let record = FutureRecord::<(), _>::to("rd-large").payload(&value).partition(partition);
+            pending.push(producer.send_result(record).unwrap());
+        }
+    }
+    for delivery in pending {
+        delivery.await.unwrap().unwrap_or_else(|(e, _)| panic!("produce failed: {e}"));
+    }
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "ringtail-test-large")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        // librdkafka checks each batch's CRC only when asked.
+        .set("check.crcs", "true")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment.add_partition_offset("rd-large", partition, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let received = tokio::task::spawn_blocking(move || {
+        let mut received: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
+        let started = Instant::now();
+        while received.values().map(Vec::len).sum::<usize>() < PER_PARTITION * PARTITIONS as usize
+            && started.elapsed() < DEADLINE
+        {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    let values = received.entry(message.partition()).or_default();
+                    assert_eq!(message.offset(), values.len() as i64);
+                    values.push(message.payload().unwrap().to_vec());
+                }
+                Some(Err(e)) => panic!("consume failed: {e}"),
+                None => {}
+            }
+        }
+        received
+    })
+    .await
+    .unwrap();
+    for partition in 0..PARTITIONS {
+        let values = received.get(&partition).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(values.len(), PER_PARTITION, "partition {partition}");
+        for (i, value) in values.iter().enumerate() {
+            assert!(*value == large_value(partition, i, VALUE_BYTES), "partition {partition} record {i}");
+        }
+    }
     server.shutdown().await.unwrap();
 }

@@ -8,7 +8,10 @@
 //!   With `--rate`, producers send on a fixed schedule instead of as fast
 //!   as they can, and latency counts from each request's scheduled time.
 //! - `consume`: one consumer reads `--messages` records from the earliest
-//!   offsets of every partition. Latency is per fetch request.
+//!   offsets of every partition, in place (values are not copied, each
+//!   batch's CRC is checked), asking for the next records as soon as a
+//!   response arrives, before reading it, as Kafka's consumer prefetches.
+//!   Latency is per fetch request, from sending it to its response.
 //! - `e2e`: the consumer starts at the end of every partition, then the
 //!   producers run; every payload starts with the nanoseconds since the
 //!   bench started, so latency is produce-to-consume per record.
@@ -26,10 +29,11 @@ use clap::{Parser, ValueEnum};
 use ringtail_server::client::error::code;
 use ringtail_server::client::produce::now_ms;
 use ringtail_server::client::{
-    build_batch, Acks, Client, ClientConfig, ClientError, FetchOptions, FetchPosition, NewTopic, OffsetSpec,
-    ProducerRecord,
+    build_batch, Acks, Client, ClientConfig, ClientError, FetchOptions, FetchPosition, FetchedBatches,
+    NewTopic, OffsetSpec, ProducerRecord,
 };
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -136,7 +140,7 @@ struct Report {
 }
 
 async fn run(args: &Args) -> Result<Report> {
-    let client = Client::connect(&args.bootstrap, bench_config()).await?;
+    let client = Arc::new(Client::connect(&args.bootstrap, bench_config()).await?);
     let partitions = ensure_topic(&client, &args.topic, args.partitions).await?;
     let t0 = Instant::now();
     match args.mode {
@@ -154,7 +158,6 @@ async fn run(args: &Args) -> Result<Report> {
         Mode::E2e => {
             let positions = start_positions(&client, &args.topic, &partitions, OffsetSpec::Latest).await?;
             let consumer = {
-                let client = Arc::new(client);
                 let args = args.clone();
                 tokio::spawn(async move { consume(&client, &args, positions, t0, true).await })
             };
@@ -337,9 +340,9 @@ fn nanos_since(t0: Instant) -> u64 {
 /// Reads `--messages` records from `positions`. With `stamped`, latency is
 /// each record's age (its payload's stamp against now); else per fetch.
 async fn consume(
-    client: &Client,
+    client: &Arc<Client>,
     args: &Args,
-    mut positions: Vec<FetchPosition>,
+    positions: Vec<FetchPosition>,
     t0: Instant,
     stamped: bool,
 ) -> Result<Report> {
@@ -349,6 +352,11 @@ async fn consume(
     let (mut messages, mut value_bytes) = (0u64, 0u64);
     let mut latency = Histogram::new();
     let mut last_progress = Instant::now();
+    let (responses, mut fetched_rx) = mpsc::channel(1);
+    let prefetcher =
+        tokio::spawn(prefetch(Arc::clone(client), args.topic.clone(), positions, options, responses));
+    // Ends the prefetcher however this returns.
+    let _prefetcher = AbortOnDrop(prefetcher);
     while messages < args.messages {
         if last_progress.elapsed() > idle_timeout {
             return Err(protocol(format!(
@@ -357,14 +365,16 @@ async fn consume(
                 args.messages
             )));
         }
-        let fetch_started = Instant::now();
-        let fetched = client.fetch(&args.topic, &positions, &options).await?;
-        let fetch_latency = fetch_started.elapsed();
+        let Some(fetched) = fetched_rx.recv().await else {
+            return Err(protocol("the fetching task ended".to_owned()));
+        };
+        let (fetched, fetch_latency) = fetched?;
         let mut got = 0u64;
-        for partition in fetched {
-            for record in &partition.records {
-                let value = record.value.as_deref().unwrap_or_default();
+        for partition in &fetched {
+            for record in partition.records() {
+                let value = record?.value.unwrap_or_default();
                 value_bytes += value.len() as u64;
+                got += 1;
                 if stamped {
                     let stamp =
                         value.get(..STAMP_BYTES).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
@@ -372,10 +382,6 @@ async fn consume(
                         stamp.ok_or_else(|| protocol("record too short to hold a timestamp".into()))?;
                     latency.record(Duration::from_nanos(nanos_since(t0).saturating_sub(stamp)));
                 }
-            }
-            got += partition.records.len() as u64;
-            if let Some(position) = positions.iter_mut().find(|p| p.partition == partition.partition) {
-                position.offset = partition.next_offset;
             }
         }
         if got > 0 {
@@ -387,6 +393,66 @@ async fn consume(
         messages += got;
     }
     Ok(Report { messages, value_bytes, elapsed: started.elapsed(), latency, latency_kind: "fetch request" })
+}
+
+type Fetched = Result<(Vec<FetchedBatches>, Duration)>;
+
+/// Fetches from `positions` on, handing each response to the consumer.
+/// The next fetch goes out as soon as a response arrives (its positions
+/// are in the batch headers), before anyone reads its records, as Kafka's
+/// consumer prefetches; so the broker serves one fetch while the consumer
+/// reads the last. A response is fetched only once the consumer has taken
+/// the one before: at most one waits unread, and one more is in flight.
+async fn prefetch(
+    client: Arc<Client>,
+    topic: String,
+    mut positions: Vec<FetchPosition>,
+    options: FetchOptions,
+    responses: mpsc::Sender<Fetched>,
+) {
+    let mut in_flight = start_fetch(&client, &topic, &positions, options);
+    while let Ok(slot) = responses.reserve().await {
+        let fetched = (&mut in_flight).await.unwrap_or_else(|e| Err(protocol(format!("fetch task: {e}"))));
+        if let Ok((fetched, _)) = &fetched {
+            for partition in fetched {
+                if let Some(position) = positions.iter_mut().find(|p| p.partition == partition.partition) {
+                    position.offset = partition.next_offset;
+                }
+            }
+            in_flight = start_fetch(&client, &topic, &positions, options);
+        }
+        let failed = fetched.is_err();
+        slot.send(fetched);
+        if failed {
+            return;
+        }
+    }
+    in_flight.abort();
+}
+
+/// Sends a fetch from a task of its own, so that it is on its way while
+/// the caller waits for the consumer. Its latency is measured in the task,
+/// from sending to the response, not to when anyone gets to it.
+fn start_fetch(
+    client: &Arc<Client>,
+    topic: &str,
+    positions: &[FetchPosition],
+    options: FetchOptions,
+) -> JoinHandle<Fetched> {
+    let (client, topic, positions) = (Arc::clone(client), topic.to_owned(), positions.to_vec());
+    tokio::spawn(async move {
+        let sent = Instant::now();
+        let fetched = client.fetch_batches(&topic, &positions, &options).await?;
+        Ok((fetched, sent.elapsed()))
+    })
+}
+
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Report {

@@ -12,7 +12,7 @@
 //! mismatched correlation id, a timeout) closes the connection: later calls
 //! fail fast with `Closed`, and the cluster layer opens a new one.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -349,7 +349,15 @@ async fn read_frame(half: &mut OwnedReadHalf, frame_bytes_max: usize, addr: &str
             reason: format!("response frame of {len_bytes} bytes is too short to hold a header"),
         },
     })?;
-    let mut frame = BytesMut::zeroed(len);
-    half.read_exact(&mut frame).await.map_err(io_error)?;
+    // Read into spare capacity rather than a zeroed buffer: zeroing a Fetch
+    // response of many MiB first would cost one more pass over every byte.
+    // The limit keeps each read inside this frame.
+    let mut frame = BytesMut::with_capacity(len);
+    while frame.len() < len {
+        let rest = len - frame.len();
+        if half.read_buf(&mut (&mut frame).limit(rest)).await.map_err(io_error)? == 0 {
+            return Err(io_error(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(frame.freeze())
 }

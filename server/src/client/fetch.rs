@@ -1,4 +1,8 @@
 //! Fetch: read records from partitions, one request per leader broker.
+//!
+//! `fetch_batches` returns each partition's record batches as they came
+//! (see `fetched`), for consumers that read records in place; `fetch`
+//! decodes them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,16 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use ringtail_engine::log::batch::{BatchError, BatchHeader};
-use ringtail_engine::log::records::{decode_records, RecordsError};
 use tokio::task::JoinSet;
 
 use super::cluster::Client;
 use super::connection::Connection;
 use super::error::{ClientError, Result};
+use super::fetched::FetchedBatches;
 
 /// Kafka's consumer defaults (`fetch.max.wait.ms`, `fetch.max.bytes`,
 /// `max.partition.fetch.bytes`).
@@ -80,12 +82,22 @@ impl Client {
         positions: &[FetchPosition],
         options: &FetchOptions,
     ) -> Result<Vec<PartitionFetch>> {
-        let mut done: BTreeMap<i32, PartitionFetch> = BTreeMap::new();
+        self.fetch_batches(topic, positions, options).await?.iter().map(FetchedBatches::decode).collect()
+    }
+
+    /// Like `fetch`, but leaves the records encoded, to be read in place.
+    pub async fn fetch_batches(
+        &self,
+        topic: &str,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+    ) -> Result<Vec<FetchedBatches>> {
+        let mut done: BTreeMap<i32, FetchedBatches> = BTreeMap::new();
         let mut todo: Vec<FetchPosition> = positions.to_vec();
         let mut attempt = 1;
         loop {
             let round = self.fetch_round(topic, &todo, options).await?;
-            let got_records = round.done.iter().any(|f| !f.records.is_empty());
+            let got_records = round.done.iter().any(|f| !f.bytes.is_empty());
             done.extend(round.done.into_iter().map(|f| (f.partition, f)));
             let Some(error) = round.stale_error else { break };
             if got_records || attempt >= self.config().attempts_max {
@@ -95,7 +107,7 @@ impl Client {
                 // Report the moved partitions as empty; refresh so the next
                 // call routes them right.
                 for p in &round.stale {
-                    done.insert(p.partition, empty_fetch(*p));
+                    done.insert(p.partition, FetchedBatches::empty(topic, *p));
                 }
                 let _ = self.fetch_metadata(Some(&[topic])).await;
                 break;
@@ -179,14 +191,14 @@ impl Client {
                 .find(|p| p.partition_index == position.partition);
             let Some(data) = data else {
                 // Brokers may leave out partitions with nothing new.
-                round.done.push(empty_fetch(*position));
+                round.done.push(FetchedBatches::empty(topic, *position));
                 continue;
             };
             let error = super::error::check(data.error_code, None, || {
                 format!("fetch {topic}-{} at offset {}", position.partition, position.offset)
             });
             match error {
-                Ok(()) => round.done.push(decode_partition(topic, *position, data)?),
+                Ok(()) => round.done.push(FetchedBatches::new(topic, *position, data)?),
                 Err(e) if e.is_stale_metadata() => round.stale(*position, e),
                 Err(e) => return Err(e),
             }
@@ -197,7 +209,7 @@ impl Client {
 
 #[derive(Default)]
 struct Round {
-    done: Vec<PartitionFetch>,
+    done: Vec<FetchedBatches>,
     stale: Vec<FetchPosition>,
     stale_error: Option<ClientError>,
 }
@@ -206,16 +218,6 @@ impl Round {
     fn stale(&mut self, position: FetchPosition, error: ClientError) {
         self.stale.push(position);
         self.stale_error = Some(error);
-    }
-}
-
-fn empty_fetch(position: FetchPosition) -> PartitionFetch {
-    PartitionFetch {
-        partition: position.partition,
-        records: Vec::new(),
-        next_offset: position.offset,
-        high_watermark: -1,
-        log_start_offset: -1,
     }
 }
 
@@ -237,132 +239,4 @@ fn fetch_request(topic: &str, group: &[FetchPosition], options: &FetchOptions) -
         .with_min_bytes(options.min_bytes)
         .with_max_bytes(options.max_bytes)
         .with_topics(vec![topic])
-}
-
-/// Splits the partition's record bytes into batches and decodes them.
-/// A broker may cut the last batch short to respect the size limits; that
-/// partial batch is not an error, it is fetched again next time.
-fn decode_partition(topic: &str, position: FetchPosition, data: &PartitionData) -> Result<PartitionFetch> {
-    let mut fetch = PartitionFetch {
-        partition: position.partition,
-        records: Vec::new(),
-        next_offset: position.offset,
-        high_watermark: data.high_watermark,
-        log_start_offset: data.log_start_offset,
-    };
-    let bytes = data.records.as_ref().map_or(&[][..], |b| &b[..]);
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let records_error = |offset, source| ClientError::Records {
-            topic: topic.to_owned(),
-            partition: position.partition,
-            offset,
-            source,
-        };
-        let header = match BatchHeader::parse(rest) {
-            Ok(header) => header,
-            Err(BatchError::Incomplete { .. }) => break,
-            Err(e) => return Err(records_error(fetch.next_offset, RecordsError::Batch(e))),
-        };
-        let Some(batch) = rest.get(..header.size_bytes()) else { break };
-        rest = &rest[header.size_bytes()..];
-        let (header, records) = decode_records(batch).map_err(|e| match e {
-            RecordsError::Compressed(codec) | RecordsError::UnknownCodec(codec) => {
-                ClientError::Compressed { topic: topic.to_owned(), partition: position.partition, codec }
-            }
-            other => records_error(header.base_offset, other),
-        })?;
-        let next = i64::try_from(header.next_offset()).unwrap_or(i64::MAX);
-        // Transaction markers carry no user records.
-        if !header.is_control() {
-            fetch.records.extend(
-                records
-                    .into_iter()
-                    .map(|r| ConsumedRecord {
-                        offset: r.offset(&header),
-                        timestamp_ms: r.timestamp(&header),
-                        key: r.key,
-                        value: r.value,
-                        headers: r.headers,
-                    })
-                    // A batch may begin before the offset asked for.
-                    .filter(|r| r.offset >= position.offset),
-            );
-        }
-        fetch.next_offset = fetch.next_offset.max(next);
-    }
-    Ok(fetch)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ringtail_engine::log::batch::set_base_offset;
-    use ringtail_engine::log::records::BatchBuilder;
-
-    fn batch(base_offset: u64, values: &[&'static str]) -> Vec<u8> {
-        let mut b = BatchBuilder::new(0, 1000);
-        for v in values {
-            b.push(None, Some(Bytes::from_static(v.as_bytes())), 1000);
-        }
-        let mut bytes = b.build().to_vec();
-        set_base_offset(&mut bytes, base_offset);
-        bytes
-    }
-
-    fn data(bytes: Vec<u8>) -> PartitionData {
-        PartitionData::default().with_high_watermark(99).with_records(Some(Bytes::from(bytes)))
-    }
-
-    /// Records before the fetch offset are skipped, a cut-off last batch is
-    /// ignored, and the next offset is past the last whole batch.
-    #[test]
-    fn decodes_batches_skipping_earlier_records_and_partial_tail() {
-        let mut bytes = batch(10, &["a", "b", "c"]);
-        bytes.extend(batch(13, &["d"]));
-        let partial = batch(14, &["e"]);
-        bytes.extend(&partial[..partial.len() - 3]);
-        let f =
-            decode_partition("t", FetchPosition { partition: 0, offset: 11 }, &data(bytes)).expect("decodes");
-        let offsets: Vec<i64> = f.records.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, [11, 12, 13]);
-        assert_eq!(f.records[0].value.as_deref(), Some(&b"b"[..]));
-        assert_eq!(f.next_offset, 14);
-        assert_eq!(f.high_watermark, 99);
-    }
-
-    #[test]
-    fn compressed_batches_are_a_clear_error() {
-        let mut bytes = batch(0, &["a"]);
-        bytes[22] |= 4; // zstd
-        let crc = crc32c_of(&bytes[21..]);
-        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-        let err = decode_partition("t", FetchPosition { partition: 2, offset: 0 }, &data(bytes)).unwrap_err();
-        assert!(matches!(err, ClientError::Compressed { codec: 4, partition: 2, .. }), "{err}");
-        assert!(err.to_string().contains("does not support compression"), "{err}");
-    }
-
-    #[test]
-    fn corrupt_batches_are_errors() {
-        let mut bytes = batch(0, &["a"]);
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        let err = decode_partition("t", FetchPosition { partition: 0, offset: 0 }, &data(bytes)).unwrap_err();
-        assert!(matches!(err, ClientError::Records { .. }), "{err}");
-    }
-
-    fn crc32c_of(bytes: &[u8]) -> u32 {
-        // The engine keeps its CRC helper private; the batch's own checker
-        // tells us the value it expects.
-        match ringtail_engine::log::batch::validate_batch(&{
-            let mut b = batch(0, &["a"]);
-            b.truncate(21);
-            b.extend_from_slice(bytes);
-            b
-        }) {
-            Err(BatchError::BadCrc { computed, .. }) => computed,
-            Ok(header) => header.crc,
-            Err(e) => panic!("unexpected {e}"),
-        }
-    }
 }

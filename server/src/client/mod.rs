@@ -8,13 +8,15 @@
 //! - `metadata`: the cluster as Metadata describes it.
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
 //! - `admin`, `produce`, `fetch`, `offsets`, `group`: the operations on `Client`.
+//! - `fetched`, `records`: fetched record batches, read in place.
 //! - `assignor`: the consumer protocol's embedded formats and the range assignor.
 //! - `consumer_group`: `GroupMember`, one member of a consumer group:
 //!   join, sync, heartbeat in the background, commit, leave.
 //! - `config`, `error`: settings and limits; errors with Kafka's names.
 //!
-//! Batches are built and read by the engine's record codec, uncompressed
-//! only: a compressed batch on fetch is reported as unsupported.
+//! Batches are built by the engine's record codec and read in place by
+//! `records` (the same format, without copying), uncompressed only: a
+//! compressed batch on fetch is reported as unsupported.
 
 pub mod admin;
 pub mod assignor;
@@ -24,11 +26,13 @@ pub mod connection;
 pub mod consumer_group;
 pub mod error;
 pub mod fetch;
+pub mod fetched;
 pub mod frame;
 pub mod group;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod records;
 pub mod versions;
 
 pub use admin::{ConfigEntry, ConfigSource, NewTopic};
@@ -38,6 +42,7 @@ pub use connection::Connection;
 pub use consumer_group::{GroupMember, MemberConfig};
 pub use error::{kafka_error_name, ClientError};
 pub use fetch::{ConsumedRecord, FetchOptions, FetchPosition, PartitionFetch};
+pub use fetched::FetchedBatches;
 pub use group::{CommittedOffsets, GroupDescription, ListedGroup, MemberDescription, Membership};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;

@@ -8,16 +8,23 @@
 //! the first batch of the first partition with data is returned whole, so a
 //! consumer always makes progress past a batch larger than its limits.
 //!
+//! When the partitions' own limits add up to no more than the response's,
+//! no partition's read depends on another's, so all are read at once: the
+//! log's reads overlap (one checks its CRCs while the next is read, and a
+//! disk sees a queue). Otherwise they are read one after another, each
+//! within what the earlier ones left.
+//!
 //! Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
 //! which tells clients to send full requests, as Kafka does when its session
 //! cache is full.
 
 use super::{check_leader_epoch, code, Context};
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
+use ringtail_engine::log::batch::BatchHeader;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
 use std::time::Duration;
@@ -92,12 +99,24 @@ async fn read_round(
 ) -> Round {
     let mut round =
         Round { topics: Vec::with_capacity(topics.len()), bytes: 0, failed: false, watches: Vec::new() };
+    let limits_sum =
+        topics.iter().flat_map(|t| &t.partitions).map(partition_limit).fold(0, usize::saturating_add);
+    let mut early_reads = Vec::new().into_iter();
+    if limits_sum <= max_bytes {
+        let mut reads = Vec::new();
+        for topic in topics {
+            for p in &topic.partitions {
+                reads.push(read_partition(ctx, topic.topic.0.as_str(), p, partition_limit(p)));
+            }
+        }
+        early_reads = join_all(reads).await.into_iter();
+    }
     for topic in topics {
         let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let budget = max_bytes.saturating_sub(round.bytes);
-            let partition_max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
+            let partition_max_bytes = partition_limit(p).min(budget);
             let mut data =
                 PartitionData::default().with_partition_index(p.partition).with_records(Some(Bytes::new()));
             if read_committed {
@@ -105,22 +124,19 @@ async fn read_round(
             } else {
                 data.aborted_transactions = None;
             }
-            match read_partition(
-                ctx,
-                name,
-                p.partition,
-                p.current_leader_epoch,
-                p.fetch_offset,
-                partition_max_bytes,
-            )
-            .await
-            {
+            let read = match early_reads.next() {
+                Some(read) => read,
+                None => read_partition(ctx, name, p, partition_max_bytes).await,
+            };
+            match read {
                 Ok(read) => {
                     let first_data = round.bytes == 0;
                     // Only the first partition with data may exceed the
-                    // remaining budget (with its first batch).
+                    // remaining budget (with its first batch). A read made
+                    // before the budget was known keeps the batches that
+                    // fit: what a read within the budget returns.
                     let records =
-                        if !first_data && read.records.len() > budget { Bytes::new() } else { read.records };
+                        if first_data { read.records } else { whole_batches_within(read.records, budget) };
                     round.bytes += records.len();
                     round.watches.push(read.watch);
                     data = data
@@ -152,14 +168,59 @@ struct PartitionRead {
     watch: watch::Receiver<u64>,
 }
 
+/// The partition's own limit on its records.
+fn partition_limit(p: &FetchPartition) -> usize {
+    usize::try_from(p.partition_max_bytes).unwrap_or(0)
+}
+
+/// The whole batches at the start of `records` that fit in `max_bytes`.
+fn whole_batches_within(records: Bytes, max_bytes: usize) -> Bytes {
+    if records.len() <= max_bytes {
+        return records;
+    }
+    let mut end = 0;
+    while let Some(header) = records.get(end..).and_then(|rest| BatchHeader::parse(rest).ok()) {
+        match end.checked_add(header.size_bytes()) {
+            Some(next) if next <= max_bytes => end = next,
+            _ => break,
+        }
+    }
+    records.slice(..end)
+}
+
+/// Runs `futures` together on this task; their outputs, in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            let Some(future) = slot else { continue };
+            match future.as_mut().poll(cx) {
+                Poll::Ready(value) => {
+                    *output = Some(value);
+                    *slot = None;
+                }
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 async fn read_partition(
     ctx: &Context,
     topic: &str,
-    index: i32,
-    current_leader_epoch: i32,
-    offset: i64,
+    p: &FetchPartition,
     max_bytes: usize,
 ) -> Result<PartitionRead, i16> {
+    let (index, current_leader_epoch, offset) = (p.partition, p.current_leader_epoch, p.fetch_offset);
     let partition = ctx.broker.leader_partition(topic, index).map_err(|e| code(&e))?;
     check_leader_epoch(current_leader_epoch, partition.leader_epoch())?;
     let watch = partition.high_watermark_watch();

@@ -20,8 +20,7 @@ use super::frame::{body_length, read_body, read_prefix, FrameError};
 use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{parse, Parsed, Request};
-use crate::protocol::response;
-use bytes::Bytes;
+use crate::protocol::response::{self, Frame};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -92,7 +91,7 @@ struct Pending {
 
 #[derive(Debug)]
 enum Outgoing {
-    Frame(Bytes),
+    Frame(Frame),
     Nothing,
     Close(String),
 }
@@ -204,7 +203,7 @@ async fn read_requests(
             Ok(Parsed::ApiVersionsUnsupported { correlation_id }) => {
                 let answer = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
                 let outgoing = match response::encode(ApiKey::ApiVersions, 0, correlation_id, &answer) {
-                    Ok(frame) => Outgoing::Frame(frame),
+                    Ok(frame) => Outgoing::Frame(Frame::single(frame)),
                     Err(e) => Outgoing::Close(e.to_string()),
                 };
                 let (tx, rx) = oneshot::channel();
@@ -267,7 +266,7 @@ async fn run_request(job: Job, _token: TaskToken) {
     let reply = match reply {
         Reply::Respond(body) => {
             failed = response_failed(&body);
-            match response::encode(api_key, version, correlation_id, &body) {
+            match response::encode_frame(api_key, version, correlation_id, &body) {
                 Ok(frame) => Outgoing::Frame(frame),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode a response; closing the connection");
@@ -305,6 +304,12 @@ impl<F: Future> Future for SignalAfterFirstPoll<F> {
 /// Writes responses in request order, flushing whenever the next one is not
 /// ready yet, so that pipelined responses share syscalls but none waits
 /// behind a slow request.
+///
+/// A frame goes out segment by segment: the buffer gathers the small ones
+/// (headers, fields, small responses), and a segment at least as large as
+/// the buffer (a Fetch response's record batches) goes straight from its
+/// own memory to the socket once what is buffered before it is flushed, as
+/// `BufWriter` does for such writes.
 async fn write_responses(
     write_half: OwnedWriteHalf,
     mut pending: mpsc::UnboundedReceiver<Pending>,
@@ -335,7 +340,9 @@ async fn write_responses(
         };
         match outgoing {
             Outgoing::Frame(frame) => {
-                writer.write_all(&frame).await?;
+                for segment in frame.segments() {
+                    writer.write_all(segment).await?;
+                }
                 metrics.bytes_sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
             }
             Outgoing::Nothing => {}

@@ -9,8 +9,11 @@
 //! - `request`: a frame in, a decoded request (or the reason to refuse it)
 //!   out.
 //! - `response`: a response body in, a length-prefixed frame out.
+//! - `fetch_response`: the Fetch response encoded by hand, its record
+//!   batches passed through as segments of the frame rather than copied.
 
 pub mod bounds;
+pub mod fetch_response;
 pub mod header;
 pub mod request;
 pub mod response;

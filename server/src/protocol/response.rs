@@ -1,6 +1,10 @@
 //! A response body in; a length-prefixed frame out, with the response
 //! header version the API and version call for (ApiVersions always v0, so
 //! that a client can read it before it knows which versions we speak).
+//!
+//! `encode_frame` is what the connection sends: Fetch responses go through
+//! `fetch_response`, which leaves their record batches where they are
+//! instead of copying them into the frame; every other API is one buffer.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
@@ -17,7 +21,63 @@ pub enum EncodeError {
     TooLarge { api_key: ApiKey, len: usize },
 }
 
-/// Encodes `body` as the response to request `correlation_id`.
+/// A response frame as it goes on the wire: its segments, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frame {
+    segments: Vec<Bytes>,
+    len: usize,
+}
+
+impl Frame {
+    pub fn single(bytes: Bytes) -> Frame {
+        Frame { len: bytes.len(), segments: vec![bytes] }
+    }
+
+    /// `segments` must be the whole frame, length prefix first.
+    pub fn from_segments(segments: Vec<Bytes>) -> Frame {
+        Frame { len: segments.iter().map(Bytes::len).sum(), segments }
+    }
+
+    /// Bytes on the wire, length prefix included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+
+    /// The frame in one buffer (a copy unless it has one segment).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.segments.as_slice() {
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
+}
+
+/// Encodes `body` as the response to request `correlation_id`, as the
+/// connection writes it.
+pub fn encode_frame(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<Frame, EncodeError> {
+    if let ResponseKind::Fetch(fetch) = body {
+        if let Some(frame) = super::fetch_response::encode(version, correlation_id, fetch)? {
+            return Ok(frame);
+        }
+    }
+    encode(api_key, version, correlation_id, body).map(Frame::single)
+}
+
+/// Encodes `body` as the response to request `correlation_id`, in one
+/// buffer, through kafka-protocol's encoders.
 pub fn encode(
     api_key: ApiKey,
     version: i16,
@@ -25,8 +85,9 @@ pub fn encode(
     body: &ResponseKind,
 ) -> Result<Bytes, EncodeError> {
     let error = |e: String| EncodeError::Body { api_key, version, error: e };
-    // Fetch responses carry record batches of up to many MiB: size the
-    // buffer once rather than grow (and copy) it repeatedly.
+    // Fetch responses `fetch_response` leaves to this path may still carry
+    // record batches: size the buffer once rather than grow (and copy) it
+    // repeatedly.
     let body_bytes = match body {
         ResponseKind::Fetch(fetch) => fetch.compute_size(version).map_err(|e| error(e.to_string()))?,
         _ => 0,
