@@ -18,6 +18,7 @@
 //! which tells clients to send full requests, as Kafka does when its session
 //! cache is full.
 
+use super::join::join_in_order;
 use super::{check_leader_epoch, code, Context};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -109,7 +110,7 @@ async fn read_round(
                 reads.push(read_partition(ctx, topic.topic.0.as_str(), p, partition_limit(p)));
             }
         }
-        early_reads = join_all(reads).await.into_iter();
+        early_reads = join_in_order(reads).await.into_iter();
     }
     for topic in topics {
         let name = topic.topic.0.as_str();
@@ -186,32 +187,6 @@ fn whole_batches_within(records: Bytes, max_bytes: usize) -> Bytes {
         }
     }
     records.slice(..end)
-}
-
-/// Runs `futures` together on this task; their outputs, in order.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            let Some(future) = slot else { continue };
-            match future.as_mut().poll(cx) {
-                Poll::Ready(value) => {
-                    *output = Some(value);
-                    *slot = None;
-                }
-                Poll::Pending => pending = true,
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 async fn read_partition(
