@@ -326,19 +326,21 @@ fn decode_record(r: &mut Reader<'_>) -> Result<Record, &'static str> {
     Ok(Record { offset_delta, timestamp_delta, key, value, headers })
 }
 
-/// A cursor over untrusted bytes; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
+/// A cursor over untrusted bytes in Kafka's record encoding; every read is
+/// bounds-checked. `buf` is what is left to read. Public so that the
+/// client's in-place record decoder reads the same way.
+pub struct Reader<'a> {
+    pub buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, &'static str> {
+    pub fn byte(&mut self) -> Result<u8, &'static str> {
         let (&b, rest) = self.buf.split_first().ok_or("truncated")?;
         self.buf = rest;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         if n > self.buf.len() {
             return Err("length exceeds the remaining bytes");
         }
@@ -361,18 +363,18 @@ impl<'a> Reader<'a> {
         Err("varint too long")
     }
 
-    fn varint(&mut self) -> Result<i32, &'static str> {
+    pub fn varint(&mut self) -> Result<i32, &'static str> {
         let z = u32::try_from(self.unsigned(5)?).map_err(|_| "varint overflows 32 bits")?;
         Ok((z >> 1) as i32 ^ -((z & 1) as i32))
     }
 
-    fn varlong(&mut self) -> Result<i64, &'static str> {
+    pub fn varlong(&mut self) -> Result<i64, &'static str> {
         let z = u64::try_from(self.unsigned(10)?).map_err(|_| "varlong overflows 64 bits")?;
         Ok((z >> 1) as i64 ^ -((z & 1) as i64))
     }
 
     /// A varint length then that many bytes; -1 means null.
-    fn nullable(&mut self) -> Result<Option<&'a [u8]>, &'static str> {
+    pub fn nullable(&mut self) -> Result<Option<&'a [u8]>, &'static str> {
         match self.varint()? {
             -1 => Ok(None),
             n => {

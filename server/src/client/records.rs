@@ -9,7 +9,7 @@
 //! length is checked against the bytes that remain before it is used.
 
 use ringtail_engine::log::batch::{validate_batch, BatchError, BatchHeader, BATCH_HEADER_BYTES};
-use ringtail_engine::log::records::RecordsError;
+use ringtail_engine::log::records::{Reader, RecordsError};
 
 /// Attribute bit 3: timestamps are the broker's append time (`max_timestamp`).
 const TIMESTAMP_LOG_APPEND_TIME: i16 = 0x08;
@@ -192,64 +192,6 @@ fn header<'a>(r: &mut Reader<'a>) -> Result<(&'a str, Option<&'a [u8]>), &'stati
     let key_length = usize::try_from(r.varint()?).map_err(|_| "negative header key length")?;
     let key = std::str::from_utf8(r.take(key_length)?).map_err(|_| "header key is not UTF-8")?;
     Ok((key, r.nullable()?))
-}
-
-/// A cursor over untrusted bytes; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        let (&b, rest) = self.buf.split_first().ok_or("truncated")?;
-        self.buf = rest;
-        Ok(b)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if n > self.buf.len() {
-            return Err("length exceeds the remaining bytes");
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    /// LEB128 of at most `max_bytes` bytes; u128 so that the bits of an
-    /// overflowing last byte are kept and caught by the caller's try_from.
-    fn unsigned(&mut self, max_bytes: u32) -> Result<u128, &'static str> {
-        let mut value = 0u128;
-        for i in 0..max_bytes {
-            let b = self.byte()?;
-            value |= u128::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint too long")
-    }
-
-    /// Zigzag, as Kafka's record fields.
-    fn varint(&mut self) -> Result<i32, &'static str> {
-        let z = u32::try_from(self.unsigned(5)?).map_err(|_| "varint overflows 32 bits")?;
-        Ok((z >> 1) as i32 ^ -((z & 1) as i32))
-    }
-
-    fn varlong(&mut self) -> Result<i64, &'static str> {
-        let z = u64::try_from(self.unsigned(10)?).map_err(|_| "varlong overflows 64 bits")?;
-        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
-    }
-
-    /// A varint length then that many bytes; -1 means null.
-    fn nullable(&mut self) -> Result<Option<&'a [u8]>, &'static str> {
-        match self.varint()? {
-            -1 => Ok(None),
-            n => {
-                let n = usize::try_from(n).map_err(|_| "length below -1")?;
-                self.take(n).map(Some)
-            }
-        }
-    }
 }
 
 #[cfg(test)]
