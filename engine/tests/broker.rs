@@ -25,6 +25,7 @@ fn config(auto_create: bool) -> BrokerConfig {
         auto_create_topics: auto_create,
         topic_defaults: LogConfig::default(),
         group: ringtail_engine::group::GroupConfig::default(),
+        log_cache_bytes: 1 << 20,
     }
 }
 

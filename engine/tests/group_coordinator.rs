@@ -32,6 +32,7 @@ fn config(initial_delay_ms: i32) -> BrokerConfig {
         default_replication_factor: None,
         auto_create_topics: false,
         topic_defaults: LogConfig::default(),
+        log_cache_bytes: 1 << 20,
         group: GroupConfig {
             offsets_topic_partitions: 4,
             min_session_timeout_ms: 1_000,

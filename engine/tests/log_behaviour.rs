@@ -3,21 +3,28 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::{batch, batches, clock, id_of, runtime};
 use ringtail_engine::clock::ManualClock;
 use ringtail_engine::io::{Disk, MemDisk};
 use ringtail_engine::log::recovery::LogCheckpoint;
 use ringtail_engine::log::{
-    AppendError, FlushPolicy, Log, LogConfig, LogManager, OpenError, ReadError, TopicPartition,
+    AppendError, FlushPolicy, Log, LogCache, LogConfig, LogManager, OpenError, ReadError, ReadResult,
+    TopicPartition,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
+/// Enough for every test's data: reads of what a log wrote hit the cache.
+const CACHE_BYTES: usize = 1 << 20;
 
 async fn open<D: Disk>(disk: &Arc<D>, dir: &Path, config: LogConfig, clock: &Arc<ManualClock>) -> Log<D> {
     let cp = LogCheckpoint::default();
-    Log::open(disk.clone(), dir.to_path_buf(), config, clock.clone(), cp).await.expect("open").0
+    Log::open(disk.clone(), dir.to_path_buf(), config, clock.clone(), cp, &LogCache::new(CACHE_BYTES))
+        .await
+        .expect("open")
+        .0
 }
 
 fn small_segments() -> LogConfig {
@@ -115,8 +122,16 @@ async fn rolls_and_reopens<D: Disk>(disk: Arc<D>, root: PathBuf) {
     log.close().await.unwrap();
     drop(log);
     let cp = LogCheckpoint { recovery_point: 40, log_start_offset: 0 };
-    let (log, report) =
-        Log::open(disk.clone(), dir.clone(), small_segments(), clock.clone(), cp).await.unwrap();
+    let (log, report) = Log::open(
+        disk.clone(),
+        dir.clone(),
+        small_segments(),
+        clock.clone(),
+        cp,
+        &LogCache::new(CACHE_BYTES),
+    )
+    .await
+    .unwrap();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.segments_scanned, 1, "only the segment holding the recovery point is re-scanned");
     assert_eq!(read_all(&log).await, expected);
@@ -215,6 +230,37 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     assert_eq!(log.append(batch(1, 5, T0, 50), 0).await.unwrap().base_offset, 0);
 }
 
+/// Reads of what the log just wrote come from the broker's cache, never
+/// the disk; a truncation cuts the cache with the file, so bytes the log no
+/// longer holds are never served, even from a chunk the cut went through.
+async fn cache_serves_writes_and_forgets_truncated_bytes<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let dir = root.join("t-0");
+    let cache = LogCache::new(CACHE_BYTES);
+    let cp = LogCheckpoint::default();
+    let log = Log::open(disk.clone(), dir.clone(), LogConfig::default(), clock.clone(), cp, &cache)
+        .await
+        .expect("open")
+        .0;
+    // One append of three batches: one write, one cached chunk.
+    let three: Vec<u8> = [batch(2, 1, T0, 100), batch(2, 2, T0, 100), batch(2, 3, T0, 100)].concat();
+    log.append(Bytes::from(three), 0).await.unwrap();
+    let r = log.read(0, 1 << 20, None).await.unwrap();
+    let ids = |r: &ReadResult| -> Vec<(i64, u64)> {
+        batches(&r.records).iter().map(|(h, b)| (h.base_offset, id_of(b))).collect()
+    };
+    assert_eq!(ids(&r), vec![(0, 1), (2, 2), (4, 3)]);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 0), "the read came from the cache");
+    log.truncate_to(2).await.unwrap();
+    // Shorter than what was cut: the old chunk would cover the read.
+    log.append(batch(1, 9, T0, 20), 0).await.unwrap();
+    let r = log.read(0, 1 << 20, None).await.unwrap();
+    assert_eq!(ids(&r), vec![(0, 1), (2, 9)], "nothing of the cut batches comes back");
+    drop(log);
+    assert_eq!(cache.stats().bytes, 0, "a closed log's bytes leave the cache");
+}
+
 /// Many concurrent appenders each get their own contiguous offsets, and
 /// their batches are all readable afterwards.
 async fn concurrent_appends<D: Disk>(disk: Arc<D>, root: PathBuf) {
@@ -260,15 +306,25 @@ async fn data_dir_is_locked<D: Disk>(disk: Arc<D>, root: PathBuf) {
     let clock: Arc<ManualClock> = clock();
     let dir = root.join("data");
     let (first, _) =
-        LogManager::open(disk.clone(), dir.clone(), clock.clone(), |_| LogConfig::default()).await.unwrap();
-    let second = LogManager::open(disk.clone(), dir.clone(), clock.clone(), |_| LogConfig::default()).await;
+        LogManager::open(disk.clone(), dir.clone(), clock.clone(), LogCache::new(CACHE_BYTES), |_| {
+            LogConfig::default()
+        })
+        .await
+        .unwrap();
+    let second =
+        LogManager::open(disk.clone(), dir.clone(), clock.clone(), LogCache::new(CACHE_BYTES), |_| {
+            LogConfig::default()
+        })
+        .await;
     match second {
         Err(OpenError::Locked(d)) => assert_eq!(d, dir),
         Err(e) => panic!("expected Locked, got {e}"),
         Ok(_) => panic!("a second owner was let in"),
     }
     drop(first);
-    LogManager::open(disk.clone(), dir, clock, |_| LogConfig::default()).await.unwrap();
+    LogManager::open(disk.clone(), dir, clock, LogCache::new(CACHE_BYTES), |_| LogConfig::default())
+        .await
+        .unwrap();
 }
 
 /// The manager persists log start offsets and recovery points across a
@@ -279,7 +335,11 @@ async fn manager_checkpoints<D: Disk>(disk: Arc<D>, root: PathBuf) {
     let tp = TopicPartition::new("orders-eu", 2);
     {
         let (m, _) =
-            LogManager::open(disk.clone(), dir.clone(), clock.clone(), |_| small_segments()).await.unwrap();
+            LogManager::open(disk.clone(), dir.clone(), clock.clone(), LogCache::new(CACHE_BYTES), |_| {
+                small_segments()
+            })
+            .await
+            .unwrap();
         let log = m.get_or_create(&tp, small_segments()).await.unwrap();
         for i in 0..10 {
             log.append(batch(1, i, T0, 200), 0).await.unwrap();
@@ -291,7 +351,9 @@ async fn manager_checkpoints<D: Disk>(disk: Arc<D>, root: PathBuf) {
         m.close().await.unwrap();
     }
     let (m, reports) =
-        LogManager::open(disk.clone(), dir.clone(), clock, |_| small_segments()).await.unwrap();
+        LogManager::open(disk.clone(), dir.clone(), clock, LogCache::new(CACHE_BYTES), |_| small_segments())
+            .await
+            .unwrap();
     assert_eq!(m.partitions(), vec![tp.clone()]);
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].recovery_point, 10);
@@ -333,6 +395,7 @@ macro_rules! suite {
             suite!(@tests $make;
                 append_assigns_offsets_and_reads_back, invalid_batches_are_refused, rolls_and_reopens,
                 rolls_on_segment_age, finds_offsets_by_timestamp, retention_deletes_old_segments, truncates,
+                cache_serves_writes_and_forgets_truncated_bytes,
                 concurrent_appends, data_dir_is_locked, manager_checkpoints, flush_policies);
         }
     };

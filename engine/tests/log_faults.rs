@@ -7,14 +7,20 @@ mod common;
 use common::{batch, batches, clock, id_of, runtime};
 use ringtail_engine::io::mem::CrashMode;
 use ringtail_engine::io::MemDisk;
-use ringtail_engine::log::{AppendError, LogConfig, LogError, LogManager, TopicPartition};
+use ringtail_engine::log::{AppendError, LogCache, LogConfig, LogError, LogManager, TopicPartition};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
+const CACHE_BYTES: usize = 1 << 20;
 
 async fn manager(disk: &Arc<MemDisk>) -> LogManager<MemDisk> {
-    LogManager::open(disk.clone(), PathBuf::from("/data"), clock(), |_| LogConfig::default()).await.unwrap().0
+    LogManager::open(disk.clone(), PathBuf::from("/data"), clock(), LogCache::new(CACHE_BYTES), |_| {
+        LogConfig::default()
+    })
+    .await
+    .unwrap()
+    .0
 }
 
 async fn ids(m: &LogManager<MemDisk>, tp: &TopicPartition) -> Vec<u64> {

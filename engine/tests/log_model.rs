@@ -16,11 +16,16 @@ use ringtail_engine::clock::{Clock, ManualClock};
 use ringtail_engine::io::mem::CrashMode;
 use ringtail_engine::io::{Disk, MemDisk, StdDisk, UringDisk};
 use ringtail_engine::log::batch::{set_base_offset, set_partition_leader_epoch};
-use ringtail_engine::log::{FlushPolicy, Log, LogConfig, LogManager, ReadError, TopicPartition};
+use ringtail_engine::log::{FlushPolicy, Log, LogCache, LogConfig, LogManager, ReadError, TopicPartition};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
+/// Small, so that a run reads both from the cache and, once the cache
+/// evicted what it wrote first, from the disk; and small batches are served
+/// both as slices of one chunk and gathered from several.
+const CACHE_BYTES: usize = 8 * 1024;
+const SLICE_BYTES_MIN: usize = 300;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -129,10 +134,15 @@ impl<D: Disk> Harness<D> {
     async fn open(&mut self) -> Arc<Log<D>> {
         self.manager = None;
         let config = self.config;
-        let (m, _) =
-            LogManager::open(self.disk.clone(), self.root.clone(), self.clock.clone(), move |_| config)
-                .await
-                .expect("open");
+        let (m, _) = LogManager::open(
+            self.disk.clone(),
+            self.root.clone(),
+            self.clock.clone(),
+            LogCache::with_slice_bytes_min(CACHE_BYTES, SLICE_BYTES_MIN),
+            move |_| config,
+        )
+        .await
+        .expect("open");
         let log = m.get_or_create(&self.tp, self.config).await.unwrap();
         self.manager = Some(m);
         log

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use common::{batch, batches, clock, runtime};
 use ringtail_engine::io::{Disk, DiskFile, MemDisk, OpenMode, StdDisk, UringDisk};
 use ringtail_engine::log::recovery::LogCheckpoint;
-use ringtail_engine::log::{Log, LogConfig, ReadError, RecoveryReport};
+use ringtail_engine::log::{Log, LogCache, LogConfig, ReadError, RecoveryReport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,7 +56,9 @@ impl<D: Disk> Fixture<D> {
 
     async fn open(&self, config: LogConfig, recovery_point: u64) -> (Log<D>, RecoveryReport) {
         let cp = LogCheckpoint { recovery_point, log_start_offset: 0 };
-        Log::open(self.disk.clone(), self.dir.clone(), config, clock(), cp).await.expect("open")
+        Log::open(self.disk.clone(), self.dir.clone(), config, clock(), cp, &LogCache::new(1 << 20))
+            .await
+            .expect("open")
     }
 
     async fn write_file(&self, path: &Path, bytes: &[u8]) {

@@ -22,7 +22,7 @@ use ringtail_engine::clock::ManualClock;
 use ringtail_engine::io::{Disk, MemDisk};
 use ringtail_engine::log::records::{BatchBuilder, Record};
 use ringtail_engine::log::recovery::LogCheckpoint;
-use ringtail_engine::log::{Log, LogConfig};
+use ringtail_engine::log::{Log, LogCache, LogConfig};
 use ringtail_fuzz::exec::block_on;
 use ringtail_fuzz::gen::opaque_batch;
 use ringtail_fuzz::kafka_request::{
@@ -103,7 +103,7 @@ fn engine_segments(first: u64, second: u64) -> Vec<SegmentFiles> {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     block_on(async {
         let (log, _) =
-            Log::open(disk.clone(), dir.clone(), config, clock, LogCheckpoint::default()).await.unwrap();
+            Log::open(disk.clone(), dir.clone(), config, clock, LogCheckpoint::default(), &LogCache::new(0)).await.unwrap();
         for i in 0..first + second {
             if i == first {
                 log.roll().await.unwrap();

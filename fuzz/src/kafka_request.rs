@@ -231,6 +231,7 @@ impl Fixture {
             auto_create_topics: auto_create,
             topic_defaults: LogConfig::default(),
             group: ringtail_engine::group::GroupConfig::default(),
+            log_cache_bytes: 1 << 20,
         };
         let (broker, _) = Broker::open(
             Arc::new(disk),

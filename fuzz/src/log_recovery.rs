@@ -24,7 +24,7 @@ use ringtail_engine::io::mem::CrashMode;
 use ringtail_engine::io::{Disk, MemDisk};
 use ringtail_engine::log::recovery::LogCheckpoint;
 use ringtail_engine::log::{
-    AppendError, FlushPolicy, Log, LogConfig, LogManager, OpenError, ReadError, RecoveryReport,
+    AppendError, FlushPolicy, Log, LogCache, LogConfig, LogManager, OpenError, ReadError, RecoveryReport,
     TopicPartition,
 };
 use std::collections::BTreeMap;
@@ -34,6 +34,8 @@ use std::sync::Arc;
 const T0: i64 = 1_700_000_000_000;
 const ROOT: &str = "/data";
 const OPS_MAX: usize = 64;
+/// Small: reads after a run of appends come from the cache and the disk both.
+const CACHE_BYTES: usize = 4 * 1024;
 pub const FLIPS_MAX: usize = 3;
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -395,6 +397,7 @@ impl Harness {
                 self.watched.clone(),
                 PathBuf::from(ROOT),
                 self.clock.clone(),
+                LogCache::new(CACHE_BYTES),
                 move |_| config,
             ));
             let (m, reports) = match opened {
@@ -407,12 +410,13 @@ impl Harness {
             self.manager = Some(m);
             reports.into_iter().find(|r| r.dir == dir())
         } else {
+            let cache = LogCache::new(CACHE_BYTES);
             let cp = LogCheckpoint {
                 recovery_point: self.cp.recovery_point.saturating_sub(rp_lower),
                 log_start_offset: self.cp.log_start,
             };
             let (log, report) =
-                match block_on(Log::open(self.watched.clone(), dir(), config, self.clock.clone(), cp)) {
+                match block_on(Log::open(self.watched.clone(), dir(), config, self.clock.clone(), cp, &cache)) {
                     Ok(opened) => opened,
                     Err(e) => return self.refused(e),
                 };

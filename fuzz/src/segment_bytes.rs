@@ -25,7 +25,7 @@ use ringtail_engine::clock::ManualClock;
 use ringtail_engine::io::{Disk, DiskFile, MemDisk, OpenMode};
 use ringtail_engine::log::batch::validate_batch;
 use ringtail_engine::log::recovery::LogCheckpoint;
-use ringtail_engine::log::{Log, LogConfig, OpenError, ReadError, RecoveryReport};
+use ringtail_engine::log::{Log, LogCache, LogConfig, OpenError, ReadError, RecoveryReport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -209,7 +209,7 @@ fn check(input: &Input) {
     });
     let checkpoint = LogCheckpoint { recovery_point: input.recovery_point, log_start_offset: 0 };
     let open = |cp: LogCheckpoint| {
-        block_on(Log::open(watched.clone(), PathBuf::from(DIR), config, clock.clone(), cp))
+        block_on(Log::open(watched.clone(), PathBuf::from(DIR), config, clock.clone(), cp, &LogCache::new(1 << 20)))
     };
     let (log, report) = match open(checkpoint) {
         Ok(opened) => opened,

@@ -85,6 +85,16 @@ pub struct ServeArgs {
     /// when it became empty, or from its last commit) [default: 10080, 7 days]
     #[arg(long, value_name = "MINUTES")]
     pub offsets_retention_minutes: Option<String>,
+    /// Memory for recently written log bytes, shared by all partitions;
+    /// reads of older data go to the disk [default: a quarter of the
+    /// host's memory]
+    #[arg(long, value_name = "BYTES")]
+    pub log_cache_bytes: Option<String>,
+    /// Fault the log cache's memory in at start-up, before taking clients,
+    /// instead of as data arrives (the JVM's AlwaysPreTouch); worth it where
+    /// first-touch page faults are slow, as on many VMs [default: false]
+    #[arg(long, value_name = "true|false")]
+    pub log_cache_pretouch: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -141,6 +151,9 @@ pub struct ServeConfig {
     /// The consumer-group coordinator's settings.
     pub group: GroupConfig,
     pub limits: Limits,
+    /// Bytes of the broker's log cache.
+    pub log_cache_bytes: usize,
+    pub log_cache_pretouch: bool,
 }
 
 impl ServeConfig {
@@ -270,7 +283,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 16] = [
+const FILE_KEYS: [&str; 18] = [
     "data-dir",
     "listen",
     "advertise",
@@ -287,6 +300,8 @@ const FILE_KEYS: [&str; 16] = [
     "group-initial-rebalance-delay-ms",
     "group-min-session-timeout-ms",
     "offsets-retention-minutes",
+    "log-cache-bytes",
+    "log-cache-pretouch",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {
@@ -386,6 +401,14 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     let auto_create_topics =
         value("auto-create-topics", get("auto-create-topics", &args.auto_create_topics)?, true, parse_bool)?;
     let topic_defaults = topic_defaults(&file, flush)?;
+    let log_cache_bytes = value(
+        "log-cache-bytes",
+        get("log-cache-bytes", &args.log_cache_bytes)?,
+        crate::memory::default_log_cache_bytes(),
+        parse_bytes,
+    )?;
+    let log_cache_pretouch =
+        value("log-cache-pretouch", get("log-cache-pretouch", &args.log_cache_pretouch)?, false, parse_bool)?;
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
@@ -408,6 +431,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         topic_defaults,
         group,
         limits: Limits::default(),
+        log_cache_bytes,
+        log_cache_pretouch,
     })
 }
 
@@ -520,6 +545,10 @@ fn parse_replication_factor(value: &str) -> Result<i16, String> {
         .ok_or_else(|| format!("expected a positive integer, got {value:?}"))
 }
 
+fn parse_bytes(value: &str) -> Result<usize, String> {
+    value.parse::<usize>().map_err(|_| format!("expected a number of bytes, got {value:?}"))
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
@@ -619,6 +648,8 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
         assert_eq!(c.advertise, None);
         assert_eq!(c.node_id, 1);
+        assert_eq!(c.log_cache_bytes, crate::memory::default_log_cache_bytes());
+        assert!(c.log_cache_bytes > 0);
         assert!(c.controllers.is_empty());
         assert_eq!(c.controller_listen.to_string(), "127.0.0.1:9093");
         assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9644");
@@ -655,7 +686,7 @@ mod tests {
     fn flags_override_the_file_which_overrides_defaults() {
         let f = file(
             "data-dir = \"/tmp/from-file\"\nnode-id = 7\nflush = \"interval:50\"\nauto-create-topics = false\n\
-             default-partitions = 3\nio = \"std\"\n",
+             default-partitions = 3\nio = \"std\"\nlog-cache-bytes = 1048576\n",
         );
         let a = ServeArgs {
             config: Some(f.path().into()),
@@ -671,6 +702,7 @@ mod tests {
         assert_eq!(c.topic_defaults.flush, FlushPolicy::Interval { ms: 50 });
         assert!(!c.auto_create_topics);
         assert_eq!(c.default_partitions, 3);
+        assert_eq!(c.log_cache_bytes, 1 << 20);
     }
 
     #[test]
@@ -683,7 +715,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key_on_one_line() {
-        let cases: [(ServeArgs, &str); 14] = [
+        let cases: [(ServeArgs, &str); 16] = [
+            (ServeArgs { log_cache_pretouch: Some("yes".into()), ..args() }, "--log-cache-pretouch"),
+            (ServeArgs { log_cache_bytes: Some("1GiB".into()), ..args() }, "--log-cache-bytes"),
             (
                 ServeArgs { offsets_retention_minutes: Some("0".into()), ..args() },
                 "--offsets-retention-minutes",

@@ -13,6 +13,27 @@
 //! next buffer instead; the cost is that the resident size stays near its
 //! peak, as a JVM broker's heap does.
 
+/// The log cache's share of the host's memory when not configured: the
+/// page cache a JVM broker relies on typically gets most of what the heap
+/// leaves; a quarter leaves room for request buffers and other processes.
+const LOG_CACHE_SHARE: u64 = 4;
+
+/// Used when the host's memory cannot be read.
+const LOG_CACHE_FALLBACK_BYTES: usize = 1 << 30;
+
+/// A quarter of the host's memory (`MemTotal`), for `--log-cache-bytes`.
+pub fn default_log_cache_bytes() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    match total_kib {
+        Some(kib) => usize::try_from(kib * 1024 / LOG_CACHE_SHARE).unwrap_or(usize::MAX),
+        None => LOG_CACHE_FALLBACK_BYTES,
+    }
+}
+
 /// Largest allocation still served from malloc's heap (larger ones are
 /// rare: a frame is at most `Limits::frame_size_bytes_max`).
 const MMAP_THRESHOLD_BYTES: i32 = 256 * 1024 * 1024;

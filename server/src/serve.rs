@@ -218,6 +218,7 @@ async fn open_broker(
         auto_create_topics: config.auto_create_topics,
         topic_defaults: config.topic_defaults,
         group: config.group,
+        log_cache_bytes: config.log_cache_bytes,
     };
     let seed = os_seed().map_err(ServeError::Entropy)?;
     let (broker, reports) = Broker::open(
@@ -238,6 +239,12 @@ async fn open_broker(
         }
     }
     tracing::info!(logs = reports.len(), repaired, data_dir = %config.data_dir.display(), "broker opened");
+    if config.log_cache_pretouch {
+        let started = std::time::Instant::now();
+        // Before any client is served, so blocking this thread holds up no one.
+        let bytes = broker.pretouch_cache();
+        tracing::info!(bytes, ms = started.elapsed().as_millis() as u64, "log cache memory pretouched");
+    }
     Ok(broker)
 }
 

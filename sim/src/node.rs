@@ -57,6 +57,7 @@ fn broker_config(world: &World) -> BrokerConfig {
         auto_create_topics: false,
         topic_defaults: LogConfig { flush: world.cfg.flush, ..LogConfig::default() },
         group: world.cfg.group_config,
+        log_cache_bytes: world.cfg.log_cache_bytes,
     }
 }
 

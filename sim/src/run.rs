@@ -146,7 +146,7 @@ fn describe(cfg: &SimConfig) -> String {
         })
         .collect();
     format!(
-        "seed {}: flush={} classes={} topics={} producers={} consumers={} timeout={}ms fetch<={}B disk={:?} {}",
+        "seed {}: flush={} classes={} topics={} producers={} consumers={} timeout={}ms fetch<={}B cache={}B disk={:?} {}",
         cfg.seed,
         cfg.flush,
         cfg.classes,
@@ -155,6 +155,7 @@ fn describe(cfg: &SimConfig) -> String {
         cfg.consumers,
         cfg.request_timeout_ms,
         cfg.fetch_bytes_max,
+        cfg.log_cache_bytes,
         cfg.disk,
         describe_group(cfg)
     )

@@ -96,6 +96,9 @@ pub struct SimConfig {
     pub groups: Option<GroupPlan>,
     /// The broker's coordinator settings.
     pub group_config: GroupConfig,
+    /// The broker's log cache: off, small enough to evict all the time, or
+    /// holding everything.
+    pub log_cache_bytes: usize,
 }
 
 /// The consumer-group scenario of a seed: one group of `members` dynamic
@@ -205,6 +208,8 @@ pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
         latency_ms: (latency_lo, latency_lo + r.range(1, 40)),
         groups: None,
         group_config: GroupConfig::default(),
+        // From a stream of its own, so the other draws stay as they were.
+        log_cache_bytes: *Rng::fork(seed, "swarm-cache").pick(&[0, 4 * 1024, 64 * 1024, 64 << 20]),
     }
     .with_groups(seed)
 }

@@ -19,7 +19,7 @@ use ringtail_engine::clock::Clock;
 use ringtail_engine::io::{open_backend, AnyDisk, IoChoice, UringStats};
 use ringtail_engine::log::records::BatchBuilder;
 use ringtail_engine::log::recovery::LogCheckpoint;
-use ringtail_engine::log::{FlushPolicy, Log, LogConfig};
+use ringtail_engine::log::{FlushPolicy, Log, LogCache, LogConfig};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -312,8 +312,11 @@ async fn run_log(
     eprintln!("running {label} ...");
     let config = LogConfig { segment_bytes: 1 << 30, flush, ..LogConfig::default() };
     let stats_disk: AnyDisk = disk.clone();
+    // No log cache: what is measured is the path to the disk.
+    let cache = LogCache::new(0);
+    let checkpoint = LogCheckpoint::default();
     let (log, _) =
-        Log::open(Arc::new(disk), dir.to_path_buf(), config, Arc::new(SystemClock), LogCheckpoint::default())
+        Log::open(Arc::new(disk), dir.to_path_buf(), config, Arc::new(SystemClock), checkpoint, &cache)
             .await?;
     let log = Arc::new(log);
     let uring_before = stats_disk.uring_stats();

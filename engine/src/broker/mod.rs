@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::group::{Coordinator, GroupConfig};
 use crate::io::Disk;
-use crate::log::{LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
+use crate::log::{CacheStats, LogCache, LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +56,9 @@ pub struct BrokerConfig {
     pub topic_defaults: LogConfig,
     /// The consumer-group coordinator's settings.
     pub group: GroupConfig,
+    /// Memory for recently written log bytes, shared by all partitions
+    /// (`LogCache`); reads of older data go to the disk.
+    pub log_cache_bytes: usize,
 }
 
 pub struct Broker<D: Disk> {
@@ -88,8 +91,9 @@ impl<D: Disk> Broker<D> {
         entropy: Arc<dyn Entropy>,
     ) -> Result<(Broker<D>, Vec<RecoveryReport>), OpenError> {
         let defaults = config.topic_defaults;
+        let cache = LogCache::new(config.log_cache_bytes);
         let (logs, reports) =
-            LogManager::open(disk.clone(), dir.clone(), clock.clone(), move |_| defaults).await?;
+            LogManager::open(disk.clone(), dir.clone(), clock.clone(), cache, move |_| defaults).await?;
         let io_err = |source| OpenError::Io { path: dir.join(metadata::METADATA_FILE), source };
         let metadata = match ClusterMetadata::load(disk.as_ref(), &dir).await.map_err(io_err)? {
             Some(m) => m,
@@ -127,6 +131,17 @@ impl<D: Disk> Broker<D> {
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// Faults in the log cache's memory now (`LogCache::pretouch`); returns
+    /// the bytes touched.
+    pub fn pretouch_cache(&self) -> usize {
+        self.logs.cache().pretouch()
+    }
+
+    /// The log cache's size and hit counts, for `/metrics`.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.logs.cache().stats()
     }
 
     pub fn cluster_id(&self) -> String {

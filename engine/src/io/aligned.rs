@@ -25,30 +25,6 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
-    /// `parts` one after the other, then zeros up to a multiple of `pad_to`
-    /// (a direct-I/O write covers whole blocks), in one allocation: each
-    /// byte is written once, no buffer is zeroed first and then overwritten.
-    pub fn concat(parts: &[&[u8]], pad_to: usize) -> AlignedBuf {
-        let data: usize = parts.iter().map(|p| p.len()).sum();
-        let len = round_up(data, pad_to.max(1));
-        let cap = round_up(len.max(1), DIRECT_IO_ALIGN);
-        let layout = Layout::from_size_align(cap, DIRECT_IO_ALIGN).expect("aligned layout");
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(ptr) else { alloc::handle_alloc_error(layout) };
-        let mut at = 0;
-        for part in parts {
-            // SAFETY: `at + part.len() <= data <= cap`; a fresh allocation
-            // does not overlap the caller's slices.
-            unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), ptr.as_ptr().add(at), part.len()) };
-            at += part.len();
-        }
-        // SAFETY: `[data, cap)` lies inside the allocation. Zeroing up to
-        // `cap` (not just `len`) leaves no uninitialized byte behind.
-        unsafe { std::ptr::write_bytes(ptr.as_ptr().add(data), 0, cap - data) };
-        AlignedBuf { ptr, len, cap }
-    }
-
     /// `len` zero bytes.
     pub fn zeroed(len: usize) -> AlignedBuf {
         let cap = round_up(len.max(1), DIRECT_IO_ALIGN);
@@ -86,7 +62,7 @@ impl AsRef<[u8]> for AlignedBuf {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         let layout = Layout::from_size_align(self.cap, DIRECT_IO_ALIGN).expect("aligned layout");
-        // SAFETY: allocated in `concat` or `zeroed` with this very layout.
+        // SAFETY: allocated in `zeroed` with this very layout.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
     }
 }
@@ -103,28 +79,15 @@ pub fn round_down(n: u64, align: u64) -> u64 {
 mod tests {
     use super::*;
 
-    /// Buffers are aligned, writable, and keep their alignment as `Bytes`.
+    /// Buffers are aligned, zeroed, writable, and keep their alignment as `Bytes`.
     #[test]
     fn aligned_and_writable() {
-        let mut b = AlignedBuf::concat(&[&[1u8; 3]], DIRECT_IO_ALIGN);
-        assert_eq!(b.as_ref().len(), DIRECT_IO_ALIGN);
+        let mut b = AlignedBuf::zeroed(3);
+        assert_eq!(b.as_ref(), &[0, 0, 0]);
         b.as_mut_slice()[0] = 7;
         let bytes = b.freeze();
         assert_eq!(bytes.as_ptr() as usize % DIRECT_IO_ALIGN, 0);
-        assert_eq!(bytes[0], 7);
-    }
-
-    /// Parts land in order, padding is zeros up to the requested multiple,
-    /// and an empty buffer is still a valid allocation.
-    #[test]
-    fn concat_pads_with_zeros() {
-        let b = AlignedBuf::concat(&[b"ab", &[], b"cde"], 4);
-        assert_eq!(b.as_ref(), b"abcde\0\0\0");
-        let b = AlignedBuf::concat(&[&[9u8; 5000]], DIRECT_IO_ALIGN);
-        assert_eq!(b.as_ref().len(), 8192);
-        assert!(b.as_ref()[..5000].iter().all(|&x| x == 9) && b.as_ref()[5000..].iter().all(|&x| x == 0));
-        assert_eq!(AlignedBuf::concat(&[b"xyz"], 1).as_ref(), b"xyz");
-        assert!(AlignedBuf::concat(&[], 512).as_ref().is_empty());
-        assert_eq!(AlignedBuf::concat(&[b"q"], 1).freeze().as_ptr() as usize % DIRECT_IO_ALIGN, 0);
+        assert_eq!(&bytes[..], &[7, 0, 0]);
+        assert!(AlignedBuf::zeroed(0).as_ref().is_empty());
     }
 }

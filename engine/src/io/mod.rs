@@ -7,6 +7,8 @@
 //! - `select`: `--io auto|uring|std` probing.
 
 pub mod aligned;
+pub mod append_buf;
+pub mod block_pool;
 pub mod disk;
 pub mod mem;
 

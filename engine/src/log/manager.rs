@@ -1,6 +1,7 @@
 //! A data directory: its lock, its checkpoint files, one log per partition
 //! replica in `<topic>-<partition>/`.
 
+use super::cache::LogCache;
 use super::checkpoint::{self, Offsets, LOG_START_FILE, RECOVERY_POINT_FILE};
 use super::config::LogConfig;
 use super::error::{LogError, OpenError};
@@ -68,6 +69,8 @@ pub struct LogManager<D: Disk> {
     disk: Arc<D>,
     dir: PathBuf,
     clock: Arc<dyn Clock>,
+    /// Shared by every log here: one memory budget for the directory.
+    cache: Arc<LogCache>,
     logs: Mutex<BTreeMap<TopicPartition, Arc<Log<D>>>>,
     /// One checkpoint write at a time, so files are never interleaved.
     checkpointing: tokio::sync::Mutex<()>,
@@ -81,6 +84,7 @@ impl<D: Disk> LogManager<D> {
         disk: Arc<D>,
         dir: PathBuf,
         clock: Arc<dyn Clock>,
+        cache: Arc<LogCache>,
         config_for: impl Fn(&str) -> LogConfig,
     ) -> Result<(LogManager<D>, Vec<RecoveryReport>), OpenError> {
         let io_err = |path: &Path| {
@@ -109,9 +113,9 @@ impl<D: Disk> LogManager<D> {
                 recovery_point: recovery_points.get(&tp).copied().unwrap_or(0),
                 log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
             };
+            let config = config_for(&tp.topic);
             let (log, report) =
-                Log::open(disk.clone(), dir.join(&name), config_for(&tp.topic), clock.clone(), checkpoint)
-                    .await?;
+                Log::open(disk.clone(), dir.join(&name), config, clock.clone(), checkpoint, &cache).await?;
             logs.insert(tp, Arc::new(log));
             reports.push(report);
         }
@@ -119,6 +123,7 @@ impl<D: Disk> LogManager<D> {
             disk,
             dir,
             clock,
+            cache,
             logs: Mutex::new(logs),
             checkpointing: tokio::sync::Mutex::new(()),
             _lock: lock,
@@ -131,6 +136,10 @@ impl<D: Disk> LogManager<D> {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn cache(&self) -> &LogCache {
+        &self.cache
     }
 
     fn logs(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, Arc<Log<D>>>> {
@@ -161,6 +170,7 @@ impl<D: Disk> LogManager<D> {
             config,
             self.clock.clone(),
             LogCheckpoint::default(),
+            &self.cache,
         )
         .await?;
         Ok(self.logs().entry(tp.clone()).or_insert_with(|| Arc::new(log)).clone())
@@ -185,6 +195,7 @@ impl<D: Disk> LogManager<D> {
             old.config(),
             self.clock.clone(),
             checkpoint,
+            &self.cache,
         )
         .await?;
         self.logs().insert(tp.clone(), Arc::new(log));

@@ -5,16 +5,19 @@
 //! - `index`: sparse offset and time indexes of one segment.
 //! - `segment`: one `.log` file and its indexes; scanning.
 //! - `partition_log`: `Log`, the append path with group commit, roll, flush.
+//! - `chunk`: one round's batches and the buffer they are written from.
 //! - `read`: reads by offset and by timestamp.
 //! - `recovery`: opening a log, validating and cutting torn tails.
 //! - `retention`: deleting old segments, delete-records-before.
 //! - `truncate`: `truncate_to`, for followers.
-//! - `tail_cache`: recently written bytes, so tailing reads skip the disk.
+//! - `cache`: recently written bytes of every log, so most reads skip the disk.
 //! - `checkpoint`: Kafka's offset checkpoint files.
 //! - `manager`: a data directory: lock, checkpoints, one log per partition.
 
 pub mod batch;
+pub mod cache;
 pub mod checkpoint;
+mod chunk;
 pub mod config;
 pub mod error;
 pub mod index;
@@ -25,9 +28,9 @@ pub mod records;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
-pub mod tail_cache;
 pub mod truncate;
 
+pub use cache::{CacheHandle, CacheStats, LogCache};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
 pub use manager::{LogManager, TopicPartition};

@@ -27,11 +27,12 @@
 //! - after a failed write or fsync the log is poisoned and takes no writes.
 
 use super::batch::{self, BatchHeader, BatchScanner};
+use super::cache::CacheHandle;
+use super::chunk::{self, Chunk, WriteBuf};
 use super::config::{FlushPolicy, LogConfig};
 use super::error::{AppendError, LogError, Poisoned};
 use super::index::SegmentIndex;
-use super::segment::{self, ScannedBatch, Segment};
-use super::tail_cache::TailCache;
+use super::segment::{self, Segment};
 use crate::clock::Clock;
 use crate::io::{Disk, DiskFile, OpenMode};
 use bytes::Bytes;
@@ -68,9 +69,9 @@ impl Validated {
 }
 
 pub(super) struct PendingAppend {
-    records: Bytes,
-    headers: Vec<BatchHeader>,
-    leader_epoch: i32,
+    pub records: Bytes,
+    pub headers: Vec<BatchHeader>,
+    pub leader_epoch: i32,
     done: oneshot::Sender<Result<AppendInfo, AppendError>>,
 }
 
@@ -81,7 +82,6 @@ pub(super) struct LogState<F> {
     pub flushed_offset: u64,
     pub last_flush_ms: i64,
     pub queue: VecDeque<PendingAppend>,
-    pub tail_cache: TailCache,
     pub poisoned: Option<Poisoned>,
     pub closed: bool,
 }
@@ -119,6 +119,12 @@ pub struct Log<D: Disk> {
     pub(super) writer: tokio::sync::Mutex<()>,
     /// The syncer role: one fsync of the active segment at a time.
     pub(super) syncer: tokio::sync::Mutex<()>,
+    /// This log's part of the broker's cache of written bytes. Never locked
+    /// while `state` is.
+    pub(super) cache: CacheHandle,
+    /// The memory appends are written from; only the writer-role holder
+    /// locks it, never across an `.await`.
+    pub(super) write_buf: Mutex<Option<WriteBuf>>,
 }
 
 /// Poisons the log if a writer's future is dropped in the middle of its I/O:
@@ -404,34 +410,30 @@ impl<D: Disk> Log<D> {
         if chunk.parts.is_empty() {
             return Ok(());
         }
-        let (file, tail) = {
+        let (file, base, tail) = {
             let st = self.state();
-            (st.active().file.clone(), st.active().tail.clone())
+            (st.active().file.clone(), st.active().base_offset, st.active().tail.clone())
         };
-        let position = chunk.position;
-        let batches = &chunk.batches;
-        let written = segment::write_aligned(file.as_ref(), position, &tail, &chunk.parts, |data| {
-            for b in batches {
-                let at = (b.position - position) as usize;
-                batch::set_base_offset(&mut data[at..], b.header.base_offset as u64);
-                batch::set_partition_leader_epoch(&mut data[at..], b.header.partition_leader_epoch);
-                debug_assert_eq!(batch::validate_batch(&data[at..at + b.header.size_bytes()]), Ok(b.header));
-            }
-        })
-        .await?;
+        let staged = {
+            let mut write_buf = self.write_buf.lock().unwrap_or_else(|e| e.into_inner());
+            chunk::stage(&mut write_buf, base, &tail, file.write_alignment(), chunk, self.cache.pool())
+        };
+        file.write_at(staged.write_position, staged.write).await?;
         chunk.parts.clear();
         chunk.len = 0;
-        let (bytes, tail) = (written.bytes, written.tail);
+        // Cached before readers can see the new size, so every read of it
+        // finds it in the cache (unless evicted by then).
+        let (cached_from, cached) = staged.cached;
+        let end = cached_from + cached.len() as u64;
+        self.cache.insert(base, cached_from, cached);
         let mut st = self.state();
-        let base = st.active().base_offset;
-        st.tail_cache.push(base, chunk.position, bytes.clone());
         let active = st.active_mut();
-        active.tail = tail;
+        active.tail = staged.tail;
         debug_assert_eq!(active.size_bytes, chunk.position);
         for b in chunk.batches.drain(..) {
             active.index.observe(&b.header, b.position);
         }
-        active.size_bytes = chunk.position + bytes.len() as u64;
+        active.size_bytes = end;
         active.next_offset = chunk.next_offset;
         active.first_batch_ms.get_or_insert(now_ms);
         chunk.position = active.size_bytes;
@@ -625,50 +627,5 @@ impl<D: Disk> AppendTicket<'_, D> {
             log.wait_durable(info.last_offset + 1).await?;
         }
         Ok(info)
-    }
-}
-
-/// Batches of one round bound for the active segment, with their offsets
-/// assigned. The batches stay in the requests' buffers until the write
-/// copies them into its own (patching offsets and epochs there).
-struct Chunk {
-    parts: Vec<Bytes>,
-    /// Bytes in `parts`.
-    len: usize,
-    /// File position where the parts go.
-    position: u64,
-    next_offset: u64,
-    /// One per part, with the header as written (offset, epoch assigned).
-    batches: Vec<ScannedBatch>,
-}
-
-impl Chunk {
-    fn new<F>(active: &Segment<F>) -> Chunk {
-        Chunk {
-            parts: Vec::new(),
-            len: 0,
-            position: active.size_bytes,
-            next_offset: active.next_offset,
-            batches: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, pending: &PendingAppend) -> AppendInfo {
-        let base_offset = self.next_offset;
-        let mut max_timestamp = i64::MIN;
-        let mut at = 0usize;
-        for header in &pending.headers {
-            let size = header.size_bytes();
-            let mut header = *header;
-            header.base_offset = self.next_offset as i64;
-            header.partition_leader_epoch = pending.leader_epoch;
-            self.batches.push(ScannedBatch { position: self.position + self.len as u64, header });
-            self.parts.push(pending.records.slice(at..at + size));
-            self.len += size;
-            self.next_offset = header.next_offset();
-            max_timestamp = max_timestamp.max(header.max_timestamp);
-            at += size;
-        }
-        AppendInfo { base_offset, last_offset: self.next_offset - 1, max_timestamp, log_start_offset: 0 }
     }
 }

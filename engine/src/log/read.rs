@@ -1,7 +1,9 @@
 //! Reads: by offset (index lookup, then scan) and by timestamp.
 //!
-//! Every batch returned has just passed its length, magic and CRC-32C checks:
-//! a batch corrupted on disk after it was written is reported, never served.
+//! Every batch read from the disk has just passed its length, magic and
+//! CRC-32C checks: a batch corrupted on disk after it was written is
+//! reported, never served. Batches from the log cache were checked when they
+//! were appended and have not left memory since.
 
 use super::batch::{BatchError, BatchHeader, BatchScanner};
 use super::error::ReadError;
@@ -87,6 +89,9 @@ impl<D: Disk> Log<D> {
         let (mut position, mut expected) = (view.start_position, view.start_offset);
         // The fallback scan from the segment start happens at most once.
         let mut rescanned = false;
+        // Set if a cached chunk ever failed to hold whole batches (a bug):
+        // the disk then serves this read.
+        let mut bypass_cache = false;
         let mut want =
             max_bytes.saturating_add(self.config().index_interval_bytes as usize).max(READ_BYTES_MIN);
         'read: loop {
@@ -94,15 +99,17 @@ impl<D: Disk> Log<D> {
             if len == 0 {
                 return Ok(Bytes::new());
             }
-            let cached = self.state().tail_cache.get(view.base_offset, position, len);
+            let cached = if bypass_cache { None } else { self.cache.get(view.base_offset, position, len) };
+            let from_cache = cached.is_some();
             let buf = match cached {
                 Some(bytes) => bytes,
                 None => view.file.read_at(position, len).await?,
             };
-            // Only a damaged file (or one whose unsynced pages a failed
-            // fsync dropped) is shorter than the bytes the log wrote: serve
-            // what is there, fail where the wanted bytes are missing.
-            let short = buf.len() < len;
+            // A cached read may end early, at the end of a chunk (a batch
+            // boundary). Only a damaged file (or one whose unsynced pages a
+            // failed fsync dropped) is shorter than the bytes the log wrote:
+            // serve what is there, fail where the wanted bytes are missing.
+            let short = !from_cache && buf.len() < len;
             let missing = || {
                 let e =
                     std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shorter than its size");
@@ -111,7 +118,8 @@ impl<D: Disk> Log<D> {
             let mut start = None;
             let mut end = 0usize;
             let mut skipped = 0usize;
-            for item in BatchScanner::new(&buf) {
+            let scanner = if from_cache { BatchScanner::verified(&buf) } else { BatchScanner::new(&buf) };
+            for item in scanner {
                 let corrupt = |at: usize, error| {
                     let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
                     ReadError::Corrupt { segment, position: position + at as u64, error }
@@ -128,6 +136,11 @@ impl<D: Disk> Log<D> {
                 let (at, header) = match item {
                     Ok(found) => found,
                     Err(_) if start.is_some() => break, // serve the valid prefix; the next read reports it
+                    Err((_, BatchError::Incomplete { .. })) if from_cache && buf.len() < len => {
+                        debug_assert!(false, "a cached chunk ends inside a batch");
+                        bypass_cache = true;
+                        continue 'read;
+                    }
                     Err((_, BatchError::Incomplete { .. })) if short => return Err(missing()),
                     Err((at, BatchError::Incomplete { need, .. }))
                         if position + (at + need) as u64 <= view.size_bytes =>

@@ -20,6 +20,7 @@
 //! the corruption is reported: cutting would destroy acknowledged data that
 //! other replicas or an operator may still repair.
 
+use super::cache::LogCache;
 use super::config::LogConfig;
 use super::error::OpenError;
 use super::index::SegmentIndex;
@@ -167,6 +168,7 @@ impl<D: Disk> Log<D> {
         config: LogConfig,
         clock: Arc<dyn Clock>,
         checkpoint: LogCheckpoint,
+        cache: &Arc<LogCache>,
     ) -> Result<(Log<D>, RecoveryReport), OpenError> {
         config.validate().map_err(OpenError::Config)?;
         let mut report = RecoveryReport {
@@ -270,7 +272,6 @@ impl<D: Disk> Log<D> {
             flushed_offset: log_end_offset,
             last_flush_ms: now_ms,
             queue: VecDeque::new(),
-            tail_cache: Default::default(),
             poisoned: None,
             closed: false,
         };
@@ -283,6 +284,8 @@ impl<D: Disk> Log<D> {
             state: Mutex::new(state),
             writer: tokio::sync::Mutex::new(()),
             syncer: tokio::sync::Mutex::new(()),
+            cache: cache.register(),
+            write_buf: Mutex::new(None),
         };
         Ok((log, report))
     }

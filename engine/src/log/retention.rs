@@ -98,6 +98,7 @@ impl<D: Disk> Log<D> {
         // than a deleted one (which would leave a gap in the offsets).
         let mut doomed = doomed.into_iter();
         while let Some(seg) = doomed.next() {
+            self.cache.remove_segment(seg.base_offset);
             let removed = match segment::remove_files(self.disk.as_ref(), &self.dir, seg.base_offset).await {
                 Ok(()) => self.disk.sync_dir(&self.dir).await,
                 Err(e) => Err(e),

@@ -3,7 +3,6 @@
 
 use super::batch::{BatchError, BatchHeader};
 use super::index::SegmentIndex;
-use crate::io::aligned::AlignedBuf;
 use crate::io::{Disk, DiskFile, OpenMode};
 use bytes::Bytes;
 use std::io;
@@ -85,44 +84,6 @@ pub async fn load_tail<F: DiskFile>(file: &F, size_bytes: u64) -> io::Result<Vec
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment shorter than its size"));
     }
     Ok(tail.to_vec())
-}
-
-/// What a write to a segment file put there.
-pub struct Written {
-    /// The bytes written at the requested position, as readers see them (a
-    /// slice of the write's buffer, not a copy).
-    pub bytes: Bytes,
-    /// The file's new last partial block (empty for buffered files).
-    pub tail: Vec<u8>,
-}
-
-/// Writes `parts`, one after the other, at `position` of a segment file
-/// whose last partial block is `tail`, once `patch` has rewritten them in
-/// place (the log assigns offsets that way). Honours the file's write
-/// alignment: for direct I/O the write starts at the block holding
-/// `position` (re-writing `tail`) and is zero-padded to a whole block. The
-/// padding lies past the segment's size: readers never see it, a clean
-/// close trims it, and recovery trims it after a crash. The parts are
-/// copied once, into the aligned buffer the write is made from.
-pub async fn write_aligned<F: DiskFile>(
-    file: &F,
-    position: u64,
-    tail: &[u8],
-    parts: &[Bytes],
-    patch: impl FnOnce(&mut [u8]),
-) -> io::Result<Written> {
-    let align = file.write_alignment();
-    debug_assert!(align > 1 || tail.is_empty(), "only direct-I/O files keep a tail");
-    let start = position - tail.len() as u64;
-    debug_assert_eq!(start % align as u64, 0, "the tail starts a block");
-    let slices: Vec<&[u8]> = std::iter::once(tail).chain(parts.iter().map(|p| p.as_ref())).collect();
-    let mut buf = AlignedBuf::concat(&slices, align);
-    let total = tail.len() + parts.iter().map(Bytes::len).sum::<usize>();
-    patch(&mut buf.as_mut_slice()[tail.len()..total]);
-    let new_tail = buf.as_ref()[total - total % align..total].to_vec();
-    let buf = buf.freeze();
-    file.write_at(start, buf.clone()).await?;
-    Ok(Written { bytes: buf.slice(tail.len()..total), tail: new_tail })
 }
 
 /// Removes a segment's log and index files (missing ones are fine). The

@@ -77,6 +77,10 @@ impl<D: Disk> Log<D> {
                 ControlFlow::Continue(())
             })
             .await?;
+            // Before any bytes go: a cache hit must never serve what the log
+            // no longer holds, and no append continues a buffer past the cut.
+            self.cache.remove_from(base, cut.0);
+            *self.write_buf.lock().unwrap_or_else(|e| e.into_inner()) = None;
             for base in &doomed {
                 segment::remove_files(self.disk.as_ref(), &self.dir, *base).await?;
             }
@@ -89,8 +93,6 @@ impl<D: Disk> Log<D> {
             let tail = segment::load_tail(file.as_ref(), position).await?;
             let mut st = self.state();
             st.segments.truncate(target + 1);
-            // Cached bytes past the cut are no longer part of the log.
-            st.tail_cache.clear();
             let seg = &mut st.segments[target];
             let new_end = new_end.unwrap_or(seg.next_offset);
             seg.size_bytes = position;

@@ -70,6 +70,7 @@ impl Metrics {
         self.render_requests(&mut out);
         self.render_network(&mut out);
         render_partitions(&mut out, broker);
+        render_log_cache(&mut out, broker);
         header(&mut out, "ringtail_io_backend_info", "gauge", "The storage I/O backend in use.");
         let _ = writeln!(out, "ringtail_io_backend_info{{backend=\"{}\"}} 1", self.io_backend);
         header(&mut out, "ringtail_fsync_duration_seconds", "histogram", "fdatasync latency of data files.");
@@ -144,6 +145,30 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// cannot hold them, but the rendering must not depend on that.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn render_log_cache(out: &mut String, broker: &ServerBroker) {
+    let stats = broker.cache_stats();
+    let rows: [(&str, &str, &str, u64); 4] = [
+        (
+            "ringtail_log_cache_capacity_bytes",
+            "gauge",
+            "Memory budget of the log cache.",
+            stats.capacity_bytes as u64,
+        ),
+        (
+            "ringtail_log_cache_bytes",
+            "gauge",
+            "Recently written log bytes held in memory.",
+            stats.bytes as u64,
+        ),
+        ("ringtail_log_cache_hits_total", "counter", "Log reads served from the cache.", stats.hits),
+        ("ringtail_log_cache_misses_total", "counter", "Log reads that went to the disk.", stats.misses),
+    ];
+    for (name, kind, help, value) in rows {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 fn render_partitions(out: &mut String, broker: &ServerBroker) {

@@ -1,0 +1,340 @@
+//! Recently written log bytes, kept in memory across all logs of a broker.
+//!
+//! Segments are written with direct I/O, which bypasses (and invalidates)
+//! the page cache. Kafka's consumers mostly read what was written a moment
+//! to a few minutes ago, and Kafka serves those reads from the page cache;
+//! this cache plays that part. It keeps each written chunk as it was handed
+//! to the disk (shared `Bytes`, no copy), under one byte budget for the
+//! whole broker, and evicts the oldest written chunk first, whichever log it
+//! belongs to: a ring over the broker's recent writes.
+//!
+//! Invariants:
+//! - `bytes` is the sum of the lengths of the chunks in `chunks`;
+//! - after an insert, `bytes <= capacity` or only the new chunk is held;
+//! - a chunk is exactly the bytes of its log at `(segment, position)` when it
+//!   was written: a log that truncates or deletes a segment removes the
+//!   chunks past the cut first, so a hit never serves bytes the log no
+//!   longer holds;
+//! - every batch in a chunk passed `Log::validate` (CRC included) before it
+//!   was written, so readers need not check its CRC again.
+
+use super::chunk::WRITE_BUF_BYTES_MAX;
+use crate::io::block_pool::BlockPool;
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// `(log, segment base offset, position in the segment)`.
+type Key = (u64, u64, u64);
+
+/// A read served from one chunk carries at least this much (or all that was
+/// asked); below it, the read gathers the following chunks into one copy,
+/// so that data written in small rounds is not served in small fetches.
+pub const SLICE_BYTES_MIN: usize = 64 * 1024;
+
+/// The broker-wide cache; logs use it through their `CacheHandle`.
+pub struct LogCache {
+    capacity: usize,
+    slice_bytes_min: usize,
+    /// The blocks busy logs write into: what the cache holds, recycled.
+    pool: Arc<BlockPool>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    chunks: BTreeMap<Key, Bytes>,
+    /// Keys in insertion order, for eviction. May name chunks already gone
+    /// (removed by a truncation), which eviction skips.
+    order: VecDeque<Key>,
+    bytes: usize,
+    next_log: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// What `/metrics` reports of the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub capacity_bytes: usize,
+    pub bytes: usize,
+    pub chunks: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl LogCache {
+    /// A cache holding at most `capacity` bytes (0 turns it off).
+    pub fn new(capacity: usize) -> Arc<LogCache> {
+        LogCache::with_slice_bytes_min(capacity, SLICE_BYTES_MIN)
+    }
+
+    /// With another threshold than `SLICE_BYTES_MIN` (tests and the
+    /// simulator use small ones, so that small batches take both paths).
+    pub fn with_slice_bytes_min(capacity: usize, slice_bytes_min: usize) -> Arc<LogCache> {
+        let pool = BlockPool::new(WRITE_BUF_BYTES_MAX, capacity / WRITE_BUF_BYTES_MAX);
+        Arc::new(LogCache { capacity, slice_bytes_min, pool, inner: Mutex::default() })
+    }
+
+    /// Faults in the memory of the whole budget now rather than on first
+    /// use (see `BlockPool`); returns the bytes touched.
+    pub fn pretouch(&self) -> usize {
+        self.pool.pretouch()
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle for one log; its chunks go when the handle is dropped.
+    pub fn register(self: &Arc<Self>) -> CacheHandle {
+        let mut inner = self.inner();
+        inner.next_log += 1;
+        CacheHandle { cache: self.clone(), log: inner.next_log }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let inner = self.inner();
+        CacheStats {
+            capacity_bytes: self.capacity,
+            bytes: inner.bytes,
+            chunks: inner.chunks.len(),
+            hits: inner.hits,
+            misses: inner.misses,
+        }
+    }
+}
+
+impl Inner {
+    fn check_invariants(&self) {
+        debug_assert_eq!(self.bytes, self.chunks.values().map(Bytes::len).sum::<usize>());
+    }
+
+    /// Removes the chunks whose keys lie in `range`.
+    fn remove_range(&mut self, range: std::ops::RangeInclusive<Key>) {
+        let doomed: Vec<Key> = self.chunks.range(range).map(|(k, _)| *k).collect();
+        for key in doomed {
+            if let Some(chunk) = self.chunks.remove(&key) {
+                self.bytes -= chunk.len();
+            }
+        }
+        // Keys of removed chunks stay in `order` until eviction passes them;
+        // bound how many can pile up.
+        if self.order.len() > 2 * self.chunks.len() + 1024 {
+            let chunks = &self.chunks;
+            self.order.retain(|k| chunks.contains_key(k));
+        }
+        self.check_invariants();
+    }
+}
+
+/// One log's part of the cache.
+pub struct CacheHandle {
+    cache: Arc<LogCache>,
+    log: u64,
+}
+
+impl CacheHandle {
+    /// The blocks the log's write buffers come from.
+    pub(super) fn pool(&self) -> &Arc<BlockPool> {
+        &self.cache.pool
+    }
+
+    /// Remembers `chunk`, just written at `position` of segment `segment`
+    /// (replacing what was there: a write buffer's chunk grows with each
+    /// round), evicting the oldest chunks of any log while over budget.
+    pub fn insert(&self, segment: u64, position: u64, chunk: Bytes) {
+        let capacity = self.cache.capacity;
+        if chunk.is_empty() || chunk.len() > capacity {
+            return;
+        }
+        let key = (self.log, segment, position);
+        let mut inner = self.cache.inner();
+        inner.bytes += chunk.len();
+        match inner.chunks.insert(key, chunk) {
+            // A grown chunk keeps its place in the eviction order.
+            Some(old) => inner.bytes -= old.len(),
+            None => inner.order.push_back(key),
+        }
+        while inner.bytes > capacity {
+            let Some(oldest) = inner.order.pop_front() else { break };
+            if let Some(evicted) = inner.chunks.remove(&oldest) {
+                inner.bytes -= evicted.len();
+            }
+        }
+        inner.check_invariants();
+    }
+
+    /// Bytes of segment `segment` from `position` on, if cached: a slice of
+    /// the chunk holding `position`, up to `len` bytes or the chunk's end
+    /// (chunks hold whole batches, so the slice ends at a batch boundary)
+    /// when that is at least `SLICE_BYTES_MIN` (by default); otherwise all `len` bytes,
+    /// copied together from contiguous chunks. `None` if the bytes at
+    /// `position` are not cached, or (when gathering) not all `len` are.
+    pub fn get(&self, segment: u64, position: u64, len: usize) -> Option<Bytes> {
+        let mut inner = self.cache.inner();
+        let found = self.find(&inner, segment, position, len);
+        if found.is_some() {
+            inner.hits += 1;
+        } else {
+            inner.misses += 1;
+        }
+        found
+    }
+
+    fn find(&self, inner: &Inner, segment: u64, position: u64, len: usize) -> Option<Bytes> {
+        let end = position + len as u64;
+        // The chunk holding `position`: the last one starting at or before it.
+        let (&(_, _, first_at), first) =
+            inner.chunks.range((self.log, segment, 0)..=(self.log, segment, position)).next_back()?;
+        if first_at + first.len() as u64 <= position {
+            return None;
+        }
+        let from = (position - first_at) as usize;
+        let in_first = len.min(first.len() - from);
+        if in_first >= len.min(self.cache.slice_bytes_min) {
+            return Some(first.slice(from..from + in_first));
+        }
+        let mut out = BytesMut::with_capacity(len);
+        out.extend_from_slice(&first[from..]);
+        let mut next_at = first_at + first.len() as u64;
+        let after_first = (self.log, segment, first_at + 1)..=(self.log, segment, u64::MAX);
+        for (&(_, _, at), chunk) in inner.chunks.range(after_first) {
+            if at != next_at {
+                return None;
+            }
+            let take = ((end - at) as usize).min(chunk.len());
+            out.extend_from_slice(&chunk[..take]);
+            next_at = at + chunk.len() as u64;
+            if next_at >= end {
+                return Some(out.freeze());
+            }
+        }
+        None
+    }
+
+    /// Forgets what the log holds from `position` of segment `segment` on,
+    /// later segments included: a truncation's cut. A chunk straddling the
+    /// cut goes whole.
+    pub fn remove_from(&self, segment: u64, position: u64) {
+        let mut inner = self.cache.inner();
+        let straddling = inner
+            .chunks
+            .range((self.log, segment, 0)..(self.log, segment, position))
+            .next_back()
+            .filter(|((_, _, at), chunk)| at + chunk.len() as u64 > position)
+            .map(|(k, _)| *k);
+        let from = straddling.unwrap_or((self.log, segment, position));
+        inner.remove_range(from..=(self.log, u64::MAX, u64::MAX));
+    }
+
+    /// Forgets a deleted segment.
+    pub fn remove_segment(&self, segment: u64) {
+        self.cache.inner().remove_range((self.log, segment, 0)..=(self.log, segment, u64::MAX));
+    }
+}
+
+impl Drop for CacheHandle {
+    fn drop(&mut self) {
+        self.cache.inner().remove_range((self.log, 0, 0)..=(self.log, u64::MAX, u64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    /// Reads inside one chunk slice it, reads across contiguous chunks
+    /// concatenate, and anything not wholly cached misses.
+    #[test]
+    fn serves_only_what_it_holds() {
+        let cache = LogCache::new(1 << 20);
+        let log = cache.register();
+        log.insert(0, 100, b("abcdef"));
+        log.insert(0, 106, b("ghij"));
+        log.insert(0, 200, b("zz"));
+        log.insert(7, 0, b("seg7"));
+        assert_eq!(log.get(0, 101, 3).as_deref(), Some(&b"bcd"[..]));
+        assert_eq!(log.get(0, 104, 4).as_deref(), Some(&b"efgh"[..]));
+        assert_eq!(log.get(0, 100, 10).as_deref(), Some(&b"abcdefghij"[..]));
+        assert_eq!(log.get(0, 99, 2), None);
+        assert_eq!(log.get(0, 108, 3), None, "runs past the last contiguous chunk");
+        assert_eq!(log.get(0, 110, 1), None, "between chunks");
+        assert_eq!(log.get(0, 200, 2).as_deref(), Some(&b"zz"[..]));
+        assert_eq!(log.get(7, 1, 3).as_deref(), Some(&b"eg7"[..]));
+        assert_eq!(log.get(5, 0, 1), None);
+        let other = cache.register();
+        assert_eq!(other.get(0, 101, 3), None, "logs do not see each other's chunks");
+        let stats = cache.stats();
+        assert_eq!((stats.bytes, stats.chunks), (16, 4));
+    }
+
+    /// A chunk large enough serves a read alone, ending at its own end; the
+    /// reader then reads on from the next chunk.
+    #[test]
+    fn large_chunks_serve_slices_of_themselves() {
+        let cache = LogCache::new(1 << 20);
+        let log = cache.register();
+        let big = Bytes::from(vec![7u8; 2 * SLICE_BYTES_MIN]);
+        log.insert(0, 0, big.clone());
+        log.insert(0, big.len() as u64, b("after"));
+        let got = log.get(0, 10, 4 * SLICE_BYTES_MIN).expect("cached");
+        assert_eq!(got.len(), big.len() - 10, "up to the chunk's end");
+        assert_eq!(got.as_ptr(), big[10..].as_ptr(), "a slice, not a copy");
+        let near_end = big.len() as u64 - 3;
+        assert_eq!(log.get(0, near_end, 8).as_deref(), Some(&b"\x07\x07\x07after"[..]), "gathered");
+        assert_eq!(log.get(0, near_end, 9), None, "gathering needs every byte asked for");
+    }
+
+    /// The budget is broker-wide and the oldest write goes first, whichever
+    /// log wrote it; dropping a handle frees its log's bytes.
+    #[test]
+    fn evicts_oldest_writes_across_logs() {
+        let cache = LogCache::new(10);
+        let (a, b_log) = (cache.register(), cache.register());
+        a.insert(0, 0, b("aaaa"));
+        b_log.insert(0, 0, b("bbbb"));
+        a.insert(0, 4, b("cccc"));
+        assert_eq!(a.get(0, 0, 1), None, "the oldest chunk was evicted");
+        assert_eq!(b_log.get(0, 0, 4).as_deref(), Some(&b"bbbb"[..]));
+        assert_eq!(a.get(0, 4, 4).as_deref(), Some(&b"cccc"[..]));
+        assert_eq!(cache.stats().bytes, 8);
+        a.insert(0, 8, b("too long to fit at all"));
+        assert_eq!(a.get(0, 8, 3), None, "a chunk over the whole budget is not kept");
+        drop(a);
+        assert_eq!(cache.stats().bytes, 4);
+        assert_eq!(LogCache::new(0).register().get(0, 0, 0), None);
+    }
+
+    /// A truncation drops the chunk it cuts through and everything after,
+    /// in later segments too; a deleted segment drops only its own.
+    #[test]
+    fn truncation_and_deletion_forget_what_the_log_lost() {
+        let cache = LogCache::new(1 << 20);
+        let log = cache.register();
+        log.insert(0, 0, b("0123"));
+        log.insert(0, 4, b("4567"));
+        log.insert(0, 8, b("89"));
+        log.insert(10, 0, b("next"));
+        log.remove_from(0, 6);
+        assert_eq!(log.get(0, 0, 4).as_deref(), Some(&b"0123"[..]));
+        assert_eq!(log.get(0, 4, 1), None, "the straddling chunk went whole");
+        assert_eq!(log.get(0, 8, 1), None);
+        assert_eq!(log.get(10, 0, 1), None);
+        log.insert(0, 4, b("ab"));
+        assert_eq!(log.get(0, 0, 6).as_deref(), Some(&b"0123ab"[..]));
+        log.remove_segment(0);
+        assert_eq!(log.get(0, 0, 1), None);
+        assert_eq!(cache.stats().bytes, 0);
+        // Keys of removed chunks left in the eviction order are skipped.
+        for i in 0..5000u64 {
+            log.insert(1, i, b("x"));
+            log.remove_segment(1);
+        }
+        assert!(cache.inner().order.len() <= 1024 + 2);
+    }
+}
