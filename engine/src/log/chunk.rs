@@ -16,7 +16,8 @@ use std::sync::Arc;
 const WRITE_BUF_BYTES_MIN: usize = 64 * 1024;
 /// ...and at most this much unless one round needs more: memory is taken
 /// per log, and a buffer is freed only once the cache lets go of all of it.
-/// Buffers of exactly this size are the blocks of the cache's pool.
+/// A busy log's buffers (rounds of a quarter of this over `WRITE_BUF_ROUNDS`
+/// or more) are blocks of exactly this size from the cache's pool.
 pub(super) const WRITE_BUF_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// A new buffer has room for this many rounds of the size that opened it.
 const WRITE_BUF_ROUNDS: usize = 8;
@@ -114,7 +115,9 @@ pub(super) fn stage(
         let capacity =
             (chunk.len * WRITE_BUF_ROUNDS).clamp(WRITE_BUF_BYTES_MIN, WRITE_BUF_BYTES_MAX).max(needed);
         debug_assert_eq!(pool.block_bytes(), WRITE_BUF_BYTES_MAX);
-        let buf = if capacity == pool.block_bytes() {
+        // A busy log's buffer is a whole pool block even if it would need
+        // less: reused blocks are warm, fresh memory costs page faults.
+        let buf = if capacity >= pool.block_bytes() / 4 && needed <= pool.block_bytes() {
             AppendBuf::from_pool(pool, tail)
         } else {
             AppendBuf::starting_with(capacity, tail)
