@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
-/// Small, so that a run reads both from the cache and, once the cache
+/// Two 64 KiB write buffers, so that a run reads both from the cache and, once the cache
 /// evicted what it wrote first, from the disk; and small batches are served
 /// both as slices of one chunk and gathered from several.
-const CACHE_BYTES: usize = 8 * 1024;
+const CACHE_BYTES: usize = 128 * 1024;
 const SLICE_BYTES_MIN: usize = 300;
 
 #[derive(Clone, Debug)]

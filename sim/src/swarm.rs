@@ -209,7 +209,7 @@ pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
         groups: None,
         group_config: GroupConfig::default(),
         // From a stream of its own, so the other draws stay as they were.
-        log_cache_bytes: *Rng::fork(seed, "swarm-cache").pick(&[0, 4 * 1024, 64 * 1024, 64 << 20]),
+        log_cache_bytes: *Rng::fork(seed, "swarm-cache").pick(&[0, 64 * 1024, 256 * 1024, 64 << 20]),
     }
     .with_groups(seed)
 }

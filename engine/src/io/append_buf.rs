@@ -110,6 +110,11 @@ impl AppendBuf {
         self.filled
     }
 
+    /// Bytes of memory the buffer holds (and each of its slices keeps alive).
+    pub fn capacity(&self) -> usize {
+        self.memory.cap
+    }
+
     /// Whether `len` more bytes, zero-padded to a multiple of `pad_to`, fit,
     /// and no write slice of an earlier append is still alive.
     pub fn can_append(&self, len: usize, pad_to: usize) -> bool {

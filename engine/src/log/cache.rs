@@ -9,7 +9,9 @@
 //! belongs to: a ring over the broker's recent writes.
 //!
 //! Invariants:
-//! - `bytes` is the sum of the lengths of the chunks in `chunks`;
+//! - `bytes` is the sum of the memory the chunks in `chunks` pin (each at
+//!   least its length: a chunk is a slice of a whole write buffer, which
+//!   stays allocated while any slice of it lives);
 //! - after an insert, `bytes <= capacity` or only the new chunk is held;
 //! - a chunk is exactly the bytes of its log at `(segment, position)` when it
 //!   was written: a log that truncates or deletes a segment removes the
@@ -41,9 +43,15 @@ pub struct LogCache {
     inner: Mutex<Inner>,
 }
 
+/// A cached chunk and the bytes of memory it keeps allocated.
+struct Entry {
+    bytes: Bytes,
+    pinned: usize,
+}
+
 #[derive(Default)]
 struct Inner {
-    chunks: BTreeMap<Key, Bytes>,
+    chunks: BTreeMap<Key, Entry>,
     /// Keys in insertion order, for eviction. May name chunks already gone
     /// (removed by a truncation), which eviction skips.
     order: VecDeque<Key>,
@@ -107,15 +115,15 @@ impl LogCache {
 
 impl Inner {
     fn check_invariants(&self) {
-        debug_assert_eq!(self.bytes, self.chunks.values().map(Bytes::len).sum::<usize>());
+        debug_assert_eq!(self.bytes, self.chunks.values().map(|e| e.pinned).sum::<usize>());
     }
 
     /// Removes the chunks whose keys lie in `range`.
     fn remove_range(&mut self, range: std::ops::RangeInclusive<Key>) {
         let doomed: Vec<Key> = self.chunks.range(range).map(|(k, _)| *k).collect();
         for key in doomed {
-            if let Some(chunk) = self.chunks.remove(&key) {
-                self.bytes -= chunk.len();
+            if let Some(entry) = self.chunks.remove(&key) {
+                self.bytes -= entry.pinned;
             }
         }
         // Keys of removed chunks stay in `order` until eviction passes them;
@@ -143,23 +151,27 @@ impl CacheHandle {
     /// Remembers `chunk`, just written at `position` of segment `segment`
     /// (replacing what was there: a write buffer's chunk grows with each
     /// round), evicting the oldest chunks of any log while over budget.
-    pub fn insert(&self, segment: u64, position: u64, chunk: Bytes) {
+    /// `pinned` is the memory the chunk keeps allocated, its whole write
+    /// buffer: the budget bounds memory, not just the bytes served, so that
+    /// the cache's blocks and the pool's free ones add up to the budget.
+    pub fn insert(&self, segment: u64, position: u64, chunk: Bytes, pinned: usize) {
         let capacity = self.cache.capacity;
-        if chunk.is_empty() || chunk.len() > capacity {
+        let pinned = pinned.max(chunk.len());
+        if chunk.is_empty() || pinned > capacity {
             return;
         }
         let key = (self.log, segment, position);
         let mut inner = self.cache.inner();
-        inner.bytes += chunk.len();
-        match inner.chunks.insert(key, chunk) {
+        inner.bytes += pinned;
+        match inner.chunks.insert(key, Entry { bytes: chunk, pinned }) {
             // A grown chunk keeps its place in the eviction order.
-            Some(old) => inner.bytes -= old.len(),
+            Some(old) => inner.bytes -= old.pinned,
             None => inner.order.push_back(key),
         }
         while inner.bytes > capacity {
             let Some(oldest) = inner.order.pop_front() else { break };
             if let Some(evicted) = inner.chunks.remove(&oldest) {
-                inner.bytes -= evicted.len();
+                inner.bytes -= evicted.pinned;
             }
         }
         inner.check_invariants();
@@ -185,7 +197,7 @@ impl CacheHandle {
     fn find(&self, inner: &Inner, segment: u64, position: u64, len: usize) -> Option<Bytes> {
         let end = position + len as u64;
         // The chunk holding `position`: the last one starting at or before it.
-        let (&(_, _, first_at), first) =
+        let (&(_, _, first_at), Entry { bytes: first, .. }) =
             inner.chunks.range((self.log, segment, 0)..=(self.log, segment, position)).next_back()?;
         if first_at + first.len() as u64 <= position {
             return None;
@@ -199,7 +211,7 @@ impl CacheHandle {
         out.extend_from_slice(&first[from..]);
         let mut next_at = first_at + first.len() as u64;
         let after_first = (self.log, segment, first_at + 1)..=(self.log, segment, u64::MAX);
-        for (&(_, _, at), chunk) in inner.chunks.range(after_first) {
+        for (&(_, _, at), Entry { bytes: chunk, .. }) in inner.chunks.range(after_first) {
             if at != next_at {
                 return None;
             }
@@ -222,7 +234,7 @@ impl CacheHandle {
             .chunks
             .range((self.log, segment, 0)..(self.log, segment, position))
             .next_back()
-            .filter(|((_, _, at), chunk)| at + chunk.len() as u64 > position)
+            .filter(|((_, _, at), entry)| at + entry.bytes.len() as u64 > position)
             .map(|(k, _)| *k);
         let from = straddling.unwrap_or((self.log, segment, position));
         inner.remove_range(from..=(self.log, u64::MAX, u64::MAX));
@@ -254,10 +266,10 @@ mod tests {
     fn serves_only_what_it_holds() {
         let cache = LogCache::new(1 << 20);
         let log = cache.register();
-        log.insert(0, 100, b("abcdef"));
-        log.insert(0, 106, b("ghij"));
-        log.insert(0, 200, b("zz"));
-        log.insert(7, 0, b("seg7"));
+        log.insert(0, 100, b("abcdef"), 0);
+        log.insert(0, 106, b("ghij"), 0);
+        log.insert(0, 200, b("zz"), 0);
+        log.insert(7, 0, b("seg7"), 0);
         assert_eq!(log.get(0, 101, 3).as_deref(), Some(&b"bcd"[..]));
         assert_eq!(log.get(0, 104, 4).as_deref(), Some(&b"efgh"[..]));
         assert_eq!(log.get(0, 100, 10).as_deref(), Some(&b"abcdefghij"[..]));
@@ -280,8 +292,8 @@ mod tests {
         let cache = LogCache::new(1 << 20);
         let log = cache.register();
         let big = Bytes::from(vec![7u8; 2 * SLICE_BYTES_MIN]);
-        log.insert(0, 0, big.clone());
-        log.insert(0, big.len() as u64, b("after"));
+        log.insert(0, 0, big.clone(), 0);
+        log.insert(0, big.len() as u64, b("after"), 0);
         let got = log.get(0, 10, 4 * SLICE_BYTES_MIN).expect("cached");
         assert_eq!(got.len(), big.len() - 10, "up to the chunk's end");
         assert_eq!(got.as_ptr(), big[10..].as_ptr(), "a slice, not a copy");
@@ -296,18 +308,35 @@ mod tests {
     fn evicts_oldest_writes_across_logs() {
         let cache = LogCache::new(10);
         let (a, b_log) = (cache.register(), cache.register());
-        a.insert(0, 0, b("aaaa"));
-        b_log.insert(0, 0, b("bbbb"));
-        a.insert(0, 4, b("cccc"));
+        a.insert(0, 0, b("aaaa"), 0);
+        b_log.insert(0, 0, b("bbbb"), 0);
+        a.insert(0, 4, b("cccc"), 0);
         assert_eq!(a.get(0, 0, 1), None, "the oldest chunk was evicted");
         assert_eq!(b_log.get(0, 0, 4).as_deref(), Some(&b"bbbb"[..]));
         assert_eq!(a.get(0, 4, 4).as_deref(), Some(&b"cccc"[..]));
         assert_eq!(cache.stats().bytes, 8);
-        a.insert(0, 8, b("too long to fit at all"));
+        a.insert(0, 8, b("too long to fit at all"), 0);
         assert_eq!(a.get(0, 8, 3), None, "a chunk over the whole budget is not kept");
         drop(a);
         assert_eq!(cache.stats().bytes, 4);
         assert_eq!(LogCache::new(0).register().get(0, 0, 0), None);
+    }
+
+    /// A chunk is charged the memory it pins (its write buffer), not only
+    /// its length: two 4-byte chunks of 8-byte buffers overflow 10 bytes.
+    #[test]
+    fn charges_the_memory_a_chunk_pins() {
+        let cache = LogCache::new(10);
+        let log = cache.register();
+        log.insert(0, 0, b("aaaa"), 8);
+        log.insert(0, 4, b("bbbb"), 8);
+        assert_eq!(log.get(0, 0, 1), None, "the first buffer was evicted");
+        assert_eq!(log.get(0, 4, 4).as_deref(), Some(&b"bbbb"[..]));
+        assert_eq!(cache.stats().bytes, 8);
+        log.insert(0, 4, b("bbbbcc"), 8);
+        assert_eq!(cache.stats().bytes, 8, "a grown chunk of the same buffer is charged once");
+        log.insert(0, 10, b("c"), 11);
+        assert_eq!(log.get(0, 10, 1), None, "a buffer over the whole budget is not kept");
     }
 
     /// A truncation drops the chunk it cuts through and everything after,
@@ -316,23 +345,23 @@ mod tests {
     fn truncation_and_deletion_forget_what_the_log_lost() {
         let cache = LogCache::new(1 << 20);
         let log = cache.register();
-        log.insert(0, 0, b("0123"));
-        log.insert(0, 4, b("4567"));
-        log.insert(0, 8, b("89"));
-        log.insert(10, 0, b("next"));
+        log.insert(0, 0, b("0123"), 0);
+        log.insert(0, 4, b("4567"), 0);
+        log.insert(0, 8, b("89"), 0);
+        log.insert(10, 0, b("next"), 0);
         log.remove_from(0, 6);
         assert_eq!(log.get(0, 0, 4).as_deref(), Some(&b"0123"[..]));
         assert_eq!(log.get(0, 4, 1), None, "the straddling chunk went whole");
         assert_eq!(log.get(0, 8, 1), None);
         assert_eq!(log.get(10, 0, 1), None);
-        log.insert(0, 4, b("ab"));
+        log.insert(0, 4, b("ab"), 0);
         assert_eq!(log.get(0, 0, 6).as_deref(), Some(&b"0123ab"[..]));
         log.remove_segment(0);
         assert_eq!(log.get(0, 0, 1), None);
         assert_eq!(cache.stats().bytes, 0);
         // Keys of removed chunks left in the eviction order are skipped.
         for i in 0..5000u64 {
-            log.insert(1, i, b("x"));
+            log.insert(1, i, b("x"), 0);
             log.remove_segment(1);
         }
         assert!(cache.inner().order.len() <= 1024 + 2);

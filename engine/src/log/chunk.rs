@@ -88,6 +88,8 @@ pub(super) struct Staged {
     /// The buffer's bytes for the cache: `(position, bytes)`, from the
     /// buffer's first round through this chunk.
     pub cached: (u64, Bytes),
+    /// The memory those bytes keep allocated: the whole buffer.
+    pub pinned: usize,
     /// The file's last partial block once written (empty if none).
     pub tail: Vec<u8>,
 }
@@ -144,6 +146,7 @@ pub(super) fn stage(
         write_position: w.file_start + (position - w.file_start) / align as u64 * align as u64,
         write,
         cached: (w.data_start, w.buf.slice(from_data..filled)),
+        pinned: w.buf.capacity(),
         tail: w.buf.slice(tail_start..filled).to_vec(),
     }
 }

@@ -425,7 +425,7 @@ impl<D: Disk> Log<D> {
         // finds it in the cache (unless evicted by then).
         let (cached_from, cached) = staged.cached;
         let end = cached_from + cached.len() as u64;
-        self.cache.insert(base, cached_from, cached);
+        self.cache.insert(base, cached_from, cached, staged.pinned);
         let mut st = self.state();
         let active = st.active_mut();
         active.tail = staged.tail;
