@@ -41,11 +41,6 @@ impl AlignedBuf {
         self.ptr.as_ptr()
     }
 
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: ptr points at cap >= len initialized bytes owned by self.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-
     /// Hands the buffer to `Bytes` without copying; it stays aligned.
     pub fn freeze(self) -> Bytes {
         Bytes::from_owner(self)
@@ -79,15 +74,14 @@ pub fn round_down(n: u64, align: u64) -> u64 {
 mod tests {
     use super::*;
 
-    /// Buffers are aligned, zeroed, writable, and keep their alignment as `Bytes`.
+    /// Buffers are aligned, zeroed, and keep their alignment as `Bytes`.
     #[test]
-    fn aligned_and_writable() {
-        let mut b = AlignedBuf::zeroed(3);
+    fn aligned_and_zeroed() {
+        let b = AlignedBuf::zeroed(3);
         assert_eq!(b.as_ref(), &[0, 0, 0]);
-        b.as_mut_slice()[0] = 7;
         let bytes = b.freeze();
         assert_eq!(bytes.as_ptr() as usize % DIRECT_IO_ALIGN, 0);
-        assert_eq!(&bytes[..], &[7, 0, 0]);
+        assert_eq!(&bytes[..], &[0, 0, 0]);
         assert!(AlignedBuf::zeroed(0).as_ref().is_empty());
     }
 }

@@ -1,0 +1,374 @@
+//! `ringtail serve` configuration: the command line flags, the TOML file
+//! with the same key names, and their resolution into a validated
+//! `ServeConfig`. Flags override the file; the file overrides the defaults.
+//!
+//! Every value, from either source, goes through one parser per key, so a
+//! bad value gets the same one-line message naming its key wherever it came
+//! from.
+
+mod file;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use crate::limits::Limits;
+use file::{topic_defaults, FileValues};
+pub use parse::parse_host_port;
+use parse::{
+    default_address, parse_advertise, parse_bool, parse_bytes, parse_controllers, parse_data_dir, parse_ms,
+    parse_node_id, parse_partitions, parse_replication_factor,
+};
+use ringtail_engine::group::GroupConfig;
+use ringtail_engine::io::select::ParseIoChoiceError;
+use ringtail_engine::io::IoChoice;
+use ringtail_engine::log::{FlushPolicy, LogConfig};
+use std::fmt;
+use std::path::PathBuf;
+
+pub const DEFAULT_DATA_DIR: &str = "./ringtail-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+pub const DEFAULT_CONTROLLER_LISTEN: &str = "127.0.0.1:9093";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
+pub const DEFAULT_NODE_ID: i32 = 1;
+pub const DEFAULT_PARTITIONS: u32 = 1;
+/// Largest config file read: a config is a few hundred bytes.
+const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// The table of broker-wide topic defaults in the config file.
+const TOPIC_DEFAULTS_TABLE: &str = "topic-defaults";
+
+/// The flags of `ringtail serve`. Every one is optional here so that the
+/// config file can supply it; defaults are applied in `resolve`.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServeArgs {
+    /// TOML config file: the flags' names as keys (`data-dir = "..."`) and a
+    /// `[topic-defaults]` table of Kafka topic configs. Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./ringtail-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Kafka API listener [default: 127.0.0.1:9092]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Address given to clients [default: the listen address]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// This node's id [default: 1]
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<String>,
+    /// Metadata quorum voters [default: this node alone]
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    pub controllers: Option<String>,
+    /// Controller listener [default: 127.0.0.1:9093]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub controller_listen: Option<String>,
+    /// Prometheus /metrics listener [default: 127.0.0.1:9644]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Storage I/O backend: auto, uring or std [default: auto]
+    #[arg(long, value_name = "auto|uring|std")]
+    pub io: Option<String>,
+    /// When appends are fsynced: always, interval:MS or never [default: always]
+    #[arg(long, value_name = "always|interval:MS|never")]
+    pub flush: Option<String>,
+    /// Partitions of topics created without a count [default: 1]
+    #[arg(long, value_name = "N")]
+    pub default_partitions: Option<String>,
+    /// Replication factor of topics created without one [default: min(3, brokers)]
+    #[arg(long, value_name = "N")]
+    pub default_replication_factor: Option<String>,
+    /// Create topics on first use through Metadata [default: true]
+    #[arg(long, value_name = "true|false")]
+    pub auto_create_topics: Option<String>,
+    /// Partitions of __consumer_offsets when it is first created; fixed
+    /// afterwards [default: 50]
+    #[arg(long, value_name = "N")]
+    pub offsets_topic_partitions: Option<String>,
+    /// How long a new group's first rebalance waits for more members
+    /// [default: 3000]
+    #[arg(long, value_name = "MS")]
+    pub group_initial_rebalance_delay_ms: Option<String>,
+    /// Smallest session timeout a group member may ask for [default: 6000]
+    #[arg(long, value_name = "MS")]
+    pub group_min_session_timeout_ms: Option<String>,
+    /// How long an empty group keeps its committed offsets (counted from
+    /// when it became empty, or from its last commit) [default: 10080, 7 days]
+    #[arg(long, value_name = "MINUTES")]
+    pub offsets_retention_minutes: Option<String>,
+    /// Memory for recently written log bytes, shared by all partitions;
+    /// reads of older data go to the disk [default: a quarter of the
+    /// host's memory]
+    #[arg(long, value_name = "BYTES")]
+    pub log_cache_bytes: Option<String>,
+    /// Fault the log cache's memory in at start-up, before taking clients,
+    /// instead of as data arrives (the JVM's AlwaysPreTouch); worth it where
+    /// first-touch page faults are slow, as on many VMs [default: false]
+    #[arg(long, value_name = "true|false")]
+    pub log_cache_pretouch: Option<String>,
+}
+
+/// A quorum voter named by `--controllers`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Controller {
+    pub node_id: i32,
+    pub address: HostPort,
+}
+
+/// A `HOST:PORT` as given (the host is not resolved here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl HostPort {
+    /// An address no client can connect to (0.0.0.0, ::).
+    pub fn is_unspecified(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+    }
+}
+
+/// Everything `ringtail serve` runs with, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: HostPort,
+    /// `None`: the listen host with the port actually bound.
+    pub advertise: Option<HostPort>,
+    pub node_id: i32,
+    pub controllers: Vec<Controller>,
+    pub controller_listen: HostPort,
+    pub metrics_listen: HostPort,
+    pub io: IoChoice,
+    pub flush: FlushPolicy,
+    pub default_partitions: u32,
+    /// `None`: min(3, brokers).
+    pub default_replication_factor: Option<i16>,
+    pub auto_create_topics: bool,
+    /// Broker-wide topic defaults, `flush` included.
+    pub topic_defaults: LogConfig,
+    /// The consumer-group coordinator's settings.
+    pub group: GroupConfig,
+    pub limits: Limits,
+    /// Bytes of the broker's log cache.
+    pub log_cache_bytes: usize,
+    pub log_cache_pretouch: bool,
+}
+
+impl ServeConfig {
+    /// The configuration `ringtail serve` with no arguments and no file runs.
+    pub fn defaults() -> ServeConfig {
+        resolve(&ServeArgs::default()).unwrap_or_else(|e| unreachable!("the defaults are valid: {e}"))
+    }
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    File(PathBuf),
+}
+
+/// Bad configuration: `ringtail serve` prints it as one line and exits 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key as written in the config file (`data-dir`, `retention.ms`),
+    /// or the file itself when it cannot be read.
+    pub key: String,
+    pub origin: Option<Origin>,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(Origin::Flag) => write!(f, "bad config: --{}: {}", self.key, self.problem),
+            Some(Origin::File(path)) => {
+                write!(f, "bad config: {} in {}: {}", self.key, path.display(), self.problem)
+            }
+            None => write!(f, "bad config: {}: {}", self.key, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The exit code for bad configuration (INTERFACE.md).
+    pub const EXIT_CODE: u8 = 2;
+}
+
+/// A raw value and where it came from.
+struct Raw {
+    value: String,
+    origin: Origin,
+}
+
+impl Raw {
+    fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.to_string(), origin: Some(self.origin.clone()), problem: problem.into() }
+    }
+}
+
+/// Merges the flags over the config file over the defaults and validates.
+pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => FileValues::load(path)?,
+        None => FileValues::default(),
+    };
+    // The flag's value if given, else the file's; parsed by `parse`, or
+    // `default` when neither has the key.
+    let get = |key: &str, flag: &Option<String>| -> Result<Option<Raw>, ConfigError> {
+        match flag {
+            Some(value) => Ok(Some(Raw { value: value.clone(), origin: Origin::Flag })),
+            None => file.get(key),
+        }
+    };
+    let data_dir =
+        value("data-dir", get("data-dir", &args.data_dir)?, DEFAULT_DATA_DIR.into(), parse_data_dir)?;
+    let listen =
+        value("listen", get("listen", &args.listen)?, default_address(DEFAULT_LISTEN), parse_host_port)?;
+    let advertise =
+        value("advertise", get("advertise", &args.advertise)?, None, |v| parse_advertise(v).map(Some))?;
+    if advertise.is_none() && listen.is_unspecified() {
+        let problem =
+            format!("listening on {listen} needs an address clients can reach: set --advertise HOST:PORT");
+        return Err(ConfigError { key: "advertise".into(), origin: None, problem });
+    }
+    let node_id = value("node-id", get("node-id", &args.node_id)?, DEFAULT_NODE_ID, parse_node_id)?;
+    let controllers = value("controllers", get("controllers", &args.controllers)?, Vec::new(), |v| {
+        parse_controllers(v, node_id)
+    })?;
+    let controller_listen = value(
+        "controller-listen",
+        get("controller-listen", &args.controller_listen)?,
+        default_address(DEFAULT_CONTROLLER_LISTEN),
+        parse_host_port,
+    )?;
+    let metrics_listen = value(
+        "metrics-listen",
+        get("metrics-listen", &args.metrics_listen)?,
+        default_address(DEFAULT_METRICS_LISTEN),
+        parse_host_port,
+    )?;
+    let io = value("io", get("io", &args.io)?, IoChoice::Auto, |v| {
+        v.parse().map_err(|e: ParseIoChoiceError| e.to_string())
+    })?;
+    let flush = value("flush", get("flush", &args.flush)?, FlushPolicy::Always, str::parse)?;
+    let default_partitions = value(
+        "default-partitions",
+        get("default-partitions", &args.default_partitions)?,
+        DEFAULT_PARTITIONS,
+        parse_partitions,
+    )?;
+    let default_replication_factor = value(
+        "default-replication-factor",
+        get("default-replication-factor", &args.default_replication_factor)?,
+        None,
+        |v| parse_replication_factor(v).map(Some),
+    )?;
+    let auto_create_topics =
+        value("auto-create-topics", get("auto-create-topics", &args.auto_create_topics)?, true, parse_bool)?;
+    let topic_defaults = topic_defaults(&file, flush)?;
+    let log_cache_bytes = value(
+        "log-cache-bytes",
+        get("log-cache-bytes", &args.log_cache_bytes)?,
+        crate::memory::default_log_cache_bytes(),
+        parse_bytes,
+    )?;
+    let log_cache_pretouch =
+        value("log-cache-pretouch", get("log-cache-pretouch", &args.log_cache_pretouch)?, false, parse_bool)?;
+    let group = group_config(
+        get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
+        get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
+        get("group-min-session-timeout-ms", &args.group_min_session_timeout_ms)?,
+        get("offsets-retention-minutes", &args.offsets_retention_minutes)?,
+    )?;
+    Ok(ServeConfig {
+        data_dir,
+        listen,
+        advertise,
+        node_id,
+        controllers,
+        controller_listen,
+        metrics_listen,
+        io,
+        flush,
+        default_partitions,
+        default_replication_factor,
+        auto_create_topics,
+        topic_defaults,
+        group,
+        limits: Limits::default(),
+        log_cache_bytes,
+        log_cache_pretouch,
+    })
+}
+
+/// The coordinator's settings: the engine's defaults (Kafka's), with the
+/// four the flags set.
+fn group_config(
+    partitions: Option<Raw>,
+    initial_delay: Option<Raw>,
+    min_session: Option<Raw>,
+    retention_minutes: Option<Raw>,
+) -> Result<GroupConfig, ConfigError> {
+    let defaults = GroupConfig::default();
+    let offsets_topic_partitions =
+        value("offsets-topic-partitions", partitions, defaults.offsets_topic_partitions, parse_partitions)?;
+    let initial_rebalance_delay_ms =
+        value("group-initial-rebalance-delay-ms", initial_delay, defaults.initial_rebalance_delay_ms, |v| {
+            parse_ms(v, 0)
+        })?;
+    let key = "group-min-session-timeout-ms";
+    let origin = min_session.as_ref().map(|raw| raw.origin.clone());
+    let min_session_timeout_ms =
+        value(key, min_session, defaults.min_session_timeout_ms, |v| parse_ms(v, 1))?;
+    if min_session_timeout_ms > defaults.max_session_timeout_ms {
+        let problem = format!(
+            "must not exceed the largest session timeout, {} ms, got {min_session_timeout_ms}",
+            defaults.max_session_timeout_ms
+        );
+        return Err(ConfigError { key: key.into(), origin, problem });
+    }
+    let default_minutes = defaults.offsets_retention_ms / 60_000;
+    let offsets_retention_minutes =
+        value("offsets-retention-minutes", retention_minutes, default_minutes, |v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|m| (1..=i64::MAX / 60_000).contains(m))
+                .ok_or_else(|| format!("expected minutes, a positive integer, got {v:?}"))
+        })?;
+    Ok(GroupConfig {
+        offsets_retention_ms: offsets_retention_minutes * 60_000,
+        offsets_topic_partitions,
+        initial_rebalance_delay_ms,
+        min_session_timeout_ms,
+        ..defaults
+    })
+}
+
+/// `raw` parsed by `parse`, with errors naming `key` and where the value
+/// came from; `default` when the key was not given.
+fn value<T>(
+    key: &str,
+    raw: Option<Raw>,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    match raw {
+        Some(raw) => parse(&raw.value).map_err(|problem| raw.error(key, problem)),
+        None => Ok(default),
+    }
+}

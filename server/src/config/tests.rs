@@ -1,0 +1,192 @@
+//! `ringtail serve` configuration: defaults, flags over the file, and the
+//! message each bad value gets.
+
+use super::*;
+use std::io::Write;
+
+fn args() -> ServeArgs {
+    ServeArgs::default()
+}
+
+fn file(contents: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(contents.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn no_arguments_gives_the_documented_defaults() {
+    let c = resolve(&args()).unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("./ringtail-data"));
+    assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+    assert_eq!(c.advertise, None);
+    assert_eq!(c.node_id, 1);
+    assert_eq!(c.log_cache_bytes, crate::memory::default_log_cache_bytes());
+    assert!(c.log_cache_bytes > 0);
+    assert!(c.controllers.is_empty());
+    assert_eq!(c.controller_listen.to_string(), "127.0.0.1:9093");
+    assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9644");
+    assert_eq!(c.io, IoChoice::Auto);
+    assert_eq!(c.flush, FlushPolicy::Always);
+    assert_eq!(c.default_partitions, 1);
+    assert_eq!(c.default_replication_factor, None);
+    assert!(c.auto_create_topics);
+    assert_eq!(c.topic_defaults, LogConfig::default());
+    assert_eq!(c.group, GroupConfig::default());
+    assert_eq!(c.group.offsets_topic_partitions, 50);
+    assert_eq!(c.group.initial_rebalance_delay_ms, 3000);
+    assert_eq!(c.group.min_session_timeout_ms, 6000);
+}
+
+#[test]
+fn group_settings_come_from_flags_or_the_file() {
+    let f = file(
+        "offsets-topic-partitions = 8\ngroup-min-session-timeout-ms = 2000\noffsets-retention-minutes = 60\n",
+    );
+    let a = ServeArgs {
+        config: Some(f.path().into()),
+        group_initial_rebalance_delay_ms: Some("0".into()),
+        group_min_session_timeout_ms: Some("1000".into()),
+        ..args()
+    };
+    let c = resolve(&a).unwrap();
+    assert_eq!(c.group.offsets_topic_partitions, 8);
+    assert_eq!(c.group.initial_rebalance_delay_ms, 0);
+    assert_eq!(c.group.min_session_timeout_ms, 1000);
+    assert_eq!(c.group.offsets_retention_ms, 3_600_000);
+    assert_eq!(c.group.max_session_timeout_ms, GroupConfig::default().max_session_timeout_ms);
+}
+
+#[test]
+fn flags_override_the_file_which_overrides_defaults() {
+    let f = file(
+        "data-dir = \"/tmp/from-file\"\nnode-id = 7\nflush = \"interval:50\"\nauto-create-topics = false\n\
+         default-partitions = 3\nio = \"std\"\nlog-cache-bytes = 1048576\n",
+    );
+    let a = ServeArgs {
+        config: Some(f.path().into()),
+        node_id: Some("9".into()),
+        io: Some("uring".into()),
+        ..args()
+    };
+    let c = resolve(&a).unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
+    assert_eq!(c.node_id, 9);
+    assert_eq!(c.io, IoChoice::Uring);
+    assert_eq!(c.flush, FlushPolicy::Interval { ms: 50 });
+    assert_eq!(c.topic_defaults.flush, FlushPolicy::Interval { ms: 50 });
+    assert!(!c.auto_create_topics);
+    assert_eq!(c.default_partitions, 3);
+    assert_eq!(c.log_cache_bytes, 1 << 20);
+}
+
+#[test]
+fn topic_defaults_accept_dotted_names_quoted_or_not() {
+    let f = file(
+        "[topic-defaults]\nretention.ms = 1000\n\"segment.bytes\" = \"4096\"\ncleanup.policy = \"delete\"\n",
+    );
+    let c = resolve(&ServeArgs { config: Some(f.path().into()), ..args() }).unwrap();
+    assert_eq!(c.topic_defaults.retention_ms, Some(1000));
+    assert_eq!(c.topic_defaults.segment_bytes, 4096);
+}
+
+#[test]
+fn bad_values_name_their_key_on_one_line() {
+    let cases: [(ServeArgs, &str); 16] = [
+        (ServeArgs { log_cache_pretouch: Some("yes".into()), ..args() }, "--log-cache-pretouch"),
+        (ServeArgs { log_cache_bytes: Some("1GiB".into()), ..args() }, "--log-cache-bytes"),
+        (ServeArgs { offsets_retention_minutes: Some("0".into()), ..args() }, "--offsets-retention-minutes"),
+        (ServeArgs { offsets_topic_partitions: Some("0".into()), ..args() }, "--offsets-topic-partitions"),
+        (ServeArgs { offsets_topic_partitions: Some("x".into()), ..args() }, "--offsets-topic-partitions"),
+        (
+            ServeArgs { group_initial_rebalance_delay_ms: Some("-1".into()), ..args() },
+            "--group-initial-rebalance-delay-ms",
+        ),
+        (
+            ServeArgs { group_min_session_timeout_ms: Some("0".into()), ..args() },
+            "--group-min-session-timeout-ms",
+        ),
+        (
+            ServeArgs { group_min_session_timeout_ms: Some("1800001".into()), ..args() },
+            "--group-min-session-timeout-ms",
+        ),
+        (ServeArgs { flush: Some("sometimes".into()), ..args() }, "--flush"),
+        (ServeArgs { io: Some("fast".into()), ..args() }, "--io"),
+        (ServeArgs { node_id: Some("-3".into()), ..args() }, "--node-id"),
+        (ServeArgs { listen: Some("nope".into()), ..args() }, "--listen"),
+        (ServeArgs { default_partitions: Some("0".into()), ..args() }, "--default-partitions"),
+        (
+            ServeArgs { default_replication_factor: Some("x".into()), ..args() },
+            "--default-replication-factor",
+        ),
+        (ServeArgs { auto_create_topics: Some("yes".into()), ..args() }, "--auto-create-topics"),
+        (ServeArgs { metrics_listen: Some("127.0.0.1:99999".into()), ..args() }, "--metrics-listen"),
+    ];
+    for (a, key) in cases {
+        let message = resolve(&a).unwrap_err().to_string();
+        assert!(message.contains(key), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+}
+
+#[test]
+fn file_errors_name_the_key_and_the_file() {
+    for (contents, key) in [
+        ("node-id = \"one\"\n", "node-id"),
+        ("no-such-key = 1\n", "no-such-key"),
+        ("[topic-defaults]\nretention.ms = \"soon\"\n", "topic-defaults.retention.ms"),
+        ("[topic-defaults]\nflush = \"never\"\n", "topic-defaults.flush"),
+        ("[topic-defaults]\nmin.insync.replicas = 2\n", "topic-defaults.min.insync.replicas"),
+        ("listen = [1, 2]\n", "listen"),
+    ] {
+        let f = file(contents);
+        let message =
+            resolve(&ServeArgs { config: Some(f.path().into()), ..args() }).unwrap_err().to_string();
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains(&f.path().display().to_string()), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+}
+
+#[test]
+fn invalid_toml_is_reported_with_its_line() {
+    let f = file("data-dir = \"x\"\nlisten = \n");
+    let message = resolve(&ServeArgs { config: Some(f.path().into()), ..args() }).unwrap_err().to_string();
+    assert!(message.contains("line 2"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+}
+
+#[test]
+fn a_missing_config_file_is_a_config_error() {
+    let a = ServeArgs { config: Some("/nonexistent/ringtail.toml".into()), ..args() };
+    assert!(resolve(&a).unwrap_err().to_string().contains("/nonexistent/ringtail.toml"));
+}
+
+#[test]
+fn controllers_other_than_this_node_are_refused() {
+    let a = ServeArgs { controllers: Some("1@127.0.0.1:9093,2@127.0.0.1:9193".into()), ..args() };
+    let message = resolve(&a).unwrap_err().to_string();
+    assert!(message.contains("multi-node clusters are not yet supported (replication issue)"), "{message}");
+    let alone = ServeArgs { controllers: Some("1@127.0.0.1:9093".into()), ..args() };
+    assert_eq!(resolve(&alone).unwrap().controllers.len(), 1);
+    let other = ServeArgs { controllers: Some("2@127.0.0.1:9093".into()), ..args() };
+    assert!(resolve(&other).is_err());
+}
+
+#[test]
+fn an_unspecified_listen_address_needs_an_advertised_one() {
+    let a = ServeArgs { listen: Some("0.0.0.0:9092".into()), ..args() };
+    assert!(resolve(&a).unwrap_err().to_string().contains("--advertise"));
+    let b = ServeArgs { advertise: Some("broker.example:9092".into()), ..a };
+    assert_eq!(resolve(&b).unwrap().advertise.unwrap().to_string(), "broker.example:9092");
+}
+
+#[test]
+fn host_port_parsing() {
+    assert_eq!(parse_host_port("[::1]:9092").unwrap(), HostPort { host: "::1".into(), port: 9092 });
+    assert_eq!(parse_host_port("[::1]:9092").unwrap().to_string(), "[::1]:9092");
+    assert!(parse_host_port("::1:9092").is_err());
+    assert!(parse_host_port(":9092").is_err());
+    assert!(parse_host_port("host:").is_err());
+    assert!(parse_host_port("[::]:1").unwrap().is_unspecified());
+}
