@@ -464,6 +464,15 @@ impl Report {
         self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Value bytes per record as measured: a consumer reads whatever was
+    /// produced, whatever `--size` says.
+    fn record_bytes(&self, args: &Args) -> u64 {
+        match self.messages {
+            0 => args.size as u64,
+            n => self.value_bytes / n,
+        }
+    }
+
     fn percentile_ms(&self, q: f64) -> f64 {
         self.latency.percentile(q) as f64 / 1e6
     }
@@ -484,7 +493,7 @@ impl Report {
             "{}: {} msgs x {} B{setup}, {:.2} s: {:.1} MB/s, {:.0} msgs/s; {} latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms ({} samples)",
             mode_name(args.mode),
             self.messages,
-            args.size,
+            self.record_bytes(args),
             self.elapsed.as_secs_f64(),
             self.mb_per_s(),
             self.msgs_per_s(),
@@ -511,7 +520,7 @@ impl Report {
             "| {} | {} | {} | {producers} | {acks} | {batch} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
             mode_name(args.mode),
             self.messages,
-            args.size,
+            self.record_bytes(args),
             self.mb_per_s(),
             self.msgs_per_s(),
             self.percentile_ms(0.50),
