@@ -261,6 +261,29 @@ async fn cache_serves_writes_and_forgets_truncated_bytes<D: Disk>(disk: Arc<D>, 
     assert_eq!(cache.stats().bytes, 0, "a closed log's bytes leave the cache");
 }
 
+/// A log that appended nothing between two upkeep calls lets go of its
+/// write buffer (whose memory the cache then holds alone), and its next
+/// append starts a new one; a log that keeps appending keeps its buffer.
+async fn idle_log_releases_its_write_buffer<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let cache = LogCache::new(CACHE_BYTES);
+    let cp = LogCheckpoint::default();
+    let log = Log::open(disk.clone(), root.join("t-0"), LogConfig::default(), clock(), cp, &cache)
+        .await
+        .expect("open")
+        .0;
+    log.append(batch(1, 1, T0, 100), 0).await.unwrap();
+    assert!(!log.release_idle_write_buf().await, "appended since the last call");
+    log.append(batch(1, 2, T0, 100), 0).await.unwrap();
+    assert!(!log.release_idle_write_buf().await, "appended since the last call");
+    assert_eq!(cache.stats().chunks, 1, "both appends went into one buffer");
+    assert!(log.release_idle_write_buf().await, "idle since the last call");
+    assert!(!log.release_idle_write_buf().await, "nothing left to release");
+    log.append(batch(1, 3, T0, 100), 0).await.unwrap();
+    assert_eq!(cache.stats().chunks, 2, "a new buffer, cached as a new chunk");
+    let r = log.read(0, 1 << 20, None).await.unwrap();
+    assert_eq!(batches(&r.records).iter().map(|(_, b)| id_of(b)).collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
 /// Many concurrent appenders each get their own contiguous offsets, and
 /// their batches are all readable afterwards.
 async fn concurrent_appends<D: Disk>(disk: Arc<D>, root: PathBuf) {
@@ -395,7 +418,7 @@ macro_rules! suite {
             suite!(@tests $make;
                 append_assigns_offsets_and_reads_back, invalid_batches_are_refused, rolls_and_reopens,
                 rolls_on_segment_age, finds_offsets_by_timestamp, retention_deletes_old_segments, truncates,
-                cache_serves_writes_and_forgets_truncated_bytes,
+                cache_serves_writes_and_forgets_truncated_bytes, idle_log_releases_its_write_buffer,
                 concurrent_appends, data_dir_is_locked, manager_checkpoints, flush_policies);
         }
     };

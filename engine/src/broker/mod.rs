@@ -257,7 +257,7 @@ impl<D: Disk> Broker<D> {
     }
 
     /// Periodic upkeep, called by the owner on a timer: retention,
-    /// interval flushes, and the offset checkpoints.
+    /// interval flushes, idle logs' write buffers, and the offset checkpoints.
     pub async fn maintain(&self) {
         for p in self.hosted_partitions() {
             if let Err(e) = p.log.apply_retention().await {
@@ -266,6 +266,7 @@ impl<D: Disk> Broker<D> {
             if let Err(e) = p.log.flush_if_due().await {
                 tracing::error!(partition = %p.tp, error = %e, "interval flush failed");
             }
+            p.log.release_idle_write_buf().await;
             p.refresh_high_watermark();
         }
         if let Err(e) = self.logs.checkpoint().await {

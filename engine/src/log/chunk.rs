@@ -77,6 +77,27 @@ pub(super) struct WriteBuf {
     /// File position of the first byte this buffer holds for the cache: the
     /// first round's (what precedes it is the block the file already had).
     data_start: u64,
+    /// Set by each append, cleared by `release_if_idle`.
+    appended: bool,
+}
+
+/// Drops the log's write buffer if nothing was appended since the last
+/// call; returns whether it did. The buffer's memory then lives only as long
+/// as the cache holds its bytes, and goes back to the pool when evicted: a
+/// log that fell idle does not keep a (4 MiB) block outside the cache's
+/// budget. Its next append starts a new buffer.
+pub(super) fn release_if_idle(current: &mut Option<WriteBuf>) -> bool {
+    match current {
+        Some(w) if w.appended => {
+            w.appended = false;
+            false
+        }
+        Some(_) => {
+            *current = None;
+            true
+        }
+        None => false,
+    }
 }
 
 /// A chunk copied into the write buffer, ready for the disk.
@@ -124,10 +145,16 @@ pub(super) fn stage(
         } else {
             AppendBuf::starting_with(capacity, tail)
         };
-        *current =
-            Some(WriteBuf { buf, segment, file_start: position - tail.len() as u64, data_start: position });
+        *current = Some(WriteBuf {
+            buf,
+            segment,
+            file_start: position - tail.len() as u64,
+            data_start: position,
+            appended: true,
+        });
     }
     let w = current.as_mut().expect("a write buffer was just ensured");
+    w.appended = true;
     debug_assert_eq!(w.file_start % align as u64, 0, "the buffer starts a block");
     let parts: Vec<&[u8]> = chunk.parts.iter().map(|p| p.as_ref()).collect();
     let write = w.buf.append(&parts, align, |data| {

@@ -532,6 +532,14 @@ impl<D: Disk> Log<D> {
         self.poison_on_err(result)
     }
 
+    /// Lets go of the write buffer if nothing was appended since the last
+    /// call (see `chunk::release_if_idle`); returns whether it did. The owner
+    /// calls it on a timer.
+    pub async fn release_idle_write_buf(&self) -> bool {
+        let _writer = self.writer.lock().await;
+        chunk::release_if_idle(&mut self.write_buf.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Under `flush=interval:MS`, fsyncs if the interval has passed since the
     /// last fsync and there is unsynced data. The owner calls it on a timer.
     pub async fn flush_if_due(&self) -> Result<(), LogError> {
