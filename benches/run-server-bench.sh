@@ -20,6 +20,8 @@
 #   6. The server restarted with --flush always; produce paced at half of
 #      the rate step 3 reached: request p99 (from each request's scheduled
 #      time) against 3 × the fdatasync p99 of step 2.
+#   7. fio's sequential write again; the produce rows compare with the
+#      higher of the two fio figures (this disk's swings between runs).
 #
 # Device flushes are counted from /proc/diskstats around every step, to
 # show what durability each figure had. Data lives in a fresh directory
@@ -118,14 +120,20 @@ fio_json() { fio "$@" --output-format=json | sed -n '/^{/,$p'; }
 
 log "data under $run_dir on $device; $(nproc) cores; $(uname -r)"
 
-# 1. The disk's streaming ceiling.
-log "fio: sequential 1 MiB O_DIRECT writes, libaio qd8, $BENCH_BYTES B"
-before=$(flushes)
-json=$(fio_json --name=seq-odirect --filename="$run_dir/fio-direct.dat" --rw=write --bs=1M \
-    --direct=1 --ioengine=libaio --iodepth=8 --size="$BENCH_BYTES")
-fio_direct_flushes=$(($(flushes) - before))
-fio_direct_mbs=$(jq '.jobs[0].write.bw_bytes / 1e6' <<<"$json")
-log "  $fio_direct_mbs MB/s, $fio_direct_flushes device flushes"
+# 1. The disk's streaming ceiling: sets fio_write_mbs (and the flush
+# count) from fio's sequential O_DIRECT writes into fio-direct.dat, which
+# is left for the read that follows.
+fio_write() {
+    log "fio: sequential 1 MiB O_DIRECT writes, libaio qd8, $BENCH_BYTES B"
+    local json before=$(flushes)
+    json=$(fio_json --name=seq-odirect --filename="$run_dir/fio-direct.dat" --rw=write --bs=1M \
+        --direct=1 --ioengine=libaio --iodepth=8 --size="$BENCH_BYTES")
+    fio_direct_flushes=$(($(flushes) - before))
+    fio_write_mbs=$(jq '.jobs[0].write.bw_bytes / 1e6' <<<"$json")
+}
+fio_write
+fio_first_mbs=$fio_write_mbs
+log "  $fio_first_mbs MB/s, $fio_direct_flushes device flushes"
 settle
 log "fio: sequential 1 MiB O_DIRECT reads of that file, libaio qd8"
 json=$(fio_json --name=seq-odirect-read --filename="$run_dir/fio-direct.dat" --rw=read --bs=1M \
@@ -241,6 +249,16 @@ half_achieved=$(col "$row" 9)
 half_p99_ms=$(col "$row" 11)
 stop_server
 
+# 7. fio's write figure again: it has swung from 1.3 to 2.1 GB/s between
+# runs on the development VM. The produce rows are compared with the
+# higher of the two, the ceiling the disk showed during this run.
+settle
+fio_write
+fio_last_mbs=$fio_write_mbs
+rm -f "$run_dir/fio-direct.dat"
+log "  $fio_last_mbs MB/s (first: $fio_first_mbs MB/s)"
+fio_direct_mbs=$(awk -v a="$fio_first_mbs" -v b="$fio_last_mbs" 'BEGIN { print (a > b) ? a : b }')
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 fmt() { awk -v a="$1" 'BEGIN { printf "%.'"${2:-1}"'f", a }'; }
 sync_budget_ms=$(awk -v p="$fio_sync_p99_ms" 'BEGIN { printf "%.2f", 3 * p }')
@@ -262,7 +280,7 @@ servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true.
 | produce p99 ms at half load (target $half_rate msgs/s, achieved $half_achieved = $(fmt "$half_mbs") MB/s), flush=always | $(fmt "$half_p99_ms" 2) | 3 × fio fdatasync p99 ($(fmt "$fio_sync_p99_ms" 2) ms) = $sync_budget_ms ms | $(ratio "$half_p99_ms" "$sync_budget_ms") × ($verdict) | $half_flushes |
 
 fio fdatasync: $fio_sync_count syncs after 4-64 KiB appends (write p99 $(fmt "$fio_write_p99_ms" 3) ms), $fio_sync_flushes device flushes;
-fio O_DIRECT: $fio_direct_flushes device flushes.
+fio O_DIRECT write: $(fmt "$fio_first_mbs") MB/s before the ringtail runs, $(fmt "$fio_last_mbs") MB/s after them (the table uses the higher), $fio_direct_flushes device flushes.
 EOF
 # Latency counts from each request's scheduled time: a server that cannot
 # keep the schedule shows its growing backlog there, which is then what
