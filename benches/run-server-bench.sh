@@ -15,8 +15,9 @@
 #   4. The same with the server restarted with --flush never.
 #   5. ringtail-bench consume of the records step 4 just produced: served
 #      from the broker's log cache (memory); then a second consumer of the
-#      same records (the first one's process pays this VM's first-touch
-#      page faults, ~15-25 % here). Then the records of step 3:
+#      same records (the first read 8-25 % slower than the second in every
+#      pair measured on the development VM, all cache hits). Then the
+#      records of step 3:
 #      segments are written and read with direct I/O and the server has
 #      restarted since, so every byte comes from the disk.
 #   6. The server restarted with --flush always; produce paced at half of
