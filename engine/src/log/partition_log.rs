@@ -176,6 +176,14 @@ impl<D: Disk> Log<D> {
         })
     }
 
+    /// The write buffer; see the field for who may lock it. A panic while
+    /// it was held leaves nothing half-done that a later append relies on:
+    /// the next stage either continues a buffer whose filled bytes are
+    /// whole, or starts a new one.
+    pub(super) fn write_buf(&self) -> MutexGuard<'_, Option<WriteBuf>> {
+        self.write_buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Offset of the first record still kept.
     pub fn log_start_offset(&self) -> u64 {
         self.state().log_start_offset
@@ -414,10 +422,15 @@ impl<D: Disk> Log<D> {
             let st = self.state();
             (st.active().file.clone(), st.active().base_offset, st.active().tail.clone())
         };
-        let staged = {
-            let mut write_buf = self.write_buf.lock().unwrap_or_else(|e| e.into_inner());
-            chunk::stage(&mut write_buf, base, &tail, file.write_alignment(), chunk, self.cache.pool())
-        };
+        // The guard goes at the end of the statement, before the write awaits.
+        let staged = chunk::stage(
+            &mut self.write_buf(),
+            base,
+            &tail,
+            file.write_alignment(),
+            chunk,
+            self.cache.pool(),
+        );
         file.write_at(staged.write_position, staged.write).await?;
         chunk.parts.clear();
         chunk.len = 0;
@@ -537,7 +550,7 @@ impl<D: Disk> Log<D> {
     /// calls it on a timer.
     pub async fn release_idle_write_buf(&self) -> bool {
         let _writer = self.writer.lock().await;
-        chunk::release_if_idle(&mut self.write_buf.lock().unwrap_or_else(|e| e.into_inner()))
+        chunk::release_if_idle(&mut self.write_buf())
     }
 
     /// Under `flush=interval:MS`, fsyncs if the interval has passed since the

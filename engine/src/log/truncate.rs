@@ -80,7 +80,7 @@ impl<D: Disk> Log<D> {
             // Before any bytes go: a cache hit must never serve what the log
             // no longer holds, and no append continues a buffer past the cut.
             self.cache.remove_from(base, cut.0);
-            *self.write_buf.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.write_buf() = None;
             for base in &doomed {
                 segment::remove_files(self.disk.as_ref(), &self.dir, *base).await?;
             }
