@@ -153,14 +153,10 @@ impl BatchBuilder {
     /// If the batch, a record, a key, a value or a header count exceeds
     /// `i32::MAX`, which the format cannot represent.
     pub fn build(self) -> Bytes {
-        let mut body = Vec::new();
-        let mut scratch = Vec::new();
-        for record in &self.records {
-            scratch.clear();
-            encode_record_body(record, &mut scratch);
-            put_varint(&mut body, len_i32(scratch.len()));
-            body.extend_from_slice(&scratch);
-        }
+        // Sized first, so that every value is copied once, straight into
+        // the batch: a load generator builds gigabytes of these.
+        let body_lens: Vec<usize> = self.records.iter().map(record_body_len).collect();
+        let body_bytes: usize = body_lens.iter().map(|&len| varint_len(len_i32(len)) + len).sum();
         let last_offset_delta = self.records.iter().map(|r| r.offset_delta).max().unwrap_or(0).max(0);
         let max_timestamp = self
             .records
@@ -169,9 +165,9 @@ impl BatchBuilder {
             .max()
             .unwrap_or(self.base_timestamp);
 
-        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes);
         out.put_i64(self.base_offset);
-        out.put_i32(len_i32(BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + body.len()));
+        out.put_i32(len_i32(BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + body_bytes));
         out.put_i32(self.partition_leader_epoch);
         out.put_i8(MAGIC_V2);
         out.put_u32(0); // CRC, filled in below once the covered bytes exist
@@ -184,7 +180,13 @@ impl BatchBuilder {
         out.put_i32(self.base_sequence);
         out.put_i32(len_i32(self.records.len()));
         debug_assert_eq!(out.len(), BATCH_HEADER_BYTES);
-        out.extend_from_slice(&body);
+        for (record, &len) in self.records.iter().zip(&body_lens) {
+            put_varint(&mut out, len_i32(len));
+            let start = out.len();
+            encode_record_body(record, &mut out);
+            debug_assert_eq!(out.len() - start, len, "record_body_len agrees with encode_record_body");
+        }
+        debug_assert_eq!(out.len(), out.capacity(), "the batch was sized exactly");
         let crc = crc32c::crc32c(&out[CRC_START..]);
         out[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
         Bytes::from(out)
@@ -209,6 +211,42 @@ fn encode_record_body(record: &Record, out: &mut Vec<u8>) {
     }
 }
 
+/// The bytes `encode_record_body` writes for `record`.
+fn record_body_len(record: &Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(key, value)| varint_len(len_i32(key.len())) + key.len() + nullable_len(value.as_deref()))
+        .sum();
+    1 + unsigned_len(zigzag64(record.timestamp_delta))
+        + varint_len(record.offset_delta)
+        + nullable_len(record.key.as_deref())
+        + nullable_len(record.value.as_deref())
+        + varint_len(len_i32(record.headers.len()))
+        + headers
+}
+
+fn nullable_len(bytes: Option<&[u8]>) -> usize {
+    bytes.map_or(varint_len(-1), |b| varint_len(len_i32(b.len())) + b.len())
+}
+
+fn varint_len(v: i32) -> usize {
+    unsigned_len(u64::from(zigzag32(v)))
+}
+
+fn unsigned_len(v: u64) -> usize {
+    // Seven bits a byte; zero still takes one.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn zigzag32(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
 fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         None => put_varint(out, -1),
@@ -220,11 +258,11 @@ fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 }
 
 fn put_varint(out: &mut Vec<u8>, v: i32) {
-    put_unsigned(out, u64::from(((v << 1) ^ (v >> 31)) as u32));
+    put_unsigned(out, u64::from(zigzag32(v)));
 }
 
 fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    put_unsigned(out, ((v << 1) ^ (v >> 63)) as u64);
+    put_unsigned(out, zigzag64(v));
 }
 
 fn put_unsigned(out: &mut Vec<u8>, mut v: u64) {
@@ -474,6 +512,18 @@ mod tests {
         }
         for v in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
             assert_eq!(Reader { buf: &varlong_bytes(v) }.varlong(), Ok(v));
+        }
+    }
+
+    /// `build` sizes a batch before writing it: the lengths must be the
+    /// bytes the encoders write.
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for v in [i32::MIN, -65, -64, -1, 0, 63, 64, 8191, 8192, i32::MAX] {
+            assert_eq!(varint_len(v), varint_bytes(v).len(), "{v}");
+        }
+        for v in [i64::MIN, -1, 0, 63, 64, 1 << 34, i64::MAX] {
+            assert_eq!(unsigned_len(zigzag64(v)), varlong_bytes(v).len(), "{v}");
         }
     }
 
