@@ -16,7 +16,7 @@
 //! a body that does not decode) closes the connection after the responses
 //! already due, as Kafka does; it never reaches the engine.
 
-use super::frame::{body_length, read_body, read_prefix, FrameError};
+use super::frame::{body_length, read_prefix, BodyBuffer, FrameError};
 use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{parse, Parsed, Request};
@@ -152,6 +152,7 @@ async fn read_requests(
     let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
+    let mut bodies = BodyBuffer::default();
     loop {
         // A free in-flight slot before reading on: at the limit the socket
         // is left unread.
@@ -190,7 +191,7 @@ async fn read_requests(
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
         };
         let body = tokio::select! {
-            read = tokio::time::timeout(idle, read_body(&mut reader, len)) => match read {
+            read = tokio::time::timeout(idle, bodies.read(&mut reader, len)) => match read {
                 Err(_) => return Stop::Idle,
                 Ok(Ok(body)) => body,
                 Ok(Err(e)) => return Stop::Frame(e),
