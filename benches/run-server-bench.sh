@@ -115,6 +115,20 @@ fi
 # Column 19 of /proc/diskstats: flush requests completed (Linux 5.5+).
 flushes() { awk -v d="$device" '$3 == d { print $19 }' /proc/diskstats; }
 
+# Fails unless the run directory's file system has $1 bytes free (with 1 GiB
+# to spare): a full disk mid-run fails the step that hits it, and
+# everything else on the machine with it.
+need_space() {
+    local free
+    free=$(df --output=avail -B1 "$run_dir" | tail -n 1 | tr -d ' ')
+    if [ "$free" -lt $(($1 + (1 << 30))) ]; then
+        log "$2 needs $(($1 >> 20)) MiB free under $run_dir, and 1 GiB to spare; $((free >> 20)) MiB are"
+        exit 1
+    fi
+}
+# The two produce runs and fio's file.
+need_space $((3 * BENCH_BYTES)) "the produce runs"
+
 # Lets the next step start from a quiet disk: write back what the last one
 # left, then let the host drain what it absorbed.
 settle() { sync; sleep "$SETTLE_SECS"; }
@@ -245,6 +259,9 @@ settle
 # 6. Half of step 3's rate under flush=always, for latency without queueing.
 half_rate=$(awk -v r="$always_rate" 'BEGIN { printf "%d", r / 2 }')
 half_messages=$((half_rate * HALF_LOAD_SECS))
+# The records of the runs before are read and done with.
+rm -rf "$data_dir"
+need_space $((half_messages * (RECORD_BYTES + 64))) "the half-load run"
 start_server always
 log "produce paced at $half_rate msgs/s (half of $always_rate) for ${HALF_LOAD_SECS} s, flush=always"
 before=$(flushes)
@@ -254,6 +271,7 @@ half_mbs=$(col "$row" 8)
 half_achieved=$(col "$row" 9)
 half_p99_ms=$(col "$row" 11)
 stop_server
+rm -rf "$data_dir"
 
 # 7. fio's write figure again: it has swung from 1.3 to 2.1 GB/s between
 # runs on the development VM. The produce rows are compared with the
