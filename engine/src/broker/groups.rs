@@ -20,8 +20,8 @@ use crate::group::{
     OFFSETS_TOPIC,
 };
 use crate::io::Disk;
+use crate::log::append::AppendTicket;
 use crate::log::batch::BatchScanner;
-use crate::log::partition_log::AppendTicket;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, MutexGuard};
 

@@ -2,8 +2,8 @@
 //! them with their offsets assigned, `WriteBuf` is the memory they are
 //! written from and then read from (through the log cache).
 
+use super::append::{AppendInfo, PendingAppend};
 use super::batch;
-use super::partition_log::{AppendInfo, PendingAppend};
 use super::segment::{ScannedBatch, Segment};
 use crate::io::aligned::round_down;
 use crate::io::append_buf::AppendBuf;

@@ -4,7 +4,8 @@
 //! - `records`: record-level encode/decode of uncompressed batches.
 //! - `index`: sparse offset and time indexes of one segment.
 //! - `segment`: one `.log` file and its indexes; scanning.
-//! - `partition_log`: `Log`, the append path with group commit, roll, flush.
+//! - `partition_log`: `Log`, its state and invariants, roll, flush, close.
+//! - `append`: validation, the append queue and group commit.
 //! - `chunk`: one round's batches and the buffer they are written from.
 //! - `read`: reads by offset and by timestamp.
 //! - `recovery`: opening a log, validating and cutting torn tails.
@@ -14,6 +15,7 @@
 //! - `checkpoint`: Kafka's offset checkpoint files.
 //! - `manager`: a data directory: lock, checkpoints, one log per partition.
 
+pub mod append;
 pub mod batch;
 pub mod cache;
 pub mod checkpoint;
@@ -30,10 +32,11 @@ pub mod retention;
 pub mod segment;
 pub mod truncate;
 
+pub use append::{AppendInfo, Validated};
 pub use cache::{CacheHandle, CacheStats, LogCache};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
 pub use manager::{LogManager, TopicPartition};
-pub use partition_log::{AppendInfo, Log, Validated};
+pub use partition_log::Log;
 pub use read::ReadResult;
 pub use recovery::RecoveryReport;
