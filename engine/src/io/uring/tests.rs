@@ -168,7 +168,7 @@ async fn kernel_errors_reach_the_caller() {
     std::fs::write(&path, b"x").unwrap();
     let disk = disk();
     let file = Arc::new(File::open(&path).unwrap());
-    let f = UringFile { reader: Arc::clone(&file), file, align: 1, client: Arc::clone(&disk.client) };
+    let f = UringFile { file, align: 1, client: Arc::clone(&disk.client) };
     let err = f.write_at(0, Bytes::from_static(b"y")).await.unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     assert_eq!(&f.read_at(0, 10).await.unwrap()[..], b"x");
