@@ -1,1 +1,3 @@
 //! Benchmarks for Ringtail; see the binaries in src/bin.
+
+pub mod histogram;
