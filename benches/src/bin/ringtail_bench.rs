@@ -279,24 +279,32 @@ impl ProducerJob {
         let mut latency = Histogram::new();
         let mut requests = JoinSet::new();
         let (mut sent, mut batch_number) = (0u64, self.index);
-        let schedule_start = Instant::now();
+        let mut pacer = (self.rate > 0.0).then(|| pace(self.rate, per_batch, self.messages));
+        let mut ready = None;
         while sent < self.messages || !requests.is_empty() {
             if sent < self.messages && requests.len() < self.in_flight {
-                // Paced: the batch starting at message `sent` is due at
-                // `sent / rate`; answers are collected while waiting.
-                let due = (self.rate > 0.0)
-                    .then(|| schedule_start + Duration::from_secs_f64(sent as f64 / self.rate));
-                if let Some(due) = due.filter(|due| *due > Instant::now()) {
+                let count = per_batch.min(self.messages - sent);
+                // A producer fills a batch as its records arrive and sends it
+                // when it is due, so the batch is built before the wait;
+                // unless its records carry their send time (e2e).
+                if ready.is_none() && !self.stamp {
+                    ready = Some(self.batch(count, &filler));
+                }
+                // Paced: wait for this batch's due time; answers are
+                // collected while waiting.
+                let mut due = None;
+                if let Some(ticks) = &mut pacer {
                     tokio::select! {
-                        () = tokio::time::sleep_until(due.into()) => {}
+                        tick = ticks.recv() => {
+                            due = Some(tick.ok_or_else(|| protocol("the pacer thread stopped".into()))?);
+                        }
                         Some(joined) = requests.join_next() => {
                             latency.record(joined.map_err(|e| protocol(format!("produce task: {e}")))??);
+                            continue;
                         }
                     }
-                    continue;
                 }
-                let count = per_batch.min(self.messages - sent);
-                let batch = self.batch(count, &filler);
+                let batch = ready.take().unwrap_or_else(|| self.batch(count, &filler));
                 let partition = self.partitions[batch_number % self.partitions.len()];
                 batch_number += 1;
                 let (client, topic, acks) = (Arc::clone(&client), self.topic.clone(), self.acks);
@@ -332,6 +340,33 @@ impl ProducerJob {
             .collect();
         build_batch(&records, now_ms())
     }
+}
+
+/// Due times of a paced producer's batches, each sent when it is due: the
+/// batch starting at message `sent` is due at `sent / rate` seconds.
+///
+/// A thread of its own sleeps to each one, as tokio's timer has whole
+/// milliseconds: a `sleep_until` wakes up to a millisecond late, and since
+/// latency counts from the due time (no coordinated omission), the load
+/// generator's own lateness would be reported as the broker's. A thread's
+/// sleep is hrtimer-precise (tens of microseconds here).
+fn pace(rate: f64, per_batch: u64, messages: u64) -> mpsc::UnboundedReceiver<Instant> {
+    let (ticks, rx) = mpsc::unbounded_channel();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        let mut sent = 0u64;
+        while sent < messages {
+            let due = start + Duration::from_secs_f64(sent as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if ticks.send(due).is_err() {
+                return;
+            }
+            sent += per_batch.min(messages - sent);
+        }
+    });
+    rx
 }
 
 fn nanos_since(t0: Instant) -> u64 {
