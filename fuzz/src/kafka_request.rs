@@ -11,7 +11,7 @@
 //! - bit 0 clear: the rest is one frame body (no length prefix), handed to
 //!   `parse` as is (whatever its length);
 //! - bit 0 set: the rest is a connection's byte stream, length-prefixed
-//!   frames read with the server's `read_prefix`/`body_length`/`BodyBuffer`
+//!   frames read with the server's `read_prefix`/`body_length`/`BodyPool`
 //!   until the stream ends or a frame is refused (where the connection would
 //!   close), at most `FRAMES_MAX` frames;
 //! - bit 1 set: the broker does not auto-create topics;
@@ -65,7 +65,8 @@ use ringtail_server::handlers::{self, Context, Reply};
 use ringtail_server::limits::Limits;
 use ringtail_server::metered_disk::{MeteredDisk, ServerBroker};
 use ringtail_server::metrics::Metrics;
-use ringtail_server::net::frame::{body_length, read_prefix, BodyBuffer};
+use ringtail_server::net::body_pool::BodyPool;
+use ringtail_server::net::frame::{body_length, read_prefix};
 use ringtail_server::protocol::header::REQUEST_HEADER_BYTES_MIN;
 use ringtail_server::protocol::request::{parse, Parsed, Request};
 use ringtail_server::protocol::response;
@@ -266,7 +267,7 @@ impl Fixture {
     async fn serve_stream(&self, stream: &[u8]) {
         let limits = self.ctx.limits;
         let mut reader = stream;
-        let mut bodies = BodyBuffer::default();
+        let bodies = BodyPool::new(0);
         for _ in 0..FRAMES_MAX {
             let prefix = match read_prefix(&mut reader).await {
                 Ok(Some(prefix)) => prefix,
@@ -275,13 +276,13 @@ impl Fixture {
             let Ok(len) = body_length(prefix, limits.frame_size_bytes_max) else { return };
             if len > reader.len() {
                 // The connection would wait for the rest, then close at the
-                // end of the stream. (`BodyBuffer::read` reserves the announced
+                // end of the stream. (`BodyPool::read` reserves the announced
                 // length first, by design, up to `frame_size_bytes_max`:
                 // 100 MiB, above the fuzz allocation bound.)
                 return;
             }
             let body = bodies.read(&mut reader, len).await.expect("a frame within the stream reads");
-            assert_eq!(body.len(), len, "BodyBuffer::read returned another length than announced");
+            assert_eq!(body.len(), len, "BodyPool::read returned another length than announced");
             if !self.serve(body).await {
                 return;
             }

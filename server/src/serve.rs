@@ -16,6 +16,7 @@ use crate::handlers::Context;
 use crate::maintenance;
 use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::metrics::{self, Metrics};
+use crate::net::body_pool::{BodyPool, POOL_FREE_BYTES_MAX};
 use crate::net::connection::Shared;
 use crate::net::listener::accept_loop;
 use crate::net::tracker::TaskTracker;
@@ -122,6 +123,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let shared = Arc::new(Shared {
         ctx,
         request_bytes: Arc::new(Semaphore::new(config.limits.request_bytes_in_flight_max)),
+        bodies: BodyPool::new(POOL_FREE_BYTES_MAX),
     });
     let tracker = TaskTracker::default();
     let accepting = tokio::spawn(accept_loop(kafka_listener, shared, shutdown.clone(), tracker.token()));

@@ -16,7 +16,8 @@
 //! a body that does not decode) closes the connection after the responses
 //! already due, as Kafka does; it never reaches the engine.
 
-use super::frame::{body_length, read_prefix, BodyBuffer, FrameError};
+use super::body_pool::BodyPool;
+use super::frame::{body_length, read_prefix, FrameError};
 use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{parse, Parsed, Request};
@@ -44,6 +45,8 @@ pub struct Shared {
     /// Permits are request bytes: a frame's body is read only once the
     /// server-wide budget (`Limits::request_bytes_in_flight_max`) has room.
     pub request_bytes: Arc<Semaphore>,
+    /// Where large request bodies are read.
+    pub bodies: Arc<BodyPool>,
 }
 
 /// When the reader may start the request after this one.
@@ -152,7 +155,6 @@ async fn read_requests(
     let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
-    let mut bodies = BodyBuffer::default();
     loop {
         // A free in-flight slot before reading on: at the limit the socket
         // is left unread.
@@ -191,7 +193,7 @@ async fn read_requests(
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
         };
         let body = tokio::select! {
-            read = tokio::time::timeout(idle, bodies.read(&mut reader, len)) => match read {
+            read = tokio::time::timeout(idle, shared.bodies.read(&mut reader, len)) => match read {
                 Err(_) => return Stop::Idle,
                 Ok(Ok(body)) => body,
                 Ok(Err(e)) => return Stop::Frame(e),

@@ -2,11 +2,13 @@
 //!
 //! - `frame`: the 4-byte big-endian length prefix, checked before a byte of
 //!   the body is buffered.
+//! - `body_pool`: buffers large request bodies are read into, reused.
 //! - `connection`: one client connection: reads requests, runs several at a
 //!   time, writes responses in request order.
 //! - `listener`: the accept loop and its connection limit.
 //! - `tracker`: counts live tasks so shutdown can wait for them.
 
+pub mod body_pool;
 pub mod connection;
 pub mod frame;
 pub mod listener;
