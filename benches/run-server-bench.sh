@@ -22,7 +22,10 @@
 #      restarted since, so every byte comes from the disk.
 #   6. The server restarted with --flush always; produce paced at half of
 #      the rate step 3 reached: request p99 (from each request's scheduled
-#      time) against 3 × the fdatasync p99 of step 2.
+#      time) against 3 × the fdatasync p99 of step 2. Then fio alone in
+#      that run's shape (a file per partition, batch-sized appends, each
+#      durable before the next, at the MB/s it achieved): the device's own
+#      p99 for that load, the floor under the broker's.
 #   7. fio's sequential write again; the produce rows compare with the
 #      higher of the two fio figures (this disk's swings between runs).
 #
@@ -273,6 +276,28 @@ half_p99_ms=$(col "$row" 11)
 stop_server
 rm -rf "$data_dir"
 
+# 6b. The device alone in the half-load run's shape: a file per partition,
+# each taking batch-sized O_DIRECT appends that are durable before the
+# next (O_DSYNC: the write returns after its fdatasync), paced at the MB/s
+# the ringtail run achieved. Its p99 is the floor of that run's p99 on
+# this disk, with no network, no broker and no second process.
+settle
+shape_bs=$(((BATCH_BYTES + 4095) / 4096 * 4096))
+shape_rate=$(awk -v m="$half_mbs" -v p="$PARTITIONS" 'BEGIN { printf "%d", m * 1e6 / p }')
+shape_size=$((shape_rate * HALF_LOAD_SECS + 64 * shape_bs))
+need_space $((shape_size * PARTITIONS)) "fio in the half-load shape"
+log "fio: the half-load shape: $PARTITIONS files, $shape_bs B O_DSYNC appends, $shape_rate B/s each, ${HALF_LOAD_SECS} s"
+before=$(flushes)
+json=$(fio_json --name=half-shape --directory="$run_dir" --rw=write --bs="$shape_bs" --direct=1 \
+    --sync=dsync --ioengine=psync --numjobs="$PARTITIONS" --rate="$shape_rate" --size="$shape_size" \
+    --runtime="$HALF_LOAD_SECS" --time_based --group_reporting)
+shape_flushes=$(($(flushes) - before))
+rm -f "$run_dir"/half-shape.*
+shape_mbs=$(jq '.jobs[0].write.bw_bytes / 1e6' <<<"$json")
+shape_p50_ms=$(jq '.jobs[0].write.clat_ns.percentile["50.000000"] / 1e6' <<<"$json")
+shape_p99_ms=$(jq '.jobs[0].write.clat_ns.percentile["99.000000"] / 1e6' <<<"$json")
+log "  $shape_mbs MB/s, append p50 $shape_p50_ms ms, p99 $shape_p99_ms ms, $shape_flushes device flushes"
+
 # 7. fio's write figure again: it has swung from 1.3 to 2.1 GB/s between
 # runs on the development VM. The produce rows are compared with the
 # higher of the two, the ceiling the disk showed during this run.
@@ -303,6 +328,7 @@ servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true.
 | consume MB/s, from the log cache, a second consumer | $(fmt "$cached_again_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_again_mbs" "$fio_read_mbs") × | – |
 | consume MB/s, from disk | $(fmt "$consume_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$consume_mbs" "$fio_read_mbs") × | – |
 | produce p99 ms at half load (target $half_rate msgs/s, achieved $half_achieved = $(fmt "$half_mbs") MB/s), flush=always | $(fmt "$half_p99_ms" 2) | 3 × fio fdatasync p99 ($(fmt "$fio_sync_p99_ms" 2) ms) = $sync_budget_ms ms | $(ratio "$half_p99_ms" "$sync_budget_ms") × ($verdict) | $half_flushes |
+| the same p99 against fio in the half-load shape ($PARTITIONS files, $shape_bs B O_DSYNC appends, $(fmt "$shape_mbs") MB/s; p50 $(fmt "$shape_p50_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | fio append p99 $(fmt "$shape_p99_ms" 2) ms, $(ratio "$shape_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$shape_p99_ms") × | $shape_flushes |
 
 fio fdatasync: $fio_sync_count syncs after 4-64 KiB appends (write p99 $(fmt "$fio_write_p99_ms" 3) ms), $fio_sync_flushes device flushes;
 fio O_DIRECT write: $(fmt "$fio_first_mbs") MB/s before the ringtail runs, $(fmt "$fio_last_mbs") MB/s after them (the table uses the higher), $fio_direct_flushes device flushes.
