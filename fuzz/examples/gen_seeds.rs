@@ -103,7 +103,9 @@ fn engine_segments(first: u64, second: u64) -> Vec<SegmentFiles> {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     block_on(async {
         let (log, _) =
-            Log::open(disk.clone(), dir.clone(), config, clock, LogCheckpoint::default(), &LogCache::new(0)).await.unwrap();
+            Log::open(disk.clone(), dir.clone(), config, clock, LogCheckpoint::default(), &LogCache::new(0))
+                .await
+                .unwrap();
         for i in 0..first + second {
             if i == first {
                 log.roll().await.unwrap();

@@ -415,11 +415,17 @@ impl Harness {
                 recovery_point: self.cp.recovery_point.saturating_sub(rp_lower),
                 log_start_offset: self.cp.log_start,
             };
-            let (log, report) =
-                match block_on(Log::open(self.watched.clone(), dir(), config, self.clock.clone(), cp, &cache)) {
-                    Ok(opened) => opened,
-                    Err(e) => return self.refused(e),
-                };
+            let (log, report) = match block_on(Log::open(
+                self.watched.clone(),
+                dir(),
+                config,
+                self.clock.clone(),
+                cp,
+                &cache,
+            )) {
+                Ok(opened) => opened,
+                Err(e) => return self.refused(e),
+            };
             self.log = Some(Arc::new(log));
             // LogManager::open writes a checkpoint once the logs are open.
             self.checkpoint();

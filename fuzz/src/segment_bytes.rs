@@ -209,7 +209,14 @@ fn check(input: &Input) {
     });
     let checkpoint = LogCheckpoint { recovery_point: input.recovery_point, log_start_offset: 0 };
     let open = |cp: LogCheckpoint| {
-        block_on(Log::open(watched.clone(), PathBuf::from(DIR), config, clock.clone(), cp, &LogCache::new(1 << 20)))
+        block_on(Log::open(
+            watched.clone(),
+            PathBuf::from(DIR),
+            config,
+            clock.clone(),
+            cp,
+            &LogCache::new(1 << 20),
+        ))
     };
     let (log, report) = match open(checkpoint) {
         Ok(opened) => opened,

@@ -89,6 +89,10 @@ impl DiskFile for WatchFile {
         self.0.write_at(offset, buf).await
     }
 
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        self.0.write_at_durable(offset, buf).await
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         count_read();
         self.0.read_at(offset, len).await

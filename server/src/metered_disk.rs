@@ -112,6 +112,15 @@ impl DiskFile for MeteredFile {
         self.inner.write_at(offset, buf).await
     }
 
+    /// Timed as an fsync: the wait that makes the appended bytes durable,
+    /// here with their write.
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        let started = Instant::now();
+        let result = self.inner.write_at_durable(offset, buf).await;
+        self.metrics.fsync.observe(started.elapsed());
+        result
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.inner.read_at(offset, len).await
     }

@@ -443,6 +443,13 @@ impl DiskFile for SimFile {
         Ok(())
     }
 
+    /// A write, then a sync, each with its own faults: a crash or an error
+    /// between them leaves the write live and not durable.
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        self.write_at(offset, buf).await?;
+        self.sync_data().await
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.disk.delay(false).await;
         if self.disk.roll(|f| f.eio_read) {

@@ -91,6 +91,14 @@ pub trait DiskFile: Send + Sync + 'static {
     /// On error any part of the range may or may not have been written.
     fn write_at(&self, offset: u64, buf: Bytes) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// `write_at` whose bytes are durable when it returns, as if followed
+    /// by `sync_data` covering them (O_DSYNC semantics: the data and the
+    /// metadata needed to read it back). Backends that can do both in one
+    /// operation (io_uring's RWF_DSYNC) save a round trip through the
+    /// kernel; the others write, then sync. An error leaves the range's
+    /// durable contents unknown, as for `sync_data`.
+    fn write_at_durable(&self, offset: u64, buf: Bytes) -> impl Future<Output = io::Result<()>> + Send;
+
     /// Reads up to `len` bytes at `offset`. The result is shorter than `len`
     /// only when the file ends first (empty at or past the end).
     fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = io::Result<Bytes>> + Send;

@@ -448,6 +448,11 @@ impl DiskFile for MemFile {
         })
     }
 
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        self.write_at(offset, buf).await?;
+        self.sync_data().await
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         self.with_inode(|s, id| {
             let live = &s.inodes[&id].live;

@@ -212,6 +212,10 @@ impl DiskFile for AnyFile {
         delegate!(self, file => file.write_at(offset, buf).await)
     }
 
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        delegate!(self, file => file.write_at_durable(offset, buf).await)
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         delegate!(self, file => file.read_at(offset, len).await)
     }

@@ -194,6 +194,11 @@ impl DiskFile for StdFile {
         self.file.write_all_at(&buf, offset)
     }
 
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        self.file.write_all_at(&buf, offset)?;
+        self.file.sync_data()
+    }
+
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
         read_full_at(self.reader.as_ref().unwrap_or(&self.file), offset, len)
     }
@@ -269,6 +274,15 @@ pub(crate) mod contract {
         let back = f.read_at(100, big.len() + 50).await.unwrap();
         assert_eq!(back.len(), big.len());
         assert!(back[..] == big[..]);
+
+        // Durable writes land like plain ones, small and large (io_uring
+        // splits the large one into pieces).
+        f.write_at_durable(11, Bytes::from_static(b"!")).await.unwrap();
+        assert_eq!(&f.read_at(5, 7).await.unwrap()[..], b" world!");
+        let end = 100 + big.len() as u64;
+        f.write_at_durable(end, Bytes::from(big.clone())).await.unwrap();
+        assert_eq!(f.len().await.unwrap(), end + big.len() as u64);
+        assert!(f.read_at(end, big.len()).await.unwrap()[..] == big[..]);
     }
 
     pub async fn concurrent_writes<D: Disk>(disk: &D, dir: &Path, n: usize, size: usize) {

@@ -33,6 +33,14 @@ use tokio::sync::oneshot;
 /// the next round, so one round's buffer stays bounded.
 pub const ROUND_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// Under `flush=always`, a round of at most this many bytes with nothing
+/// queued behind it is written and synced in one durable write, inside the
+/// writer role: one operation instead of a write and an fsync, each a trip
+/// through the I/O backend's threads. Larger rounds, and rounds with appends
+/// waiting behind them, keep the two stages, so that their fsync overlaps
+/// the next round's write. One io_uring write piece.
+pub const DURABLE_ROUND_BYTES_MAX: usize = 1024 * 1024;
+
 /// Where an append landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -146,18 +154,25 @@ impl<D: Disk> Log<D> {
     /// Returns once every offset below `end` is durable, fsyncing if no
     /// fsync that covers it has completed yet.
     async fn wait_durable(&self, end: u64) -> Result<(), LogError> {
+        // A durable round's own write covered it: no need to queue behind
+        // an fsync of someone else's.
+        if self.durable_to(end)? {
+            return Ok(());
+        }
         let _syncer = self.syncer.lock().await;
-        {
-            let st = self.state();
-            if let Some(p) = &st.poisoned {
-                return Err(LogError::Poisoned(p.clone()));
-            }
-            if st.flushed_offset >= end {
-                return Ok(());
-            }
+        if self.durable_to(end)? {
+            return Ok(());
         }
         let result = self.sync_active(self.clock.now_ms()).await;
         self.poison_on_err(result)
+    }
+
+    fn durable_to(&self, end: u64) -> Result<bool, LogError> {
+        let st = self.state();
+        if let Some(p) = &st.poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
+        Ok(st.flushed_offset >= end)
     }
 
     /// Takes one round of queued appends, writes them (and fsyncs them if
@@ -165,7 +180,7 @@ impl<D: Disk> Log<D> {
     /// writer role.
     async fn commit_round(&self) {
         let mut round = Vec::new();
-        {
+        let last = {
             let mut st = self.state();
             let mut bytes = 0;
             while let Some(next) = st.queue.front() {
@@ -182,9 +197,10 @@ impl<D: Disk> Log<D> {
                 }
                 return;
             }
-        }
+            st.queue.is_empty()
+        };
         let guard = self.poison_guard();
-        let outcome = self.write_round(&round).await;
+        let outcome = self.write_round(&round, last).await;
         guard.disarm();
         match outcome {
             Ok(infos) => {
@@ -222,7 +238,8 @@ impl<D: Disk> Log<D> {
             || active.first_batch_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config().segment_ms)
     }
 
-    async fn write_round(&self, round: &[PendingAppend]) -> Result<Vec<AppendInfo>, AppendError> {
+    /// `last`: nothing was queued behind the round when it was taken.
+    async fn write_round(&self, round: &[PendingAppend], last: bool) -> Result<Vec<AppendInfo>, AppendError> {
         let now_ms = self.clock.now_ms();
         let mut chunk = {
             let st = self.state();
@@ -235,13 +252,20 @@ impl<D: Disk> Log<D> {
                 self.should_roll(st.active(), &chunk, pending, now_ms)
             };
             if must_roll {
-                self.write_chunk(&mut chunk, now_ms).await?;
+                // The roll fsyncs the segment it seals.
+                self.write_chunk(&mut chunk, now_ms, false).await?;
                 self.roll_locked().await?;
                 chunk = Chunk::new(self.state().active());
             }
             infos.push(chunk.push(pending));
         }
-        self.write_chunk(&mut chunk, now_ms).await?;
+        // CANARY canary-ack-before-fsync (planted bug, sim/canaries): with the
+        // ack not waiting for an fsync (below), no write may be durable either.
+        let durable = last
+            && self.config().flush == FlushPolicy::Always
+            && chunk.len <= DURABLE_ROUND_BYTES_MAX
+            && !cfg!(feature = "canary-ack-before-fsync");
+        self.write_chunk(&mut chunk, now_ms, durable).await?;
         let due = match self.config().flush {
             FlushPolicy::Interval { ms } => now_ms.saturating_sub(self.state().last_flush_ms) >= ms as i64,
             // `always` syncs in the append's second stage, outside the writer role.
@@ -258,7 +282,9 @@ impl<D: Disk> Log<D> {
     }
 
     /// Writes the chunk to the active segment and publishes it to readers.
-    async fn write_chunk(&self, chunk: &mut Chunk, now_ms: i64) -> Result<(), AppendError> {
+    /// A `durable` write also makes it durable, and with it the log up to its
+    /// end if everything before the chunk already was.
+    async fn write_chunk(&self, chunk: &mut Chunk, now_ms: i64, durable: bool) -> Result<(), AppendError> {
         if chunk.parts.is_empty() {
             return Ok(());
         }
@@ -275,7 +301,11 @@ impl<D: Disk> Log<D> {
             chunk,
             self.cache.pool(),
         );
-        file.write_at(staged.write_position, staged.write).await?;
+        if durable {
+            file.write_at_durable(staged.write_position, staged.write).await?;
+        } else {
+            file.write_at(staged.write_position, staged.write).await?;
+        }
         chunk.parts.clear();
         chunk.len = 0;
         // Cached before readers can see the new size, so every read of it
@@ -284,6 +314,14 @@ impl<D: Disk> Log<D> {
         let end = cached_from + cached.len() as u64;
         self.cache.insert(base, cached_from, cached, staged.pinned);
         let mut st = self.state();
+        // The durable write vouches for its own range only: the log is
+        // durable to its end if it was to the chunk's start, and if no failed
+        // fsync has poisoned the log meanwhile.
+        let durable_from = st.active().next_offset;
+        if durable && st.poisoned.is_none() && st.flushed_offset >= durable_from {
+            st.flushed_offset = chunk.next_offset;
+            st.last_flush_ms = now_ms;
+        }
         let active = st.active_mut();
         active.tail = staged.tail;
         debug_assert_eq!(active.size_bytes, chunk.position);

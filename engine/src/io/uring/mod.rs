@@ -254,20 +254,32 @@ fn check_range(offset: u64, len: usize) -> io::Result<()> {
 /// One caller request. It owns its buffer and an `Arc` of the file, so both
 /// stay valid until the kernel completes, even if the caller gave up.
 enum Op {
-    Write { file: Arc<File>, offset: u64, buf: Bytes, done: usize, tx: oneshot::Sender<io::Result<()>> },
+    Write {
+        file: Arc<File>,
+        offset: u64,
+        buf: Bytes,
+        done: usize,
+        /// RWF_DSYNC or 0.
+        flags: i32,
+        tx: oneshot::Sender<io::Result<()>>,
+    },
     Read(ReadOp),
-    Sync { file: Arc<File>, tx: oneshot::Sender<io::Result<()>> },
+    Sync {
+        file: Arc<File>,
+        tx: oneshot::Sender<io::Result<()>>,
+    },
 }
 
 impl Op {
     /// The SQE for the remaining part of the operation.
     fn sqe(&mut self, slot: usize) -> squeue::Entry {
         let entry = match self {
-            Op::Write { file, offset, buf, done, .. } => {
+            Op::Write { file, offset, buf, done, flags, .. } => {
                 let rest = &buf[*done..];
                 let n = rest.len().min(MAX_RW) as u32;
                 opcode::Write::new(types::Fd(file.as_raw_fd()), rest.as_ptr(), n)
                     .offset(*offset + *done as u64)
+                    .rw_flags(*flags)
                     .build()
             }
             Op::Read(read) => read.sqe(),
@@ -283,7 +295,7 @@ impl Op {
     fn complete(self, res: i32) -> Option<Op> {
         let err = |res: i32| io::Error::from_raw_os_error(-res);
         match self {
-            Op::Write { file, offset, buf, done, tx } => {
+            Op::Write { file, offset, buf, done, flags, tx } => {
                 let done = match res {
                     r if r == -libc::EINTR => done,
                     r if r < 0 => return send(tx, Err(err(r))),
@@ -293,7 +305,7 @@ impl Op {
                 if done == buf.len() {
                     return send(tx, Ok(()));
                 }
-                Some(Op::Write { file, offset, buf, done, tx })
+                Some(Op::Write { file, offset, buf, done, flags, tx })
             }
             Op::Read(read) => read.complete(res).map(Op::Read),
             // A failed fdatasync is never retried: the durable state is unknown.
@@ -377,8 +389,8 @@ impl Disk for UringDisk {
     }
 }
 
-impl DiskFile for UringFile {
-    async fn write_at(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+impl UringFile {
+    async fn write(&self, offset: u64, buf: Bytes, flags: i32) -> io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -392,7 +404,8 @@ impl DiskFile for UringFile {
             let piece = buf.slice(at..buf.len().min(at + WRITE_PIECE_BYTES));
             let (tx, rx) = oneshot::channel();
             let file = Arc::clone(&self.file);
-            self.client.submit(Op::Write { file, offset: offset + at as u64, buf: piece, done: 0, tx });
+            let offset = offset + at as u64;
+            self.client.submit(Op::Write { file, offset, buf: piece, done: 0, flags, tx });
             pending.push(rx);
             at += WRITE_PIECE_BYTES;
         }
@@ -404,6 +417,23 @@ impl DiskFile for UringFile {
             }
         }
         result
+    }
+}
+
+impl DiskFile for UringFile {
+    async fn write_at(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        self.write(offset, buf, 0).await
+    }
+
+    async fn write_at_durable(&self, offset: u64, buf: Bytes) -> io::Result<()> {
+        if buf.len() > WRITE_PIECE_BYTES {
+            // Pieces each synced on their own would cost a sync apiece.
+            self.write(offset, buf, 0).await?;
+            return self.sync_data().await;
+        }
+        // One operation: the kernel syncs the range before completing it,
+        // with no second trip through the driver for the fdatasync.
+        self.write(offset, buf, libc::RWF_DSYNC).await
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {

@@ -47,6 +47,23 @@ async fn stats_count_ring_work() {
     assert!(after.enter_calls > before.enter_calls);
 }
 
+/// A durable write of one piece is one operation (RWF_DSYNC), not a write
+/// and an fsync; a larger one is its pieces and one fsync.
+#[tokio::test]
+async fn a_small_durable_write_is_one_operation() {
+    let dir = contract::tempdir();
+    let disk = disk();
+    let f = disk.open(&dir.path().join("d"), OpenMode::Create).await.unwrap();
+    let before = disk.stats();
+    f.write_at_durable(0, Bytes::from(vec![7; 4096])).await.unwrap();
+    assert_eq!(disk.stats().sqes_submitted - before.sqes_submitted, 1);
+    let before = disk.stats();
+    let pieces = 3;
+    f.write_at_durable(4096, Bytes::from(vec![8; pieces * WRITE_PIECE_BYTES])).await.unwrap();
+    assert_eq!(disk.stats().sqes_submitted - before.sqes_submitted, pieces as u64 + 1);
+    assert_eq!(f.len().await.unwrap(), 4096 + (pieces * WRITE_PIECE_BYTES) as u64);
+}
+
 /// Queues `ops` under one lock, as callers racing ahead of the driver
 /// would (real callers on a loaded 2-core box may run in lock-step with
 /// the driver instead, which is correct but proves nothing), and returns
@@ -77,7 +94,7 @@ async fn a_burst_of_64_is_submitted_in_one_call() {
         .map(|i| {
             let (tx, rx) = oneshot::channel();
             let buf = Bytes::from(vec![i as u8; 4096]);
-            (Op::Write { file: Arc::clone(&f.file), offset: i * 4096, buf, done: 0, tx }, rx)
+            (Op::Write { file: Arc::clone(&f.file), offset: i * 4096, buf, done: 0, flags: 0, tx }, rx)
         })
         .collect();
     let w = burst(&disk, writes).await;
@@ -116,7 +133,7 @@ fn a_short_write_resumes_where_it_stopped() {
     let file = Arc::new(std_disk::open_file(&path, OpenMode::Create).unwrap());
     let (tx, mut rx) = oneshot::channel();
     let buf = Bytes::from_static(b"0123456789");
-    let op = Op::Write { file, offset: 10, buf, done: 0, tx };
+    let op = Op::Write { file, offset: 10, buf, done: 0, flags: 0, tx };
     // As if the kernel had taken only 4 bytes: the rest goes to 14..20.
     let mut op = op.complete(4).expect("a short write is resubmitted");
     let res = run_once(&mut op);
@@ -127,7 +144,7 @@ fn a_short_write_resumes_where_it_stopped() {
 
     let (tx, mut rx) = oneshot::channel();
     let file = Arc::new(std_disk::open_file(&path, OpenMode::Existing).unwrap());
-    let op = Op::Write { file, offset: 0, buf: Bytes::from_static(b"ab"), done: 0, tx };
+    let op = Op::Write { file, offset: 0, buf: Bytes::from_static(b"ab"), done: 0, flags: 0, tx };
     assert!(op.complete(0).is_none());
     assert_eq!(rx.try_recv().unwrap().unwrap_err().kind(), io::ErrorKind::WriteZero);
 }
