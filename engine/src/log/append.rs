@@ -11,12 +11,16 @@
 //!    it fsyncs everything written so far, for itself and all who wait.
 //!
 //! So while one round is being fsynced, the next round is being written, and
-//! every round shares one write and one fsync.
+//! every round shares one write and one fsync. A small round with nothing
+//! queued behind it has nothing to overlap with: it is written and synced in
+//! one durable write inside stage 1 (`DURABLE_ROUND_BYTES_MAX`), and stage 2
+//! finds it durable.
 //!
 //! Invariants, beyond the log's own (partition_log.rs):
 //! - appends get their offsets in the order they were queued;
 //! - a round's waiters are completed only after its write (and, under
-//!   `flush=always`, an fsync that started after it) finished;
+//!   `flush=always`, an fsync that started after it, or the write itself
+//!   if it was a durable one) finished;
 //! - a failed round poisons the log and fails every waiter in it.
 
 use super::batch::{self, BatchHeader, BatchScanner};
@@ -268,7 +272,8 @@ impl<D: Disk> Log<D> {
         self.write_chunk(&mut chunk, now_ms, durable).await?;
         let due = match self.config().flush {
             FlushPolicy::Interval { ms } => now_ms.saturating_sub(self.state().last_flush_ms) >= ms as i64,
-            // `always` syncs in the append's second stage, outside the writer role.
+            // `always` synced in the durable write above, or syncs in the
+            // append's second stage, outside the writer role.
             FlushPolicy::Always | FlushPolicy::Never => false,
         };
         if due {
