@@ -52,6 +52,9 @@ async fn metrics_report_requests_partitions_and_storage() {
         "ringtail_requests_total{api=\"Metadata\"} 1\n",
         "ringtail_request_duration_seconds_bucket{api=\"Produce\",le=\"+Inf\"} 3\n",
         "ringtail_request_duration_seconds_count{api=\"Produce\"} 3\n",
+        // Each response was written before the client could read it.
+        "ringtail_request_total_seconds_count{api=\"Produce\"} 3\n",
+        "ringtail_request_total_seconds_count{api=\"Metadata\"} 1\n",
         "ringtail_partition_log_end_offset{topic=\"metered\",partition=\"0\"} 6\n",
         "ringtail_partition_high_watermark{topic=\"metered\",partition=\"0\"} 6\n",
         "ringtail_partition_segments{topic=\"metered\",partition=\"0\"} 1\n",

@@ -25,6 +25,10 @@ pub struct Metrics {
     io_backend: &'static str,
     /// Request latency per implemented API, in `SUPPORTED` order.
     requests: [Histogram; SUPPORTED.len()],
+    /// Time from a request's arrival to its response leaving for the
+    /// socket, per API: the handler, the wait for earlier responses on the
+    /// connection (Kafka answers in request order) and the write.
+    responses: [Histogram; SUPPORTED.len()],
     /// Requests whose response carried an error, per API.
     request_errors: [AtomicU64; SUPPORTED.len()],
     pub bytes_received: AtomicU64,
@@ -43,6 +47,7 @@ impl Metrics {
         Arc::new(Metrics {
             io_backend,
             requests: Default::default(),
+            responses: Default::default(),
             request_errors: Default::default(),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
@@ -59,6 +64,14 @@ impl Metrics {
             if failed {
                 self.request_errors[i].fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// A response (or, for acks=0, its absence) has left for the socket
+    /// `elapsed` after its request arrived.
+    pub fn observe_response(&self, api_key: ApiKey, elapsed: Duration) {
+        if let Some(i) = index_of(api_key) {
+            self.responses[i].observe(elapsed);
         }
     }
 
@@ -105,6 +118,16 @@ impl Metrics {
                 "ringtail_request_duration_seconds",
                 &format!("api=\"{:?}\"", s.key),
             );
+        }
+        header(
+            out,
+            "ringtail_request_total_seconds",
+            "histogram",
+            "Time from a request's arrival to its response being written to the socket, by API: \
+             ringtail_request_duration_seconds plus the wait for earlier responses on the connection.",
+        );
+        for (i, s) in SUPPORTED.iter().enumerate() {
+            self.responses[i].render(out, "ringtail_request_total_seconds", &format!("api=\"{:?}\"", s.key));
         }
     }
 

@@ -88,6 +88,9 @@ pub fn sequencing(api_key: ApiKey) -> Sequencing {
 /// A response on its way to the writer, in request order.
 struct Pending {
     outgoing: oneshot::Receiver<Outgoing>,
+    api_key: ApiKey,
+    /// When the request's length prefix was read.
+    arrived: Instant,
     /// The request's in-flight slot, freed once its response is written.
     _slot: OwnedSemaphorePermit,
 }
@@ -176,6 +179,7 @@ async fn read_requests(
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
             _ = queue.closed() => return Stop::WriterGone,
         };
+        let arrived = Instant::now();
         let len = match body_length(prefix, limits.frame_size_bytes_max) {
             Ok(len) => len,
             Err(e) => return Stop::Frame(e),
@@ -211,7 +215,8 @@ async fn read_requests(
                 };
                 let (tx, rx) = oneshot::channel();
                 let _ = tx.send(outgoing);
-                if queue.send(Pending { outgoing: rx, _slot: slot }).is_err() {
+                let pending = Pending { outgoing: rx, api_key: ApiKey::ApiVersions, arrived, _slot: slot };
+                if queue.send(pending).is_err() {
                     return Stop::WriterGone;
                 }
                 continue;
@@ -223,7 +228,8 @@ async fn read_requests(
         }
         let sequencing = sequencing(request.api_key);
         let (outgoing, outgoing_rx) = oneshot::channel();
-        if queue.send(Pending { outgoing: outgoing_rx, _slot: slot }).is_err() {
+        let pending = Pending { outgoing: outgoing_rx, api_key: request.api_key, arrived, _slot: slot };
+        if queue.send(pending).is_err() {
             return Stop::WriterGone;
         }
         let (dispatched, dispatched_rx) = oneshot::channel::<()>();
@@ -347,8 +353,9 @@ async fn write_responses(
                     writer.write_all(segment).await?;
                 }
                 metrics.bytes_sent.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                metrics.observe_response(next.api_key, next.arrived.elapsed());
             }
-            Outgoing::Nothing => {}
+            Outgoing::Nothing => metrics.observe_response(next.api_key, next.arrived.elapsed()),
             Outgoing::Close(reason) => {
                 tracing::info!(%reason, "closing connection");
                 break;
