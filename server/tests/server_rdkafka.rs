@@ -1,12 +1,15 @@
 //! librdkafka (through the rdkafka crate) against the server: a real client
 //! produces with every compression codec and with idempotence, and reads
-//! everything back by assignment (consumer groups are not implemented yet);
+//! everything back by assignment, as does `ringtail consume` (which
+//! decompresses what librdkafka compressed);
 //! and reads large batches from several partitions at once, which the
 //! server sends without copying them into the response (each partition's
 //! records a segment of the frame of its own).
 
 mod server_support;
 
+use kafka_protocol::messages::{fetch_request, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -14,8 +17,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
+use ringtail_server::client::records::Batches;
 use server_support::data_dir;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 const MESSAGES_PER_PRODUCER: usize = 50;
@@ -48,7 +53,9 @@ async fn librdkafka_produces_and_consumes_with_every_codec() {
         let producer = producer(&bootstrap, extra);
         for i in 0..MESSAGES_PER_PRODUCER {
             let key = format!("key-{p}-{i}");
-            let value = format!("value {p}/{i} {extra:?}");
+            // Repetitive, so that compressing pays: librdkafka sends a batch
+            // uncompressed when compression would not make it smaller.
+            let value = format!("value {p}/{i} {extra:?} ").repeat(20);
             let record = FutureRecord::to("rd-events").key(&key).payload(&value).partition(0);
             let delivered = producer.send(record, Duration::from_secs(30)).await;
             let (partition, offset) = match delivered {
@@ -93,6 +100,46 @@ async fn librdkafka_produces_and_consumes_with_every_codec() {
     .await
     .unwrap();
     assert_eq!(received, expected);
+
+    // The batches are stored as librdkafka sent them: compressed with each
+    // codec in turn.
+    let mut raw = server_support::Client::connect(server.kafka_addr).await;
+    let fetch = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![
+        fetch_request::FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("rd-events")))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)]),
+    ]);
+    let response = raw.call(11, &fetch).await;
+    let stored = response.responses[0].partitions[0].records.clone().expect("records");
+    let codecs: BTreeSet<u8> =
+        Batches::new(&stored).map(|batch| batch.expect("whole batches").header.compression()).collect();
+    assert_eq!(codecs, BTreeSet::from([0, 1, 2, 3, 4]), "codecs of the stored batches");
+
+    // `ringtail consume --print-keys` prints the same, key TAB value.
+    let args = ConsumeArgs {
+        topic: "rd-events".into(),
+        group: None,
+        from: StartFrom::Earliest,
+        count: Some(expected.len() as u64),
+        partition: None,
+        print_keys: true,
+        bootstrap: bootstrap.clone(),
+    };
+    let mut out = Vec::new();
+    let run = consume_into(args, &mut out, std::future::pending());
+    tokio::time::timeout(DEADLINE, run).await.expect("consumed in time").expect("ringtail consume");
+    let printed: Vec<(String, String)> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (key, value) = line.split_once('\t').expect("key TAB value");
+            (key.to_owned(), value.to_owned())
+        })
+        .collect();
+    assert_eq!(printed, expected);
     server.shutdown().await.unwrap();
 }
 

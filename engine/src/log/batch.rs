@@ -29,7 +29,7 @@ pub const LOG_OVERHEAD_BYTES: usize = 12;
 /// Size of the fixed v2 header; a batch with no records is this long.
 pub const BATCH_HEADER_BYTES: usize = 61;
 /// Start of the CRC-covered region.
-pub(crate) const CRC_START: usize = 21;
+pub const CRC_START: usize = 21;
 pub(crate) const MAGIC_V2: i8 = 2;
 
 /// Upper bound on a single batch we will ever read or accept, whatever a

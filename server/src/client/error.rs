@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use ringtail_engine::log::records::RecordsError;
+
+use super::decompress::DecompressError;
 use thiserror::Error;
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -64,8 +66,8 @@ pub enum ClientError {
     FrameTooLarge { addr: String, len_bytes: u64, max_bytes: usize },
     #[error("cannot encode {api} v{version} request: {reason}")]
     Encode { api: String, version: i16, reason: String },
-    #[error("{topic}-{partition} returned a batch compressed with {}; this client does not support compression (produce uncompressed batches, or use another client to read this topic)", codec_name(*codec))]
-    Compressed { topic: String, partition: i32, codec: u8 },
+    #[error("cannot read the batch of {topic}-{partition} at offset {offset}: {source}")]
+    Decompress { topic: String, partition: i32, offset: i64, source: DecompressError },
     #[error("bad record batch in {topic}-{partition} at offset {offset}: {source}")]
     Records { topic: String, partition: i32, offset: i64, source: RecordsError },
     #[error("topic {topic} has no partition {partition} (it has {count})")]
@@ -177,16 +179,6 @@ fn upper_snake(camel: &str) -> String {
         out.push(c.to_ascii_uppercase());
     }
     out
-}
-
-fn codec_name(codec: u8) -> &'static str {
-    match codec {
-        1 => "gzip",
-        2 => "snappy",
-        3 => "lz4",
-        4 => "zstd",
-        _ => "an unknown codec",
-    }
 }
 
 #[cfg(test)]

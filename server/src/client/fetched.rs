@@ -10,6 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use ringtail_engine::log::records::RecordsError;
 
+use super::decompress;
 use super::error::{ClientError, Result};
 use super::fetch::{ConsumedRecord, FetchPosition, PartitionFetch};
 use super::records::{Batches, RecordRef, Records};
@@ -22,6 +23,8 @@ pub struct FetchedBatches {
     pub fetch_offset: i64,
     /// Whole batches only: a last batch the broker cut short to respect
     /// the size limits is left out, to be fetched whole from `next_offset`.
+    /// Compressed batches are here decompressed (see `decompress`), so
+    /// every batch reads in place.
     pub bytes: Bytes,
     /// Where to fetch next: past every whole batch returned, even those
     /// with no records to show (transaction markers, records before the
@@ -36,21 +39,26 @@ impl FetchedBatches {
     pub(crate) fn new(topic: &str, position: FetchPosition, data: &PartitionData) -> Result<FetchedBatches> {
         let records = data.records.clone().unwrap_or_default();
         let mut next_offset = position.offset;
+        let mut compressed = false;
         let mut batches = Batches::new(&records);
         for batch in batches.by_ref() {
             match batch {
-                Ok(batch) => next_offset = next_offset.max(batch.next_offset()),
+                Ok(batch) => {
+                    next_offset = next_offset.max(batch.next_offset());
+                    compressed |= batch.header.compression() != 0;
+                }
                 Err(e) => {
                     return Err(records_error(topic, position.partition, next_offset, RecordsError::Batch(e)))
                 }
             }
         }
-        let whole = batches.position();
+        let whole = records.slice(..batches.position());
+        let bytes = if compressed { uncompressed(topic, position.partition, &whole)? } else { whole };
         Ok(FetchedBatches {
             topic: topic.to_owned(),
             partition: position.partition,
             fetch_offset: position.offset,
-            bytes: records.slice(..whole),
+            bytes,
             next_offset,
             high_watermark: data.high_watermark,
             log_start_offset: data.log_start_offset,
@@ -163,19 +171,37 @@ impl<'a> Iterator for PartitionRecords<'a> {
 }
 
 fn records_error(topic: &str, partition: i32, offset: i64, source: RecordsError) -> ClientError {
-    match source {
-        RecordsError::Compressed(codec) | RecordsError::UnknownCodec(codec) => {
-            ClientError::Compressed { topic: topic.to_owned(), partition, codec }
+    ClientError::Records { topic: topic.to_owned(), partition, offset, source }
+}
+
+/// `whole` batches with every compressed one replaced by its uncompressed
+/// equivalent: one copy of the partition's bytes, paid only when a batch is
+/// compressed.
+fn uncompressed(topic: &str, partition: i32, whole: &Bytes) -> Result<Bytes> {
+    let mut out = Vec::with_capacity(whole.len() * 2);
+    for batch in Batches::new(whole) {
+        // Checked whole by the caller's scan.
+        let batch = batch.map_err(|e| records_error(topic, partition, -1, RecordsError::Batch(e)))?;
+        if batch.header.compression() == 0 {
+            out.extend_from_slice(batch.bytes());
+            continue;
         }
-        source => ClientError::Records { topic: topic.to_owned(), partition, offset, source },
+        let plain = decompress::uncompressed(batch.bytes()).map_err(|source| ClientError::Decompress {
+            topic: topic.to_owned(),
+            partition,
+            offset: batch.header.base_offset,
+            source,
+        })?;
+        out.extend_from_slice(&plain);
     }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client::fetch::PartitionFetch;
-    use ringtail_engine::log::batch::{set_base_offset, BatchError};
+    use ringtail_engine::log::batch::set_base_offset;
     use ringtail_engine::log::records::BatchBuilder;
 
     fn batch(base_offset: u64, values: &[&'static str]) -> Vec<u8> {
@@ -231,15 +257,36 @@ mod tests {
         assert!(fetched.bytes.as_ptr_range().contains(&value.as_ptr()));
     }
 
+    /// A compressed batch reads like any other, next to uncompressed ones;
+    /// one that does not decompress is an error naming where it is.
     #[test]
-    fn compressed_batches_are_a_clear_error() {
-        let mut bytes = batch(0, &["a"]);
-        bytes[22] |= 4; // zstd
-        let crc = crc32c_of(&bytes[21..]);
-        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-        let err = decode("t", FetchPosition { partition: 2, offset: 0 }, &data(bytes)).unwrap_err();
-        assert!(matches!(err, ClientError::Compressed { codec: 4, partition: 2, .. }), "{err}");
-        assert!(err.to_string().contains("does not support compression"), "{err}");
+    fn compressed_batches_are_read_decompressed() {
+        let mut compressed = batch(5, &["b", "c"]);
+        let plain_records = compressed.split_off(61);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &plain_records).unwrap();
+        compressed.extend_from_slice(&gz.finish().unwrap());
+        let length = (compressed.len() - 12) as i32;
+        compressed[8..12].copy_from_slice(&length.to_be_bytes());
+        compressed[22] |= 1; // gzip
+        let crc = crc32c_of(&compressed[21..]);
+        compressed[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut bytes = batch(4, &["a"]);
+        bytes.extend_from_slice(&compressed);
+        let fetched = decode("t", FetchPosition { partition: 2, offset: 4 }, &data(bytes.clone())).unwrap();
+        let values: Vec<_> = fetched.records.iter().map(|r| (r.offset, r.value.clone().unwrap())).collect();
+        assert_eq!(values, [(4, Bytes::from("a")), (5, Bytes::from("b")), (6, Bytes::from("c"))]);
+        assert_eq!(fetched.next_offset, 7);
+
+        // Garbage where the gzip stream was, under a valid CRC.
+        let last = bytes.len() - 1;
+        bytes[last - 8] ^= 0xff;
+        let crc = crc32c_of(&bytes[bytes.len() - compressed.len() + 21..]);
+        let at = bytes.len() - compressed.len() + 17;
+        bytes[at..at + 4].copy_from_slice(&crc.to_be_bytes());
+        let err = decode("t", FetchPosition { partition: 2, offset: 4 }, &data(bytes)).unwrap_err();
+        assert!(matches!(err, ClientError::Decompress { offset: 5, partition: 2, .. }), "{err}");
+        assert!(err.to_string().contains("gzip"), "{err}");
     }
 
     #[test]
@@ -252,17 +299,6 @@ mod tests {
     }
 
     fn crc32c_of(bytes: &[u8]) -> u32 {
-        // The engine keeps its CRC helper private; the batch's own checker
-        // tells us the value it expects.
-        match ringtail_engine::log::batch::validate_batch(&{
-            let mut b = batch(0, &["a"]);
-            b.truncate(21);
-            b.extend_from_slice(bytes);
-            b
-        }) {
-            Err(BatchError::BadCrc { computed, .. }) => computed,
-            Ok(header) => header.crc,
-            Err(e) => panic!("unexpected {e}"),
-        }
+        crc32c::crc32c(bytes)
     }
 }

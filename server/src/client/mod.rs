@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod consumer_group;
+pub mod decompress;
 pub mod error;
 pub mod fetch;
 pub mod fetched;
