@@ -1,34 +1,17 @@
-//! The Kafka APIs over a real socket, spoken with kafka-protocol's client
-//! codec against an in-process server.
+//! Produce and Fetch over a real socket, spoken with kafka-protocol's client
+//! codec against an in-process server, with the offset lookups around them
+//! (ListOffsets, OffsetForLeaderEpoch) and InitProducerId.
 
+mod server_api_support;
 mod server_support;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
-use ringtail_server::protocol::versions::SUPPORTED;
+use server_api_support::{create_topic, name, s};
 use server_support::{batch, data_dir, opaque_compressed_batch, start, Client};
 use std::time::{Duration, Instant};
-
-fn s(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_string())
-}
-
-fn name(value: &str) -> TopicName {
-    TopicName(s(value))
-}
-
-async fn create_topic(client: &mut Client, topic: &str, partitions: i32) {
-    let request =
-        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(-1)]);
-    let response = client.call(7, &request).await;
-    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
-}
 
 fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
     ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
@@ -71,124 +54,6 @@ async fn fetch(client: &mut Client, version: i16, topic: &str, offset: i64) -> f
     let response = client.call(version, &fetch_request(topic, 0, offset, 0, 0)).await;
     assert_eq!(response.error_code, 0);
     response.responses[0].partitions[0].clone()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_versions_advertises_exactly_the_implemented_ranges() {
-    let dir = data_dir("api-versions");
-    let server = start(dir.path()).await;
-    let mut client = Client::connect(server.kafka_addr).await;
-    for version in 0..=4 {
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(s("ringtail-test"))
-            .with_client_software_version(s("1.0"));
-        let response = client.call(version, &request).await;
-        assert_eq!(response.error_code, 0);
-        let advertised: Vec<(i16, i16, i16)> =
-            response.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
-        let expected: Vec<(i16, i16, i16)> = SUPPORTED.iter().map(|s| (s.key as i16, s.min, s.max)).collect();
-        assert_eq!(advertised, expected, "v{version}");
-    }
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_too_new_api_versions_is_answered_at_v0_with_unsupported_version() {
-    let dir = data_dir("api-versions-new");
-    let server = start(dir.path()).await;
-    let mut client = Client::connect(server.kafka_addr).await;
-    // Version 99, with a body no version has: only the first 8 bytes count.
-    let mut frame = vec![0, 0, 0, 0, 0, 18, 0, 99, 0, 0, 0, 42];
-    frame.extend_from_slice(b"\x00\x04futurestuff");
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    client.send_raw(&frame).await;
-    let mut answer = client.read_frame().await.unwrap();
-    let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(&mut answer, 0).unwrap();
-    assert_eq!(header.correlation_id, 42);
-    let response =
-        <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut answer, 0).unwrap();
-    assert_eq!(response.error_code, ResponseError::UnsupportedVersion.code());
-    assert_eq!(response.api_keys.len(), SUPPORTED.len());
-    // The connection stays usable: the client retries with a version we know.
-    let retry = client.call(3, &ApiVersionsRequest::default()).await;
-    assert_eq!(retry.error_code, 0);
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_auto_creates_topics_and_describes_them() {
-    let dir = data_dir("metadata");
-    let server = start(dir.path()).await;
-    let mut client = Client::connect(server.kafka_addr).await;
-    for version in [0i16, 1, 4, 7, 9, 10, 12] {
-        let topic = format!("auto-{version}");
-        let request = MetadataRequest::default().with_topics(Some(vec![
-            metadata_request::MetadataRequestTopic::default().with_name(Some(name(&topic))),
-        ]));
-        let response = client.call(version, &request).await;
-        assert_eq!(response.brokers.len(), 1, "v{version}");
-        assert_eq!(response.brokers[0].node_id, BrokerId(1));
-        assert_eq!(response.brokers[0].port, i32::from(server.kafka_addr.port()));
-        assert_eq!(response.brokers[0].host.as_str(), "127.0.0.1");
-        let t = &response.topics[0];
-        assert_eq!(t.error_code, 0, "v{version}: {t:?}");
-        assert_eq!(t.name.as_ref().unwrap().as_str(), topic);
-        assert_eq!(t.partitions.len(), 1);
-        let p = &t.partitions[0];
-        assert_eq!(
-            (p.leader_id, p.replica_nodes.clone(), p.isr_nodes.clone()),
-            (BrokerId(1), vec![BrokerId(1)], vec![BrokerId(1)])
-        );
-        if version >= 1 {
-            assert_eq!(response.controller_id, BrokerId(1));
-        }
-        if version >= 2 {
-            assert!(response.cluster_id.as_ref().is_some_and(|id| !id.is_empty()));
-        }
-        if version >= 7 {
-            assert_eq!(p.leader_epoch, 0);
-        }
-        if version >= 10 {
-            assert!(!t.topic_id.is_nil());
-        }
-    }
-    // All topics: null list (v1+), empty list at v0.
-    let all = client.call(1, &MetadataRequest::default().with_topics(None)).await;
-    assert_eq!(all.topics.len(), 7);
-    let all_v0 = client.call(0, &MetadataRequest::default().with_topics(Some(vec![]))).await;
-    assert_eq!(all_v0.topics.len(), 7);
-    // An invalid name is refused per topic, the others still answered.
-    let request = MetadataRequest::default().with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(name("bad name!"))),
-        metadata_request::MetadataRequestTopic::default().with_name(Some(name("auto-0"))),
-    ]));
-    let response = client.call(9, &request).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::InvalidTopicException.code());
-    assert_eq!(response.topics[1].error_code, 0);
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_without_auto_create_reports_unknown_topics() {
-    let dir = data_dir("metadata-no-create");
-    let server = start(dir.path()).await;
-    let mut client = Client::connect(server.kafka_addr).await;
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![
-            metadata_request::MetadataRequestTopic::default().with_name(Some(name("absent")))
-        ]))
-        .with_allow_auto_topic_creation(false);
-    let response = client.call(12, &request).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
-    // By topic id (v12): unknown.
-    let by_id =
-        MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-            .with_name(None)
-            .with_topic_id(uuid::Uuid::from_bytes([9; 16]))]));
-    let response = client.call(12, &by_id.with_allow_auto_topic_creation(false)).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::UnknownTopicId.code());
-    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,123 +323,6 @@ async fn list_offsets_earliest_latest_and_by_time() {
         )
         .await;
     assert_eq!(unknown.topics[0].partitions[0].error_code, ResponseError::UnknownTopicOrPartition.code());
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_topics_validates_and_delete_topics_removes() {
-    let dir = data_dir("admin");
-    let server = start(dir.path()).await;
-    let mut client = Client::connect(server.kafka_addr).await;
-    let creatable = |topic: &str, partitions: i32, rf: i16| {
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(rf)
-    };
-    let request = CreateTopicsRequest::default().with_topics(vec![
-        creatable("three", 3, 1).with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-            .with_name(s("retention.ms"))
-            .with_value(Some(s("60000")))]),
-        creatable("bad-rf", 1, 3),
-        creatable("bad-config", 1, -1).with_configs(vec![
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(s("no.such.config"))
-                .with_value(Some(s("1"))),
-        ]),
-        creatable("twice", 1, -1),
-        creatable("twice", 1, -1),
-        creatable("zero", 0, -1),
-    ]);
-    for version in [2i16, 7] {
-        let validate = client.call(version, &request.clone().with_validate_only(true)).await;
-        assert_eq!(validate.topics[0].error_code, 0);
-    }
-    let response = client.call(7, &request).await;
-    let codes: Vec<i16> = response.topics.iter().map(|t| t.error_code).collect();
-    assert_eq!(
-        codes,
-        vec![
-            0,
-            ResponseError::InvalidReplicationFactor.code(),
-            ResponseError::InvalidConfig.code(),
-            ResponseError::InvalidRequest.code(),
-            ResponseError::InvalidRequest.code(),
-            ResponseError::InvalidPartitions.code(),
-        ]
-    );
-    assert_eq!(response.topics[0].num_partitions, 3);
-    assert!(!response.topics[0].topic_id.is_nil());
-    let configs = response.topics[0].configs.as_ref().unwrap();
-    assert!(configs.iter().any(|c| c.name.as_str() == "retention.ms" && c.value.as_deref() == Some("60000")));
-    let again =
-        client.call(7, &CreateTopicsRequest::default().with_topics(vec![creatable("three", 1, -1)])).await;
-    assert_eq!(again.topics[0].error_code, ResponseError::TopicAlreadyExists.code());
-
-    let deleted = client
-        .call(1, &DeleteTopicsRequest::default().with_topic_names(vec![name("three"), name("absent")]))
-        .await;
-    let codes: Vec<i16> = deleted.responses.iter().map(|t| t.error_code).collect();
-    assert_eq!(codes, vec![0, ResponseError::UnknownTopicOrPartition.code()]);
-    let metadata = client.call(12, &MetadataRequest::default().with_topics(None)).await;
-    assert!(metadata.topics.is_empty(), "{metadata:?}");
-    // v6 deletes by id.
-    create_topic(&mut client, "by-id", 1).await;
-    let metadata = client.call(12, &MetadataRequest::default().with_topics(None)).await;
-    let id = metadata.topics[0].topic_id;
-    let request = DeleteTopicsRequest::default().with_topics(vec![
-        delete_topics_request::DeleteTopicState::default().with_name(None).with_topic_id(id),
-        delete_topics_request::DeleteTopicState::default()
-            .with_name(None)
-            .with_topic_id(uuid::Uuid::from_bytes([1; 16])),
-    ]);
-    let deleted = client.call(6, &request).await;
-    assert_eq!(deleted.responses[0].error_code, 0);
-    assert_eq!(deleted.responses[0].name.as_ref().unwrap().as_str(), "by-id");
-    assert_eq!(deleted.responses[1].error_code, ResponseError::UnknownTopicId.code());
-    server.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn describe_configs_reports_overrides_and_defaults() {
-    let dir = data_dir("describe-configs");
-    let server = start(dir.path()).await;
-    let mut client = Client::connect(server.kafka_addr).await;
-    let request =
-        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("c"))
-            .with_num_partitions(1)
-            .with_replication_factor(-1)
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(s("segment.bytes"))
-                .with_value(Some(s("1048576")))])]);
-    assert_eq!(client.call(5, &request).await.topics[0].error_code, 0);
-    let resource = |kind: i8, resource: &str, keys: Option<Vec<StrBytes>>| {
-        describe_configs_request::DescribeConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(s(resource))
-            .with_configuration_keys(keys)
-    };
-    for version in 1..=4 {
-        let request = DescribeConfigsRequest::default().with_resources(vec![
-            resource(2, "c", None),
-            resource(2, "c", Some(vec![s("retention.ms")])),
-            resource(2, "absent", None),
-            resource(4, "1", None),
-        ]);
-        let response = client.call(version, &request).await;
-        let all = &response.results[0];
-        assert_eq!(all.error_code, 0);
-        let segment = all.configs.iter().find(|c| c.name.as_str() == "segment.bytes").unwrap();
-        assert_eq!(segment.value.as_deref(), Some("1048576"));
-        assert_eq!(segment.config_source, 1);
-        let retention = all.configs.iter().find(|c| c.name.as_str() == "retention.ms").unwrap();
-        assert_eq!(retention.value.as_deref(), Some("604800000"));
-        assert_eq!(retention.config_source, 5);
-        assert_eq!(response.results[1].configs.len(), 1);
-        assert_eq!(response.results[2].error_code, ResponseError::UnknownTopicOrPartition.code());
-        assert_eq!((response.results[3].error_code, response.results[3].configs.len()), (0, 0));
-    }
     server.shutdown().await.unwrap();
 }
 
