@@ -24,6 +24,8 @@ pub mod clock;
 pub mod config;
 pub mod entropy;
 pub mod handlers;
+#[cfg(target_os = "linux")]
+pub mod io_reaper;
 pub mod limits;
 pub mod maintenance;
 pub mod memory;

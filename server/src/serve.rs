@@ -22,7 +22,7 @@ use crate::net::listener::accept_loop;
 use crate::net::tracker::TaskTracker;
 use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint};
 use ringtail_engine::entropy::SeededEntropy;
-use ringtail_engine::io::open_backend;
+use ringtail_engine::io::{open_backend, AnyDisk};
 use ringtail_engine::log::{LogError, OpenError};
 use std::io;
 use std::net::SocketAddr;
@@ -96,10 +96,24 @@ impl RunningServer {
     }
 }
 
+/// Reaps the io_uring backend's completions on this runtime (io_reaper.rs);
+/// if that cannot start, its driver thread reaps them, a little slower.
+fn reap_on_this_runtime(backend: &AnyDisk) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(target_os = "linux")]
+    if let Some(reaper) = backend.completion_reaper() {
+        return crate::io_reaper::spawn(reaper)
+            .inspect_err(|e| tracing::warn!(error = %e, "io_uring completions left to the driver thread"))
+            .ok();
+    }
+    let _ = backend;
+    None
+}
+
 /// Starts a server and returns once it takes clients.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     config.limits.validate().map_err(ServeError::Limits)?;
     let backend = open_backend(config.io).map_err(ServeError::Backend)?;
+    let reaping = reap_on_this_runtime(&backend);
     let metrics = Metrics::new(backend.name());
     let disk = MeteredDisk::new(backend, metrics.clone());
     let kafka_listener = bind("Kafka", &config.listen).await?;
@@ -158,6 +172,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         let _ = scraping.await;
         broker.close().await.map_err(ServeError::Close)?;
         tracing::info!("broker closed");
+        // Nothing of the broker's is in flight now.
+        if let Some(reaping) = reaping {
+            reaping.abort();
+        }
         Ok(())
     });
     Ok(RunningServer {

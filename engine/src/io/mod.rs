@@ -21,4 +21,4 @@ pub mod uring; // the file is #![cfg(target_os = "linux")]
 pub use select::{open_backend, AnyDisk, AnyFile, AnyLock, IoChoice};
 pub use std_disk::StdDisk;
 #[cfg(target_os = "linux")]
-pub use uring::{UringDisk, UringStats};
+pub use uring::{CompletionReaper, UringDisk, UringStats};

@@ -69,6 +69,18 @@ pub enum AnyDisk {
     Std(StdDisk),
 }
 
+impl AnyDisk {
+    /// The io_uring backend's completion reaper (see
+    /// [`UringDisk::completion_reaper`]); `None` for the std backend.
+    #[cfg(target_os = "linux")]
+    pub fn completion_reaper(&self) -> Option<super::uring::CompletionReaper> {
+        match self {
+            AnyDisk::Uring(disk) => Some(disk.completion_reaper()),
+            AnyDisk::Std(_) => None,
+        }
+    }
+}
+
 /// A file of an [`AnyDisk`].
 #[derive(Debug)]
 pub enum AnyFile {

@@ -1,34 +1,53 @@
-//! The driver thread: owns the ring, takes queued ops in batches, submits
-//! them with one `io_uring_enter`, and answers each caller as its
-//! completion arrives.
+//! The ring, shared by the callers, the driver thread and, optionally, a
+//! reaper on the callers' runtime.
+//!
+//! Callers submit their own operations: under the state lock each op takes
+//! a slot and its SQE goes into the submission queue, then the caller enters
+//! the kernel itself. Completions are reaped (`Shared::reap`) by the driver
+//! thread, which sleeps in the kernel until one arrives, unless a
+//! [`CompletionReaper`](super::CompletionReaper) exists: then the runtime
+//! holding it watches the ring's completion eventfd and reaps on the thread
+//! it wakes, so the caller's task is woken right there, with no hand-off
+//! through the driver (waking a sleeping thread costs ~0.1 ms on this VM,
+//! README). The driver then looks every `REAPER_GRACE` for completions the
+//! runtime left waiting (its threads all busy) and reaps those itself, so
+//! progress never depends on the runtime alone.
 //!
 //! Invariants:
-//! - SQEs in the kernel never exceed the completion queue's size, so no
-//!   completion is ever dropped for overflow;
-//! - a read on the wake eventfd is always posted while the driver sleeps,
-//!   so new work wakes it;
+//! - SQEs pushed and not yet completed (`in_kernel`) never exceed the
+//!   completion queue's size, so no completion is ever dropped for overflow;
+//! - only the state lock's holder pushes to the submission queue or reads
+//!   the completion queue;
 //! - an op's buffer lives until its completion is reaped; after an abnormal
 //!   exit, buffers the kernel may still own are leaked, never freed.
 
-use super::{Op, Shared, WAKE};
-use io_uring::{opcode, squeue, types, IoUring};
+use super::{Op, Shared};
+use io_uring::{squeue, types};
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The driver's longest sleep in the kernel: the delay before it submits
+/// what a caller could not, or notices a shutdown, when nothing completes.
+pub(super) const POLL: Duration = Duration::from_millis(10);
+
+/// While a runtime reaps, how often the driver looks for completions it
+/// leaves waiting (a runtime whose threads are all busy gets to its reaper
+/// late): any still there a look later are reaped by the driver, so none
+/// waits much over twice this.
+pub(super) const REAPER_GRACE: Duration = Duration::from_millis(1);
 
 /// EBUSY and EAGAIN from `io_uring_enter` ask us to reap completions and
-/// try again; EINTR is a signal.
+/// try again; EINTR is a signal; ETIME is the end of a timed wait.
 fn is_transient(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN))
+    matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::ETIME))
 }
 
-/// The driver thread's state; only that thread touches it.
-pub(super) struct Driver {
-    ring: IoUring,
-    shared: Arc<Shared>,
-    /// In-flight ops by slot index (their user_data).
+/// The operations of a ring; behind `Shared::state`.
+pub(super) struct State {
+    /// Ops by slot index (their user_data), from submission to completion.
     slots: Vec<Option<Op>>,
     free: Vec<usize>,
     busy: usize,
@@ -38,178 +57,243 @@ pub(super) struct Driver {
     /// completions can never overflow.
     in_kernel: usize,
     limit: usize,
-    /// Operation SQEs were pushed since the last `io_uring_enter`.
-    unsubmitted: bool,
-    incoming: Vec<Op>,
-    reaped: Vec<(u64, i32)>,
-    wake_buf: Box<[u8; 8]>,
-    wake_armed: bool,
+    /// Set when the driver has exited; later requests fail at once instead
+    /// of waiting forever.
+    pub(super) stopped: bool,
 }
 
-impl Driver {
-    pub(super) fn new(mut ring: IoUring, shared: Arc<Shared>) -> Self {
-        let limit = ring.completion().capacity();
-        Driver {
-            ring,
-            shared,
+impl State {
+    pub(super) fn new(limit: usize) -> State {
+        State {
             slots: Vec::new(),
             free: Vec::new(),
             busy: 0,
             backlog: VecDeque::new(),
             in_kernel: 0,
             limit,
-            unsubmitted: false,
-            incoming: Vec::new(),
-            reaped: Vec::new(),
-            wake_buf: Box::new([0; 8]),
-            wake_armed: false,
+            stopped: false,
         }
+    }
+
+    fn take_slot(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        })
+    }
+}
+
+impl Shared {
+    /// Hands `ops` to the kernel: one `io_uring_enter` for all of them.
+    pub(super) fn submit_all(&self, ops: impl IntoIterator<Item = Op>) {
+        let pushed = {
+            let mut st = self.state();
+            if st.stopped {
+                drop(st);
+                ops.into_iter().for_each(|op| op.fail(false));
+                return;
+            }
+            for mut op in ops {
+                let slot = st.take_slot();
+                st.backlog.push_back(op.sqe(slot));
+                st.slots[slot] = Some(op);
+                st.busy += 1;
+            }
+            self.push_backlog(&mut st)
+        };
+        if pushed {
+            self.enter_to_submit();
+        }
+    }
+
+    /// Moves backlog SQEs into the submission queue while the kernel may
+    /// take more. Returns whether it pushed any.
+    fn push_backlog(&self, st: &mut State) -> bool {
+        // SAFETY: only the holder of the state lock (`st`) touches the
+        // submission queue. Each SQE points into an op held in `st.slots`
+        // (its buffer and file), which stays put until the CQE is reaped;
+        // `Driver`'s drop leaks it if that never happens.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        let mut pushed = false;
+        while st.in_kernel < st.limit {
+            let Some(sqe) = st.backlog.front() else { break };
+            if unsafe { sq.push(sqe) }.is_err() {
+                break;
+            }
+            self.sqes.fetch_add(1, Ordering::Relaxed);
+            pushed = true;
+            st.backlog.pop_front();
+            st.in_kernel += 1;
+        }
+        pushed
+    }
+
+    /// A caller's `io_uring_enter` for what it pushed. If the kernel refuses,
+    /// the SQEs stay queued and the driver submits them within `POLL` (it
+    /// fails them all if the ring is broken).
+    fn enter_to_submit(&self) {
+        self.enters.fetch_add(1, Ordering::Relaxed);
+        self.submits.fetch_add(1, Ordering::Relaxed);
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "io_uring submission deferred to the driver");
+                    return self.unpark_driver();
+                }
+            }
+        }
+    }
+
+    pub(super) fn unpark_driver(&self) {
+        if let Some(driver) = self.driver.get() {
+            driver.unpark();
+        }
+    }
+
+    /// Completions waiting to be reaped.
+    fn completions_waiting(&self) -> bool {
+        // SAFETY: looking at the queue's length, under the state lock.
+        let _st = self.state();
+        !unsafe { self.ring.completion_shared() }.is_empty()
+    }
+
+    /// Reaps every completion there is: answers each caller, and submits
+    /// the rest of short transfers. Returns how many completions it took.
+    pub(super) fn reap(&self) -> usize {
+        let mut done = Vec::new();
+        {
+            let mut st = self.state();
+            // SAFETY: only the holder of the state lock reads the
+            // completion queue.
+            let cq = unsafe { self.ring.completion_shared() };
+            for cqe in cq {
+                st.in_kernel -= 1;
+                self.completions.fetch_add(1, Ordering::Relaxed);
+                let slot = cqe.user_data() as usize;
+                if let Some(op) = st.slots.get_mut(slot).and_then(Option::take) {
+                    done.push((slot, op, cqe.result()));
+                }
+            }
+        }
+        let reaped = done.len();
+        if reaped == 0 {
+            return 0;
+        }
+        // Callers are answered outside the lock: waking them may take a
+        // syscall, and callers submitting meanwhile need the lock.
+        let mut again = Vec::new();
+        let mut freed = Vec::new();
+        for (slot, op, res) in done {
+            match op.complete(res) {
+                Some(rest) => again.push((slot, rest)),
+                None => freed.push(slot),
+            }
+        }
+        let pushed = {
+            let mut st = self.state();
+            for (slot, mut rest) in again {
+                st.backlog.push_back(rest.sqe(slot));
+                st.slots[slot] = Some(rest);
+            }
+            for slot in freed {
+                st.free.push(slot);
+                st.busy -= 1;
+            }
+            self.push_backlog(&mut st)
+        };
+        if pushed {
+            self.enter_to_submit();
+        }
+        reaped
+    }
+}
+
+/// The driver thread.
+pub(super) struct Driver {
+    shared: Arc<Shared>,
+}
+
+impl Driver {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Driver { shared }
     }
 
     pub(super) fn run(mut self) {
         if let Err(e) = self.event_loop() {
             tracing::error!(error = %e, "io_uring driver failed; failing its operations");
         }
-        // `Drop` stops the queue and handles anything left.
+        // `Drop` stops the ring and handles anything left.
     }
 
     fn event_loop(&mut self) -> io::Result<()> {
+        let timeout = types::Timespec::from(POLL);
+        let args = types::SubmitArgs::new().timespec(&timeout);
+        // Whether completions were waiting at the last look while a runtime
+        // reaps: still there now means it has stopped doing so.
+        let mut waiting_before = false;
         loop {
             let shutting_down = self.shared.shutdown.load(Ordering::SeqCst);
-            // After shutdown the last wake-up read is not re-armed, so the
-            // kernel holds no pointer into `wake_buf` once we exit.
-            if !self.wake_armed && !shutting_down {
-                let fd = types::Fd(self.shared.eventfd.as_raw_fd());
-                let read = opcode::Read::new(fd, self.wake_buf.as_mut_ptr(), 8).build();
-                self.backlog.push_front(read.user_data(WAKE));
-                self.wake_armed = true;
+            let (pushed, queued, idle) = {
+                let mut st = self.shared.state();
+                if shutting_down && st.busy == 0 {
+                    return Ok(());
+                }
+                let pushed = self.shared.push_backlog(&mut st);
+                // SAFETY: looking at the queue's length, under the state lock.
+                let queued = !unsafe { self.shared.ring.submission_shared() }.is_empty();
+                (pushed, queued, st.busy == 0)
+            };
+            if pushed {
+                self.shared.submits.fetch_add(1, Ordering::Relaxed);
             }
-            self.take_requests();
-            if shutting_down && !self.wake_armed && self.busy == 0 {
-                return Ok(());
+            if self.shared.reapers.load(Ordering::SeqCst) > 0 {
+                // A runtime reaps: submit what callers left queued, take what
+                // it left waiting, and look again in a while (callers do not
+                // wake the driver: that is the hand-off the reaper saves).
+                if queued {
+                    self.shared.enters.fetch_add(1, Ordering::Relaxed);
+                    match self.shared.ring.submit() {
+                        Ok(_) => {}
+                        Err(e) if is_transient(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let waiting = self.shared.completions_waiting();
+                if waiting && waiting_before {
+                    self.shared.reap();
+                }
+                waiting_before = waiting;
+                std::thread::park_timeout(if idle { POLL } else { REAPER_GRACE });
+                continue;
             }
-            self.push_backlog()?;
-            // Submits everything pushed and sleeps until a completion: an op,
-            // or the wake-up read telling us new requests are queued.
-            self.count_enter();
-            match self.ring.submit_and_wait(1) {
+            waiting_before = false;
+            // Submits whatever is queued and sleeps until a completion, or
+            // for `POLL` at most.
+            self.shared.enters.fetch_add(1, Ordering::Relaxed);
+            match self.shared.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
-            self.reap()?;
+            self.shared.reap();
         }
-    }
-
-    fn take_requests(&mut self) {
-        // Swapping two Vecs keeps both allocations in use round after round.
-        let mut incoming = std::mem::take(&mut self.incoming);
-        std::mem::swap(&mut self.shared.queue().ops, &mut incoming);
-        for mut op in incoming.drain(..) {
-            let slot = match self.free.pop() {
-                Some(slot) => slot,
-                None => {
-                    self.slots.push(None);
-                    self.slots.len() - 1
-                }
-            };
-            self.backlog.push_back(op.sqe(slot));
-            self.slots[slot] = Some(op);
-            self.busy += 1;
-        }
-        self.incoming = incoming;
-    }
-
-    fn push_backlog(&mut self) -> io::Result<()> {
-        loop {
-            let mut sq = self.ring.submission();
-            while self.in_kernel < self.limit {
-                let Some(sqe) = self.backlog.front() else { break };
-                // SAFETY: each SQE points into an op held in `self.slots` (its
-                // buffer and file) or into `wake_buf`; both stay put until the
-                // CQE is reaped, and `Drop` leaks them if that never happens.
-                if unsafe { sq.push(sqe) }.is_err() {
-                    break;
-                }
-                if sqe.get_user_data() != WAKE {
-                    self.shared.sqes.fetch_add(1, Ordering::Relaxed);
-                    self.unsubmitted = true;
-                }
-                self.backlog.pop_front();
-                self.in_kernel += 1;
-            }
-            let full = sq.is_full();
-            drop(sq);
-            if !full || self.backlog.is_empty() || self.in_kernel >= self.limit {
-                return Ok(());
-            }
-            // SQ full: hand this batch to the kernel and fill it again.
-            self.count_enter();
-            match self.ring.submit() {
-                // Nothing taken: leave the rest to the submit-and-wait.
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) if is_transient(&e) => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn count_enter(&mut self) {
-        self.shared.enters.fetch_add(1, Ordering::Relaxed);
-        if std::mem::take(&mut self.unsubmitted) {
-            self.shared.submits.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn reap(&mut self) -> io::Result<()> {
-        self.reaped.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
-        let mut reaped = std::mem::take(&mut self.reaped);
-        for &(user_data, res) in &reaped {
-            self.in_kernel -= 1;
-            if user_data == WAKE {
-                self.wake_armed = false;
-                if res < 0 && res != -libc::EINTR {
-                    return Err(io::Error::from_raw_os_error(-res));
-                }
-                continue;
-            }
-            self.shared.completions.fetch_add(1, Ordering::Relaxed);
-            let slot = user_data as usize;
-            let Some(op) = self.slots.get_mut(slot).and_then(Option::take) else {
-                continue;
-            };
-            match op.complete(res) {
-                Some(mut rest) => {
-                    self.backlog.push_back(rest.sqe(slot));
-                    self.slots[slot] = Some(rest);
-                }
-                None => {
-                    self.free.push(slot);
-                    self.busy -= 1;
-                }
-            }
-        }
-        reaped.clear();
-        self.reaped = reaped;
-        Ok(())
     }
 }
 
 impl Drop for Driver {
-    /// Runs on a clean exit, a ring error or a panic. Stops the queue so no
+    /// Runs on a clean exit, a ring error or a panic. Stops the ring so no
     /// caller waits forever. After an abnormal exit the kernel may still
-    /// own buffers of in-flight ops, so they are leaked, never freed.
+    /// own buffers of ops in flight, so every op still held is failed and its
+    /// buffer leaked, never freed.
     fn drop(&mut self) {
-        let queued = {
-            let mut queue = self.shared.queue();
-            queue.stopped = true;
-            std::mem::take(&mut queue.ops)
+        let held: Vec<Op> = {
+            let mut st = self.shared.state();
+            st.stopped = true;
+            st.backlog.clear();
+            st.slots.drain(..).flatten().collect()
         };
-        queued.into_iter().for_each(|op| op.fail(false));
-        self.slots.drain(..).flatten().for_each(|op| op.fail(true));
-        if self.wake_armed {
-            std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new([0; 8])));
-        }
+        held.into_iter().for_each(|op| op.fail(true));
     }
 }

@@ -1,11 +1,11 @@
 //! io_uring storage backend (Linux), the production default.
 //!
-//! One driver thread per [`UringDisk`] owns the ring. Callers enqueue an
-//! operation with its owned buffer and a oneshot sender, then bump an eventfd
-//! on which the driver always keeps a read posted, so a single
-//! `io_uring_enter` both submits and sleeps until either a completion or new
-//! work arrives. Each round the driver takes every queued request and submits
-//! them together: under load, one syscall carries many writes and syncs.
+//! One ring per [`UringDisk`], shared by its callers and one driver thread
+//! (driver.rs). A caller puts its operation (with its owned buffer and a
+//! oneshot sender) in the submission queue and enters the kernel itself; a
+//! caller's several operations (the pieces of a large write or read) go in
+//! with one `io_uring_enter`. Completions are reaped by the driver thread,
+//! or, faster, by the callers' runtime through a [`CompletionReaper`].
 //!
 //! Only the data path (write, read, fdatasync) goes through the ring.
 //! Metadata calls (open, rename, listing, locking, set_len, len) are rare and
@@ -21,17 +21,18 @@
 use super::disk::{Disk, DiskFile, OpenMode};
 use super::std_disk::{self, StdLock};
 use bytes::Bytes;
-use driver::Driver;
+use driver::{Driver, State};
 use io_uring::{opcode, squeue, types, IoUring};
 use read::ReadOp;
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, JoinHandle, Thread};
 use tokio::sync::oneshot;
 
 /// Ring size used by [`UringDisk::new`].
@@ -45,17 +46,13 @@ pub const WRITE_PIECE_BYTES: usize = 1 << 20;
 /// larger buffers take several rounds through the short-transfer path.
 const MAX_RW: usize = 0x7fff_f000;
 
-/// user_data of the driver's own eventfd read; ops use their slot index.
-const WAKE: u64 = u64::MAX;
-
 /// Work done by a ring since it was created. SQEs and completions count
-/// caller operations only (a resubmitted short transfer counts again), not
-/// the driver's internal wake-up reads.
+/// caller operations (a resubmitted short transfer counts again).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UringStats {
     pub sqes_submitted: u64,
     pub completions: u64,
-    /// Every `io_uring_enter`, including those that only wait.
+    /// Every `io_uring_enter`, including the driver's that only wait.
     pub enter_calls: u64,
     /// `io_uring_enter` calls that handed the kernel at least one operation:
     /// `sqes_submitted / submit_calls` is the mean submission batch. Unlike
@@ -116,26 +113,42 @@ impl UringDisk {
     /// A disk whose ring has `entries` submission slots (the kernel rounds
     /// up to a power of two).
     pub fn with_entries(entries: u32) -> io::Result<Self> {
-        let ring = IoUring::new(entries)?;
+        let mut ring = IoUring::new(entries)?;
+        let limit = ring.completion().capacity();
         // SAFETY: eventfd returns a new descriptor we own, or -1.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a fresh, valid descriptor owned by nobody else.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let completed = unsafe { OwnedFd::from_raw_fd(raw) };
+        ring.submitter().register_eventfd(completed.as_raw_fd())?;
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { ops: Vec::new(), stopped: false }),
-            eventfd,
+            ring,
+            state: Mutex::new(State::new(limit)),
+            completed,
+            reapers: AtomicUsize::new(0),
+            driver: OnceLock::new(),
             shutdown: AtomicBool::new(false),
             sqes: AtomicU64::new(0),
             completions: AtomicU64::new(0),
             enters: AtomicU64::new(0),
             submits: AtomicU64::new(0),
         });
-        let driver = Driver::new(ring, Arc::clone(&shared));
+        let driver = Driver::new(Arc::clone(&shared));
         let thread = thread::Builder::new().name("ringtail-uring".into()).spawn(move || driver.run())?;
+        let _ = shared.driver.set(thread.thread().clone());
         Ok(UringDisk { client: Arc::new(Client { shared, thread: Some(thread) }) })
+    }
+
+    /// Lets the caller's runtime reap this ring's completions: it waits for
+    /// `fd()` to become readable, then calls `reap`. While a reaper exists
+    /// the driver thread leaves completions to it, reaping only those left
+    /// waiting for over `REAPER_GRACE` (driver.rs).
+    pub fn completion_reaper(&self) -> CompletionReaper {
+        self.client.shared.reapers.fetch_add(1, Ordering::SeqCst);
+        self.client.shared.unpark_driver();
+        CompletionReaper { client: Arc::clone(&self.client) }
     }
 
     pub fn stats(&self) -> UringStats {
@@ -161,10 +174,16 @@ impl fmt::Debug for UringFile {
     }
 }
 
-/// State shared by the callers and the driver thread.
+/// State shared by the callers, the driver thread and reapers.
 struct Shared {
-    queue: Mutex<Queue>,
-    eventfd: OwnedFd,
+    /// Its queues are used under `state`'s lock.
+    ring: IoUring,
+    state: Mutex<State>,
+    /// Registered with the ring: counts completions as they are posted.
+    completed: OwnedFd,
+    /// `CompletionReaper`s alive.
+    reapers: AtomicUsize,
+    driver: OnceLock<Thread>,
     shutdown: AtomicBool,
     sqes: AtomicU64,
     completions: AtomicU64,
@@ -172,30 +191,11 @@ struct Shared {
     submits: AtomicU64,
 }
 
-struct Queue {
-    ops: Vec<Op>,
-    /// Set when the driver has exited; later requests fail at once instead
-    /// of waiting forever.
-    stopped: bool,
-}
-
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        // The queue is a plain Vec, consistent even after a panic elsewhere.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        loop {
-            // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
-            let n = unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), 8) };
-            // Can only fail with EINTR: the counter cannot reach its 2^64-2
-            // limit because the driver reads it back on every wake-up.
-            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return;
-            }
-        }
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update of the state completes under the lock, so it is
+        // consistent even after a panic elsewhere.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -208,26 +208,19 @@ struct Client {
 
 impl Client {
     fn submit(&self, op: Op) {
-        let mut queue = self.shared.queue();
-        if queue.stopped {
-            drop(queue);
-            return op.fail(false);
-        }
-        // The driver drains the whole queue per wake-up, so only the request
-        // that makes it non-empty needs to wake it.
-        let was_empty = queue.ops.is_empty();
-        queue.ops.push(op);
-        drop(queue);
-        if was_empty {
-            self.shared.wake();
-        }
+        self.shared.submit_all([op]);
+    }
+
+    /// Submits `ops` together: one `io_uring_enter` for all.
+    fn submit_all(&self, ops: Vec<Op>) {
+        self.shared.submit_all(ops);
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.wake();
+        self.shared.unpark_driver();
         if let Some(thread) = self.thread.take() {
             // Joining ourselves would deadlock; a driver that dropped the last
             // handle (through a waker) exits on its own once idle.
@@ -235,6 +228,52 @@ impl Drop for Client {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// See [`UringDisk::completion_reaper`]. Keeps the ring alive.
+pub struct CompletionReaper {
+    client: Arc<Client>,
+}
+
+impl CompletionReaper {
+    /// Readable when completions were posted since the last `reap` (an
+    /// eventfd; non-blocking).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.client.shared.completed.as_fd()
+    }
+
+    /// Resets the eventfd and reaps every completion waiting, answering
+    /// their callers on this thread. `WouldBlock` if nothing was posted
+    /// since the last call: then wait for `fd` again.
+    pub fn reap(&self) -> io::Result<usize> {
+        let mut count = [0u8; 8];
+        // SAFETY: reads 8 bytes into a live buffer from our own eventfd.
+        let n = unsafe { libc::read(self.client.shared.completed.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(self.client.shared.reap())
+    }
+}
+
+impl AsRawFd for CompletionReaper {
+    fn as_raw_fd(&self) -> RawFd {
+        self.client.shared.completed.as_raw_fd()
+    }
+}
+
+impl Drop for CompletionReaper {
+    /// The driver goes back to waiting on the ring.
+    fn drop(&mut self) {
+        self.client.shared.reapers.fetch_sub(1, Ordering::SeqCst);
+        self.client.shared.unpark_driver();
+    }
+}
+
+impl fmt::Debug for CompletionReaper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionReaper").field("fd", &self.as_raw_fd()).finish()
     }
 }
 
@@ -398,17 +437,19 @@ impl UringFile {
         // A large write goes to the ring as several pieces submitted
         // together, so the device sees a queue of them (as fio's iodepth),
         // not one long request at a time.
-        let mut pending = Vec::with_capacity(buf.len().div_ceil(WRITE_PIECE_BYTES));
+        let pieces = buf.len().div_ceil(WRITE_PIECE_BYTES);
+        let (mut ops, mut pending) = (Vec::with_capacity(pieces), Vec::with_capacity(pieces));
         let mut at = 0;
         while at < buf.len() {
             let piece = buf.slice(at..buf.len().min(at + WRITE_PIECE_BYTES));
             let (tx, rx) = oneshot::channel();
             let file = Arc::clone(&self.file);
             let offset = offset + at as u64;
-            self.client.submit(Op::Write { file, offset, buf: piece, done: 0, flags, tx });
+            ops.push(Op::Write { file, offset, buf: piece, done: 0, flags, tx });
             pending.push(rx);
             at += WRITE_PIECE_BYTES;
         }
+        self.client.submit_all(ops);
         let mut result = Ok(());
         for rx in pending {
             let outcome = rx.await.map_err(|_| driver_gone()).and_then(|r| r);

@@ -87,7 +87,8 @@ pub(super) async fn read(
     let skip = (offset - first) as usize;
     let total = round_up(skip + len, align);
     let buf = Arc::new(AlignedBuf::zeroed(total));
-    let mut pieces = Vec::with_capacity(total.div_ceil(READ_PIECE_BYTES));
+    let mut ops = Vec::with_capacity(total.div_ceil(READ_PIECE_BYTES));
+    let mut pieces = Vec::with_capacity(ops.capacity());
     for start in (0..total).step_by(READ_PIECE_BYTES) {
         let end = total.min(start + READ_PIECE_BYTES);
         let (tx, rx) = oneshot::channel();
@@ -101,9 +102,10 @@ pub(super) async fn read(
             align,
             tx,
         };
-        client.submit(Op::Read(op));
+        ops.push(Op::Read(op));
         pieces.push((end - start, rx));
     }
+    client.submit_all(ops);
     // Every piece answers before the buffer is looked at, so the kernel has
     // stopped writing into it. The file's bytes run up to the first short
     // piece.
