@@ -35,8 +35,9 @@ pub(super) const POLL: Duration = Duration::from_millis(10);
 
 /// While a runtime reaps, how often the driver looks for completions it
 /// leaves waiting (a runtime whose threads are all busy gets to its reaper
-/// late): any still there a look later are reaped by the driver, so none
-/// waits much over twice this.
+/// late): if completions wait at two looks in a row, the driver reaps them,
+/// so none waits much over twice this. With nothing in flight it looks
+/// every `POLL` instead (callers do not wake it when they submit).
 pub(super) const REAPER_GRACE: Duration = Duration::from_millis(1);
 
 /// EBUSY and EAGAIN from `io_uring_enter` ask us to reap completions and
