@@ -132,7 +132,7 @@ fn xerial(stream: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), Decompress
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
     use ringtail_engine::log::records::{decode_records, BatchBuilder};
@@ -160,6 +160,11 @@ mod tests {
         let (header, records) = decode_records(batch).expect("an uncompressed, valid batch");
         assert_eq!(header.compression(), 0);
         records.iter().map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()).collect()
+    }
+
+    /// A batch of `values`, gzip-compressed, at base offset 0.
+    pub(crate) fn gzip_batch(values: &[&str]) -> Vec<u8> {
+        compressed_batch(values, 1, gzip)
     }
 
     fn gzip(b: &[u8]) -> Vec<u8> {

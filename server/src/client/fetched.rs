@@ -39,21 +39,34 @@ impl FetchedBatches {
     pub(crate) fn new(topic: &str, position: FetchPosition, data: &PartitionData) -> Result<FetchedBatches> {
         let records = data.records.clone().unwrap_or_default();
         let mut next_offset = position.offset;
-        let mut compressed = false;
+        // Once a compressed batch turns up: the batches so far, then each
+        // one uncompressed (see `decompress`). Until then nothing is copied.
+        let mut rewritten: Option<Vec<u8>> = None;
         let mut batches = Batches::new(&records);
-        for batch in batches.by_ref() {
-            match batch {
-                Ok(batch) => {
-                    next_offset = next_offset.max(batch.next_offset());
-                    compressed |= batch.header.compression() != 0;
-                }
-                Err(e) => {
+        loop {
+            let start = batches.position();
+            let batch = match batches.next() {
+                None => break,
+                Some(Ok(batch)) => batch,
+                Some(Err(e)) => {
                     return Err(records_error(topic, position.partition, next_offset, RecordsError::Batch(e)))
                 }
+            };
+            next_offset = next_offset.max(batch.next_offset());
+            if batch.header.compression() != 0 {
+                let plain =
+                    decompress::uncompressed(batch.bytes()).map_err(|source| ClientError::Decompress {
+                        topic: topic.to_owned(),
+                        partition: position.partition,
+                        offset: batch.header.base_offset,
+                        source,
+                    })?;
+                rewritten.get_or_insert_with(|| records[..start].to_vec()).extend_from_slice(&plain);
+            } else if let Some(out) = &mut rewritten {
+                out.extend_from_slice(batch.bytes());
             }
         }
-        let whole = records.slice(..batches.position());
-        let bytes = if compressed { uncompressed(topic, position.partition, &whole)? } else { whole };
+        let bytes = rewritten.map_or_else(|| records.slice(..batches.position()), Bytes::from);
         Ok(FetchedBatches {
             topic: topic.to_owned(),
             partition: position.partition,
@@ -174,29 +187,6 @@ fn records_error(topic: &str, partition: i32, offset: i64, source: RecordsError)
     ClientError::Records { topic: topic.to_owned(), partition, offset, source }
 }
 
-/// `whole` batches with every compressed one replaced by its uncompressed
-/// equivalent: one copy of the partition's bytes, paid only when a batch is
-/// compressed.
-fn uncompressed(topic: &str, partition: i32, whole: &Bytes) -> Result<Bytes> {
-    let mut out = Vec::with_capacity(whole.len() * 2);
-    for batch in Batches::new(whole) {
-        // Checked whole by the caller's scan.
-        let batch = batch.map_err(|e| records_error(topic, partition, -1, RecordsError::Batch(e)))?;
-        if batch.header.compression() == 0 {
-            out.extend_from_slice(batch.bytes());
-            continue;
-        }
-        let plain = decompress::uncompressed(batch.bytes()).map_err(|source| ClientError::Decompress {
-            topic: topic.to_owned(),
-            partition,
-            offset: batch.header.base_offset,
-            source,
-        })?;
-        out.extend_from_slice(&plain);
-    }
-    Ok(Bytes::from(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,16 +251,8 @@ mod tests {
     /// one that does not decompress is an error naming where it is.
     #[test]
     fn compressed_batches_are_read_decompressed() {
-        let mut compressed = batch(5, &["b", "c"]);
-        let plain_records = compressed.split_off(61);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &plain_records).unwrap();
-        compressed.extend_from_slice(&gz.finish().unwrap());
-        let length = (compressed.len() - 12) as i32;
-        compressed[8..12].copy_from_slice(&length.to_be_bytes());
-        compressed[22] |= 1; // gzip
-        let crc = crc32c_of(&compressed[21..]);
-        compressed[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut compressed = crate::client::decompress::tests::gzip_batch(&["b", "c"]);
+        set_base_offset(&mut compressed, 5);
         let mut bytes = batch(4, &["a"]);
         bytes.extend_from_slice(&compressed);
         let fetched = decode("t", FetchPosition { partition: 2, offset: 4 }, &data(bytes.clone())).unwrap();
