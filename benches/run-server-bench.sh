@@ -25,7 +25,10 @@
 #      time) against 3 × the fdatasync p99 of step 2. Then fio alone in
 #      that run's shape (a file per partition, batch-sized appends, each
 #      durable before the next, at the MB/s it achieved): the device's own
-#      p99 for that load, the floor under the broker's.
+#      p99 for that load. fio counts a stall once, where the broker's
+#      figure counts every request the stall delayed; so the same shape
+#      runs again in disk-shape (benches/), its latency counted from each
+#      append's due time: the fair floor under the broker's p99.
 #   7. fio's sequential write again; the produce rows compare with the
 #      higher of the two fio figures (this disk's swings between runs).
 #
@@ -72,10 +75,12 @@ for tool in fio jq; do
     fi
 done
 
-cargo build --release -p ringtail-server --bin ringtail -p ringtail-benches --bin ringtail-bench >&2
+cargo build --release -p ringtail-server --bin ringtail -p ringtail-benches --bin ringtail-bench \
+    --bin disk-shape >&2
 target_dir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)}"
 ringtail="$target_dir/release/ringtail"
 bench="$target_dir/release/ringtail-bench"
+disk_shape="$target_dir/release/disk-shape"
 
 # A run directory of our own under ./bench-data, so that a concurrent
 # append-bench (same parent) is not disturbed, and ./bench-data itself goes
@@ -298,6 +303,24 @@ shape_p50_ms=$(jq '.jobs[0].write.clat_ns.percentile["50.000000"] / 1e6' <<<"$js
 shape_p99_ms=$(jq '.jobs[0].write.clat_ns.percentile["99.000000"] / 1e6' <<<"$json")
 log "  $shape_mbs MB/s, append p50 $shape_p50_ms ms, p99 $shape_p99_ms ms, $shape_flushes device flushes"
 
+# 6c. The same shape counted as ringtail-bench counts the broker: from each
+# append's due time, appends that fell due during a slow one written
+# together (group commit). fio's p99 above counts a stall once; this one
+# counts every append the stall delayed, as the broker's p99 does, so it is
+# the floor under the broker's figure (benches/src/bin/disk_shape.rs).
+settle
+log "disk-shape: the half-load shape, latency from each append's due time"
+before=$(flushes)
+due_line=$("$disk_shape" --dir "$run_dir" --files "$PARTITIONS" --block-bytes "$BATCH_BYTES" \
+    --rate "$shape_rate" --secs "$HALF_LOAD_SECS")
+due_flushes=$(($(flushes) - before))
+log "  $due_line, $due_flushes device flushes"
+kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$due_line"; }
+due_mbs=$(kv mb_per_s)
+due_p50_ms=$(kv due_p50_ms)
+due_p99_ms=$(kv due_p99_ms)
+due_service_p99_ms=$(kv service_p99_ms)
+
 # 7. fio's write figure again: it has swung from 1.3 to 2.1 GB/s between
 # runs on the development VM. The produce rows are compared with the
 # higher of the two, the ceiling the disk showed during this run.
@@ -329,6 +352,7 @@ servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true.
 | consume MB/s, from disk | $(fmt "$consume_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$consume_mbs" "$fio_read_mbs") × | – |
 | produce p99 ms at half load (target $half_rate msgs/s, achieved $half_achieved = $(fmt "$half_mbs") MB/s), flush=always | $(fmt "$half_p99_ms" 2) | 3 × fio fdatasync p99 ($(fmt "$fio_sync_p99_ms" 2) ms) = $sync_budget_ms ms | $(ratio "$half_p99_ms" "$sync_budget_ms") × ($verdict) | $half_flushes |
 | the same p99 against fio in the half-load shape ($PARTITIONS files, $shape_bs B O_DSYNC appends, $(fmt "$shape_mbs") MB/s; p50 $(fmt "$shape_p50_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | fio append p99 $(fmt "$shape_p99_ms" 2) ms, $(ratio "$shape_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$shape_p99_ms") × | $shape_flushes |
+| the same p99 against the disk alone in that shape, counted from due times as ringtail-bench counts (disk-shape, $(fmt "$due_mbs") MB/s; p50 $(fmt "$due_p50_ms" 2) ms, service p99 $(fmt "$due_service_p99_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | disk-shape p99 $(fmt "$due_p99_ms" 2) ms, $(ratio "$due_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$due_p99_ms") × | $due_flushes |
 
 fio fdatasync: $fio_sync_count syncs after 4-64 KiB appends (write p99 $(fmt "$fio_write_p99_ms" 3) ms), $fio_sync_flushes device flushes;
 fio O_DIRECT write: $(fmt "$fio_first_mbs") MB/s before the ringtail runs, $(fmt "$fio_last_mbs") MB/s after them (the table uses the higher), $fio_direct_flushes device flushes.
