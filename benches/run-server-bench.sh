@@ -39,9 +39,15 @@
 #
 # Servers run with a log cache of CACHE_BYTES (default BENCH_BYTES + 25 %,
 # so that step 5's first read is served from memory whatever the host's
-# default, a quarter of its RAM), pretouched before the ready line.
+# default, a quarter of its RAM), pretouched before the ready line. The
+# half-load server's cache is HALF_CACHE_BYTES (default 1 GiB): nothing
+# reads that run's records, and on the development VM the memory a guest
+# holds slows its disk: with 4 GiB more resident (the server's own cache,
+# or an idle process holding it) the half-load p99 went from 12-21 ms to
+# 287-625 ms in alternating runs.
 #
-# Knobs (environment): BENCH_BYTES (4 GiB), CACHE_BYTES, PRODUCERS (4), PARTITIONS (4),
+# Knobs (environment): BENCH_BYTES (4 GiB), CACHE_BYTES, HALF_CACHE_BYTES,
+# PRODUCERS (4), PARTITIONS (4),
 # BATCH_BYTES (983040: 960 records of 1 KiB, a batch of about 992 KB with
 # its framing, the most that librdkafka's default batch.size of 1,000,000 B
 # holds), IN_FLIGHT (5), HALF_LOAD_SECS (30), SETTLE_SECS (10).
@@ -62,6 +68,7 @@ HALF_LOAD_SECS=${HALF_LOAD_SECS:-30}
 SETTLE_SECS=${SETTLE_SECS:-10}
 MESSAGES=$((BENCH_BYTES / RECORD_BYTES))
 CACHE_BYTES=${CACHE_BYTES:-$((BENCH_BYTES + BENCH_BYTES / 4))}
+HALF_CACHE_BYTES=${HALF_CACHE_BYTES:-$((1 << 30))}
 
 log() { echo "run-server-bench: $*" >&2; }
 
@@ -183,13 +190,14 @@ fio_write_p99_ms=$(jq '.jobs[0].write.clat_ns.percentile["99.000000"] / 1e6' <<<
 log "  fdatasync p99 $fio_sync_p99_ms ms over $fio_sync_count syncs (write p99 $fio_write_p99_ms ms), $fio_sync_flushes device flushes"
 settle
 
-# Starts `ringtail serve` on the data directory with --flush "$1" on
-# ephemeral ports; sets server_pid and bootstrap.
+# Starts `ringtail serve` on the data directory with --flush "$1" and a log
+# cache of "$2" bytes (default CACHE_BYTES) on ephemeral ports; sets
+# server_pid and bootstrap.
 start_server() {
-    local flush=$1 out="$run_dir/server-$1.out" deadline
+    local flush=$1 cache=${2:-$CACHE_BYTES} out="$run_dir/server-$1.out" deadline
     : >"$out"
     "$ringtail" serve --data-dir "$data_dir" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-        --flush "$flush" --log-cache-bytes "$CACHE_BYTES" --log-cache-pretouch true >"$out" 2>>"$run_dir/server-$flush.log" &
+        --flush "$flush" --log-cache-bytes "$cache" --log-cache-pretouch true >"$out" 2>>"$run_dir/server-$flush.log" &
     server_pid=$!
     deadline=$((SECONDS + 120))
     until grep -q '^ringtail ready: ' "$out"; do
@@ -270,7 +278,7 @@ half_messages=$((half_rate * HALF_LOAD_SECS))
 # The records of the runs before are read and done with.
 rm -rf "$data_dir"
 need_space $((half_messages * (RECORD_BYTES + 64))) "the half-load run"
-start_server always
+start_server always "$HALF_CACHE_BYTES"
 log "produce paced at $half_rate msgs/s (half of $always_rate) for ${HALF_LOAD_SECS} s, flush=always"
 before=$(flushes)
 row=$(run_bench produce --topic half --messages "$half_messages" --rate "$half_rate" "${produce_args[@]}")
@@ -341,7 +349,8 @@ cat <<EOF
 Server benchmark, $(date -u +%Y-%m-%d) on $(nproc) cores, $(uname -r), disk $device:
 1 KiB records, $((BENCH_BYTES >> 20)) MiB per produce run, $PRODUCERS producers × $IN_FLIGHT in flight,
 $BATCH_BYTES B batches, $PARTITIONS partitions, acks=all, loopback, io auto,
-servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true.
+servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true
+(the half-load one with --log-cache-bytes $HALF_CACHE_BYTES); paced producers take turns.
 
 | measure | ringtail | reference | ratio | device flushes |
 |---|---:|---:|---:|---:|

@@ -3,7 +3,8 @@
 //!
 //! A thread per file appends `--block-bytes` with O_DIRECT | O_DSYNC (the
 //! write returns once durable, as one fdatasync after it would make it), each
-//! append due at `n × block / rate` and sent when due; appends that fell due
+//! append due at `(n + i / files) × block / rate` for file i (the files take
+//! turns, as `ringtail-bench`'s producers do) and sent when due; appends that fell due
 //! while the write before them ran go out together in one write (group
 //! commit). Reported:
 //! - service time (the write call alone): what fio's `clat` percentiles
@@ -81,7 +82,11 @@ fn run(args: &Args) -> std::io::Result<String> {
     let results: Vec<std::io::Result<Measured>> = std::thread::scope(|scope| {
         let threads: Vec<_> = paths
             .iter()
-            .map(|path| scope.spawn(move || append_paced(path, block, appends, interval, start)))
+            .enumerate()
+            .map(|(i, path)| {
+                let start = start + interval.mul_f64(i as f64 / args.files as f64);
+                scope.spawn(move || append_paced(path, block, appends, interval, start))
+            })
             .collect();
         threads.into_iter().map(|t| t.join().expect("an append thread panicked")).collect()
     });

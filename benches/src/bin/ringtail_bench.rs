@@ -6,7 +6,9 @@
 //!   `--messages` records of `--size` bytes in batches of `--batch-bytes`,
 //!   spread over the topic's partitions. Latency is per produce request.
 //!   With `--rate`, producers send on a fixed schedule instead of as fast
-//!   as they can, and latency counts from each request's scheduled time.
+//!   as they can, taking turns (producer i of P sends i/P of a batch
+//!   interval after producer 0), and latency counts from each request's
+//!   scheduled time.
 //! - `consume`: one consumer reads `--messages` records from the earliest
 //!   offsets of every partition, in place (values are not copied, each
 //!   batch's CRC is checked), asking for the next records as soon as a
@@ -223,6 +225,9 @@ async fn produce_all(args: &Args, partitions: Vec<i32>, t0: Instant, stamp: bool
     let started = Instant::now();
     let partitions = Arc::new(partitions);
     let producers = u64::from(args.producers);
+    // Paced producers keep one schedule, started once every producer has
+    // had time to connect.
+    let schedule_start = started + SCHEDULE_LEAD;
     let mut tasks = JoinSet::new();
     for index in 0..producers {
         // The first `messages % producers` producers take one extra.
@@ -240,6 +245,11 @@ async fn produce_all(args: &Args, partitions: Vec<i32>, t0: Instant, stamp: bool
             stamp,
             t0,
             rate: args.rate as f64 / producers as f64,
+            schedule_start,
+            // Producers take turns: independent producers send at
+            // independent moments, and a half load sent by all in the same
+            // instant would be a full load for that instant.
+            phase: index as f64 / producers as f64,
         };
         tasks.spawn(job.run());
     }
@@ -251,7 +261,10 @@ async fn produce_all(args: &Args, partitions: Vec<i32>, t0: Instant, stamp: bool
         latency.merge(&histogram);
     }
     let value_bytes = messages * args.size as u64;
-    Ok(Report { messages, value_bytes, elapsed: started.elapsed(), latency, latency_kind: "produce request" })
+    // A paced run lasts from its schedule's start: the lead before it is
+    // not sending time.
+    let elapsed = if args.rate > 0 { schedule_start.elapsed() } else { started.elapsed() };
+    Ok(Report { messages, value_bytes, elapsed, latency, latency_kind: "produce request" })
 }
 
 struct ProducerJob {
@@ -268,6 +281,10 @@ struct ProducerJob {
     t0: Instant,
     /// This producer's messages per second; 0 for unpaced.
     rate: f64,
+    schedule_start: Instant,
+    /// Where in each batch interval this producer's batches fall due, as a
+    /// fraction of the interval.
+    phase: f64,
 }
 
 impl ProducerJob {
@@ -279,7 +296,8 @@ impl ProducerJob {
         let mut latency = Histogram::new();
         let mut requests = JoinSet::new();
         let (mut sent, mut batch_number) = (0u64, self.index);
-        let mut pacer = (self.rate > 0.0).then(|| pace(self.rate, per_batch, self.messages));
+        let mut pacer = (self.rate > 0.0)
+            .then(|| pace(self.rate, per_batch, self.messages, self.schedule_start, self.phase));
         let mut ready = None;
         while sent < self.messages || !requests.is_empty() {
             if sent < self.messages && requests.len() < self.in_flight {
@@ -343,20 +361,26 @@ impl ProducerJob {
 }
 
 /// Due times of a paced producer's batches, each sent when it is due: the
-/// batch starting at message `sent` is due at `sent / rate` seconds.
+/// batch starting at message `sent` is due at `(sent + phase × per_batch) /
+/// rate` seconds after `start`.
 ///
 /// A thread of its own sleeps to each one, as tokio's timer has whole
 /// milliseconds: a `sleep_until` wakes up to a millisecond late, and since
 /// latency counts from the due time (no coordinated omission), the load
 /// generator's own lateness would be reported as the broker's. A thread's
 /// sleep is hrtimer-precise (tens of microseconds here).
-fn pace(rate: f64, per_batch: u64, messages: u64) -> mpsc::UnboundedReceiver<Instant> {
+fn pace(
+    rate: f64,
+    per_batch: u64,
+    messages: u64,
+    start: Instant,
+    phase: f64,
+) -> mpsc::UnboundedReceiver<Instant> {
     let (ticks, rx) = mpsc::unbounded_channel();
-    let start = Instant::now();
     std::thread::spawn(move || {
         let mut sent = 0u64;
         while sent < messages {
-            let due = start + Duration::from_secs_f64(sent as f64 / rate);
+            let due = start + Duration::from_secs_f64((sent as f64 + phase * per_batch as f64) / rate);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -368,6 +392,11 @@ fn pace(rate: f64, per_batch: u64, messages: u64) -> mpsc::UnboundedReceiver<Ins
     });
     rx
 }
+
+/// How long after the producers start their paced schedule begins: time to
+/// connect, so that the first batches are not late by the connection's
+/// doing.
+const SCHEDULE_LEAD: Duration = Duration::from_millis(200);
 
 fn nanos_since(t0: Instant) -> u64 {
     u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
