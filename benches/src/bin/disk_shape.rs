@@ -149,10 +149,7 @@ fn append_paced(
             std::thread::sleep(wait);
         }
         let issued = Instant::now();
-        let mut end = next + 1;
-        while end < appends && end - next < most && due(end) <= issued {
-            end += 1;
-        }
+        let end = due_by(next, issued, appends.min(next + most), due);
         let len = (end - next) as usize * block;
         file.write_all_at(&data[..len], next * block as u64)?;
         let done = Instant::now();
@@ -163,4 +160,34 @@ fn append_paced(
         next = end;
     }
     Ok(Measured { service, from_due, bytes: appends * block as u64 })
+}
+
+/// The end of the appends from `next` (which is due) that are due by `now`,
+/// at most `limit`: the ones one write sends.
+fn due_by(next: u64, now: Instant, limit: u64, due: impl Fn(u64) -> Instant) -> u64 {
+    let mut end = next + 1;
+    while end < limit && due(end) <= now {
+        end += 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_write_takes_every_append_due_by_then_up_to_the_limit() {
+        let start = Instant::now();
+        let due = |n: u64| start + Duration::from_millis(n);
+        let at = |ms: f64| start + Duration::from_secs_f64(ms / 1000.0);
+        // On time: the due append alone.
+        assert_eq!(due_by(0, at(0.0), 100, due), 1);
+        assert_eq!(due_by(5, at(5.5), 100, due), 6);
+        // Late by 3.5 intervals: the ones due at 5, 6, 7 and 8 ms.
+        assert_eq!(due_by(5, at(8.5), 100, due), 9);
+        // Bounded by the limit (the last append, or the most per write).
+        assert_eq!(due_by(5, at(50.0), 7, due), 7);
+        assert_eq!(due_by(5, at(50.0), 6, due), 6);
+    }
 }
