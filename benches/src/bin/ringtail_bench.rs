@@ -380,7 +380,7 @@ fn pace(
     std::thread::spawn(move || {
         let mut sent = 0u64;
         while sent < messages {
-            let due = start + Duration::from_secs_f64((sent as f64 + phase * per_batch as f64) / rate);
+            let due = due_at(start, sent, rate, per_batch, phase);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -391,6 +391,11 @@ fn pace(
         }
     });
     rx
+}
+
+/// When the batch starting at message `sent` falls due (see `pace`).
+fn due_at(start: Instant, sent: u64, rate: f64, per_batch: u64, phase: f64) -> Instant {
+    start + Duration::from_secs_f64((sent as f64 + phase * per_batch as f64) / rate)
 }
 
 /// How long after the producers start their paced schedule begins: time to
@@ -608,5 +613,29 @@ fn acks_text(acks: Acks) -> &'static str {
         Acks::None => "0",
         Acks::Leader => "1",
         Acks::All => "all",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four producers of 100 batches/s each take turns: together one batch
+    /// every 2.5 ms, never two at once.
+    #[test]
+    fn paced_producers_take_turns() {
+        let (start, per_batch, rate) = (Instant::now(), 10, 1000.0);
+        let mut dues: Vec<Duration> = (0..4)
+            .flat_map(|producer| {
+                (0..5).map(move |batch| {
+                    due_at(start, batch * per_batch, rate, per_batch, producer as f64 / 4.0) - start
+                })
+            })
+            .collect();
+        dues.sort();
+        for (n, due) in dues.iter().enumerate() {
+            let want = Duration::from_micros(2500 * n as u64);
+            assert!(due.abs_diff(want) < Duration::from_micros(1), "batch {n} due at {due:?}, want {want:?}");
+        }
     }
 }
