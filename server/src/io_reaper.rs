@@ -14,14 +14,25 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::task::JoinHandle;
 
-/// Starts reaping `reaper`'s ring on the current runtime until aborted.
-pub fn spawn(reaper: CompletionReaper) -> io::Result<JoinHandle<()>> {
+/// The reaping task; dropping this stops it (the driver thread takes over).
+#[must_use = "dropping it stops the reaping"]
+pub struct Reaping(JoinHandle<()>);
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts reaping `reaper`'s ring on the current runtime until the returned
+/// `Reaping` is dropped.
+pub fn spawn(reaper: CompletionReaper) -> io::Result<Reaping> {
     // SAFETY: the reaper owns the eventfd (through the ring it keeps alive)
     // and returns that same descriptor from every `as_raw_fd` call for as
     // long as it exists, which is as long as this `AsyncFd`.
     let fd = unsafe { AsyncFd::register_with_interest(reaper, Interest::READABLE) }
         .map_err(|e| e.into_parts().1)?;
-    Ok(tokio::spawn(async move {
+    Ok(Reaping(tokio::spawn(async move {
         loop {
             let mut ready = match fd.readable().await {
                 Ok(ready) => ready,
@@ -40,5 +51,5 @@ pub fn spawn(reaper: CompletionReaper) -> io::Result<JoinHandle<()>> {
                 }
             }
         }
-    }))
+    })))
 }

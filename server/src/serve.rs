@@ -98,7 +98,7 @@ impl RunningServer {
 
 /// Reaps the io_uring backend's completions on this runtime (io_reaper.rs);
 /// if that cannot start, its driver thread reaps them, a little slower.
-fn reap_on_this_runtime(backend: &AnyDisk) -> Option<tokio::task::JoinHandle<()>> {
+fn reap_on_this_runtime(backend: &AnyDisk) -> Option<crate::io_reaper::Reaping> {
     #[cfg(target_os = "linux")]
     if let Some(reaper) = backend.completion_reaper() {
         return crate::io_reaper::spawn(reaper)
@@ -170,12 +170,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         }
         let _ = maintaining.await;
         let _ = scraping.await;
-        broker.close().await.map_err(ServeError::Close)?;
+        let closed = broker.close().await.map_err(ServeError::Close);
+        // Nothing of the broker's is in flight now: the reaping may stop.
+        drop(reaping);
+        closed?;
         tracing::info!("broker closed");
-        // Nothing of the broker's is in flight now.
-        if let Some(reaping) = reaping {
-            reaping.abort();
-        }
         Ok(())
     });
     Ok(RunningServer {

@@ -32,15 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
@@ -252,8 +243,7 @@ async fn run_log(
     }
     let disk = open_backend(choice)?;
     // Completions reaped on this runtime, as the server does.
-    let reaping = disk.completion_reaper().map(ringtail_server::io_reaper::spawn).transpose()?;
-    let _stop_reaping = reaping.map(|task| task.abort_handle()).map(AbortOnDrop);
+    let _reaping = disk.completion_reaper().map(ringtail_server::io_reaper::spawn).transpose()?;
     let label = format!("{} / {flush}", disk.name());
     eprintln!("running {label} ...");
     let config = LogConfig { segment_bytes: 1 << 30, flush, ..LogConfig::default() };

@@ -27,8 +27,7 @@ use read::ReadOp;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -142,7 +141,8 @@ impl UringDisk {
     }
 
     /// Lets the caller's runtime reap this ring's completions: it waits for
-    /// `fd()` to become readable, then calls `reap`. While a reaper exists
+    /// the reaper's descriptor (`as_raw_fd`) to become readable, then calls
+    /// `reap`. While a reaper exists
     /// the driver thread leaves completions to it, reaping only those left
     /// waiting for over `REAPER_GRACE` (driver.rs).
     pub fn completion_reaper(&self) -> CompletionReaper {
@@ -237,15 +237,9 @@ pub struct CompletionReaper {
 }
 
 impl CompletionReaper {
-    /// Readable when completions were posted since the last `reap` (an
-    /// eventfd; non-blocking).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.client.shared.completed.as_fd()
-    }
-
     /// Resets the eventfd and reaps every completion waiting, answering
     /// their callers on this thread. `WouldBlock` if nothing was posted
-    /// since the last call: then wait for `fd` again.
+    /// since the last call: then wait for the descriptor again.
     pub fn reap(&self) -> io::Result<usize> {
         let mut count = [0u8; 8];
         // SAFETY: reads 8 bytes into a live buffer from our own eventfd.
@@ -257,6 +251,8 @@ impl CompletionReaper {
     }
 }
 
+/// The ring's completion eventfd (non-blocking): readable when completions
+/// were posted since the last `reap`.
 impl AsRawFd for CompletionReaper {
     fn as_raw_fd(&self) -> RawFd {
         self.client.shared.completed.as_raw_fd()
