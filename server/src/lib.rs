@@ -19,7 +19,6 @@
 //! - `clock`, `entropy`: the real time and randomness the engine is handed.
 
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod entropy;

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use ringtail_client::Acks;
 use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
 use ringtail_server::cli::produce::ProduceArgs;
 use ringtail_server::cli::topic::{TopicArgs, TopicCommand};
 use ringtail_server::cli::{CliError, BOOTSTRAP_DEFAULT};
-use ringtail_server::client::Acks;
 
 /// The commands as the `ringtail` binary mounts them.
 #[derive(Debug, Parser)]

@@ -20,10 +20,10 @@ use kafka_protocol::messages::{
     ApiKey, FetchResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use ringtail_engine::log::batch::set_base_offset;
-use ringtail_server::client::{
+use ringtail_client::{
     Acks, Client, ClientConfig, ClientError, Connection, FetchOptions, FetchPosition, ProducerRecord,
 };
+use ringtail_engine::log::batch::set_base_offset;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -341,7 +341,7 @@ async fn fetch_returns_decoded_records() {
                 Reply::Body(metadata_body(version, &[(1, port)], &[("t", &[(0, 1), (1, 1)])]))
             }
             FETCH => {
-                let mut batch = ringtail_server::client::build_batch(
+                let mut batch = ringtail_client::build_batch(
                     &[
                         ProducerRecord { key: None, value: Some(Bytes::from_static(b"x")) },
                         ProducerRecord {

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use cli_support::TestServer;
+use ringtail_client::Acks;
 use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
 use ringtail_server::cli::group::{execute as group_execute, GroupArgs, GroupCommand};
 use ringtail_server::cli::produce::{produce_from, ProduceArgs};
 use ringtail_server::cli::topic::{execute as topic_execute, TopicArgs, TopicCommand};
 use ringtail_server::cli::CliError;
-use ringtail_server::client::Acks;
 
 // ---------------------------------------------------------------------------
 // Command lines

@@ -32,10 +32,10 @@ use kafka_protocol::messages::{
     OffsetCommitResponse, OffsetFetchResponse, RequestHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
+use ringtail_client::assignor::decode_assignment;
+use ringtail_client::{Client, ClientConfig, GroupMember, MemberConfig};
 use ringtail_engine::log::records::BatchBuilder;
 use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
-use ringtail_server::client::assignor::decode_assignment;
-use ringtail_server::client::{Client, ClientConfig, GroupMember, MemberConfig};
 
 // ---------------------------------------------------------------------------
 // A fake coordinator: one broker, topic "t" with 2 partitions of 3 records

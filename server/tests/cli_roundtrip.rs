@@ -11,13 +11,11 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ringtail_client::{Acks, Client, ClientConfig, FetchOptions, FetchPosition, OffsetSpec, ProducerRecord};
 use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
 use ringtail_server::cli::produce::{produce_from, ProduceArgs};
 use ringtail_server::cli::topic::{execute, TopicArgs, TopicCommand};
 use ringtail_server::cli::CliError;
-use ringtail_server::client::{
-    Acks, Client, ClientConfig, FetchOptions, FetchPosition, OffsetSpec, ProducerRecord,
-};
 
 impl TestServer {
     async fn topic(&self, command: TopicCommand) -> Result<String, CliError> {

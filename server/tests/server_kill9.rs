@@ -26,9 +26,9 @@
 mod server_support;
 
 use bytes::Bytes;
-use ringtail_server::client::error::code;
-use ringtail_server::client::produce::now_ms;
-use ringtail_server::client::{
+use ringtail_client::error::code;
+use ringtail_client::produce::now_ms;
+use ringtail_client::{
     build_batch, Acks, Client, ClientConfig, ClientError, FetchOptions, FetchPosition, NewTopic, OffsetSpec,
     ProducerRecord,
 };
@@ -143,7 +143,7 @@ async fn connect(server: &Server) -> Client {
 
 /// Waits (bounded) until every partition of `topic` has a leader, which a
 /// restarted server may take a moment to report.
-async fn wait_for_leaders(client: &Client, topic: &str) -> ringtail_server::client::TopicInfo {
+async fn wait_for_leaders(client: &Client, topic: &str) -> ringtail_client::TopicInfo {
     let deadline = Instant::now() + READY_WAIT;
     loop {
         let last = client.refresh_topic(topic).await;

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use clap::Args;
 
 use super::{connect, finish, topic_error, CliError, BOOTSTRAP_DEFAULT};
-use crate::client::{ClientConfig, ClientError, ConsumedRecord, FetchOptions, FetchPosition, OffsetSpec};
+use ringtail_client::{ClientConfig, ClientError, ConsumedRecord, FetchOptions, FetchPosition, OffsetSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ConsumeArgs {

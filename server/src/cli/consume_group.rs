@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::consume::{flush, write_record, ConsumeArgs, StartFrom};
 use super::group::group_error;
 use super::{connect, topic_error, CliError};
-use crate::client::{
+use ringtail_client::{
     ClientConfig, CommittedOffsets, FetchOptions, FetchPosition, GroupMember, MemberConfig, OffsetSpec,
 };
 

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{connect, finish, CliError, BOOTSTRAP_DEFAULT};
-use crate::client::assignor::{decode_assignment, CONSUMER_PROTOCOL_TYPE};
-use crate::client::error::code;
-use crate::client::{
+use ringtail_client::assignor::{decode_assignment, CONSUMER_PROTOCOL_TYPE};
+use ringtail_client::error::code;
+use ringtail_client::{
     Client, ClientConfig, ClientError, CommittedOffsets, GroupDescription, ListedGroup, OffsetSpec,
 };
 
@@ -235,8 +235,8 @@ pub fn describe_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::assignor::encode_assignment;
-    use crate::client::MemberDescription;
+    use ringtail_client::assignor::encode_assignment;
+    use ringtail_client::MemberDescription;
 
     fn description(members: Vec<MemberDescription>) -> GroupDescription {
         GroupDescription {

@@ -1,5 +1,5 @@
 //! The admin and quick-start commands of the `ringtail` binary. They talk to
-//! a broker over the Kafka protocol through `crate::client`, exactly as any
+//! a broker over the Kafka protocol through `ringtail_client`, exactly as any
 //! other client would.
 //!
 //! - `topic`: `ringtail topic create|list|describe|delete`.
@@ -21,7 +21,7 @@ pub mod topic;
 
 use std::process::ExitCode;
 
-use crate::client::{Client, ClientConfig, ClientError};
+use ringtail_client::{Client, ClientConfig, ClientError};
 
 /// Where the commands look for a broker unless told otherwise.
 pub const BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9092";
@@ -97,7 +97,7 @@ pub(crate) async fn connect(bootstrap: &str, config: ClientConfig) -> Result<Cli
 /// `topic TOPIC does not exist` reads better than the bare Kafka error,
 /// but keeps the Kafka name so it can be searched for.
 pub(crate) fn topic_error(topic: &str, e: ClientError) -> CliError {
-    if e.kafka_code() == Some(crate::client::error::code::UNKNOWN_TOPIC_OR_PARTITION) {
+    if e.kafka_code() == Some(ringtail_client::error::code::UNKNOWN_TOPIC_OR_PARTITION) {
         CliError::Runtime(format!("topic {topic} does not exist (UNKNOWN_TOPIC_OR_PARTITION)"))
     } else {
         e.into()

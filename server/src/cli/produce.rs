@@ -16,7 +16,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use super::{connect, finish, topic_error, CliError, BOOTSTRAP_DEFAULT};
-use crate::client::{partition_for_key, Acks, Client, ClientConfig, ClientError, ProducerRecord};
+use ringtail_client::{partition_for_key, Acks, Client, ClientConfig, ClientError, ProducerRecord};
 
 /// Longest line accepted as one record; Kafka's default `max.message.bytes`
 /// is about 1 MiB, so anything near this would be refused anyway.

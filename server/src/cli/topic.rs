@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{connect, finish, topic_error, CliError, BOOTSTRAP_DEFAULT};
-use crate::client::{ClientConfig, ConfigEntry, NewTopic, TopicInfo};
+use ringtail_client::{ClientConfig, ConfigEntry, NewTopic, TopicInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct TopicArgs {

@@ -2,7 +2,7 @@
 
 use super::{nanos_since, protocol, Args, Report, Result, STAMP_BYTES};
 use ringtail_benches::histogram::Histogram;
-use ringtail_server::client::{Client, FetchOptions, FetchPosition, FetchedBatches};
+use ringtail_client::{Client, FetchOptions, FetchPosition, FetchedBatches};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;

@@ -1,5 +1,5 @@
 //! ringtail-bench: a load generator over the Kafka protocol, through
-//! Ringtail's own client (`ringtail_server::client`), against any broker.
+//! Ringtail's own client (`ringtail_client`), against any broker.
 //!
 //! - `produce`: P producer tasks, each with its own client (own
 //!   connections) and up to `--in-flight` requests pipelined on it, send
@@ -33,8 +33,8 @@ use clap::{Parser, ValueEnum};
 use consume::consume;
 use produce::produce_all;
 use ringtail_benches::histogram::Histogram;
-use ringtail_server::client::error::code;
-use ringtail_server::client::{Acks, Client, ClientConfig, ClientError, FetchPosition, NewTopic, OffsetSpec};
+use ringtail_client::error::code;
+use ringtail_client::{Acks, Client, ClientConfig, ClientError, FetchPosition, NewTopic, OffsetSpec};
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 

@@ -4,8 +4,8 @@
 use super::{bench_config, nanos_since, protocol, Args, Report, Result, STAMP_BYTES};
 use bytes::{BufMut, Bytes, BytesMut};
 use ringtail_benches::histogram::Histogram;
-use ringtail_server::client::produce::now_ms;
-use ringtail_server::client::{build_batch, Acks, Client, ProducerRecord};
+use ringtail_client::produce::now_ms;
+use ringtail_client::{build_batch, Acks, Client, ProducerRecord};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;

@@ -209,12 +209,7 @@ impl Client {
     /// means the broker refused the request, so trying again after a
     /// metadata refresh is always safe. A broken connection is retried only
     /// if `idempotent`: a write may have been applied before the break.
-    pub(crate) async fn with_retries<T, F, Fut>(
-        &self,
-        topic: Option<&str>,
-        idempotent: bool,
-        mut op: F,
-    ) -> Result<T>
+    pub async fn with_retries<T, F, Fut>(&self, topic: Option<&str>, idempotent: bool, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,

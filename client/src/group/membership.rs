@@ -9,8 +9,8 @@ use kafka_protocol::messages::{HeartbeatRequest, JoinGroupRequest, LeaveGroupReq
 use kafka_protocol::protocol::StrBytes;
 
 use super::{group_id, opt_string, str_bytes};
-use crate::client::connection::Connection;
-use crate::client::error::{check, code, ClientError, Result};
+use crate::connection::Connection;
+use crate::error::{check, code, ClientError, Result};
 
 /// What a member says about itself when joining.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
-use crate::client::cluster::Client;
-use crate::client::connection::Connection;
-use crate::client::error::{check, Result};
+use crate::cluster::Client;
+use crate::connection::Connection;
+use crate::error::{check, Result};
 
 /// FindCoordinator's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;

@@ -7,8 +7,8 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DescribeGroupsRequest, ListG
 use kafka_protocol::protocol::StrBytes;
 
 use super::{group_id, opt_string};
-use crate::client::cluster::Client;
-use crate::client::error::{check, code, ClientError, Result};
+use crate::cluster::Client;
+use crate::error::{check, code, ClientError, Result};
 
 /// One group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

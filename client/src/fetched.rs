@@ -190,7 +190,7 @@ fn records_error(topic: &str, partition: i32, offset: i64, source: RecordsError)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::fetch::PartitionFetch;
+    use crate::fetch::PartitionFetch;
     use ringtail_engine::log::batch::set_base_offset;
     use ringtail_engine::log::records::BatchBuilder;
 
@@ -251,7 +251,7 @@ mod tests {
     /// one that does not decompress is an error naming where it is.
     #[test]
     fn compressed_batches_are_read_decompressed() {
-        let mut compressed = crate::client::decompress::tests::gzip_batch(&["b", "c"]);
+        let mut compressed = crate::decompress::tests::gzip_batch(&["b", "c"]);
         set_base_offset(&mut compressed, 5);
         let mut bytes = batch(4, &["a"]);
         bytes.extend_from_slice(&compressed);

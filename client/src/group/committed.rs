@@ -10,9 +10,9 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetFetchRequest, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use super::{group_id, str_bytes, Membership};
-use crate::client::cluster::Client;
-use crate::client::connection::Connection;
-use crate::client::error::{check, ClientError, Result};
+use crate::cluster::Client;
+use crate::connection::Connection;
+use crate::error::{check, ClientError, Result};
 
 /// Committed offsets by (topic, partition); partitions with no committed
 /// offset are left out.
