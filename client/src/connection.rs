@@ -17,7 +17,6 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
 use std::sync::{Arc, Mutex as StdMutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -26,6 +25,7 @@ use super::config::ClientConfig;
 use super::error::{code, ClientError, Result};
 use super::frame::{self, api_name, FrameError, FRAME_LENGTH_BYTES};
 use super::versions::{BrokerVersions, API_VERSIONS_VERSION_MAX};
+use crate::tcp::{ReadHalf, WriteHalf};
 
 pub struct Connection {
     addr: String,
@@ -39,7 +39,7 @@ pub struct Connection {
 }
 
 struct Writer {
-    half: OwnedWriteHalf,
+    half: WriteHalf,
     next_correlation_id: i32,
     pending: mpsc::UnboundedSender<Pending>,
 }
@@ -71,7 +71,7 @@ impl Connection {
     }
 
     fn from_stream(addr: &str, stream: TcpStream, config: &ClientConfig) -> Connection {
-        let (read_half, write_half) = stream.into_split();
+        let (read_half, write_half) = crate::tcp::split(stream);
         let (pending_tx, pending_rx) = mpsc::unbounded_channel();
         let closed = Arc::new(StdMutex::new(None));
         let reader = tokio::spawn(read_responses(
@@ -213,7 +213,13 @@ impl Connection {
         // A caller dropped mid-write (a timeout, a select!) would leave half
         // a frame on the wire; the guard closes the connection if so.
         let mut guard = PartialWriteGuard { connection: self, finished: false };
-        let written = writer.half.write_all(&frame).await;
+        let half = &mut writer.half;
+        // The flush sends the frame under the simulator (a no-op on real TCP).
+        let written = async {
+            half.write_all(&frame).await?;
+            half.flush().await
+        }
+        .await;
         guard.finished = true;
         if let Err(source) = written {
             drop(writer);
@@ -293,7 +299,7 @@ fn mark_closed(closed: &StdMutex<Option<String>>, reason: &str) {
 
 /// The reader task: one response frame per queued request, in order.
 async fn read_responses(
-    mut half: OwnedReadHalf,
+    mut half: ReadHalf,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     addr: String,
     frame_bytes_max: usize,
@@ -330,7 +336,7 @@ async fn read_responses(
     }
 }
 
-async fn read_frame(half: &mut OwnedReadHalf, frame_bytes_max: usize, addr: &str) -> Result<Bytes> {
+async fn read_frame(half: &mut ReadHalf, frame_bytes_max: usize, addr: &str) -> Result<Bytes> {
     let io_error = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::UnexpectedEof {
             ClientError::Closed { addr: addr.to_owned(), reason: "broker closed the connection".to_owned() }

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::task::JoinSet;
 
 use super::cluster::Client;
 use super::connection::Connection;
@@ -142,16 +141,19 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        let mut requests = JoinSet::new();
-        for (connection, group) in by_leader.into_values() {
-            let request = fetch_request(topic, &group, options);
-            requests.spawn(async move {
-                let response = connection.request::<FetchRequest>(|_version| request).await;
-                (connection, group, response)
-            });
-        }
-        while let Some(joined) = requests.join_next().await {
-            let (connection, group, response) = joined.map_err(|e| ClientError::Protocol {
+        // One task per leader, so the requests are in flight together.
+        let requests: Vec<_> = by_leader
+            .into_values()
+            .map(|(connection, group)| {
+                let request = fetch_request(topic, &group, options);
+                tokio::spawn(async move {
+                    let response = connection.request::<FetchRequest>(|_version| request).await;
+                    (connection, group, response)
+                })
+            })
+            .collect();
+        for joined in requests {
+            let (connection, group, response) = joined.await.map_err(|e| ClientError::Protocol {
                 addr: "(fetch task)".to_owned(),
                 reason: format!("fetch task failed: {e}"),
             })?;

@@ -34,6 +34,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod records;
+pub mod tcp;
 pub mod versions;
 
 pub use admin::{ConfigEntry, ConfigSource, NewTopic};

@@ -61,6 +61,9 @@ pub struct ProduceAck {
     pub base_offset: i64,
     /// -1 unless the topic uses LogAppendTime.
     pub log_append_time_ms: i64,
+    /// The partition's log start offset when it appended (Produce v5+; -1
+    /// from older brokers and with `Acks::None`).
+    pub log_start_offset: i64,
 }
 
 /// Milliseconds since the Unix epoch: Kafka's CreateTime.
@@ -128,7 +131,7 @@ impl Client {
         };
         if acks == Acks::None {
             connection.send_without_response(build).await?;
-            return Ok(ProduceAck { base_offset: -1, log_append_time_ms: -1 });
+            return Ok(ProduceAck { base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 });
         }
         let response = connection.request(build).await?;
         let answer = response
@@ -157,7 +160,11 @@ impl Client {
                 message,
             });
         }
-        Ok(ProduceAck { base_offset: answer.base_offset, log_append_time_ms: answer.log_append_time_ms })
+        Ok(ProduceAck {
+            base_offset: answer.base_offset,
+            log_append_time_ms: answer.log_append_time_ms,
+            log_start_offset: answer.log_start_offset,
+        })
     }
 }
 

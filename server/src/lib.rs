@@ -18,12 +18,16 @@
 //! - `shutdown`: the signal every task watches.
 //! - `clock`, `entropy`: the real time and randomness the engine is handed.
 
+// The CLI runs on a real host only (signals, a process of its own).
+#[cfg(not(madsim))]
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod entropy;
 pub mod handlers;
-#[cfg(target_os = "linux")]
+// Reaps io_uring completions through tokio's reactor, which the simulator
+// does not have (nor io_uring: it hands the server its own disk).
+#[cfg(all(target_os = "linux", not(madsim)))]
 pub mod io_reaper;
 pub mod limits;
 pub mod maintenance;

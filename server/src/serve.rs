@@ -12,7 +12,7 @@
 use crate::clock::SystemClock;
 use crate::config::{HostPort, ServeConfig};
 use crate::entropy::os_seed;
-use crate::handlers::Context;
+use crate::handlers::{Context, RequestObserver};
 use crate::maintenance;
 use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::metrics::{self, Metrics};
@@ -21,8 +21,9 @@ use crate::net::connection::Shared;
 use crate::net::listener::accept_loop;
 use crate::net::tracker::TaskTracker;
 use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint};
+use ringtail_engine::clock::Clock;
 use ringtail_engine::entropy::SeededEntropy;
-use ringtail_engine::io::{open_backend, AnyDisk};
+use ringtail_engine::io::{open_backend, AnyDisk, IoChoice};
 use ringtail_engine::log::{LogError, OpenError};
 use std::io;
 use std::net::SocketAddr;
@@ -73,9 +74,15 @@ pub struct RunningServer {
     pub data_dir: PathBuf,
     shutdown: watch::Sender<bool>,
     stopped: JoinHandle<Result<(), ServeError>>,
+    broker: Arc<ServerBroker>,
 }
 
 impl RunningServer {
+    /// The broker it serves (the simulator inspects its logs).
+    pub fn broker(&self) -> &Arc<ServerBroker> {
+        &self.broker
+    }
+
     /// The line logged when the server takes clients.
     pub fn ready_line(&self) -> String {
         format!(
@@ -96,8 +103,32 @@ impl RunningServer {
     }
 }
 
+/// What a server runs on: its storage backend, its clock, and the seed of
+/// its randomness. `ringtail serve` takes the host's; the simulator hands
+/// each simulated node its faulty disk, simulated clock and a seed.
+pub struct Platform {
+    pub disk: AnyDisk,
+    pub clock: Arc<dyn Clock>,
+    pub seed: u64,
+    /// The simulator's view of each request (handlers::RequestObserver).
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl Platform {
+    /// This host's: the `--io` backend, the system clock, OS randomness.
+    pub fn host(io: IoChoice) -> Result<Platform, ServeError> {
+        Ok(Platform {
+            disk: open_backend(io).map_err(ServeError::Backend)?,
+            clock: Arc::new(SystemClock),
+            seed: os_seed().map_err(ServeError::Entropy)?,
+            observer: None,
+        })
+    }
+}
+
 /// Reaps the io_uring backend's completions on this runtime (io_reaper.rs);
 /// if that cannot start, its driver thread reaps them, a little slower.
+#[cfg(not(madsim))]
 fn reap_on_this_runtime(backend: &AnyDisk) -> Option<crate::io_reaper::Reaping> {
     #[cfg(target_os = "linux")]
     if let Some(reaper) = backend.completion_reaper() {
@@ -109,10 +140,26 @@ fn reap_on_this_runtime(backend: &AnyDisk) -> Option<crate::io_reaper::Reaping> 
     None
 }
 
-/// Starts a server and returns once it takes clients.
+/// The simulator has no io_uring: nothing to reap.
+#[cfg(madsim)]
+fn reap_on_this_runtime(_: &AnyDisk) -> Option<NoReaping> {
+    None
+}
+
+#[cfg(madsim)]
+struct NoReaping;
+
+/// Starts a server on this host and returns once it takes clients.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     config.limits.validate().map_err(ServeError::Limits)?;
-    let backend = open_backend(config.io).map_err(ServeError::Backend)?;
+    let platform = Platform::host(config.io)?;
+    start_on(config, platform).await
+}
+
+/// Starts a server on `platform` and returns once it takes clients.
+pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<RunningServer, ServeError> {
+    config.limits.validate().map_err(ServeError::Limits)?;
+    let Platform { disk: backend, clock, seed, observer } = platform;
     let reaping = reap_on_this_runtime(&backend);
     let metrics = Metrics::new(backend.name());
     let disk = MeteredDisk::new(backend, metrics.clone());
@@ -124,8 +171,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         .advertise
         .clone()
         .unwrap_or_else(|| HostPort { host: config.listen.host.clone(), port: kafka_addr.port() });
-    let broker = open_broker(&config, disk.clone(), &advertised).await?;
+    let broker = open_broker(&config, disk.clone(), &advertised, clock, seed).await?;
     let broker = Arc::new(broker);
+    let served_broker = broker.clone();
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let ctx = Arc::new(Context {
@@ -133,6 +181,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         metrics: metrics.clone(),
         limits: config.limits,
         shutdown: shutdown.clone(),
+        observer,
     });
     let shared = Arc::new(Shared {
         ctx,
@@ -172,6 +221,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         let _ = scraping.await;
         let closed = broker.close().await.map_err(ServeError::Close);
         // Nothing of the broker's is in flight now: the reaping may stop.
+        #[cfg_attr(madsim, allow(clippy::drop_non_drop))]
         drop(reaping);
         closed?;
         tracing::info!("broker closed");
@@ -186,6 +236,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         data_dir: config.data_dir,
         shutdown: shutdown_tx,
         stopped,
+        broker: served_broker,
     })
 }
 
@@ -224,6 +275,8 @@ async fn open_broker(
     config: &ServeConfig,
     disk: MeteredDisk,
     advertised: &HostPort,
+    clock: Arc<dyn Clock>,
+    seed: u64,
 ) -> Result<ServerBroker, ServeError> {
     let broker_config = BrokerConfig {
         node_id: config.node_id,
@@ -239,12 +292,11 @@ async fn open_broker(
         group: config.group,
         log_cache_bytes: config.log_cache_bytes,
     };
-    let seed = os_seed().map_err(ServeError::Entropy)?;
     let (broker, reports) = Broker::open(
         Arc::new(disk),
         config.data_dir.clone(),
         broker_config,
-        Arc::new(SystemClock),
+        clock,
         Arc::new(SeededEntropy::new(seed)),
     )
     .await?;
@@ -270,6 +322,7 @@ async fn open_broker(
 /// `ringtail serve`: starts, logs the readiness line (and hands the server
 /// to `on_ready`), then runs until SIGTERM or SIGINT and shuts down. A
 /// second signal during shutdown gives up waiting.
+#[cfg(not(madsim))]
 pub async fn run(config: ServeConfig, on_ready: impl FnOnce(&RunningServer)) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed first, so a signal during a long recovery is not lost.

@@ -12,11 +12,11 @@
 //! `node::group_request` and `groupcheck`): the members only act on them.
 
 use crate::groupcheck::{decode_assignment, encode_assignment, range_assign};
+use crate::kafka::Client;
+use crate::ops::{Request, Response};
 use crate::rng::Rng;
 use crate::swarm::GroupPlan;
-use crate::transport::Client;
 use crate::values::parse_key;
-use crate::wire::{Request, Response};
 use crate::workload::{self, OFFSET_OUT_OF_RANGE};
 use crate::world::{sim_elapsed_ms, World};
 use bytes::Bytes;
@@ -450,7 +450,7 @@ impl Member<'_> {
         };
         match self.client.call(request).await {
             Some(Response::Fetched { records, high_watermark, log_start_offset }) => {
-                let epoch = self.client.last_epoch();
+                let epoch = self.client.last_epochs();
                 let mut checker = self.world.checker();
                 checker.fetched(reader, &tp, position, &records, high_watermark, log_start_offset, epoch);
                 let Ok(decoded) = crate::checker::decode_batches(std::slice::from_ref(&records)) else {
@@ -485,9 +485,7 @@ impl Member<'_> {
 pub async fn drain(world: Arc<World>, bound_ms: u64) -> Result<u64, String> {
     let plan = plan(&world).clone();
     let start = sim_elapsed_ms();
-    let rng = Rng::fork(world.cfg.seed, "group-drain");
-    let mut client =
-        Client::connect(world.broker_addr, Duration::from_secs(2), rng, 0.0, world.counters.clone()).await;
+    let mut client = world.quiet_kafka_client("group-drain", Duration::from_secs(2));
     // Per partition: offsets below this were consumed (checked once).
     let mut checked: BTreeMap<i32, u64> = BTreeMap::new();
     loop {

@@ -28,24 +28,26 @@ pub mod checker;
 pub mod disk;
 pub mod groupcheck;
 pub mod history;
+pub mod ops;
 pub mod report;
 pub mod rng;
 pub mod stats;
 pub mod swarm;
 pub mod taint;
 pub mod values;
-pub mod wire;
 
 #[cfg(madsim)]
 pub mod faults;
 #[cfg(madsim)]
 pub mod group;
 #[cfg(madsim)]
+pub mod kafka;
+#[cfg(madsim)]
 pub mod node;
 #[cfg(madsim)]
-pub mod run;
+pub mod observer;
 #[cfg(madsim)]
-pub mod transport;
+pub mod run;
 #[cfg(madsim)]
 pub mod verify;
 #[cfg(madsim)]

@@ -1,44 +1,39 @@
-//! The broker node: the engine's `Broker` on the harness's `SimDisk`, with a
-//! madsim clock and seeded entropy, serving typed requests over madsim's
-//! network. madsim re-runs `broker_main` at every restart, on the same disk.
+//! The broker node: the server `ringtail serve` runs (its listener,
+//! connections, Kafka protocol, handlers, maintenance and group timers) on
+//! the harness's `SimDisk`, with a madsim clock and seeded entropy, over
+//! madsim's simulated TCP. madsim re-runs `broker_main` at every restart,
+//! on the same disk.
 //!
 //! Each start first recovers (faults on), then the harness reads every
 //! recovered log whole and hands it to the checker (invariant 5: a synced,
 //! valid prefix), then opens the disk a second time to check that recovery
-//! is idempotent, and only then serves.
+//! is idempotent, and only then starts the server, which opens it again.
 
 use crate::checker::{Invariant, LogRead};
+use crate::kafka::BROKER_PORT;
+use crate::observer::Observer;
 use crate::rng::Rng;
-use crate::transport::{self, BROKER_PORT};
-use crate::wire::{self, Envelope, Request, Response};
 use crate::world::{SimClock, World};
-use bytes::Bytes;
-use madsim::net::Endpoint;
-use ringtail_engine::broker::topics::CreateTopic;
-use ringtail_engine::broker::{Acks, Broker, BrokerConfig, BrokerEndpoint, BrokerError, ErrorCode};
+use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint, ErrorCode};
 use ringtail_engine::entropy::SeededEntropy;
-use ringtail_engine::group::{
-    CommitOffset, CommitRequest, GroupState, HeartbeatRequest, JoinRequest, LeavingMember, SyncRequest,
-    OFFSETS_TOPIC,
-};
+use ringtail_engine::group::OFFSETS_TOPIC;
+use ringtail_engine::io::AnyDisk;
 use ringtail_engine::log::batch::BatchScanner;
 use ringtail_engine::log::{LogConfig, RecoveryReport, TopicPartition};
+use ringtail_server::config::{HostPort, ServeConfig};
+use ringtail_server::metered_disk::ServerBroker;
+use ringtail_server::serve::{Platform, RunningServer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 pub const DATA_DIR: &str = "/data";
-/// Requests a broker works on at once; more wait (backpressure).
-const REQUESTS_IN_FLIGHT_MAX: usize = 64;
+/// The server's Prometheus listener on a simulated node.
+const METRICS_PORT: u16 = 9644;
 /// Bytes one harness read of a recovered log asks for.
 const VERIFY_READ_BYTES: usize = 1 << 20;
-/// How often the node runs the coordinator's timers, as the server does.
-const GROUP_TICK_MS: u64 = 100;
-/// The one assignor the simulated members speak.
-pub const GROUP_PROTOCOL: &str = "range";
 
 type SimBroker = Broker<crate::disk::SimDisk>;
 
@@ -73,29 +68,81 @@ async fn open(world: &World, rng: &mut Rng) -> Result<(SimBroker, Vec<RecoveryRe
     .map_err(|e| e.to_string())
 }
 
-/// The node's init: recover, check, serve; never returns (a madsim node
-/// exits when its init future does).
+/// The node's init: recover, check, start the server; never returns (a
+/// madsim node exits when its init future does).
 pub async fn broker_main(world: Arc<World>) {
     let start = world.broker_starts.fetch_add(1, Ordering::SeqCst);
     let mut rng = Rng::fork(world.cfg.seed, &format!("broker-{start}"));
     world.checker().note(None, None, format!("broker start #{start}: recovering"));
-    let broker = loop {
-        if let Some(broker) = open_checked(&world, &mut rng).await {
-            break Arc::new(broker);
+    let server = loop {
+        // The disk is quiet from the harness's second open until the
+        // server has opened it too: faults hit the first recovery only.
+        let checked = open_checked(&world, &mut rng).await;
+        let server = match checked {
+            Some(broker) => {
+                if world.cfg.groups.is_some() {
+                    check_group_recovered(&world, &broker).await;
+                }
+                // Its directory lock goes with it, for the server to take.
+                drop(broker);
+                start_server(&world, &mut rng).await
+            }
+            None => None,
+        };
+        world.disk.set_quiet(false);
+        if let Some(server) = server {
+            break server;
         }
         // A broker that cannot open refuses to serve; its supervisor retries.
         madsim::time::sleep(Duration::from_millis(rng.range(50, 500))).await;
     };
-    if world.cfg.groups.is_some() {
-        check_group_recovered(&world, &broker).await;
-        madsim::task::spawn(group_ticker(broker.clone()));
-    }
     world.checker().note(None, None, format!("broker start #{start}: serving"));
     *world.last_open_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
     world.broker_serving.store(true, Ordering::SeqCst);
     let upkeep_rng = Rng::fork(rng.next_u64(), "upkeep");
-    madsim::task::spawn(upkeep(world.clone(), broker.clone(), upkeep_rng));
-    serve(world, broker, rng).await;
+    upkeep(world, server.broker().clone(), upkeep_rng).await;
+    unreachable!("upkeep runs until the node is killed, holding the server");
+}
+
+/// The server's configuration on a simulated node.
+fn serve_config(world: &World) -> ServeConfig {
+    let host = world.broker_addr.ip().to_string();
+    let mut config = ServeConfig::defaults();
+    config.data_dir = PathBuf::from(DATA_DIR);
+    config.listen = HostPort { host: host.clone(), port: BROKER_PORT };
+    config.metrics_listen = HostPort { host, port: METRICS_PORT };
+    config.flush = world.cfg.flush;
+    // Topics exist only when the workload creates them, so a produce to
+    // a deleted topic is refused rather than silently recreating it.
+    config.auto_create_topics = false;
+    config.topic_defaults = LogConfig { flush: world.cfg.flush, ..LogConfig::default() };
+    config.group = world.cfg.group_config;
+    config.log_cache_bytes = world.cfg.log_cache_bytes;
+    config.log_cache_pretouch = false;
+    config
+}
+
+/// Starts the server on the node's disk; `None` if it could not.
+async fn start_server(world: &Arc<World>, rng: &mut Rng) -> Option<RunningServer> {
+    let observer = Arc::new(Observer { world: world.clone(), broker: OnceLock::new() });
+    let platform = Platform {
+        disk: AnyDisk::Dyn(Arc::new(world.disk.clone())),
+        clock: Arc::new(SimClock),
+        seed: rng.next_u64(),
+        observer: Some(observer.clone()),
+    };
+    match ringtail_server::serve::start_on(serve_config(world), platform).await {
+        Ok(server) => {
+            let _ = observer.broker.set(server.broker().clone());
+            Some(server)
+        }
+        Err(e) => {
+            world.counters.op("open_failed");
+            world.checker().note(None, None, format!("the server did not start: {e}"));
+            *world.last_open_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            None
+        }
+    }
 }
 
 /// Opens the broker (faults on), checks what recovery left, checks a second
@@ -115,7 +162,6 @@ async fn open_checked(world: &World, rng: &mut Rng) -> Option<SimBroker> {
     let first = check_recovered(world, &broker, &reports).await;
     drop(broker);
     let second = open(world, rng).await;
-    world.disk.set_quiet(false);
     let (broker, reports) = match second {
         Ok(opened) => opened,
         Err(e) if media_damage(world) != damage_before => {
@@ -180,14 +226,6 @@ async fn check_group_recovered(world: &World, broker: &SimBroker) {
     };
     let generation = broker.describe_group(&plan.group).ok().map(|d| d.generation);
     world.checker().group_recovered(committed, generation);
-}
-
-/// The coordinator's timers on the simulated clock.
-async fn group_ticker(broker: Arc<SimBroker>) {
-    loop {
-        madsim::time::sleep(Duration::from_millis(GROUP_TICK_MS)).await;
-        broker.tick_groups().await;
-    }
 }
 
 fn internal(topic: &str) -> bool {
@@ -275,36 +313,21 @@ async fn read_whole_log(log: &ringtail_engine::log::Log<crate::disk::SimDisk>) -
     read
 }
 
-/// Periodic upkeep, as the server runs it on a timer: retention, interval
-/// flushes, checkpoints, reopening poisoned logs; and buggify's forced rolls.
-async fn upkeep(world: Arc<World>, broker: Arc<SimBroker>, mut rng: Rng) {
+/// What the harness does beside the server's own upkeep: buggify's forced
+/// rolls, and telling the checker where retention moved each log start (and
+/// that a poisoned log, once the server reopens it, may have lost what its
+/// failed fsync dropped).
+async fn upkeep(world: Arc<World>, broker: Arc<ServerBroker>, mut rng: Rng) {
     loop {
         let ms = world.cfg.maintain_ms;
         madsim::time::sleep(Duration::from_millis(rng.range(ms / 2, ms + ms / 2).max(1))).await;
-        broker.maintain().await;
-        let poisoned: Vec<String> = broker
-            .hosted_partitions()
-            .iter()
-            .filter(|p| p.log.poisoned().is_some())
-            .map(|p| p.tp.to_string())
-            .collect();
-        if !poisoned.is_empty() {
-            world.checker().unsynced_may_be_lost();
-        }
-        let reopened = broker.recover_poisoned().await;
-        if !poisoned.is_empty() {
-            world.checker().unsynced_may_be_lost();
-            world.counters.op("reopen_poisoned");
-            let still: Vec<String> = broker
-                .hosted_partitions()
-                .iter()
-                .filter(|p| p.log.poisoned().is_some())
-                .map(|p| p.tp.to_string())
-                .collect();
-            let text = format!("poisoned {poisoned:?}: reopened {reopened}, still poisoned {still:?}");
-            world.checker().note(None, None, text);
-        }
         let partitions = broker.hosted_partitions();
+        let poisoned: Vec<String> =
+            partitions.iter().filter(|p| p.log.poisoned().is_some()).map(|p| p.tp.to_string()).collect();
+        if !poisoned.is_empty() {
+            world.checker().unsynced_may_be_lost();
+            world.checker().note(None, None, format!("poisoned {poisoned:?}: the server reopens them"));
+        }
         if !partitions.is_empty() && rng.chance(world.cfg.roll_chance) {
             let p = rng.pick(&partitions);
             if p.log.roll().await.is_ok() {
@@ -315,219 +338,5 @@ async fn upkeep(world: Arc<World>, broker: Arc<SimBroker>, mut rng: Rng) {
         for p in partitions.iter().filter(|p| !internal(&p.tp.topic)) {
             checker.retention_moved(&(p.tp.topic.clone(), p.tp.partition), p.log.log_start_offset());
         }
-    }
-}
-
-async fn serve(world: Arc<World>, broker: Arc<SimBroker>, mut rng: Rng) {
-    let ep = Endpoint::bind(world.broker_addr).await.expect("the broker binds its port");
-    let limit = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
-    loop {
-        let Some((bytes, from)) = transport::recv(&ep).await else { continue };
-        let msg = match wire::decode_request(&bytes) {
-            Ok(msg) => msg,
-            Err(e) => panic!("a client sent an undecodable request: {e:?}"),
-        };
-        let permit = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let dup = transport::draw_duplicate(&mut rng, world.cfg.duplicate_rate, &world.counters);
-        let (world, broker, ep) = (world.clone(), broker.clone(), ep.clone());
-        madsim::task::spawn(async move {
-            let response = handle(&world, &broker, msg.body).await;
-            drop(permit);
-            if let Some(body) = response {
-                let epoch = world.checker().loss_epoch();
-                let bytes = wire::encode_response(&Envelope { id: msg.id, epoch, body });
-                transport::send(&ep, from, bytes, dup).await;
-            }
-        });
-    }
-}
-
-fn error(e: BrokerError) -> Response {
-    Response::Error { code: e.code.code(), message: e.message, log_range: None }
-}
-
-/// Runs one request against the broker; `None` for acks=0 produces.
-async fn handle(world: &World, broker: &SimBroker, request: Request) -> Option<Response> {
-    let response = match request {
-        Request::CreateTopic { name, partitions, configs } => {
-            let request = CreateTopic {
-                name,
-                partitions: Some(partitions),
-                replication_factor: None,
-                configs: configs.into_iter().collect(),
-            };
-            let name = request.name.clone();
-            let created = broker.create_topic(request, false).await.map(|_| Response::Created);
-            if created.is_ok() {
-                // A create that arrives late (delayed or duplicated by the
-                // network) may recreate a topic deleted since: the checker
-                // must know the broker did it.
-                world.checker().topic_created_by_broker(&name);
-            }
-            created
-        }
-        Request::DeleteTopic { name } => broker.delete_topic(&name).await.map(|_| Response::Deleted),
-        Request::Produce { topic, partition, acks, records } => {
-            let result = produce(broker, &topic, partition, acks, records).await;
-            if acks == 0 {
-                return None;
-            }
-            result
-        }
-        Request::Fetch { topic, partition, offset, max_bytes } => {
-            return Some(fetch(broker, &topic, partition, offset, max_bytes).await);
-        }
-        Request::ListOffsets { topic, partition, timestamp } => {
-            match broker.leader_partition(&topic, partition) {
-                Ok(p) => p.list_offset(timestamp).await.map(|(offset, _)| Response::Offset { offset }),
-                Err(e) => Err(e),
-            }
-        }
-        group => group_request(world, broker, group).await,
-    };
-    Some(response.unwrap_or_else(error))
-}
-
-/// A consumer-group request. The node reports the coordinator's answers to
-/// the checker in the order the engine produced them.
-async fn group_request(world: &World, broker: &SimBroker, request: Request) -> Result<Response, BrokerError> {
-    match request {
-        Request::FindCoordinator { group } => {
-            broker.find_group_coordinator(&group).await.map(|e| Response::Coordinator { node_id: e.node_id })
-        }
-        Request::JoinGroup { group, member_id, session_timeout_ms, rebalance_timeout_ms, metadata } => {
-            let r = broker
-                .join_group(JoinRequest {
-                    group_id: group,
-                    member_id,
-                    instance_id: None,
-                    client_id: "ringtail-sim".into(),
-                    client_host: "sim".into(),
-                    session_timeout_ms,
-                    rebalance_timeout_ms,
-                    protocol_type: "consumer".into(),
-                    protocols: vec![(GROUP_PROTOCOL.into(), metadata)],
-                    require_known_member_id: true,
-                    reason: None,
-                })
-                .await;
-            if r.error.is_ok() {
-                let members: Vec<String> = r.members.iter().map(|m| m.member_id.clone()).collect();
-                world.checker().group_joined(&r.member_id, r.generation, &r.leader, &members);
-            }
-            Ok(Response::Joined {
-                error: r.error.code(),
-                generation: r.generation,
-                leader: r.leader,
-                member_id: r.member_id,
-                members: r.members.into_iter().map(|m| (m.member_id, m.metadata)).collect(),
-            })
-        }
-        Request::SyncGroup { group, generation, member_id, assignments } => {
-            let r = broker
-                .sync_group(SyncRequest {
-                    group_id: group,
-                    generation,
-                    member_id: member_id.clone(),
-                    instance_id: None,
-                    protocol_type: Some("consumer".into()),
-                    protocol_name: Some(GROUP_PROTOCOL.into()),
-                    assignments,
-                })
-                .await;
-            if r.error.is_ok() {
-                world.checker().group_synced(&member_id, generation, &r.assignment);
-            }
-            Ok(Response::Synced { error: r.error.code(), assignment: r.assignment })
-        }
-        Request::Heartbeat { group, generation, member_id } => broker
-            .heartbeat(HeartbeatRequest { group_id: group, generation, member_id, instance_id: None })
-            .await
-            .map(|()| Response::GroupOk),
-        Request::LeaveGroup { group, member_id } => {
-            let leaving = vec![LeavingMember { member_id, instance_id: None, reason: None }];
-            match broker.leave_group(&group, leaving).await?.into_iter().next() {
-                Some(Err(e)) => Err(e),
-                _ => Ok(Response::GroupOk),
-            }
-        }
-        Request::OffsetCommit { group, generation, member_id, offsets } => {
-            // The group as the coordinator sees it when the commit arrives:
-            // a commit from another generation, or from a member no longer
-            // in the group, must be refused (G4).
-            let arrival = broker.describe_group(&group).ok().map(|d| {
-                let member = d.members.iter().any(|m| m.member_id == member_id);
-                // A "simple" commit (no generation, no member) is
-                // accepted while the group has no members.
-                let simple = generation < 0 && member_id.is_empty() && d.state == GroupState::Empty;
-                (if simple { generation } else { d.generation }, member || simple)
-            });
-            let started = world.checker().group_commit_started(&member_id, generation, &offsets, arrival);
-            let request = CommitRequest {
-                group_id: group,
-                generation,
-                member_id,
-                instance_id: None,
-                offsets: offsets
-                    .iter()
-                    .map(|(topic, partition, offset)| CommitOffset {
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: *offset,
-                        leader_epoch: -1,
-                        metadata: None,
-                    })
-                    .collect(),
-            };
-            let result = broker.commit_offsets(request).await;
-            let oks: Option<Vec<bool>> = result.as_ref().ok().map(|r| r.iter().map(Result::is_ok).collect());
-            world.checker().group_commit_ended(&started, oks.as_deref());
-            result.map(|r| Response::Committed {
-                errors: r.iter().map(|x| x.as_ref().err().map_or(0, |e| e.code.code())).collect(),
-            })
-        }
-        Request::OffsetFetch { group, partitions } => {
-            broker.fetch_offsets(&group, Some(partitions)).await.map(|f| Response::Offsets {
-                offsets: f
-                    .into_iter()
-                    .map(|x| (x.topic, x.partition, x.committed.map_or(-1, |c| c.offset), x.error.code()))
-                    .collect(),
-            })
-        }
-        other => unreachable!("not a group request: {other:?}"),
-    }
-}
-
-async fn produce(
-    broker: &SimBroker,
-    topic: &str,
-    partition: i32,
-    acks: i8,
-    records: Bytes,
-) -> Result<Response, BrokerError> {
-    let acks = Acks::from_kafka(i16::from(acks))
-        .ok_or_else(|| BrokerError::new(ErrorCode::InvalidRequiredAcks, format!("acks {acks}")))?;
-    let p = broker.leader_partition(topic, partition)?;
-    let outcome = p.produce(records, acks).await?;
-    Ok(Response::Produced { base_offset: outcome.base_offset, log_start_offset: outcome.log_start_offset })
-}
-
-async fn fetch(broker: &SimBroker, topic: &str, partition: i32, offset: i64, max_bytes: u32) -> Response {
-    let p = match broker.leader_partition(topic, partition) {
-        Ok(p) => p,
-        Err(e) => return error(e),
-    };
-    match p.fetch(offset, max_bytes as usize).await {
-        Ok(f) => Response::Fetched {
-            records: f.records,
-            high_watermark: f.high_watermark,
-            log_start_offset: f.log_start_offset,
-        },
-        Err(e) if e.code == ErrorCode::OffsetOutOfRange => Response::Error {
-            code: e.code.code(),
-            message: e.message,
-            log_range: Some((p.log.log_start_offset(), p.log.log_end_offset())),
-        },
-        Err(e) => error(e),
     }
 }

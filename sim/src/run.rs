@@ -92,13 +92,14 @@ fn build_world(cfg: &SimConfig, trace: bool) -> Arc<World> {
         c.send_latency = Duration::from_millis(cfg.latency_ms.0)..Duration::from_millis(cfg.latency_ms.1);
     });
     let flush_always = cfg.flush == FlushPolicy::Always;
-    let checker = Checker::new(flush_always, taints, trace, Box::new(sim_elapsed_ms));
+    let checker = Checker::new(flush_always, taints.clone(), trace, Box::new(sim_elapsed_ms));
     Arc::new(World {
         cfg: cfg.clone(),
         disk,
         checker: Mutex::new(checker),
+        taints,
         counters: Arc::new(Counters::default()),
-        broker_addr: SocketAddr::new(ip(0, 1), crate::transport::BROKER_PORT),
+        broker_addr: SocketAddr::new(ip(0, 1), crate::kafka::BROKER_PORT),
         broker_starts: AtomicU64::new(0),
         broker_down: AtomicBool::new(false),
         broker_serving: AtomicBool::new(false),

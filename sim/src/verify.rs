@@ -3,9 +3,9 @@
 //! and every acknowledged record readable, within a bound of simulated time.
 
 use crate::checker::LogRead;
+use crate::kafka::Client;
+use crate::ops::{Request, Response};
 use crate::rng::Rng;
-use crate::transport::Client;
-use crate::wire::{Request, Response};
 use crate::workload::{self, VERIFIER_PRODUCER};
 use crate::world::{sim_elapsed_ms, World};
 use std::sync::Arc;
@@ -21,9 +21,7 @@ const ROUND_GAP_MS: u64 = 200;
 pub async fn converge(world: Arc<World>, bound_ms: u64, round: u32) -> Result<u64, String> {
     let start = sim_elapsed_ms();
     let rng = Rng::fork(world.cfg.seed, &format!("verifier-{round}"));
-    let mut client =
-        Client::connect(world.broker_addr, Duration::from_secs(2), rng.clone(), 0.0, world.counters.clone())
-            .await;
+    let mut client = world.quiet_kafka_client(&format!("verifier-{round}"), Duration::from_secs(2));
     let mut rng = rng;
     let mut seq = u64::from(round) << 32;
     loop {
@@ -82,7 +80,7 @@ async fn verify_once(world: &World, client: &mut Client, rng: &mut Rng, seq: &mu
             world.counters.op("produce");
             let probe_ok = match client.call(request).await {
                 Some(Response::Produced { base_offset, log_start_offset }) => {
-                    let epoch = client.last_epoch();
+                    let epoch = client.last_epochs();
                     world.checker().produce_acked(
                         &tp,
                         &[records[0].0],

@@ -3,11 +3,11 @@
 //! creates the topics and then creates, fills, reads and deletes scratch
 //! topics for the whole run. Every request and answer goes to the checker.
 
+use crate::kafka::Client;
+use crate::ops::{Request, Response};
 use crate::rng::Rng;
 use crate::swarm::TopicPlan;
-use crate::transport::Client;
 use crate::values::{make_value, RecordKey};
-use crate::wire::{Request, Response};
 use crate::world::World;
 use bytes::Bytes;
 use ringtail_engine::log::records::BatchBuilder;
@@ -30,10 +30,8 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 
-pub async fn client(world: &World, salt: &str) -> Client {
-    let rng = Rng::fork(world.cfg.seed, salt);
-    let timeout = Duration::from_millis(world.cfg.request_timeout_ms);
-    Client::connect(world.broker_addr, timeout, rng, world.cfg.duplicate_rate, world.counters.clone()).await
+pub async fn client(world: &World, name: &str) -> Client {
+    world.kafka_client(name, Duration::from_millis(world.cfg.request_timeout_ms))
 }
 
 async fn pause_ms(lo: u64, hi: u64, rng: &mut Rng) {
@@ -89,7 +87,7 @@ pub async fn produce(
         world.counters.op("produce");
         match client.call(request.clone()).await {
             Some(Response::Produced { base_offset, log_start_offset }) => {
-                let epoch = client.last_epoch();
+                let epoch = client.last_epochs();
                 world.checker().produce_acked(tp, &keys, acks, base_offset, log_start_offset, epoch);
                 return Some(base_offset);
             }
@@ -208,7 +206,7 @@ async fn fetch_once(
     };
     match client.call(request).await? {
         Response::Fetched { records, high_watermark, log_start_offset } => {
-            let epoch = client.last_epoch();
+            let epoch = client.last_epochs();
             world.checker().fetched(reader, tp, position, &records, high_watermark, log_start_offset, epoch);
             let last = crate::checker::decode_batches(std::slice::from_ref(&records))
                 .ok()
@@ -320,7 +318,7 @@ pub async fn admin(world: Arc<World>) {
         let request = Request::Produce { topic: tp.0.clone(), partition: 0, acks: -1, records: batch };
         world.counters.op("produce");
         if let Some(Response::Produced { base_offset, log_start_offset }) = client.call(request).await {
-            let epoch = client.last_epoch();
+            let epoch = client.last_epochs();
             world.checker().produce_acked(&tp, &[records[0].0], -1, base_offset, log_start_offset, epoch);
         }
         pause_ms(0, 500, &mut rng).await;

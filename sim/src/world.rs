@@ -6,6 +6,7 @@ use crate::checker::Checker;
 use crate::disk::SimDisk;
 use crate::stats::Counters;
 use crate::swarm::SimConfig;
+use crate::taint::Taints;
 use ringtail_engine::clock::Clock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,8 @@ pub struct World {
     pub cfg: SimConfig,
     pub disk: SimDisk,
     pub checker: Mutex<Checker>,
+    /// Shared with the disk and the checker: loss events, tainted files.
+    pub taints: Arc<Mutex<Taints>>,
     pub counters: Arc<Counters>,
     pub broker_addr: SocketAddr,
     /// Bumped each time the broker node starts: seeds its streams.
@@ -67,6 +70,28 @@ impl World {
 
     pub fn stopping(&self) -> bool {
         self.stop_workload.load(Ordering::SeqCst)
+    }
+
+    /// A Kafka client of the broker named `name` (its client id), whose
+    /// requests time out after `timeout`.
+    pub fn kafka_client(&self, name: &str, timeout: std::time::Duration) -> crate::kafka::Client {
+        let duplicates = crate::kafka::Duplicates {
+            rng: crate::rng::Rng::fork(self.cfg.seed, &format!("{name}-duplicates")),
+            rate: self.cfg.duplicate_rate,
+            counters: self.counters.clone(),
+        };
+        crate::kafka::Client::new(
+            self.broker_addr,
+            name.to_string(),
+            timeout,
+            self.taints.clone(),
+            Some(duplicates),
+        )
+    }
+
+    /// A Kafka client whose requests are never duplicated (the verifier's).
+    pub fn quiet_kafka_client(&self, name: &str, timeout: std::time::Duration) -> crate::kafka::Client {
+        crate::kafka::Client::new(self.broker_addr, name.to_string(), timeout, self.taints.clone(), None)
     }
 
     /// Client-side timestamps for records.

@@ -56,7 +56,7 @@ impl Client {
     }
 
     /// The connection to `group`'s coordinator, found if not known yet.
-    pub(crate) async fn coordinator_connection(&self, group: &str) -> Result<Arc<Connection>> {
+    pub async fn coordinator_connection(&self, group: &str) -> Result<Arc<Connection>> {
         let addr = match self.cached_coordinator(group).await {
             Some(addr) => addr,
             None => {

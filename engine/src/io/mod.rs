@@ -10,6 +10,7 @@ pub mod aligned;
 pub mod append_buf;
 pub mod block_pool;
 pub mod disk;
+pub mod dyn_disk;
 pub mod mem;
 
 pub use disk::{Disk, DiskFile, OpenMode};

@@ -2,6 +2,9 @@
 //! the choice behind one `Disk` type, so the engine is not generic over it.
 
 use super::disk::{Disk, DiskFile, OpenMode};
+// Only the names: with the traits in scope, every backend would have two
+// `open`s (a trait object's methods need no import).
+use super::dyn_disk;
 use super::std_disk::{StdDisk, StdFile, StdLock};
 #[cfg(target_os = "linux")]
 use super::uring::{self, UringDisk, UringFile, UringStats};
@@ -10,6 +13,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Which backend to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +71,9 @@ pub enum AnyDisk {
     #[cfg(target_os = "linux")]
     Uring(UringDisk),
     Std(StdDisk),
+    /// A backend from outside the engine (the simulator's disk), through
+    /// boxed futures (dyn_disk.rs).
+    Dyn(Arc<dyn dyn_disk::DynDisk>),
 }
 
 impl AnyDisk {
@@ -76,7 +83,7 @@ impl AnyDisk {
     pub fn completion_reaper(&self) -> Option<super::uring::CompletionReaper> {
         match self {
             AnyDisk::Uring(disk) => Some(disk.completion_reaper()),
-            AnyDisk::Std(_) => None,
+            AnyDisk::Std(_) | AnyDisk::Dyn(_) => None,
         }
     }
 }
@@ -87,6 +94,7 @@ pub enum AnyFile {
     #[cfg(target_os = "linux")]
     Uring(UringFile),
     Std(StdFile),
+    Dyn(Box<dyn dyn_disk::DynFile>),
 }
 
 /// A directory lock of an [`AnyDisk`].
@@ -95,6 +103,7 @@ pub enum AnyLock {
     #[cfg(target_os = "linux")]
     Uring(<UringDisk as Disk>::Lock),
     Std(StdLock),
+    Dyn(dyn_disk::DynLock),
 }
 
 /// Runs `$body` with `$inner` bound to whichever backend `$value` holds.
@@ -104,6 +113,7 @@ macro_rules! delegate {
             #[cfg(target_os = "linux")]
             Self::Uring($inner) => $body,
             Self::Std($inner) => $body,
+            Self::Dyn($inner) => $body,
         }
     };
 }
@@ -115,6 +125,7 @@ impl AnyDisk {
             #[cfg(target_os = "linux")]
             AnyDisk::Uring(_) => "io_uring",
             AnyDisk::Std(_) => "std",
+            AnyDisk::Dyn(_) => "dyn",
         }
     }
 
@@ -123,7 +134,7 @@ impl AnyDisk {
     pub fn uring_stats(&self) -> Option<UringStats> {
         match self {
             AnyDisk::Uring(disk) => Some(disk.stats()),
-            AnyDisk::Std(_) => None,
+            AnyDisk::Std(_) | AnyDisk::Dyn(_) => None,
         }
     }
 }
@@ -171,6 +182,7 @@ impl Disk for AnyDisk {
             #[cfg(target_os = "linux")]
             AnyDisk::Uring(disk) => disk.open(path, mode).await.map(AnyFile::Uring),
             AnyDisk::Std(disk) => disk.open(path, mode).await.map(AnyFile::Std),
+            AnyDisk::Dyn(disk) => disk.open(path, mode).await.map(AnyFile::Dyn),
         }
     }
 
@@ -179,6 +191,7 @@ impl Disk for AnyDisk {
             #[cfg(target_os = "linux")]
             AnyDisk::Uring(disk) => disk.open_direct(path, mode).await.map(AnyFile::Uring),
             AnyDisk::Std(disk) => disk.open_direct(path, mode).await.map(AnyFile::Std),
+            AnyDisk::Dyn(disk) => disk.open_direct(path, mode).await.map(AnyFile::Dyn),
         }
     }
 
@@ -215,6 +228,7 @@ impl Disk for AnyDisk {
             #[cfg(target_os = "linux")]
             AnyDisk::Uring(disk) => disk.try_lock(path).await.map(AnyLock::Uring),
             AnyDisk::Std(disk) => disk.try_lock(path).await.map(AnyLock::Std),
+            AnyDisk::Dyn(disk) => disk.try_lock(path).await.map(AnyLock::Dyn),
         }
     }
 }
@@ -291,6 +305,13 @@ mod tests {
                 assert!(stats.sqes_submitted > 0, "{stats:?}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_backend_behind_trait_objects_meets_the_contract() {
+        let disk = AnyDisk::Dyn(Arc::new(StdDisk::new()));
+        assert_eq!(disk.name(), "dyn");
+        contract::suite(&disk).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

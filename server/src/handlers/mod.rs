@@ -36,6 +36,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use ringtail_engine::broker::metadata::TopicState;
 use ringtail_engine::broker::BrokerError;
+use std::any::Any;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -46,6 +47,18 @@ pub struct Context {
     pub limits: Limits,
     /// Turns true when the server is shutting down: long polls end early.
     pub shutdown: watch::Receiver<bool>,
+    /// Sees every request and reply at the handler (the simulator's checks).
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Sees each request as its handler starts and its reply as the handler
+/// ends, in the order the broker handles them, whether or not the reply
+/// then reaches the client. The simulator judges the group coordinator's
+/// answers this way; `ringtail serve` has none.
+pub trait RequestObserver: Send + Sync {
+    /// Called before the handler runs; what it returns comes back with the reply.
+    fn arrived(&self, request: &RequestKind) -> Box<dyn Any + Send>;
+    fn answered(&self, arrival: Box<dyn Any + Send>, reply: &Reply);
 }
 
 /// A handler's outcome.
@@ -63,8 +76,16 @@ pub enum Reply {
     Close(String),
 }
 
-/// Runs the handler of `request`.
+/// Runs the handler of `request`, shown to the observer if there is one.
 pub async fn handle(ctx: &Context, request: Request) -> Reply {
+    let Some(observer) = &ctx.observer else { return dispatch(ctx, request).await };
+    let arrival = observer.arrived(&request.body);
+    let reply = dispatch(ctx, request).await;
+    observer.answered(arrival, &reply);
+    reply
+}
+
+async fn dispatch(ctx: &Context, request: Request) -> Reply {
     let version = request.version();
     let respond = Reply::Respond;
     let Request { header, body, peer, .. } = request;

@@ -23,6 +23,7 @@ use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{parse, Parsed, Request};
 use crate::protocol::response::{self, Frame};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
+use ringtail_client::tcp::{ReadHalf, WriteHalf};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,7 +32,6 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -118,7 +118,7 @@ enum Stop {
 pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, token: TaskToken) {
     // Kafka responses are latency-sensitive and already batched by clients.
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let (read_half, write_half) = ringtail_client::tcp::split(stream);
     let (queue, pending) = mpsc::unbounded_channel();
     let metrics = shared.ctx.metrics.clone();
     let writer = tokio::spawn(write_responses(write_half, pending, metrics));
@@ -147,7 +147,7 @@ fn protocol_error(shared: &Shared, peer: SocketAddr, error: &dyn std::fmt::Displ
 }
 
 async fn read_requests(
-    read_half: OwnedReadHalf,
+    read_half: ReadHalf,
     peer: SocketAddr,
     queue: &mpsc::UnboundedSender<Pending>,
     shared: &Arc<Shared>,
@@ -320,7 +320,7 @@ impl<F: Future> Future for SignalAfterFirstPoll<F> {
 /// own memory to the socket once what is buffered before it is flushed, as
 /// `BufWriter` does for such writes.
 async fn write_responses(
-    write_half: OwnedWriteHalf,
+    write_half: WriteHalf,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<()> {

@@ -1,7 +1,7 @@
 //! Reads by consumers: fetches (invariants 3 and 4), fetch errors and
 //! list-offsets answers.
 
-use super::{decode_batches, Checker, How, Invariant, Known, Tp};
+use super::{decode_batches, Checker, Epochs, How, Invariant, Known, Tp};
 use bytes::Bytes;
 
 impl Checker {
@@ -15,7 +15,7 @@ impl Checker {
         records: &Bytes,
         hw: u64,
         lso: u64,
-        epoch: u64,
+        epochs: Epochs,
     ) {
         let id = self.tp_id(tp);
         self.check_not_deleted(id, "a fetch");
@@ -59,7 +59,7 @@ impl Checker {
             }
             if let Some(key) = self.check_served(id, *offset, value, "a fetch") {
                 let required = self.flush_always;
-                self.learn(id, *offset, key, required, How::Fetched, epoch);
+                self.learn(id, *offset, key, required, How::Fetched, epochs);
             }
         }
     }

@@ -154,9 +154,26 @@ struct Known {
     /// high watermark, with flush=always.
     required: bool,
     how: How,
-    /// `Taints::losses` when learned: a later loss event may take it, if
-    /// it did not have to be durable.
-    epoch: u64,
+    /// `Taints::losses` when the broker said so: a later loss event may
+    /// take it, if it did not have to be durable.
+    epochs: Epochs,
+}
+
+/// The loss epochs (`Taints::losses`) between which a broker produced an
+/// answer: when its request was sent and when the answer arrived. A loss
+/// event while the request was in flight may be on either side of it, and
+/// the checker gives the broker that doubt (a point when they are equal,
+/// as at recovery, where the harness reads the log itself).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Epochs {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl Epochs {
+    pub fn at(epoch: u64) -> Epochs {
+        Epochs { lo: epoch, hi: epoch }
+    }
 }
 
 #[derive(Default)]

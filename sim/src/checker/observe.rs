@@ -2,7 +2,7 @@
 //! learnt at an offset (invariant 2), a served record against what was sent,
 //! the log start and a reader's high watermark (invariant 4).
 
-use super::{Checker, How, Invariant, Known, Tp};
+use super::{Checker, Epochs, How, Invariant, Known, Tp};
 use crate::values::{fingerprint, parse_key, RecordKey};
 
 impl Checker {
@@ -33,8 +33,9 @@ impl Checker {
     }
 
     /// Learns that `offset` holds `key`, checking it against what was known.
-    /// `epoch` is the loss epoch when the broker produced the observation: a
-    /// late answer from before a crash carries the epoch before it.
+    /// `epochs` bound the loss epoch when the broker produced the
+    /// observation: a late answer from before a crash carries the epochs
+    /// before it.
     pub(super) fn learn(
         &mut self,
         tp: u32,
@@ -42,19 +43,19 @@ impl Checker {
         key: RecordKey,
         required: bool,
         how: How,
-        epoch: u64,
+        epochs: Epochs,
     ) {
         self.checks += 1;
         let part = self.part(tp);
-        let fresh = Known { key, required, how, epoch };
+        let fresh = Known { key, required, how, epochs };
         match part.known.get_mut(&offset) {
-            Some(k) if k.key != key && !k.required && k.epoch < epoch => {
+            Some(k) if k.key != key && !k.required && k.epochs.lo < epochs.hi => {
                 // Never had to be durable, and unsynced data was lost since:
                 // the offset was legitimately reused.
                 *k = fresh;
                 self.outcomes.unsynced_lost += 1;
             }
-            Some(k) if k.key != key && !required && epoch < k.epoch => {
+            Some(k) if k.key != key && !required && epochs.lo < k.epochs.hi => {
                 // A late answer from before a loss that took this record.
                 self.outcomes.unsynced_lost += 1;
             }

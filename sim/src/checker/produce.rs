@@ -1,7 +1,7 @@
 //! Produce requests: records registered when sent, offsets learnt from
 //! the acknowledgement (invariant 1 for acks=all under flush=always).
 
-use super::{Checker, How, Sent, Tp};
+use super::{Checker, Epochs, How, Sent, Tp};
 use crate::values::{fingerprint, RecordKey};
 use bytes::Bytes;
 
@@ -30,7 +30,7 @@ impl Checker {
         acks: i8,
         base_offset: u64,
         log_start_offset: u64,
-        epoch: u64,
+        epochs: Epochs,
     ) {
         let id = self.tp_id(tp);
         let last = base_offset + keys.len() as u64 - 1;
@@ -43,7 +43,7 @@ impl Checker {
         self.observe_lso(id, log_start_offset);
         let required = self.flush_always && acks == -1;
         for (i, key) in keys.iter().enumerate() {
-            self.learn(id, base_offset + i as u64, *key, required, How::Acked(acks), epoch);
+            self.learn(id, base_offset + i as u64, *key, required, How::Acked(acks), epochs);
         }
     }
 }

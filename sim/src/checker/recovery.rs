@@ -1,7 +1,7 @@
 //! Recovery (invariant 5): a recovered log, read whole, is a valid prefix
 //! that keeps everything synced, and a second recovery changes nothing.
 
-use super::{decode_batches, Checker, How, Invariant, Known, LogRead, Tp};
+use super::{decode_batches, Checker, Epochs, How, Invariant, Known, LogRead, Tp};
 
 impl Checker {
     /// A partition as recovery left it, read whole by the harness before
@@ -126,8 +126,8 @@ impl Checker {
             }
             expected += 1;
             if let Some(key) = self.check_served(tp, *offset, value, whence) {
-                let (required, epoch) = (self.flush_always, self.loss_epoch());
-                self.learn(tp, *offset, key, required, how, epoch);
+                let (required, epochs) = (self.flush_always, Epochs::at(self.loss_epoch()));
+                self.learn(tp, *offset, key, required, how, epochs);
             }
         }
         self.checks += 1;

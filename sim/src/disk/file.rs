@@ -8,6 +8,13 @@ use ringtail_engine::io::DiskFile;
 use std::io;
 use std::path::PathBuf;
 
+// The server holds its files behind trait objects that ask for Debug.
+impl std::fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimFile({})", self.path.display())
+    }
+}
+
 pub struct SimFile {
     pub(super) disk: SimDisk,
     /// The path this file was opened at (for taints and flips).

@@ -108,6 +108,13 @@ fn eio(what: &str) -> io::Error {
     io::Error::other(format!("injected EIO on {what}"))
 }
 
+// The server holds its disk behind a trait object that asks for Debug.
+impl std::fmt::Debug for SimDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimDisk")
+    }
+}
+
 impl SimDisk {
     pub fn new(rng: Rng, data_dir: &Path, taints: Arc<Mutex<Taints>>) -> SimDisk {
         let state = DiskState {

@@ -1,0 +1,118 @@
+//! The checker's view of the server from inside the broker node: every
+//! request as its handler starts and every reply as the handler ends, in
+//! the order the broker produced them, whether or not the reply survives
+//! the network. The group invariants judge the coordinator's answers here
+//! (G1, G4, G5), and a topic create that arrives late (delayed by the
+//! network, or retried) is seen to recreate a topic deleted since.
+
+use crate::world::World;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use ringtail_engine::group::GroupState;
+use ringtail_server::handlers::{Reply, RequestObserver};
+use ringtail_server::metered_disk::ServerBroker;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
+
+pub struct Observer {
+    pub world: Arc<World>,
+    /// The broker the server opened, once it has (commits look at the
+    /// group as the coordinator sees it when they arrive).
+    pub broker: OnceLock<Arc<ServerBroker>>,
+}
+
+/// What `arrived` keeps for `answered`.
+enum Arrival {
+    /// An OffsetCommit: the checker's token for it.
+    Commit((Vec<usize>, Option<(i32, bool)>)),
+    /// A SyncGroup: its member and generation.
+    Sync {
+        member: String,
+        generation: i32,
+    },
+    Other,
+}
+
+impl Observer {
+    fn commit_arrived(&self, request: &kafka_protocol::messages::OffsetCommitRequest) -> Arrival {
+        let member = request.member_id.as_str();
+        let generation = request.generation_id_or_member_epoch;
+        // The group as the coordinator sees it when the commit arrives: a
+        // commit from another generation, or from a member no longer in
+        // the group, must be refused (G4).
+        let arrival =
+            self.broker.get().and_then(|broker| broker.describe_group(request.group_id.as_str()).ok()).map(
+                |d| {
+                    let in_group = d.members.iter().any(|m| m.member_id == member);
+                    // A "simple" commit (no generation, no member) is
+                    // accepted while the group has no members.
+                    let simple = generation < 0 && member.is_empty() && d.state == GroupState::Empty;
+                    (if simple { generation } else { d.generation }, in_group || simple)
+                },
+            );
+        let offsets: Vec<(String, i32, i64)> = request
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.as_str().to_string(), p.partition_index, p.committed_offset))
+            })
+            .collect();
+        Arrival::Commit(self.world.checker().group_commit_started(member, generation, &offsets, arrival))
+    }
+}
+
+impl RequestObserver for Observer {
+    fn arrived(&self, request: &RequestKind) -> Box<dyn Any + Send> {
+        let arrival = match request {
+            RequestKind::OffsetCommit(r) => self.commit_arrived(r),
+            RequestKind::SyncGroup(r) => {
+                Arrival::Sync { member: r.member_id.as_str().to_string(), generation: r.generation_id }
+            }
+            _ => Arrival::Other,
+        };
+        Box::new(arrival)
+    }
+
+    fn answered(&self, arrival: Box<dyn Any + Send>, reply: &Reply) {
+        let arrival = arrival.downcast::<Arrival>().map_or(Arrival::Other, |a| *a);
+        let response = match reply {
+            Reply::Respond(response) => Some(response),
+            Reply::Nothing | Reply::Close(_) => None,
+        };
+        match (arrival, response) {
+            (Arrival::Commit(started), response) => {
+                let oks: Option<Vec<bool>> = match response {
+                    Some(ResponseKind::OffsetCommit(r)) => Some(
+                        r.topics
+                            .iter()
+                            .flat_map(|t| t.partitions.iter().map(|p| p.error_code == 0))
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+                self.world.checker().group_commit_ended(&started, oks.as_deref());
+            }
+            (Arrival::Sync { member, generation }, Some(ResponseKind::SyncGroup(r))) if r.error_code == 0 => {
+                self.world.checker().group_synced(&member, generation, &r.assignment);
+            }
+            (_, Some(ResponseKind::JoinGroup(r))) if r.error_code == 0 => {
+                let members: Vec<String> =
+                    r.members.iter().map(|m| m.member_id.as_str().to_string()).collect();
+                self.world.checker().group_joined(
+                    r.member_id.as_str(),
+                    r.generation_id,
+                    r.leader.as_str(),
+                    &members,
+                );
+            }
+            (_, Some(ResponseKind::CreateTopics(r))) => {
+                let mut checker = self.world.checker();
+                for topic in r.topics.iter().filter(|t| t.error_code == 0) {
+                    checker.topic_created_by_broker(topic.name.as_str());
+                }
+            }
+            _ => {}
+        }
+    }
+}
