@@ -21,6 +21,11 @@
 // The CLI runs on a real host only (signals, a process of its own).
 #[cfg(not(madsim))]
 pub mod cli;
+// Every `tokio::select!` here is `biased;`: unbiased, tokio picks the branch
+// polled first with a thread-local random generator that the simulator does
+// not seed, and a seed would no longer replay the same run. The branches are
+// listed with the work first and shutdown after, which polled in that order
+// starves nothing.
 pub mod clock;
 pub mod config;
 pub mod entropy;

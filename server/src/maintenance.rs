@@ -28,6 +28,7 @@ pub async fn tick_groups(broker: Arc<ServerBroker>, mut shutdown: watch::Receive
     let mut ticks = ticker(GROUP_TICK_INTERVAL_MS);
     loop {
         tokio::select! {
+        biased;
             _ = ticks.tick() => broker.tick_groups().await,
             _ = crate::shutdown::signalled(&mut shutdown) => return,
         }
@@ -46,6 +47,7 @@ pub async fn run(broker: Arc<ServerBroker>, flush: FlushPolicy, mut shutdown: wa
     let mut flushes = ticker(flush_ms.unwrap_or(MAINTENANCE_INTERVAL_MS));
     loop {
         tokio::select! {
+        biased;
             _ = upkeep.tick() => {
                 broker.maintain().await;
                 let reopened = broker.recover_poisoned().await;

@@ -249,6 +249,7 @@ async fn drain_requests(broker: &ServerBroker, tracker: TaskTracker) {
     tokio::pin!(finished);
     loop {
         tokio::select! {
+        biased;
             _ = &mut finished => return,
             _ = unloads.tick() => broker.unload_groups(),
         }
@@ -332,10 +333,12 @@ pub async fn run(config: ServeConfig, on_ready: impl FnOnce(&RunningServer)) -> 
     tracing::info!("{}", server.ready_line());
     on_ready(&server);
     tokio::select! {
+        biased;
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
     }
     tokio::select! {
+        biased;
         stopped = server.shutdown() => stopped,
         _ = terminate.recv() => Err(ServeError::Interrupted),
         _ = interrupt.recv() => Err(ServeError::Interrupted),

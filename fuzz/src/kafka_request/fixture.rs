@@ -91,7 +91,8 @@ impl Fixture {
         }
         let broker = Arc::new(broker);
         let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-        let ctx = Context { broker: broker.clone(), metrics, limits: Limits::default(), shutdown, observer: None };
+        let ctx =
+            Context { broker: broker.clone(), metrics, limits: Limits::default(), shutdown, observer: None };
         Fixture { dir, broker, ctx, auto_create, fix_crc: false, _shutdown: shutdown_tx }
     }
 

@@ -59,6 +59,7 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
         }
         let mut watches = round.watches;
         tokio::select! {
+        biased;
             _ = high_watermark_moved(&mut watches) => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = crate::shutdown::signalled(&mut shutdown) => {}

@@ -23,9 +23,10 @@ pub fn serve(
     async move {
         loop {
             let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = crate::shutdown::signalled(&mut shutdown) => return,
-            };
+            biased;
+                    accepted = listener.accept() => accepted,
+                    _ = crate::shutdown::signalled(&mut shutdown) => return,
+                };
             let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {

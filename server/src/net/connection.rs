@@ -162,6 +162,7 @@ async fn read_requests(
         // A free in-flight slot before reading on: at the limit the socket
         // is left unread.
         let slot = tokio::select! {
+        biased;
             slot = slots.clone().acquire_owned() => match slot {
                 Ok(slot) => slot,
                 Err(_) => return Stop::WriterGone,
@@ -170,6 +171,7 @@ async fn read_requests(
             _ = queue.closed() => return Stop::WriterGone,
         };
         let prefix = tokio::select! {
+        biased;
             read = tokio::time::timeout(idle, read_prefix(&mut reader)) => match read {
                 Err(_) => return Stop::Idle,
                 Ok(Ok(None)) => return Stop::EndOfStream,
@@ -190,6 +192,7 @@ async fn read_requests(
             return Stop::Frame(FrameError::TooLarge { len, max: limits.frame_size_bytes_max });
         };
         let budget = tokio::select! {
+        biased;
             budget = shared.request_bytes.clone().acquire_many_owned(permits) => match budget {
                 Ok(budget) => budget,
                 Err(_) => return Stop::Shutdown,
@@ -197,6 +200,7 @@ async fn read_requests(
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
         };
         let body = tokio::select! {
+        biased;
             read = tokio::time::timeout(idle, shared.bodies.read(&mut reader, len)) => match read {
                 Err(_) => return Stop::Idle,
                 Ok(Ok(body)) => body,

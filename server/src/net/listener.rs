@@ -25,6 +25,7 @@ pub async fn accept_loop(
     let slots = Arc::new(Semaphore::new(shared.ctx.limits.connections_max));
     loop {
         let slot = tokio::select! {
+        biased;
             slot = slots.clone().acquire_owned() => match slot {
                 Ok(slot) => slot,
                 Err(_) => return,
@@ -32,6 +33,7 @@ pub async fn accept_loop(
             _ = crate::shutdown::signalled(&mut shutdown) => return,
         };
         let (stream, peer) = tokio::select! {
+        biased;
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {

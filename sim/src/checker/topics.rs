@@ -1,7 +1,7 @@
 //! Topic create and delete (invariant T): an acknowledged create or delete
 //! survives crashes, and a deleted topic serves nothing.
 
-use super::{Checker, Invariant, TopicLife};
+use super::{Checker, Invariant, Part, TopicLife};
 
 impl Checker {
     /// Declares a topic the workload will use.
@@ -42,9 +42,10 @@ impl Checker {
         self.topics.entry(name.to_string()).or_default().deleted_acked = true;
         let ids: Vec<u32> = self.tp_ids.iter().filter(|(tp, _)| tp.0 == name).map(|(_, id)| *id).collect();
         for id in ids {
+            // A topic created again is a new log: nothing its readers saw
+            // before (records, high watermarks) applies to it.
             let part = self.part(id);
-            part.deleted = true;
-            part.known.clear();
+            *part = Part { retention: part.retention, deleted: true, ..Part::default() };
         }
         self.note(None, None, format!("topic {name} deleted (acknowledged)"));
     }
