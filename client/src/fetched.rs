@@ -13,7 +13,7 @@ use ringtail_engine::log::records::RecordsError;
 use super::decompress;
 use super::error::{ClientError, Result};
 use super::fetch::{ConsumedRecord, FetchPosition, PartitionFetch};
-use super::records::{Batches, RecordRef, Records};
+use super::records::{Batches, RecordIter, RecordRef};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedBatches {
@@ -133,7 +133,7 @@ pub struct PartitionRecords<'a> {
     fetched: &'a FetchedBatches,
     batches: Batches<'a>,
     /// The batch being read: its base offset (for errors) and records.
-    current: Option<(i64, Records<'a>)>,
+    current: Option<(i64, RecordIter<'a>)>,
     done: bool,
 }
 

@@ -14,9 +14,9 @@
 //!   join, sync, heartbeat in the background, commit, leave.
 //! - `config`, `error`: settings and limits; errors with Kafka's names.
 //!
-//! Batches are built by the engine's record codec and read in place by
-//! `records` (the same format, without copying), uncompressed only: a
-//! compressed batch on fetch is reported as unsupported.
+//! Batches are built by the engine's record codec and read in place by its
+//! decoder: `records` splits fetched bytes into whole batches, and a
+//! compressed batch is first rewritten uncompressed (`decompress`).
 
 pub mod admin;
 pub mod assignor;

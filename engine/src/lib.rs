@@ -5,11 +5,14 @@
 //!   rolling, retention, truncation, group-committed flushing.
 //! - `group`: consumer groups: the coordinator state machine, offsets.
 //! - `broker`: one node: topics, partitions, groups, behind typed requests.
+//! - `error`: Kafka's error codes and the broker's error type; a leaf that
+//!   every other module may use and that uses none of them.
 //! - `clock`: the time seam; the engine never reads the ambient clock.
 
 pub mod broker;
 pub mod clock;
 pub mod entropy;
+pub mod error;
 pub mod group;
 pub mod io;
 pub mod log;

@@ -96,23 +96,21 @@ async fn rolls_and_reopens<D: Disk>(disk: Arc<D>, root: PathBuf) {
             assert!(files.contains(&format!("{base:020}.{suffix}")), "{files:?}");
         }
     }
-    let read_all = |log: &Log<D>| {
-        let log = log as *const Log<D>;
-        async move {
-            let log = unsafe { &*log };
-            let mut ids = Vec::new();
-            let mut offset = 0;
-            while offset < log.log_end_offset() {
-                let r = log.read(offset, 700, None).await.unwrap();
-                for (h, b) in batches(&r.records) {
-                    assert_eq!(h.base_offset as u64, offset);
-                    ids.push(id_of(&b));
-                    offset = h.next_offset();
-                }
+    // An async fn, not a closure: its future may borrow the log it reads,
+    // where a closure's could only through a raw pointer.
+    async fn read_all<D: Disk>(log: &Log<D>) -> Vec<u64> {
+        let mut ids = Vec::new();
+        let mut offset = 0;
+        while offset < log.log_end_offset() {
+            let r = log.read(offset, 700, None).await.unwrap();
+            for (h, b) in batches(&r.records) {
+                assert_eq!(h.base_offset as u64, offset);
+                ids.push(id_of(&b));
+                offset = h.next_offset();
             }
-            ids
         }
-    };
+        ids
+    }
     let expected: Vec<u64> = (0..20).collect();
     assert_eq!(read_all(&log).await, expected);
     drop(log);

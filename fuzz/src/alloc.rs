@@ -21,6 +21,8 @@ unsafe impl GlobalAlloc for LimitAlloc {
         if layout.size() > ALLOC_BYTES_MAX {
             return std::ptr::null_mut();
         }
+        // SAFETY: our caller keeps `alloc`'s contract (a non-zero size),
+        // which is all System asks.
         unsafe { System.alloc(layout) }
     }
 
@@ -28,10 +30,14 @@ unsafe impl GlobalAlloc for LimitAlloc {
         if layout.size() > ALLOC_BYTES_MAX {
             return std::ptr::null_mut();
         }
+        // SAFETY: as in `alloc`: the caller's contract is System's.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: every block this allocator hands out is System's, so
+        // `ptr`, from this allocator with `layout` (the caller's promise),
+        // came from System with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
 
@@ -39,6 +45,8 @@ unsafe impl GlobalAlloc for LimitAlloc {
         if new_size > ALLOC_BYTES_MAX {
             return std::ptr::null_mut();
         }
+        // SAFETY: `ptr` is System's with `layout`, as in `dealloc`; the
+        // caller keeps `realloc`'s contract for `new_size`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

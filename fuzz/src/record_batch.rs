@@ -54,7 +54,8 @@ fn check_scanner(data: &[u8]) {
 
 fn check_records(data: &[u8]) {
     let decoded = decode_records(data);
-    let iterated = iter_records(data).map(|(h, it)| (h, it.collect::<Result<Vec<Record>, _>>()));
+    let iterated = iter_records(data)
+        .map(|(h, it)| (h, it.map(|r| r.map(|r| r.to_record())).collect::<Result<Vec<Record>, _>>()));
     match (&decoded, iterated) {
         (Ok((h, records)), Ok((h2, Ok(records2)))) => {
             assert_eq!(*h, h2);

@@ -11,7 +11,8 @@
 //! so that no parked JoinGroup/SyncGroup is left waiting.
 
 use super::topics::CreateTopic;
-use super::{Broker, BrokerEndpoint, BrokerError, ErrorCode, Partition};
+use super::{Broker, BrokerEndpoint, Partition};
+use crate::error::{BrokerError, ErrorCode};
 use crate::group::{
     offsets_partition_for,
     records::{build_batch, replay_batch},

@@ -2,7 +2,7 @@
 //! requests and responses. Generic over its Disk; the server puts it behind
 //! TCP and the Kafka wire protocol, the simulator behind a simulated network.
 //!
-//! - `error`: Kafka error codes as typed outcomes.
+//! - `log_errors`: the Kafka error code each log failure answers with.
 //! - `groups`: the consumer-group coordinator (`group`'s state machine,
 //!   persisted in `__consumer_offsets`); `group_compaction` keeps those
 //!   logs to their live records.
@@ -15,15 +15,17 @@
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
-pub mod error;
 mod group_compaction;
 pub mod groups;
+mod log_errors;
 pub mod metadata;
 pub mod partition;
 pub mod producers;
 pub mod topics;
 
-pub use error::{BrokerError, ErrorCode};
+// The codes live in the leaf `crate::error`; re-exported here, where the
+// server, client and simulator have always found them.
+pub use crate::error::{BrokerError, ErrorCode};
 pub use metadata::{ClusterMetadata, PartitionAssignment, TopicState};
 pub use partition::{Acks, FetchOutcome, Partition, ProduceOutcome};
 

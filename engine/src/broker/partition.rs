@@ -1,8 +1,8 @@
 //! A partition replica hosted by this broker: its log, its high watermark,
 //! and its producers' sequence state; produce, fetch and list-offsets.
 
-use super::error::{BrokerError, ErrorCode};
 use super::producers::{ProducerStates, SequenceCheck};
+use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::log::batch::BatchScanner;
 use crate::log::{FlushPolicy, Log, TopicPartition};

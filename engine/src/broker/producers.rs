@@ -2,7 +2,7 @@
 //! so that a retried batch is answered with its original offsets and a gap
 //! in sequence numbers is refused, as Kafka does.
 
-use super::error::{BrokerError, ErrorCode};
+use crate::error::{BrokerError, ErrorCode};
 use crate::log::batch::BatchHeader;
 use std::collections::{BTreeMap, VecDeque};
 

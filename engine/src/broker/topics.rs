@@ -1,9 +1,9 @@
 //! Topic administration: create (explicitly or on first use), delete,
 //! describe configs, and producer id allocation.
 
-use super::error::{BrokerError, ErrorCode};
 use super::metadata::{PartitionAssignment, TopicState};
 use super::Broker;
+use crate::error::{BrokerError, ErrorCode};
 use crate::group::is_internal_topic;
 use crate::io::Disk;
 use crate::log::manager::validate_topic_name;

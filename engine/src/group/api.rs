@@ -3,7 +3,7 @@
 //! meanings throughout (error codes, -1 for "none", generation numbers);
 //! the wire's versions are the server's business.
 
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 use bytes::Bytes;
 
 /// JoinGroup: a member asks to be part of the group's next generation.

@@ -6,7 +6,7 @@
 use super::api::{GroupConfig, JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use super::group::WaiterId;
 use super::shard::{Completion, Effects, Persist, Reply, Shard};
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 

@@ -6,7 +6,7 @@ use super::api::{GroupConfig, GroupState, JoinRequest, JoinResponse, SyncRespons
 use super::group::{Group, Member, WaiterId, NEW_MEMBER_JOIN_TIMEOUT_MS};
 use super::records::STRING_BYTES_MAX;
 use super::shard::{Completion, Effects, Persist, Shard};
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 
 impl Shard {
     /// JoinGroup from `waiter`. Its answer comes in these or later effects

@@ -4,7 +4,7 @@ use super::api::{GroupState, HeartbeatRequest, LeavingMember, SyncRequest, SyncR
 use super::group::{Group, WaiterId};
 use super::records::STRING_BYTES_MAX;
 use super::shard::{Completion, Effects, Persist, Shard};
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 use super::api::{CommitRequest, CommittedOffset, FetchedOffset, GroupState};
 use super::records::{OffsetValue, OffsetsRecord, STRING_BYTES_MAX};
 use super::shard::{Completion, Persist, Shard};
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 
 /// An accepted OffsetCommit: one outcome per offset, and the records of
 /// the accepted ones, to be answered once `persist` completes.

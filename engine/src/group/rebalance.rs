@@ -5,7 +5,7 @@
 use super::api::{GroupConfig, GroupState, JoinResponse, SyncResponse};
 use super::group::{Group, InitialDelay};
 use super::shard::{Completion, Effects, Persist};
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 

@@ -346,7 +346,7 @@ pub fn replay_batch(shard: &mut Shard, batch: &[u8], now_ms: i64) -> usize {
                 break;
             }
         };
-        match OffsetsRecord::decode(record.key.as_deref(), record.value.as_deref()) {
+        match OffsetsRecord::decode(record.key, record.value) {
             Ok(r) => {
                 shard.replay(r, now_ms);
                 applied += 1;

@@ -12,7 +12,7 @@ use super::api::{CommittedOffset, GroupConfig, GroupListing, GroupState, JoinRes
 use super::compaction::LogMirror;
 use super::group::{Group, Member, WaiterId};
 use super::records::{GroupValue, OffsetsRecord};
-use crate::broker::ErrorCode;
+use crate::error::ErrorCode;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 

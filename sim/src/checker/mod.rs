@@ -244,12 +244,13 @@ pub fn decode_batches(batches: &[Bytes]) -> Result<Vec<(u64, Bytes)>, String> {
         for item in BatchScanner::new(bytes) {
             let (at, header) = item.map_err(|(at, e)| format!("bad batch at byte {at}: {e}"))?;
             let batch = &bytes[at..at + header.size_bytes()];
-            let (header, records) = iter_records(batch).map_err(|e| format!("bad records: {e}"))?;
+            let (_, records) = iter_records(batch).map_err(|e| format!("bad records: {e}"))?;
             for record in records {
                 let record = record.map_err(|e| format!("bad record: {e}"))?;
-                let offset = record.offset(&header);
+                let offset = record.offset;
                 let offset = u64::try_from(offset).map_err(|_| format!("negative offset {offset}"))?;
-                out.push((offset, record.value.unwrap_or_default()));
+                // Read in place: the value shares the batch's memory.
+                out.push((offset, record.value.map(|v| bytes.slice_ref(v)).unwrap_or_default()));
             }
         }
     }

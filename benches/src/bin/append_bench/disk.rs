@@ -60,8 +60,11 @@ pub(super) fn device_of(path: &Path) -> String {
 /// Refuses too little free space; warns about tmpfs.
 pub(super) fn check_filesystem(dir: &Path, bytes: u64) -> Result<()> {
     let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
-    // SAFETY: a valid NUL-terminated path and a zeroed out-parameter.
+    // SAFETY: `statfs` is a plain C struct of integers, for which all
+    // zeroes is a valid value.
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path, alive for the call, and a
+    // pointer to a writable `statfs` out-parameter owned by this frame.
     if unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } != 0 {
         return Err(format!("statfs {}: {}", dir.display(), std::io::Error::last_os_error()).into());
     }

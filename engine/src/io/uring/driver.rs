@@ -111,13 +111,14 @@ impl Shared {
     /// take more. Returns whether it pushed any.
     fn push_backlog(&self, st: &mut State) -> bool {
         // SAFETY: only the holder of the state lock (`st`) touches the
-        // submission queue. Each SQE points into an op held in `st.slots`
-        // (its buffer and file), which stays put until the CQE is reaped;
-        // `Driver`'s drop leaks it if that never happens.
+        // submission queue, so this is its one handle.
         let mut sq = unsafe { self.ring.submission_shared() };
         let mut pushed = false;
         while st.in_kernel < st.limit {
             let Some(sqe) = st.backlog.front() else { break };
+            // SAFETY: the SQE points into an op held in `st.slots` (its
+            // buffer and file), which stays put until the CQE is reaped;
+            // `Driver`'s drop leaks it if that never happens.
             if unsafe { sq.push(sqe) }.is_err() {
                 break;
             }
@@ -155,8 +156,10 @@ impl Shared {
 
     /// Completions waiting to be reaped.
     fn completions_waiting(&self) -> bool {
-        // SAFETY: looking at the queue's length, under the state lock.
         let _st = self.state();
+        // SAFETY: only the holder of the state lock (`_st`) touches the
+        // completion queue, so this is its one handle; it only looks at
+        // the queue's length.
         !unsafe { self.ring.completion_shared() }.is_empty()
     }
 

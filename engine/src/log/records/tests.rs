@@ -1,8 +1,9 @@
 //! Round trips, hostile input and the builder's sizing.
 
 use super::build::{put_varint, put_varlong, unsigned_len, varint_len, zigzag64};
+use super::decode::Reader;
 use super::*;
-use crate::log::batch::{CRC_START, LOG_OVERHEAD_BYTES};
+use crate::log::batch::{set_base_offset, BATCH_HEADER_BYTES, CRC_START, LOG_OVERHEAD_BYTES};
 
 fn varint_bytes(v: i32) -> Vec<u8> {
     let mut out = Vec::new();
@@ -192,4 +193,79 @@ fn absolute_offset_and_timestamp() {
     assert_eq!(records[1].timestamp(&header), 4_990);
     let log_append = BatchHeader { attributes: TIMESTAMP_LOG_APPEND_TIME, ..header };
     assert_eq!(records[1].timestamp(&log_append), 5_007);
+}
+
+fn record_with_headers(delta: i32, key: Option<&'static [u8]>, value: Option<&'static [u8]>) -> Record {
+    Record {
+        offset_delta: delta,
+        timestamp_delta: i64::from(delta) * 3,
+        key: key.map(Bytes::from_static),
+        value: value.map(Bytes::from_static),
+        headers: vec![("h".to_owned(), Some(Bytes::from_static(b"x"))), ("n".to_owned(), None)],
+    }
+}
+
+/// Read in place, a record has the offset, timestamp, key, value and
+/// headers that its owned copy has, and its bytes are slices of the batch.
+#[test]
+fn reads_in_place_what_decode_records_copies() {
+    for attributes in [0, TIMESTAMP_LOG_APPEND_TIME] {
+        let mut b = BatchBuilder::new(0, 1000);
+        b.attributes = attributes;
+        b.push_record(record_with_headers(0, None, Some(b"a")));
+        b.push_record(record_with_headers(1, Some(b"k"), None));
+        b.push_record(record_with_headers(2, None, Some(b"")));
+        let mut bytes = b.build().to_vec();
+        set_base_offset(&mut bytes, 40);
+        let (header, owned) = decode_records(&bytes).expect("valid");
+        let (header2, in_place) = iter_records(&bytes).expect("valid");
+        assert_eq!(header, header2);
+        let in_place: Vec<RecordRef<'_>> = in_place.collect::<Result<_, _>>().expect("records");
+        assert_eq!(in_place.len(), owned.len());
+        for (got, want) in in_place.iter().zip(&owned) {
+            assert_eq!(got.offset, want.offset(&header));
+            assert_eq!(got.timestamp_ms, want.timestamp(&header));
+            assert_eq!(got.key, want.key.as_deref());
+            assert_eq!(got.value, want.value.as_deref());
+            let headers: Vec<_> =
+                got.headers().map(|(k, v)| (k.to_owned(), v.map(Bytes::copy_from_slice))).collect();
+            assert_eq!(headers, want.headers);
+            assert_eq!(&got.to_record(), want);
+            for slice in [got.key, got.value].into_iter().flatten().filter(|s| !s.is_empty()) {
+                assert!(bytes.as_ptr_range().contains(&slice.as_ptr()), "copied, not borrowed");
+            }
+        }
+        assert_eq!(in_place[2].offset, 42);
+    }
+}
+
+/// No input panics the in-place reader: every prefix of a valid batch and
+/// every single-byte change, with the CRC made to match, is either read
+/// (headers included) or refused.
+#[test]
+fn hostile_input_never_panics_in_place() {
+    let mut b = BatchBuilder::new(5, 0);
+    b.push_record(record_with_headers(0, Some(b"key"), Some(b"value")));
+    b.push_record(Record { offset_delta: 1, ..Record::default() });
+    let bytes = b.build().to_vec();
+    for cut in 0..bytes.len() {
+        assert!(iter_records(&bytes[..cut]).is_err());
+    }
+    let mut refused = 0;
+    for at in BATCH_HEADER_BYTES..bytes.len() {
+        for delta in [1u8, 0x40, 0x80, 0xff] {
+            let mut bad = bytes.clone();
+            bad[at] = bad[at].wrapping_add(delta);
+            let crc = crc32c::crc32c(&bad[CRC_START..]);
+            bad[17..21].copy_from_slice(&crc.to_be_bytes());
+            let (_, records) = iter_records(&bad).expect("the CRC matches");
+            for record in records {
+                match record {
+                    Ok(record) => assert!(record.headers().count() <= 2),
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+    }
+    assert!(refused > 0);
 }
