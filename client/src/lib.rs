@@ -7,7 +7,7 @@
 //! - `connection`: one pipelined TCP connection to one broker.
 //! - `metadata`: the cluster as Metadata describes it.
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
-//! - `admin`, `produce`, `fetch`, `offsets`, `group`: the operations on `Client`.
+//! - `admin`, `produce`, `producer_id`, `fetch`, `offsets`, `group`: the operations on `Client`.
 //! - `fetched`, `records`: fetched record batches, read in place.
 //! - `assignor`: the consumer protocol's embedded formats and the range assignor.
 //! - `consumer_group`: `GroupMember`, one member of a consumer group:
@@ -33,6 +33,7 @@ pub mod group;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod producer_id;
 pub mod records;
 pub mod tcp;
 pub mod versions;
@@ -49,3 +50,4 @@ pub use group::{CommittedOffsets, GroupDescription, ListedGroup, MemberDescripti
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;
 pub use produce::{build_batch, partition_for_key, Acks, ProduceAck, ProducerRecord};
+pub use producer_id::ProducerIdentity;

@@ -19,6 +19,8 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
+    // Idempotent producers: an id and epoch, no transactions.
+    (ApiKey::InitProducerId, 0, 4),
     // Consumer groups (the classic protocol). FindCoordinator stops at 4
     // (5 and 6 add share groups), OffsetCommit and OffsetFetch at 8 (9
     // is for KIP-848 member epochs).

@@ -264,13 +264,43 @@ async fn cut_deletes_later_segments_and_strays<D: MakeDisk>() {
     assert_eq!(next.base_offset, bases[1]);
 }
 
+/// A sealed segment whose batches vanished (its file left as zeros, as a
+/// write that landed elsewhere leaves it) ends before the next segment
+/// starts. Above the recovery point the log is cut there, loudly, and the
+/// later segments go. Never is the hole served as if the offsets were not
+/// there.
+async fn hole_between_segments_is_never_served<D: MakeDisk>() {
+    let (f, originals, _) = sealed_log::<D>().await;
+    let bases: Vec<u64> = f.open(sealed_config(), 0).await.0.segment_base_offsets();
+    assert!(bases.len() >= 3);
+    let zeros = vec![0u8; f.contents(&f.seg(bases[1], "log")).await.len()];
+    f.write_file(&f.seg(bases[1], "log"), &zeros).await;
+    let (log, report) = f.open(sealed_config(), bases[1]).await;
+    assert_eq!(log.log_end_offset(), bases[1], "{report}");
+    assert!(report.cut.as_ref().is_some_and(|c| c.reason.contains("next segment")), "{report}");
+    assert_eq!(report.segments_deleted, bases[2..].to_vec());
+    let (read, error) = read_all(&log).await;
+    assert!(error.is_none());
+    assert_eq!(read[..], originals[..read.len()]);
+    drop(log);
+
+    // Below the recovery point a sealed segment is trusted, not scanned:
+    // its damage is found by reads, which fail rather than skip it.
+    let (f, originals, end) = sealed_log::<D>().await;
+    f.write_file(&f.seg(bases[1], "log"), &zeros).await;
+    let (log, _) = f.open(sealed_config(), end).await;
+    let (read, error) = read_all(&log).await;
+    assert!(error.is_some(), "read {} batches and no error", read.len());
+    assert_eq!(read[..], originals[..read.len()]);
+}
+
 macro_rules! suite {
     ($backend:ident, $disk:ty) => {
         mod $backend {
             use super::*;
             suite!(@tests $disk; torn_tail_at_every_byte_boundary, corrupt_last_batch_is_cut,
                 bit_flips_in_sealed_segments_are_never_served, damaged_indexes_do_not_change_reads,
-                cut_deletes_later_segments_and_strays);
+                cut_deletes_later_segments_and_strays, hole_between_segments_is_never_served);
         }
     };
     (@tests $disk:ty; $($name:ident),*) => {

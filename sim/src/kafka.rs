@@ -258,6 +258,10 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
                 Err(e) => Err(e),
             }
         }
+        Request::InitProducerId => {
+            let identity = client.init_producer_id().await?;
+            Ok(Response::ProducerId { id: identity.producer_id, epoch: identity.producer_epoch })
+        }
         Request::ListOffsets { topic, partition, timestamp } => {
             let offset = client.list_offset(&topic, partition, offset_spec(timestamp)).await?;
             Ok(Response::Offset { offset })

@@ -106,6 +106,8 @@ mod sim_main {
             (cfg!(feature = "canary-skip-torn-tail-cut"), "canary-skip-torn-tail-cut"),
             (cfg!(feature = "canary-group-stale-commit"), "canary-group-stale-commit"),
             (cfg!(feature = "canary-group-ack-unpersisted"), "canary-group-ack-unpersisted"),
+            (cfg!(feature = "canary-idempotent-dedup-off"), "canary-idempotent-dedup-off"),
+            (cfg!(feature = "canary-hw-ahead-of-fsync"), "canary-hw-ahead-of-fsync"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
     }

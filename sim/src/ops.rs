@@ -28,6 +28,8 @@ pub enum Request {
         offset: i64,
         max_bytes: u32,
     },
+    /// An idempotent producer's id and epoch.
+    InitProducerId,
     /// `timestamp`: -2 earliest, -1 latest (the high watermark).
     ListOffsets {
         topic: String,
@@ -92,6 +94,10 @@ pub enum Response {
     },
     Offset {
         offset: i64,
+    },
+    ProducerId {
+        id: i64,
+        epoch: i16,
     },
     /// A Kafka error code; `log_range` is `[start, end)` of the log when the
     /// error was an offset out of range, so the checker can judge it.

@@ -147,13 +147,15 @@ fn describe(cfg: &SimConfig) -> String {
         })
         .collect();
     format!(
-        "seed {}: flush={} classes={} topics={} producers={} consumers={} timeout={}ms fetch<={}B cache={}B disk={:?} {}",
+        "seed {}: flush={} classes={} topics={} producers={} idempotent={:?} consumers={} fetch_wait={:?}ms timeout={}ms fetch<={}B cache={}B disk={:?} {}",
         cfg.seed,
         cfg.flush,
         cfg.classes,
         topics.join(","),
         cfg.producers,
+        cfg.idempotent,
         cfg.consumers,
+        cfg.fetch_wait_ms,
         cfg.request_timeout_ms,
         cfg.fetch_bytes_max,
         cfg.log_cache_bytes,

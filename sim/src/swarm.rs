@@ -74,6 +74,12 @@ pub struct SimConfig {
     pub scratch_topics: bool,
     /// Weights of acks 0, 1 and all.
     pub acks_weights: [u64; 3],
+    /// Per producer: idempotent (a producer id, sequenced batches, retries
+    /// deduplicated by the broker), always with acks=all.
+    pub idempotent: Vec<bool>,
+    /// Per consumer: how long its fetches may wait at the broker for
+    /// records (0: answered at once; else a long poll).
+    pub fetch_wait_ms: Vec<u64>,
     pub batch_records_max: u64,
     pub value_bytes_max: u64,
     pub think_ms_max: u64,
@@ -129,6 +135,17 @@ pub struct GroupPlan {
 const GROUPS_ON: f64 = 0.5;
 
 impl SimConfig {
+    /// Draws what kind of clients the producers and consumers are, from a
+    /// stream of its own, so that the other draws stay as they were.
+    fn with_clients(mut self, seed: u64) -> SimConfig {
+        let mut r = Rng::fork(seed, "swarm-clients");
+        let idempotent_chance = *r.pick(&[0.0, 0.5, 1.0]);
+        self.idempotent = (0..self.producers).map(|_| r.chance(idempotent_chance)).collect();
+        self.fetch_wait_ms =
+            (0..self.consumers).map(|_| if r.chance(0.5) { 0 } else { r.range(1, 500) }).collect();
+        self
+    }
+
     /// The topics the verifier checks after healing: the planned ones and
     /// the group scenario's.
     pub fn verified_topics(&self) -> Vec<TopicPlan> {
@@ -186,6 +203,8 @@ pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
         consumers: r.range(1, 4) as u32,
         scratch_topics: r.chance(0.5),
         acks_weights: [r.range(0, 2), r.range(0, 3), r.range(2, 6)],
+        idempotent: Vec::new(),
+        fetch_wait_ms: Vec::new(),
         batch_records_max: *r.pick(&[1, 4, 16, 64]),
         value_bytes_max: *r.pick(&[16, 200, 1_500, 6_000]),
         think_ms_max: r.range(1, 60),
@@ -212,6 +231,7 @@ pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
         log_cache_bytes: *Rng::fork(seed, "swarm-cache").pick(&[0, 64 * 1024, 256 * 1024, 64 << 20]),
     }
     .with_groups(seed)
+    .with_clients(seed)
 }
 
 impl SimConfig {

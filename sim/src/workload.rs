@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Most value bytes in one produced batch.
 const BATCH_BYTES_MAX: u64 = 32 * 1024;
+/// A large fetch's byte limit.
+const LARGE_FETCH_BYTES: u32 = 1 << 20;
 /// Attempts per produce before the producer gives up (unknown outcome).
 const PRODUCE_ATTEMPTS_MAX: u32 = 5;
 /// Attempts per admin operation in one round; the admin keeps going after.
@@ -52,7 +54,33 @@ pub fn make_batch(
     seq: &mut u64,
     count: u64,
 ) -> (Bytes, Vec<(RecordKey, Bytes)>) {
+    make_stamped_batch(world, rng, producer, seq, count, None)
+}
+
+/// An idempotent producer's identity on a batch: its producer id and epoch,
+/// and the batch's first sequence number in its partition.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// `make_batch`, stamped for an idempotent producer if `stamp` is given.
+pub fn make_stamped_batch(
+    world: &World,
+    rng: &mut Rng,
+    producer: u32,
+    seq: &mut u64,
+    count: u64,
+    stamp: Option<Stamp>,
+) -> (Bytes, Vec<(RecordKey, Bytes)>) {
     let mut builder = BatchBuilder::new(0, world.now_ms());
+    if let Some(stamp) = stamp {
+        builder.producer_id = stamp.producer_id;
+        builder.producer_epoch = stamp.producer_epoch;
+        builder.base_sequence = stamp.base_sequence;
+    }
     let mut records = Vec::new();
     for _ in 0..count {
         let key = RecordKey { producer, seq: *seq };
@@ -105,22 +133,74 @@ pub async fn produce(
     None
 }
 
-/// A producer: random partitions, acks, batch sizes and record sizes.
+/// An idempotent producer's id and epoch, and its next sequence number per
+/// partition.
+struct Identity {
+    producer_id: i64,
+    producer_epoch: i16,
+    next: BTreeMap<(String, i32), i32>,
+}
+
+/// Asks for a producer id; records from `first_seq` on are its.
+async fn init_identity(world: &World, client: &mut Client, index: u32, first_seq: u64) -> Option<Identity> {
+    world.counters.op("init_producer_id");
+    match client.call(Request::InitProducerId).await? {
+        Response::ProducerId { id, epoch } => {
+            world.checker().idempotent_identity(index, first_seq);
+            Some(Identity { producer_id: id, producer_epoch: epoch, next: BTreeMap::new() })
+        }
+        Response::Error { code, message, .. } => {
+            world.checker().note(
+                None,
+                None,
+                format!("producer {index}: init producer id failed: {code}: {message}"),
+            );
+            None
+        }
+        other => panic!("an InitProducerId was answered with {other:?}"),
+    }
+}
+
+/// A producer: random partitions, acks, batch sizes and record sizes. An
+/// idempotent one sends acks=all, retries each batch with the same sequence
+/// numbers, and takes a new producer id when it gives a batch up.
 pub async fn producer(world: Arc<World>, index: u32) {
     let mut rng = Rng::fork(world.cfg.seed, &format!("producer-{index}"));
     let mut client = client(&world, &format!("producer-client-{index}")).await;
+    let idempotent = world.cfg.idempotent.get(index as usize).copied().unwrap_or(false);
     wait_for_topics(&world).await;
     let mut seq = 0u64;
+    let mut identity: Option<Identity> = None;
     while !world.stopping() {
+        if idempotent && identity.is_none() {
+            identity = init_identity(&world, &mut client, index, seq).await;
+            if identity.is_none() {
+                pause_ms(5, 100, &mut rng).await;
+                continue;
+            }
+        }
         let topic: &TopicPlan = rng.pick(&world.cfg.topics);
         let tp = (topic.name.clone(), rng.below(u64::from(topic.partitions)) as i32);
         let acks = [0i8, 1, -1][rng.weighted(&world.cfg.acks_weights)];
+        let acks = if idempotent { -1 } else { acks };
         // A batch holds at most BATCH_BYTES_MAX of values: the run's data
         // volume (and so its wall time) stays bounded whatever the draw.
         let fit = (BATCH_BYTES_MAX / world.cfg.value_bytes_max).max(1);
         let count = rng.range(1, world.cfg.batch_records_max.min(fit));
-        let (batch, records) = make_batch(&world, &mut rng, index, &mut seq, count);
-        produce(&world, &mut client, &mut rng, &tp, acks, batch, &records).await;
+        let stamp = identity.as_ref().map(|i| Stamp {
+            producer_id: i.producer_id,
+            producer_epoch: i.producer_epoch,
+            base_sequence: i.next.get(&tp).copied().unwrap_or(0),
+        });
+        let (batch, records) = make_stamped_batch(&world, &mut rng, index, &mut seq, count, stamp);
+        let acked = produce(&world, &mut client, &mut rng, &tp, acks, batch, &records).await;
+        match (acked, &mut identity) {
+            (Some(_), Some(identity)) => *identity.next.entry(tp).or_insert(0) += count as i32,
+            // The batch's fate is unknown: a new producer id, whose
+            // sequences start over, rather than a gap the broker refuses.
+            (None, Some(_)) => identity = None,
+            _ => {}
+        }
         pause_ms(0, world.cfg.think_ms_max, &mut rng).await;
     }
 }
@@ -130,6 +210,11 @@ pub async fn producer(world: Arc<World>, index: u32) {
 pub async fn consumer(world: Arc<World>, index: u32) {
     let mut rng = Rng::fork(world.cfg.seed, &format!("consumer-{index}"));
     let mut client = client(&world, &format!("consumer-client-{index}")).await;
+    let wait_ms = world.cfg.fetch_wait_ms.get(index as usize).copied().unwrap_or(0);
+    client.set_fetch_wait(Duration::from_millis(wait_ms));
+    // Every other consumer asks for large fetches, the rest for the
+    // seed's limit (tiny on some seeds).
+    let fetch_bytes = if index % 2 == 1 { LARGE_FETCH_BYTES } else { world.cfg.fetch_bytes_max };
     wait_for_topics(&world).await;
     let all: Vec<(String, i32)> =
         world.cfg.topics.iter().flat_map(|t| (0..t.partitions as i32).map(|p| (t.name.clone(), p))).collect();
@@ -154,7 +239,7 @@ pub async fn consumer(world: Arc<World>, index: u32) {
                 }
             }
             Some(position) => {
-                if let Some(next) = fetch_once(&world, &mut client, index, &tp, position).await {
+                if let Some(next) = fetch_once(&world, &mut client, index, &tp, position, fetch_bytes).await {
                     match next {
                         Some(next) => positions.insert(tp, next),
                         None => positions.remove(&tp),
@@ -196,14 +281,10 @@ async fn fetch_once(
     reader: u32,
     tp: &(String, i32),
     position: u64,
+    max_bytes: u32,
 ) -> Option<Option<u64>> {
     world.counters.op("fetch");
-    let request = Request::Fetch {
-        topic: tp.0.clone(),
-        partition: tp.1,
-        offset: position as i64,
-        max_bytes: world.cfg.fetch_bytes_max,
-    };
+    let request = Request::Fetch { topic: tp.0.clone(), partition: tp.1, offset: position as i64, max_bytes };
     match client.call(request).await? {
         Response::Fetched { records, high_watermark, log_start_offset } => {
             let epoch = client.last_epochs();
@@ -303,7 +384,7 @@ pub async fn admin(world: Arc<World>) {
             let count = rng.range(1, 8);
             let (batch, records) = make_batch(&world, &mut rng, ADMIN_PRODUCER, &mut seq, count);
             produce(&world, &mut client, &mut rng, &tp, -1, batch, &records).await;
-            fetch_once(&world, &mut client, ADMIN_PRODUCER, &tp, 0).await;
+            fetch_once(&world, &mut client, ADMIN_PRODUCER, &tp, 0, world.cfg.fetch_bytes_max).await;
         }
         pause_ms(0, 500, &mut rng).await;
         while !delete_topic(&world, &mut client, &mut rng, &plan.name).await {

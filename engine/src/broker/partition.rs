@@ -96,7 +96,9 @@ impl<D: Disk> Partition<D> {
     /// read can be lost to a crash.
     pub fn refresh_high_watermark(&self) {
         let hw = match self.log.config().flush {
-            FlushPolicy::Always => self.log.flushed_offset(),
+            // CANARY canary-hw-ahead-of-fsync (planted bug, sim/canaries):
+            // consumers may read what a power loss can still take.
+            FlushPolicy::Always if !cfg!(feature = "canary-hw-ahead-of-fsync") => self.log.flushed_offset(),
             _ => self.log.log_end_offset(),
         };
         self.high_watermark.send_if_modified(|current| {

@@ -89,6 +89,12 @@ impl ProducerStates {
         if let Some(dup) =
             entry.batches.iter().find(|b| b.first_sequence == header.base_sequence && b.last_sequence == last)
         {
+            // CANARY canary-idempotent-dedup-off (planted bug, sim/canaries):
+            // a retried batch is appended again instead of answered with
+            // its first offsets.
+            if cfg!(feature = "canary-idempotent-dedup-off") {
+                return Ok(SequenceCheck::Append);
+            }
             return Ok(SequenceCheck::Duplicate(*dup));
         }
         let expected = entry.batches.back().map_or(0, |b| next_sequence(b.last_sequence));

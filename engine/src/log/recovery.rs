@@ -215,6 +215,27 @@ impl<D: Disk> Log<D> {
             }
             let seg =
                 load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
+            let hole = next_base.filter(|next| {
+                report.cut.is_none() && seg.next_offset < *next && *next > checkpoint.log_start_offset
+            });
+            if let Some(next) = hole {
+                // A sealed segment runs up to the next one's base offset;
+                // ending short, it lost batches (a write that landed
+                // elsewhere, say), and serving the next segment would skip
+                // offsets silently. Below the recovery point they were
+                // durable: refuse. Above it: cut here, like a torn tail.
+                let path = Segment::<D::File>::log_path(&dir, base);
+                let reason = format!(
+                    "segment {base} ends at offset {}, but the next segment starts at {next}",
+                    seg.next_offset
+                );
+                if seg.next_offset < checkpoint.recovery_point {
+                    return Err(OpenError::Corrupt { path, reason });
+                }
+                tracing::warn!(dir = %dir.display(), base, %reason, "cutting the log at a hole between segments");
+                report.cut =
+                    Some(Cut { segment_base_offset: base, position: seg.size_bytes, bytes_cut: 0, reason });
+            }
             if next_base.is_some() && seg.next_offset <= checkpoint.log_start_offset {
                 // Wholly below the log start: retention's to delete, perhaps
                 // left by a pass that failed half-way. Kept, it could sit in

@@ -43,6 +43,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 mod fetch;
+mod idempotent;
 mod liveness;
 mod observe;
 mod produce;
@@ -66,6 +67,7 @@ pub enum Invariant {
     GroupConsumedAll,
     GroupStaleCommit,
     GroupGenerations,
+    IdempotentOnce,
 }
 
 impl Invariant {
@@ -83,6 +85,7 @@ impl Invariant {
             Invariant::GroupConsumedAll => "G3",
             Invariant::GroupStaleCommit => "G4",
             Invariant::GroupGenerations => "G5",
+            Invariant::IdempotentOnce => "I",
         }
     }
 
@@ -102,6 +105,9 @@ impl Invariant {
             Invariant::GroupConsumedAll => "every record below the high watermark is consumed by the group",
             Invariant::GroupStaleCommit => "a commit from a stale generation is never acknowledged",
             Invariant::GroupGenerations => "a group's generation never goes backwards, restarts included",
+            Invariant::IdempotentOnce => {
+                "an idempotent producer's records appear once each, in sequence order"
+            }
         }
     }
 }
@@ -235,6 +241,7 @@ pub struct Checker {
     outcomes: Outcomes,
     violation: Option<Violation>,
     pub(crate) groups: crate::groupcheck::GroupBook,
+    idempotence: idempotent::Idempotence,
 }
 
 /// The records of some batches: `(offset, value)`, or why they do not decode.
@@ -278,6 +285,7 @@ impl Checker {
             outcomes: Outcomes::default(),
             violation: None,
             groups: Default::default(),
+            idempotence: Default::default(),
         }
     }
 

@@ -73,6 +73,9 @@ impl Checker {
                 part.known.insert(offset, fresh);
             }
         }
+        if self.violation.is_none() {
+            self.check_idempotent(tp, offset, key, required, epochs);
+        }
     }
 
     /// Checks a record served at `offset` of `tp` is one a producer wrote,

@@ -147,3 +147,42 @@ fn a_recreated_topic_starts_empty() {
     c.recovered(&tp(), &empty, false);
     assert!(c.violation().is_some());
 }
+
+/// An idempotent producer's records appear once each (a retried batch
+/// answered at two offsets is a violation of I), in sequence order within
+/// one producer id, while a producer that is not idempotent may duplicate.
+#[test]
+fn idempotent_records_appear_once_in_order() {
+    let (mut c, _) = checker(true);
+    let a = send(&mut c, 0, 2);
+    c.produce_acked(&tp(), &keys(&a), -1, 0, 0, Epochs::at(0));
+    c.produce_acked(&tp(), &keys(&a), -1, 2, 0, Epochs::at(0));
+    assert!(c.violation().is_none(), "producer 1 is not idempotent: duplicates are allowed");
+
+    let (mut c, _) = checker(true);
+    c.idempotent_identity(1, 0);
+    let a = send(&mut c, 0, 2);
+    c.produce_acked(&tp(), &keys(&a), -1, 0, 0, Epochs::at(0));
+    c.produce_acked(&tp(), &keys(&a), -1, 0, 0, Epochs::at(0));
+    assert!(c.violation().is_none(), "a retry answered with the same offsets");
+    c.produce_acked(&tp(), &keys(&a), -1, 2, 0, Epochs::at(0));
+    assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::IdempotentOnce));
+
+    let (mut c, _) = checker(true);
+    c.idempotent_identity(1, 0);
+    let a = send(&mut c, 0, 1);
+    let b = send(&mut c, 1, 1);
+    c.produce_acked(&tp(), &keys(&b), -1, 0, 0, Epochs::at(0));
+    c.produce_acked(&tp(), &keys(&a), -1, 1, 0, Epochs::at(0));
+    assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::IdempotentOnce), "out of order");
+
+    // A new producer id: its records may follow an abandoned batch's.
+    let (mut c, _) = checker(true);
+    c.idempotent_identity(1, 0);
+    let a = send(&mut c, 0, 1);
+    c.idempotent_identity(1, 1);
+    let b = send(&mut c, 1, 1);
+    c.produce_acked(&tp(), &keys(&b), -1, 0, 0, Epochs::at(0));
+    c.produce_acked(&tp(), &keys(&a), -1, 1, 0, Epochs::at(0));
+    assert!(c.violation().is_none(), "{:?}", c.violation());
+}
