@@ -62,6 +62,30 @@ impl Observer {
     }
 }
 
+impl Observer {
+    /// A poisoned log (a write or fsync failed) still serves what it holds
+    /// in memory, and under flush=interval or never that includes records
+    /// the failed fsync already dropped from the disk: reopening the log
+    /// takes them, and their offsets are written again. A read from a
+    /// poisoned log therefore counts as made before a loss event, as under
+    /// the old harness, which bumped the loss epoch when it reopened logs
+    /// itself. (Under flush=always reads stop at the fsynced offset, and
+    /// records read there are required whatever the epochs.)
+    fn fetched_from_poisoned(&self, response: &kafka_protocol::messages::FetchResponse) {
+        let Some(broker) = self.broker.get() else { return };
+        let poisoned = response.responses.iter().any(|t| {
+            t.partitions.iter().any(|p| {
+                broker
+                    .partition(t.topic.as_str(), p.partition_index)
+                    .is_some_and(|partition| partition.log.poisoned().is_some())
+            })
+        });
+        if poisoned {
+            self.world.checker().unsynced_may_be_lost();
+        }
+    }
+}
+
 impl RequestObserver for Observer {
     fn arrived(&self, request: &RequestKind) -> Box<dyn Any + Send> {
         let arrival = match request {
@@ -106,6 +130,7 @@ impl RequestObserver for Observer {
                     &members,
                 );
             }
+            (_, Some(ResponseKind::Fetch(r))) => self.fetched_from_poisoned(r),
             (_, Some(ResponseKind::CreateTopics(r))) => {
                 let mut checker = self.world.checker();
                 for topic in r.topics.iter().filter(|t| t.error_code == 0) {
