@@ -5,12 +5,15 @@
 //! (G1, G4, G5), and a topic create that arrives late (delayed by the
 //! network, or retried) is seen to recreate a topic deleted since.
 
+use crate::checker::Epochs;
 use crate::world::World;
+use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use ringtail_engine::group::GroupState;
 use ringtail_server::handlers::{Reply, RequestObserver};
 use ringtail_server::metered_disk::ServerBroker;
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 pub struct Observer {
@@ -29,6 +32,8 @@ enum Arrival {
         member: String,
         generation: i32,
     },
+    /// A Fetch: where it asked to read each partition.
+    Fetch(BTreeMap<(String, i32), u64>),
     Other,
 }
 
@@ -62,7 +67,49 @@ impl Observer {
     }
 }
 
+/// The reader id of fetch answers as the broker produced them.
+pub const BROKER_READER: u32 = 50_000;
+
+/// The whole batches at the start of a partition's fetched bytes: a broker
+/// may end an answer with part of a batch, which clients set aside.
+fn whole_batches(records: &Bytes) -> Bytes {
+    let mut end = 0;
+    while let Some(len) = records.get(end + 8..end + 12) {
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        let Ok(len) = usize::try_from(len) else { break };
+        let next = end + 12 + len;
+        if next > records.len() {
+            break;
+        }
+        end = next;
+    }
+    records.slice(..end)
+}
+
 impl Observer {
+    /// Every fetch answer, as the broker produced it, goes to the checker
+    /// (invariants 3 and 4) whether or not a consumer receives it: what the
+    /// broker served below its high watermark must stay, even if the
+    /// crash that would take it also cut the connection carrying it.
+    fn served(
+        &self,
+        asked: &BTreeMap<(String, i32), u64>,
+        response: &kafka_protocol::messages::FetchResponse,
+    ) {
+        let mut checker = self.world.checker();
+        let epochs = Epochs::at(checker.loss_epoch());
+        for t in &response.responses {
+            for p in t.partitions.iter().filter(|p| p.error_code == 0) {
+                let tp = (t.topic.as_str().to_string(), p.partition_index);
+                let Some(&requested) = asked.get(&tp) else { continue };
+                let records = whole_batches(&p.records.clone().unwrap_or_default());
+                let hw = u64::try_from(p.high_watermark).unwrap_or(0);
+                let lso = u64::try_from(p.log_start_offset).unwrap_or(0);
+                checker.fetched(BROKER_READER, &tp, requested, &records, hw, lso, epochs);
+            }
+        }
+    }
+
     /// A poisoned log (a write or fsync failed) still serves what it holds
     /// in memory, and under flush=interval or never that includes records
     /// the failed fsync already dropped from the disk: reopening the log
@@ -90,6 +137,17 @@ impl RequestObserver for Observer {
     fn arrived(&self, request: &RequestKind) -> Box<dyn Any + Send> {
         let arrival = match request {
             RequestKind::OffsetCommit(r) => self.commit_arrived(r),
+            RequestKind::Fetch(r) => Arrival::Fetch(
+                r.topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(|p| {
+                            let at = u64::try_from(p.fetch_offset).unwrap_or(0);
+                            ((t.topic.as_str().to_string(), p.partition), at)
+                        })
+                    })
+                    .collect(),
+            ),
             RequestKind::SyncGroup(r) => {
                 Arrival::Sync { member: r.member_id.as_str().to_string(), generation: r.generation_id }
             }
@@ -130,7 +188,10 @@ impl RequestObserver for Observer {
                     &members,
                 );
             }
-            (_, Some(ResponseKind::Fetch(r))) => self.fetched_from_poisoned(r),
+            (Arrival::Fetch(asked), Some(ResponseKind::Fetch(r))) => {
+                self.served(&asked, r);
+                self.fetched_from_poisoned(r);
+            }
             (_, Some(ResponseKind::CreateTopics(r))) => {
                 let mut checker = self.world.checker();
                 for topic in r.topics.iter().filter(|t| t.error_code == 0) {
