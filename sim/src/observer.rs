@@ -5,7 +5,7 @@
 //! (G1, G4, G5), and a topic create that arrives late (delayed by the
 //! network, or retried) is seen to recreate a topic deleted since.
 
-use crate::checker::Epochs;
+use crate::checker::{Epochs, UNORDERED_READER};
 use crate::world::World;
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
@@ -67,9 +67,6 @@ impl Observer {
     }
 }
 
-/// The reader id of fetch answers as the broker produced them.
-pub const BROKER_READER: u32 = 50_000;
-
 /// The whole batches at the start of a partition's fetched bytes: a broker
 /// may end an answer with part of a batch, which clients set aside.
 fn whole_batches(records: &Bytes) -> Bytes {
@@ -105,7 +102,7 @@ impl Observer {
                 let records = whole_batches(&p.records.clone().unwrap_or_default());
                 let hw = u64::try_from(p.high_watermark).unwrap_or(0);
                 let lso = u64::try_from(p.log_start_offset).unwrap_or(0);
-                checker.fetched(BROKER_READER, &tp, requested, &records, hw, lso, epochs);
+                checker.fetched(UNORDERED_READER, &tp, requested, &records, hw, lso, epochs);
             }
         }
     }

@@ -52,6 +52,11 @@ mod topics;
 
 pub type Tp = (String, i32);
 
+/// The reader of answers observed out of order (the broker node's observer
+/// sees fetch answers as handlers finish): its high watermarks still bound
+/// what recovery must keep, but need not rise answer by answer.
+pub const UNORDERED_READER: u32 = 50_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invariant {
     AckedNeverLost,
