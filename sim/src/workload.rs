@@ -10,6 +10,7 @@ use crate::swarm::TopicPlan;
 use crate::values::{make_value, RecordKey};
 use crate::world::World;
 use bytes::Bytes;
+use ringtail_engine::log::batch::BatchScanner;
 use ringtail_engine::log::records::BatchBuilder;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -18,6 +19,8 @@ use std::time::Duration;
 
 /// Most value bytes in one produced batch.
 const BATCH_BYTES_MAX: u64 = 32 * 1024;
+/// Chance per fetch that a consumer also looks an offset up by time.
+const TIME_LOOKUP_CHANCE: f64 = 0.1;
 /// A large fetch's byte limit.
 const LARGE_FETCH_BYTES: u32 = 1 << 20;
 /// Attempts per produce before the producer gives up (unknown outcome).
@@ -75,7 +78,10 @@ pub fn make_stamped_batch(
     count: u64,
     stamp: Option<Stamp>,
 ) -> (Bytes, Vec<(RecordKey, Bytes)>) {
-    let mut builder = BatchBuilder::new(0, world.now_ms());
+    // Every record of a batch gets the same time: the checker's model of
+    // ListOffsets by time needs no batch boundaries then.
+    let timestamp = world.now_ms();
+    let mut builder = BatchBuilder::new(0, timestamp);
     if let Some(stamp) = stamp {
         builder.producer_id = stamp.producer_id;
         builder.producer_epoch = stamp.producer_epoch;
@@ -86,9 +92,10 @@ pub fn make_stamped_batch(
         let key = RecordKey { producer, seq: *seq };
         *seq += 1;
         let value = make_value(key, rng.range(1, world.cfg.value_bytes_max) as usize);
-        builder.push(None, Some(value.clone()), world.now_ms());
+        builder.push(None, Some(value.clone()), timestamp);
         records.push((key, value));
     }
+    world.checker().timestamped(records.iter().map(|(k, _)| *k), timestamp);
     (builder.build(), records)
 }
 
@@ -228,6 +235,8 @@ pub async fn consumer(world: Arc<World>, index: u32) {
         return;
     }
     let mut positions: BTreeMap<(String, i32), u64> = BTreeMap::new();
+    // The time of the last record read from each partition.
+    let mut times: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut turn = 0usize;
     while !world.stopping() {
         let tp = mine[turn % mine.len()].clone();
@@ -239,11 +248,23 @@ pub async fn consumer(world: Arc<World>, index: u32) {
                 }
             }
             Some(position) => {
-                if let Some(next) = fetch_once(&world, &mut client, index, &tp, position, fetch_bytes).await {
+                let mut last_time = None;
+                let fetched =
+                    fetch_once(&world, &mut client, index, &tp, position, fetch_bytes, &mut last_time).await;
+                if let Some(next) = fetched {
                     match next {
-                        Some(next) => positions.insert(tp, next),
+                        Some(next) => positions.insert(tp.clone(), next),
                         None => positions.remove(&tp),
                     };
+                }
+                if let Some(time) = last_time {
+                    times.insert(tp.clone(), time);
+                }
+                if let Some(&time) = times.get(&tp).filter(|_| rng.chance(TIME_LOOKUP_CHANCE)) {
+                    // At a record's own time, just before and after it,
+                    // before every record, and after them all.
+                    let at = *rng.pick(&[time, time - 1, time + 1, 0, time + 3_600_000]);
+                    list_offset(&world, &mut client, index, &tp, at).await;
                 }
             }
         }
@@ -273,6 +294,12 @@ pub async fn list_offset(
     }
 }
 
+/// The time of the last record of `records`' batches (the batch's newest:
+/// the workload gives every record of a batch the same time).
+fn last_record_time(records: &Bytes) -> Option<i64> {
+    BatchScanner::new(records).filter_map(Result::ok).last().map(|(_, header)| header.max_timestamp)
+}
+
 /// One fetch at `position`. `Some(Some(next))`: the next position;
 /// `Some(None)`: start over from the log start; `None`: try again.
 async fn fetch_once(
@@ -282,6 +309,7 @@ async fn fetch_once(
     tp: &(String, i32),
     position: u64,
     max_bytes: u32,
+    last_time: &mut Option<i64>,
 ) -> Option<Option<u64>> {
     world.counters.op("fetch");
     let request = Request::Fetch { topic: tp.0.clone(), partition: tp.1, offset: position as i64, max_bytes };
@@ -292,6 +320,7 @@ async fn fetch_once(
             let last = crate::checker::decode_batches(std::slice::from_ref(&records))
                 .ok()
                 .and_then(|r| r.last().map(|(o, _)| *o));
+            *last_time = last_record_time(&records);
             Some(Some(last.map_or(position, |l| (l + 1).max(position))))
         }
         Response::Error { code, log_range, .. } => {
@@ -384,7 +413,8 @@ pub async fn admin(world: Arc<World>) {
             let count = rng.range(1, 8);
             let (batch, records) = make_batch(&world, &mut rng, ADMIN_PRODUCER, &mut seq, count);
             produce(&world, &mut client, &mut rng, &tp, -1, batch, &records).await;
-            fetch_once(&world, &mut client, ADMIN_PRODUCER, &tp, 0, world.cfg.fetch_bytes_max).await;
+            fetch_once(&world, &mut client, ADMIN_PRODUCER, &tp, 0, world.cfg.fetch_bytes_max, &mut None)
+                .await;
         }
         pause_ms(0, 500, &mut rng).await;
         while !delete_topic(&world, &mut client, &mut rng, &plan.name).await {

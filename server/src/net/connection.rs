@@ -294,6 +294,7 @@ async fn run_request(job: Job, _token: TaskToken) {
         Reply::Close(reason) => Outgoing::Close(reason),
     };
     ctx.metrics.observe_request(api_key, started.elapsed(), failed);
+    tracing::debug!(api = ?api_key, version, correlation_id, failed, "request handled");
     // The connection may be gone; the work is done either way.
     let _ = outgoing.send(reply);
 }

@@ -120,6 +120,7 @@ impl Checker {
         match timestamp {
             -2 => self.observe_lso(id, offset),
             -1 => self.observe_hw(reader, id, offset),
+            time if time >= 0 => self.check_time_lookup(id, time, offset),
             _ => {}
         }
     }

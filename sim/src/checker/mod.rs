@@ -48,6 +48,7 @@ mod liveness;
 mod observe;
 mod produce;
 mod recovery;
+mod time_lookup;
 mod topics;
 
 pub type Tp = (String, i32);
@@ -73,6 +74,7 @@ pub enum Invariant {
     GroupStaleCommit,
     GroupGenerations,
     IdempotentOnce,
+    TimeLookup,
 }
 
 impl Invariant {
@@ -91,6 +93,7 @@ impl Invariant {
             Invariant::GroupStaleCommit => "G4",
             Invariant::GroupGenerations => "G5",
             Invariant::IdempotentOnce => "I",
+            Invariant::TimeLookup => "LT",
         }
     }
 
@@ -113,6 +116,7 @@ impl Invariant {
             Invariant::IdempotentOnce => {
                 "an idempotent producer's records appear once each, in sequence order"
             }
+            Invariant::TimeLookup => "ListOffsets by time answers the first offset at or after the time",
         }
     }
 }
@@ -247,6 +251,8 @@ pub struct Checker {
     violation: Option<Violation>,
     pub(crate) groups: crate::groupcheck::GroupBook,
     idempotence: idempotent::Idempotence,
+    /// Each record's time, for ListOffsets by time.
+    times: BTreeMap<RecordKey, i64>,
 }
 
 /// The records of some batches: `(offset, value)`, or why they do not decode.
@@ -291,6 +297,7 @@ impl Checker {
             violation: None,
             groups: Default::default(),
             idempotence: Default::default(),
+            times: BTreeMap::new(),
         }
     }
 

@@ -186,3 +186,29 @@ fn idempotent_records_appear_once_in_order() {
     c.produce_acked(&tp(), &keys(&a), -1, 1, 0, Epochs::at(0));
     assert!(c.violation().is_none(), "{:?}", c.violation());
 }
+
+/// ListOffsets by time: nothing below the answer is at or after the time,
+/// and the answer's record is.
+#[test]
+fn time_lookups_agree_with_the_model() {
+    let (mut c, _) = checker(true);
+    let a = send(&mut c, 0, 2);
+    let b = send(&mut c, 2, 2);
+    c.timestamped(keys(&a).into_iter(), 100);
+    c.timestamped(keys(&b).into_iter(), 200);
+    c.produce_acked(&tp(), &keys(&a), -1, 0, 0, Epochs::at(0));
+    c.produce_acked(&tp(), &keys(&b), -1, 2, 0, Epochs::at(0));
+    for (time, answer) in [(0, 0), (100, 0), (101, 2), (200, 2)] {
+        c.listed(0, &tp(), time, answer);
+        assert!(c.violation().is_none(), "time {time} answered {answer}: {:?}", c.violation());
+    }
+    c.listed(0, &tp(), 150, 0);
+    assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::TimeLookup), "too early");
+
+    let (mut c, _) = checker(true);
+    let a = send(&mut c, 0, 2);
+    c.timestamped(keys(&a).into_iter(), 100);
+    c.produce_acked(&tp(), &keys(&a), -1, 0, 0, Epochs::at(0));
+    c.listed(0, &tp(), 50, 1);
+    assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::TimeLookup), "too late");
+}
