@@ -97,6 +97,8 @@ struct Member<'a> {
     client: Client,
     rng: Rng,
     member_id: String,
+    /// `group.instance.id` when the group's members are static.
+    instance_id: Option<String>,
     generation: i32,
     /// Synced and not known to be rebalancing.
     stable: bool,
@@ -137,6 +139,9 @@ async fn incarnation_main(world: &World, index: u32, incarnation: u32) -> End {
         client,
         rng: Rng::fork(world.cfg.seed, &salt),
         member_id: String::new(),
+        // A static member keeps its group.instance.id across incarnations:
+        // the next one takes the crashed one's place, without a rebalance.
+        instance_id: plan.static_members.then(|| format!("member-{index}")),
         generation: -1,
         stable: false,
         assigned: Vec::new(),
@@ -259,6 +264,7 @@ impl Member<'_> {
         let request = Request::JoinGroup {
             group: self.plan.group.clone(),
             member_id: self.member_id.clone(),
+            instance_id: self.instance_id.clone(),
             session_timeout_ms: self.plan.session_timeout_ms as i32,
             rebalance_timeout_ms: self.plan.rebalance_timeout_ms as i32,
             metadata: Bytes::from(self.plan.topic.name.clone()),
@@ -294,6 +300,7 @@ impl Member<'_> {
             group: self.plan.group.clone(),
             generation,
             member_id: self.member_id.clone(),
+            instance_id: self.instance_id.clone(),
             assignments,
         };
         let assignment = match self.client.call_within(request, timeout).await {
@@ -347,8 +354,11 @@ impl Member<'_> {
         if self.rng.chance(plan.leave_chance) {
             self.world.counters.op("leave_group");
             self.note("leaves".into());
-            let request =
-                Request::LeaveGroup { group: plan.group.clone(), member_id: self.member_id.clone() };
+            let request = Request::LeaveGroup {
+                group: plan.group.clone(),
+                member_id: self.member_id.clone(),
+                instance_id: self.instance_id.clone(),
+            };
             let _ = self.client.call(request).await;
             self.member_id.clear();
             self.generation = -1;
@@ -364,6 +374,7 @@ impl Member<'_> {
             group: self.plan.group.clone(),
             generation: self.generation,
             member_id: self.member_id.clone(),
+            instance_id: self.instance_id.clone(),
         };
         match self.client.call(request).await {
             None | Some(Response::GroupOk) => Next::Go,
@@ -390,6 +401,7 @@ impl Member<'_> {
             group: self.plan.group.clone(),
             generation,
             member_id: self.member_id.clone(),
+            instance_id: self.instance_id.clone(),
             offsets,
         };
         match self.client.call(request).await {

@@ -270,12 +270,19 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
             let found = client.find_coordinator(&group).await?;
             Ok(Response::Coordinator { node_id: found.node_id })
         }
-        Request::JoinGroup { group, member_id, session_timeout_ms, rebalance_timeout_ms, metadata } => {
+        Request::JoinGroup {
+            group,
+            member_id,
+            instance_id,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            metadata,
+        } => {
             let connection = client.coordinator_connection(&group).await?;
             let join = JoinRequest {
                 group,
                 member_id,
-                group_instance_id: None,
+                group_instance_id: instance_id,
                 session_timeout_ms,
                 rebalance_timeout_ms,
                 protocol_type: "consumer".into(),
@@ -290,26 +297,26 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
                 members: joined.members.into_iter().map(|m| (m.member_id, m.metadata)).collect(),
             })
         }
-        Request::SyncGroup { group, generation, member_id, assignments } => {
+        Request::SyncGroup { group, generation, member_id, instance_id, assignments } => {
             let connection = client.coordinator_connection(&group).await?;
-            let membership = membership(group, member_id, generation);
+            let membership = membership(group, member_id, instance_id, generation);
             let assignment = group::sync_group(&connection, &membership, &assignments).await?;
             Ok(Response::Synced { error: 0, assignment })
         }
-        Request::Heartbeat { group, generation, member_id } => {
+        Request::Heartbeat { group, generation, member_id, instance_id } => {
             let connection = client.coordinator_connection(&group).await?;
-            group::heartbeat(&connection, &membership(group, member_id, generation)).await?;
+            group::heartbeat(&connection, &membership(group, member_id, instance_id, generation)).await?;
             Ok(Response::GroupOk)
         }
-        Request::LeaveGroup { group, member_id } => {
+        Request::LeaveGroup { group, member_id, instance_id } => {
             let connection = client.coordinator_connection(&group).await?;
-            group::leave_group(&connection, &group, &member_id, None).await?;
+            group::leave_group(&connection, &group, &member_id, instance_id.as_deref()).await?;
             Ok(Response::GroupOk)
         }
-        Request::OffsetCommit { group, generation, member_id, offsets } => {
+        Request::OffsetCommit { group, generation, member_id, instance_id, offsets } => {
             let count = offsets.len();
             let offsets = offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
-            client.commit_offsets(&membership(group, member_id, generation), &offsets).await?;
+            client.commit_offsets(&membership(group, member_id, instance_id, generation), &offsets).await?;
             Ok(Response::Committed { errors: vec![0; count] })
         }
         Request::OffsetFetch { group, partitions } => {
@@ -330,11 +337,11 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
     }
 }
 
-fn membership(group: String, member_id: String, generation: i32) -> Membership {
+fn membership(group: String, member_id: String, instance_id: Option<String>, generation: i32) -> Membership {
     Membership {
         group,
         member_id,
-        group_instance_id: None,
+        group_instance_id: instance_id,
         generation,
         protocol_type: "consumer".into(),
         protocol_name: Some(GROUP_PROTOCOL.into()),

@@ -145,9 +145,13 @@ impl RequestObserver for Observer {
                     })
                     .collect(),
             ),
-            RequestKind::SyncGroup(r) => {
-                Arrival::Sync { member: r.member_id.as_str().to_string(), generation: r.generation_id }
-            }
+            // A static member is known by its group.instance.id: a new
+            // incarnation takes the crashed one's place (and partitions)
+            // under a new member id, in the same generation.
+            RequestKind::SyncGroup(r) => Arrival::Sync {
+                member: r.group_instance_id.as_ref().unwrap_or(&r.member_id).as_str().to_string(),
+                generation: r.generation_id,
+            },
             _ => Arrival::Other,
         };
         Box::new(arrival)

@@ -45,6 +45,8 @@ pub enum Request {
     JoinGroup {
         group: String,
         member_id: String,
+        /// `group.instance.id` of a static member.
+        instance_id: Option<String>,
         session_timeout_ms: i32,
         rebalance_timeout_ms: i32,
         /// The subscription (opaque to the coordinator).
@@ -54,6 +56,7 @@ pub enum Request {
         group: String,
         generation: i32,
         member_id: String,
+        instance_id: Option<String>,
         /// The leader's assignment per member id; empty from followers.
         assignments: Vec<(String, Bytes)>,
     },
@@ -61,16 +64,19 @@ pub enum Request {
         group: String,
         generation: i32,
         member_id: String,
+        instance_id: Option<String>,
     },
     LeaveGroup {
         group: String,
         member_id: String,
+        instance_id: Option<String>,
     },
     /// Offsets as `(topic, partition, offset)`.
     OffsetCommit {
         group: String,
         generation: i32,
         member_id: String,
+        instance_id: Option<String>,
         offsets: Vec<(String, i32, i64)>,
     },
     OffsetFetch {

@@ -116,13 +116,14 @@ fn build_world(cfg: &SimConfig, trace: bool) -> Arc<World> {
 fn describe_group(cfg: &SimConfig) -> String {
     let Some(g) = &cfg.groups else { return "groups=off".into() };
     format!(
-        "group={} topic={}x{} members={} session={}ms rebalance={}ms heartbeat={}ms commit~{}ms timeout={}ms \
+        "group={} topic={}x{} members={} static={} session={}ms rebalance={}ms heartbeat={}ms commit~{}ms timeout={}ms \
          crash/stall/leave={:.4}/{:.4}/{:.4} offsets_partitions={} initial_delay={}ms \
          compact_min={}",
         g.group,
         g.topic.name,
         g.topic.partitions,
         g.members,
+        g.static_members,
         g.session_timeout_ms,
         g.rebalance_timeout_ms,
         g.heartbeat_ms,

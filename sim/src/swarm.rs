@@ -129,6 +129,8 @@ pub struct GroupPlan {
     pub leave_chance: f64,
     /// Acks of the group producer: -1 mostly, sometimes 1.
     pub acks_weights: [u64; 2],
+    /// Members are static (a `group.instance.id` each, kept across crashes).
+    pub static_members: bool,
 }
 
 /// Share of seeds that run the consumer-group scenario.
@@ -276,6 +278,8 @@ impl SimConfig {
             stall_chance: misbehave(&mut r),
             leave_chance: misbehave(&mut r),
             acks_weights: [r.range(2, 6), r.range(0, 2)],
+            // From a stream of its own, so the draws here stay as they were.
+            static_members: Rng::fork(seed, "swarm-group-static").chance(0.5),
         });
         // Drawn last, so the draws above stay as they were: small values
         // make the coordinator compact `__consumer_offsets` many times a
