@@ -14,6 +14,7 @@ use ringtail_client::group::{self, JoinRequest, Membership};
 use ringtail_client::{
     Acks, Client as KafkaClient, ClientConfig, ClientError, FetchOptions, FetchPosition, NewTopic, OffsetSpec,
 };
+use ringtail_engine::error::ErrorCode;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,8 +23,6 @@ use std::time::Duration;
 pub const BROKER_PORT: u16 = 9092;
 /// The one assignor the simulated members speak.
 pub const GROUP_PROTOCOL: &str = "range";
-/// Kafka's MEMBER_ID_REQUIRED: a first JoinGroup is answered with an id.
-const MEMBER_ID_REQUIRED: i16 = 79;
 /// The least time a connection's set-up (TCP, ApiVersions, Metadata) gets:
 /// the swarm's tiniest timeouts are for the requests themselves, and a
 /// client that can never connect would test nothing.
@@ -176,7 +175,7 @@ impl Client {
 fn member_id_required(e: &ClientError) -> Option<Response> {
     match e {
         ClientError::MemberIdRequired { member_id, .. } => Some(Response::Joined {
-            error: MEMBER_ID_REQUIRED,
+            error: ErrorCode::MemberIdRequired.code(),
             generation: -1,
             leader: String::new(),
             member_id: member_id.clone(),
@@ -203,7 +202,7 @@ fn offset_spec(timestamp: i64) -> OffsetSpec {
 }
 
 /// Kafka's OFFSET_OUT_OF_RANGE: the checker is told the log's range.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
+const OFFSET_OUT_OF_RANGE: i16 = ErrorCode::OffsetOutOfRange as i16;
 
 async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Result<Response, ClientError> {
     match request {

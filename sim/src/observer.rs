@@ -9,6 +9,7 @@ use crate::checker::{Epochs, UNORDERED_READER};
 use crate::world::World;
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
+use ringtail_client::records::Batches;
 use ringtail_engine::group::GroupState;
 use ringtail_server::handlers::{Reply, RequestObserver};
 use ringtail_server::metered_disk::ServerBroker;
@@ -67,20 +68,18 @@ impl Observer {
     }
 }
 
-/// The whole batches at the start of a partition's fetched bytes: a broker
-/// may end an answer with part of a batch, which clients set aside.
+/// The whole batches at the start of a partition's fetched bytes, as the
+/// client splits them: a broker may end an answer with part of a batch,
+/// which clients set aside. From a batch whose header does not parse on,
+/// everything is kept, for the checker to judge.
 fn whole_batches(records: &Bytes) -> Bytes {
-    let mut end = 0;
-    while let Some(len) = records.get(end + 8..end + 12) {
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        let Ok(len) = usize::try_from(len) else { break };
-        let next = end + 12 + len;
-        if next > records.len() {
-            break;
-        }
-        end = next;
+    let mut batches = Batches::new(records);
+    let malformed = batches.by_ref().any(|b| b.is_err());
+    if malformed {
+        records.clone()
+    } else {
+        records.slice(..batches.position())
     }
-    records.slice(..end)
 }
 
 impl Observer {
