@@ -202,10 +202,19 @@ mod sim_main {
     /// again under madsim's determinism checker and compares the outcomes.
     fn run_one(seed: u64, check_determinism: bool) -> SeedResult {
         let started = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-            rt.block_on(seed_future())
-        }));
+        // On a thread of its own: thread-locals (std's hash keys, rand's
+        // thread RNG in dependencies) are first drawn inside the runtime,
+        // from the seed, instead of carried over from the seed the worker
+        // ran before. madsim's determinism check does the same.
+        let outcome = std::thread::scope(|scope| {
+            let run = scope.spawn(|| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+                    rt.block_on(seed_future())
+                }))
+            });
+            run.join().unwrap_or_else(Err)
+        });
         let mut result = match outcome {
             Ok(r) => r,
             Err(p) => panicked(seed, panic_message(p.as_ref())),
