@@ -184,7 +184,7 @@ impl GroupMember {
     /// One JoinGroup and SyncGroup round.
     async fn join_once(&mut self) -> Result<()> {
         let connection = self.client.coordinator_connection(&self.group).await?;
-        let metadata = encode_subscription(&Subscription { topics: self.topics.clone() })
+        let metadata = encode_subscription(&Subscription::to(self.topics.clone()))
             .map_err(ClientError::InvalidArgument)?;
         let request = JoinRequest {
             group: self.group.clone(),

@@ -1,7 +1,11 @@
 //! The consumer-group scenario: a producer feeding the group's topic, and
-//! members that find the coordinator, join, sync (the leader computes a
-//! range assignment), heartbeat, fetch their partitions from the committed
-//! offsets and commit as they go. During the safety phase members crash
+//! members that find the coordinator, join, sync (the leader runs the
+//! assignor the coordinator chose), heartbeat, fetch their partitions from
+//! the committed offsets and commit as they go. Eager members (range) give
+//! up every partition before they rejoin; cooperative ones
+//! (cooperative-sticky) keep what they own, claim it in their subscription,
+//! and revoke only what their new assignment lacks, then rejoin so the
+//! leader can hand it on. During the safety phase members crash
 //! (stop silently; a new incarnation joins later with no member id), stall
 //! past their session (then try a commit with their old generation, which
 //! must be refused, and rejoin) and leave. After healing they drain
@@ -11,7 +15,6 @@
 //! The coordinator's answers are judged on the broker node (see
 //! `node::group_request` and `groupcheck`): the members only act on them.
 
-use crate::groupcheck::{decode_assignment, encode_assignment, range_assign};
 use crate::kafka::Client;
 use crate::ops::{Request, Response};
 use crate::rng::Rng;
@@ -20,6 +23,10 @@ use crate::values::parse_key;
 use crate::workload::{self, OFFSET_OUT_OF_RANGE};
 use crate::world::{sim_elapsed_ms, World};
 use bytes::Bytes;
+use ringtail_client::assignor::{
+    cooperative_sticky_assign, decode_assignment, encode_assignment, encode_subscription, range_assign,
+    Assignment, MemberSubscription, Subscription, COOPERATIVE_STICKY_ASSIGNOR,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -99,10 +106,18 @@ struct Member<'a> {
     member_id: String,
     /// `group.instance.id` when the group's members are static.
     instance_id: Option<String>,
+    /// The assignors offered, most preferred first.
+    protocols: Vec<&'static str>,
+    /// Keeps its partitions through rebalances (cooperative-sticky only).
+    cooperative: bool,
+    /// The generation joined, and the assignor it runs.
     generation: i32,
+    protocol: Option<String>,
     /// Synced and not known to be rebalancing.
     stable: bool,
-    assigned: Vec<i32>,
+    /// The partitions it consumes, and the generation it was given them in.
+    owned: Vec<i32>,
+    owned_generation: i32,
     positions: BTreeMap<i32, u64>,
     turn: usize,
     next_heartbeat: u64,
@@ -142,9 +157,13 @@ async fn incarnation_main(world: &World, index: u32, incarnation: u32) -> End {
         // A static member keeps its group.instance.id across incarnations:
         // the next one takes the crashed one's place, without a rebalance.
         instance_id: plan.static_members.then(|| format!("member-{index}")),
+        protocols: plan.assignors.offered(incarnation),
+        cooperative: plan.assignors.offered(incarnation) == [COOPERATIVE_STICKY_ASSIGNOR],
         generation: -1,
+        protocol: None,
         stable: false,
-        assigned: Vec::new(),
+        owned: Vec::new(),
+        owned_generation: -1,
         positions: BTreeMap::new(),
         turn: 0,
         next_heartbeat: 0,
@@ -152,7 +171,7 @@ async fn incarnation_main(world: &World, index: u32, incarnation: u32) -> End {
         quiet_seen: false,
     };
     m.client.set_timeout(Duration::from_millis(plan.request_timeout_ms));
-    world.checker().note(None, None, format!("group: {} starts", m.name));
+    world.checker().note(None, None, format!("group: {} starts, offering {:?}", m.name, m.protocols));
     m.run().await
 }
 
@@ -251,7 +270,14 @@ impl Member<'_> {
             0 => Next::Go,
             UNKNOWN_MEMBER_ID => {
                 self.member_id.clear();
-                self.generation = -1;
+                self.lose_all("is not a member");
+                Next::Rejoin
+            }
+            ILLEGAL_GENERATION => {
+                // The group moved on without it: what it owned may be
+                // someone else's now, so it claims nothing (Kafka's
+                // onPartitionsLost).
+                self.lose_all("has a stale generation");
                 Next::Rejoin
             }
             NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS => Next::Lost,
@@ -259,48 +285,104 @@ impl Member<'_> {
         }
     }
 
+    /// Gives up every partition without committing (it may not own them).
+    fn lose_all(&mut self, why: &str) {
+        if !self.owned.is_empty() {
+            self.note(format!("{why}: loses partitions {:?}", self.owned));
+        }
+        self.generation = -1;
+        self.owned.clear();
+        self.owned_generation = -1;
+        self.positions.clear();
+    }
+
+    /// Stops consuming `partitions` (their positions were committed, or
+    /// could not be).
+    fn revoke(&mut self, partitions: &[i32]) {
+        if partitions.is_empty() {
+            return;
+        }
+        self.note(format!("revokes partitions {partitions:?}"));
+        self.owned.retain(|p| !partitions.contains(p));
+        for p in partitions {
+            self.positions.remove(p);
+        }
+    }
+
+    /// The subscription it joins with: cooperative members claim what they own.
+    fn subscription(&self) -> Bytes {
+        let topic = self.plan.topic.name.clone();
+        let mut owned = Assignment::new();
+        if !self.owned.is_empty() {
+            owned.insert(topic.clone(), self.owned.clone());
+        }
+        let subscription = Subscription { topics: vec![topic], owned, generation: self.owned_generation };
+        encode_subscription(&subscription).expect("a subscription encodes")
+    }
+
+    /// The leader's job: every member's assignment, by `protocol`.
+    fn assign(&self, protocol: &str, members: &[MemberSubscription]) -> Vec<(String, Bytes)> {
+        let counts = BTreeMap::from([(self.plan.topic.name.clone(), self.plan.topic.partitions as i32)]);
+        let assignments = match protocol {
+            COOPERATIVE_STICKY_ASSIGNOR => cooperative_sticky_assign(members, &counts),
+            _ => range_assign(members, &counts),
+        };
+        assignments
+            .into_iter()
+            .map(|(id, assignment)| (id, encode_assignment(&assignment).expect("an assignment encodes")))
+            .collect()
+    }
+
     async fn join_and_sync(&mut self) -> Next {
+        if !self.cooperative {
+            // Eager: everything is given up before joining (what was
+            // consumed was committed when the rebalance was noticed).
+            let all = self.owned.clone();
+            self.revoke(&all);
+        }
         self.world.counters.op("join_group");
+        let protocols: Vec<(String, Bytes)> =
+            self.protocols.iter().map(|name| (name.to_string(), self.subscription())).collect();
         let request = Request::JoinGroup {
             group: self.plan.group.clone(),
             member_id: self.member_id.clone(),
             instance_id: self.instance_id.clone(),
             session_timeout_ms: self.plan.session_timeout_ms as i32,
             rebalance_timeout_ms: self.plan.rebalance_timeout_ms as i32,
-            metadata: Bytes::from(self.plan.topic.name.clone()),
+            protocols,
         };
         let timeout = self.join_timeout();
-        let (generation, leader, members) = match self.client.call_within(request, timeout).await {
+        let (generation, leader, protocol, members) = match self.client.call_within(request, timeout).await {
             None => return Next::Rejoin,
             Some(Response::Joined { error: MEMBER_ID_REQUIRED, member_id, .. }) => {
                 self.member_id = member_id;
                 return Next::Rejoin;
             }
-            Some(Response::Joined { error: 0, generation, leader, member_id, members }) => {
+            Some(Response::Joined { error: 0, generation, leader, member_id, protocol, members }) => {
                 self.member_id = member_id;
-                (generation, leader, members)
+                (generation, leader, protocol, members)
             }
             Some(Response::Joined { error, .. }) | Some(Response::Error { code: error, .. }) => {
                 return self.on_error(error)
             }
             Some(other) => panic!("a JoinGroup was answered with {other:?}"),
         };
+        let chosen = protocol.clone().unwrap_or_default();
+        if !self.protocols.contains(&chosen.as_str()) {
+            // The coordinator must pick an assignor every member offered.
+            self.world.checker().group_bad_protocol(&self.name, &chosen, &self.protocols);
+            return Next::Rejoin;
+        }
         self.generation = generation;
-        let assignments: Vec<(String, Bytes)> = if leader == self.member_id {
-            let ids: Vec<String> = members.into_iter().map(|(id, _)| id).collect();
-            range_assign(&ids, self.plan.topic.partitions)
-                .into_iter()
-                .map(|(id, partitions)| (id, encode_assignment(&partitions)))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        self.protocol = protocol.clone();
+        let assignments = if leader == self.member_id { self.assign(&chosen, &members) } else { Vec::new() };
         self.world.counters.op("sync_group");
         let request = Request::SyncGroup {
             group: self.plan.group.clone(),
             generation,
             member_id: self.member_id.clone(),
             instance_id: self.instance_id.clone(),
+            protocol,
             assignments,
         };
         let assignment = match self.client.call_within(request, timeout).await {
@@ -311,18 +393,37 @@ impl Member<'_> {
             }
             Some(other) => panic!("a SyncGroup was answered with {other:?}"),
         };
-        let Some(assigned) = decode_assignment(&assignment) else {
+        let Ok(mut assignment) = decode_assignment(&assignment) else {
             // The checker (on the broker node) reports it.
             return Next::Rejoin;
         };
+        let assigned = assignment.remove(&self.plan.topic.name).unwrap_or_default();
         self.note(format!("has generation {generation}: partitions {assigned:?}"));
-        self.assigned = assigned;
-        self.positions.clear();
-        self.stable = true;
+        // Cooperative: the new generation takes these away. What it
+        // consumed of them is committed before it lets go.
+        let revoked: Vec<i32> = self.owned.iter().copied().filter(|p| !assigned.contains(p)).collect();
+        let committed = if revoked.is_empty() {
+            Next::Go
+        } else {
+            self.world.counters.op("cooperative_revoke");
+            self.commit(generation).await
+        };
+        if self.generation < 0 {
+            // The commit found the group gone on without it.
+            return Next::Rejoin;
+        }
+        self.revoke(&revoked);
+        self.owned = assigned;
+        self.owned_generation = generation;
+        // Having revoked, it rejoins so the leader can hand them on.
+        self.stable = revoked.is_empty();
         let now = sim_elapsed_ms();
         self.next_heartbeat = now + self.plan.heartbeat_ms;
         self.next_commit = now + self.plan.commit_ms;
-        Next::Go
+        match committed {
+            Next::Lost => Next::Lost,
+            _ => Next::Go,
+        }
     }
 
     /// Crash, stall or leave, at random, while faults are on.
@@ -361,7 +462,7 @@ impl Member<'_> {
             };
             let _ = self.client.call(request).await;
             self.member_id.clear();
-            self.generation = -1;
+            self.lose_all("left");
             self.stable = false;
             sleep_ms(self.rng.range(0, 1_000)).await;
         }
@@ -379,8 +480,9 @@ impl Member<'_> {
         match self.client.call(request).await {
             None | Some(Response::GroupOk) => Next::Go,
             Some(Response::Error { code: REBALANCE_IN_PROGRESS, .. }) => {
-                // Commit what was consumed before giving the partitions up
-                // (accepted while the group prepares its next generation).
+                // Commit what was consumed (accepted while the group
+                // prepares its next generation); an eager member then gives
+                // its partitions up, a cooperative one keeps them.
                 let _ = self.commit(self.generation).await;
                 Next::Rejoin
             }
@@ -389,7 +491,7 @@ impl Member<'_> {
         }
     }
 
-    /// Commits the positions of the assigned partitions with `generation`.
+    /// Commits the positions of the owned partitions with `generation`.
     async fn commit(&mut self, generation: i32) -> Next {
         let offsets: Vec<(String, i32, i64)> =
             self.positions.iter().map(|(p, o)| (self.plan.topic.name.clone(), *p, *o as i64)).collect();
@@ -440,10 +542,10 @@ impl Member<'_> {
 
     /// One fetch from the next assigned partition; records what it consumed.
     async fn fetch_one(&mut self) {
-        if self.assigned.is_empty() {
+        if self.owned.is_empty() {
             return;
         }
-        let p = self.assigned[self.turn % self.assigned.len()];
+        let p = self.owned[self.turn % self.owned.len()];
         self.turn += 1;
         let Some(position) = self.positions.get(&p).copied() else {
             if let Some(start) = self.initial_position(p).await {

@@ -19,7 +19,14 @@
 //!   the group) when it reaches the coordinator is never acknowledged;
 //! - G5: generations never go backwards, across restarts included: a
 //!   JoinGroup answer carries at least the highest generation already
-//!   answered, or synced before a restart.
+//!   answered, or synced before a restart;
+//! - G6: no partition is handed over while its owner still has it: the
+//!   SyncGroup answers of a generation never give a member a partition
+//!   that another member of that generation claimed (as owned) in the
+//!   subscription the coordinator passed to the leader, unless it claimed
+//!   it too. Cooperative members keep consuming what they claim until
+//!   they learn their new assignment; eager ones claim nothing;
+//! - G7: the assignor the coordinator chose is one the member offered.
 //!
 //! G1's and G5's cross-restart parts and G2 hold only when what the
 //! coordinator wrote to `__consumer_offsets` had to be durable: flush=always
@@ -27,49 +34,9 @@
 
 use crate::checker::{Checker, Invariant, Tp};
 use crate::values::RecordKey;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use ringtail_client::assignor::decode_assignment;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The assignment a leader hands a member: the partitions of the group's
-/// topic, as a u16 count and big-endian i32s (the coordinator never reads it).
-pub fn encode_assignment(partitions: &[i32]) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_u16(partitions.len() as u16);
-    for p in partitions {
-        out.put_i32(*p);
-    }
-    out.freeze()
-}
-
-pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<i32>> {
-    let (count, rest) = bytes.split_first_chunk::<2>()?;
-    let count = u16::from_be_bytes(*count) as usize;
-    if rest.len() != count * 4 {
-        return None;
-    }
-    Some(rest.chunks_exact(4).map(|c| i32::from_be_bytes(c.try_into().expect("4 bytes"))).collect())
-}
-
-/// The range assignor: sorted members take contiguous runs of partitions,
-/// the first ones one more when they do not divide evenly.
-pub fn range_assign(members: &[String], partitions: u32) -> Vec<(String, Vec<i32>)> {
-    let mut sorted: Vec<&String> = members.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    let n = sorted.len().max(1) as u32;
-    let (each, extra) = (partitions / n, partitions % n);
-    let mut next = 0i32;
-    sorted
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let take = each + u32::from((i as u32) < extra);
-            let mine: Vec<i32> = (next..next + take as i32).collect();
-            next += take as i32;
-            (m.clone(), mine)
-        })
-        .collect()
-}
 
 /// One committed offset as the coordinator handled it.
 #[derive(Clone, Debug)]
@@ -101,6 +68,9 @@ pub struct GroupBook {
     max_synced: i32,
     /// `(lifetime or 0, generation)` -> partition -> owner.
     owners: BTreeMap<(u64, i32), BTreeMap<i32, String>>,
+    /// `(lifetime or 0, generation)` -> member -> the partitions it claimed
+    /// in the subscription the leader was given, from its latest answer.
+    claims: BTreeMap<(u64, i32), BTreeMap<String, Vec<i32>>>,
     assignments: BTreeMap<(u64, i32, String), Vec<i32>>,
     commits: Vec<Commit>,
     consumed: BTreeMap<i32, BTreeSet<RecordKey>>,
@@ -127,8 +97,26 @@ impl Checker {
         self.violate(invariant, None, None, detail);
     }
 
-    /// A successful JoinGroup answer (`members` for the leader only).
-    pub fn group_joined(&mut self, member: &str, generation: i32, leader: &str, members: &[String]) {
+    /// The key group state of this lifetime is filed under: one for the
+    /// whole run when the coordinator's writes had to be durable.
+    fn group_key(&self) -> u64 {
+        if self.group_strict() {
+            0
+        } else {
+            self.groups.lifetime
+        }
+    }
+
+    /// A successful JoinGroup answer. `members` (for the leader only):
+    /// each member (by instance id if static) with the partitions of the
+    /// group's topic its subscription claims.
+    pub fn group_joined(
+        &mut self,
+        member: &str,
+        generation: i32,
+        leader: &str,
+        members: &[(String, Vec<i32>)],
+    ) {
         self.bump_checks();
         let strict = self.group_strict();
         let g = &self.groups;
@@ -151,24 +139,40 @@ impl Checker {
             );
         }
         self.groups.max_joined = self.groups.max_joined.max(generation);
+        if !members.is_empty() {
+            let key = self.group_key();
+            self.groups.claims.insert((key, generation), members.iter().cloned().collect());
+        }
+    }
+
+    /// A member was told its group runs an assignor it did not offer (G7).
+    pub fn group_bad_protocol(&mut self, member: &str, chosen: &str, offered: &[&str]) {
+        self.group_violate(
+            Invariant::GroupProtocol,
+            format!("JoinGroup answered {member} with assignor {chosen:?}; it offered {offered:?}"),
+        );
     }
 
     /// A successful SyncGroup answer for `generation`.
-    pub fn group_synced(&mut self, member: &str, generation: i32, assignment: &[u8]) {
+    pub fn group_synced(&mut self, member: &str, generation: i32, assignment: &Bytes) {
         self.bump_checks();
-        let Some(partitions) = decode_assignment(assignment) else {
-            self.group_violate(
-                Invariant::GroupOneOwner,
-                format!("SyncGroup gave {member} (generation {generation}) an assignment no leader wrote: {assignment:?}"),
-            );
-            return;
+        let partitions = match decode_assignment(assignment) {
+            Ok(mut a) => a.remove(&self.groups.topic).unwrap_or_default(),
+            Err(e) => {
+                self.group_violate(
+                    Invariant::GroupOneOwner,
+                    format!("SyncGroup gave {member} (generation {generation}) an assignment no leader wrote: {e}"),
+                );
+                return;
+            }
         };
         self.note(
             None,
             None,
             format!("group: {member} synced generation {generation}: partitions {partitions:?}"),
         );
-        let key = if self.group_strict() { 0 } else { self.groups.lifetime };
+        let key = self.group_key();
+        self.group_check_handover(key, member, generation, &partitions);
         let before =
             self.groups.assignments.insert((key, generation, member.to_string()), partitions.clone());
         if let Some(before) = before.filter(|b| *b != partitions) {
@@ -198,6 +202,27 @@ impl Checker {
         let g = &mut self.groups;
         g.max_synced = g.max_synced.max(generation);
         g.max_synced_lifetime = g.max_synced_lifetime.max(generation);
+    }
+
+    /// G6: `member` is given `partitions` in `generation`; none may be one
+    /// another member of the generation still claims, unless it claims it too.
+    fn group_check_handover(&mut self, key: u64, member: &str, generation: i32, partitions: &[i32]) {
+        let Some(claims) = self.groups.claims.get(&(key, generation)) else { return };
+        let own: &[i32] = claims.get(member).map_or(&[], Vec::as_slice);
+        let handed = partitions.iter().filter(|p| !own.contains(p)).find_map(|p| {
+            claims
+                .iter()
+                .find(|(other, claimed)| *other != member && claimed.contains(p))
+                .map(|(o, _)| (*p, o))
+        });
+        if let Some((p, other)) = handed {
+            let topic = &self.groups.topic;
+            let detail = format!(
+                "{topic}-{p} was given to {member} in generation {generation} while {other}, a member of that \
+                 generation, still claimed it"
+            );
+            self.group_violate(Invariant::GroupHandover, detail);
+        }
     }
 
     /// An OffsetCommit reached the coordinator. `arrival`: the group's
@@ -429,16 +454,31 @@ mod tests {
         c
     }
 
+    /// An assignment of the group's topic, as a leader writes it.
+    fn encode_assignment(partitions: &[i32]) -> Bytes {
+        let assignment = [("g0".to_string(), partitions.to_vec())].into();
+        ringtail_client::assignor::encode_assignment(&assignment).expect("encodes")
+    }
+
     #[test]
-    fn range_assignment_covers_once() {
-        let members: Vec<String> = ["b", "a", "c"].iter().map(|s| s.to_string()).collect();
-        let a = range_assign(&members, 7);
-        assert_eq!(a[0], ("a".to_string(), vec![0, 1, 2]));
-        assert_eq!(a[1], ("b".to_string(), vec![3, 4]));
-        assert_eq!(a[2], ("c".to_string(), vec![5, 6]));
-        let bytes = encode_assignment(&a[1].1);
-        assert_eq!(decode_assignment(&bytes), Some(vec![3, 4]));
-        assert_eq!(decode_assignment(&bytes[..3]), None);
+    fn an_assignment_no_leader_wrote() {
+        let mut c = checker();
+        c.group_synced("m1", 3, &Bytes::from_static(&[0, 3, 0]));
+        assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::GroupOneOwner));
+    }
+
+    #[test]
+    fn a_claimed_partition_handed_to_another_member() {
+        let mut c = checker();
+        let claims =
+            [("m1".to_string(), vec![0, 1]), ("m2".to_string(), vec![2]), ("m3".to_string(), vec![])];
+        c.group_joined("m1", 5, "m1", &claims);
+        c.group_synced("m1", 5, &encode_assignment(&[0]));
+        c.group_synced("m2", 5, &encode_assignment(&[2, 3]));
+        c.group_synced("m3", 6, &encode_assignment(&[1]));
+        assert!(c.violation().is_none(), "kept, new, or in a generation without claims: {:?}", c.violation());
+        c.group_synced("m3", 5, &encode_assignment(&[1]));
+        assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::GroupHandover));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::ops::{Request, Response};
 use crate::rng::Rng;
 use crate::stats::Counters;
 use crate::taint::Taints;
+use ringtail_client::assignor::{decode_subscription, MemberSubscription, CONSUMER_PROTOCOL_TYPE};
 use ringtail_client::group::{self, JoinRequest, Membership};
 use ringtail_client::{
     Acks, Client as KafkaClient, ClientConfig, ClientError, FetchOptions, FetchPosition, NewTopic, OffsetSpec,
@@ -21,8 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const BROKER_PORT: u16 = 9092;
-/// The one assignor the simulated members speak.
-pub const GROUP_PROTOCOL: &str = "range";
 /// The least time a connection's set-up (TCP, ApiVersions, Metadata) gets:
 /// the swarm's tiniest timeouts are for the requests themselves, and a
 /// client that can never connect would test nothing.
@@ -179,6 +178,7 @@ fn member_id_required(e: &ClientError) -> Option<Response> {
             generation: -1,
             leader: String::new(),
             member_id: member_id.clone(),
+            protocol: None,
             members: Vec::new(),
         }),
         _ => None,
@@ -275,7 +275,7 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
             instance_id,
             session_timeout_ms,
             rebalance_timeout_ms,
-            metadata,
+            protocols,
         } => {
             let connection = client.coordinator_connection(&group).await?;
             let join = JoinRequest {
@@ -284,8 +284,8 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
                 group_instance_id: instance_id,
                 session_timeout_ms,
                 rebalance_timeout_ms,
-                protocol_type: "consumer".into(),
-                protocols: vec![(GROUP_PROTOCOL.into(), metadata)],
+                protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
+                protocols,
             };
             let joined = group::join_group(&connection, &join).await?;
             Ok(Response::Joined {
@@ -293,12 +293,26 @@ async fn run(client: &KafkaClient, request: Request, fetch_wait: Duration) -> Re
                 generation: joined.generation,
                 leader: joined.leader,
                 member_id: joined.member_id,
-                members: joined.members.into_iter().map(|m| (m.member_id, m.metadata)).collect(),
+                protocol: joined.protocol_name,
+                members: joined
+                    .members
+                    .into_iter()
+                    .map(|m| MemberSubscription {
+                        member_id: m.member_id,
+                        group_instance_id: m.group_instance_id,
+                        // An unreadable subscription (the checker judges what
+                        // the coordinator passed on) subscribes to nothing.
+                        subscription: decode_subscription(&m.metadata).unwrap_or_default(),
+                    })
+                    .collect(),
             })
         }
-        Request::SyncGroup { group, generation, member_id, instance_id, assignments } => {
+        Request::SyncGroup { group, generation, member_id, instance_id, protocol, assignments } => {
             let connection = client.coordinator_connection(&group).await?;
-            let membership = membership(group, member_id, instance_id, generation);
+            let membership = Membership {
+                protocol_name: protocol,
+                ..membership(group, member_id, instance_id, generation)
+            };
             let assignment = group::sync_group(&connection, &membership, &assignments).await?;
             Ok(Response::Synced { error: 0, assignment })
         }
@@ -342,7 +356,7 @@ fn membership(group: String, member_id: String, instance_id: Option<String>, gen
         member_id,
         group_instance_id: instance_id,
         generation,
-        protocol_type: "consumer".into(),
-        protocol_name: Some(GROUP_PROTOCOL.into()),
+        protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
+        protocol_name: None,
     }
 }

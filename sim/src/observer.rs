@@ -9,6 +9,7 @@ use crate::checker::{Epochs, UNORDERED_READER};
 use crate::world::World;
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
+use ringtail_client::assignor::decode_subscription;
 use ringtail_client::records::Batches;
 use ringtail_engine::group::GroupState;
 use ringtail_server::handlers::{Reply, RequestObserver};
@@ -179,14 +180,20 @@ impl RequestObserver for Observer {
                 self.world.checker().group_synced(&member, generation, &r.assignment);
             }
             (_, Some(ResponseKind::JoinGroup(r))) if r.error_code == 0 => {
-                let members: Vec<String> =
-                    r.members.iter().map(|m| m.member_id.as_str().to_string()).collect();
-                self.world.checker().group_joined(
-                    r.member_id.as_str(),
-                    r.generation_id,
-                    r.leader.as_str(),
-                    &members,
-                );
+                let mut checker = self.world.checker();
+                let topic = checker.group_topic().to_string();
+                // Each member as SyncGroup answers are filed (see `arrived`),
+                // with what its subscription claims of the group's topic.
+                let members: Vec<(String, Vec<i32>)> = r
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let key = m.group_instance_id.as_ref().unwrap_or(&m.member_id).as_str().to_string();
+                        let mut owned = decode_subscription(&m.metadata).map(|s| s.owned).unwrap_or_default();
+                        (key, owned.remove(&topic).unwrap_or_default())
+                    })
+                    .collect();
+                checker.group_joined(r.member_id.as_str(), r.generation_id, r.leader.as_str(), &members);
             }
             (Arrival::Fetch(asked), Some(ResponseKind::Fetch(r))) => {
                 self.served(&asked, r);

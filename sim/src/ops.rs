@@ -4,6 +4,7 @@
 //! crosses the simulated network is real Kafka frames.
 
 use bytes::Bytes;
+use ringtail_client::assignor::MemberSubscription;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -36,8 +37,8 @@ pub enum Request {
         partition: i32,
         timestamp: i64,
     },
-    // Consumer groups (the engine's typed group API, reduced to what the
-    // simulated members use: dynamic members, one "range" protocol).
+    // Consumer groups (reduced to what the simulated members use: the
+    // "consumer" protocol type, the range and cooperative-sticky assignors).
     FindCoordinator {
         group: String,
     },
@@ -49,14 +50,17 @@ pub enum Request {
         instance_id: Option<String>,
         session_timeout_ms: i32,
         rebalance_timeout_ms: i32,
-        /// The subscription (opaque to the coordinator).
-        metadata: Bytes,
+        /// Assignor names with the subscription for each (opaque to the
+        /// coordinator), most preferred first.
+        protocols: Vec<(String, Bytes)>,
     },
     SyncGroup {
         group: String,
         generation: i32,
         member_id: String,
         instance_id: Option<String>,
+        /// The assignor the JoinGroup answer chose.
+        protocol: Option<String>,
         /// The leader's assignment per member id; empty from followers.
         assignments: Vec<(String, Bytes)>,
     },
@@ -121,8 +125,11 @@ pub enum Response {
         generation: i32,
         leader: String,
         member_id: String,
-        /// Every member and its subscription, for the leader only.
-        members: Vec<(String, Bytes)>,
+        /// The assignor the coordinator chose.
+        protocol: Option<String>,
+        /// Every member with its instance id and subscription, for the
+        /// leader only.
+        members: Vec<MemberSubscription>,
     },
     Synced {
         error: i16,

@@ -116,7 +116,7 @@ fn build_world(cfg: &SimConfig, trace: bool) -> Arc<World> {
 fn describe_group(cfg: &SimConfig) -> String {
     let Some(g) = &cfg.groups else { return "groups=off".into() };
     format!(
-        "group={} topic={}x{} members={} static={} session={}ms rebalance={}ms heartbeat={}ms commit~{}ms timeout={}ms \
+        "group={} topic={}x{} members={} static={} assignors={:?} session={}ms rebalance={}ms heartbeat={}ms commit~{}ms timeout={}ms \
          crash/stall/leave={:.4}/{:.4}/{:.4} offsets_partitions={} initial_delay={}ms \
          compact_min={}",
         g.group,
@@ -124,6 +124,7 @@ fn describe_group(cfg: &SimConfig) -> String {
         g.topic.partitions,
         g.members,
         g.static_members,
+        g.assignors,
         g.session_timeout_ms,
         g.rebalance_timeout_ms,
         g.heartbeat_ms,

@@ -131,6 +131,36 @@ pub struct GroupPlan {
     pub acks_weights: [u64; 2],
     /// Members are static (a `group.instance.id` each, kept across crashes).
     pub static_members: bool,
+    pub assignors: Assignors,
+}
+
+/// The assignors the group's members offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assignors {
+    /// `range`: eager members.
+    Range,
+    /// `cooperative-sticky`: cooperative members.
+    Cooperative,
+    /// Kafka's rolling upgrade to cooperative: a member's first incarnation
+    /// offers both assignors and rebalances eagerly; each one restarted
+    /// (after a crash) offers `cooperative-sticky` alone and keeps its
+    /// partitions. The coordinator picks `cooperative-sticky` throughout.
+    Upgrade,
+}
+
+impl Assignors {
+    /// What member incarnation `incarnation` offers, most preferred first.
+    pub fn offered(self, incarnation: u32) -> Vec<&'static str> {
+        use ringtail_client::assignor::{
+            COOPERATIVE_STICKY_ASSIGNOR as COOPERATIVE, RANGE_ASSIGNOR as RANGE,
+        };
+        match self {
+            Assignors::Range => vec![RANGE],
+            Assignors::Cooperative => vec![COOPERATIVE],
+            Assignors::Upgrade if incarnation == 0 => vec![COOPERATIVE, RANGE],
+            Assignors::Upgrade => vec![COOPERATIVE],
+        }
+    }
 }
 
 /// Share of seeds that run the consumer-group scenario.
@@ -280,6 +310,11 @@ impl SimConfig {
             acks_weights: [r.range(2, 6), r.range(0, 2)],
             // From a stream of its own, so the draws here stay as they were.
             static_members: Rng::fork(seed, "swarm-group-static").chance(0.5),
+            assignors: *Rng::fork(seed, "swarm-group-assignors").pick(&[
+                Assignors::Range,
+                Assignors::Cooperative,
+                Assignors::Upgrade,
+            ]),
         });
         // Drawn last, so the draws above stay as they were: small values
         // make the coordinator compact `__consumer_offsets` many times a

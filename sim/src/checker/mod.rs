@@ -73,6 +73,8 @@ pub enum Invariant {
     GroupConsumedAll,
     GroupStaleCommit,
     GroupGenerations,
+    GroupHandover,
+    GroupProtocol,
     IdempotentOnce,
     TimeLookup,
 }
@@ -92,6 +94,8 @@ impl Invariant {
             Invariant::GroupConsumedAll => "G3",
             Invariant::GroupStaleCommit => "G4",
             Invariant::GroupGenerations => "G5",
+            Invariant::GroupHandover => "G6",
+            Invariant::GroupProtocol => "G7",
             Invariant::IdempotentOnce => "I",
             Invariant::TimeLookup => "LT",
         }
@@ -113,6 +117,10 @@ impl Invariant {
             Invariant::GroupConsumedAll => "every record below the high watermark is consumed by the group",
             Invariant::GroupStaleCommit => "a commit from a stale generation is never acknowledged",
             Invariant::GroupGenerations => "a group's generation never goes backwards, restarts included",
+            Invariant::GroupHandover => {
+                "no partition is handed to a member while another member still owns it"
+            }
+            Invariant::GroupProtocol => "the assignor a group runs is one its members offered",
             Invariant::IdempotentOnce => {
                 "an idempotent producer's records appear once each, in sequence order"
             }

@@ -1,4 +1,5 @@
-//! The "consumer" protocol type's embedded formats, and the range assignor.
+//! The "consumer" protocol type's embedded formats, and the assignors a
+//! group leader runs: `range` (eager) and `cooperative-sticky`.
 //!
 //! Members of a group with protocol type `consumer` put a
 //! ConsumerProtocolSubscription in their JoinGroup metadata, and the leader
@@ -8,32 +9,52 @@
 //! this client can share a group with theirs. A reader meeting a newer
 //! version decodes it at the newest it knows: later versions only append
 //! fields.
-//!
-//! The range assignor is Kafka's `RangeAssignor` ("range"): for each topic,
-//! its subscribers in a fixed order (static instance id, then member id)
-//! each get a contiguous run of partitions, the first `partitions %
-//! members` of them one more than the rest.
+
+mod cooperative_sticky;
+mod range;
+
+pub use cooperative_sticky::cooperative_sticky_assign;
+pub use range::range_assign;
 
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// The protocol type of consumer groups.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
-/// The assignor's name, as Java's `RangeAssignor` and librdkafka call it.
+/// The assignors' names, as Java's consumer and librdkafka call them.
 pub const RANGE_ASSIGNOR: &str = "range";
+pub const COOPERATIVE_STICKY_ASSIGNOR: &str = "cooperative-sticky";
 /// The versions written: the newest of both messages, as Kafka 3.x writes.
 const SUBSCRIPTION_VERSION: i16 = 3;
 const ASSIGNMENT_VERSION: i16 = 3;
 const EMBEDDED_VERSION_MAX: i16 = 3;
 
-/// A member's subscription: the topics it wants.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A member's subscription: the topics it wants and, for the cooperative
+/// protocol, the partitions it still owns and the generation it got them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub topics: Vec<String>,
+    /// Empty from an eager member, which gives up everything before joining.
+    pub owned: Assignment,
+    /// -1 when the member never synced a generation.
+    pub generation: i32,
+}
+
+impl Default for Subscription {
+    fn default() -> Self {
+        Subscription { topics: Vec::new(), owned: Assignment::new(), generation: -1 }
+    }
+}
+
+impl Subscription {
+    pub fn to(topics: Vec<String>) -> Subscription {
+        Subscription { topics, ..Subscription::default() }
+    }
 }
 
 /// The partitions a member was given, by topic, each list sorted.
@@ -58,9 +79,32 @@ fn read_version(buf: &mut Bytes, what: &str) -> Result<i16, String> {
     Ok(version.min(EMBEDDED_VERSION_MAX))
 }
 
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+/// Adds `partitions` of `topic`, keeping each list sorted and unique.
+fn merge_into(assignment: &mut Assignment, topic: &str, partitions: impl IntoIterator<Item = i32>) {
+    let list = assignment.entry(topic.to_owned()).or_default();
+    list.extend(partitions);
+    list.sort_unstable();
+    list.dedup();
+}
+
 pub fn encode_subscription(subscription: &Subscription) -> Result<Bytes, String> {
     let topics = subscription.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect();
-    let message = ConsumerProtocolSubscription::default().with_topics(topics);
+    let owned = subscription
+        .owned
+        .iter()
+        .filter(|(_, partitions)| !partitions.is_empty())
+        .map(|(topic, partitions)| {
+            OwnedTopic::default().with_topic(topic_name(topic)).with_partitions(partitions.clone())
+        })
+        .collect();
+    let message = ConsumerProtocolSubscription::default()
+        .with_topics(topics)
+        .with_owned_partitions(owned)
+        .with_generation_id(subscription.generation);
     version_prefixed(SUBSCRIPTION_VERSION, &message)
 }
 
@@ -69,16 +113,22 @@ pub fn decode_subscription(bytes: &Bytes) -> Result<Subscription, String> {
     let version = read_version(&mut buf, "subscription")?;
     let message = ConsumerProtocolSubscription::decode(&mut buf, version)
         .map_err(|e| format!("bad subscription v{version}: {e}"))?;
-    Ok(Subscription { topics: message.topics.iter().map(|t| t.as_str().to_owned()).collect() })
+    let mut owned = Assignment::new();
+    for topic in message.owned_partitions {
+        merge_into(&mut owned, topic.topic.0.as_str(), topic.partitions);
+    }
+    Ok(Subscription {
+        topics: message.topics.iter().map(|t| t.as_str().to_owned()).collect(),
+        owned,
+        generation: message.generation_id,
+    })
 }
 
 pub fn encode_assignment(assignment: &Assignment) -> Result<Bytes, String> {
     let topics = assignment
         .iter()
         .map(|(topic, partitions)| {
-            AssignedTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
-                .with_partitions(partitions.clone())
+            AssignedTopic::default().with_topic(topic_name(topic)).with_partitions(partitions.clone())
         })
         .collect();
     let message = ConsumerProtocolAssignment::default().with_assigned_partitions(topics);
@@ -97,10 +147,7 @@ pub fn decode_assignment(bytes: &Bytes) -> Result<Assignment, String> {
         .map_err(|e| format!("bad assignment v{version}: {e}"))?;
     let mut assignment = Assignment::new();
     for topic in message.assigned_partitions {
-        let partitions = assignment.entry(topic.topic.0.as_str().to_owned()).or_default();
-        partitions.extend(topic.partitions);
-        partitions.sort_unstable();
-        partitions.dedup();
+        merge_into(&mut assignment, topic.topic.0.as_str(), topic.partitions);
     }
     Ok(assignment)
 }
@@ -113,113 +160,44 @@ pub struct MemberSubscription {
     pub subscription: Subscription,
 }
 
-/// Kafka's RangeAssignor. `partition_counts` has each subscribed topic's
-/// partition count (topics missing from it, unknown to the cluster, are
-/// left unassigned). Every member gets an entry, possibly empty.
-pub fn range_assign(
-    members: &[MemberSubscription],
-    partition_counts: &BTreeMap<String, i32>,
-) -> BTreeMap<String, Assignment> {
-    let mut result: BTreeMap<String, Assignment> =
-        members.iter().map(|m| (m.member_id.clone(), Assignment::new())).collect();
-    // Java's MemberInfo order: members with an instance id first, by it;
-    // then the rest by member id.
-    let mut ordered: Vec<&MemberSubscription> = members.iter().collect();
-    ordered.sort_by(|a, b| match (&a.group_instance_id, &b.group_instance_id) {
+/// Java's MemberInfo order, which both assignors walk members in: members
+/// with an instance id first, by it; then the rest by member id.
+fn member_order(a: &MemberSubscription, b: &MemberSubscription) -> std::cmp::Ordering {
+    match (&a.group_instance_id, &b.group_instance_id) {
         (Some(x), Some(y)) => x.cmp(y),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => a.member_id.cmp(&b.member_id),
-    });
-    for (topic, &count) in partition_counts {
-        let subscribers: Vec<&&MemberSubscription> =
-            ordered.iter().filter(|m| m.subscription.topics.iter().any(|t| t == topic)).collect();
-        if subscribers.is_empty() || count <= 0 {
-            continue;
-        }
-        let n = subscribers.len() as i32;
-        let (per_member, extra) = (count / n, count % n);
-        for (i, member) in subscribers.iter().enumerate() {
-            let i = i as i32;
-            let start = per_member * i + i.min(extra);
-            let length = per_member + i32::from(i < extra);
-            if length == 0 {
-                continue;
-            }
-            let assignment = result.entry(member.member_id.clone()).or_default();
-            assignment.insert(topic.clone(), (start..start + length).collect());
-        }
     }
-    result
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn member(id: &str, instance: Option<&str>, topics: &[&str]) -> MemberSubscription {
+    pub(crate) fn member(id: &str, instance: Option<&str>, topics: &[&str]) -> MemberSubscription {
         MemberSubscription {
             member_id: id.to_owned(),
             group_instance_id: instance.map(str::to_owned),
-            subscription: Subscription { topics: topics.iter().map(|t| (*t).to_owned()).collect() },
+            subscription: Subscription::to(topics.iter().map(|t| (*t).to_owned()).collect()),
         }
     }
 
-    fn counts(topics: &[(&str, i32)]) -> BTreeMap<String, i32> {
+    pub(crate) fn counts(topics: &[(&str, i32)]) -> BTreeMap<String, i32> {
         topics.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect()
     }
 
-    fn parts(assignment: &Assignment, topic: &str) -> Vec<i32> {
+    pub(crate) fn parts(assignment: &Assignment, topic: &str) -> Vec<i32> {
         assignment.get(topic).cloned().unwrap_or_default()
-    }
-
-    /// Kafka's RangeAssignorTest: 3 partitions over 2 members gives the
-    /// first member two; per topic, independently.
-    #[test]
-    fn range_gives_the_first_members_the_extra_partitions() {
-        let members = [member("c1", None, &["t1", "t2"]), member("c0", None, &["t1", "t2"])];
-        let result = range_assign(&members, &counts(&[("t1", 3), ("t2", 3)]));
-        assert_eq!(parts(&result["c0"], "t1"), [0, 1]);
-        assert_eq!(parts(&result["c1"], "t1"), [2]);
-        assert_eq!(parts(&result["c0"], "t2"), [0, 1]);
-        assert_eq!(parts(&result["c1"], "t2"), [2]);
-    }
-
-    #[test]
-    fn range_covers_every_partition_exactly_once() {
-        for partitions in 0..13 {
-            for member_count in 1..6 {
-                let members: Vec<_> =
-                    (0..member_count).map(|i| member(&format!("m{i}"), None, &["t"])).collect();
-                let result = range_assign(&members, &counts(&[("t", partitions)]));
-                assert_eq!(result.len(), member_count);
-                let mut all: Vec<i32> = result.values().flat_map(|a| parts(a, "t")).collect();
-                all.sort_unstable();
-                assert_eq!(all, (0..partitions).collect::<Vec<_>>(), "{partitions} over {member_count}");
-                let sizes: Vec<usize> = result.values().map(|a| parts(a, "t").len()).collect();
-                let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-                assert!(max - min <= 1, "{sizes:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn range_only_assigns_subscribed_known_topics_and_orders_static_members_first() {
-        let members = [
-            member("a", None, &["t"]),
-            member("z", Some("instance-1"), &["t", "other"]),
-            member("b", None, &["unknown"]),
-        ];
-        let result = range_assign(&members, &counts(&[("t", 2), ("other", 1)]));
-        assert_eq!(parts(&result["z"], "t"), [0], "static members sort first");
-        assert_eq!(parts(&result["a"], "t"), [1]);
-        assert_eq!(parts(&result["z"], "other"), [0]);
-        assert!(result["b"].is_empty(), "a member with no known topic gets an empty assignment");
     }
 
     #[test]
     fn subscription_and_assignment_round_trip() {
-        let subscription = Subscription { topics: vec!["a".into(), "b".into()] };
+        let subscription = Subscription {
+            topics: vec!["a".into(), "b".into()],
+            owned: [("a".to_owned(), vec![1, 3])].into(),
+            generation: 7,
+        };
         let bytes = encode_subscription(&subscription).expect("encodes");
         assert_eq!(&bytes[..2], &[0, 3], "version prefix");
         assert_eq!(decode_subscription(&bytes).expect("decodes"), subscription);
@@ -247,11 +225,25 @@ mod tests {
         assert_eq!(assignment, [("t".to_owned(), vec![0, 1])].into());
     }
 
+    /// A version 0 subscription (an old client's) has no owned partitions
+    /// and no generation.
+    #[test]
+    fn decodes_a_version_0_subscription_as_owning_nothing() {
+        let mut b = BytesMut::new();
+        b.put_i16(0);
+        b.put_i32(1);
+        b.put_i16(1);
+        b.put_slice(b"t");
+        b.put_i32(-1); // null user data
+        let subscription = decode_subscription(&b.freeze()).expect("decodes");
+        assert_eq!(subscription, Subscription::to(vec!["t".into()]));
+    }
+
     /// A newer version than this client knows decodes at the newest it
     /// knows, ignoring the fields appended after.
     #[test]
     fn newer_versions_decode_as_the_newest_known() {
-        let subscription = Subscription { topics: vec!["x".into()] };
+        let subscription = Subscription::to(vec!["x".into()]);
         let mut bytes = BytesMut::from(&encode_subscription(&subscription).expect("encodes")[..]);
         bytes[..2].copy_from_slice(&7i16.to_be_bytes());
         bytes.put_i32(12345); // a field from the future
