@@ -45,6 +45,7 @@ error_codes! {
     InvalidPartitions = 37,
     InvalidReplicationFactor = 38,
     InvalidConfig = 40,
+    NotController = 41,
     InvalidRequest = 42,
     OutOfOrderSequenceNumber = 45,
     DuplicateSequenceNumber = 46,
@@ -70,6 +71,8 @@ error_codes! {
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,
+    // The metadata quorum.
+    StaleBrokerEpoch = 77,
 }
 
 impl ErrorCode {
@@ -153,6 +156,8 @@ mod tests {
             E::MemberIdRequired => Some(K::MemberIdRequired),
             E::GroupMaxSizeReached => Some(K::GroupMaxSizeReached),
             E::FencedInstanceId => Some(K::FencedInstanceId),
+            E::NotController => Some(K::NotController),
+            E::StaleBrokerEpoch => Some(K::StaleBrokerEpoch),
         }
     }
 

@@ -11,6 +11,7 @@
 
 pub mod broker;
 pub mod clock;
+pub mod controller;
 pub mod entropy;
 pub mod error;
 pub mod group;

@@ -1,0 +1,169 @@
+//! The metadata image: what applying the committed metadata log, in order,
+//! builds. Every voter and every broker that applies the same entries holds
+//! the same image (`apply` reads nothing but the image and the record).
+
+use super::records::{Endpoint, MetadataRecord, PartitionRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerImage {
+    pub incarnation: u64,
+    pub endpoints: Vec<Endpoint>,
+    /// A fenced broker leads nothing and is in no ISR.
+    pub fenced: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicImage {
+    /// 32 lowercase hex digits (Kafka's topic UUID).
+    pub topic_id: String,
+    pub partitions: Vec<PartitionRecord>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MetadataImage {
+    pub cluster_id: Option<String>,
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Topics created so far: spreads the first replica of new topics.
+    pub topics_created: u64,
+}
+
+impl MetadataImage {
+    /// Applies one record; whether it took effect. A record that does not
+    /// fit the image (a fence of an incarnation since replaced, a create of
+    /// a name that exists, a change to a deleted topic) was overtaken by an
+    /// earlier entry of the log and changes nothing: every node skips it
+    /// alike.
+    pub fn apply(&mut self, record: &MetadataRecord) -> bool {
+        match record {
+            MetadataRecord::ClusterId { cluster_id } => {
+                let took = self.cluster_id.is_none();
+                self.cluster_id.get_or_insert_with(|| cluster_id.clone());
+                took
+            }
+            MetadataRecord::RegisterBroker { node_id, incarnation, endpoints } => {
+                let broker =
+                    BrokerImage { incarnation: *incarnation, endpoints: endpoints.clone(), fenced: true };
+                self.brokers.insert(*node_id, broker);
+                true
+            }
+            MetadataRecord::FenceBroker { node_id, incarnation } => {
+                self.broker_mut(*node_id, *incarnation).map(|b| b.fenced = true).is_some()
+            }
+            MetadataRecord::UnfenceBroker { node_id, incarnation } => {
+                self.broker_mut(*node_id, *incarnation).map(|b| b.fenced = false).is_some()
+            }
+            MetadataRecord::CreateTopic { name, topic_id, partitions, configs } => {
+                if self.topics.contains_key(name) {
+                    return false;
+                }
+                let topic = TopicImage {
+                    topic_id: topic_id.clone(),
+                    partitions: partitions.clone(),
+                    configs: configs.clone(),
+                };
+                self.topics.insert(name.clone(), topic);
+                self.topics_created += 1;
+                true
+            }
+            MetadataRecord::DeleteTopic { name, topic_id } => {
+                let took = self.topics.get(name).is_some_and(|t| t.topic_id == *topic_id);
+                if took {
+                    self.topics.remove(name);
+                }
+                took
+            }
+            MetadataRecord::PartitionChange { topic_id, partition, state } => {
+                let topic = self.topics.values_mut().find(|t| t.topic_id == *topic_id);
+                match topic.and_then(|t| t.partitions.get_mut(*partition as usize)) {
+                    Some(p) => {
+                        *p = state.clone();
+                        true
+                    }
+                    None => false,
+                }
+            }
+        }
+    }
+
+    fn broker_mut(&mut self, node_id: i32, incarnation: u64) -> Option<&mut BrokerImage> {
+        self.brokers.get_mut(&node_id).filter(|b| b.incarnation == incarnation)
+    }
+
+    /// Brokers that may lead and host new replicas, by id.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers.iter().filter(|(_, b)| !b.fenced).map(|(id, _)| *id).collect()
+    }
+
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
+    }
+
+    pub fn topic_by_id(&self, topic_id: &str) -> Option<(&String, &TopicImage)> {
+        self.topics.iter().find(|(_, t)| t.topic_id == topic_id)
+    }
+
+    /// Debug-checks what every image must satisfy.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, topic) in &self.topics {
+            for (i, p) in topic.partitions.iter().enumerate() {
+                if p.leader >= 0 && !p.isr.contains(&p.leader) {
+                    return Err(format!("{name}-{i}: leader {} is not in its ISR {:?}", p.leader, p.isr));
+                }
+                if let Some(r) = p.isr.iter().find(|r| !p.replicas.contains(r)) {
+                    return Err(format!("{name}-{i}: ISR member {r} is not a replica {:?}", p.replicas));
+                }
+                if p.isr.is_empty() {
+                    return Err(format!("{name}-{i}: empty ISR"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(node_id: i32, incarnation: u64) -> MetadataRecord {
+        MetadataRecord::RegisterBroker { node_id, incarnation, endpoints: Vec::new() }
+    }
+
+    #[test]
+    fn a_registered_broker_starts_fenced_and_old_incarnations_change_nothing() {
+        let mut image = MetadataImage::default();
+        image.apply(&register(1, 10));
+        assert_eq!(image.live_brokers(), Vec::<i32>::new());
+        image.apply(&MetadataRecord::UnfenceBroker { node_id: 1, incarnation: 10 });
+        assert_eq!(image.live_brokers(), [1]);
+        image.apply(&register(1, 11));
+        image.apply(&MetadataRecord::UnfenceBroker { node_id: 1, incarnation: 10 });
+        assert!(!image.is_live(1), "an unfence for the previous incarnation");
+        image.apply(&MetadataRecord::UnfenceBroker { node_id: 1, incarnation: 11 });
+        image.apply(&MetadataRecord::FenceBroker { node_id: 1, incarnation: 10 });
+        assert!(image.is_live(1), "a fence for the previous incarnation");
+    }
+
+    #[test]
+    fn delete_names_the_topic_id_so_a_recreated_topic_survives_a_stale_delete() {
+        let mut image = MetadataImage::default();
+        let create = |id: &str| MetadataRecord::CreateTopic {
+            name: "t".into(),
+            topic_id: id.into(),
+            partitions: Vec::new(),
+            configs: BTreeMap::new(),
+        };
+        image.apply(&create("a"));
+        image.apply(&create("b"));
+        assert_eq!(image.topics["t"].topic_id, "a", "a create of an existing name changes nothing");
+        image.apply(&MetadataRecord::DeleteTopic { name: "t".into(), topic_id: "a".into() });
+        image.apply(&create("b"));
+        image.apply(&MetadataRecord::DeleteTopic { name: "t".into(), topic_id: "a".into() });
+        assert_eq!(image.topics["t"].topic_id, "b");
+        assert_eq!(image.topics_created, 2);
+    }
+}

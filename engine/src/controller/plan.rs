@@ -1,0 +1,213 @@
+//! What the controller leader proposes: pure functions of the image, so a
+//! decision can be tested without a quorum and replays exactly.
+
+use super::image::MetadataImage;
+use super::records::{MetadataRecord, PartitionRecord};
+use crate::error::{BrokerError, ErrorCode};
+use std::collections::BTreeMap;
+
+/// A new topic's records: `replication_factor` replicas per partition,
+/// spread evenly over the live brokers (partition `p`'s replicas start one
+/// broker after partition `p - 1`'s, and each topic starts one broker
+/// after the previous topic, so leaders spread too). Every replica starts
+/// in the ISR: all of them are empty.
+pub fn create_topic(
+    image: &MetadataImage,
+    name: &str,
+    topic_id: String,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+) -> Result<MetadataRecord, BrokerError> {
+    if image.topics.contains_key(name) {
+        return Err(BrokerError::new(ErrorCode::TopicAlreadyExists, format!("topic {name} already exists")));
+    }
+    if partitions < 1 {
+        return Err(BrokerError::new(ErrorCode::InvalidPartitions, format!("{partitions} partitions")));
+    }
+    let live = image.live_brokers();
+    if replication_factor < 1 || replication_factor as usize > live.len() {
+        return Err(BrokerError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!("replication factor {replication_factor} with {} live brokers", live.len()),
+        ));
+    }
+    let start = (image.topics_created % live.len() as u64) as usize;
+    let records = (0..partitions as usize)
+        .map(|p| {
+            let replicas: Vec<i32> =
+                (0..replication_factor as usize).map(|j| live[(start + p + j) % live.len()]).collect();
+            PartitionRecord {
+                leader: replicas[0],
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                replicas,
+                partition_epoch: 0,
+            }
+        })
+        .collect();
+    Ok(MetadataRecord::CreateTopic { name: name.to_string(), topic_id, partitions: records, configs })
+}
+
+/// Fencing `node_id`: it leaves every ISR; partitions it led move to the
+/// first live member left in their ISR, or have no leader when it was the
+/// last (it stays in the ISR then, so it can lead again: unclean election
+/// is off).
+pub fn fence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::FenceBroker { node_id, incarnation }];
+    records.extend(evict(image, node_id));
+    records
+}
+
+/// The partition changes that take a fenced `node_id` out of every ISR
+/// and leadership (see `fence`). Empty once the image has none left: the
+/// leader re-checks after every change, so a topic placed on a broker
+/// while it was being fenced is fixed too.
+pub fn evict(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if !p.isr.contains(&node_id) {
+                continue;
+            }
+            let rest: Vec<i32> = p.isr.iter().copied().filter(|r| *r != node_id).collect();
+            let mut next = p.clone();
+            if rest.is_empty() {
+                if p.leader < 0 {
+                    continue;
+                }
+                next.leader = -1;
+            } else {
+                next.isr = rest;
+                if p.leader == node_id || p.leader < 0 {
+                    next.leader = next.isr.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
+                }
+            }
+            push_change(&mut records, &topic.topic_id, index, p, next);
+        }
+    }
+    records
+}
+
+/// Unfencing `node_id`: partitions without a leader whose ISR holds it get
+/// it as leader. (Rejoining ISRs it left is the replication layer's, once
+/// it has caught up.)
+pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::UnfenceBroker { node_id, incarnation }];
+    for topic in image.topics.values() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if p.leader < 0 && p.isr.contains(&node_id) {
+                let next = PartitionRecord { leader: node_id, ..p.clone() };
+                push_change(&mut records, &topic.topic_id, index, p, next);
+            }
+        }
+    }
+    records
+}
+
+/// Adds a PartitionChange for `before -> next`, bumping the partition
+/// epoch and, when the leader changed, the leader epoch.
+fn push_change(
+    records: &mut Vec<MetadataRecord>,
+    topic_id: &str,
+    index: usize,
+    before: &PartitionRecord,
+    mut next: PartitionRecord,
+) {
+    if next == *before {
+        return;
+    }
+    next.partition_epoch = before.partition_epoch + 1;
+    if next.leader != before.leader {
+        next.leader_epoch = before.leader_epoch + 1;
+    }
+    records.push(MetadataRecord::PartitionChange {
+        topic_id: topic_id.to_string(),
+        partition: index as i32,
+        state: next,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(live: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for &id in live {
+            image.apply(&MetadataRecord::RegisterBroker {
+                node_id: id,
+                incarnation: 1,
+                endpoints: Vec::new(),
+            });
+            image.apply(&MetadataRecord::UnfenceBroker { node_id: id, incarnation: 1 });
+        }
+        image
+    }
+
+    fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            image.apply(r);
+        }
+        image.check().unwrap();
+    }
+
+    #[test]
+    fn replicas_spread_evenly_and_the_factor_is_bounded_by_live_brokers() {
+        let mut image = cluster(&[1, 2, 3]);
+        let record = create_topic(&image, "t", "id".into(), 6, 2, BTreeMap::new()).unwrap();
+        apply_all(&mut image, std::slice::from_ref(&record));
+        let t = &image.topics["t"];
+        let mut leaders = BTreeMap::new();
+        let mut hosted = BTreeMap::new();
+        for p in &t.partitions {
+            assert_eq!(p.replicas.len(), 2);
+            assert_ne!(p.replicas[0], p.replicas[1]);
+            assert_eq!(p.isr, p.replicas);
+            *leaders.entry(p.leader).or_insert(0) += 1;
+            for r in &p.replicas {
+                *hosted.entry(*r).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), [2, 2, 2]);
+        assert_eq!(hosted.values().copied().collect::<Vec<_>>(), [4, 4, 4]);
+        let err = create_topic(&image, "u", "id2".into(), 1, 4, BTreeMap::new()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidReplicationFactor);
+        let err = create_topic(&image, "t", "id3".into(), 1, 1, BTreeMap::new()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::TopicAlreadyExists);
+    }
+
+    #[test]
+    fn fencing_moves_leadership_within_the_isr_and_the_last_member_keeps_its_place() {
+        let mut image = cluster(&[1, 2, 3]);
+        let record = create_topic(&image, "t", "id".into(), 3, 2, BTreeMap::new()).unwrap();
+        apply_all(&mut image, &[record]);
+        let before = image.topics["t"].partitions.clone();
+        let records = fence(&image, 1, 1);
+        apply_all(&mut image, &records);
+        for (p, old) in image.topics["t"].partitions.iter().zip(&before) {
+            assert!(!p.isr.contains(&1) && p.leader != 1, "{p:?}");
+            if old.leader == 1 {
+                assert_eq!(p.leader_epoch, old.leader_epoch + 1);
+            }
+            if old.isr.contains(&1) {
+                assert_eq!(p.partition_epoch, old.partition_epoch + 1);
+            } else {
+                assert_eq!(p, old);
+            }
+        }
+        // Fence the rest: partitions whose last ISR member goes have no leader.
+        let records = fence(&image, 2, 1);
+        apply_all(&mut image, &records);
+        let records = fence(&image, 3, 1);
+        apply_all(&mut image, &records);
+        assert!(image.topics["t"].partitions.iter().all(|p| p.leader == -1 && p.isr.len() == 1));
+        // The last ISR member back leads again, with a new epoch.
+        let orphan = image.topics["t"].partitions[0].clone();
+        let back = orphan.isr[0];
+        let records = unfence(&image, back, 1);
+        apply_all(&mut image, &records);
+        let p = &image.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch), (back, orphan.leader_epoch + 1));
+    }
+}
