@@ -6,7 +6,7 @@
 //! - `swarm`: what a seed draws: workload, topic configs, buggify knobs,
 //!   which fault classes are on and how often they fire.
 //! - `values`: self-describing record values and fingerprints.
-//! - `wire`: typed requests/responses and their byte encoding.
+//! - `ops`: the workload's requests and responses.
 //! - `history`: the event log, `--trace`, and violation slices.
 //! - `taint`: partitions a beyond-budget fault touched.
 //! - `checker`: the invariants; `groupcheck`: the consumer-group ones.
@@ -16,13 +16,15 @@
 //!
 //! madsim parts (only with `RUSTFLAGS="--cfg madsim"`, see `sim/run`):
 //! - `world`: what the nodes of one run share; the simulated clock.
-//! - `transport`: datagrams over madsim's network, with duplication.
+//! - `kafka`: each workload request as calls of the project's Kafka client.
 //! - `node`: the broker node: recover, check recovery, serve, upkeep.
+//! - `observer`: the server's requests and replies as the broker handles them.
 //! - `workload`: producers, consumers, the topic admin.
 //! - `group`: the consumer-group scenario: members, their producer, the drain.
 //! - `faults`: the fault schedule and healing.
 //! - `verify`: the liveness phase's convergence check.
 //! - `run`: one seed from start to summary.
+//! - `quorum`: the metadata quorum scenario (`--scenario quorum`).
 
 pub mod checker;
 pub mod disk;
@@ -46,6 +48,8 @@ pub mod kafka;
 pub mod node;
 #[cfg(madsim)]
 pub mod observer;
+#[cfg(madsim)]
+pub mod quorum;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

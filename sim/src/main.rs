@@ -24,7 +24,7 @@ fn main() {
 mod sim_main {
     use ringtail_sim::checker::{Invariant, Violation};
     use ringtail_sim::report::{self, SeedResult};
-    use ringtail_sim::run::{run_current_seed, RunOptions};
+    use ringtail_sim::run::{run_current_seed, RunOptions, Scenario};
     use std::collections::BTreeMap;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +52,7 @@ mod sim_main {
         options: RunOptions,
     }
 
-    const USAGE: &str = "usage: ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism] [--fail-fast]\n       ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism]";
+    const USAGE: &str = "usage: ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism] [--fail-fast] [--scenario broker|quorum]\n       ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism] [--scenario broker|quorum]";
 
     fn parse(args: Vec<String>) -> Result<Args, String> {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -63,7 +63,7 @@ mod sim_main {
             jobs,
             check_determinism: std::env::var_os("MADSIM_TEST_CHECK_DETERMINISM").is_some(),
             fail_fast: false,
-            options: RunOptions { safety_ms: SAFETY_MS_DEFAULT, trace: false },
+            options: RunOptions { safety_ms: SAFETY_MS_DEFAULT, trace: false, scenario: Scenario::Broker },
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -82,6 +82,13 @@ mod sim_main {
                 "--jobs" => a.jobs = value("--jobs")?.max(1) as usize,
                 "--safety-ms" => a.options.safety_ms = value("--safety-ms")?,
                 "--trace" => a.options.trace = true,
+                "--scenario" => {
+                    a.options.scenario = match it.next().as_deref() {
+                        Some("broker") => Scenario::Broker,
+                        Some("quorum") => Scenario::Quorum,
+                        other => return Err(format!("--scenario: broker or quorum, not {other:?}")),
+                    }
+                }
                 "--check-determinism" => a.check_determinism = true,
                 "--fail-fast" => a.fail_fast = true,
                 "--features" => return Err(FEATURES_QUERY.into()),
@@ -108,6 +115,8 @@ mod sim_main {
             (cfg!(feature = "canary-group-ack-unpersisted"), "canary-group-ack-unpersisted"),
             (cfg!(feature = "canary-idempotent-dedup-off"), "canary-idempotent-dedup-off"),
             (cfg!(feature = "canary-hw-ahead-of-fsync"), "canary-hw-ahead-of-fsync"),
+            (cfg!(feature = "canary-quorum-vote-unpersisted"), "canary-quorum-vote-unpersisted"),
+            (cfg!(feature = "canary-quorum-commit-without-quorum"), "canary-quorum-commit-without-quorum"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
     }
@@ -160,8 +169,12 @@ mod sim_main {
         run_suite(&args)
     }
 
-    fn seed_future() -> impl std::future::Future<Output = SeedResult> {
-        run_current_seed(*OPTIONS.get().expect("options set"))
+    fn seed_future() -> std::pin::Pin<Box<dyn std::future::Future<Output = SeedResult>>> {
+        let options = *OPTIONS.get().expect("options set");
+        match options.scenario {
+            Scenario::Broker => Box::pin(run_current_seed(options)),
+            Scenario::Quorum => Box::pin(ringtail_sim::quorum::run_quorum_seed(options)),
+        }
     }
 
     fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -31,6 +31,16 @@ use std::time::Duration;
 pub struct RunOptions {
     pub safety_ms: u64,
     pub trace: bool,
+    pub scenario: Scenario,
+}
+
+/// What a seed runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// One broker (the real server) under its workload and faults.
+    Broker,
+    /// The metadata quorum's voters (`quorum`).
+    Quorum,
 }
 
 /// How long the workload may take to wind down after being told to stop.

@@ -13,8 +13,8 @@ use super::records::{decode_batch, encode_batch, Endpoint, MetadataRecord};
 use super::storage::QuorumStorage;
 use crate::entropy::Entropy;
 use crate::error::{BrokerError, ErrorCode};
-use raft::prelude::{ConfState, Entry, EntryType, HardState, Message, Snapshot};
-use raft::{RawNode, StateRole};
+use raft::prelude::{ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -113,6 +113,9 @@ pub struct Controller {
     duty: Option<ProposalId>,
     /// A snapshot taken and not yet handed to the driver to write.
     compaction: Option<Snapshot>,
+    /// When observed (the simulator's checker): every entry applied, as
+    /// `(index, term, crc32c of its data)`, until taken.
+    applied_log: Option<Vec<(u64, u64, u32)>>,
 }
 
 /// raft's slog output, into tracing.
@@ -198,6 +201,7 @@ impl Controller {
             unfence_wanted: BTreeSet::new(),
             duty: None,
             compaction: None,
+            applied_log: None,
         };
         controller.draw_election_timeout();
         Ok(controller)
@@ -435,6 +439,16 @@ impl Controller {
         self.propose(vec![record])
     }
 
+    /// Starts recording every entry applied (see `take_applied`).
+    pub fn observe_applied(&mut self) {
+        self.applied_log.get_or_insert_with(Vec::new);
+    }
+
+    /// Entries applied since the last call, when observed.
+    pub fn take_applied(&mut self) -> Vec<(u64, u64, u32)> {
+        self.applied_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Answers since the last call.
     pub fn take_answers(&mut self) -> Vec<(ProposalId, Answer)> {
         std::mem::take(&mut self.answers)
@@ -455,6 +469,12 @@ impl Controller {
             self.install_snapshot(snapshot);
         }
         let committed = ready.take_committed_entries();
+        // Planted bug (sim/canaries): a leader applies (and answers) its new
+        // entries as soon as it appends them, before a quorum has them.
+        #[cfg(feature = "canary-quorum-commit-without-quorum")]
+        if self.is_leader() && ready.entries().first().is_some_and(|e| e.index == self.applied + 1) {
+            self.apply(ready.entries().to_vec());
+        }
         let store = self.raw.mut_store();
         store.append(ready.entries());
         if let Some(hs) = ready.hs() {
@@ -471,6 +491,13 @@ impl Controller {
         self.raw.advance_apply();
         self.observe_role();
         self.maybe_snapshot();
+        // The transport gives no delivery receipts. A leader sending a
+        // snapshot would otherwise wait for one forever; reported as
+        // delivered, it probes the follower next, and sends the snapshot
+        // again if it was lost.
+        for m in messages.iter().filter(|m| m.get_msg_type() == MessageType::MsgSnapshot) {
+            self.raw.report_snapshot(m.to, SnapshotStatus::Finish);
+        }
         messages
     }
 
@@ -494,6 +521,9 @@ impl Controller {
             }
             debug_assert_eq!(entry.index, self.applied + 1, "entries apply in order, none skipped");
             self.applied = entry.index;
+            if let Some(log) = &mut self.applied_log {
+                log.push((entry.index, entry.term, crc32c::crc32c(&entry.data)));
+            }
             if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
                 continue;
             }

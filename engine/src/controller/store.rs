@@ -109,6 +109,11 @@ impl<D: Disk> QuorumStore<D> {
         }
         let frame = encode_frame(hard_state, entries);
         let len = frame.len() as u64;
+        // Planted bug (sim/canaries): a frame carrying only a vote or a new
+        // term is never written, so votes are granted without being durable.
+        if cfg!(feature = "canary-quorum-vote-unpersisted") && entries.is_empty() {
+            return Ok(());
+        }
         let written = async {
             self.log.write_at(self.len, frame).await?;
             self.log.sync_data().await

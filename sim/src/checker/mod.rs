@@ -77,6 +77,11 @@ pub enum Invariant {
     GroupProtocol,
     IdempotentOnce,
     TimeLookup,
+    /// The metadata quorum (see `quorum::check`).
+    QuorumOneLeader,
+    QuorumCommitted,
+    QuorumImages,
+    QuorumLiveness,
 }
 
 impl Invariant {
@@ -98,6 +103,10 @@ impl Invariant {
             Invariant::GroupProtocol => "G7",
             Invariant::IdempotentOnce => "I",
             Invariant::TimeLookup => "LT",
+            Invariant::QuorumOneLeader => "Q1",
+            Invariant::QuorumCommitted => "Q2",
+            Invariant::QuorumImages => "Q3",
+            Invariant::QuorumLiveness => "QL",
         }
     }
 
@@ -125,6 +134,12 @@ impl Invariant {
                 "an idempotent producer's records appear once each, in sequence order"
             }
             Invariant::TimeLookup => "ListOffsets by time answers the first offset at or after the time",
+            Invariant::QuorumOneLeader => "at most one controller leader per term",
+            Invariant::QuorumCommitted => "a committed metadata entry is never lost or changed",
+            Invariant::QuorumImages => "voters at the same applied index hold the same metadata image",
+            Invariant::QuorumLiveness => {
+                "after healing, a controller leader, voters converged, acknowledged topics kept, live brokers unfenced"
+            }
         }
     }
 }

@@ -1,0 +1,392 @@
+//! The metadata quorum under the simulator (`sim/run --scenario quorum`):
+//! 3 or 5 controller voters, each the engine's `QuorumNode` on a simulated
+//! disk of its own, raft messages over madsim's network; simulated brokers
+//! register and heartbeat and an admin creates topics. Faults: voter
+//! crashes (power loss included, of a minority or of every voter at once),
+//! network cuts isolating a voter (the leader, often), pauses, packet
+//! loss, slow disks. Invariants in `check`.
+//!
+//! What it does not run yet: the server's own controller transport and
+//! broker registration over the Kafka protocol (the voters speak madsim
+//! datagrams here), and brokers that serve data.
+
+pub mod brokers;
+pub mod check;
+pub mod voter;
+pub mod wire;
+
+use crate::checker::Invariant;
+use crate::disk::{CrashWeights, DiskFaults, SimDisk};
+use crate::report::SeedResult;
+use crate::rng::Rng;
+use crate::run::RunOptions;
+use crate::stats::Counters;
+use crate::taint::Taints;
+use crate::world::sim_elapsed_ms;
+use check::QuorumCheck;
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use ringtail_engine::io::Disk;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// What a seed draws for the quorum scenario.
+#[derive(Clone, Debug)]
+pub struct QuorumPlan {
+    pub seed: u64,
+    pub voters: u64,
+    pub brokers: i32,
+    pub safety_ms: u64,
+    pub broker_session_ms: u64,
+    pub snapshot_every: u64,
+    /// Gap between fault episodes.
+    pub episode_gap_ms: (u64, u64),
+    pub crash_weights: CrashWeights,
+    pub disk: DiskFaults,
+    pub loss_rate: f64,
+    pub latency_ms: (u64, u64),
+}
+
+impl QuorumPlan {
+    pub fn draw(seed: u64, safety_ms: u64) -> QuorumPlan {
+        let mut r = Rng::fork(seed, "quorum-swarm");
+        QuorumPlan {
+            seed,
+            voters: *r.pick(&[3, 3, 5, 1]),
+            brokers: r.range(1, 5) as i32,
+            safety_ms,
+            broker_session_ms: r.range(1_500, 6_000),
+            snapshot_every: *r.pick(&[8, 64, 1_024]),
+            episode_gap_ms: *r.pick(&[(200, 1_500), (1_000, 5_000)]),
+            crash_weights: CrashWeights {
+                keep_all: r.range(0, 3),
+                drop_unsynced: r.range(1, 4),
+                random: r.range(1, 4),
+            },
+            disk: DiskFaults {
+                latency_us_max: r.range(0, 5_000),
+                sync_latency_us_max: r.range(0, 20_000),
+                ..DiskFaults::default()
+            },
+            loss_rate: *r.pick(&[0.0, 0.0, 0.01, 0.05]),
+            latency_ms: (1, r.range(2, 30)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "quorum: voters={} brokers={} session={}ms snapshot_every={} episodes every {:?}ms crash={:?} \
+             disk={:?} loss={} latency={:?}ms",
+            self.voters,
+            self.brokers,
+            self.broker_session_ms,
+            self.snapshot_every,
+            self.episode_gap_ms,
+            self.crash_weights,
+            self.disk,
+            self.loss_rate,
+            self.latency_ms
+        )
+    }
+}
+
+pub struct QuorumWorld {
+    pub plan: QuorumPlan,
+    pub disks: Vec<SimDisk>,
+    check: Mutex<QuorumCheck>,
+    pub counters: Counters,
+    /// Per voter: starts so far; refused to start (damaged disk); stopped
+    /// after a disk failure (waiting for a restart).
+    pub starts: Vec<AtomicU64>,
+    pub refused: Vec<AtomicBool>,
+    pub exited: Vec<AtomicBool>,
+    /// Killed by the chaos and not yet restarted.
+    pub down: Vec<AtomicBool>,
+    /// Faults are over: brokers stop misbehaving and report their state.
+    pub quiet: AtomicBool,
+    pub done: AtomicBool,
+    /// After healing: each heartbeating broker, unfenced or not.
+    pub live_brokers: Mutex<BTreeMap<i32, bool>>,
+}
+
+impl QuorumWorld {
+    pub fn check(&self) -> MutexGuard<'_, QuorumCheck> {
+        self.check.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, text: String) {
+        self.check().at(sim_elapsed_ms()).note(text);
+    }
+
+    fn failed(&self) -> bool {
+        self.check().violation().is_some()
+    }
+}
+
+async fn sleep_ms(ms: u64) {
+    madsim::time::sleep(Duration::from_millis(ms)).await;
+}
+
+pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
+    let seed = Handle::current().seed();
+    let plan = QuorumPlan::draw(seed, options.safety_ms);
+    NetSim::current().update_config(|c| {
+        c.packet_loss_rate = plan.loss_rate;
+        c.send_latency = Duration::from_millis(plan.latency_ms.0)..Duration::from_millis(plan.latency_ms.1);
+    });
+    let taints = Arc::new(Mutex::new(Taints::default()));
+    let mut disks = Vec::new();
+    for id in 1..=plan.voters {
+        let disk = SimDisk::new(
+            Rng::fork(seed, &format!("quorum-disk-{id}")),
+            Path::new(voter::DATA_DIR),
+            taints.clone(),
+        );
+        disk.set_quiet(true);
+        disk.create_dir_all(Path::new(voter::DATA_DIR)).await.expect("a fresh disk takes a directory");
+        disk.sync_dir(Path::new("/")).await.expect("a fresh disk syncs");
+        disk.set_faults(plan.disk);
+        disk.set_quiet(false);
+        disks.push(disk);
+    }
+    let voters = plan.voters as usize;
+    let world = Arc::new(QuorumWorld {
+        plan: plan.clone(),
+        disks,
+        check: Mutex::new(QuorumCheck::new(options.trace, plan.voters)),
+        counters: Counters::default(),
+        starts: (0..voters).map(|_| AtomicU64::new(0)).collect(),
+        refused: (0..voters).map(|_| AtomicBool::new(false)).collect(),
+        exited: (0..voters).map(|_| AtomicBool::new(false)).collect(),
+        down: (0..voters).map(|_| AtomicBool::new(false)).collect(),
+        quiet: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        live_brokers: Mutex::new(BTreeMap::new()),
+    });
+    world.note(plan.describe());
+
+    let handle = Handle::current();
+    let nodes: Vec<NodeId> = (1..=plan.voters)
+        .map(|id| {
+            let w = world.clone();
+            handle
+                .create_node()
+                .name(format!("voter-{id}"))
+                .ip(wire::voter_addr(id).ip())
+                .init(move || voter::voter_main(w.clone(), id))
+                .build()
+                .id()
+        })
+        .collect();
+    let client = handle.create_node().name("client").ip(wire::client_addr().ip()).build();
+    let w = world.clone();
+    client.spawn(async move {
+        let caller = brokers::Caller::new(w.plan.voters).await;
+        for node_id in 1..=w.plan.brokers {
+            madsim::task::spawn(brokers::broker(w.clone(), caller.clone(), node_id));
+        }
+        brokers::admin(w, caller).await;
+    });
+    let chaos = handle.create_node().name("chaos").ip("10.3.9.1".parse().expect("an address")).build();
+    chaos.spawn(chaos_main(world.clone(), nodes.clone()));
+
+    let end = sim_elapsed_ms() + plan.safety_ms;
+    while sim_elapsed_ms() < end && !world.failed() {
+        sleep_ms(250).await;
+    }
+    handle.kill(chaos.id());
+    heal(&world, &nodes).await;
+    world.quiet.store(true, Ordering::SeqCst);
+    world.note("healed".into());
+    converge(&world, "after healing").await;
+    if !world.failed() {
+        // Power loss of every voter at once: what converged must stay.
+        world.note("power loss of every voter".into());
+        for i in 0..nodes.len() {
+            world.kill(&nodes, i);
+        }
+        sleep_ms(500).await;
+        for i in 0..nodes.len() {
+            world.restart(&nodes, i);
+        }
+        converge(&world, "after a power loss of every voter").await;
+    }
+    world.done.store(true, Ordering::SeqCst);
+    summarise(&world)
+}
+
+impl QuorumWorld {
+    /// Power loss (or a process crash) of voter `i`: its disk crashes and
+    /// the node is killed until `restart`.
+    fn kill(&self, nodes: &[NodeId], i: usize) -> crate::disk::CrashKind {
+        self.down[i].store(true, Ordering::SeqCst);
+        let kind = self.disks[i].crash(self.plan.crash_weights);
+        Handle::current().kill(nodes[i]);
+        kind
+    }
+
+    fn restart(&self, nodes: &[NodeId], i: usize) {
+        Handle::current().restart(nodes[i]);
+        self.down[i].store(false, Ordering::SeqCst);
+        self.exited[i].store(false, Ordering::SeqCst);
+    }
+}
+
+/// Fault episodes until killed.
+async fn chaos_main(world: Arc<QuorumWorld>, nodes: Vec<NodeId>) {
+    let mut rng = Rng::fork(world.plan.seed, "quorum-chaos");
+    let handle = Handle::current();
+    let net = NetSim::current();
+    loop {
+        let (lo, hi) = world.plan.episode_gap_ms;
+        sleep_ms(rng.range(lo, hi)).await;
+        let target = rng.below(nodes.len() as u64) as usize;
+        match rng.below(6) {
+            0 | 1 => {
+                // A minority of voters crash (one, or up to half less one).
+                let count = 1 + rng.below((nodes.len() as u64 - 1) / 2 + 1) as usize;
+                let count = count.min(nodes.len().div_ceil(2).saturating_sub(1)).max(1);
+                let down = rng.range(0, 3_000);
+                for k in 0..count {
+                    let i = (target + k) % nodes.len();
+                    let kind = world.kill(&nodes, i);
+                    world.counters.fault("voter_crash");
+                    world.note(format!("chaos: voter {} crashes ({kind:?}) for {down} ms", i + 1));
+                }
+                sleep_ms(down).await;
+                for k in 0..count {
+                    world.restart(&nodes, (target + k) % nodes.len());
+                }
+            }
+            2 => {
+                world.note("chaos: power loss of every voter".into());
+                world.counters.fault("power_loss_all");
+                for i in 0..nodes.len() {
+                    world.kill(&nodes, i);
+                }
+                sleep_ms(rng.range(0, 2_000)).await;
+                for i in 0..nodes.len() {
+                    world.restart(&nodes, i);
+                }
+            }
+            3 | 4 => {
+                let ms = rng.range(200, 6_000);
+                world.counters.fault("partition");
+                world.note(format!("chaos: voter {} cut off for {ms} ms", target + 1));
+                net.clog_node(nodes[target]);
+                sleep_ms(ms).await;
+                net.unclog_node(nodes[target]);
+            }
+            _ => {
+                let ms = rng.range(10, 3_000);
+                world.counters.fault("pause");
+                world.note(format!("chaos: voter {} paused for {ms} ms", target + 1));
+                handle.pause(nodes[target]);
+                sleep_ms(ms).await;
+                handle.resume(nodes[target]);
+            }
+        }
+    }
+}
+
+async fn heal(world: &QuorumWorld, nodes: &[NodeId]) {
+    let handle = Handle::current();
+    let net = NetSim::current();
+    net.update_config(|c| c.packet_loss_rate = 0.0);
+    for (i, node) in nodes.iter().enumerate() {
+        net.unclog_node(*node);
+        handle.resume(*node);
+        world.disks[i].set_quiet(true);
+        if world.exited[i].load(Ordering::SeqCst) || world.down[i].load(Ordering::SeqCst) {
+            world.restart(nodes, i);
+        }
+    }
+}
+
+/// QL: within the bound, one leader, voters converged, acknowledged topics
+/// present, heartbeating brokers unfenced.
+async fn converge(world: &QuorumWorld, when: &str) {
+    const BOUND_MS: u64 = 30_000;
+    let start = sim_elapsed_ms();
+    loop {
+        sleep_ms(500).await;
+        let why = match world.convergence_gap() {
+            None => {
+                world.note(format!("converged {when} in {} ms", sim_elapsed_ms() - start));
+                return;
+            }
+            Some(why) => why,
+        };
+        if world.failed() {
+            return;
+        }
+        if sim_elapsed_ms() - start > BOUND_MS {
+            world.check().at(sim_elapsed_ms()).violate(
+                Invariant::QuorumLiveness,
+                format!("{when}: not converged within {BOUND_MS} ms: {why}"),
+            );
+            return;
+        }
+    }
+}
+
+impl QuorumWorld {
+    /// What keeps the quorum from having converged, if anything.
+    fn convergence_gap(&self) -> Option<String> {
+        if self.refused.iter().any(|r| r.load(Ordering::SeqCst)) {
+            return Some("a voter refuses to start".into());
+        }
+        let check = self.check();
+        let (applied, image) = match check.converged() {
+            Ok(state) => state,
+            Err(why) => return Some(why),
+        };
+        if let Some(missing) = check.acked_topics.keys().find(|t| !image.topics.contains_key(*t)) {
+            return Some(format!("acknowledged topic {missing} is not in the image at {applied}"));
+        }
+        drop(check);
+        let live = self.live_brokers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((id, _)) = live.iter().find(|(_, unfenced)| !**unfenced) {
+            return Some(format!("broker {id} heartbeats but is fenced"));
+        }
+        if live.len() < self.plan.brokers as usize {
+            return Some(format!("{} of {} brokers heartbeat", live.len(), self.plan.brokers));
+        }
+        None
+    }
+}
+
+fn summarise(world: &QuorumWorld) -> SeedResult {
+    let check = world.check();
+    let mut faults = world.counters.faults();
+    let mut crashes = [0u64; 3];
+    for disk in &world.disks {
+        let d = disk.counts();
+        crashes[0] += d.crash_keep_all;
+        crashes[1] += d.crash_drop_unsynced;
+        crashes[2] += d.crash_random;
+    }
+    for (name, n) in
+        [("crash_keep_all", crashes[0]), ("crash_drop_unsynced", crashes[1]), ("crash_torn", crashes[2])]
+    {
+        faults.set(name, n);
+    }
+    SeedResult {
+        seed: world.plan.seed,
+        sim_ms: sim_elapsed_ms(),
+        wall_ms: 0,
+        ops: world.counters.ops(),
+        faults,
+        checks: check.checks(),
+        hash: check.state_hash(),
+        classes: "quorum".into(),
+        flush: "always".into(),
+        beyond_budget: false,
+        outcomes: Default::default(),
+        violation: check.violation().cloned(),
+    }
+}
