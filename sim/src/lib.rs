@@ -9,7 +9,8 @@
 //! - `ops`: the workload's requests and responses.
 //! - `history`: the event log, `--trace`, and violation slices.
 //! - `taint`: partitions a beyond-budget fault touched.
-//! - `checker`: the invariants; `groupcheck`: the consumer-group ones.
+//! - `checker`: the invariants; `groupcheck`: the consumer-group ones;
+//!   `quorumcheck`: the metadata quorum's.
 //! - `disk`: `SimDisk`, the engine's `Disk` on `MemDisk` plus media faults.
 //! - `stats`: operation and fault counters.
 //! - `report`: per-seed lines, violations, the suite table.
@@ -31,6 +32,7 @@ pub mod disk;
 pub mod groupcheck;
 pub mod history;
 pub mod ops;
+pub mod quorumcheck;
 pub mod report;
 pub mod rng;
 pub mod stats;

@@ -4,26 +4,25 @@
 //! register and heartbeat and an admin creates topics. Faults: voter
 //! crashes (power loss included, of a minority or of every voter at once),
 //! network cuts isolating a voter (the leader, often), pauses, packet
-//! loss, slow disks. Invariants in `check`.
+//! loss, slow disks. Invariants in `quorumcheck`.
 //!
 //! What it does not run yet: the server's own controller transport and
 //! broker registration over the Kafka protocol (the voters speak madsim
 //! datagrams here), and brokers that serve data.
 
 pub mod brokers;
-pub mod check;
 pub mod voter;
 pub mod wire;
 
 use crate::checker::Invariant;
 use crate::disk::{CrashWeights, DiskFaults, SimDisk};
+use crate::quorumcheck::QuorumCheck;
 use crate::report::SeedResult;
 use crate::rng::Rng;
 use crate::run::RunOptions;
 use crate::stats::Counters;
 use crate::taint::Taints;
 use crate::world::sim_elapsed_ms;
-use check::QuorumCheck;
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;

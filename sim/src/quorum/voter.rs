@@ -2,9 +2,9 @@
 //! raft messages and broker requests over madsim's network. Killed and
 //! restarted by the scenario; each start recovers from the disk.
 
-use super::check::QuorumCheck;
 use super::wire::{voter_addr, Ask, Outcome, Reply, Request, TAG_RAFT, TAG_REPLY, TAG_REQUEST};
 use super::QuorumWorld;
+use crate::quorumcheck::QuorumCheck;
 use crate::world::{sim_elapsed_ms, SimClock};
 use madsim::net::Endpoint;
 use protobuf::Message as _;
