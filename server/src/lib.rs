@@ -14,6 +14,7 @@
 //! - `maintenance`: the broker's periodic upkeep (retention, flushes,
 //!   checkpoints, reopening poisoned logs).
 //! - `metered_disk`: the engine's disk wrapped to time fsyncs.
+//! - `quorum`: the metadata quorum's controller listener, voter loop and client.
 //! - `limits`: every bound the server enforces, in one place.
 //! - `shutdown`: the signal every task watches.
 //! - `clock`, `entropy`: the real time and randomness the engine is handed.
@@ -41,5 +42,6 @@ pub mod metered_disk;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod quorum;
 pub mod serve;
 pub mod shutdown;

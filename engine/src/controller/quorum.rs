@@ -279,11 +279,45 @@ impl Controller {
         }
     }
 
+    /// A message from a peer. One that no voter of this quorum could have
+    /// sent (a local message type, no term, a sender outside the quorum)
+    /// is dropped: raft asserts on such input, and the network is not
+    /// trusted to be well-formed.
     pub fn step(&mut self, message: Message) {
+        if let Err(why) = self.check_peer_message(&message) {
+            tracing::warn!(from = message.from, kind = ?message.get_msg_type(), "dropping a raft message: {why}");
+            return;
+        }
         if let Err(e) = self.raw.step(message) {
             tracing::debug!(error = %e, "raft refused a message");
         }
         self.observe_role();
+    }
+
+    fn check_peer_message(&self, m: &Message) -> Result<(), &'static str> {
+        use MessageType::*;
+        if m.to != self.config.node_id {
+            return Err("addressed to another node");
+        }
+        if m.from == self.config.node_id || !self.config.voters.contains(&m.from) {
+            return Err("from a node outside the quorum");
+        }
+        if m.term == 0 {
+            return Err("without a term");
+        }
+        match m.get_msg_type() {
+            MsgAppend
+            | MsgAppendResponse
+            | MsgRequestVote
+            | MsgRequestVoteResponse
+            | MsgRequestPreVote
+            | MsgRequestPreVoteResponse
+            | MsgSnapshot
+            | MsgHeartbeat
+            | MsgHeartbeatResponse
+            | MsgTimeoutNow => Ok(()),
+            _ => Err("of a kind peers do not send"),
+        }
     }
 
     /// Advances raft's clock to `now_ms`, and does the leader's periodic

@@ -303,3 +303,32 @@ async fn voters_that_do_not_match_the_stored_quorum_are_refused() {
     let err = c.start(1).await.expect_err("refused");
     assert!(err.to_string().contains("voters"), "{err}");
 }
+
+#[tokio::test]
+async fn messages_no_voter_could_send_are_dropped() {
+    use raft::prelude::MessageType;
+    let mut c = Cluster::new(3, quick).await;
+    let leader = c.await_leader().await;
+    let term = c.node(leader).term();
+    let follower = c.voters.iter().copied().find(|id| *id != leader).unwrap();
+    let hostile = [
+        (MessageType::MsgRequestPreVote, 9, 0),      // a stranger
+        (MessageType::MsgRequestPreVote, leader, 0), // no term
+        (MessageType::MsgHup, leader, term),         // a local message
+        (MessageType::MsgPropose, leader, term),     // a forwarded proposal
+    ];
+    for (kind, from, term) in hostile {
+        let mut m = Message::default();
+        m.set_msg_type(kind);
+        m.from = from;
+        m.to = follower;
+        m.term = term;
+        m.index = u64::MAX;
+        let node = c.nodes.get_mut(&follower).unwrap();
+        let out = node.step(m).await.unwrap();
+        assert!(out.is_empty(), "{kind:?} from {from} was answered");
+    }
+    c.run_ms(1_000).await;
+    assert_eq!(c.leader(), Some(leader), "nothing changed");
+    assert_eq!(c.node(leader).term(), term);
+}

@@ -1,18 +1,17 @@
 //! The metadata quorum under the simulator (`sim/run --scenario quorum`):
-//! 3 or 5 controller voters, each the engine's `QuorumNode` on a simulated
-//! disk of its own, raft messages over madsim's network; simulated brokers
-//! register and heartbeat and an admin creates topics. Faults: voter
+//! 1, 3 or 5 controller voters, each the server's voter (controller
+//! listener, connections, loop) around the engine's `QuorumNode`, on a
+//! simulated disk of its own and madsim's TCP; simulated brokers register
+//! and heartbeat and an admin creates topics, through the server's
+//! `QuorumClient`. Faults: voter
 //! crashes (power loss included, of a minority or of every voter at once),
 //! network cuts isolating a voter (the leader, often), pauses, packet
 //! loss, slow disks. Invariants in `quorumcheck`.
 //!
-//! What it does not run yet: the server's own controller transport and
-//! broker registration over the Kafka protocol (the voters speak madsim
-//! datagrams here), and brokers that serve data.
+//! What it does not run yet: brokers that serve data and follow the image.
 
 pub mod brokers;
 pub mod voter;
-pub mod wire;
 
 use crate::checker::Invariant;
 use crate::disk::{CrashWeights, DiskFaults, SimDisk};
@@ -28,10 +27,18 @@ use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use ringtail_engine::io::Disk;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// The controller listener's port on every voter.
+pub const CONTROLLER_PORT: u16 = 9093;
+
+pub fn voter_addr(id: u64) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 3, 0, id as u8)), CONTROLLER_PORT)
+}
 
 /// What a seed draws for the quorum scenario.
 #[derive(Clone, Debug)]
@@ -175,16 +182,16 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
             handle
                 .create_node()
                 .name(format!("voter-{id}"))
-                .ip(wire::voter_addr(id).ip())
+                .ip(voter_addr(id).ip())
                 .init(move || voter::voter_main(w.clone(), id))
                 .build()
                 .id()
         })
         .collect();
-    let client = handle.create_node().name("client").ip(wire::client_addr().ip()).build();
+    let client = handle.create_node().name("client").ip("10.3.1.1".parse().expect("an address")).build();
     let w = world.clone();
     client.spawn(async move {
-        let caller = brokers::Caller::new(w.plan.voters).await;
+        let caller = brokers::caller(w.plan.voters);
         for node_id in 1..=w.plan.brokers {
             madsim::task::spawn(brokers::broker(w.clone(), caller.clone(), node_id));
         }
