@@ -83,6 +83,11 @@ impl ErrorCode {
     pub fn is_ok(self) -> bool {
         self == ErrorCode::None
     }
+
+    /// The code with this number, if it is one the engine knows.
+    pub fn from_code(code: i16) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.code() == code)
+    }
 }
 
 impl fmt::Display for ErrorCode {

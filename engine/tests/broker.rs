@@ -26,6 +26,7 @@ fn config(auto_create: bool) -> BrokerConfig {
         topic_defaults: LogConfig::default(),
         group: ringtail_engine::group::GroupConfig::default(),
         log_cache_bytes: 1 << 20,
+        quorum: false,
     }
 }
 

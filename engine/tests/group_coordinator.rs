@@ -33,6 +33,7 @@ fn config(initial_delay_ms: i32) -> BrokerConfig {
         auto_create_topics: false,
         topic_defaults: LogConfig::default(),
         log_cache_bytes: 1 << 20,
+        quorum: false,
         group: GroupConfig {
             offsets_topic_partitions: 4,
             min_session_timeout_ms: 1_000,

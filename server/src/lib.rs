@@ -15,6 +15,8 @@
 //!   checkpoints, reopening poisoned logs).
 //! - `metered_disk`: the engine's disk wrapped to time fsyncs.
 //! - `quorum`: the metadata quorum's controller listener, voter loop and client.
+//! - `cluster`: a server as a cluster member: its voter, its broker's
+//!   registration, heartbeats and image, the link for topic changes.
 //! - `limits`: every bound the server enforces, in one place.
 //! - `shutdown`: the signal every task watches.
 //! - `clock`, `entropy`: the real time and randomness the engine is handed.
@@ -28,6 +30,7 @@ pub mod cli;
 // listed with the work first and shutdown after, which polled in that order
 // starves nothing.
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod entropy;
 pub mod handlers;

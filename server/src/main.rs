@@ -27,6 +27,8 @@ enum Command {
     Consume(ringtail_server::cli::consume::ConsumeArgs),
     /// List, describe (members, assignments, lag) or delete consumer groups.
     Group(ringtail_server::cli::group::GroupArgs),
+    /// Describe the cluster: brokers, the controller leader, the quorum.
+    Cluster(ringtail_server::cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => ringtail_server::cli::block_on(ringtail_server::cli::produce::run(args)),
         Command::Consume(args) => ringtail_server::cli::block_on(ringtail_server::cli::consume::run(args)),
         Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
+        Command::Cluster(args) => ringtail_server::cli::block_on(ringtail_server::cli::cluster::run(args)),
     }
 }
 

@@ -10,6 +10,7 @@
 //! checkpoints, files closed).
 
 use crate::clock::SystemClock;
+use crate::cluster;
 use crate::config::{HostPort, ServeConfig};
 use crate::entropy::os_seed;
 use crate::handlers::{Context, RequestObserver};
@@ -56,6 +57,8 @@ pub enum ServeError {
     Interrupted,
     #[error("server task failed: {0}")]
     Task(String),
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
 }
 
 impl ServeError {
@@ -72,7 +75,7 @@ pub struct RunningServer {
     pub node_id: i32,
     pub io_backend: &'static str,
     pub data_dir: PathBuf,
-    shutdown: watch::Sender<bool>,
+    shutdown: Arc<watch::Sender<bool>>,
     stopped: JoinHandle<Result<(), ServeError>>,
     broker: Arc<ServerBroker>,
 }
@@ -93,6 +96,13 @@ impl RunningServer {
             self.io_backend,
             self.data_dir.display()
         )
+    }
+
+    /// Resolves when the server began to stop by itself (a cluster member
+    /// that cannot go on: see `cluster::Membership::failed`).
+    pub async fn stopping(&self) {
+        let mut signal = self.shutdown.subscribe();
+        crate::shutdown::signalled(&mut signal).await;
     }
 
     /// Stops taking requests, finishes those in flight (for at most
@@ -171,11 +181,20 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         .advertise
         .clone()
         .unwrap_or_else(|| HostPort { host: config.listen.host.clone(), port: kafka_addr.port() });
-    let broker = open_broker(&config, disk.clone(), &advertised, clock, seed).await?;
+    let entropy = Arc::new(SeededEntropy::new(seed));
+    let broker = open_broker(&config, disk.clone(), &advertised, clock.clone(), entropy.clone()).await?;
     let broker = Arc::new(broker);
     let served_broker = broker.clone();
+    let membership = match config.controllers.is_empty() {
+        true => None,
+        false => {
+            Some(cluster::join(&config, broker.clone(), disk.clone(), &advertised, clock, entropy).await?)
+        }
+    };
 
     let (shutdown_tx, shutdown) = watch::channel(false);
+    let shutdown_tx = Arc::new(shutdown_tx);
+    let stop_self = shutdown_tx.clone();
     let ctx = Arc::new(Context {
         broker: broker.clone(),
         metrics: metrics.clone(),
@@ -200,7 +219,21 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let drain = Duration::from_millis(config.limits.shutdown_drain_ms_max);
     let stopped = tokio::spawn(async move {
         let mut signal = shutdown;
-        crate::shutdown::signalled(&mut signal).await;
+        let mut membership = membership;
+        let fatal = tokio::select! {
+            biased;
+            _ = crate::shutdown::signalled(&mut signal) => None,
+            failed = async {
+                match &mut membership {
+                    Some(m) => m.failed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::error!(error = %failed, "stopping");
+                let _ = stop_self.send(true);
+                Some(failed)
+            }
+        };
         tracing::info!("shutting down: no new connections or requests");
         // The accept loop, connections and long polls see the same signal.
         let _ = accepting.await;
@@ -219,13 +252,17 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         }
         let _ = maintaining.await;
         let _ = scraping.await;
+        // The controller fences this broker once its session lapses.
+        if let Some(membership) = membership {
+            membership.stop();
+        }
         let closed = broker.close().await.map_err(ServeError::Close);
         // Nothing of the broker's is in flight now: the reaping may stop.
         #[cfg_attr(madsim, allow(clippy::drop_non_drop))]
         drop(reaping);
         closed?;
         tracing::info!("broker closed");
-        Ok(())
+        fatal.map_or(Ok(()), Err)
     });
     Ok(RunningServer {
         kafka_addr,
@@ -277,7 +314,7 @@ async fn open_broker(
     disk: MeteredDisk,
     advertised: &HostPort,
     clock: Arc<dyn Clock>,
-    seed: u64,
+    entropy: Arc<SeededEntropy>,
 ) -> Result<ServerBroker, ServeError> {
     let broker_config = BrokerConfig {
         node_id: config.node_id,
@@ -292,15 +329,10 @@ async fn open_broker(
         topic_defaults: config.topic_defaults,
         group: config.group,
         log_cache_bytes: config.log_cache_bytes,
+        quorum: !config.controllers.is_empty(),
     };
-    let (broker, reports) = Broker::open(
-        Arc::new(disk),
-        config.data_dir.clone(),
-        broker_config,
-        clock,
-        Arc::new(SeededEntropy::new(seed)),
-    )
-    .await?;
+    let (broker, reports) =
+        Broker::open(Arc::new(disk), config.data_dir.clone(), broker_config, clock, entropy).await?;
     let mut repaired = 0;
     for report in &reports {
         if report.is_clean() {
@@ -329,13 +361,21 @@ pub async fn run(config: ServeConfig, on_ready: impl FnOnce(&RunningServer)) -> 
     // Installed first, so a signal during a long recovery is not lost.
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    let server = start(config).await?;
+    // A cluster member waits for its quorum before it is ready: a signal
+    // meanwhile ends the wait (nothing is served yet, nothing to drain).
+    let server = tokio::select! {
+        biased;
+        _ = terminate.recv() => return Ok(()),
+        _ = interrupt.recv() => return Ok(()),
+        server = start(config) => server?,
+    };
     tracing::info!("{}", server.ready_line());
     on_ready(&server);
     tokio::select! {
         biased;
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        _ = server.stopping() => {}
     }
     tokio::select! {
         biased;

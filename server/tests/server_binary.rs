@@ -82,9 +82,17 @@ fn bad_config_is_one_line_naming_the_key_and_exit_code_2() {
         (vec!["--flush", "sometimes"], "--flush"),
         (vec!["--io", "fast"], "--io"),
         (vec!["--node-id", "x"], "--node-id"),
+        (vec!["--controllers", "1@127.0.0.1:9093,1@127.0.0.1:9193"], "node 1 is listed twice"),
         (
-            vec!["--controllers", "1@127.0.0.1:9093,2@127.0.0.1:9193"],
-            "multi-node clusters are not yet supported (replication issue)",
+            vec![
+                "--node-id",
+                "4",
+                "--controllers",
+                "1@127.0.0.1:9093",
+                "--controller-listen",
+                "127.0.0.1:9393",
+            ],
+            "node 4 is not among the --controllers",
         ),
         (vec!["--config", "/nonexistent/ringtail.toml"], "/nonexistent/ringtail.toml"),
     ] {

@@ -53,6 +53,7 @@ fn broker_config(world: &World) -> BrokerConfig {
         topic_defaults: LogConfig { flush: world.cfg.flush, ..LogConfig::default() },
         group: world.cfg.group_config,
         log_cache_bytes: world.cfg.log_cache_bytes,
+        quorum: false,
     }
 }
 

@@ -5,10 +5,11 @@
 //! - Q2: a committed entry is never lost or changed: every voter applies,
 //!   at each index, the same entry (term and data), restarts included, and
 //!   an acknowledged proposal's entry is the one applied at its index;
-//! - Q3: voters at the same applied index hold the same image;
+//! - Q3: voters at the same applied index hold the same image, and so does
+//!   every broker that fetched an image at that index (`Ask::Image`);
 //! - QL: after healing, within a bound, one leader, every voter at the same
-//!   applied index, every acknowledged topic in the image and every
-//!   heartbeating broker unfenced.
+//!   applied index, every acknowledged topic in the image, every
+//!   heartbeating broker unfenced and every broker's image the voters'.
 
 use crate::checker::{Invariant, Violation};
 use ringtail_engine::controller::MetadataImage;
@@ -35,6 +36,14 @@ pub struct QuorumCheck {
     /// and when.
     latest: BTreeMap<u64, (u64, MetadataImage, bool, u64)>,
     voters: u64,
+    /// Per broker, the applied index of the last image it fetched.
+    pub broker_applied: BTreeMap<i32, u64>,
+}
+
+/// An image's identity for comparisons: crc32c and length of its JSON.
+pub fn image_hash(image: &MetadataImage) -> u64 {
+    let json = serde_json::to_vec(image).expect("an image serializes");
+    crc32c::crc32c(&json) as u64 | ((json.len() as u64) << 32)
 }
 
 impl QuorumCheck {
@@ -154,6 +163,20 @@ impl QuorumCheck {
         }
     }
 
+    /// A broker fetched the image at `applied`: it must be the one the
+    /// voters hold there.
+    pub fn broker_image(&mut self, broker: i32, applied: u64, hash: u64) {
+        self.checks += 1;
+        self.broker_applied.insert(broker, applied);
+        let Some((h, voter)) = self.images.get(&applied).copied() else { return };
+        if h != hash {
+            self.violate(
+                Invariant::QuorumImages,
+                format!("broker {broker}'s image at applied index {applied} differs from voter {voter}'s"),
+            );
+        }
+    }
+
     /// A proposal was acknowledged at `index`: the entry there is committed
     /// (some voter applies it, or already did).
     pub fn acked(&mut self, topic: &str, index: u64) {
@@ -206,6 +229,13 @@ mod tests {
         let mut c = QuorumCheck::new(false, 3);
         c.image(1, 5, 1);
         c.image(2, 5, 2);
+        assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::QuorumImages));
+        let mut c = QuorumCheck::new(false, 3);
+        c.image(1, 5, 1);
+        c.broker_image(7, 4, 9);
+        c.broker_image(7, 5, 1);
+        assert!(c.violation().is_none());
+        c.broker_image(8, 5, 2);
         assert_eq!(c.violation().map(|v| v.invariant), Some(Invariant::QuorumImages));
     }
 }

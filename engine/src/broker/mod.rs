@@ -2,6 +2,8 @@
 //! requests and responses. Generic over its Disk; the server puts it behind
 //! TCP and the Kafka wire protocol, the simulator behind a simulated network.
 //!
+//! - `cluster`: a broker of a cluster, following the controller quorum's
+//!   image and sending its changes there.
 //! - `log_errors`: the Kafka error code each log failure answers with.
 //! - `groups`: the consumer-group coordinator (`group`'s state machine,
 //!   persisted in `__consumer_offsets`); `group_compaction` keeps those
@@ -15,6 +17,7 @@
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
+mod cluster;
 mod group_compaction;
 pub mod groups;
 mod log_errors;
@@ -26,6 +29,7 @@ pub mod topics;
 // The codes live in the leaf `crate::error`; re-exported here, where the
 // server, client and simulator have always found them.
 pub use crate::error::{BrokerError, ErrorCode};
+pub use cluster::{ControllerLink, FollowError, LinkFuture};
 pub use metadata::{ClusterMetadata, PartitionAssignment, TopicState};
 pub use partition::{Acks, FetchOutcome, Partition, ProduceOutcome};
 
@@ -34,9 +38,10 @@ use crate::entropy::Entropy;
 use crate::group::{Coordinator, GroupConfig};
 use crate::io::Disk;
 use crate::log::{CacheStats, LogCache, LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
+use cluster::ClusterView;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// Where clients reach a broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +66,9 @@ pub struct BrokerConfig {
     /// Memory for recently written log bytes, shared by all partitions
     /// (`LogCache`); reads of older data go to the disk.
     pub log_cache_bytes: usize,
+    /// The metadata comes from a controller quorum (`cluster`), not from
+    /// this broker alone.
+    pub quorum: bool,
 }
 
 pub struct Broker<D: Disk> {
@@ -79,6 +87,12 @@ pub struct Broker<D: Disk> {
     /// The consumer groups of the offsets partitions led here; never held
     /// across an await.
     groups: Mutex<Coordinator>,
+    /// In a cluster: the way to the quorum, and what it last said.
+    controller_link: OnceLock<Arc<dyn ControllerLink>>,
+    view: Mutex<ClusterView>,
+    followed: tokio::sync::watch::Sender<u64>,
+    /// In a cluster: the producer ids left of the block the quorum gave.
+    producer_block: tokio::sync::Mutex<std::ops::Range<i64>>,
 }
 
 impl<D: Disk> Broker<D> {
@@ -99,6 +113,8 @@ impl<D: Disk> Broker<D> {
         let io_err = |source| OpenError::Io { path: dir.join(metadata::METADATA_FILE), source };
         let metadata = match ClusterMetadata::load(disk.as_ref(), &dir).await.map_err(io_err)? {
             Some(m) => m,
+            // Its cluster id comes with the first image (cluster::unclaimed).
+            None if config.quorum => cluster::unclaimed(),
             None => {
                 let id = format!("{:016x}{:016x}", entropy.next_u64(), entropy.next_u64());
                 let m = ClusterMetadata::new(id);
@@ -120,6 +136,10 @@ impl<D: Disk> Broker<D> {
             metadata_changes: tokio::sync::Mutex::new(()),
             partitions: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(Coordinator::new(config_group)),
+            controller_link: OnceLock::new(),
+            view: Mutex::new(ClusterView::default()),
+            followed: tokio::sync::watch::Sender::new(0),
+            producer_block: tokio::sync::Mutex::new(0..0),
         };
         broker.sync_partitions_with_metadata().await?;
         // Groups are served from their log before anything is answered.
@@ -159,15 +179,25 @@ impl<D: Disk> Broker<D> {
         self.metadata().topics.clone()
     }
 
-    /// The brokers of the cluster as known here (this node, until the
-    /// controller quorum tells of others).
+    /// The live brokers of the cluster as known here: this node alone, or
+    /// the quorum's unfenced brokers.
     pub fn brokers(&self) -> Vec<BrokerEndpoint> {
+        if self.config.quorum {
+            return self.view().brokers.clone();
+        }
         vec![self.config.advertised.clone()]
     }
 
-    /// The id of the node acting as controller.
+    /// The id of the node acting as controller; -1 when none is known.
     pub fn controller_id(&self) -> i32 {
+        if self.config.quorum {
+            return self.view().controller.unwrap_or(-1);
+        }
         self.config.node_id
+    }
+
+    fn view(&self) -> MutexGuard<'_, ClusterView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn partitions(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, Arc<Partition<D>>>> {
@@ -209,8 +239,9 @@ impl<D: Disk> Broker<D> {
         })
     }
 
-    /// Opens the logs of every partition the metadata places here and
-    /// deletes logs it no longer places here.
+    /// Opens the logs of every partition the metadata places here, deletes
+    /// logs it no longer places here, and moves hosted partitions to the
+    /// metadata's leader epochs.
     async fn sync_partitions_with_metadata(&self) -> Result<(), OpenError> {
         let wanted: BTreeMap<TopicPartition, (LogConfig, i32)> = {
             let m = self.metadata();
@@ -227,7 +258,8 @@ impl<D: Disk> Broker<D> {
         };
         for tp in self.logs.partitions() {
             if !wanted.contains_key(&tp) {
-                tracing::warn!(partition = %tp, "deleting log of a partition no topic owns");
+                tracing::warn!(partition = %tp, "deleting log of a partition no topic places here");
+                self.partitions().remove(&tp);
                 self.logs.delete(&tp).await.map_err(|e| OpenError::Io {
                     path: self.dir.join(tp.dir_name()),
                     source: std::io::Error::other(e.to_string()),
@@ -235,7 +267,8 @@ impl<D: Disk> Broker<D> {
             }
         }
         for (tp, (config, leader_epoch)) in wanted {
-            if self.partitions().contains_key(&tp) {
+            if let Some(hosted) = self.partitions().get(&tp) {
+                hosted.set_leader_epoch(leader_epoch);
                 continue;
             }
             let log = self.logs.get_or_create(&tp, config).await?;

@@ -78,6 +78,11 @@ impl<D: Disk> Partition<D> {
         self.leader_epoch.load(Ordering::SeqCst)
     }
 
+    /// The metadata's leader epoch for this partition; epochs only grow.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.fetch_max(epoch, Ordering::SeqCst);
+    }
+
     pub fn high_watermark(&self) -> u64 {
         *self.high_watermark.borrow()
     }

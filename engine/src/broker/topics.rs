@@ -89,37 +89,18 @@ impl<D: Disk> Broker<D> {
         request: CreateTopic,
         validate_only: bool,
     ) -> Result<TopicState, BrokerError> {
-        let _one = self.metadata_changes.lock().await;
         let name = request.name.as_str();
-        validate_topic_name(name).map_err(|e| BrokerError::new(ErrorCode::InvalidTopicException, e))?;
-        if self.metadata().topics.contains_key(name) {
-            return Err(BrokerError::new(
-                ErrorCode::TopicAlreadyExists,
-                format!("topic {name} already exists"),
-            ));
+        if self.config.quorum && !validate_only {
+            let (partitions, rf) = self.check_new_topic(&request)?;
+            let topic = self.create_topic_in_cluster(name, partitions, rf, request.configs.clone()).await?;
+            tracing::info!(topic = name, partitions, replication_factor = rf, "created topic");
+            return Ok(topic);
         }
-        let partitions = request.partitions.unwrap_or(self.config.default_partitions);
-        if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
-            let msg = format!("partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}");
-            return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
-        }
+        // The check and the change under one lock: two creates of a name
+        // cannot both pass it.
+        let _one = self.metadata_changes.lock().await;
+        let (partitions, rf) = self.check_new_topic(&request)?;
         let brokers = self.brokers();
-        let default_rf = self.config.default_replication_factor.unwrap_or(3).min(brokers.len() as i16);
-        let rf = request.replication_factor.unwrap_or(default_rf);
-        if rf < 1 || rf as usize > brokers.len() {
-            let msg = format!("replication factor {rf} needs {rf} brokers, {} available", brokers.len());
-            return Err(BrokerError::new(ErrorCode::InvalidReplicationFactor, msg));
-        }
-        for (key, value) in &request.configs {
-            if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-                return Err(BrokerError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("unknown topic config {key:?}"),
-                ));
-            }
-            check_broker_only(key, value).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
-        }
-        self.log_config(&request.configs).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
         let topic = TopicState {
             topic_id: format!("{:016x}{:016x}", self.entropy.next_u64(), self.entropy.next_u64()),
             partitions: (0..partitions)
@@ -150,6 +131,42 @@ impl<D: Disk> Broker<D> {
         Ok(topic)
     }
 
+    /// Validates a new topic against the metadata and the live brokers: its
+    /// partition count and replication factor, defaults applied.
+    fn check_new_topic(&self, request: &CreateTopic) -> Result<(u32, i16), BrokerError> {
+        let name = request.name.as_str();
+        validate_topic_name(name).map_err(|e| BrokerError::new(ErrorCode::InvalidTopicException, e))?;
+        if self.metadata().topics.contains_key(name) {
+            return Err(BrokerError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic {name} already exists"),
+            ));
+        }
+        let partitions = request.partitions.unwrap_or(self.config.default_partitions);
+        if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
+            let msg = format!("partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}");
+            return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
+        }
+        let live = self.brokers().len();
+        let default_rf = self.config.default_replication_factor.unwrap_or(3).min(live as i16).max(1);
+        let rf = request.replication_factor.unwrap_or(default_rf);
+        if rf < 1 || rf as usize > live {
+            let msg = format!("replication factor {rf} needs {rf} live brokers, {live} available");
+            return Err(BrokerError::new(ErrorCode::InvalidReplicationFactor, msg));
+        }
+        for (key, value) in &request.configs {
+            if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                return Err(BrokerError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("unknown topic config {key:?}"),
+                ));
+            }
+            check_broker_only(key, value).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
+        }
+        self.log_config(&request.configs).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
+        Ok((partitions, rf))
+    }
+
     /// Creates `name` with the defaults if it does not exist and the broker
     /// auto-creates topics. Returns whether the topic exists now.
     pub async fn ensure_topic(&self, name: &str) -> Result<bool, BrokerError> {
@@ -178,6 +195,15 @@ impl<D: Disk> Broker<D> {
         if is_internal_topic(name) {
             // Deleting it would lose every group's committed offsets.
             return Err(BrokerError::new(ErrorCode::InvalidRequest, format!("{name} is internal")));
+        }
+        if self.config.quorum {
+            if !self.metadata().topics.contains_key(name) {
+                return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}")));
+            }
+            // Its logs go when the image without it is followed.
+            self.link()?.delete_topic(name.to_string()).await?;
+            tracing::info!(topic = name, "deleted topic");
+            return Ok(());
         }
         let _one = self.metadata_changes.lock().await;
         let mut next = self.metadata().clone();
@@ -227,6 +253,9 @@ impl<D: Disk> Broker<D> {
 
     /// A fresh producer id for an idempotent producer, epoch 0.
     pub async fn init_producer_id(&self) -> Result<(i64, i16), BrokerError> {
+        if self.config.quorum {
+            return self.init_producer_id_in_cluster().await;
+        }
         let _one = self.metadata_changes.lock().await;
         let next = *self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner());
         if next >= self.metadata().next_producer_id {
@@ -240,7 +269,7 @@ impl<D: Disk> Broker<D> {
         Ok((next, 0))
     }
 
-    async fn persist(&self, next: super::ClusterMetadata) -> Result<(), BrokerError> {
+    pub(super) async fn persist(&self, next: super::ClusterMetadata) -> Result<(), BrokerError> {
         next.store(self.disk.as_ref(), &self.dir)
             .await
             .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, format!("writing metadata: {e}")))?;

@@ -29,6 +29,9 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     /// Topics created so far: spreads the first replica of new topics.
     pub topics_created: u64,
+    /// Where the next block of producer ids starts.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -73,6 +76,13 @@ impl MetadataImage {
                 let took = self.topics.get(name).is_some_and(|t| t.topic_id == *topic_id);
                 if took {
                     self.topics.remove(name);
+                }
+                took
+            }
+            MetadataRecord::ProducerIds { first, count, .. } => {
+                let took = *first == self.next_producer_id && *count > 0;
+                if took {
+                    self.next_producer_id = first.saturating_add(*count);
                 }
                 took
             }

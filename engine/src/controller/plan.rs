@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 /// A new topic's records: `replication_factor` replicas per partition,
 /// spread evenly over the live brokers (partition `p`'s replicas start one
 /// broker after partition `p - 1`'s, and each topic starts one broker
-/// after the previous topic, so leaders spread too). Every replica starts
-/// in the ISR: all of them are empty.
+/// after the previous topic, so leaders spread too). The ISR starts as the
+/// leader alone: a follower joins it once it has caught up with the
+/// leader's log (replication's AlterPartition), and until then leadership
+/// must not move to it, or what the leader acknowledged would be lost.
 pub fn create_topic(
     image: &MetadataImage,
     name: &str,
@@ -40,7 +42,7 @@ pub fn create_topic(
             PartitionRecord {
                 leader: replicas[0],
                 leader_epoch: 0,
-                isr: replicas.clone(),
+                isr: vec![replicas[0]],
                 replicas,
                 partition_epoch: 0,
             }
@@ -145,6 +147,18 @@ mod tests {
         image
     }
 
+    /// Every replica caught up and in the ISR, as replication would report.
+    fn all_in_sync(image: &mut MetadataImage) {
+        let mut records = Vec::new();
+        for topic in image.topics.values() {
+            for (index, p) in topic.partitions.iter().enumerate() {
+                let next = PartitionRecord { isr: p.replicas.clone(), ..p.clone() };
+                push_change(&mut records, &topic.topic_id, index, p, next);
+            }
+        }
+        apply_all(image, &records);
+    }
+
     fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) {
         for r in records {
             image.apply(r);
@@ -163,7 +177,7 @@ mod tests {
         for p in &t.partitions {
             assert_eq!(p.replicas.len(), 2);
             assert_ne!(p.replicas[0], p.replicas[1]);
-            assert_eq!(p.isr, p.replicas);
+            assert_eq!(p.isr, [p.leader], "followers join the ISR once they caught up");
             *leaders.entry(p.leader).or_insert(0) += 1;
             for r in &p.replicas {
                 *hosted.entry(*r).or_insert(0) += 1;
@@ -182,6 +196,7 @@ mod tests {
         let mut image = cluster(&[1, 2, 3]);
         let record = create_topic(&image, "t", "id".into(), 3, 2, BTreeMap::new()).unwrap();
         apply_all(&mut image, &[record]);
+        all_in_sync(&mut image);
         let before = image.topics["t"].partitions.clone();
         let records = fence(&image, 1, 1);
         apply_all(&mut image, &records);

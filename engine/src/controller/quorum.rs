@@ -50,6 +50,9 @@ impl QuorumConfig {
     }
 }
 
+/// Producer ids per block a broker is given (Kafka's is 1000 too).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// Names a proposal until it is answered.
 pub type ProposalId = u64;
 
@@ -111,6 +114,9 @@ pub struct Controller {
     /// are planned from the image, so the next waits until this one has
     /// applied (or this node stopped leading).
     duty: Option<ProposalId>,
+    /// Leader only: producer ids up to here are proposed (the image's
+    /// `next_producer_id` lags until they apply).
+    producer_ids_proposed: i64,
     /// A snapshot taken and not yet handed to the driver to write.
     compaction: Option<Snapshot>,
     /// When observed (the simulator's checker): every entry applied, as
@@ -200,6 +206,7 @@ impl Controller {
             sessions: BTreeMap::new(),
             unfence_wanted: BTreeSet::new(),
             duty: None,
+            producer_ids_proposed: 0,
             compaction: None,
             applied_log: None,
         };
@@ -265,6 +272,7 @@ impl Controller {
             self.sessions.clear();
             self.unfence_wanted.clear();
             self.duty = None;
+            self.producer_ids_proposed = 0;
         }
         // Proposals from an earlier term may never commit: their callers
         // ask again (Kafka answers NOT_CONTROLLER the same way).
@@ -460,6 +468,19 @@ impl Controller {
         let record =
             plan::create_topic(&self.image, name, topic_id, partitions, replication_factor, configs)?;
         self.propose(vec![record])
+    }
+
+    /// A block of producer ids for `node_id`: the proposal and the block's
+    /// first id (the block is the broker's once the proposal applies).
+    pub fn allocate_producer_ids(&mut self, node_id: i32) -> Result<(ProposalId, i64), BrokerError> {
+        if !self.caught_up() {
+            return Err(not_controller(self.leader()));
+        }
+        let first = self.image.next_producer_id.max(self.producer_ids_proposed);
+        let count = PRODUCER_ID_BLOCK;
+        let id = self.propose(vec![MetadataRecord::ProducerIds { node_id, first, count }])?;
+        self.producer_ids_proposed = first + count;
+        Ok((id, first))
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<ProposalId, BrokerError> {

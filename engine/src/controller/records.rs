@@ -66,6 +66,14 @@ pub enum MetadataRecord {
         name: String,
         topic_id: String,
     },
+    /// Producer ids `first..first + count` are `node_id`'s to hand out.
+    /// Taken only if `first` is where the image's next block starts, so no
+    /// id is handed out twice.
+    ProducerIds {
+        node_id: i32,
+        first: i64,
+        count: i64,
+    },
     /// A partition's new leadership or ISR (the whole record, not a diff).
     PartitionChange {
         topic_id: String,

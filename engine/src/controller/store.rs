@@ -25,6 +25,7 @@ use raft::prelude::{Entry, HardState, Snapshot};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// `log::manager::METADATA_TOPIC`'s partition 0, as Kafka names it.
 pub const QUORUM_DIR: &str = "__cluster_metadata-0";
 const LOG_FILE: &str = "quorum.log";
 const SNAPSHOT_FILE: &str = "quorum.snapshot";

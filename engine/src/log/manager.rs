@@ -52,7 +52,15 @@ impl fmt::Display for TopicPartition {
 }
 
 /// Kafka's rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+/// The metadata quorum's log lives in `<data dir>/__cluster_metadata-0/`
+/// (controller::store), beside the partitions' logs: no topic may take the
+/// name, and the log manager leaves that directory alone.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name == METADATA_TOPIC {
+        return Err(format!("topic name {name} is reserved for the metadata quorum's log"));
+    }
     if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX {
         return Err(format!("topic name must be 1 to {TOPIC_NAME_BYTES_MAX} characters"));
     }
@@ -105,6 +113,9 @@ impl<D: Disk> LogManager<D> {
         let mut logs = BTreeMap::new();
         let mut reports = Vec::new();
         for name in disk.list_dirs(&dir).await.map_err(io_err(&dir))? {
+            if name.strip_suffix("-0") == Some(METADATA_TOPIC) {
+                continue;
+            }
             let Some(tp) = TopicPartition::from_dir_name(&name) else {
                 tracing::warn!(dir = %dir.display(), name, "ignoring directory that is not a partition");
                 continue;

@@ -65,6 +65,7 @@ impl Fixture {
             topic_defaults: LogConfig::default(),
             group: ringtail_engine::group::GroupConfig::default(),
             log_cache_bytes: 1 << 20,
+            quorum: false,
         };
         let (broker, _) = Broker::open(
             Arc::new(disk),

@@ -7,12 +7,14 @@
 //! - `consume`: `ringtail consume TOPIC [--group G]`: one record value per
 //!   line; `consume_group` is its consumer-group mode.
 //! - `group`: `ringtail group list|describe|delete`: consumer groups.
+//! - `cluster`: `ringtail cluster describe`: the metadata quorum and brokers.
 //!
 //! Each command is a clap `Args` struct and `async fn run(args) -> ExitCode`
 //! (0 ok, 1 runtime failure with a one-line message, 2 bad usage). The work
 //! itself sits in functions taking their input and output as arguments, so
 //! tests drive them without a terminal.
 
+pub mod cluster;
 pub mod consume;
 pub mod consume_group;
 pub mod group;

@@ -13,11 +13,11 @@ mod tests;
 
 use crate::limits::Limits;
 use file::{topic_defaults, FileValues};
-pub use parse::parse_host_port;
 use parse::{
-    default_address, parse_advertise, parse_bool, parse_bytes, parse_controllers, parse_data_dir, parse_ms,
-    parse_node_id, parse_partitions, parse_replication_factor,
+    default_address, parse_advertise, parse_bool, parse_bytes, parse_data_dir, parse_ms, parse_node_id,
+    parse_partitions, parse_replication_factor,
 };
+pub use parse::{parse_controllers, parse_host_port};
 use ringtail_engine::group::GroupConfig;
 use ringtail_engine::io::select::ParseIoChoiceError;
 use ringtail_engine::io::IoChoice;
@@ -27,7 +27,6 @@ use std::path::PathBuf;
 
 pub const DEFAULT_DATA_DIR: &str = "./ringtail-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
-pub const DEFAULT_CONTROLLER_LISTEN: &str = "127.0.0.1:9093";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9644";
 pub const DEFAULT_NODE_ID: i32 = 1;
 pub const DEFAULT_PARTITIONS: u32 = 1;
@@ -59,7 +58,8 @@ pub struct ServeArgs {
     /// Metadata quorum voters [default: this node alone]
     #[arg(long, value_name = "ID@HOST:PORT,...")]
     pub controllers: Option<String>,
-    /// Controller listener [default: 127.0.0.1:9093]
+    /// Where this node's controller voter listens [default: its address in
+    /// --controllers]
     #[arg(long, value_name = "HOST:PORT")]
     pub controller_listen: Option<String>,
     /// Prometheus /metrics listener [default: 127.0.0.1:9644]
@@ -148,7 +148,8 @@ pub struct ServeConfig {
     pub advertise: Option<HostPort>,
     pub node_id: i32,
     pub controllers: Vec<Controller>,
-    pub controller_listen: HostPort,
+    /// `None`: this node's address in `controllers`.
+    pub controller_listen: Option<HostPort>,
     pub metrics_listen: HostPort,
     pub io: IoChoice,
     pub flush: FlushPolicy,
@@ -247,15 +248,23 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         return Err(ConfigError { key: "advertise".into(), origin: None, problem });
     }
     let node_id = value("node-id", get("node-id", &args.node_id)?, DEFAULT_NODE_ID, parse_node_id)?;
-    let controllers = value("controllers", get("controllers", &args.controllers)?, Vec::new(), |v| {
-        parse_controllers(v, node_id)
-    })?;
-    let controller_listen = value(
-        "controller-listen",
-        get("controller-listen", &args.controller_listen)?,
-        default_address(DEFAULT_CONTROLLER_LISTEN),
-        parse_host_port,
-    )?;
+    let controllers =
+        value("controllers", get("controllers", &args.controllers)?, Vec::new(), parse_controllers)?;
+    let controller_listen_raw = get("controller-listen", &args.controller_listen)?;
+    // A single node (no --controllers) runs no voter, and takes the flag
+    // as a no-op; a cluster's broker-only node would silently ignore it.
+    if let Some(raw) = &controller_listen_raw {
+        if !controllers.is_empty() && !controllers.iter().any(|c| c.node_id == node_id) {
+            return Err(raw.error(
+                "controller-listen",
+                format!(
+                    "node {node_id} is not among the --controllers, so it runs no controller to listen for"
+                ),
+            ));
+        }
+    }
+    let controller_listen =
+        value("controller-listen", controller_listen_raw, None, |v| parse_host_port(v).map(Some))?;
     let metrics_listen = value(
         "metrics-listen",
         get("metrics-listen", &args.metrics_listen)?,

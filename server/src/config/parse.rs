@@ -88,7 +88,9 @@ pub fn parse_host_port(value: &str) -> Result<HostPort, String> {
 /// `ID@HOST:PORT,...`. Until replication exists, the only quorum is this
 /// node alone: naming any other node is refused rather than silently run as
 /// a single node that other nodes think is their peer.
-pub(super) fn parse_controllers(value: &str, node_id: i32) -> Result<Vec<Controller>, String> {
+/// `ID@HOST:PORT,...`: the quorum's voters. This node need not be one (it
+/// is a broker only then).
+pub fn parse_controllers(value: &str) -> Result<Vec<Controller>, String> {
     let mut controllers: Vec<Controller> = Vec::new();
     for entry in value.split(',').map(str::trim) {
         let bad = || format!("expected ID@HOST:PORT[,ID@HOST:PORT...], got {entry:?}");
@@ -99,9 +101,6 @@ pub(super) fn parse_controllers(value: &str, node_id: i32) -> Result<Vec<Control
             return Err(format!("node {id} is listed twice"));
         }
         controllers.push(Controller { node_id: id, address });
-    }
-    if controllers.iter().any(|c| c.node_id != node_id) {
-        return Err("multi-node clusters are not yet supported (replication issue)".into());
     }
     Ok(controllers)
 }

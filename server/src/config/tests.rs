@@ -24,7 +24,7 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(c.log_cache_bytes, crate::memory::default_log_cache_bytes());
     assert!(c.log_cache_bytes > 0);
     assert!(c.controllers.is_empty());
-    assert_eq!(c.controller_listen.to_string(), "127.0.0.1:9093");
+    assert_eq!(c.controller_listen, None);
     assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9644");
     assert_eq!(c.io, IoChoice::Auto);
     assert_eq!(c.flush, FlushPolicy::Always);
@@ -163,14 +163,23 @@ fn a_missing_config_file_is_a_config_error() {
 }
 
 #[test]
-fn controllers_other_than_this_node_are_refused() {
-    let a = ServeArgs { controllers: Some("1@127.0.0.1:9093,2@127.0.0.1:9193".into()), ..args() };
-    let message = resolve(&a).unwrap_err().to_string();
-    assert!(message.contains("multi-node clusters are not yet supported (replication issue)"), "{message}");
-    let alone = ServeArgs { controllers: Some("1@127.0.0.1:9093".into()), ..args() };
-    assert_eq!(resolve(&alone).unwrap().controllers.len(), 1);
-    let other = ServeArgs { controllers: Some("2@127.0.0.1:9093".into()), ..args() };
-    assert!(resolve(&other).is_err());
+fn a_voter_a_broker_only_node_and_bad_voter_lists() {
+    let voters = "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293";
+    let voter = ServeArgs { controllers: Some(voters.into()), node_id: Some("2".into()), ..args() };
+    let c = resolve(&voter).unwrap();
+    assert_eq!(c.controllers.iter().map(|v| v.node_id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(c.controllers[1].address.to_string(), "127.0.0.1:9193");
+    let broker_only = ServeArgs { node_id: Some("4".into()), ..voter.clone() };
+    assert_eq!(resolve(&broker_only).unwrap().controllers.len(), 3);
+    let bind = ServeArgs { controller_listen: Some("0.0.0.0:9193".into()), ..voter };
+    assert_eq!(resolve(&bind).unwrap().controller_listen.unwrap().to_string(), "0.0.0.0:9193");
+    let listening_non_voter = ServeArgs { controller_listen: Some("127.0.0.1:9393".into()), ..broker_only };
+    let message = resolve(&listening_non_voter).unwrap_err().to_string();
+    assert!(message.contains("node 4 is not among the --controllers"), "{message}");
+    let twice = ServeArgs { controllers: Some("1@127.0.0.1:9093,1@127.0.0.1:9193".into()), ..args() };
+    assert!(resolve(&twice).unwrap_err().to_string().contains("node 1 is listed twice"));
+    let garbage = ServeArgs { controllers: Some("1@127.0.0.1:9093,x".into()), ..args() };
+    assert!(resolve(&garbage).unwrap_err().to_string().contains("ID@HOST:PORT"));
 }
 
 #[test]

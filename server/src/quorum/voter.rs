@@ -7,6 +7,7 @@ use super::transport::{self, Event, Peers};
 use super::wire::{encode, Ask, Frame, Outcome, QuorumStatus, Reply};
 use bytes::Bytes;
 use ringtail_engine::clock::Clock;
+use ringtail_engine::controller::quorum::PRODUCER_ID_BLOCK;
 use ringtail_engine::controller::{Controller, ProposalId, QuorumNode};
 use ringtail_engine::error::{BrokerError, ErrorCode};
 use ringtail_engine::io::Disk;
@@ -37,7 +38,7 @@ pub async fn run<D: Disk>(
     let (events_tx, mut events) = unbounded_channel();
     tokio::spawn(transport::accept(listener, events_tx));
     let peers = Peers::start(&peers);
-    let mut waiting: BTreeMap<ProposalId, (UnboundedSender<Bytes>, u64)> = BTreeMap::new();
+    let mut waiting: BTreeMap<ProposalId, Waiting> = BTreeMap::new();
     loop {
         let event = tokio::time::timeout(POLL, events.recv()).await.ok().flatten();
         let now = clock.now_ms();
@@ -46,8 +47,8 @@ pub async fn run<D: Disk>(
                 Some(Event::Raft(message)) => node.step(message).await?,
                 Some(Event::Request(request, reply_to)) => {
                     match handle(&mut node.controller, request.ask, now) {
-                        Handled::Later(proposal) => {
-                            waiting.insert(proposal, (reply_to, request.id));
+                        Handled::Later(proposal, on_commit) => {
+                            waiting.insert(proposal, Waiting { reply_to, id: request.id, on_commit });
                         }
                         Handled::Now(outcome) => {
                             let _ = reply_to.send(encode(&Frame::Reply(Reply { id: request.id, outcome })));
@@ -68,9 +69,9 @@ pub async fn run<D: Disk>(
             observer.after_turn(&mut node.controller);
         }
         for (proposal, answer) in node.controller.take_answers() {
-            if let Some((reply_to, id)) = waiting.remove(&proposal) {
+            if let Some(Waiting { reply_to, id, on_commit }) = waiting.remove(&proposal) {
                 let outcome = match answer {
-                    Ok(index) => Outcome::Committed(index),
+                    Ok(index) => on_commit.unwrap_or(Outcome::Committed(index)),
                     Err(e) => refused(&node.controller, e),
                 };
                 let _ = reply_to.send(encode(&Frame::Reply(Reply { id, outcome })));
@@ -83,9 +84,17 @@ pub async fn run<D: Disk>(
 }
 
 enum Handled {
-    /// Answered once this proposal applies (or fails to).
-    Later(ProposalId),
+    /// Answered once this proposal applies (or fails to): with the outcome
+    /// given, or else `Committed` and its index.
+    Later(ProposalId, Option<Outcome>),
     Now(Outcome),
+}
+
+/// A request whose proposal has not applied yet.
+struct Waiting {
+    reply_to: UnboundedSender<Bytes>,
+    id: u64,
+    on_commit: Option<Outcome>,
 }
 
 fn refused(controller: &Controller, e: BrokerError) -> Outcome {
@@ -102,6 +111,18 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
             c.create_topic(&name, partitions, replication_factor, configs)
         }
         Ask::DeleteTopic { name } => c.delete_topic(&name),
+        Ask::AllocateProducerIds { node_id } => {
+            return match c.allocate_producer_ids(node_id) {
+                Ok((id, first)) => {
+                    Handled::Later(id, Some(Outcome::ProducerIds { first, count: PRODUCER_ID_BLOCK }))
+                }
+                Err(e) => Handled::Now(refused(c, e)),
+            }
+        }
+        Ask::Image { after } => {
+            let image = (c.applied() > after).then(|| Box::new(c.image().clone()));
+            return Handled::Now(Outcome::Image { applied: c.applied(), leader: c.leader(), image });
+        }
         Ask::BrokerHeartbeat { node_id, incarnation } => {
             return Handled::Now(match c.broker_heartbeat(node_id, incarnation, now) {
                 Ok(state) => Outcome::Heartbeat { fenced: state.fenced },
@@ -120,7 +141,7 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
         }
     };
     match proposal {
-        Ok(id) => Handled::Later(id),
+        Ok(id) => Handled::Later(id, None),
         Err(e) => Handled::Now(refused(c, e)),
     }
 }

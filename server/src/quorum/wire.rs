@@ -41,6 +41,15 @@ pub enum Ask {
     DeleteTopic {
         name: String,
     },
+    /// A block of producer ids for this broker alone.
+    AllocateProducerIds {
+        node_id: i32,
+    },
+    /// The image this voter has applied, if it is past `after`. Any voter
+    /// answers: its image holds only committed entries.
+    Image {
+        after: u64,
+    },
     /// The quorum as this voter sees it.
     Describe,
 }
@@ -63,6 +72,17 @@ pub enum Outcome {
         fenced: bool,
     },
     Described(Box<QuorumStatus>),
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
+    /// The voter's image at `applied` (`None`: not past the `after` asked
+    /// for), and the leader it knows of.
+    Image {
+        applied: u64,
+        leader: Option<u64>,
+        image: Option<Box<MetadataImage>>,
+    },
     /// A Kafka error code and why; NOT_CONTROLLER names the leader if known.
     Refused {
         code: i16,

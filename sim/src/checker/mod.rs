@@ -136,9 +136,12 @@ impl Invariant {
             Invariant::TimeLookup => "ListOffsets by time answers the first offset at or after the time",
             Invariant::QuorumOneLeader => "at most one controller leader per term",
             Invariant::QuorumCommitted => "a committed metadata entry is never lost or changed",
-            Invariant::QuorumImages => "voters at the same applied index hold the same metadata image",
+            Invariant::QuorumImages => {
+                "voters, and the brokers following them, at the same applied index hold the same metadata image"
+            }
             Invariant::QuorumLiveness => {
-                "after healing, a controller leader, voters converged, acknowledged topics kept, live brokers unfenced"
+                "after healing, a controller leader, voters converged, acknowledged topics kept, live brokers unfenced, \
+                 every broker's image at the quorum's"
             }
         }
     }

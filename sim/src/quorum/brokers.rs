@@ -1,11 +1,14 @@
 //! The quorum scenario's clients, on one node: simulated brokers that
-//! register and heartbeat (some fall silent for longer than their session,
-//! some restart with a new incarnation), and an admin creating topics.
+//! register, heartbeat (some fall silent for longer than their session,
+//! some restart with a new incarnation) and follow the image as a server's
+//! broker does (`Ask::Image`, newer images only), and an admin creating
+//! topics.
 //! They speak the controller listener's protocol through the server's
 //! `QuorumClient`, which finds the leader by asking around and following
 //! NOT_CONTROLLER.
 
 use super::{voter_addr, QuorumWorld};
+use crate::quorumcheck::image_hash;
 use crate::rng::Rng;
 use crate::world::sim_elapsed_ms;
 use ringtail_engine::error::ErrorCode;
@@ -34,8 +37,17 @@ pub async fn broker(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>, node_id:
     let mut rng = Rng::fork(world.plan.seed, &format!("quorum-broker-{node_id}"));
     let mut incarnation = 1u64;
     let mut registered = false;
+    let mut followed = 0;
     while !world.done.load(Ordering::SeqCst) {
         let quiet = world.quiet.load(Ordering::SeqCst);
+        if let Some(Outcome::Image { applied, image: Some(image), .. }) =
+            caller.call(Ask::Image { after: followed }).await
+        {
+            if applied > followed {
+                followed = applied;
+                world.check().at(sim_elapsed_ms()).broker_image(node_id, applied, image_hash(&image));
+            }
+        }
         if !registered {
             let ask = Ask::RegisterBroker { node_id, incarnation, endpoints: Vec::new() };
             if let Some(Outcome::Committed(index)) = caller.call(ask).await {

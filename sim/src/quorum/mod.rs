@@ -1,14 +1,15 @@
 //! The metadata quorum under the simulator (`sim/run --scenario quorum`):
 //! 1, 3 or 5 controller voters, each the server's voter (controller
 //! listener, connections, loop) around the engine's `QuorumNode`, on a
-//! simulated disk of its own and madsim's TCP; simulated brokers register
-//! and heartbeat and an admin creates topics, through the server's
-//! `QuorumClient`. Faults: voter
+//! simulated disk of its own and madsim's TCP; simulated brokers register,
+//! heartbeat and fetch the image, and an admin creates topics, through the
+//! server's `QuorumClient`. Faults: voter
 //! crashes (power loss included, of a minority or of every voter at once),
 //! network cuts isolating a voter (the leader, often), pauses, packet
 //! loss, slow disks. Invariants in `quorumcheck`.
 //!
-//! What it does not run yet: brokers that serve data and follow the image.
+//! What it does not run yet: brokers that serve data (the server in cluster
+//! mode, `server/src/cluster.rs`, with the engine's `follow_image`).
 
 pub mod brokers;
 pub mod voter;
@@ -353,6 +354,14 @@ impl QuorumWorld {
         };
         if let Some(missing) = check.acked_topics.keys().find(|t| !image.topics.contains_key(*t)) {
             return Some(format!("acknowledged topic {missing} is not in the image at {applied}"));
+        }
+        for broker in 1..=self.plan.brokers {
+            let at = check.broker_applied.get(&broker).copied().unwrap_or(0);
+            if at != applied {
+                return Some(format!(
+                    "broker {broker} follows the image at {at}, the voters are at {applied}"
+                ));
+            }
         }
         drop(check);
         let live = self.live_brokers.lock().unwrap_or_else(|e| e.into_inner()).clone();

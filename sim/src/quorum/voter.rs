@@ -4,7 +4,7 @@
 //! Killed and restarted by the scenario; each start recovers from the disk.
 
 use super::{voter_addr, QuorumWorld};
-use crate::quorumcheck::QuorumCheck;
+use crate::quorumcheck::{image_hash, QuorumCheck};
 use crate::world::{sim_elapsed_ms, SimClock};
 use ringtail_engine::controller::{Controller, QuorumConfig, QuorumNode};
 use ringtail_engine::entropy::SeededEntropy;
@@ -62,8 +62,7 @@ impl VoterObserver for Reporter {
             check.applied(id, index, term, crc);
         }
         if self.last_applied.swap(c.applied(), Ordering::SeqCst) != c.applied() {
-            let json = serde_json::to_vec(c.image()).expect("an image serializes");
-            check.image(id, c.applied(), crc32c::crc32c(&json) as u64 | ((json.len() as u64) << 32));
+            check.image(id, c.applied(), image_hash(c.image()));
             check.state(id, c.applied(), Some(c.image()), c.is_leader());
         } else {
             check.state(id, c.applied(), None, c.is_leader());

@@ -1,0 +1,240 @@
+//! A broker of a cluster: it follows the controller quorum's image (topics,
+//! leaders, live brokers), sends topic changes and producer-id requests
+//! through its `ControllerLink`, and refuses another cluster's image.
+//! The quorum here is a stand-in: an image that the real `plan` functions
+//! change, followed at once.
+
+mod common;
+
+use common::{clock, runtime};
+use ringtail_engine::broker::topics::CreateTopic;
+use ringtail_engine::broker::{
+    Broker, BrokerConfig, BrokerEndpoint, ControllerLink, ErrorCode, FollowError, LinkFuture,
+};
+use ringtail_engine::controller::{plan, Endpoint, MetadataImage, MetadataRecord};
+use ringtail_engine::entropy::SeededEntropy;
+use ringtail_engine::io::MemDisk;
+use ringtail_engine::log::LogConfig;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+
+fn config(node_id: i32) -> BrokerConfig {
+    BrokerConfig {
+        node_id,
+        advertised: BrokerEndpoint { node_id, host: "127.0.0.1".into(), port: 9092 },
+        default_partitions: 1,
+        default_replication_factor: None,
+        auto_create_topics: false,
+        topic_defaults: LogConfig::default(),
+        group: ringtail_engine::group::GroupConfig::default(),
+        log_cache_bytes: 1 << 20,
+        quorum: true,
+    }
+}
+
+async fn open(disk: &Arc<MemDisk>, node_id: i32) -> Arc<Broker<MemDisk>> {
+    let (broker, _) = Broker::open(
+        disk.clone(),
+        PathBuf::from("/data"),
+        config(node_id),
+        clock(),
+        Arc::new(SeededEntropy::new(5)),
+    )
+    .await
+    .unwrap();
+    Arc::new(broker)
+}
+
+/// The quorum's committed image and the index it is at.
+struct Quorum {
+    state: Mutex<(MetadataImage, u64)>,
+    broker: Mutex<Weak<Broker<MemDisk>>>,
+}
+
+impl Quorum {
+    /// A formed cluster with brokers 1..=n registered and live.
+    fn new(cluster_id: &str, live: i32) -> Arc<Quorum> {
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::ClusterId { cluster_id: cluster_id.into() });
+        for id in 1..=live {
+            let endpoint =
+                Endpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9090 + id as u16 };
+            image.apply(&MetadataRecord::RegisterBroker {
+                node_id: id,
+                incarnation: 1,
+                endpoints: vec![endpoint],
+            });
+            image.apply(&MetadataRecord::UnfenceBroker { node_id: id, incarnation: 1 });
+        }
+        Arc::new(Quorum { state: Mutex::new((image, 1)), broker: Mutex::new(Weak::new()) })
+    }
+
+    fn serve(self: &Arc<Self>, broker: &Arc<Broker<MemDisk>>) {
+        *self.broker.lock().unwrap() = Arc::downgrade(broker);
+        broker.attach_controller(self.clone());
+    }
+
+    /// Commits `records` and has the broker follow the new image.
+    async fn commit(&self, records: &[MetadataRecord]) {
+        let (image, applied) = {
+            let mut state = self.state.lock().unwrap();
+            for r in records {
+                state.0.apply(r);
+            }
+            state.1 += 1;
+            state.clone()
+        };
+        let broker = self.broker.lock().unwrap().upgrade().expect("a broker follows");
+        broker.follow_image(&image, applied, Some(1)).await.unwrap();
+    }
+
+    fn image(&self) -> MetadataImage {
+        self.state.lock().unwrap().0.clone()
+    }
+}
+
+impl ControllerLink for Quorum {
+    fn create_topic(
+        &self,
+        name: String,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> LinkFuture<'_, ()> {
+        Box::pin(async move {
+            let image = self.image();
+            let id = format!("{:032x}", image.topics_created + 1);
+            let record = plan::create_topic(&image, &name, id, partitions, replication_factor, configs)?;
+            self.commit(&[record]).await;
+            Ok(())
+        })
+    }
+
+    fn delete_topic(&self, name: String) -> LinkFuture<'_, ()> {
+        Box::pin(async move {
+            let topic_id = self.image().topics[&name].topic_id.clone();
+            self.commit(&[MetadataRecord::DeleteTopic { name, topic_id }]).await;
+            Ok(())
+        })
+    }
+
+    fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)> {
+        Box::pin(async move {
+            let first = self.image().next_producer_id;
+            self.commit(&[MetadataRecord::ProducerIds { node_id: 1, first, count: 3 }]).await;
+            Ok((first, 3))
+        })
+    }
+}
+
+fn new_topic(name: &str, partitions: u32, replication_factor: Option<i16>) -> CreateTopic {
+    CreateTopic {
+        name: name.into(),
+        partitions: Some(partitions),
+        replication_factor,
+        configs: BTreeMap::new(),
+    }
+}
+
+/// Topics come from the quorum: replicas placed here get logs, the live
+/// brokers and the controller are the image's, and a delete removes the
+/// logs once the image without the topic is followed.
+#[test]
+fn topics_and_brokers_follow_the_image() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let broker = open(&disk, 2).await;
+        let quorum = Quorum::new("c1", 3);
+        quorum.serve(&broker);
+        assert_eq!(broker.cluster_id(), "", "a new data directory belongs to no cluster yet");
+        quorum.commit(&[]).await;
+        assert_eq!(broker.cluster_id(), "c1");
+        assert_eq!(broker.brokers().iter().map(|b| b.node_id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(broker.controller_id(), 1);
+
+        let err = broker.create_topic(new_topic("big", 1, Some(4)), false).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidReplicationFactor);
+        let t = broker.create_topic(new_topic("t", 3, None), false).await.unwrap();
+        assert!(t.partitions.iter().all(|p| p.replicas.len() == 3), "the default: min(3, live brokers)");
+        let hosted =
+            |b: &Broker<MemDisk>| b.hosted_partitions().iter().map(|p| p.tp.to_string()).collect::<Vec<_>>();
+        assert_eq!(hosted(&broker), ["t-0", "t-1", "t-2"]);
+        let led: Vec<i32> = (0..3).filter(|p| broker.leader_partition("t", *p).is_ok()).collect();
+        assert_eq!(led.len(), 1, "leaders spread over three brokers: {led:?}");
+        let two = broker.create_topic(new_topic("two", 3, Some(1)), false).await.unwrap();
+        let here = two.partitions.iter().filter(|p| p.replicas == [2]).count();
+        assert_eq!(hosted(&broker).len(), 3 + here, "only replicas placed here are hosted");
+
+        // A fenced leader: leadership moves off it in the image, and the
+        // broker stops leading (its epoch moves with the image).
+        let led_here = led[0];
+        let before = broker.partition("t", led_here).unwrap().leader_epoch();
+        let fence = plan::fence(&quorum.image(), 2, 1);
+        quorum.commit(&fence).await;
+        assert!(broker.leader_partition("t", led_here).is_err());
+        assert!(!broker.brokers().iter().any(|b| b.node_id == 2));
+        let image = quorum.image();
+        let p = &image.topics["t"].partitions[led_here as usize];
+        assert_eq!(p.leader, -1, "the leader was its ISR alone: offline, never moved to a follower");
+        let unfence = plan::unfence(&image, 2, 1);
+        quorum.commit(&unfence).await;
+        assert!(broker.leader_partition("t", led_here).is_ok(), "back in its own ISR, it leads again");
+        assert!(broker.partition("t", led_here).unwrap().leader_epoch() > before);
+
+        broker.delete_topic("t").await.unwrap();
+        assert!(broker.partition("t", 0).is_none());
+        assert!(!broker.topics().contains_key("t"));
+    });
+}
+
+/// An image older than one followed changes nothing; a restart keeps the
+/// cluster id and topics; another cluster's image is refused.
+#[test]
+fn stale_images_are_ignored_and_another_cluster_is_refused() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let broker = open(&disk, 1).await;
+        let quorum = Quorum::new("c1", 1);
+        quorum.serve(&broker);
+        quorum.commit(&[]).await;
+        let old = quorum.image();
+        broker.create_topic(new_topic("t", 2, None), false).await.unwrap();
+        broker.follow_image(&old, 1, Some(1)).await.unwrap();
+        assert!(broker.topics().contains_key("t"), "an older image is not followed");
+
+        broker.close().await.unwrap();
+        drop(broker);
+        let broker = open(&disk, 1).await;
+        assert_eq!(broker.cluster_id(), "c1");
+        assert!(broker.topics().contains_key("t") && broker.partition("t", 1).is_some());
+        let other = Quorum::new("c2", 1);
+        let refused = broker.follow_image(&other.image(), 9, Some(1)).await.unwrap_err();
+        assert!(matches!(refused, FollowError::OtherCluster { .. }), "{refused}");
+        assert!(refused.to_string().contains("cluster c1") && refused.to_string().contains("cluster c2"));
+        assert!(broker.partition("t", 0).is_some(), "nothing of the other cluster was applied");
+    });
+}
+
+/// Producer ids come in blocks from the quorum; no id is handed out twice,
+/// across blocks or restarts.
+#[test]
+fn producer_ids_come_from_the_quorum_in_blocks() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let broker = open(&disk, 1).await;
+        let quorum = Quorum::new("c1", 1);
+        quorum.serve(&broker);
+        quorum.commit(&[]).await;
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(broker.init_producer_id().await.unwrap().0);
+        }
+        assert_eq!(ids, [0, 1, 2, 3, 4], "blocks of three, one after another");
+        broker.close().await.unwrap();
+        drop(broker);
+        let broker = open(&disk, 1).await;
+        quorum.serve(&broker);
+        assert_eq!(broker.init_producer_id().await.unwrap().0, 6, "a restart takes a fresh block");
+    });
+}

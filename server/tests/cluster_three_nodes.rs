@@ -1,0 +1,246 @@
+//! Three `ringtail serve` processes on one host, each a broker and a
+//! controller voter (combined mode), as a user would start them: topics
+//! created with replication factor 3 place replicas on all three; `kill -9`
+//! of the controller leader gives a new leader within 5 s and topic
+//! creation works again; a full restart keeps every topic; the cluster's
+//! data directories refuse to serve another cluster.
+
+mod server_support;
+
+use ringtail_client::{Client, ClientConfig, NewTopic};
+use server_support::{ready_address, spawn_serve};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ringtail");
+/// A debug build on a loaded two-core machine can be slow to start.
+const READY_WAIT: Duration = Duration::from_secs(90);
+/// The bound on electing a new controller leader.
+const FAILOVER_BOUND: Duration = Duration::from_secs(5);
+/// How long a metadata change may take to reach every broker.
+const CONVERGE_WAIT: Duration = Duration::from_secs(30);
+
+struct Node {
+    id: i32,
+    data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    kafka: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+impl Node {
+    fn spawn(&mut self, voters: &str) -> std::sync::mpsc::Receiver<String> {
+        let stderr = File::options().create(true).append(true).open(&self.log).unwrap();
+        let mut command = Command::new(BINARY);
+        command
+            .arg("serve")
+            .args(["--node-id", &self.id.to_string(), "--controllers", voters])
+            .args(["--data-dir", self.data.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--io", "std"])
+            .env("RUST_LOG", "info")
+            .stderr(stderr);
+        let (child, ready) = spawn_serve(command);
+        self.child = Some(child);
+        ready
+    }
+
+    fn await_ready(&mut self, ready: std::sync::mpsc::Receiver<String>) {
+        match ready.recv_timeout(READY_WAIT) {
+            Ok(line) if !line.is_empty() => self.kafka = ready_address(&line, "kafka on "),
+            _ => panic!("node {} did not become ready\n{}", self.id, log_tail(&self.log)),
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!("--- {} ---\n{}", log.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
+}
+
+/// Ports free now (bound and released), for the controllers, which must
+/// be known to every node before any starts.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Starts every node (all at once: each waits for a quorum before it is
+/// ready) and waits until each is.
+fn start_all(nodes: &mut [Node], voters: &str) {
+    let ready: Vec<_> = nodes.iter_mut().map(|n| n.spawn(voters)).collect();
+    for (node, ready) in nodes.iter_mut().zip(ready) {
+        node.await_ready(ready);
+    }
+}
+
+fn cluster_describe(voters: &str) -> String {
+    let out = Command::new(BINARY).args(["cluster", "describe", "--controllers", voters]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The leader `cluster describe` reports, if any.
+fn controller_leader(voters: &str) -> Option<i32> {
+    let described = cluster_describe(voters);
+    let line = described.lines().find_map(|l| l.strip_prefix("Controller leader: "))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+async fn client(node: &Node) -> Client {
+    Client::connect(&node.kafka, ClientConfig::default()).await.unwrap()
+}
+
+/// Creates a topic, retrying while the quorum is between leaders.
+async fn create(node: &Node, name: &str, partitions: i32, replication_factor: i16) {
+    let deadline = Instant::now() + CONVERGE_WAIT;
+    let topic = NewTopic {
+        name: name.into(),
+        partitions: Some(partitions),
+        replication_factor: Some(replication_factor),
+        configs: Vec::new(),
+    };
+    loop {
+        let result = client(node).await.create_topic(&topic).await;
+        match result {
+            Ok(()) => return,
+            Err(e) if Instant::now() < deadline => eprintln!("create {name} on node {}: {e}; again", node.id),
+            Err(e) => panic!("create {name} on node {}: {e}", node.id),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `node` reports every topic in `names`, each partition with
+/// three replicas, and three live brokers.
+async fn await_topics(node: &Node, names: &[&str]) {
+    let deadline = Instant::now() + CONVERGE_WAIT;
+    loop {
+        let metadata = client(node).await.fetch_metadata(None).await;
+        let complete = metadata.as_ref().is_ok_and(|m| {
+            m.brokers.len() == 3
+                && names.iter().all(|name| {
+                    m.topics.get(*name).is_some_and(|t| {
+                        !t.partitions.is_empty() && t.partitions.iter().all(|p| p.replicas.len() == 3)
+                    })
+                })
+        });
+        if complete {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node {} never showed {names:?}: {metadata:?}", node.id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_fails_over_its_controller_and_keeps_its_topics() {
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let voters = (1..=3).map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1])).collect::<Vec<_>>().join(",");
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| Node {
+            id,
+            data: root.path().join(format!("d{id}")),
+            log: root.path().join(format!("node{id}.log")),
+            child: None,
+            kafka: String::new(),
+        })
+        .collect();
+    start_all(&mut nodes, &voters);
+
+    // Replication factor 3: replicas on all three, leaders spread.
+    create(&nodes[0], "spread", 3, 3).await;
+    for node in &nodes {
+        await_topics(node, &["spread"]).await;
+    }
+    let info = client(&nodes[1]).await.refresh_topic("spread").await.unwrap();
+    let leaders: BTreeSet<i32> = info.partitions.iter().map(|p| p.leader).collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "{info:?}");
+    let too_many =
+        NewTopic { name: "four".into(), partitions: Some(1), replication_factor: Some(4), configs: vec![] };
+    let refused = client(&nodes[2]).await.create_topic(&too_many).await.unwrap_err();
+    assert!(refused.to_string().contains("INVALID_REPLICATION_FACTOR"), "{refused}");
+
+    // kill -9 of the controller leader: a new one within the bound.
+    let leader = controller_leader(&voters).expect("a controller leader");
+    nodes[leader as usize - 1].kill9();
+    let killed = Instant::now();
+    let new_leader = loop {
+        match controller_leader(&voters) {
+            Some(l) if l != leader => break l,
+            _ if killed.elapsed() > FAILOVER_BOUND => {
+                panic!(
+                    "no new controller leader {FAILOVER_BOUND:?} after killing {leader}:\n{}",
+                    cluster_describe(&voters)
+                )
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    eprintln!("controller leader {leader} killed; {new_leader} leads after {:?}", killed.elapsed());
+    let survivor = nodes.iter().find(|n| n.id != leader).unwrap();
+    create(survivor, "after-failover", 2, 2).await;
+    let described = cluster_describe(&voters);
+    assert!(described.contains(&format!("Controller leader: {new_leader}")), "{described}");
+    assert!(described.contains("unreachable"), "the killed voter: {described}");
+
+    // A full restart of all three keeps every topic.
+    for node in &mut nodes {
+        node.kill9();
+    }
+    start_all(&mut nodes, &voters);
+    for node in &nodes {
+        await_topics(node, &["spread"]).await;
+        let after = client(node).await.refresh_topic("after-failover").await.unwrap();
+        assert_eq!(after.partitions.len(), 2, "node {}: {after:?}", node.id);
+    }
+    let described = cluster_describe(&voters);
+    assert_eq!(described.matches("\talive").count(), 3, "{described}");
+
+    // A data directory of another cluster (here, a single node's) is
+    // refused with a clear message, and nothing in it is touched.
+    let single = root.path().join("single");
+    let mut alone = Node {
+        id: 1,
+        data: single.clone(),
+        log: root.path().join("single.log"),
+        child: None,
+        kafka: String::new(),
+    };
+    let stderr = File::create(&alone.log).unwrap();
+    let mut command = Command::new(BINARY);
+    command
+        .arg("serve")
+        .args(["--data-dir", single.to_str().unwrap(), "--io", "std"])
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .stderr(stderr);
+    let (child, ready) = spawn_serve(command);
+    alone.child = Some(child);
+    alone.await_ready(ready);
+    create(&alone, "mine", 1, 1).await;
+    alone.kill9();
+    let ready = alone.spawn(&format!("1@127.0.0.1:{}", free_ports(1)[0]));
+    let line = ready.recv_timeout(READY_WAIT).unwrap_or_default();
+    assert!(line.is_empty(), "a data directory of another cluster was served: {line}");
+    let status = alone.child.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let log = std::fs::read_to_string(&alone.log).unwrap();
+    assert!(log.contains("this data directory belongs to cluster"), "{}", log_tail(&alone.log));
+    assert!(single.join("mine-0").is_dir(), "the refused node deleted nothing");
+}
