@@ -10,6 +10,7 @@
 //! - `clock`: the time seam; the engine never reads the ambient clock.
 
 pub mod broker;
+pub mod canary;
 pub mod clock;
 pub mod controller;
 pub mod entropy;

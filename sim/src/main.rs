@@ -4,6 +4,7 @@
 //! ```text
 //! ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism]
 //! ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism]
+//! ringtail-sim --canary NAME ...   (built with --features canaries: one planted bug on)
 //! ```
 //! Exit codes: 0 every seed passed; 1 a violation (or nondeterminism);
 //! 2 bad usage.
@@ -49,10 +50,12 @@ mod sim_main {
         check_determinism: bool,
         /// Stop at the lowest failing seed (the canaries' search).
         fail_fast: bool,
+        /// The planted bug to switch on (`--canary NAME`).
+        canary: Option<ringtail_engine::canary::Canary>,
         options: RunOptions,
     }
 
-    const USAGE: &str = "usage: ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism] [--fail-fast] [--scenario broker|quorum]\n       ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism] [--scenario broker|quorum]";
+    const USAGE: &str = "usage: ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism] [--fail-fast] [--scenario broker|quorum] [--canary NAME]\n       ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism] [--scenario broker|quorum]";
 
     fn parse(args: Vec<String>) -> Result<Args, String> {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -63,6 +66,7 @@ mod sim_main {
             jobs,
             check_determinism: std::env::var_os("MADSIM_TEST_CHECK_DETERMINISM").is_some(),
             fail_fast: false,
+            canary: None,
             options: RunOptions { safety_ms: SAFETY_MS_DEFAULT, trace: false, scenario: Scenario::Broker },
         };
         let mut it = args.into_iter();
@@ -91,6 +95,15 @@ mod sim_main {
                 }
                 "--check-determinism" => a.check_determinism = true,
                 "--fail-fast" => a.fail_fast = true,
+                "--canary" => {
+                    use ringtail_engine::canary::Canary;
+                    let name = it.next().unwrap_or_default();
+                    if !Canary::COMPILED {
+                        return Err("--canary needs a build with --features canaries (sim/canaries)".into());
+                    }
+                    let canary = Canary::from_name(&name).ok_or(format!("--canary: no canary {name:?}"))?;
+                    a.canary = Some(canary);
+                }
                 "--features" => return Err(FEATURES_QUERY.into()),
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
@@ -102,23 +115,17 @@ mod sim_main {
         Ok(a)
     }
 
-    /// `--features`: which canaries this binary was built with, one a line,
-    /// so `sim/canaries` can check it runs the binary it means to.
+    /// `--features`: the cargo features this binary was built with
+    /// (`canaries` or nothing), so the scripts can check they run the
+    /// binary they mean to.
     const FEATURES_QUERY: &str = "\u{0}features";
 
     fn compiled_features() -> Vec<&'static str> {
-        let all = [
-            (cfg!(feature = "canary-ack-before-fsync"), "canary-ack-before-fsync"),
-            (cfg!(feature = "canary-recover-past-bad-crc"), "canary-recover-past-bad-crc"),
-            (cfg!(feature = "canary-skip-torn-tail-cut"), "canary-skip-torn-tail-cut"),
-            (cfg!(feature = "canary-group-stale-commit"), "canary-group-stale-commit"),
-            (cfg!(feature = "canary-group-ack-unpersisted"), "canary-group-ack-unpersisted"),
-            (cfg!(feature = "canary-idempotent-dedup-off"), "canary-idempotent-dedup-off"),
-            (cfg!(feature = "canary-hw-ahead-of-fsync"), "canary-hw-ahead-of-fsync"),
-            (cfg!(feature = "canary-quorum-vote-unpersisted"), "canary-quorum-vote-unpersisted"),
-            (cfg!(feature = "canary-quorum-commit-without-quorum"), "canary-quorum-commit-without-quorum"),
-        ];
-        all.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
+        if ringtail_engine::canary::Canary::COMPILED {
+            vec!["canaries"]
+        } else {
+            Vec::new()
+        }
     }
 
     pub fn main(args: Vec<String>) -> i32 {
@@ -139,6 +146,12 @@ mod sim_main {
             }
         };
         OPTIONS.set(args.options).expect("options are set once");
+        #[cfg(feature = "canaries")]
+        if let Some(canary) = args.canary {
+            canary.activate();
+        }
+        #[cfg(not(feature = "canaries"))]
+        let _ = args.canary;
         if args.options.trace {
             // The engine's warnings and errors, interleaved with the trace.
             // RINGTAIL_SIM_LOG=info|debug shows more of the engine's log.

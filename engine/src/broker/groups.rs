@@ -396,8 +396,8 @@ impl<D: Disk> Broker<D> {
         let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
         // Canary (sim/canaries): a commit is acknowledged whether or not it
         // was persisted. Never enable otherwise.
-        #[cfg(feature = "canary-group-ack-unpersisted")]
-        let durable: Result<(), ErrorCode> = durable.or(Ok(()));
+        let durable: Result<(), ErrorCode> =
+            if crate::canary::Canary::GroupAckUnpersisted.on() { durable.or(Ok(())) } else { durable };
         let mut planned = planned.into_iter();
         Ok(request
             .offsets

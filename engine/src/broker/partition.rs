@@ -103,7 +103,7 @@ impl<D: Disk> Partition<D> {
         let hw = match self.log.config().flush {
             // CANARY canary-hw-ahead-of-fsync (planted bug, sim/canaries):
             // consumers may read what a power loss can still take.
-            FlushPolicy::Always if !cfg!(feature = "canary-hw-ahead-of-fsync") => self.log.flushed_offset(),
+            FlushPolicy::Always if !crate::canary::Canary::HwAheadOfFsync.on() => self.log.flushed_offset(),
             _ => self.log.log_end_offset(),
         };
         self.high_watermark.send_if_modified(|current| {

@@ -92,7 +92,7 @@ impl ProducerStates {
             // CANARY canary-idempotent-dedup-off (planted bug, sim/canaries):
             // a retried batch is appended again instead of answered with
             // its first offsets.
-            if cfg!(feature = "canary-idempotent-dedup-off") {
+            if crate::canary::Canary::IdempotentDedupOff.on() {
                 return Ok(SequenceCheck::Append);
             }
             return Ok(SequenceCheck::Duplicate(*dup));

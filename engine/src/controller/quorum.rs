@@ -526,8 +526,10 @@ impl Controller {
         let committed = ready.take_committed_entries();
         // Planted bug (sim/canaries): a leader applies (and answers) its new
         // entries as soon as it appends them, before a quorum has them.
-        #[cfg(feature = "canary-quorum-commit-without-quorum")]
-        if self.is_leader() && ready.entries().first().is_some_and(|e| e.index == self.applied + 1) {
+        if crate::canary::Canary::QuorumCommitWithoutQuorum.on()
+            && self.is_leader()
+            && ready.entries().first().is_some_and(|e| e.index == self.applied + 1)
+        {
             self.apply(ready.entries().to_vec());
         }
         let store = self.raw.mut_store();

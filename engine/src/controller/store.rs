@@ -112,7 +112,7 @@ impl<D: Disk> QuorumStore<D> {
         let len = frame.len() as u64;
         // Planted bug (sim/canaries): a frame carrying only a vote or a new
         // term is never written, so votes are granted without being durable.
-        if cfg!(feature = "canary-quorum-vote-unpersisted") && entries.is_empty() {
+        if crate::canary::Canary::QuorumVoteUnpersisted.on() && entries.is_empty() {
             return Ok(());
         }
         let written = async {

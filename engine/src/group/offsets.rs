@@ -35,7 +35,7 @@ impl Shard {
         } else if g.is_static_fenced(req.instance_id.as_deref(), &req.member_id) {
             return Err(ErrorCode::FencedInstanceId);
         } else if simple {
-        } else if cfg!(feature = "canary-group-stale-commit") {
+        } else if crate::canary::Canary::GroupStaleCommit.on() {
             // Canary (sim/canaries): commits from any member and generation
             // are accepted. Never enable otherwise.
         } else if g.state == GroupState::CompletingRebalance {
@@ -54,7 +54,7 @@ impl Shard {
             // Invariant 3: a member of the current generation (eager
             // clients also commit while PreparingRebalance).
             debug_assert!(
-                simple || cfg!(feature = "canary-group-stale-commit") || m.generation == req.generation
+                simple || crate::canary::Canary::GroupStaleCommit.on() || m.generation == req.generation
             );
             m.touch(now_ms);
         }

@@ -270,7 +270,7 @@ impl<D: Disk> Log<D> {
         let durable = last
             && self.config().flush == FlushPolicy::Always
             && chunk.len <= DURABLE_ROUND_BYTES_MAX
-            && !cfg!(feature = "canary-ack-before-fsync");
+            && !crate::canary::Canary::AckBeforeFsync.on();
         self.write_chunk(&mut chunk, now_ms, durable).await?;
         let due = match self.config().flush {
             FlushPolicy::Interval { ms } => now_ms.saturating_sub(self.state().last_flush_ms) >= ms as i64,
@@ -367,7 +367,7 @@ impl<D: Disk> AppendTicket<'_, D> {
         };
         // CANARY canary-ack-before-fsync (planted bug, sim/canaries): acknowledge
         // once written, without waiting for the fsync.
-        if log.config().flush == FlushPolicy::Always && !cfg!(feature = "canary-ack-before-fsync") {
+        if log.config().flush == FlushPolicy::Always && !crate::canary::Canary::AckBeforeFsync.on() {
             log.wait_durable(info.last_offset + 1).await?;
         }
         Ok(info)

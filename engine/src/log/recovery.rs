@@ -398,10 +398,10 @@ async fn load_segment<D: Disk>(
     .map_err(io_err(&path))?;
     // CANARY canary-recover-past-bad-crc (planted bug, sim/canaries): a batch
     // whose CRC fails is taken as valid and the scan goes on after it.
-    #[cfg(feature = "canary-recover-past-bad-crc")]
     let (valid, stop) = {
         let (mut valid, mut stop) = (valid, stop);
-        while let Some(ScanStop::Invalid(super::batch::BatchError::BadCrc { .. })) = stop {
+        let canary = crate::canary::Canary::RecoverPastBadCrc.on();
+        while let (true, Some(ScanStop::Invalid(super::batch::BatchError::BadCrc { .. }))) = (canary, &stop) {
             let head = file.read_at(valid, super::batch::BATCH_HEADER_BYTES).await.map_err(io_err(&path))?;
             let Ok(h) = super::batch::BatchHeader::parse(&head) else { break };
             index.observe(&h, valid);
@@ -468,8 +468,9 @@ async fn load_segment<D: Disk>(
             tracing::warn!(dir = %dir.display(), base, position = valid, bytes = bytes_cut, reason = %cut.reason, "cutting log at first invalid batch");
             // CANARY canary-skip-torn-tail-cut (planted bug, sim/canaries): the
             // torn tail stays in the file.
-            #[cfg(not(feature = "canary-skip-torn-tail-cut"))]
-            file.set_len(valid).await.map_err(io_err(&path))?;
+            if !crate::canary::Canary::SkipTornTailCut.on() {
+                file.set_len(valid).await.map_err(io_err(&path))?;
+            }
             report.cut = Some(cut);
         }
         None => {}
