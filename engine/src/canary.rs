@@ -26,10 +26,12 @@ pub enum Canary {
     QuorumVoteUnpersisted,
     /// A controller leader applies its entries as it appends them.
     QuorumCommitWithoutQuorum,
+    /// A broker following the image keeps the topics it deleted.
+    FollowKeepsDeleted,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 9] = [
+    pub const ALL: [Canary; 10] = [
         Canary::AckBeforeFsync,
         Canary::RecoverPastBadCrc,
         Canary::SkipTornTailCut,
@@ -39,6 +41,7 @@ impl Canary {
         Canary::HwAheadOfFsync,
         Canary::QuorumVoteUnpersisted,
         Canary::QuorumCommitWithoutQuorum,
+        Canary::FollowKeepsDeleted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Canary {
             Canary::HwAheadOfFsync => "canary-hw-ahead-of-fsync",
             Canary::QuorumVoteUnpersisted => "canary-quorum-vote-unpersisted",
             Canary::QuorumCommitWithoutQuorum => "canary-quorum-commit-without-quorum",
+            Canary::FollowKeepsDeleted => "canary-quorum-follow-keeps-deleted",
         }
     }
 

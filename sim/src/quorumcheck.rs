@@ -8,7 +8,8 @@
 //! - Q3: voters at the same applied index hold the same image, and so does
 //!   every broker that fetched an image at that index (`Ask::Image`);
 //! - QL: after healing, within a bound, one leader, every voter at the same
-//!   applied index, every acknowledged topic in the image, every
+//!   applied index, every acknowledged topic in the image (and every
+//!   acknowledged delete out of it), every
 //!   heartbeating broker unfenced and every broker's image the voters'.
 
 use crate::checker::{Invariant, Violation};
@@ -30,8 +31,11 @@ pub struct QuorumCheck {
     entries: BTreeMap<u64, (u64, u32, u64)>,
     /// applied index -> (image hash, first voter there).
     images: BTreeMap<u64, (u64, u64)>,
-    /// Topic creates acknowledged, with their entry's index.
+    /// Topic creates acknowledged (and not deleted since), with their
+    /// entry's index.
     pub acked_topics: BTreeMap<String, u64>,
+    /// Topic deletes acknowledged, with their entry's index.
+    pub deleted_topics: BTreeMap<String, u64>,
     /// Per voter, its latest report: applied index, image, leading or not,
     /// and when.
     latest: BTreeMap<u64, (u64, MetadataImage, bool, u64)>,
@@ -182,6 +186,13 @@ impl QuorumCheck {
     pub fn acked(&mut self, topic: &str, index: u64) {
         self.note(format!("client: topic {topic} acknowledged at index {index}"));
         self.acked_topics.insert(topic.to_string(), index);
+    }
+
+    /// A delete was acknowledged at `index`.
+    pub fn deleted(&mut self, topic: &str, index: u64) {
+        self.note(format!("client: delete of topic {topic} acknowledged at index {index}"));
+        self.acked_topics.remove(topic);
+        self.deleted_topics.insert(topic.to_string(), index);
     }
 
     /// For the run's hash.

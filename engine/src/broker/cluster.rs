@@ -123,7 +123,13 @@ impl<D: Disk> Broker<D> {
         }
         let mut next = self.metadata().clone();
         next.cluster_id = cluster_id;
-        next.topics = image.topics.iter().map(|(name, topic)| (name.clone(), topic_state(topic))).collect();
+        let followed = image.topics.iter().map(|(name, topic)| (name.clone(), topic_state(topic)));
+        if crate::canary::Canary::FollowKeepsDeleted.on() {
+            // Planted bug (sim/canaries): deleted topics stay.
+            next.topics.extend(followed);
+        } else {
+            next.topics = followed.collect();
+        }
         if next != *self.metadata() {
             self.persist(next).await.map_err(FollowError::Storage)?;
         }

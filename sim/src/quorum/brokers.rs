@@ -83,7 +83,8 @@ pub async fn broker(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>, node_id:
     }
 }
 
-/// Creates topics one after another; acknowledged ones must survive.
+/// Creates topics one after another, and deletes some it created;
+/// acknowledged creates and deletes must survive.
 pub async fn admin(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>) {
     let mut rng = Rng::fork(world.plan.seed, "quorum-admin");
     let mut n = 0;
@@ -99,6 +100,18 @@ pub async fn admin(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>) {
         world.counters.op("create_topic");
         if let Some(Outcome::Committed(index)) = caller.call(ask).await {
             world.check().at(sim_elapsed_ms()).acked(&name, index);
+        }
+        // Now and then a topic created earlier goes (members delete its logs).
+        let victim = world.check().acked_topics.keys().nth(rng.below(n) as usize).cloned();
+        if let Some(victim) = victim.filter(|_| rng.chance(0.2)) {
+            world.counters.op("delete_topic");
+            // From here its fate is open until the delete is acknowledged.
+            world.check().acked_topics.remove(&victim);
+            if let Some(Outcome::Committed(index)) =
+                caller.call(Ask::DeleteTopic { name: victim.clone() }).await
+            {
+                world.check().at(sim_elapsed_ms()).deleted(&victim, index);
+            }
         }
         sleep_ms(rng.range(50, 800)).await;
     }

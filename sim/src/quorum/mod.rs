@@ -12,6 +12,7 @@
 //! mode, `server/src/cluster.rs`, with the engine's `follow_image`).
 
 pub mod brokers;
+pub mod members;
 pub mod voter;
 
 use crate::checker::Invariant;
@@ -26,7 +27,9 @@ use crate::world::sim_elapsed_ms;
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
+use ringtail_engine::controller::MetadataImage;
 use ringtail_engine::io::Disk;
+use ringtail_server::metered_disk::ServerBroker;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -56,6 +59,8 @@ pub struct QuorumPlan {
     pub disk: DiskFaults,
     pub loss_rate: f64,
     pub latency_ms: (u64, u64),
+    /// Servers in cluster mode, brokers only (`members`).
+    pub members: usize,
 }
 
 impl QuorumPlan {
@@ -81,15 +86,18 @@ impl QuorumPlan {
             },
             loss_rate: *r.pick(&[0.0, 0.0, 0.01, 0.05]),
             latency_ms: (1, r.range(2, 30)),
+            // Drawn apart, so the other draws of a seed stay as they were.
+            members: Rng::fork(seed, "quorum-members").below(3) as usize,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "quorum: voters={} brokers={} session={}ms snapshot_every={} episodes every {:?}ms crash={:?} \
+            "quorum: voters={} brokers={} members={} session={}ms snapshot_every={} episodes every {:?}ms crash={:?} \
              disk={:?} loss={} latency={:?}ms",
             self.voters,
             self.brokers,
+            self.members,
             self.broker_session_ms,
             self.snapshot_every,
             self.episode_gap_ms,
@@ -104,6 +112,11 @@ impl QuorumPlan {
 pub struct QuorumWorld {
     pub plan: QuorumPlan,
     pub disks: Vec<SimDisk>,
+    pub member_disks: Vec<SimDisk>,
+    /// Members whose server started, by node id.
+    pub members: Mutex<BTreeMap<i32, Arc<ServerBroker>>>,
+    /// Per member: crashed by the chaos and not yet restarted.
+    pub member_down: Vec<AtomicBool>,
     check: Mutex<QuorumCheck>,
     pub counters: Counters,
     /// Per voter: starts so far; refused to start (damaged disk); stopped
@@ -160,10 +173,26 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
         disk.set_quiet(false);
         disks.push(disk);
     }
+    let mut member_disks = Vec::new();
+    for index in 0..plan.members {
+        let disk = SimDisk::new(
+            Rng::fork(seed, &format!("quorum-member-disk-{index}")),
+            Path::new(members::DATA_DIR),
+            taints.clone(),
+        );
+        disk.set_quiet(true);
+        disk.create_dir_all(Path::new(members::DATA_DIR)).await.expect("a fresh disk takes a directory");
+        disk.sync_dir(Path::new("/")).await.expect("a fresh disk syncs");
+        disk.set_quiet(false);
+        member_disks.push(disk);
+    }
     let voters = plan.voters as usize;
     let world = Arc::new(QuorumWorld {
         plan: plan.clone(),
         disks,
+        member_disks,
+        members: Mutex::new(BTreeMap::new()),
+        member_down: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
         check: Mutex::new(QuorumCheck::new(options.trace, plan.voters)),
         counters: Counters::default(),
         starts: (0..voters).map(|_| AtomicU64::new(0)).collect(),
@@ -189,6 +218,18 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
                 .id()
         })
         .collect();
+    let member_nodes: Vec<NodeId> = (0..plan.members)
+        .map(|index| {
+            let w = world.clone();
+            handle
+                .create_node()
+                .name(format!("member-{}", members::MEMBER_ID_BASE + index as i32))
+                .ip(members::member_ip(index))
+                .init(move || members::member_main(w.clone(), index))
+                .build()
+                .id()
+        })
+        .collect();
     let client = handle.create_node().name("client").ip("10.3.1.1".parse().expect("an address")).build();
     let w = world.clone();
     client.spawn(async move {
@@ -200,6 +241,9 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     });
     let chaos = handle.create_node().name("chaos").ip("10.3.9.1".parse().expect("an address")).build();
     chaos.spawn(chaos_main(world.clone(), nodes.clone()));
+    if !member_nodes.is_empty() {
+        chaos.spawn(members::chaos(world.clone(), member_nodes.clone()));
+    }
 
     let end = sim_elapsed_ms() + plan.safety_ms;
     while sim_elapsed_ms() < end && !world.failed() {
@@ -207,6 +251,7 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     }
     handle.kill(chaos.id());
     heal(&world, &nodes).await;
+    members::heal(&world, &member_nodes);
     world.quiet.store(true, Ordering::SeqCst);
     world.note("healed".into());
     converge(&world, "after healing").await;
@@ -349,11 +394,14 @@ impl QuorumWorld {
         }
         let check = self.check();
         let (applied, image) = match check.converged() {
-            Ok(state) => state,
+            Ok((applied, image)) => (applied, image.clone()),
             Err(why) => return Some(why),
         };
         if let Some(missing) = check.acked_topics.keys().find(|t| !image.topics.contains_key(*t)) {
             return Some(format!("acknowledged topic {missing} is not in the image at {applied}"));
+        }
+        if let Some(back) = check.deleted_topics.keys().find(|t| image.topics.contains_key(*t)) {
+            return Some(format!("deleted topic {back} is in the image at {applied}"));
         }
         for broker in 1..=self.plan.brokers {
             let at = check.broker_applied.get(&broker).copied().unwrap_or(0);
@@ -370,6 +418,39 @@ impl QuorumWorld {
         }
         if live.len() < self.plan.brokers as usize {
             return Some(format!("{} of {} brokers heartbeat", live.len(), self.plan.brokers));
+        }
+        self.member_gap(applied, &image)
+    }
+}
+
+impl QuorumWorld {
+    /// What keeps a member from following the converged image, if anything.
+    fn member_gap(&self, applied: u64, image: &MetadataImage) -> Option<String> {
+        let started = self.members.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if started.len() < self.plan.members {
+            return Some(format!("{} of {} members started", started.len(), self.plan.members));
+        }
+        let topics: BTreeMap<String, String> =
+            image.topics.iter().map(|(name, t)| (name.clone(), t.topic_id.clone())).collect();
+        for (id, broker) in started {
+            if !image.is_live(id) {
+                return Some(format!("member {id} is not alive in the image at {applied}"));
+            }
+            let at = *broker.followed_index().borrow();
+            if at != applied {
+                return Some(format!("member {id} follows the image at {at}, the voters are at {applied}"));
+            }
+            let theirs: BTreeMap<String, String> =
+                broker.topics().into_iter().map(|(name, t)| (name, t.topic_id)).collect();
+            if theirs != topics {
+                let extra: Vec<_> =
+                    theirs.iter().filter(|(n, t)| topics.get(*n) != Some(t)).map(|(n, _)| n).collect();
+                let missing: Vec<_> =
+                    topics.iter().filter(|(n, t)| theirs.get(*n) != Some(t)).map(|(n, _)| n).collect();
+                return Some(format!(
+                    "member {id} differs from the image at {applied}: it holds {extra:?} beyond it and lacks {missing:?}"
+                ));
+            }
         }
         None
     }
