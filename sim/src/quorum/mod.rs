@@ -151,6 +151,24 @@ async fn sleep_ms(ms: u64) {
     madsim::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// A node's disk with an empty, synced data directory, then `faults` on.
+async fn fresh_disk(
+    rng: Rng,
+    data_dir: &str,
+    taints: &Arc<Mutex<Taints>>,
+    faults: Option<DiskFaults>,
+) -> SimDisk {
+    let disk = SimDisk::new(rng, Path::new(data_dir), taints.clone());
+    disk.set_quiet(true);
+    disk.create_dir_all(Path::new(data_dir)).await.expect("a fresh disk takes a directory");
+    disk.sync_dir(Path::new("/")).await.expect("a fresh disk syncs");
+    if let Some(faults) = faults {
+        disk.set_faults(faults);
+    }
+    disk.set_quiet(false);
+    disk
+}
+
 pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     let seed = Handle::current().seed();
     let plan = QuorumPlan::draw(seed, options.safety_ms);
@@ -161,30 +179,13 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     let taints = Arc::new(Mutex::new(Taints::default()));
     let mut disks = Vec::new();
     for id in 1..=plan.voters {
-        let disk = SimDisk::new(
-            Rng::fork(seed, &format!("quorum-disk-{id}")),
-            Path::new(voter::DATA_DIR),
-            taints.clone(),
-        );
-        disk.set_quiet(true);
-        disk.create_dir_all(Path::new(voter::DATA_DIR)).await.expect("a fresh disk takes a directory");
-        disk.sync_dir(Path::new("/")).await.expect("a fresh disk syncs");
-        disk.set_faults(plan.disk);
-        disk.set_quiet(false);
-        disks.push(disk);
+        let rng = Rng::fork(seed, &format!("quorum-disk-{id}"));
+        disks.push(fresh_disk(rng, voter::DATA_DIR, &taints, Some(plan.disk)).await);
     }
     let mut member_disks = Vec::new();
     for index in 0..plan.members {
-        let disk = SimDisk::new(
-            Rng::fork(seed, &format!("quorum-member-disk-{index}")),
-            Path::new(members::DATA_DIR),
-            taints.clone(),
-        );
-        disk.set_quiet(true);
-        disk.create_dir_all(Path::new(members::DATA_DIR)).await.expect("a fresh disk takes a directory");
-        disk.sync_dir(Path::new("/")).await.expect("a fresh disk syncs");
-        disk.set_quiet(false);
-        member_disks.push(disk);
+        let rng = Rng::fork(seed, &format!("quorum-member-disk-{index}"));
+        member_disks.push(fresh_disk(rng, members::DATA_DIR, &taints, None).await);
     }
     let voters = plan.voters as usize;
     let world = Arc::new(QuorumWorld {
