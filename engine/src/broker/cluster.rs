@@ -68,11 +68,6 @@ pub(super) struct ClusterView {
 }
 
 impl<D: Disk> Broker<D> {
-    /// Whether this broker's metadata comes from a controller quorum.
-    pub fn in_cluster(&self) -> bool {
-        self.config.quorum
-    }
-
     /// The link to the quorum; set once, before clients are served.
     pub fn attach_controller(&self, link: std::sync::Arc<dyn ControllerLink>) {
         if self.controller_link.set(link).is_err() {
