@@ -174,6 +174,7 @@ fn topics_and_brokers_follow_the_image() {
         quorum.commit(&fence).await;
         assert!(broker.leader_partition("t", led_here).is_err());
         assert!(!broker.brokers().iter().any(|b| b.node_id == 2));
+        assert_eq!(broker.fenced_brokers().iter().map(|b| b.node_id).collect::<Vec<_>>(), [2]);
         let image = quorum.image();
         let p = &image.topics["t"].partitions[led_here as usize];
         assert_eq!(p.leader, -1, "the leader was its ISR alone: offline, never moved to a follower");

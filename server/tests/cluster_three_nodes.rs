@@ -7,7 +7,9 @@
 
 mod server_support;
 
-use ringtail_client::{Client, ClientConfig, NewTopic};
+use kafka_protocol::messages::DescribeClusterRequest;
+use kafka_protocol::ResponseError;
+use ringtail_client::{Client, ClientConfig, Connection, NewTopic};
 use server_support::{ready_address, spawn_serve};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -148,6 +150,34 @@ async fn await_topics(node: &Node, names: &[&str]) {
     }
 }
 
+/// DescribeCluster, as AdminClient's `describeCluster` sends it, answers
+/// from the image: the cluster id Metadata reports, the three brokers and
+/// the quorum's leader; a request for controller endpoints is refused.
+async fn describe_cluster_over_kafka(nodes: &[Node]) {
+    let cluster_id = client(&nodes[0]).await.fetch_metadata(None).await.unwrap().cluster_id;
+    let connection = Connection::connect(&nodes[2].kafka, &ClientConfig::default()).await.unwrap();
+    let deadline = Instant::now() + CONVERGE_WAIT;
+    let described = loop {
+        let r = connection
+            .send(&DescribeClusterRequest::default().with_include_fenced_brokers(true), 2)
+            .await
+            .unwrap();
+        if r.brokers.len() == 3 && r.controller_id.0 > 0 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(described.error_code, 0, "{described:?}");
+    assert_eq!(Some(described.cluster_id.to_string()), cluster_id, "{described:?}");
+    let ids: Vec<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+    assert_eq!(ids, [1, 2, 3], "{described:?}");
+    assert!(described.brokers.iter().all(|b| !b.is_fenced && b.port > 0), "{described:?}");
+    assert!((1..=3).contains(&described.controller_id.0), "{described:?}");
+    let controllers = DescribeClusterRequest::default().with_endpoint_type(2);
+    let refused = connection.send(&controllers, 1).await.unwrap();
+    assert_eq!(refused.error_code, ResponseError::MismatchedEndpointType.code(), "{refused:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_fails_over_its_controller_and_keeps_its_topics() {
     let root = tempfile::tempdir().unwrap();
@@ -212,6 +242,7 @@ async fn a_three_node_cluster_fails_over_its_controller_and_keeps_its_topics() {
     }
     let described = cluster_describe(&voters);
     assert_eq!(described.matches("\talive").count(), 3, "{described}");
+    describe_cluster_over_kafka(&nodes).await;
 
     // A data directory of another cluster (here, a single node's) is
     // refused with a clear message, and nothing in it is touched.

@@ -63,6 +63,8 @@ pub enum FollowError {
 #[derive(Clone, Debug, Default)]
 pub(super) struct ClusterView {
     pub brokers: Vec<BrokerEndpoint>,
+    /// Registered brokers the quorum has fenced (missed heartbeats).
+    pub fenced: Vec<BrokerEndpoint>,
     pub controller: Option<i32>,
     pub applied: u64,
 }
@@ -114,7 +116,8 @@ impl<D: Disk> Broker<D> {
             }
             view.controller = controller;
             view.applied = applied;
-            view.brokers = live_endpoints(image);
+            view.brokers = endpoints(image, false);
+            view.fenced = endpoints(image, true);
         }
         let mut next = self.metadata().clone();
         next.cluster_id = cluster_id;
@@ -177,11 +180,12 @@ impl<D: Disk> Broker<D> {
     }
 }
 
-fn live_endpoints(image: &MetadataImage) -> Vec<BrokerEndpoint> {
+/// The registered brokers that are fenced, or that are not.
+fn endpoints(image: &MetadataImage, fenced: bool) -> Vec<BrokerEndpoint> {
     image
         .brokers
         .iter()
-        .filter(|(_, b)| !b.fenced)
+        .filter(|(_, b)| b.fenced == fenced)
         .filter_map(|(id, b)| {
             let e = b.endpoints.first()?;
             Some(BrokerEndpoint { node_id: *id, host: e.host.clone(), port: i32::from(e.port) })

@@ -188,6 +188,11 @@ impl<D: Disk> Broker<D> {
         vec![self.config.advertised.clone()]
     }
 
+    /// Registered brokers the quorum has fenced; none on a single node.
+    pub fn fenced_brokers(&self) -> Vec<BrokerEndpoint> {
+        self.view().fenced.clone()
+    }
+
     /// The id of the node acting as controller; -1 when none is known.
     pub fn controller_id(&self) -> i32 {
         if self.config.quorum {

@@ -10,6 +10,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
@@ -141,6 +142,9 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::DeleteGroups(r) => {
             respond(ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await))
         }
+        RequestKind::DescribeCluster(r) => {
+            respond(ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r)))
+        }
         // `protocol::request::parse` admits only the APIs above.
         other => Reply::Close(format!("no handler for {other:?}")),
     }
@@ -190,6 +194,7 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         ResponseKind::DescribeGroups(r) => r.groups.iter().any(|g| g.error_code != 0),
         ResponseKind::ListGroups(r) => r.error_code != 0,
         ResponseKind::DeleteGroups(r) => r.results.iter().any(|g| g.error_code != 0),
+        ResponseKind::DescribeCluster(r) => r.error_code != 0,
         _ => false,
     }
 }

@@ -228,6 +228,12 @@ const DELETE_GROUPS: &[Field] = &[
     all(Array(&Str)), // groups_names
 ];
 
+const DESCRIBE_CLUSTER: &[Field] = &[
+    all(Bool),     // include_cluster_authorized_operations
+    from(1, Int8), // endpoint_type
+    from(2, Bool), // include_fenced_brokers
+];
+
 const API_VERSIONS: &[Field] = &[
     from(3, Str), // client_software_name
     from(3, Str), // client_software_version
@@ -256,6 +262,7 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::DescribeGroups => DESCRIBE_GROUPS,
         ApiKey::ListGroups => LIST_GROUPS,
         ApiKey::DeleteGroups => DELETE_GROUPS,
+        ApiKey::DescribeCluster => DESCRIBE_CLUSTER,
         _ => return None,
     })
 }

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 20] = [
+pub const SUPPORTED: [Supported; 21] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -50,6 +50,8 @@ pub const SUPPORTED: [Supported; 20] = [
     // kafka-protocol 0.18 decodes DescribeConfigs from version 1.
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::DeleteGroups, 0, 2),
+    // 1 adds endpoint types, 2 fenced brokers.
+    api(ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// The range implemented for `key`, if any.

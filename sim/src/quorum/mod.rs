@@ -6,7 +6,13 @@
 //! server's `QuorumClient`. Faults: voter
 //! crashes (power loss included, of a minority or of every voter at once),
 //! network cuts isolating a voter (the leader, often), pauses, packet
-//! loss, slow disks. Invariants in `quorumcheck`.
+//! loss, slow disks, and on some seeds voter disks that fail reads, writes
+//! and fsyncs (the voter stops; the chaos restarts it, as a supervisor
+//! would). Invariants in `quorumcheck`.
+//!
+//! Bit flips are not injected on voter disks: a flip in the quorum log's
+//! last frame reads exactly like a torn write, which recovery cuts, so a
+//! voter could forget a vote it gave (see `controller/store.rs`).
 //!
 //! What it does not run yet: brokers that serve data (the server in cluster
 //! mode, `server/src/cluster.rs`, with the engine's `follow_image`).
@@ -61,6 +67,8 @@ pub struct QuorumPlan {
     pub latency_ms: (u64, u64),
     /// Servers in cluster mode, brokers only (`members`).
     pub members: usize,
+    /// Chance that a voter's disk operation fails with EIO.
+    pub voter_eio: f64,
 }
 
 impl QuorumPlan {
@@ -88,13 +96,14 @@ impl QuorumPlan {
             latency_ms: (1, r.range(2, 30)),
             // Drawn apart, so the other draws of a seed stay as they were.
             members: Rng::fork(seed, "quorum-members").below(3) as usize,
+            voter_eio: *Rng::fork(seed, "quorum-voter-eio").pick(&[0.0, 0.0, 0.0005, 0.003]),
         }
     }
 
     fn describe(&self) -> String {
         format!(
             "quorum: voters={} brokers={} members={} session={}ms snapshot_every={} episodes every {:?}ms crash={:?} \
-             disk={:?} loss={} latency={:?}ms",
+             disk={:?} voter_eio={} loss={} latency={:?}ms",
             self.voters,
             self.brokers,
             self.members,
@@ -103,6 +112,7 @@ impl QuorumPlan {
             self.episode_gap_ms,
             self.crash_weights,
             self.disk,
+            self.voter_eio,
             self.loss_rate,
             self.latency_ms
         )
@@ -178,9 +188,15 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     });
     let taints = Arc::new(Mutex::new(Taints::default()));
     let mut disks = Vec::new();
+    let voter_faults = DiskFaults {
+        eio_read: plan.voter_eio,
+        eio_write: plan.voter_eio,
+        eio_sync: plan.voter_eio,
+        ..plan.disk
+    };
     for id in 1..=plan.voters {
         let rng = Rng::fork(seed, &format!("quorum-disk-{id}"));
-        disks.push(fresh_disk(rng, voter::DATA_DIR, &taints, Some(plan.disk)).await);
+        disks.push(fresh_disk(rng, voter::DATA_DIR, &taints, Some(voter_faults)).await);
     }
     let mut member_disks = Vec::new();
     for index in 0..plan.members {
@@ -283,9 +299,19 @@ impl QuorumWorld {
     }
 
     fn restart(&self, nodes: &[NodeId], i: usize) {
+        // madsim's restart alone keeps the node's sockets bound; a kill
+        // first closes them, as the exit of a process would.
+        Handle::current().kill(nodes[i]);
         Handle::current().restart(nodes[i]);
         self.down[i].store(false, Ordering::SeqCst);
         self.exited[i].store(false, Ordering::SeqCst);
+    }
+
+    /// Voters that stopped on a disk error, or refused to start on one, and
+    /// are not killed by the chaos.
+    fn stopped(&self, i: usize) -> bool {
+        let stopped = self.exited[i].load(Ordering::SeqCst) || self.refused[i].load(Ordering::SeqCst);
+        stopped && !self.down[i].load(Ordering::SeqCst)
     }
 }
 
@@ -297,6 +323,11 @@ async fn chaos_main(world: Arc<QuorumWorld>, nodes: Vec<NodeId>) {
     loop {
         let (lo, hi) = world.plan.episode_gap_ms;
         sleep_ms(rng.range(lo, hi)).await;
+        // A supervisor restarts voters whose disk failed them.
+        for i in (0..nodes.len()).filter(|i| world.stopped(*i)) {
+            world.note(format!("chaos: voter {} restarted after a disk error", i + 1));
+            world.restart(&nodes, i);
+        }
         let target = rng.below(nodes.len() as u64) as usize;
         match rng.below(6) {
             0 | 1 => {
@@ -354,7 +385,7 @@ async fn heal(world: &QuorumWorld, nodes: &[NodeId]) {
         net.unclog_node(*node);
         handle.resume(*node);
         world.disks[i].set_quiet(true);
-        if world.exited[i].load(Ordering::SeqCst) || world.down[i].load(Ordering::SeqCst) {
+        if world.stopped(i) || world.down[i].load(Ordering::SeqCst) {
             world.restart(nodes, i);
         }
     }
@@ -460,16 +491,29 @@ impl QuorumWorld {
 fn summarise(world: &QuorumWorld) -> SeedResult {
     let check = world.check();
     let mut faults = world.counters.faults();
-    let mut crashes = [0u64; 3];
+    let mut counts = [0u64; 6];
     for disk in &world.disks {
         let d = disk.counts();
-        crashes[0] += d.crash_keep_all;
-        crashes[1] += d.crash_drop_unsynced;
-        crashes[2] += d.crash_random;
+        for (sum, n) in counts.iter_mut().zip([
+            d.crash_keep_all,
+            d.crash_drop_unsynced,
+            d.crash_random,
+            d.eio_read,
+            d.eio_write,
+            d.eio_sync,
+        ]) {
+            *sum += n;
+        }
     }
-    for (name, n) in
-        [("crash_keep_all", crashes[0]), ("crash_drop_unsynced", crashes[1]), ("crash_torn", crashes[2])]
-    {
+    let names = [
+        "crash_keep_all",
+        "crash_drop_unsynced",
+        "crash_torn",
+        "voter_eio_read",
+        "voter_eio_write",
+        "voter_eio_sync",
+    ];
+    for (name, n) in names.into_iter().zip(counts) {
         faults.set(name, n);
     }
     SeedResult {

@@ -369,6 +369,16 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_unknown_tagged_fields(t(tags()));
             encode(&r, v)
         }
+        ApiKey::DescribeCluster => {
+            let mut r = DescribeClusterRequest::default()
+                .with_include_cluster_authorized_operations(true)
+                .with_unknown_tagged_fields(t(tags()));
+            if v >= 1 {
+                r.endpoint_type = 2;
+            }
+            r.include_fenced_brokers = v >= 2;
+            encode(&r, v)
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }
