@@ -71,8 +71,11 @@ error_codes! {
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,
-    // The metadata quorum.
+    // The metadata quorum and replication.
     StaleBrokerEpoch = 77,
+    FencedLeaderEpoch = 74,
+    InvalidUpdateVersion = 95,
+    IneligibleReplica = 107,
 }
 
 impl ErrorCode {
@@ -163,6 +166,9 @@ mod tests {
             E::FencedInstanceId => Some(K::FencedInstanceId),
             E::NotController => Some(K::NotController),
             E::StaleBrokerEpoch => Some(K::StaleBrokerEpoch),
+            E::FencedLeaderEpoch => Some(K::FencedLeaderEpoch),
+            E::InvalidUpdateVersion => Some(K::InvalidUpdateVersion),
+            E::IneligibleReplica => Some(K::IneligibleReplica),
         }
     }
 

@@ -9,7 +9,7 @@ mod common;
 use common::{clock, runtime};
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::{
-    Broker, BrokerConfig, BrokerEndpoint, ControllerLink, ErrorCode, FollowError, LinkFuture,
+    Broker, BrokerConfig, BrokerEndpoint, ControllerLink, ErrorCode, FollowError, IsrChange, LinkFuture,
 };
 use ringtail_engine::controller::{plan, Endpoint, MetadataImage, MetadataRecord};
 use ringtail_engine::entropy::SeededEntropy;
@@ -115,6 +115,17 @@ impl ControllerLink for Quorum {
         Box::pin(async move {
             let topic_id = self.image().topics[&name].topic_id.clone();
             self.commit(&[MetadataRecord::DeleteTopic { name, topic_id }]).await;
+            Ok(())
+        })
+    }
+
+    fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {
+        Box::pin(async move {
+            let IsrChange { topic_id, partition, leader_epoch, partition_epoch, isr } = change;
+            let image = self.image();
+            let record =
+                plan::alter_isr(&image, 1, &topic_id, partition, leader_epoch, partition_epoch, isr)?;
+            self.commit(&record.into_iter().collect::<Vec<_>>()).await;
             Ok(())
         })
     }

@@ -14,7 +14,7 @@ use crate::quorum::client::QuorumClient;
 use crate::quorum::voter;
 use crate::quorum::wire::{Ask, Outcome};
 use crate::serve::ServeError;
-use ringtail_engine::broker::{ControllerLink, FollowError, LinkFuture};
+use ringtail_engine::broker::{ControllerLink, FollowError, IsrChange, LinkFuture};
 use ringtail_engine::clock::Clock;
 use ringtail_engine::controller::{Endpoint, QuorumConfig, QuorumNode};
 use ringtail_engine::entropy::Entropy;
@@ -291,6 +291,19 @@ impl ControllerLink for Link {
 
     fn delete_topic(&self, name: String) -> LinkFuture<'_, ()> {
         Box::pin(self.change(Ask::DeleteTopic { name }))
+    }
+
+    fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {
+        let IsrChange { topic_id, partition, leader_epoch, partition_epoch, isr } = change;
+        let node_id = self.node_id;
+        Box::pin(self.change(Ask::AlterPartition {
+            node_id,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        }))
     }
 
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)> {

@@ -116,6 +116,27 @@ async fn three_voters_elect_commit_and_fail_over_over_tcp() {
         .await;
     }
 
+    // AlterPartition: partition 0's leader takes every replica into its ISR;
+    // the same request again is at a stale partition epoch.
+    let status = describe(&client, leader).await.unwrap();
+    let topic = &status.image.topics["orders"];
+    let p = topic.partitions[0].clone();
+    let alter = Ask::AlterPartition {
+        node_id: p.leader,
+        topic_id: topic.topic_id.clone(),
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: p.replicas.clone(),
+    };
+    assert!(matches!(client.call(alter.clone()).await, Some(Outcome::Committed(_))));
+    match client.call(alter).await {
+        Some(Outcome::Refused { code, .. }) => assert_eq!(code, 95, "INVALID_UPDATE_VERSION"),
+        other => panic!("a repeated ISR change: {other:?}"),
+    }
+    let isr = describe(&client, leader).await.unwrap().image.topics["orders"].partitions[0].isr.clone();
+    assert_eq!(isr, p.replicas);
+
     // The leader's voter stops: the other two elect a new leader.
     tasks.remove(&leader).unwrap().abort();
     let survivor = addrs.keys().copied().find(|id| *id != leader).unwrap();

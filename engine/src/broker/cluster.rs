@@ -44,6 +44,22 @@ pub trait ControllerLink: Send + Sync + 'static {
 
     /// A block of producer ids no other broker is given: `(first, count)`.
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)>;
+
+    /// As this partition's leader, at the leader and partition epochs of
+    /// this broker's image: its ISR becomes `isr` (Kafka's AlterPartition).
+    /// Refused with FENCED_LEADER_EPOCH or INVALID_UPDATE_VERSION when the
+    /// image here is behind the quorum's.
+    fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()>;
+}
+
+/// An ISR change a partition leader asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic_id: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
 }
 
 /// Why an image could not be followed.

@@ -86,14 +86,17 @@ impl MetadataImage {
                 }
                 took
             }
+            // A compare-and-set on the partition epoch: a change decided on
+            // an older state of the partition (a leader's ISR change racing
+            // a fencing) is overtaken, never applied over the newer one.
             MetadataRecord::PartitionChange { topic_id, partition, state } => {
                 let topic = self.topics.values_mut().find(|t| t.topic_id == *topic_id);
                 match topic.and_then(|t| t.partitions.get_mut(*partition as usize)) {
-                    Some(p) => {
+                    Some(p) if p.partition_epoch + 1 == state.partition_epoch => {
                         *p = state.clone();
                         true
                     }
-                    None => false,
+                    _ => false,
                 }
             }
         }

@@ -107,6 +107,66 @@ pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<Met
     records
 }
 
+/// What a partition leader asks of the controller (Kafka's AlterPartition):
+/// the partition's ISR becomes `isr`. Granted only to the current leader,
+/// at the leader and partition epochs it last saw, for an ISR of replicas
+/// that holds the leader and adds no fenced broker (a fenced broker may
+/// lead nothing, so it must not become eligible to).
+pub fn alter_isr(
+    image: &MetadataImage,
+    node_id: i32,
+    topic_id: &str,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: Vec<i32>,
+) -> Result<Option<MetadataRecord>, BrokerError> {
+    let unknown = || {
+        BrokerError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("no partition {partition} of topic id {topic_id}"),
+        )
+    };
+    let (_, topic) = image.topic_by_id(topic_id).ok_or_else(unknown)?;
+    let index = usize::try_from(partition).map_err(|_| unknown())?;
+    let p = topic.partitions.get(index).ok_or_else(unknown)?;
+    if p.leader != node_id {
+        return Err(BrokerError::new(
+            ErrorCode::NotLeaderOrFollower,
+            format!("broker {node_id} does not lead it; {} does", p.leader),
+        ));
+    }
+    if leader_epoch != p.leader_epoch {
+        return Err(BrokerError::new(
+            ErrorCode::FencedLeaderEpoch,
+            format!("leader epoch {leader_epoch}, the partition is at {}", p.leader_epoch),
+        ));
+    }
+    if partition_epoch != p.partition_epoch {
+        return Err(BrokerError::new(
+            ErrorCode::InvalidUpdateVersion,
+            format!("partition epoch {partition_epoch}, the partition is at {}", p.partition_epoch),
+        ));
+    }
+    let mut wanted = isr;
+    wanted.sort_unstable();
+    wanted.dedup();
+    if !wanted.contains(&node_id) || wanted.iter().any(|r| !p.replicas.contains(r)) {
+        return Err(BrokerError::new(
+            ErrorCode::InvalidRequest,
+            format!("ISR {wanted:?} must hold the leader {node_id} and only replicas {:?}", p.replicas),
+        ));
+    }
+    if let Some(r) = wanted.iter().find(|r| !p.isr.contains(r) && !image.is_live(**r)) {
+        return Err(BrokerError::new(ErrorCode::IneligibleReplica, format!("broker {r} is fenced")));
+    }
+    // Kept in replica order, so the first ISR member is the preferred one.
+    let isr: Vec<i32> = p.replicas.iter().copied().filter(|r| wanted.contains(r)).collect();
+    let mut records = Vec::new();
+    push_change(&mut records, topic_id, index, p, PartitionRecord { isr, ..p.clone() });
+    Ok(records.pop())
+}
+
 /// Adds a PartitionChange for `before -> next`, bumping the partition
 /// epoch and, when the leader changed, the leader epoch.
 fn push_change(
@@ -189,6 +249,48 @@ mod tests {
         assert_eq!(err.code, ErrorCode::InvalidReplicationFactor);
         let err = create_topic(&image, "t", "id3".into(), 1, 1, BTreeMap::new()).unwrap_err();
         assert_eq!(err.code, ErrorCode::TopicAlreadyExists);
+    }
+
+    #[test]
+    fn only_the_leader_at_its_epochs_alters_the_isr_and_a_stale_change_is_overtaken() {
+        let mut image = cluster(&[1, 2, 3]);
+        let record = create_topic(&image, "t", "id".into(), 1, 3, BTreeMap::new()).unwrap();
+        apply_all(&mut image, &[record]);
+        let p = image.topics["t"].partitions[0].clone();
+        let (leader, follower) = (p.leader, p.replicas[1]);
+        let alter = |image: &MetadataImage, node, le, pe, isr: Vec<i32>| {
+            alter_isr(image, node, "id", 0, le, pe, isr).map_err(|e| e.code)
+        };
+        assert_eq!(
+            alter(&image, follower, 0, 0, vec![leader, follower]),
+            Err(ErrorCode::NotLeaderOrFollower)
+        );
+        assert_eq!(alter(&image, leader, 1, 0, vec![leader, follower]), Err(ErrorCode::FencedLeaderEpoch));
+        assert_eq!(alter(&image, leader, 0, 1, vec![leader, follower]), Err(ErrorCode::InvalidUpdateVersion));
+        assert_eq!(alter(&image, leader, 0, 0, vec![follower]), Err(ErrorCode::InvalidRequest));
+        assert_eq!(alter(&image, leader, 0, 0, vec![leader, 9]), Err(ErrorCode::InvalidRequest));
+        assert_eq!(alter(&image, leader, 0, 0, vec![leader]), Ok(None), "no change, no record");
+        // Granted: the ISR grows in replica order, the partition epoch moves,
+        // the leader epoch does not.
+        let third = p.replicas[2];
+        let grow = alter(&image, leader, 0, 0, vec![follower, leader, follower]).unwrap().unwrap();
+        let racing = alter(&image, leader, 0, 0, vec![leader, third]).unwrap().unwrap();
+        apply_all(&mut image, &[grow]);
+        let grown = image.topics["t"].partitions[0].clone();
+        assert_eq!(grown.isr, [leader, follower]);
+        assert_eq!((grown.leader_epoch, grown.partition_epoch), (0, 1));
+        // A change decided on the same state as the applied one is overtaken.
+        assert!(!image.apply(&racing), "a change decided on an older partition epoch");
+        assert_eq!(image.topics["t"].partitions[0], grown);
+        // A fenced broker leaves the ISR and is not let back in.
+        let fencing = fence(&image, follower, 1);
+        apply_all(&mut image, &fencing);
+        let fenced = image.topics["t"].partitions[0].clone();
+        assert_eq!((fenced.isr.clone(), fenced.partition_epoch), (vec![leader], 2));
+        assert_eq!(alter(&image, leader, 0, 2, vec![leader, follower]), Err(ErrorCode::IneligibleReplica));
+        let grow = alter(&image, leader, 0, 2, vec![leader, third]).unwrap().unwrap();
+        apply_all(&mut image, &[grow]);
+        assert_eq!(image.topics["t"].partitions[0].isr, [leader, third]);
     }
 
     #[test]

@@ -252,24 +252,34 @@ async fn a_silent_broker_is_fenced_and_its_leadership_moves() {
     let leader = c.await_leader().await;
     let p = c.node(leader).create_topic("t", 3, 2, BTreeMap::new()).unwrap();
     c.answer(leader, p).await.unwrap();
-    // Every follower caught up, as replication would report.
+    // Every follower caught up: each partition's leader asks for all its
+    // replicas in the ISR, as replication does.
     let topic = c.node(leader).image().topics["t"].clone();
-    let in_sync: Vec<MetadataRecord> = topic
-        .partitions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| MetadataRecord::PartitionChange {
-            topic_id: topic.topic_id.clone(),
-            partition: i as i32,
-            state: PartitionRecord {
-                isr: p.replicas.clone(),
-                partition_epoch: p.partition_epoch + 1,
-                ..p.clone()
-            },
-        })
-        .collect();
-    let p = c.node(leader).propose(in_sync).unwrap();
-    c.answer(leader, p).await.unwrap();
+    for (i, p) in topic.partitions.iter().enumerate() {
+        let proposal = c
+            .node(leader)
+            .alter_partition(
+                p.leader,
+                &topic.topic_id,
+                i as i32,
+                p.leader_epoch,
+                p.partition_epoch,
+                p.replicas.clone(),
+            )
+            .unwrap()
+            .expect("a change");
+        c.answer(leader, proposal).await.unwrap();
+        // The same request again, at the epoch it saw: refused, not applied twice.
+        let again = c.node(leader).alter_partition(
+            p.leader,
+            &topic.topic_id,
+            i as i32,
+            p.leader_epoch,
+            p.partition_epoch,
+            p.replicas.clone(),
+        );
+        assert_eq!(again.unwrap_err().code, ErrorCode::InvalidUpdateVersion);
+    }
     // Brokers 1 and 2 keep heartbeating; 3 falls silent.
     for _ in 0..10 {
         c.heartbeat(&[1, 2]).await;

@@ -111,6 +111,14 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
             c.create_topic(&name, partitions, replication_factor, configs)
         }
         Ask::DeleteTopic { name } => c.delete_topic(&name),
+        Ask::AlterPartition { node_id, topic_id, partition, leader_epoch, partition_epoch, isr } => {
+            match c.alter_partition(node_id, &topic_id, partition, leader_epoch, partition_epoch, isr) {
+                Ok(Some(id)) => Ok(id),
+                // Already so: answered at once, as of what is applied here.
+                Ok(None) => return Handled::Now(Outcome::Committed(c.applied())),
+                Err(e) => Err(e),
+            }
+        }
         Ask::AllocateProducerIds { node_id } => {
             return match c.allocate_producer_ids(node_id) {
                 Ok((id, first)) => {

@@ -45,6 +45,16 @@ pub enum Ask {
     AllocateProducerIds {
         node_id: i32,
     },
+    /// A partition leader's ISR change (Kafka's AlterPartition), at the
+    /// leader and partition epochs it last saw.
+    AlterPartition {
+        node_id: i32,
+        topic_id: String,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
     /// The image this voter has applied, if it is past `after`. Any voter
     /// answers: its image holds only committed entries.
     Image {

@@ -1,8 +1,9 @@
 //! The quorum scenario's clients, on one node: simulated brokers that
 //! register, heartbeat (some fall silent for longer than their session,
 //! some restart with a new incarnation) and follow the image as a server's
-//! broker does (`Ask::Image`, newer images only), and an admin creating
-//! topics.
+//! broker does (`Ask::Image`, newer images only), and as leaders change
+//! ISRs (`Ask::AlterPartition`) from the image they last followed, and an
+//! admin creating topics.
 //! They speak the controller listener's protocol through the server's
 //! `QuorumClient`, which finds the leader by asking around and following
 //! NOT_CONTROLLER.
@@ -11,6 +12,7 @@ use super::{voter_addr, QuorumWorld};
 use crate::quorumcheck::image_hash;
 use crate::rng::Rng;
 use crate::world::sim_elapsed_ms;
+use ringtail_engine::controller::MetadataImage;
 use ringtail_engine::error::ErrorCode;
 use ringtail_server::quorum::client::QuorumClient;
 use ringtail_server::quorum::wire::{Ask, Outcome};
@@ -38,6 +40,8 @@ pub async fn broker(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>, node_id:
     let mut incarnation = 1u64;
     let mut registered = false;
     let mut followed = 0;
+    // Drawn apart, so the other draws of a seed stay as they were.
+    let mut isr_rng = Rng::fork(world.plan.seed, &format!("quorum-broker-{node_id}-isr"));
     while !world.done.load(Ordering::SeqCst) {
         let quiet = world.quiet.load(Ordering::SeqCst);
         if let Some(Outcome::Image { applied, image: Some(image), .. }) =
@@ -46,6 +50,9 @@ pub async fn broker(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>, node_id:
             if applied > followed {
                 followed = applied;
                 world.check().at(sim_elapsed_ms()).broker_image(node_id, applied, image_hash(&image));
+                if registered && isr_rng.chance(0.3) {
+                    alter_an_isr(&world, &caller, node_id, &image, &mut isr_rng).await;
+                }
             }
         }
         if !registered {
@@ -81,6 +88,51 @@ pub async fn broker(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>, node_id:
         }
         sleep_ms(world.plan.broker_session_ms / 4).await;
     }
+}
+
+/// As a partition leader would: one partition this broker leads, as of
+/// the image it followed (often behind the quorum's), takes every live
+/// replica into its ISR, or drops to the leader alone. Races fencing and
+/// other changes; a stale one must be overtaken, never applied.
+async fn alter_an_isr(
+    world: &QuorumWorld,
+    caller: &QuorumClient,
+    node_id: i32,
+    image: &MetadataImage,
+    rng: &mut Rng,
+) {
+    let led: Vec<(&String, usize)> = image
+        .topics
+        .iter()
+        .flat_map(|(name, t)| t.partitions.iter().enumerate().map(move |(i, p)| (name, i, p)))
+        .filter(|(_, _, p)| p.leader == node_id)
+        .map(|(name, i, _)| (name, i))
+        .collect();
+    if led.is_empty() {
+        return;
+    }
+    let (name, index) = led[rng.below(led.len() as u64) as usize];
+    let topic = &image.topics[name];
+    let p = &topic.partitions[index];
+    let isr = if rng.chance(0.7) {
+        p.replicas.iter().copied().filter(|r| image.is_live(*r) || *r == node_id).collect()
+    } else {
+        vec![node_id]
+    };
+    world.counters.op("alter_partition");
+    let ask = Ask::AlterPartition {
+        node_id,
+        topic_id: topic.topic_id.clone(),
+        partition: index as i32,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: isr.clone(),
+    };
+    let outcome = caller.call(ask).await;
+    world.check().at(sim_elapsed_ms()).note(format!(
+        "client: broker {node_id} asks ISR {isr:?} for {name}-{index} at epochs {}/{}: {outcome:?}",
+        p.leader_epoch, p.partition_epoch
+    ));
 }
 
 /// Creates topics one after another, and deletes some it created;
