@@ -4,6 +4,8 @@
 //! - `log`: the partition log: record batches, segments, indexes, recovery,
 //!   rolling, retention, truncation, group-committed flushing.
 //! - `group`: consumer groups: the coordinator state machine, offsets.
+//! - `replica`: replication's state machines: a leader's followers, ISR
+//!   and high watermark.
 //! - `broker`: one node: topics, partitions, groups, behind typed requests.
 //! - `error`: Kafka's error codes and the broker's error type; a leaf that
 //!   every other module may use and that uses none of them.
@@ -18,3 +20,4 @@ pub mod error;
 pub mod group;
 pub mod io;
 pub mod log;
+pub mod replica;
