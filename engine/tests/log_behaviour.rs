@@ -207,11 +207,20 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     let clock = clock();
     let dir = root.join("t-0");
     let log = open(&disk, &dir, small_segments(), &clock).await;
+    // Epoch 0 from 0, epoch 2 from 30, epoch 3 assigned at 60 (the log end)
+    // and never appended to: its entry must not outlive a cut below it.
     for i in 0..20u64 {
-        log.append(batch(3, i, T0, 200), 0).await.unwrap();
+        let epoch = if i < 10 { 0 } else { 2 };
+        log.assign_epoch(epoch, log.log_end_offset()).await.unwrap();
+        log.append(batch(3, i, T0, 200), epoch).await.unwrap();
     }
+    log.assign_epoch(3, 60).await.unwrap();
+    assert_eq!(log.leader_epochs().entries(), [(0, 0), (2, 30), (3, 60)]);
+    assert_eq!(log.end_of_epoch(1), Some((0, 30)), "where epoch 1 would have ended");
     log.truncate_to(31).await.unwrap();
     assert_eq!(log.log_end_offset(), 30, "the batch holding 31 (30..32) goes whole");
+    assert_eq!(log.leader_epochs().entries(), [(0, 0)], "epochs starting at or past the cut go");
+    assert_eq!(log.end_of_epoch(2), Some((0, 30)));
     log.truncate_to(30).await.unwrap();
     assert_eq!(log.log_end_offset(), 30);
     let a = log.append(batch(1, 100, T0, 200), 0).await.unwrap();
@@ -219,9 +228,15 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     let r = log.read(27, 1 << 20, None).await.unwrap();
     let got: Vec<(i64, u64)> = batches(&r.records).iter().map(|(h, b)| (h.base_offset, id_of(b))).collect();
     assert_eq!(got, vec![(27, 9), (30, 100)]);
+    log.assign_epoch(4, 31).await.unwrap();
     drop(log);
     let log = open(&disk, &dir, small_segments(), &clock).await;
     assert_eq!(log.log_end_offset(), 31);
+    assert_eq!(
+        log.leader_epochs().entries(),
+        [(0, 0)],
+        "the checkpoint is reread, without an epoch starting at the log end (no record of it)"
+    );
     log.truncate_to(0).await.unwrap();
     assert_eq!(log.log_end_offset(), 0);
     assert_eq!(log.segment_base_offsets(), vec![0]);

@@ -13,6 +13,7 @@
 //! - `truncate`: `truncate_to`, for followers.
 //! - `cache`: recently written bytes of every log, so most reads skip the disk.
 //! - `checkpoint`: Kafka's offset checkpoint files.
+//! - `epochs`: the leader-epoch checkpoint: where each leader epoch starts.
 //! - `manager`: a data directory: lock, checkpoints, one log per partition.
 
 pub mod append;
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod checkpoint;
 mod chunk;
 pub mod config;
+pub mod epochs;
 pub mod error;
 pub mod index;
 pub mod manager;

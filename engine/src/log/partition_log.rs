@@ -20,6 +20,7 @@ use super::append::PendingAppend;
 use super::cache::CacheHandle;
 use super::chunk::{self, WriteBuf};
 use super::config::{FlushPolicy, LogConfig};
+use super::epochs::LeaderEpochs;
 use super::error::{AppendError, LogError, Poisoned};
 use super::index::SegmentIndex;
 use super::segment::{self, Segment};
@@ -79,6 +80,9 @@ pub struct Log<D: Disk> {
     /// The memory appends are written from; only the writer-role holder
     /// locks it, never across an `.await`.
     pub(super) write_buf: Mutex<Option<WriteBuf>>,
+    /// Where each leader epoch starts (`epochs`); changed only by holders
+    /// of the writer role, never locked across an `.await`.
+    pub(super) epochs: Mutex<LeaderEpochs>,
 }
 
 /// Poisons the log if a writer's future is dropped in the middle of its I/O:
@@ -118,6 +122,10 @@ impl<D: Disk> Log<D> {
         config.validate()?;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
+    }
+
+    pub(super) fn epochs(&self) -> MutexGuard<'_, LeaderEpochs> {
+        self.epochs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, LogState<D::File>> {

@@ -285,6 +285,7 @@ impl<D: Disk> Log<D> {
         } else {
             tracing::warn!(%report, "log recovered with repairs");
         }
+        let epochs = super::epochs::load(disk.as_ref(), &dir, log_end_offset).await.map_err(io_err(&dir))?;
         let now_ms = clock.now_ms();
         let state = LogState {
             segments,
@@ -307,6 +308,7 @@ impl<D: Disk> Log<D> {
             syncer: tokio::sync::Mutex::new(()),
             cache: cache.register(),
             write_buf: Mutex::new(None),
+            epochs: Mutex::new(epochs),
         };
         Ok((log, report))
     }

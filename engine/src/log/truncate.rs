@@ -91,22 +91,26 @@ impl<D: Disk> Log<D> {
             file.set_len(position).await?;
             file.sync_data().await?;
             let tail = segment::load_tail(file.as_ref(), position).await?;
-            let mut st = self.state();
-            st.segments.truncate(target + 1);
-            let seg = &mut st.segments[target];
-            let new_end = new_end.unwrap_or(seg.next_offset);
-            seg.size_bytes = position;
-            seg.tail = tail;
-            seg.next_offset = new_end;
-            seg.index = index;
-            if position == 0 {
-                seg.first_batch_ms = None;
-            }
-            st.flushed_offset = st.flushed_offset.min(new_end);
-            // The batch holding the log start may have gone whole: the log is
-            // then empty and starts at its end, as in Kafka.
-            st.log_start_offset = st.log_start_offset.min(new_end);
-            st.check_invariants();
+            let new_end = {
+                let mut st = self.state();
+                st.segments.truncate(target + 1);
+                let seg = &mut st.segments[target];
+                let new_end = new_end.unwrap_or(seg.next_offset);
+                seg.size_bytes = position;
+                seg.tail = tail;
+                seg.next_offset = new_end;
+                seg.index = index;
+                if position == 0 {
+                    seg.first_batch_ms = None;
+                }
+                st.flushed_offset = st.flushed_offset.min(new_end);
+                // The batch holding the log start may have gone whole: the log is
+                // then empty and starts at its end, as in Kafka.
+                st.log_start_offset = st.log_start_offset.min(new_end);
+                st.check_invariants();
+                new_end
+            };
+            self.truncate_epochs(new_end).await?;
             tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, "truncated log");
             Ok(())
         }
