@@ -243,6 +243,47 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     assert_eq!(log.append(batch(1, 5, T0, 50), 0).await.unwrap().base_offset, 0);
 }
 
+/// A follower's log copies the leader's batches exactly (offsets, epochs,
+/// bytes) and learns its epochs from them; a batch that does not continue
+/// its log, or goes back an epoch, is refused and changes nothing.
+async fn replicates_batches_as_the_leader_wrote_them<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let leader = open(&disk, &root.join("leader"), small_segments(), &clock).await;
+    for i in 0..12u64 {
+        let epoch = [0, 3, 7][i as usize / 4];
+        leader.assign_epoch(epoch, leader.log_end_offset()).await.unwrap();
+        leader.append(batch(2, i, T0, 150), epoch).await.unwrap();
+    }
+    let follower = open(&disk, &root.join("follower"), small_segments(), &clock).await;
+    let mut at = 0;
+    while at < leader.log_end_offset() {
+        let fetched = leader.read(at, 700, None).await.unwrap().records;
+        let info = follower.append_replicated(fetched).await.unwrap();
+        assert_eq!(info.base_offset, at);
+        at = info.last_offset + 1;
+    }
+    assert_eq!(follower.log_end_offset(), 24);
+    let (copied, original) = (follower.read(0, 1 << 20, None).await, leader.read(0, 1 << 20, None).await);
+    assert_eq!(copied.unwrap().records, original.unwrap().records, "byte for byte");
+    assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+    assert_eq!(follower.leader_epochs().entries(), [(0, 0), (3, 8), (7, 16)]);
+
+    // Not continuing the log: refused, nothing written.
+    let old = leader.read(16, 300, None).await.unwrap().records;
+    let err = follower.append_replicated(old).await.unwrap_err();
+    assert!(matches!(err, AppendError::NotContiguous { expected: 24, found: 16 }), "{err}");
+    // An epoch older than the follower's latest: refused.
+    let stale = open(&disk, &root.join("stale"), small_segments(), &clock).await;
+    for i in 0..13u64 {
+        stale.append(batch(2, 100 + i, T0, 150), 1).await.unwrap();
+    }
+    let from_stale = stale.read(24, 1 << 20, None).await.unwrap().records;
+    let err = follower.append_replicated(from_stale).await.unwrap_err();
+    assert!(matches!(err, AppendError::EpochRegression { epoch: 1, latest: 7 }), "{err}");
+    assert_eq!(follower.log_end_offset(), 24);
+    assert!(follower.poisoned().is_none());
+}
+
 /// Reads of what the log just wrote come from the broker's cache, never
 /// the disk; a truncation cuts the cache with the file, so bytes the log no
 /// longer holds are never served, even from a chunk the cut went through.
@@ -431,6 +472,7 @@ macro_rules! suite {
             suite!(@tests $make;
                 append_assigns_offsets_and_reads_back, invalid_batches_are_refused, rolls_and_reopens,
                 rolls_on_segment_age, finds_offsets_by_timestamp, retention_deletes_old_segments, truncates,
+                replicates_batches_as_the_leader_wrote_them,
                 cache_serves_writes_and_forgets_truncated_bytes, idle_log_releases_its_write_buffer,
                 concurrent_appends, data_dir_is_locked, manager_checkpoints, flush_policies);
         }

@@ -13,6 +13,9 @@ impl From<AppendError> for BrokerError {
             E::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
             E::Empty => ErrorCode::InvalidRecord,
             E::Poisoned(_) | E::Io(_) | E::Closed => ErrorCode::KafkaStorageError,
+            // A follower's own fetch went stale (another append, a leader
+            // change): it fetches again from its log end.
+            E::NotContiguous { .. } | E::EpochRegression { .. } => ErrorCode::OffsetOutOfRange,
         };
         BrokerError::new(code, e.to_string())
     }

@@ -73,8 +73,18 @@ impl Validated {
 pub(super) struct PendingAppend {
     pub records: Bytes,
     pub headers: Vec<BatchHeader>,
-    pub leader_epoch: i32,
+    pub origin: Origin,
     done: oneshot::Sender<Result<AppendInfo, AppendError>>,
+}
+
+/// Who gives an append its offsets and epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// The leader: offsets from the log end, this epoch stamped.
+    Leader { epoch: i32 },
+    /// A follower copying the leader's batches: offsets and epochs as they
+    /// are, and they must continue the log exactly.
+    Replica,
 }
 
 impl PendingAppend {
@@ -149,12 +159,41 @@ impl<D: Disk> Log<D> {
         batches: Validated,
         leader_epoch: i32,
     ) -> Result<AppendTicket<'_, D>, AppendError> {
+        self.enqueue_from(batches, Origin::Leader { epoch: leader_epoch })
+    }
+
+    fn enqueue_from(&self, batches: Validated, origin: Origin) -> Result<AppendTicket<'_, D>, AppendError> {
         let Validated { records, headers } = batches;
         let (done, result) = oneshot::channel();
         let mut st = self.state();
         Self::check_writable(&st)?;
-        st.queue.push_back(PendingAppend { records, headers, leader_epoch, done });
+        st.queue.push_back(PendingAppend { records, headers, origin, done });
         Ok(AppendTicket { log: self, result })
+    }
+
+    /// Appends batches fetched from the leader as a follower: their offsets
+    /// and leader epochs stay as the leader gave them, so they must start at
+    /// this log's end and follow one another densely, with epochs that never
+    /// go below the latest this log holds. A new epoch among them is
+    /// assigned (durably) first. Completes as `append` does.
+    pub async fn append_replicated(&self, records: Bytes) -> Result<AppendInfo, AppendError> {
+        let batches = self.validate(records)?;
+        let mut next = batches.headers[0].base_offset;
+        let mut epoch = self.epochs().latest().map_or(-1, |(e, _)| e);
+        for h in &batches.headers {
+            if h.base_offset != next {
+                return Err(AppendError::NotContiguous { expected: next, found: h.base_offset });
+            }
+            next = h.next_offset() as i64;
+            if h.partition_leader_epoch < epoch {
+                return Err(AppendError::EpochRegression { epoch: h.partition_leader_epoch, latest: epoch });
+            }
+            if h.partition_leader_epoch > epoch {
+                epoch = h.partition_leader_epoch;
+                self.assign_epoch(epoch, h.base_offset as u64).await?;
+            }
+        }
+        self.enqueue_from(batches, Origin::Replica)?.wait().await
     }
 
     /// Returns once every offset below `end` is durable, fsyncing if no
@@ -211,7 +250,7 @@ impl<D: Disk> Log<D> {
         match outcome {
             Ok(infos) => {
                 for (p, info) in round.into_iter().zip(infos) {
-                    let _ = p.done.send(Ok(info));
+                    let _ = p.done.send(info);
                 }
             }
             Err(e) => {
@@ -245,7 +284,13 @@ impl<D: Disk> Log<D> {
     }
 
     /// `last`: nothing was queued behind the round when it was taken.
-    async fn write_round(&self, round: &[PendingAppend], last: bool) -> Result<Vec<AppendInfo>, AppendError> {
+    /// Each append's outcome, in order; the round's failure if the write
+    /// itself failed.
+    async fn write_round(
+        &self,
+        round: &[PendingAppend],
+        last: bool,
+    ) -> Result<Vec<Result<AppendInfo, AppendError>>, AppendError> {
         let now_ms = self.clock.now_ms();
         let mut chunk = {
             let st = self.state();
@@ -253,6 +298,15 @@ impl<D: Disk> Log<D> {
         };
         let mut infos = Vec::with_capacity(round.len());
         for pending in round {
+            if pending.origin == Origin::Replica {
+                let found = pending.headers[0].base_offset;
+                if u64::try_from(found).ok() != Some(chunk.next_offset) {
+                    // Another append got there first (or a stale fetch):
+                    // this one fails alone, the log stays as it is.
+                    infos.push(Err(AppendError::NotContiguous { expected: chunk.next_offset as i64, found }));
+                    continue;
+                }
+            }
             let must_roll = {
                 let st = self.state();
                 self.should_roll(st.active(), &chunk, pending, now_ms)
@@ -263,7 +317,7 @@ impl<D: Disk> Log<D> {
                 self.roll_locked().await?;
                 chunk = Chunk::new(self.state().active());
             }
-            infos.push(chunk.push(pending));
+            infos.push(Ok(chunk.push(pending)));
         }
         // CANARY canary-ack-before-fsync (planted bug, sim/canaries): with the
         // ack not waiting for an fsync (below), no write may be durable either.
@@ -282,7 +336,7 @@ impl<D: Disk> Log<D> {
             self.sync_active(now_ms).await?;
         }
         let log_start_offset = self.state().log_start_offset;
-        for info in &mut infos {
+        for info in infos.iter_mut().flatten() {
             info.log_start_offset = log_start_offset;
         }
         Ok(infos)

@@ -2,7 +2,7 @@
 //! them with their offsets assigned, `WriteBuf` is the memory they are
 //! written from and then read from (through the log cache).
 
-use super::append::{AppendInfo, PendingAppend};
+use super::append::{AppendInfo, Origin, PendingAppend};
 use super::batch;
 use super::segment::{ScannedBatch, Segment};
 use crate::io::aligned::round_down;
@@ -54,8 +54,14 @@ impl Chunk {
         for header in &pending.headers {
             let size = header.size_bytes();
             let mut header = *header;
-            header.base_offset = self.next_offset as i64;
-            header.partition_leader_epoch = pending.leader_epoch;
+            match pending.origin {
+                Origin::Leader { epoch } => {
+                    header.base_offset = self.next_offset as i64;
+                    header.partition_leader_epoch = epoch;
+                }
+                // Checked by the round: it continues the log exactly.
+                Origin::Replica => debug_assert_eq!(header.base_offset as u64, self.next_offset),
+            }
             self.batches.push(ScannedBatch { position: self.position + self.len as u64, header });
             self.parts.push(pending.records.slice(at..at + size));
             self.len += size;

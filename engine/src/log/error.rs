@@ -25,6 +25,10 @@ pub enum AppendError {
     Io(Arc<io::Error>),
     #[error("the log was closed")]
     Closed,
+    #[error("a replicated batch at offset {found} does not continue the log at {expected}")]
+    NotContiguous { expected: i64, found: i64 },
+    #[error("a replicated batch of leader epoch {epoch} after epoch {latest}")]
+    EpochRegression { epoch: i32, latest: i32 },
 }
 
 #[derive(Debug, Error)]
