@@ -73,6 +73,8 @@ error_codes! {
     FencedInstanceId = 82,
     // The metadata quorum and replication.
     StaleBrokerEpoch = 77,
+    LeaderNotAvailable = 5,
+    NotEnoughReplicasAfterAppend = 20,
     FencedLeaderEpoch = 74,
     InvalidUpdateVersion = 95,
     IneligibleReplica = 107,
@@ -166,6 +168,8 @@ mod tests {
             E::FencedInstanceId => Some(K::FencedInstanceId),
             E::NotController => Some(K::NotController),
             E::StaleBrokerEpoch => Some(K::StaleBrokerEpoch),
+            E::LeaderNotAvailable => Some(K::LeaderNotAvailable),
+            E::NotEnoughReplicasAfterAppend => Some(K::NotEnoughReplicasAfterAppend),
             E::FencedLeaderEpoch => Some(K::FencedLeaderEpoch),
             E::InvalidUpdateVersion => Some(K::InvalidUpdateVersion),
             E::IneligibleReplica => Some(K::IneligibleReplica),

@@ -19,5 +19,6 @@ pub mod entropy;
 pub mod error;
 pub mod group;
 pub mod io;
+pub mod join;
 pub mod log;
 pub mod replica;

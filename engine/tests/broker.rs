@@ -27,6 +27,7 @@ fn config(auto_create: bool) -> BrokerConfig {
         group: ringtail_engine::group::GroupConfig::default(),
         log_cache_bytes: 1 << 20,
         quorum: false,
+        replication: ringtail_engine::replica::ReplicationConfig::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn config(node_id: i32) -> BrokerConfig {
         group: ringtail_engine::group::GroupConfig::default(),
         log_cache_bytes: 1 << 20,
         quorum: true,
+        replication: ringtail_engine::replica::ReplicationConfig::default(),
     }
 }
 

@@ -54,6 +54,7 @@ fn broker_config(world: &World) -> BrokerConfig {
         group: world.cfg.group_config,
         log_cache_bytes: world.cfg.log_cache_bytes,
         quorum: false,
+        replication: ringtail_engine::replica::ReplicationConfig::default(),
     }
 }
 

@@ -220,6 +220,7 @@ fn topic_state(topic: &crate::controller::image::TopicImage) -> TopicState {
                 leader_epoch: p.leader_epoch,
                 replicas: p.replicas.clone(),
                 isr: p.isr.clone(),
+                partition_epoch: p.partition_epoch,
             })
             .collect(),
         configs: topic.configs.clone(),

@@ -26,6 +26,10 @@ pub struct PartitionAssignment {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Bumped by every change of leader or ISR (the quorum's); 0 on a
+    /// single node, whose partitions never change.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -24,6 +24,7 @@ mod log_errors;
 pub mod metadata;
 pub mod partition;
 pub mod producers;
+pub mod replication;
 pub mod topics;
 
 // The codes live in the leaf `crate::error`; re-exported here, where the
@@ -38,6 +39,7 @@ use crate::entropy::Entropy;
 use crate::group::{Coordinator, GroupConfig};
 use crate::io::Disk;
 use crate::log::{CacheStats, LogCache, LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
+use crate::replica::ReplicationConfig;
 use cluster::ClusterView;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,6 +71,8 @@ pub struct BrokerConfig {
     /// The metadata comes from a controller quorum (`cluster`), not from
     /// this broker alone.
     pub quorum: bool,
+    /// `replica.lag.time.max.ms` and the like.
+    pub replication: ReplicationConfig,
 }
 
 pub struct Broker<D: Disk> {
@@ -248,14 +252,16 @@ impl<D: Disk> Broker<D> {
     /// logs it no longer places here, and moves hosted partitions to the
     /// metadata's leader epochs.
     async fn sync_partitions_with_metadata(&self) -> Result<(), OpenError> {
-        let wanted: BTreeMap<TopicPartition, (LogConfig, i32)> = {
+        type Wanted = (LogConfig, PartitionAssignment, usize);
+        let wanted: BTreeMap<TopicPartition, Wanted> = {
             let m = self.metadata();
             let mut wanted = BTreeMap::new();
             for (name, topic) in &m.topics {
                 let config = self.log_config(&topic.configs).unwrap_or(self.config.topic_defaults);
+                let min_insync = topics::min_insync_replicas(&topic.configs);
                 for (i, p) in topic.partitions.iter().enumerate() {
                     if p.replicas.contains(&self.config.node_id) {
-                        wanted.insert(TopicPartition::new(name, i as i32), (config, p.leader_epoch));
+                        wanted.insert(TopicPartition::new(name, i as i32), (config, p.clone(), min_insync));
                     }
                 }
             }
@@ -271,17 +277,57 @@ impl<D: Disk> Broker<D> {
                 })?;
             }
         }
-        for (tp, (config, leader_epoch)) in wanted {
-            if let Some(hosted) = self.partitions().get(&tp) {
-                hosted.set_leader_epoch(leader_epoch);
-                continue;
-            }
-            let log = self.logs.get_or_create(&tp, config).await?;
-            log.set_config(config).map_err(OpenError::Config)?;
-            let partition = Partition::open(tp.clone(), log, leader_epoch).await;
-            self.partitions().insert(tp, Arc::new(partition));
+        for (tp, (config, assignment, min_insync)) in wanted {
+            let hosted = self.partitions().get(&tp).cloned();
+            let partition = match hosted {
+                Some(p) => p,
+                None => {
+                    let log = self.logs.get_or_create(&tp, config).await?;
+                    log.set_config(config).map_err(OpenError::Config)?;
+                    let partition = Arc::new(Partition::open(tp.clone(), log, assignment.leader_epoch).await);
+                    self.partitions().insert(tp.clone(), partition.clone());
+                    partition
+                }
+            };
+            let (me, now) = (self.config.node_id, self.clock.now_ms());
+            partition
+                .apply_assignment(&assignment, me, min_insync, now, self.config.replication)
+                .await
+                .map_err(|source| OpenError::Io { path: self.dir.join(tp.dir_name()), source })?;
         }
         Ok(())
+    }
+
+    /// Asks the controller for the ISR changes the partitions led here
+    /// want (followers caught up or fallen behind), one request per
+    /// partition, all at once. Called by the owner on a timer; a single
+    /// node, whose partitions have one replica, never asks.
+    pub async fn replication_tick(&self) {
+        let Ok(link) = self.link() else { return };
+        let now = self.clock.now_ms();
+        let mut asks = Vec::new();
+        for p in self.hosted_partitions() {
+            let Some(proposal) = p.wanted_isr(now) else { continue };
+            let Some(topic_id) = self.metadata().topics.get(&p.tp.topic).map(|t| t.topic_id.clone()) else {
+                p.isr_change_failed();
+                continue;
+            };
+            let change = IsrChange {
+                topic_id,
+                partition: p.tp.partition,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                isr: proposal.isr,
+            };
+            asks.push(async move {
+                tracing::info!(partition = %p.tp, isr = ?change.isr, "asking for an ISR change");
+                if let Err(e) = link.alter_partition(change).await {
+                    tracing::info!(partition = %p.tp, error = %e, "ISR change not taken");
+                    p.isr_change_failed();
+                }
+            });
+        }
+        crate::join::join_in_order(asks).await;
     }
 
     /// The log config of a topic: broker defaults with its overrides.
@@ -335,6 +381,10 @@ impl<D: Disk> Broker<D> {
                         let fresh = Partition::open(p.tp.clone(), log, p.leader_epoch()).await;
                         self.partitions().insert(p.tp.clone(), Arc::new(fresh));
                         recovered += 1;
+                    }
+                    // Its role comes back from the metadata.
+                    if let Err(e) = self.sync_partitions_with_metadata().await {
+                        tracing::error!(partition = %p.tp, error = %e, "reopened log has no role yet");
                     }
                 }
                 Err(e) => tracing::error!(partition = %p.tp, error = %e, "reopening poisoned log failed"),

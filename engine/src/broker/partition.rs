@@ -1,7 +1,9 @@
 //! A partition replica hosted by this broker: its log, its high watermark,
-//! and its producers' sequence state; produce, fetch and list-offsets.
+//! and its producers' sequence state; produce, fetch and list-offsets. Its
+//! role in replication (leader or follower) is in `replication`.
 
 use super::producers::{ProducerStates, SequenceCheck};
+use super::replication::Role;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::log::batch::BatchScanner;
@@ -40,6 +42,8 @@ impl Acks {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProduceOutcome {
     pub base_offset: u64,
+    /// For acks=all: `wait_replicated` waits until this is replicated.
+    pub last_offset: u64,
     pub log_start_offset: u64,
 }
 
@@ -54,24 +58,31 @@ pub struct FetchOutcome {
 pub struct Partition<D: Disk> {
     pub tp: TopicPartition,
     pub log: Arc<Log<D>>,
-    leader_epoch: AtomicI32,
-    /// Consumers read below it; it never goes backwards.
-    high_watermark: watch::Sender<u64>,
+    pub(super) leader_epoch: AtomicI32,
+    /// Consumers read below it; it never goes backwards. Also sent (same
+    /// value) when the role changes, to wake acks=all waiters.
+    pub(super) high_watermark: watch::Sender<u64>,
+    /// The log end after each append here: followers' fetches wait on it.
+    pub(super) log_end: watch::Sender<u64>,
     producers: Mutex<ProducerStates>,
+    /// Leader or follower; never held across an `.await`.
+    pub(super) role: Mutex<Role>,
 }
 
 impl<D: Disk> Partition<D> {
+    /// Opens the replica, as a follower until `apply_assignment` says more
+    /// (a leader's role needs its epoch in the log's checkpoint first).
     pub async fn open(tp: TopicPartition, log: Arc<Log<D>>, leader_epoch: i32) -> Partition<D> {
         let producers = rebuild_producer_state(&log).await;
-        let partition = Partition {
+        Partition {
             tp,
             high_watermark: watch::Sender::new(log.log_start_offset()),
+            log_end: watch::Sender::new(log.log_end_offset()),
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             producers: Mutex::new(producers),
-        };
-        partition.refresh_high_watermark();
-        partition
+            role: Mutex::new(Role::Follower { leader: -1 }),
+        }
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -96,16 +107,40 @@ impl<D: Disk> Partition<D> {
         self.producers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// With a single replica, everything written is replicated; under
-    /// flush=always only what is fsynced counts, so that nothing a consumer
-    /// read can be lost to a crash.
-    pub fn refresh_high_watermark(&self) {
-        let hw = match self.log.config().flush {
+    /// How far this replica's own log counts as replicated: under
+    /// flush=always only what is fsynced, so that nothing a consumer read
+    /// or an acks=all producer was told can be lost to a power loss.
+    pub(super) fn local_end(&self) -> u64 {
+        match self.log.config().flush {
             // CANARY canary-hw-ahead-of-fsync (planted bug, sim/canaries):
             // consumers may read what a power loss can still take.
             FlushPolicy::Always if !crate::canary::Canary::HwAheadOfFsync.on() => self.log.flushed_offset(),
             _ => self.log.log_end_offset(),
+        }
+    }
+
+    /// After the log grew or was fsynced: a leader's high watermark may
+    /// move (alone in its ISR, everything it holds durably is replicated);
+    /// followers waiting for records hear of them.
+    pub fn refresh_high_watermark(&self) {
+        self.log_end.send_if_modified(|end| {
+            let now = self.log.log_end_offset();
+            let moved = now != *end;
+            *end = now;
+            moved
+        });
+        let hw = match &mut *self.role() {
+            Role::Leader { state, .. } => {
+                state.on_local_end(self.local_end());
+                state.high_watermark()
+            }
+            Role::Follower { .. } => return,
         };
+        self.publish_high_watermark(hw);
+    }
+
+    /// Publishes `hw` if it is ahead of the published one (never back).
+    pub(super) fn publish_high_watermark(&self, hw: u64) {
         self.high_watermark.send_if_modified(|current| {
             let moved = hw > *current;
             if moved {
@@ -118,7 +153,13 @@ impl<D: Disk> Partition<D> {
     /// Appends a producer's record batches (validated, offsets assigned).
     /// Retries of idempotent batches already in the log are answered with
     /// their original offsets.
-    pub async fn produce(&self, records: Bytes, _acks: Acks) -> Result<ProduceOutcome, BrokerError> {
+    /// For acks=all the ISR must hold `min.insync.replicas` before anything
+    /// is appended (NOT_ENOUGH_REPLICAS); the caller then waits with
+    /// `wait_replicated`, which may be cancelled where this may not.
+    pub async fn produce(&self, records: Bytes, acks: Acks) -> Result<ProduceOutcome, BrokerError> {
+        if acks == Acks::All {
+            self.check_min_insync()?;
+        }
         let batches = self.log.validate(records)?;
         let headers = batches.headers().to_vec();
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
@@ -134,8 +175,9 @@ impl<D: Disk> Partition<D> {
                 match producers.check(h)? {
                     SequenceCheck::Duplicate(b) => {
                         return match b.offsets {
-                            Some((base_offset, _)) => Ok(ProduceOutcome {
+                            Some((base_offset, last_offset)) => Ok(ProduceOutcome {
                                 base_offset,
+                                last_offset,
                                 log_start_offset: self.log.log_start_offset(),
                             }),
                             None => Err(BrokerError::new(
@@ -155,11 +197,16 @@ impl<D: Disk> Partition<D> {
             self.producers().confirm(h, info.base_offset, info.last_offset);
         }
         self.refresh_high_watermark();
-        Ok(ProduceOutcome { base_offset: info.base_offset, log_start_offset: info.log_start_offset })
+        Ok(ProduceOutcome {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            log_start_offset: info.log_start_offset,
+        })
     }
 
     /// Reads whole batches from `offset`, below the high watermark.
     pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<FetchOutcome, BrokerError> {
+        self.check_serves_reads()?;
         let hw = self.high_watermark();
         let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
         let out_of_range = || {
@@ -181,6 +228,7 @@ impl<D: Disk> Partition<D> {
     /// high watermark), otherwise the first offset at or after a timestamp.
     /// Returns `(offset, timestamp)`, `(-1, -1)` when no record is that new.
     pub async fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+        self.check_serves_reads()?;
         match timestamp {
             -2 => Ok((self.log.log_start_offset() as i64, -1)),
             -1 => Ok((self.high_watermark() as i64, -1)),

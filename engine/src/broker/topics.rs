@@ -52,6 +52,11 @@ pub struct ConfigEntry {
     pub is_default: bool,
 }
 
+/// A topic's `min.insync.replicas` (validated when set; 1 by default).
+pub fn min_insync_replicas(configs: &BTreeMap<String, String>) -> usize {
+    configs.get("min.insync.replicas").and_then(|v| v.parse().ok()).filter(|n| *n >= 1).unwrap_or(1)
+}
+
 fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
     match key {
         "min.insync.replicas" => match value.parse::<i32>() {
@@ -113,6 +118,7 @@ impl<D: Disk> Broker<D> {
                         leader_epoch: 0,
                         isr: replicas.clone(),
                         replicas,
+                        partition_epoch: 0,
                     }
                 })
                 .collect(),

@@ -66,6 +66,7 @@ impl Fixture {
             group: ringtail_engine::group::GroupConfig::default(),
             log_cache_bytes: 1 << 20,
             quorum: false,
+            replication: ringtail_engine::replica::ReplicationConfig::default(),
         };
         let (broker, _) = Broker::open(
             Arc::new(disk),

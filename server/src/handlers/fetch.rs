@@ -18,13 +18,13 @@
 //! which tells clients to send full requests, as Kafka does when its session
 //! cache is full.
 
-use super::join::join_in_order;
 use super::{check_leader_epoch, code, Context};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
+use ringtail_engine::join::join_in_order;
 use ringtail_engine::log::batch::BatchHeader;
 use std::future::{poll_fn, Future};
 use std::task::Poll;

@@ -17,7 +17,6 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod init_producer_id;
-pub mod join;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;

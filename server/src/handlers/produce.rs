@@ -3,7 +3,6 @@
 //! and, under flush=always, completes only once they are fsynced. Batches
 //! are stored as sent: compressed batches are never decompressed.
 
-use super::join::join_in_order;
 use super::{code, str_bytes, Context, Reply};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -11,6 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use ringtail_engine::broker::{Acks, BrokerError};
 use ringtail_engine::group::OFFSETS_TOPIC;
+use ringtail_engine::join::join_in_order;
 
 pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Reply {
     let acks = Acks::from_kafka(request.acks);

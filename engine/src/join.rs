@@ -1,4 +1,5 @@
-//! Running a handler's per-partition futures together.
+//! Running per-partition futures together, in order: a request handler's
+//! appends and reads, the broker's ISR changes.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;

@@ -1,0 +1,234 @@
+//! A hosted partition's part in replication: as leader, the `LeaderState`
+//! its followers' fetches feed (high watermark, ISR changes, acks=all); as
+//! follower, the high watermark its leader reports. The broker sets the
+//! role from the metadata (`apply_assignment`); the owner's replica
+//! fetcher feeds a follower's log (`Log::append_replicated`).
+
+use super::metadata::PartitionAssignment;
+use super::partition::{FetchOutcome, Partition};
+use crate::error::{BrokerError, ErrorCode};
+use crate::io::Disk;
+use crate::replica::leader::{FetchRefused, IsrProposal, LeaderState, PartitionView};
+use crate::replica::ReplicationConfig;
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
+
+#[derive(Debug)]
+pub enum Role {
+    Leader {
+        state: Box<LeaderState>,
+        min_insync: usize,
+    },
+    /// `leader` is -1 when the partition has none (every ISR member fenced).
+    Follower {
+        leader: i32,
+    },
+}
+
+impl<D: Disk> Partition<D> {
+    pub(super) fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(*self.role(), Role::Leader { .. })
+    }
+
+    /// The leader this follower replicates from (`None` if it leads, or
+    /// the partition has no leader), with the leader epoch.
+    pub fn follows(&self) -> Option<(i32, i32)> {
+        match *self.role() {
+            Role::Follower { leader } if leader >= 0 => Some((leader, self.leader_epoch())),
+            _ => None,
+        }
+    }
+
+    /// The ISR as this leader holds it (committed), if it leads.
+    pub fn isr(&self) -> Option<Vec<i32>> {
+        match &*self.role() {
+            Role::Leader { state, .. } => Some(state.isr().to_vec()),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// Takes the role the metadata gives this broker (`me`). A leader of a
+    /// new epoch first records the epoch's start in the log's checkpoint,
+    /// then starts a new `LeaderState` from its current high watermark;
+    /// the same epoch with a newer ISR updates the state in place.
+    pub async fn apply_assignment(
+        &self,
+        a: &PartitionAssignment,
+        me: i32,
+        min_insync: usize,
+        now_ms: i64,
+        config: ReplicationConfig,
+    ) -> std::io::Result<()> {
+        let view = PartitionView {
+            replicas: a.replicas.clone(),
+            isr: a.isr.clone(),
+            leader_epoch: a.leader_epoch,
+            partition_epoch: a.partition_epoch,
+        };
+        if a.leader_epoch < self.leader_epoch() {
+            return Ok(()); // an older image than one applied already
+        }
+        self.leader_epoch.fetch_max(a.leader_epoch, Ordering::SeqCst);
+        if a.leader != me {
+            *self.role() = Role::Follower { leader: a.leader };
+            self.wake_waiters();
+            return Ok(());
+        }
+        if let Role::Leader { state, min_insync: m } = &mut *self.role() {
+            if state.leader_epoch() == a.leader_epoch {
+                state.on_partition_change(view, now_ms);
+                *m = min_insync;
+                let hw = state.high_watermark();
+                self.publish_high_watermark(hw);
+                self.wake_waiters();
+                return Ok(());
+            }
+        }
+        let log_end = self.log.log_end_offset();
+        self.log.assign_epoch(a.leader_epoch, log_end).await?;
+        let state =
+            LeaderState::new(me, view, log_end, self.local_end(), self.high_watermark(), now_ms, config);
+        let hw = state.high_watermark();
+        *self.role() = Role::Leader { state: Box::new(state), min_insync };
+        self.publish_high_watermark(hw);
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Wakes acks=all waiters to look at the role again.
+    fn wake_waiters(&self) {
+        self.high_watermark.send_modify(|_| {});
+    }
+
+    pub(super) fn check_min_insync(&self) -> Result<(), BrokerError> {
+        match &*self.role() {
+            Role::Leader { state, min_insync } if !state.enough_in_sync(*min_insync) => {
+                Err(BrokerError::new(
+                    ErrorCode::NotEnoughReplicas,
+                    format!("ISR {:?} is smaller than min.insync.replicas {min_insync}", state.isr()),
+                ))
+            }
+            Role::Leader { .. } => Ok(()),
+            Role::Follower { leader } => Err(not_leader(*leader)),
+        }
+    }
+
+    /// R5: a new leader serves consumers only once its high watermark has
+    /// reached its epoch's start.
+    pub(super) fn check_serves_reads(&self) -> Result<(), BrokerError> {
+        match &*self.role() {
+            Role::Leader { state, .. } if state.serves_reads() => Ok(()),
+            Role::Leader { .. } => Err(BrokerError::new(
+                ErrorCode::LeaderNotAvailable,
+                "a new leader whose followers have not yet shown what is replicated",
+            )),
+            Role::Follower { leader } => Err(not_leader(*leader)),
+        }
+    }
+
+    /// Returns once the records up to `last_offset` are replicated to the
+    /// ISR (acks=all), or with why not: leadership moved
+    /// (NOT_LEADER_OR_FOLLOWER: the producer retries at the new leader), or
+    /// the ISR shrank below `min.insync.replicas` meanwhile
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND). Cancellable: it only waits.
+    pub async fn wait_replicated(&self, last_offset: u64) -> Result<(), BrokerError> {
+        let mut changes = self.high_watermark.subscribe();
+        loop {
+            match &*self.role() {
+                Role::Leader { state, min_insync } if state.replicated(last_offset) => {
+                    return if state.enough_in_sync(*min_insync) {
+                        Ok(())
+                    } else {
+                        Err(BrokerError::new(
+                            ErrorCode::NotEnoughReplicasAfterAppend,
+                            format!("written, but the ISR {:?} is below min.insync.replicas", state.isr()),
+                        ))
+                    };
+                }
+                Role::Leader { .. } => {}
+                Role::Follower { leader } => return Err(not_leader(*leader)),
+            }
+            if changes.changed().await.is_err() {
+                return Err(BrokerError::new(ErrorCode::NotLeaderOrFollower, "the partition was closed"));
+            }
+        }
+    }
+
+    /// A follower's fetch from `offset` (its log end) at `now_ms`, as this
+    /// partition's leader: recorded (it may move the high watermark), then
+    /// answered with what the log holds from there, up to its end, not
+    /// just the high watermark.
+    pub async fn replica_fetch(
+        &self,
+        replica: i32,
+        offset: i64,
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<FetchOutcome, BrokerError> {
+        let (start, end) = (self.log.log_start_offset(), self.log.log_end_offset());
+        let out_of_range = || {
+            BrokerError::new(ErrorCode::OffsetOutOfRange, format!("offset {offset} outside [{start}, {end}]"))
+        };
+        let offset = u64::try_from(offset).map_err(|_| out_of_range())?;
+        if offset < start {
+            return Err(out_of_range());
+        }
+        let hw = match &mut *self.role() {
+            Role::Leader { state, .. } => {
+                state.on_follower_fetch(replica, offset, end, now_ms).map_err(|e| match e {
+                    FetchRefused::PastLogEnd { .. } => out_of_range(),
+                    FetchRefused::NotAReplica(_) => {
+                        BrokerError::new(ErrorCode::NotLeaderOrFollower, e.to_string())
+                    }
+                })?;
+                state.high_watermark()
+            }
+            Role::Follower { leader } => return Err(not_leader(*leader)),
+        };
+        self.publish_high_watermark(hw);
+        let records = if offset >= end {
+            bytes::Bytes::new()
+        } else {
+            self.log.read(offset, max_bytes, None).await?.records
+        };
+        Ok(FetchOutcome { records, high_watermark: hw, last_stable_offset: hw, log_start_offset: start })
+    }
+
+    /// Changes whenever the log end moves here: a leader's long polls for
+    /// followers wait on it.
+    pub fn log_end_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.log_end.subscribe()
+    }
+
+    /// As a follower: the leader's high watermark, which bounds this
+    /// replica's (no further than its own log end).
+    pub fn follow_high_watermark(&self, leader_hw: u64) {
+        if matches!(*self.role(), Role::Follower { .. }) {
+            self.publish_high_watermark(leader_hw.min(self.log.log_end_offset()));
+        }
+        self.refresh_high_watermark();
+    }
+
+    /// The ISR change this leader wants to ask of the controller now.
+    pub fn wanted_isr(&self, now_ms: i64) -> Option<IsrProposal> {
+        match &mut *self.role() {
+            Role::Leader { state, .. } => state.wanted_isr(now_ms),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// The controller did not take the change `wanted_isr` gave.
+    pub fn isr_change_failed(&self) {
+        if let Role::Leader { state, .. } = &mut *self.role() {
+            state.isr_change_failed();
+        }
+    }
+}
+
+fn not_leader(leader: i32) -> BrokerError {
+    BrokerError::new(ErrorCode::NotLeaderOrFollower, format!("this broker follows; {leader} leads"))
+}
