@@ -13,6 +13,7 @@ use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::quorum::client::QuorumClient;
 use crate::quorum::voter;
 use crate::quorum::wire::{Ask, Outcome};
+use crate::replication;
 use crate::serve::ServeError;
 use ringtail_engine::broker::{ControllerLink, FollowError, IsrChange, LinkFuture};
 use ringtail_engine::clock::Clock;
@@ -43,6 +44,8 @@ pub struct Membership {
     voter: Option<JoinHandle<std::io::Error>>,
     session: JoinHandle<()>,
     follower: JoinHandle<FollowError>,
+    /// The replica fetchers, and the leaders' ISR changes.
+    replication: [JoinHandle<()>; 2],
 }
 
 impl Membership {
@@ -74,6 +77,9 @@ impl Membership {
         }
         self.session.abort();
         self.follower.abort();
+        for task in self.replication {
+            task.abort();
+        }
     }
 }
 
@@ -108,7 +114,9 @@ pub async fn join(
     let session =
         tokio::spawn(keep_session(client.clone(), config.node_id, endpoint, incarnation, registered_tx));
     let follower = tokio::spawn(follow(client, broker.clone(), wake));
-    let mut membership = Membership { voter, session, follower };
+    let replication =
+        [tokio::spawn(replication::run(broker.clone())), tokio::spawn(replication::tick_isr(broker.clone()))];
+    let mut membership = Membership { voter, session, follower, replication };
     // Ready once the image followed holds this start's registration (so
     // it is no stale image a voter replayed from its disk) and this broker
     // is alive in it: then a topic created next may place replicas here.

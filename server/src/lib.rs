@@ -46,5 +46,6 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod quorum;
+pub mod replication;
 pub mod serve;
 pub mod shutdown;

@@ -7,9 +7,12 @@
 
 mod server_support;
 
+use bytes::Bytes;
 use kafka_protocol::messages::DescribeClusterRequest;
 use kafka_protocol::ResponseError;
-use ringtail_client::{Client, ClientConfig, Connection, NewTopic};
+use ringtail_client::{
+    Acks, Client, ClientConfig, Connection, FetchOptions, FetchPosition, NewTopic, ProducerRecord,
+};
 use server_support::{ready_address, spawn_serve};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -22,6 +25,9 @@ const BINARY: &str = env!("CARGO_BIN_EXE_ringtail");
 const READY_WAIT: Duration = Duration::from_secs(90);
 /// The bound on electing a new controller leader.
 const FAILOVER_BOUND: Duration = Duration::from_secs(5);
+/// The bound on a partition's new leader after its leader dies
+/// (the controller's broker session timeout, 9 s, is most of it).
+const FAILOVER_BOUND_PARTITION: Duration = Duration::from_secs(10);
 /// How long a metadata change may take to reach every broker.
 const CONVERGE_WAIT: Duration = Duration::from_secs(30);
 
@@ -274,4 +280,122 @@ async fn a_three_node_cluster_fails_over_its_controller_and_keeps_its_topics() {
     let log = std::fs::read_to_string(&alone.log).unwrap();
     assert!(log.contains("this data directory belongs to cluster"), "{}", log_tail(&alone.log));
     assert!(single.join("mine-0").is_dir(), "the refused node deleted nothing");
+}
+
+/// The partition's state as `node` reports it.
+async fn partition_info(node: &Node, topic: &str) -> Option<ringtail_client::PartitionInfo> {
+    let c = Client::connect(&node.kafka, ClientConfig::default()).await.ok()?;
+    let info = c.refresh_topic(topic).await.ok()?;
+    info.partitions.into_iter().next()
+}
+
+/// Waits until `node` reports `topic`-0 as `wanted` says, within `bound`.
+async fn await_partition(
+    node: &Node,
+    topic: &str,
+    bound: Duration,
+    what: &str,
+    wanted: impl Fn(&ringtail_client::PartitionInfo) -> bool,
+) -> ringtail_client::PartitionInfo {
+    let deadline = Instant::now() + bound;
+    loop {
+        let info = partition_info(node, topic).await;
+        if let Some(info) = info.filter(|i| wanted(i)) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "node {}: {what} not within {bound:?}", node.id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every record value of `topic`-0 from offset 0, read from its leader.
+async fn consume_all(node: &Node, topic: &str) -> Vec<Bytes> {
+    let client = client(node).await;
+    let mut values = Vec::new();
+    let mut offset = 0;
+    loop {
+        let position = FetchPosition { partition: 0, offset };
+        let fetched = client.fetch(topic, &[position], &FetchOptions::default()).await.unwrap();
+        let records = &fetched[0].records;
+        if records.is_empty() {
+            return values;
+        }
+        offset = fetched[0].next_offset;
+        values.extend(records.iter().filter_map(|r| r.value.clone()));
+    }
+}
+
+/// Replication factor 3: followers catch up and join the ISR; acks=all
+/// produces are replicated; `kill -9` of the partition's leader gives a new
+/// leader from the ISR, which holds every acknowledged record, and takes
+/// writes; the killed node comes back, catches up and rejoins the ISR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_partition_fails_over_without_losing_acknowledged_records() {
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let voters = (1..=3).map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1])).collect::<Vec<_>>().join(",");
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| Node {
+            id,
+            data: root.path().join(format!("d{id}")),
+            log: root.path().join(format!("node{id}.log")),
+            child: None,
+            kafka: String::new(),
+        })
+        .collect();
+    start_all(&mut nodes, &voters);
+    create(&nodes[0], "replicated", 1, 3).await;
+    let info =
+        await_partition(&nodes[0], "replicated", CONVERGE_WAIT, "all three in the ISR", |p| p.isr.len() == 3)
+            .await;
+    let leader = info.leader;
+    eprintln!("replicated-0: leader {leader}, ISR {:?}", info.isr);
+
+    let producer = client(&nodes[0]).await;
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let value = Bytes::from(format!("record-{i}"));
+        let record = ProducerRecord { key: None, value: Some(value.clone()) };
+        producer.produce("replicated", 0, &[record], Acks::All).await.unwrap();
+        acked.push(value);
+    }
+
+    nodes[leader as usize - 1].kill9();
+    let killed = Instant::now();
+    let survivor = nodes.iter().find(|n| n.id != leader).unwrap();
+    let info = await_partition(survivor, "replicated", FAILOVER_BOUND_PARTITION, "a new leader", |p| {
+        p.leader > 0 && p.leader != leader
+    })
+    .await;
+    eprintln!(
+        "leader {leader} killed; {} leads after {:?}, ISR {:?}",
+        info.leader,
+        killed.elapsed(),
+        info.isr
+    );
+    assert!(!info.isr.contains(&leader), "{info:?}");
+    let new_leader = &nodes[info.leader as usize - 1];
+    let deadline = Instant::now() + CONVERGE_WAIT;
+    let consumed = loop {
+        // The new leader serves reads once its followers showed it what
+        // is replicated (LEADER_NOT_AVAILABLE until then, retried).
+        let consumed = consume_all(new_leader, "replicated").await;
+        if consumed.len() >= acked.len() || Instant::now() > deadline {
+            break consumed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(consumed, acked, "every acknowledged record, in order, on the new leader");
+
+    let producer = client(new_leader).await;
+    let record = ProducerRecord { key: None, value: Some(Bytes::from("after failover")) };
+    producer.produce("replicated", 0, &[record], Acks::All).await.unwrap();
+
+    // The killed node returns, catches up and is back in the ISR.
+    let ready = nodes[leader as usize - 1].spawn(&voters);
+    nodes[leader as usize - 1].await_ready(ready);
+    await_partition(&nodes[0], "replicated", CONVERGE_WAIT, "the returned node in the ISR", |p| {
+        p.isr.len() == 3
+    })
+    .await;
 }

@@ -64,9 +64,12 @@ pub struct Partition<D: Disk> {
     pub(super) high_watermark: watch::Sender<u64>,
     /// The log end after each append here: followers' fetches wait on it.
     pub(super) log_end: watch::Sender<u64>,
-    producers: Mutex<ProducerStates>,
+    pub(super) producers: Mutex<ProducerStates>,
     /// Leader or follower; never held across an `.await`.
     pub(super) role: Mutex<Role>,
+    /// Held by a role change and by a follower's truncation or append, so
+    /// that a follower's writes never reach the log of a leader.
+    pub(super) transition: tokio::sync::Mutex<()>,
 }
 
 impl<D: Disk> Partition<D> {
@@ -82,6 +85,7 @@ impl<D: Disk> Partition<D> {
             leader_epoch: AtomicI32::new(leader_epoch),
             producers: Mutex::new(producers),
             role: Mutex::new(Role::Follower { leader: -1 }),
+            transition: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -103,7 +107,7 @@ impl<D: Disk> Partition<D> {
         self.high_watermark.subscribe()
     }
 
-    fn producers(&self) -> MutexGuard<'_, ProducerStates> {
+    pub(super) fn producers(&self) -> MutexGuard<'_, ProducerStates> {
         self.producers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -245,7 +249,7 @@ impl<D: Disk> Partition<D> {
 
 /// Reads the last segments' batch headers to learn each producer's latest
 /// sequences.
-async fn rebuild_producer_state<D: Disk>(log: &Log<D>) -> ProducerStates {
+pub(super) async fn rebuild_producer_state<D: Disk>(log: &Log<D>) -> ProducerStates {
     let mut states = ProducerStates::default();
     let bases = log.segment_base_offsets();
     let from = bases.len().saturating_sub(PRODUCER_STATE_SEGMENTS);

@@ -6,6 +6,7 @@
 
 use super::metadata::PartitionAssignment;
 use super::partition::{FetchOutcome, Partition};
+use super::Broker;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::replica::leader::{FetchRefused, IsrProposal, LeaderState, PartitionView};
@@ -63,6 +64,7 @@ impl<D: Disk> Partition<D> {
         now_ms: i64,
         config: ReplicationConfig,
     ) -> std::io::Result<()> {
+        let _transition = self.transition.lock().await;
         let view = PartitionView {
             replicas: a.replicas.clone(),
             isr: a.isr.clone(),
@@ -190,7 +192,7 @@ impl<D: Disk> Partition<D> {
             Role::Follower { leader } => return Err(not_leader(*leader)),
         };
         self.publish_high_watermark(hw);
-        let records = if offset >= end {
+        let records = if offset >= end || max_bytes == 0 {
             bytes::Bytes::new()
         } else {
             self.log.read(offset, max_bytes, None).await?.records
@@ -226,6 +228,72 @@ impl<D: Disk> Partition<D> {
         if let Role::Leader { state, .. } = &mut *self.role() {
             state.isr_change_failed();
         }
+    }
+}
+
+impl<D: Disk> Partition<D> {
+    /// Errors unless this replica still follows `leader` at `epoch`: what
+    /// a follower fetched from an old leader must not reach the log.
+    fn check_follows(&self, leader: i32, epoch: i32) -> Result<(), BrokerError> {
+        match self.follows() {
+            Some(now) if now == (leader, epoch) => Ok(()),
+            _ => Err(BrokerError::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("no longer following broker {leader} at epoch {epoch}"),
+            )),
+        }
+    }
+
+    /// As a follower of `leader` at `epoch`: appends batches fetched from
+    /// it (offsets and epochs as they are), learns their producers'
+    /// sequences (for when this replica leads), then takes the leader's
+    /// high watermark.
+    pub async fn append_as_follower(
+        &self,
+        leader: i32,
+        epoch: i32,
+        records: bytes::Bytes,
+        leader_hw: u64,
+    ) -> Result<(), BrokerError> {
+        let _transition = self.transition.lock().await;
+        self.check_follows(leader, epoch)?;
+        if !records.is_empty() {
+            self.log.append_replicated(records.clone()).await?;
+            let mut producers = self.producers();
+            for (_, h) in crate::log::batch::BatchScanner::new(&records).map_while(Result::ok) {
+                if h.producer_id >= 0 {
+                    producers.record(&h, Some((h.base_offset as u64, h.last_offset())));
+                }
+            }
+        }
+        self.follow_high_watermark(leader_hw);
+        Ok(())
+    }
+}
+
+impl<D: Disk> Broker<D> {
+    /// As a follower of `leader` at `epoch`: cuts `partition`'s log at
+    /// `offset` (where it diverged from the leader's; the recovery point
+    /// checkpoint follows, see `LogManager::truncate_to`), and rebuilds the
+    /// producers' state from what remains.
+    pub async fn truncate_follower(
+        &self,
+        partition: &Partition<D>,
+        leader: i32,
+        epoch: i32,
+        offset: u64,
+    ) -> Result<(), BrokerError> {
+        let _transition = partition.transition.lock().await;
+        partition.check_follows(leader, epoch)?;
+        if offset >= partition.log.log_end_offset() {
+            return Ok(());
+        }
+        tracing::info!(partition = %partition.tp, offset, leader, epoch, "truncating to the leader's log");
+        self.logs.truncate_to(&partition.tp, offset).await?;
+        let rebuilt = super::partition::rebuild_producer_state(&partition.log).await;
+        *partition.producers() = rebuilt;
+        partition.refresh_high_watermark();
+        Ok(())
     }
 }
 

@@ -18,6 +18,8 @@
 //!   the offset its epoch began at; before then its high watermark (learned
 //!   as a follower) may be below what the old leader let consumers read.
 
+pub mod follower;
 pub mod leader;
 
+pub use follower::{truncation, Truncation};
 pub use leader::{LeaderState, ReplicationConfig};

@@ -46,9 +46,11 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(ctx.limits.fetch_response_bytes_max);
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // A follower replicating (Kafka's replica id; -1 for consumers).
+    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
     let mut shutdown = ctx.shutdown.clone();
     loop {
-        let round = read_round(ctx, &request.topics, max_bytes, read_committed, version).await;
+        let round = read_round(ctx, &request.topics, max_bytes, read_committed, replica, version).await;
         let done = round.bytes >= min_bytes
             || round.failed
             || round.watches.is_empty()
@@ -87,8 +89,9 @@ struct Round {
     bytes: usize,
     /// Some partition answered with an error: Kafka answers at once.
     failed: bool,
-    /// High watermark watches of the partitions read, subscribed before
-    /// their read so that a move during the read is not missed.
+    /// High watermark watches of the partitions read (and, for a follower,
+    /// log end watches), subscribed before their read so that a move
+    /// during the read is not missed.
     watches: Vec<watch::Receiver<u64>>,
 }
 
@@ -97,6 +100,7 @@ async fn read_round(
     topics: &[FetchTopic],
     max_bytes: usize,
     read_committed: bool,
+    replica: Option<i32>,
     version: i16,
 ) -> Round {
     let mut round =
@@ -108,7 +112,7 @@ async fn read_round(
         let mut reads = Vec::new();
         for topic in topics {
             for p in &topic.partitions {
-                reads.push(read_partition(ctx, topic.topic.0.as_str(), p, partition_limit(p)));
+                reads.push(read_partition(ctx, topic.topic.0.as_str(), p, partition_limit(p), replica));
             }
         }
         early_reads = join_in_order(reads).await.into_iter();
@@ -128,7 +132,7 @@ async fn read_round(
             }
             let read = match early_reads.next() {
                 Some(read) => read,
-                None => read_partition(ctx, name, p, partition_max_bytes).await,
+                None => read_partition(ctx, name, p, partition_max_bytes, replica).await,
             };
             match read {
                 Ok(read) => {
@@ -140,7 +144,7 @@ async fn read_round(
                     let records =
                         if first_data { read.records } else { whole_batches_within(read.records, budget) };
                     round.bytes += records.len();
-                    round.watches.push(read.watch);
+                    round.watches.extend(read.watches);
                     data = data
                         .with_high_watermark(read.high_watermark)
                         .with_last_stable_offset(read.high_watermark)
@@ -167,7 +171,7 @@ struct PartitionRead {
     records: Bytes,
     high_watermark: i64,
     log_start_offset: i64,
-    watch: watch::Receiver<u64>,
+    watches: Vec<watch::Receiver<u64>>,
 }
 
 /// The partition's own limit on its records.
@@ -195,11 +199,27 @@ async fn read_partition(
     topic: &str,
     p: &FetchPartition,
     max_bytes: usize,
+    replica: Option<i32>,
 ) -> Result<PartitionRead, i16> {
     let (index, current_leader_epoch, offset) = (p.partition, p.current_leader_epoch, p.fetch_offset);
     let partition = ctx.broker.leader_partition(topic, index).map_err(|e| code(&e))?;
     check_leader_epoch(current_leader_epoch, partition.leader_epoch())?;
-    let watch = partition.high_watermark_watch();
+    let mut watches = vec![partition.high_watermark_watch()];
+    if let Some(replica) = replica {
+        // A follower waits for records past the high watermark too.
+        watches.push(partition.log_end_watch());
+        let outcome =
+            partition.replica_fetch(replica, offset, max_bytes, ctx.broker.now_ms()).await.map_err(|e| {
+                tracing::debug!(topic, partition = index, replica, offset, error = %e, "replica fetch refused");
+                code(&e)
+            })?;
+        return Ok(PartitionRead {
+            records: outcome.records,
+            high_watermark: outcome.high_watermark as i64,
+            log_start_offset: outcome.log_start_offset as i64,
+            watches,
+        });
+    }
     if max_bytes == 0 {
         // No budget left: nothing is read (the engine would return a whole
         // batch), but the offsets are still reported and watched.
@@ -207,7 +227,7 @@ async fn read_partition(
             records: Bytes::new(),
             high_watermark: partition.high_watermark() as i64,
             log_start_offset: partition.log.log_start_offset() as i64,
-            watch,
+            watches,
         });
     }
     let outcome = partition.fetch(offset, max_bytes).await.map_err(|e| {
@@ -218,7 +238,7 @@ async fn read_partition(
         records: outcome.records,
         high_watermark: outcome.high_watermark as i64,
         log_start_offset: outcome.log_start_offset as i64,
-        watch,
+        watches,
     })
 }
 

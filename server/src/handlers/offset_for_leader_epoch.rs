@@ -1,8 +1,9 @@
-//! OffsetForLeaderEpoch: where a leader epoch ended, which clients use to
-//! detect log truncation after a leader change. A single node never
-//! changes leader, so the only epoch with an end is the current one, whose
-//! end is the log end offset; any other is answered as undefined (-1, -1),
-//! as Kafka answers an epoch it has no record of.
+//! OffsetForLeaderEpoch: where a leader epoch ended, from the leader's
+//! epoch checkpoint (`log::epochs`): the largest epoch it knows at or
+//! below the one asked for, and where that ended (the next epoch's start,
+//! or the log end). Followers truncate to it after a leader change;
+//! consumers use it to detect truncation. An epoch older than any known is
+//! answered as undefined (-1, -1), as Kafka does.
 
 use super::{check_leader_epoch, code, Context};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -46,9 +47,10 @@ fn end_offset(
     let partition = ctx.broker.leader_partition(topic, index).map_err(|e| code(&e))?;
     let epoch = partition.leader_epoch();
     check_leader_epoch(current, epoch)?;
-    if leader_epoch == epoch {
-        Ok((epoch, partition.log.log_end_offset() as i64))
-    } else {
-        Ok((-1, -1))
+    match partition.log.end_of_epoch(leader_epoch) {
+        Some((found, end)) => Ok((found, end as i64)),
+        // A log written before epochs were kept has none for its current one.
+        None if leader_epoch == epoch => Ok((epoch, partition.log.log_end_offset() as i64)),
+        None => Ok((-1, -1)),
     }
 }

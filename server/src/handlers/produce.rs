@@ -8,9 +8,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use ringtail_engine::broker::{Acks, BrokerError};
+use ringtail_engine::broker::{Acks, BrokerError, ErrorCode};
 use ringtail_engine::group::OFFSETS_TOPIC;
 use ringtail_engine::join::join_in_order;
+use std::time::Duration;
 
 pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Reply {
     let acks = Acks::from_kafka(request.acks);
@@ -23,7 +24,16 @@ pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Rep
         let name = topic.name.0.as_str().to_string();
         shape.push((topic.name, topic.partition_data.len()));
         for p in topic.partition_data {
-            futures.push(produce_partition(ctx, name.clone(), p.index, p.records, acks, transactional));
+            let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+            futures.push(produce_partition(
+                ctx,
+                name.clone(),
+                p.index,
+                p.records,
+                acks,
+                transactional,
+                timeout,
+            ));
         }
     }
     let mut results = join_in_order(futures).await.into_iter();
@@ -57,6 +67,7 @@ async fn produce_partition(
     records: Option<Bytes>,
     acks: Option<Acks>,
     transactional: bool,
+    timeout: Duration,
 ) -> Outcome {
     let Some(acks) = acks else {
         return (index, Err((ResponseError::InvalidRequiredAcks.code(), "acks must be 0, 1 or -1".into())));
@@ -73,7 +84,20 @@ async fn produce_partition(
     let result = async {
         let partition = ctx.broker.leader_partition(&topic, index)?;
         // No record batches at all is refused by the engine (INVALID_RECORD).
-        partition.produce(records.unwrap_or_default(), acks).await
+        let outcome = partition.produce(records.unwrap_or_default(), acks).await?;
+        if acks == Acks::All {
+            // Only the wait is bounded by the request's timeout: the append
+            // above is never cancelled (see the module's note).
+            let replicated =
+                tokio::time::timeout(timeout, partition.wait_replicated(outcome.last_offset)).await;
+            replicated.map_err(|_| {
+                BrokerError::new(
+                    ErrorCode::RequestTimedOut,
+                    format!("written, but not replicated to the ISR within {timeout:?}"),
+                )
+            })??;
+        }
+        Ok(outcome)
     }
     .await;
     match result {
@@ -86,7 +110,6 @@ async fn produce_partition(
 }
 
 fn log_failure(topic: &str, index: i32, e: &BrokerError) {
-    use ringtail_engine::broker::ErrorCode;
     match e.code {
         ErrorCode::KafkaStorageError => {
             tracing::error!(topic, partition = index, error = %e, "produce failed")
