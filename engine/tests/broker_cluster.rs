@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{clock, runtime};
+use common::{batch, batches, clock, id_of, runtime};
 use ringtail_engine::broker::topics::CreateTopic;
+use ringtail_engine::broker::Acks;
 use ringtail_engine::broker::{
     Broker, BrokerConfig, BrokerEndpoint, ControllerLink, ErrorCode, FollowError, IsrChange, LinkFuture,
 };
@@ -15,9 +16,15 @@ use ringtail_engine::controller::{plan, Endpoint, MetadataImage, MetadataRecord}
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::MemDisk;
 use ringtail_engine::log::LogConfig;
+use ringtail_engine::replica::{truncation, Truncation};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
+
+const T0: i64 = 1_700_000_000_000;
 
 fn config(node_id: i32) -> BrokerConfig {
     BrokerConfig {
@@ -50,7 +57,8 @@ async fn open(disk: &Arc<MemDisk>, node_id: i32) -> Arc<Broker<MemDisk>> {
 /// The quorum's committed image and the index it is at.
 struct Quorum {
     state: Mutex<(MetadataImage, u64)>,
-    broker: Mutex<Weak<Broker<MemDisk>>>,
+    /// Every broker served follows each commit.
+    brokers: Mutex<Vec<Weak<Broker<MemDisk>>>>,
 }
 
 impl Quorum {
@@ -68,11 +76,11 @@ impl Quorum {
             });
             image.apply(&MetadataRecord::UnfenceBroker { node_id: id, incarnation: 1 });
         }
-        Arc::new(Quorum { state: Mutex::new((image, 1)), broker: Mutex::new(Weak::new()) })
+        Arc::new(Quorum { state: Mutex::new((image, 1)), brokers: Mutex::new(Vec::new()) })
     }
 
     fn serve(self: &Arc<Self>, broker: &Arc<Broker<MemDisk>>) {
-        *self.broker.lock().unwrap() = Arc::downgrade(broker);
+        self.brokers.lock().unwrap().push(Arc::downgrade(broker));
         broker.attach_controller(self.clone());
     }
 
@@ -86,8 +94,11 @@ impl Quorum {
             state.1 += 1;
             state.clone()
         };
-        let broker = self.broker.lock().unwrap().upgrade().expect("a broker follows");
-        broker.follow_image(&image, applied, Some(1)).await.unwrap();
+        let brokers: Vec<_> = self.brokers.lock().unwrap().iter().filter_map(Weak::upgrade).collect();
+        assert!(!brokers.is_empty(), "a broker follows");
+        for broker in brokers {
+            broker.follow_image(&image, applied, Some(1)).await.unwrap();
+        }
     }
 
     fn image(&self) -> MetadataImage {
@@ -124,8 +135,10 @@ impl ControllerLink for Quorum {
         Box::pin(async move {
             let IsrChange { topic_id, partition, leader_epoch, partition_epoch, isr } = change;
             let image = self.image();
+            let leader =
+                image.topic_by_id(&topic_id).map_or(-1, |(_, t)| t.partitions[partition as usize].leader);
             let record =
-                plan::alter_isr(&image, 1, &topic_id, partition, leader_epoch, partition_epoch, isr)?;
+                plan::alter_isr(&image, leader, &topic_id, partition, leader_epoch, partition_epoch, isr)?;
             self.commit(&record.into_iter().collect::<Vec<_>>()).await;
             Ok(())
         })
@@ -249,5 +262,105 @@ fn producer_ids_come_from_the_quorum_in_blocks() {
         let broker = open(&disk, 1).await;
         quorum.serve(&broker);
         assert_eq!(broker.init_producer_id().await.unwrap().0, 6, "a restart takes a fresh block");
+    });
+}
+
+/// One round of `follower` replicating `topic`'s partition 0 from `leader`,
+/// as the server's fetcher does: truncation under a new leader epoch (the
+/// leader's OffsetForLeaderEpoch answer from its checkpoint), then a fetch
+/// from its log end and the append.
+async fn replicate(leader: &Broker<MemDisk>, follower: &Broker<MemDisk>, topic: &str) {
+    let f = follower.partition(topic, 0).unwrap();
+    let (leader_id, epoch) = f.follows().expect("it follows");
+    assert_eq!(leader_id, leader.node_id());
+    let l = leader.partition(topic, 0).unwrap();
+    if let Some((asked, _)) = f.log.leader_epochs().latest() {
+        let answer = l.log.end_of_epoch(asked);
+        let own = f.log.leader_epochs();
+        let decision = truncation(&own, f.log.log_end_offset(), asked, answer, f.high_watermark());
+        let Truncation::To(offset) = decision else { panic!("{decision:?}") };
+        follower.truncate_follower(&f, leader_id, epoch, offset).await.unwrap();
+    }
+    let at = f.log.log_end_offset() as i64;
+    let fetched = l.replica_fetch(follower.node_id(), at, 1 << 20, leader.now_ms()).await.unwrap();
+    f.append_as_follower(leader_id, epoch, fetched.records, fetched.high_watermark).await.unwrap();
+}
+
+/// Polls `future` once: its output if it is ready.
+async fn poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut future).poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// Two brokers replicate a partition: the follower joins the ISR once
+/// caught up, acks=all completes only once it has the records, and after
+/// the leader is fenced the follower leads with every acknowledged record,
+/// while the old leader's unreplicated tail is cut when it follows again,
+/// leaving the two logs equal byte for byte. A restarted incarnation does
+/// not take back a leadership (C4).
+#[test]
+fn two_brokers_replicate_fail_over_and_converge() {
+    runtime().block_on(async {
+        let quorum = Quorum::new("c1", 2);
+        let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
+        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
+        for b in [&b1, &b2] {
+            b.set_incarnation(1);
+            quorum.serve(b);
+        }
+        quorum.commit(&[]).await;
+        b1.create_topic(new_topic("r", 1, Some(2)), false).await.unwrap();
+        let p1 = b1.partition("r", 0).unwrap();
+        assert!(p1.is_leader() && p1.isr() == Some(vec![1]), "{:?}", p1.isr());
+        for i in 0..3 {
+            p1.produce(batch(2, i, T0, 50), Acks::Leader).await.unwrap();
+        }
+        assert_eq!(p1.high_watermark(), 6, "alone in the ISR, its log is committed");
+
+        // The follower catches up and joins the ISR.
+        replicate(&b1, &b2, "r").await;
+        replicate(&b1, &b2, "r").await;
+        b1.replication_tick().await;
+        assert_eq!(quorum.image().topics["r"].partitions[0].isr, [1, 2]);
+        assert_eq!(p1.isr(), Some(vec![1, 2]));
+
+        // acks=all: done once the follower has it, not before.
+        let out = p1.produce(batch(1, 10, T0, 50), Acks::All).await.unwrap();
+        let mut waiting = Box::pin(p1.wait_replicated(out.last_offset));
+        assert!(poll_once(waiting.as_mut()).await.is_none(), "replicated before the follower fetched");
+        replicate(&b1, &b2, "r").await; // gets offset 6
+        replicate(&b1, &b2, "r").await; // reports 7: the high watermark moves
+        waiting.await.unwrap();
+
+        // An acks=1 record the follower never gets, then the leader is fenced.
+        p1.produce(batch(1, 11, T0, 50), Acks::Leader).await.unwrap();
+        assert_eq!(p1.log.log_end_offset(), 8);
+        let fence = plan::fence(&quorum.image(), 1, 1);
+        quorum.commit(&fence).await;
+        let p2 = b2.partition("r", 0).unwrap();
+        assert!(p2.is_leader() && !p1.is_leader());
+        assert_eq!(p2.leader_epoch(), 1);
+        assert_eq!(p2.log.leader_epochs().entries(), [(0, 0), (1, 7)]);
+        let read = p2.fetch(0, 1 << 20).await.unwrap();
+        let ids: Vec<u64> = batches(&read.records).iter().map(|(_, b)| id_of(b)).collect();
+        assert_eq!(ids, [0, 1, 2, 10], "every acknowledged acks=all record; not the unreplicated one");
+
+        // Broker 1 restarts (a new incarnation) and follows broker 2: its
+        // unreplicated tail is cut, and the logs agree.
+        let again = MetadataRecord::RegisterBroker { node_id: 1, incarnation: 2, endpoints: Vec::new() };
+        quorum.commit(&[again]).await;
+        b1.set_incarnation(2);
+        p2.produce(batch(1, 12, T0, 50), Acks::Leader).await.unwrap();
+        replicate(&b2, &b1, "r").await;
+        replicate(&b2, &b1, "r").await;
+        let all1 = p1.log.read(0, 1 << 20, None).await.unwrap().records;
+        let all2 = p2.log.read(0, 1 << 20, None).await.unwrap().records;
+        assert_eq!(all1, all2, "byte for byte");
+        assert_eq!(p1.log.leader_epochs(), p2.log.leader_epochs());
+        quorum.commit(&plan::unfence(&quorum.image(), 1, 2)).await;
+        assert!(!p1.is_leader(), "broker 2 leads: nothing moved it");
     });
 }

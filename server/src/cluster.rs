@@ -111,6 +111,7 @@ pub async fn join(
         Endpoint { name: "PLAINTEXT".into(), host: advertised.host.clone(), port: advertised.port };
     let (registered_tx, mut registered) = tokio::sync::watch::channel(0);
     let incarnation = entropy.next_u64();
+    broker.set_incarnation(incarnation);
     let session =
         tokio::spawn(keep_session(client.clone(), config.node_id, endpoint, incarnation, registered_tx));
     let follower = tokio::spawn(follow(client, broker.clone(), wake));

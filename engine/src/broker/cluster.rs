@@ -15,6 +15,12 @@
 //!   applied index): an older one, fetched late, changes nothing.
 //! - C3: a topic change answers its client only once this broker's image
 //!   holds it, so the client's next request here sees it.
+//! - C4: a partition is led here only while the image shows this start's
+//!   incarnation registered and unfenced. A restart registers a new
+//!   incarnation, fenced, and the quorum moves every leadership off a
+//!   fenced broker (a new leader epoch) before unfencing it, so no leader
+//!   epoch spans a restart: a leader that lost an unsynced tail in a crash
+//!   never goes on at the epoch its followers copied that tail under.
 
 use super::metadata::{ClusterMetadata, PartitionAssignment, TopicState};
 use super::{Broker, BrokerEndpoint};
@@ -83,6 +89,10 @@ pub(super) struct ClusterView {
     pub fenced: Vec<BrokerEndpoint>,
     pub controller: Option<i32>,
     pub applied: u64,
+    /// This start's registration, once the owner registered it.
+    pub incarnation: Option<u64>,
+    /// C4: the image shows that registration, unfenced.
+    pub may_lead: bool,
 }
 
 impl<D: Disk> Broker<D> {
@@ -132,6 +142,8 @@ impl<D: Disk> Broker<D> {
             }
             view.controller = controller;
             view.applied = applied;
+            let me = image.brokers.get(&self.config.node_id);
+            view.may_lead = me.is_some_and(|b| Some(b.incarnation) == view.incarnation && !b.fenced);
             view.brokers = endpoints(image, false);
             view.fenced = endpoints(image, true);
         }
@@ -172,6 +184,12 @@ impl<D: Disk> Broker<D> {
         let id = block.start;
         block.start += 1;
         Ok((id, 0))
+    }
+
+    /// The incarnation this start registers with (C4); set before the
+    /// first image is followed.
+    pub fn set_incarnation(&self, incarnation: u64) {
+        self.view().incarnation = Some(incarnation);
     }
 
     /// The quorum's leader as last heard, when the image has not moved.

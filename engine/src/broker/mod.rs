@@ -290,8 +290,9 @@ impl<D: Disk> Broker<D> {
                 }
             };
             let (me, now) = (self.config.node_id, self.clock.now_ms());
+            let may_lead = !self.config.quorum || self.view().may_lead;
             partition
-                .apply_assignment(&assignment, me, min_insync, now, self.config.replication)
+                .apply_assignment(&assignment, me, may_lead, min_insync, now, self.config.replication)
                 .await
                 .map_err(|source| OpenError::Io { path: self.dir.join(tp.dir_name()), source })?;
         }

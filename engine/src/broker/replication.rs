@@ -55,11 +55,14 @@ impl<D: Disk> Partition<D> {
     /// Takes the role the metadata gives this broker (`me`). A leader of a
     /// new epoch first records the epoch's start in the log's checkpoint,
     /// then starts a new `LeaderState` from its current high watermark;
-    /// the same epoch with a newer ISR updates the state in place.
+    /// the same epoch with a newer ISR updates the state in place. Unless
+    /// `may_lead` (cluster.rs's C4), a leadership is not taken: the
+    /// partition has no leader here until the quorum names a new one.
     pub async fn apply_assignment(
         &self,
         a: &PartitionAssignment,
         me: i32,
+        may_lead: bool,
         min_insync: usize,
         now_ms: i64,
         config: ReplicationConfig,
@@ -75,8 +78,9 @@ impl<D: Disk> Partition<D> {
             return Ok(()); // an older image than one applied already
         }
         self.leader_epoch.fetch_max(a.leader_epoch, Ordering::SeqCst);
-        if a.leader != me {
-            *self.role() = Role::Follower { leader: a.leader };
+        if a.leader != me || !may_lead {
+            let leader = if a.leader == me { -1 } else { a.leader };
+            *self.role() = Role::Follower { leader };
             self.wake_waiters();
             return Ok(());
         }
