@@ -375,6 +375,16 @@ impl<D: Disk> Broker<D> {
             if p.log.poisoned().is_none() {
                 continue;
             }
+            if self.config.quorum {
+                // Recovery may cut an unsynced tail that followers already
+                // copied; leading on at the same epoch would then let the
+                // logs differ where no truncation looks (C4). Until a
+                // failed log is reported to the quorum (which would move
+                // its leaderships), it stays poisoned: writes are refused,
+                // nothing is lost.
+                tracing::debug!(partition = %p.tp, "a failed log stays offline in a cluster until the broker restarts");
+                continue;
+            }
             match self.logs.reopen(&p.tp).await {
                 Ok(report) => {
                     tracing::info!(partition = %p.tp, %report, "reopened poisoned log");
