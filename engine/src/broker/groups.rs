@@ -104,7 +104,17 @@ impl<'a, D: Disk> InFlight<'a, D> {
         while let Some((ticket, then)) = self.items.pop_front() {
             self.current = Some(then);
             let result = match ticket {
-                Ok(t) => t.wait().await.map(|_| ()).map_err(|e| persist_error(BrokerError::from(e).code)),
+                Ok(t) => match t.wait().await {
+                    // Replicated to the ISR before anyone is told, as
+                    // Kafka commits offsets with acks=all: a failover must
+                    // not lose a committed offset.
+                    Ok(info) => {
+                        self.partition.refresh_high_watermark();
+                        let replicated = self.partition.wait_replicated(info.last_offset).await;
+                        replicated.map_err(|e| persist_error(e.code))
+                    }
+                    Err(e) => Err(persist_error(BrokerError::from(e).code)),
+                },
                 Err(code) => Err(code),
             };
             self.partition.refresh_high_watermark();
@@ -180,8 +190,19 @@ impl<D: Disk> Broker<D> {
         let Some(count) = self.metadata().topics.get(OFFSETS_TOPIC).map(|t| t.partitions.len()) else {
             return;
         };
+        // Groups move with the leadership of their offsets partition: a
+        // partition no longer led here is forgotten (its new leader
+        // replays it), and one newly led is replayed once its high
+        // watermark shows everything committed (a new leader's may lag).
         for p in 0..count as i32 {
-            if self.leader_partition(OFFSETS_TOPIC, p).is_ok() && !self.coordinator().is_loaded(p) {
+            let led = self.leader_partition(OFFSETS_TOPIC, p).is_ok_and(|partition| partition.serves_reads());
+            if !led {
+                if self.partition(OFFSETS_TOPIC, p).is_some_and(|partition| !partition.is_leader()) {
+                    self.coordinator().unload(p);
+                }
+                continue;
+            }
+            if !self.coordinator().is_loaded(p) {
                 if let Err(e) = self.load_offsets_partition(p).await {
                     tracing::error!(partition = p, error = %e, "loading consumer groups failed");
                 }

@@ -123,6 +123,11 @@ impl<D: Disk> Partition<D> {
         }
     }
 
+    /// Does this replica lead and serve reads (R5)?
+    pub fn serves_reads(&self) -> bool {
+        self.check_serves_reads().is_ok()
+    }
+
     /// R5: a new leader serves consumers only once its high watermark has
     /// reached its epoch's start.
     pub(super) fn check_serves_reads(&self) -> Result<(), BrokerError> {

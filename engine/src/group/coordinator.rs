@@ -176,6 +176,16 @@ impl Coordinator {
     }
 
     /// Answers every parked waiter NOT_COORDINATOR and forgets every shard.
+    /// Forgets partition `p`'s groups (its leadership moved away), and
+    /// answers its waiting callers NOT_COORDINATOR. A load in progress is
+    /// dropped too: its `finish_load` is then ignored.
+    pub fn unload(&mut self, p: i32) {
+        if let Some(Slot::Loaded(mut s)) = self.slots.remove(&p) {
+            let replies = s.unload();
+            self.send(replies);
+        }
+    }
+
     pub fn unload_all(&mut self) {
         let slots = std::mem::take(&mut self.slots);
         for slot in slots.into_values() {
