@@ -98,6 +98,23 @@ fn start_all(nodes: &mut [Node], voters: &str) {
     }
 }
 
+/// Three nodes, each a broker and a voter, in `root`: not started yet,
+/// and the `--controllers` list naming them.
+fn three_nodes(root: &Path) -> (Vec<Node>, String) {
+    let ports = free_ports(3);
+    let voters = (1..=3).map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1])).collect::<Vec<_>>().join(",");
+    let nodes = (1..=3)
+        .map(|id| Node {
+            id,
+            data: root.join(format!("d{id}")),
+            log: root.join(format!("node{id}.log")),
+            child: None,
+            kafka: String::new(),
+        })
+        .collect();
+    (nodes, voters)
+}
+
 fn cluster_describe(voters: &str) -> String {
     let out = Command::new(BINARY).args(["cluster", "describe", "--controllers", voters]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -187,17 +204,7 @@ async fn describe_cluster_over_kafka(nodes: &[Node]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_fails_over_its_controller_and_keeps_its_topics() {
     let root = tempfile::tempdir().unwrap();
-    let ports = free_ports(3);
-    let voters = (1..=3).map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1])).collect::<Vec<_>>().join(",");
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| Node {
-            id,
-            data: root.path().join(format!("d{id}")),
-            log: root.path().join(format!("node{id}.log")),
-            child: None,
-            kafka: String::new(),
-        })
-        .collect();
+    let (mut nodes, voters) = three_nodes(root.path());
     start_all(&mut nodes, &voters);
 
     // Replication factor 3: replicas on all three, leaders spread.
@@ -332,17 +339,7 @@ async fn consume_all(node: &Node, topic: &str) -> Vec<Bytes> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicated_partition_fails_over_without_losing_acknowledged_records() {
     let root = tempfile::tempdir().unwrap();
-    let ports = free_ports(3);
-    let voters = (1..=3).map(|i| format!("{i}@127.0.0.1:{}", ports[i - 1])).collect::<Vec<_>>().join(",");
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| Node {
-            id,
-            data: root.path().join(format!("d{id}")),
-            log: root.path().join(format!("node{id}.log")),
-            child: None,
-            kafka: String::new(),
-        })
-        .collect();
+    let (mut nodes, voters) = three_nodes(root.path());
     start_all(&mut nodes, &voters);
     create(&nodes[0], "replicated", 1, 3).await;
     let info =
