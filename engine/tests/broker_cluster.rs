@@ -133,12 +133,10 @@ impl ControllerLink for Quorum {
 
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {
         Box::pin(async move {
-            let IsrChange { topic_id, partition, leader_epoch, partition_epoch, isr } = change;
             let image = self.image();
-            let leader =
-                image.topic_by_id(&topic_id).map_or(-1, |(_, t)| t.partitions[partition as usize].leader);
-            let record =
-                plan::alter_isr(&image, leader, &topic_id, partition, leader_epoch, partition_epoch, isr)?;
+            let (_, topic) = image.topic_by_id(&change.topic_id).expect("a topic");
+            let leader = topic.partitions[change.partition as usize].leader;
+            let record = plan::alter_isr(&image, leader, &change)?;
             self.commit(&record.into_iter().collect::<Vec<_>>()).await;
             Ok(())
         })

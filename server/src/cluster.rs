@@ -303,16 +303,7 @@ impl ControllerLink for Link {
     }
 
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {
-        let IsrChange { topic_id, partition, leader_epoch, partition_epoch, isr } = change;
-        let node_id = self.node_id;
-        Box::pin(self.change(Ask::AlterPartition {
-            node_id,
-            topic_id,
-            partition,
-            leader_epoch,
-            partition_epoch,
-            isr,
-        }))
+        Box::pin(self.change(Ask::AlterPartition { node_id: self.node_id, change }))
     }
 
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)> {

@@ -4,7 +4,7 @@
 //! heartbeat, a topic with three replicas commits, and after the leader's
 //! voter stops the other two elect a new one that takes requests.
 
-use ringtail_engine::controller::{QuorumConfig, QuorumNode};
+use ringtail_engine::controller::{IsrChange, QuorumConfig, QuorumNode};
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::{Disk, MemDisk};
 use ringtail_server::clock::SystemClock;
@@ -121,14 +121,14 @@ async fn three_voters_elect_commit_and_fail_over_over_tcp() {
     let status = describe(&client, leader).await.unwrap();
     let topic = &status.image.topics["orders"];
     let p = topic.partitions[0].clone();
-    let alter = Ask::AlterPartition {
-        node_id: p.leader,
+    let change = IsrChange {
         topic_id: topic.topic_id.clone(),
         partition: 0,
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         isr: p.replicas.clone(),
     };
+    let alter = Ask::AlterPartition { node_id: p.leader, change };
     assert!(matches!(client.call(alter.clone()).await, Some(Outcome::Committed(_))));
     match client.call(alter).await {
         Some(Outcome::Refused { code, .. }) => assert_eq!(code, 95, "INVALID_UPDATE_VERSION"),

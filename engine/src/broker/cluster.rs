@@ -24,7 +24,7 @@
 
 use super::metadata::{ClusterMetadata, PartitionAssignment, TopicState};
 use super::{Broker, BrokerEndpoint};
-use crate::controller::MetadataImage;
+use crate::controller::{IsrChange, MetadataImage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use std::collections::BTreeMap;
@@ -56,16 +56,6 @@ pub trait ControllerLink: Send + Sync + 'static {
     /// Refused with FENCED_LEADER_EPOCH or INVALID_UPDATE_VERSION when the
     /// image here is behind the quorum's.
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()>;
-}
-
-/// An ISR change a partition leader asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IsrChange {
-    pub topic_id: String,
-    pub partition: i32,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
-    pub isr: Vec<i32>,
 }
 
 /// Why an image could not be followed.

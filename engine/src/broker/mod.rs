@@ -29,8 +29,9 @@ pub mod topics;
 
 // The codes live in the leaf `crate::error`; re-exported here, where the
 // server, client and simulator have always found them.
+pub use crate::controller::IsrChange;
 pub use crate::error::{BrokerError, ErrorCode};
-pub use cluster::{ControllerLink, FollowError, IsrChange, LinkFuture};
+pub use cluster::{ControllerLink, FollowError, LinkFuture};
 pub use metadata::{ClusterMetadata, PartitionAssignment, TopicState};
 pub use partition::{Acks, FetchOutcome, Partition, ProduceOutcome};
 

@@ -35,7 +35,7 @@ pub mod store;
 pub use image::MetadataImage;
 pub use node::QuorumNode;
 pub use quorum::{Answer, BrokerState, Controller, ProposalId, QuorumConfig};
-pub use records::{Endpoint, MetadataRecord, PartitionRecord};
+pub use records::{Endpoint, IsrChange, MetadataRecord, PartitionRecord};
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! decision can be tested without a quorum and replays exactly.
 
 use super::image::MetadataImage;
-use super::records::{MetadataRecord, PartitionRecord};
+use super::records::{IsrChange, MetadataRecord, PartitionRecord};
 use crate::error::{BrokerError, ErrorCode};
 use std::collections::BTreeMap;
 
@@ -115,12 +115,10 @@ pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<Met
 pub fn alter_isr(
     image: &MetadataImage,
     node_id: i32,
-    topic_id: &str,
-    partition: i32,
-    leader_epoch: i32,
-    partition_epoch: i32,
-    isr: Vec<i32>,
+    change: &IsrChange,
 ) -> Result<Option<MetadataRecord>, BrokerError> {
+    let IsrChange { topic_id, partition, leader_epoch, partition_epoch, isr } = change;
+    let (partition, leader_epoch, partition_epoch) = (*partition, *leader_epoch, *partition_epoch);
     let unknown = || {
         BrokerError::new(
             ErrorCode::UnknownTopicOrPartition,
@@ -148,7 +146,7 @@ pub fn alter_isr(
             format!("partition epoch {partition_epoch}, the partition is at {}", p.partition_epoch),
         ));
     }
-    let mut wanted = isr;
+    let mut wanted = isr.clone();
     wanted.sort_unstable();
     wanted.dedup();
     if !wanted.contains(&node_id) || wanted.iter().any(|r| !p.replicas.contains(r)) {
@@ -259,7 +257,9 @@ mod tests {
         let p = image.topics["t"].partitions[0].clone();
         let (leader, follower) = (p.leader, p.replicas[1]);
         let alter = |image: &MetadataImage, node, le, pe, isr: Vec<i32>| {
-            alter_isr(image, node, "id", 0, le, pe, isr).map_err(|e| e.code)
+            let change =
+                IsrChange { topic_id: "id".into(), partition: 0, leader_epoch: le, partition_epoch: pe, isr };
+            alter_isr(image, node, &change).map_err(|e| e.code)
         };
         assert_eq!(
             alter(&image, follower, 0, 0, vec![leader, follower]),

@@ -9,7 +9,7 @@
 
 use super::image::MetadataImage;
 use super::plan;
-use super::records::{decode_batch, encode_batch, Endpoint, MetadataRecord};
+use super::records::{decode_batch, encode_batch, Endpoint, IsrChange, MetadataRecord};
 use super::storage::QuorumStorage;
 use crate::entropy::Entropy;
 use crate::error::{BrokerError, ErrorCode};
@@ -483,25 +483,20 @@ impl Controller {
         Ok((id, first))
     }
 
-    /// A partition leader's AlterPartition: the ISR of `topic_id`'s
-    /// `partition` becomes `isr` (see `plan::alter_isr`). `Ok(None)` when
+    /// A partition leader's AlterPartition: the change's ISR becomes the
+    /// partition's (see `plan::alter_isr`). `Ok(None)` when
     /// the ISR already is that; otherwise the proposal, which is overtaken
     /// (and answered with an error) if the partition changed before it
     /// applied.
     pub fn alter_partition(
         &mut self,
         node_id: i32,
-        topic_id: &str,
-        partition: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
-        isr: Vec<i32>,
+        change: &IsrChange,
     ) -> Result<Option<ProposalId>, BrokerError> {
         if !self.caught_up() {
             return Err(not_controller(self.leader()));
         }
-        match plan::alter_isr(&self.image, node_id, topic_id, partition, leader_epoch, partition_epoch, isr)?
-        {
+        match plan::alter_isr(&self.image, node_id, change)? {
             Some(record) => self.propose(vec![record]).map(Some),
             None => Ok(None),
         }

@@ -82,6 +82,16 @@ pub enum MetadataRecord {
     },
 }
 
+/// An ISR change a partition leader asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrChange {
+    pub topic_id: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
 pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
     serde_json::to_vec(records).expect("metadata records serialize")
 }

@@ -256,28 +256,17 @@ async fn a_silent_broker_is_fenced_and_its_leadership_moves() {
     // replicas in the ISR, as replication does.
     let topic = c.node(leader).image().topics["t"].clone();
     for (i, p) in topic.partitions.iter().enumerate() {
-        let proposal = c
-            .node(leader)
-            .alter_partition(
-                p.leader,
-                &topic.topic_id,
-                i as i32,
-                p.leader_epoch,
-                p.partition_epoch,
-                p.replicas.clone(),
-            )
-            .unwrap()
-            .expect("a change");
+        let change = IsrChange {
+            topic_id: topic.topic_id.clone(),
+            partition: i as i32,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.replicas.clone(),
+        };
+        let proposal = c.node(leader).alter_partition(p.leader, &change).unwrap().expect("a change");
         c.answer(leader, proposal).await.unwrap();
         // The same request again, at the epoch it saw: refused, not applied twice.
-        let again = c.node(leader).alter_partition(
-            p.leader,
-            &topic.topic_id,
-            i as i32,
-            p.leader_epoch,
-            p.partition_epoch,
-            p.replicas.clone(),
-        );
+        let again = c.node(leader).alter_partition(p.leader, &change);
         assert_eq!(again.unwrap_err().code, ErrorCode::InvalidUpdateVersion);
     }
     // Brokers 1 and 2 keep heartbeating; 3 falls silent.

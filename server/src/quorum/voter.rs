@@ -111,8 +111,8 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
             c.create_topic(&name, partitions, replication_factor, configs)
         }
         Ask::DeleteTopic { name } => c.delete_topic(&name),
-        Ask::AlterPartition { node_id, topic_id, partition, leader_epoch, partition_epoch, isr } => {
-            match c.alter_partition(node_id, &topic_id, partition, leader_epoch, partition_epoch, isr) {
+        Ask::AlterPartition { node_id, change } => {
+            match c.alter_partition(node_id, &change) {
                 Ok(Some(id)) => Ok(id),
                 // Already so: answered at once, as of what is applied here.
                 Ok(None) => return Handled::Now(Outcome::Committed(c.applied())),

@@ -8,7 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use protobuf::Message as _;
 use raft::prelude::Message;
-use ringtail_engine::controller::{Endpoint, MetadataImage};
+use ringtail_engine::controller::{Endpoint, IsrChange, MetadataImage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -49,11 +49,7 @@ pub enum Ask {
     /// leader and partition epochs it last saw.
     AlterPartition {
         node_id: i32,
-        topic_id: String,
-        partition: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
-        isr: Vec<i32>,
+        change: IsrChange,
     },
     /// The image this voter has applied, if it is past `after`. Any voter
     /// answers: its image holds only committed entries.

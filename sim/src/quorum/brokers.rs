@@ -12,7 +12,7 @@ use super::{voter_addr, QuorumWorld};
 use crate::quorumcheck::image_hash;
 use crate::rng::Rng;
 use crate::world::sim_elapsed_ms;
-use ringtail_engine::controller::MetadataImage;
+use ringtail_engine::controller::{IsrChange, MetadataImage};
 use ringtail_engine::error::ErrorCode;
 use ringtail_server::quorum::client::QuorumClient;
 use ringtail_server::quorum::wire::{Ask, Outcome};
@@ -120,14 +120,14 @@ async fn alter_an_isr(
         vec![node_id]
     };
     world.counters.op("alter_partition");
-    let ask = Ask::AlterPartition {
-        node_id,
+    let change = IsrChange {
         topic_id: topic.topic_id.clone(),
         partition: index as i32,
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch,
         isr: isr.clone(),
     };
+    let ask = Ask::AlterPartition { node_id, change };
     let outcome = caller.call(ask).await;
     world.check().at(sim_elapsed_ms()).note(format!(
         "client: broker {node_id} asks ISR {isr:?} for {name}-{index} at epochs {}/{}: {outcome:?}",
