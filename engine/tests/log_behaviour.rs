@@ -220,7 +220,8 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     log.truncate_to(31).await.unwrap();
     assert_eq!(log.log_end_offset(), 30, "the batch holding 31 (30..32) goes whole");
     assert_eq!(log.leader_epochs().entries(), [(0, 0)], "epochs starting at or past the cut go");
-    assert_eq!(log.end_of_epoch(2), Some((0, 30)));
+    assert_eq!(log.end_of_epoch(0), Some((0, 30)), "epoch 0 now runs to the log end");
+    assert_eq!(log.end_of_epoch(2), None, "an epoch past the latest is unknown");
     log.truncate_to(30).await.unwrap();
     assert_eq!(log.log_end_offset(), 30);
     let a = log.append(batch(1, 100, T0, 200), 0).await.unwrap();

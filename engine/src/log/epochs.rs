@@ -69,8 +69,13 @@ impl LeaderEpochs {
     /// Kafka's answer to OffsetForLeaderEpoch for `epoch`, with the log
     /// ending at `log_end`: the largest epoch at or below it that this log
     /// knows, and where that epoch ends (the next epoch's start, or the log
-    /// end for the latest). `None` when the log knows no epoch that old.
+    /// end for the latest). `None` when the log knows no epoch that old, or
+    /// none that new: an epoch past the latest is one this log's leader never
+    /// led, and Kafka answers it as undefined rather than guess an end.
     pub fn end_of(&self, epoch: i32, log_end: u64) -> Option<(i32, u64)> {
+        if self.latest().is_some_and(|(latest, _)| epoch > latest) {
+            return None;
+        }
         let after = self.entries.partition_point(|(e, _)| *e <= epoch);
         let (found, _) = *self.entries.get(after.checked_sub(1)?)?;
         let end = self.entries.get(after).map_or(log_end, |(_, start)| *start);
@@ -206,7 +211,7 @@ mod tests {
         assert_eq!(e.end_of(2, 120), Some((1, 40)), "an epoch this log never saw: the one before it");
         assert_eq!(e.end_of(3, 120), Some((3, 90)));
         assert_eq!(e.end_of(4, 120), Some((4, 120)));
-        assert_eq!(e.end_of(9, 120), Some((4, 120)));
+        assert_eq!(e.end_of(9, 120), None, "newer than anything known");
         assert_eq!(LeaderEpochs::default().end_of(1, 5), None);
     }
 
