@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use ringtail_engine::watch;
 use tokio::task::JoinHandle;
 
 use super::assignor::{

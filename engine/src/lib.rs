@@ -10,6 +10,8 @@
 //! - `error`: Kafka's error codes and the broker's error type; a leaf that
 //!   every other module may use and that uses none of them.
 //! - `clock`: the time seam; the engine never reads the ambient clock.
+//! - `watch`: a value tasks wait on, woken in a fixed order (tokio's
+//!   `watch` wakes in a random one, which breaks the simulator's replays).
 
 pub mod broker;
 pub mod canary;
@@ -22,3 +24,4 @@ pub mod io;
 pub mod join;
 pub mod log;
 pub mod replica;
+pub mod watch;

@@ -109,7 +109,7 @@ pub async fn join(
     }));
     let endpoint =
         Endpoint { name: "PLAINTEXT".into(), host: advertised.host.clone(), port: advertised.port };
-    let (registered_tx, mut registered) = tokio::sync::watch::channel(0);
+    let (registered_tx, mut registered) = ringtail_engine::watch::channel(0);
     let incarnation = entropy.next_u64();
     broker.set_incarnation(incarnation);
     let session =
@@ -123,7 +123,7 @@ pub async fn join(
     // is alive in it: then a topic created next may place replicas here.
     let (followed, me, live) = (broker.followed_index(), config.node_id, broker.clone());
     let caught_up = async move {
-        let Ok(index) = registered.wait_for(|index| *index > 0).await.map(|i| *i) else {
+        let Ok(index) = registered.wait_for(|index| *index > 0).await else {
             return std::future::pending().await;
         };
         let mut followed = followed;
@@ -186,7 +186,7 @@ async fn keep_session(
     node_id: i32,
     endpoint: Endpoint,
     incarnation: u64,
-    registered_at: tokio::sync::watch::Sender<u64>,
+    registered_at: ringtail_engine::watch::Sender<u64>,
 ) {
     let register = Ask::RegisterBroker { node_id, incarnation, endpoints: vec![endpoint] };
     let mut registered = false;

@@ -9,9 +9,9 @@
 
 use crate::metered_disk::ServerBroker;
 use ringtail_engine::log::FlushPolicy;
+use ringtail_engine::watch;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 /// Upkeep period: retention, checkpoints, poisoned-log recovery.

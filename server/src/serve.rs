@@ -26,13 +26,14 @@ use ringtail_engine::clock::Clock;
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::{open_backend, AnyDisk, IoChoice};
 use ringtail_engine::log::{LogError, OpenError};
+use ringtail_engine::watch;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// Why a server could not start or stop cleanly. All are runtime failures
@@ -108,7 +109,7 @@ impl RunningServer {
     /// Stops taking requests, finishes those in flight (for at most
     /// `Limits::shutdown_drain_ms_max`), closes the broker.
     pub async fn shutdown(self) -> Result<(), ServeError> {
-        let _ = self.shutdown.send(true);
+        self.shutdown.send(true);
         self.stopped.await.map_err(|e| ServeError::Task(e.to_string()))?
     }
 }
@@ -230,7 +231,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
                 }
             } => {
                 tracing::error!(error = %failed, "stopping");
-                let _ = stop_self.send(true);
+                stop_self.send(true);
                 Some(failed)
             }
         };

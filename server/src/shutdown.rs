@@ -2,7 +2,7 @@
 //! `signalled` against their work; engine calls are never raced (see
 //! `maintenance`).
 
-use tokio::sync::watch;
+use ringtail_engine::watch;
 
 /// Resolves once the server is shutting down (at once if it already is).
 /// Unlike `watch::Receiver::wait_for`, it holds no borrow of the value, so

@@ -102,7 +102,7 @@ impl<D: Disk> Broker<D> {
 
     /// The applied index of the last image followed; changes when a newer
     /// one is (the link waits on it, C3).
-    pub fn followed_index(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn followed_index(&self) -> crate::watch::Receiver<u64> {
         self.followed.subscribe()
     }
 

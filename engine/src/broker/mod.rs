@@ -95,7 +95,7 @@ pub struct Broker<D: Disk> {
     /// In a cluster: the way to the quorum, and what it last said.
     controller_link: OnceLock<Arc<dyn ControllerLink>>,
     view: Mutex<ClusterView>,
-    followed: tokio::sync::watch::Sender<u64>,
+    followed: crate::watch::Sender<u64>,
     /// In a cluster: the producer ids left of the block the quorum gave.
     producer_block: tokio::sync::Mutex<std::ops::Range<i64>>,
 }
@@ -143,7 +143,7 @@ impl<D: Disk> Broker<D> {
             groups: Mutex::new(Coordinator::new(config_group)),
             controller_link: OnceLock::new(),
             view: Mutex::new(ClusterView::default()),
-            followed: tokio::sync::watch::Sender::new(0),
+            followed: crate::watch::Sender::new(0),
             producer_block: tokio::sync::Mutex::new(0..0),
         };
         broker.sync_partitions_with_metadata().await?;

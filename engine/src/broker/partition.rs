@@ -8,10 +8,10 @@ use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::log::batch::BatchScanner;
 use crate::log::{FlushPolicy, Log, TopicPartition};
+use crate::watch;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::watch;
 
 /// How many segments from the end are scanned to rebuild producer state at
 /// open. Producers idle for longer than that restart their sequences.

@@ -211,7 +211,7 @@ impl<D: Disk> Partition<D> {
 
     /// Changes whenever the log end moves here: a leader's long polls for
     /// followers wait on it.
-    pub fn log_end_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn log_end_watch(&self) -> crate::watch::Receiver<u64> {
         self.log_end.subscribe()
     }
 

@@ -26,10 +26,10 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::join::join_in_order;
 use ringtail_engine::log::batch::BatchHeader;
+use ringtail_engine::watch;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Kafka's `isolation_level` for read_committed.

@@ -36,9 +36,9 @@ use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use ringtail_engine::broker::metadata::TopicState;
 use ringtail_engine::broker::BrokerError;
+use ringtail_engine::watch;
 use std::any::Any;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// What every handler may use.
 pub struct Context {

@@ -3,12 +3,13 @@
 //! A full HTTP stack would be a large dependency for one fixed page.
 
 use crate::limits::{METRICS_CONNECTIONS_MAX, METRICS_REQUEST_BYTES_MAX, METRICS_REQUEST_MS_MAX};
+use ringtail_engine::watch;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Produces the page body at scrape time.
 pub type Render = Arc<dyn Fn() -> String + Send + Sync>;

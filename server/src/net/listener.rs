@@ -4,11 +4,12 @@
 
 use super::connection::{self, Shared};
 use super::tracker::TaskToken;
+use ringtail_engine::watch;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Pause after a failed accept (out of file descriptors, say), so the loop
 /// does not spin on a persistent error.
