@@ -26,7 +26,7 @@ pub(super) struct Fixture {
     pub(super) auto_create: bool,
     pub(super) fix_crc: bool,
     /// Kept so that the handlers never see a shutdown.
-    _shutdown: tokio::sync::watch::Sender<bool>,
+    _shutdown: ringtail_engine::watch::Sender<bool>,
 }
 
 /// This thread's data directory: the same path every run, so that messages
@@ -92,7 +92,7 @@ impl Fixture {
             partition.produce(fixture_batch(i), Acks::All).await.expect("fixture produce");
         }
         let broker = Arc::new(broker);
-        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+        let (shutdown_tx, shutdown) = ringtail_engine::watch::channel(false);
         let ctx =
             Context { broker: broker.clone(), metrics, limits: Limits::default(), shutdown, observer: None };
         Fixture { dir, broker, ctx, auto_create, fix_crc: false, _shutdown: shutdown_tx }
