@@ -188,8 +188,18 @@ impl Client {
 
     /// The connection to the leader of `topic`-`partition`.
     pub(crate) async fn leader_connection(&self, topic: &str, partition: i32) -> Result<Arc<Connection>> {
+        Ok(self.leader_and_epoch(topic, partition).await?.0)
+    }
+
+    /// The connection to the leader of `topic`-`partition`, and the leader
+    /// epoch the metadata gives it.
+    pub(crate) async fn leader_and_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<Connection>, i32)> {
         let p = self.partition(topic, partition).await?;
-        self.broker_connection(p.leader).await
+        Ok((self.broker_connection(p.leader).await?, p.leader_epoch))
     }
 
     /// The connection admin requests go to: the controller if the metadata

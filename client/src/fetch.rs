@@ -128,14 +128,14 @@ impl Client {
         options: &FetchOptions,
     ) -> Result<Round> {
         let mut round = Round::default();
-        let mut by_leader: BTreeMap<String, (Arc<Connection>, Vec<FetchPosition>)> = BTreeMap::new();
+        let mut by_leader: BTreeMap<String, (Arc<Connection>, Vec<EpochPosition>)> = BTreeMap::new();
         for position in positions {
-            match self.leader_connection(topic, position.partition).await {
-                Ok(connection) => {
+            match self.leader_and_epoch(topic, position.partition).await {
+                Ok((connection, epoch)) => {
                     let entry = by_leader
                         .entry(connection.addr().to_owned())
                         .or_insert_with(|| (connection, Vec::new()));
-                    entry.1.push(*position);
+                    entry.1.push((*position, epoch));
                 }
                 Err(e) if e.is_stale_metadata() || e.is_connection_failure() => round.stale(*position, e),
                 Err(e) => return Err(e),
@@ -145,9 +145,11 @@ impl Client {
         let requests: Vec<_> = by_leader
             .into_values()
             .map(|(connection, group)| {
-                let request = fetch_request(topic, &group, options);
+                let (topic, options) = (topic.to_owned(), *options);
                 tokio::spawn(async move {
-                    let response = connection.request::<FetchRequest>(|_version| request).await;
+                    let request = |version| fetch_request(&topic, &group, &options, version);
+                    let response = connection.request::<FetchRequest>(request).await;
+                    let group: Vec<FetchPosition> = group.into_iter().map(|(p, _)| p).collect();
                     (connection, group, response)
                 })
             })
@@ -209,6 +211,9 @@ impl Client {
     }
 }
 
+/// A position and the leader epoch the metadata gave its partition.
+type EpochPosition = (FetchPosition, i32);
+
 #[derive(Default)]
 struct Round {
     done: Vec<FetchedBatches>,
@@ -223,14 +228,28 @@ impl Round {
     }
 }
 
-fn fetch_request(topic: &str, group: &[FetchPosition], options: &FetchOptions) -> FetchRequest {
+/// The request for `group`'s partitions, each with the leader epoch the
+/// metadata gave (from Fetch v9, KIP-320): a leader at another epoch
+/// refuses instead of answering with a high watermark from before or
+/// after the one this client last saw.
+fn fetch_request(
+    topic: &str,
+    group: &[(FetchPosition, i32)],
+    options: &FetchOptions,
+    version: i16,
+) -> FetchRequest {
     let partitions = group
         .iter()
-        .map(|p| {
-            FetchPartition::default()
+        .map(|(p, epoch)| {
+            let partition = FetchPartition::default()
                 .with_partition(p.partition)
                 .with_fetch_offset(p.offset)
-                .with_partition_max_bytes(options.partition_max_bytes)
+                .with_partition_max_bytes(options.partition_max_bytes);
+            if version >= 9 {
+                partition.with_current_leader_epoch(*epoch)
+            } else {
+                partition
+            }
         })
         .collect();
     let topic = FetchTopic::default()

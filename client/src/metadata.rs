@@ -126,10 +126,63 @@ impl ClusterMetadata {
 
     /// Takes the brokers of `newer` and its topics, keeping topics it did
     /// not mention (a refresh for one topic says nothing about the others).
+    /// A partition whose cached leader epoch is newer than the one `newer`
+    /// gives keeps the cached entry (KIP-320): a broker that has not yet
+    /// followed a leader change must not send the client back to the old
+    /// leader.
     pub fn merge(&mut self, newer: ClusterMetadata) {
         self.cluster_id = newer.cluster_id;
         self.controller_id = newer.controller_id;
         self.brokers = newer.brokers;
-        self.topics.extend(newer.topics);
+        for (name, mut topic) in newer.topics {
+            if let Some(cached) = self.topics.get(&name).filter(|c| c.topic_id == topic.topic_id) {
+                for p in &mut topic.partitions {
+                    if let Some(known) =
+                        cached.partition(p.partition).filter(|k| k.leader_epoch > p.leader_epoch)
+                    {
+                        *p = known.clone();
+                    }
+                }
+            }
+            self.topics.insert(name, topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(leader: i32, leader_epoch: i32) -> ClusterMetadata {
+        let partition = PartitionInfo {
+            partition: 0,
+            error_code: 0,
+            leader,
+            leader_epoch,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            offline_replicas: vec![],
+        };
+        let info = TopicInfo {
+            name: "t".into(),
+            error_code: 0,
+            topic_id: Some("id".into()),
+            is_internal: false,
+            partitions: vec![partition],
+        };
+        ClusterMetadata { topics: BTreeMap::from([("t".to_owned(), info)]), ..ClusterMetadata::default() }
+    }
+
+    #[test]
+    fn a_broker_behind_on_leader_changes_does_not_send_the_client_back_to_the_old_leader() {
+        let mut cached = topic(2, 5);
+        cached.merge(topic(1, 4));
+        assert_eq!(cached.topics["t"].partitions[0].leader, 2, "the older epoch is ignored");
+        cached.merge(topic(1, 6));
+        assert_eq!(cached.topics["t"].partitions[0].leader, 1, "a newer epoch is taken");
+        let mut recreated = topic(3, 0);
+        recreated.topics.get_mut("t").unwrap().topic_id = Some("other".into());
+        cached.merge(recreated);
+        assert_eq!(cached.topics["t"].partitions[0].leader, 3, "a new topic of the same name starts over");
     }
 }

@@ -331,7 +331,7 @@ async fn open_broker(
         group: config.group,
         log_cache_bytes: config.log_cache_bytes,
         quorum: !config.controllers.is_empty(),
-        replication: ringtail_engine::replica::ReplicationConfig::default(),
+        replication: config.replication,
     };
     let (broker, reports) =
         Broker::open(Arc::new(disk), config.data_dir.clone(), broker_config, clock, entropy).await?;

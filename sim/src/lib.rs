@@ -33,6 +33,7 @@ pub mod groupcheck;
 pub mod history;
 pub mod ops;
 pub mod quorumcheck;
+pub mod replicationcheck;
 pub mod report;
 pub mod rng;
 pub mod stats;
@@ -52,6 +53,8 @@ pub mod node;
 pub mod observer;
 #[cfg(madsim)]
 pub mod quorum;
+#[cfg(madsim)]
+pub mod replication;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

@@ -55,7 +55,7 @@ mod sim_main {
         options: RunOptions,
     }
 
-    const USAGE: &str = "usage: ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism] [--fail-fast] [--scenario broker|quorum] [--canary NAME]\n       ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism] [--scenario broker|quorum]";
+    const USAGE: &str = "usage: ringtail-sim [--seeds N] [--first-seed S] [--jobs J] [--safety-ms MS] [--check-determinism] [--fail-fast] [--scenario broker|quorum|replication] [--canary NAME]\n       ringtail-sim --seed S [--trace] [--safety-ms MS] [--check-determinism] [--scenario broker|quorum|replication]";
 
     fn parse(args: Vec<String>) -> Result<Args, String> {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -90,7 +90,10 @@ mod sim_main {
                     a.options.scenario = match it.next().as_deref() {
                         Some("broker") => Scenario::Broker,
                         Some("quorum") => Scenario::Quorum,
-                        other => return Err(format!("--scenario: broker or quorum, not {other:?}")),
+                        Some("replication") => Scenario::Replication,
+                        other => {
+                            return Err(format!("--scenario: broker, quorum or replication, not {other:?}"))
+                        }
                     }
                 }
                 "--check-determinism" => a.check_determinism = true,
@@ -187,6 +190,7 @@ mod sim_main {
         match options.scenario {
             Scenario::Broker => Box::pin(run_current_seed(options)),
             Scenario::Quorum => Box::pin(ringtail_sim::quorum::run_quorum_seed(options)),
+            Scenario::Replication => Box::pin(ringtail_sim::replication::run_replication_seed(options)),
         }
     }
 

@@ -41,6 +41,8 @@ pub enum Scenario {
     Broker,
     /// The metadata quorum's voters (`quorum`).
     Quorum,
+    /// Cluster members replicating partitions (`replication`).
+    Replication,
 }
 
 /// How long the workload may take to wind down after being told to stop.

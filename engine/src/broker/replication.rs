@@ -44,6 +44,14 @@ impl<D: Disk> Partition<D> {
         }
     }
 
+    /// The leader epoch this replica leads at, if it leads.
+    pub fn leading_epoch(&self) -> Option<i32> {
+        match &*self.role() {
+            Role::Leader { state, .. } => Some(state.leader_epoch()),
+            Role::Follower { .. } => None,
+        }
+    }
+
     /// The ISR as this leader holds it (committed), if it leads.
     pub fn isr(&self) -> Option<Vec<i32>> {
         match &*self.role() {

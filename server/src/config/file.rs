@@ -78,7 +78,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 18] = [
+const FILE_KEYS: [&str; 19] = [
     "data-dir",
     "listen",
     "advertise",
@@ -97,6 +97,7 @@ const FILE_KEYS: [&str; 18] = [
     "offsets-retention-minutes",
     "log-cache-bytes",
     "log-cache-pretouch",
+    "replica-lag-time-max-ms",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {

@@ -22,6 +22,7 @@ use ringtail_engine::group::GroupConfig;
 use ringtail_engine::io::select::ParseIoChoiceError;
 use ringtail_engine::io::IoChoice;
 use ringtail_engine::log::{FlushPolicy, LogConfig};
+use ringtail_engine::replica::ReplicationConfig;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -105,6 +106,10 @@ pub struct ServeArgs {
     /// first-touch page faults are slow, as on many VMs [default: false]
     #[arg(long, value_name = "true|false")]
     pub log_cache_pretouch: Option<String>,
+    /// A follower not caught up with its leader for this long leaves the
+    /// ISR (Kafka's replica.lag.time.max.ms) [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub replica_lag_time_max_ms: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -165,6 +170,8 @@ pub struct ServeConfig {
     /// Bytes of the broker's log cache.
     pub log_cache_bytes: usize,
     pub log_cache_pretouch: bool,
+    /// How partitions replicate (replica.lag.time.max.ms).
+    pub replication: ReplicationConfig,
 }
 
 impl ServeConfig {
@@ -298,6 +305,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     )?;
     let log_cache_pretouch =
         value("log-cache-pretouch", get("log-cache-pretouch", &args.log_cache_pretouch)?, false, parse_bool)?;
+    let replica_lag_time_max_ms = value(
+        "replica-lag-time-max-ms",
+        get("replica-lag-time-max-ms", &args.replica_lag_time_max_ms)?,
+        ReplicationConfig::default().lag_time_max_ms,
+        |v| parse_ms(v, 1).map(i64::from),
+    )?;
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
@@ -322,6 +335,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         limits: Limits::default(),
         log_cache_bytes,
         log_cache_pretouch,
+        replication: ReplicationConfig { lag_time_max_ms: replica_lag_time_max_ms },
     })
 }
 

@@ -82,6 +82,11 @@ pub enum Invariant {
     QuorumCommitted,
     QuorumImages,
     QuorumLiveness,
+    /// Partition replication (see `replication::check`).
+    ReplicasAgree,
+    HighWatermarkMonotone,
+    OneLeaderPerEpoch,
+    ReplicationLiveness,
 }
 
 impl Invariant {
@@ -107,6 +112,10 @@ impl Invariant {
             Invariant::QuorumCommitted => "Q2",
             Invariant::QuorumImages => "Q3",
             Invariant::QuorumLiveness => "QL",
+            Invariant::ReplicasAgree => "RA",
+            Invariant::HighWatermarkMonotone => "RH",
+            Invariant::OneLeaderPerEpoch => "RE",
+            Invariant::ReplicationLiveness => "RL",
         }
     }
 
@@ -142,6 +151,12 @@ impl Invariant {
             Invariant::QuorumLiveness => {
                 "after healing, a controller leader, voters converged, acknowledged topics kept, live brokers unfenced, \
                  every broker's image at the quorum's"
+            }
+            Invariant::ReplicasAgree => "every replica holds the leader's bytes below the high watermark",
+            Invariant::HighWatermarkMonotone => "the high watermark a consumer is told never goes backwards",
+            Invariant::OneLeaderPerEpoch => "one leader per partition per leader epoch",
+            Invariant::ReplicationLiveness => {
+                "after healing, every partition led with its whole ISR, writable, every acknowledged record readable"
             }
         }
     }

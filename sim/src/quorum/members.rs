@@ -47,6 +47,13 @@ fn serve_config(world: &QuorumWorld, index: usize) -> ServeConfig {
         .collect();
     config.log_cache_bytes = 8 << 20;
     config.log_cache_pretouch = false;
+    if let Some(flush) = world.tuning.flush {
+        config.flush = flush;
+        config.topic_defaults.flush = flush;
+    }
+    if let Some(ms) = world.tuning.replica_lag_ms {
+        config.replication.lag_time_max_ms = ms;
+    }
     config
 }
 

@@ -100,7 +100,7 @@ impl QuorumPlan {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "quorum: voters={} brokers={} members={} session={}ms snapshot_every={} episodes every {:?}ms crash={:?} \
              disk={:?} voter_eio={} loss={} latency={:?}ms",
@@ -119,8 +119,21 @@ impl QuorumPlan {
     }
 }
 
+/// How members are set up beyond the quorum's plan (the replication
+/// scenario's choices; the quorum scenario takes the defaults).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemberTuning {
+    /// `None`: the server's default.
+    pub flush: Option<ringtail_engine::log::FlushPolicy>,
+    /// `replica.lag.time.max.ms`; `None`: the server's default.
+    pub replica_lag_ms: Option<i64>,
+    /// Faults of the members' disks from the start (`None`: none).
+    pub disk: Option<DiskFaults>,
+}
+
 pub struct QuorumWorld {
     pub plan: QuorumPlan,
+    pub tuning: MemberTuning,
     pub disks: Vec<SimDisk>,
     pub member_disks: Vec<SimDisk>,
     /// Members whose server started, by node id.
@@ -148,16 +161,16 @@ impl QuorumWorld {
         self.check.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn note(&self, text: String) {
+    pub(crate) fn note(&self, text: String) {
         self.check().at(sim_elapsed_ms()).note(text);
     }
 
-    fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.check().violation().is_some()
     }
 }
 
-async fn sleep_ms(ms: u64) {
+pub(crate) async fn sleep_ms(ms: u64) {
     madsim::time::sleep(Duration::from_millis(ms)).await;
 }
 
@@ -179,9 +192,17 @@ async fn fresh_disk(
     disk
 }
 
-pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
-    let seed = Handle::current().seed();
-    let plan = QuorumPlan::draw(seed, options.safety_ms);
+/// The nodes of a quorum world: voters, members, and the world they share.
+pub struct Cluster {
+    pub world: Arc<QuorumWorld>,
+    pub voters: Vec<NodeId>,
+    pub members: Vec<NodeId>,
+}
+
+/// Builds the world `plan` draws and starts its voters and members (the
+/// members configured by `tuning`), on madsim's network as `plan` sets it.
+pub async fn start_cluster(plan: &QuorumPlan, options: &RunOptions, tuning: MemberTuning) -> Cluster {
+    let seed = plan.seed;
     NetSim::current().update_config(|c| {
         c.packet_loss_rate = plan.loss_rate;
         c.send_latency = Duration::from_millis(plan.latency_ms.0)..Duration::from_millis(plan.latency_ms.1);
@@ -201,11 +222,12 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     let mut member_disks = Vec::new();
     for index in 0..plan.members {
         let rng = Rng::fork(seed, &format!("quorum-member-disk-{index}"));
-        member_disks.push(fresh_disk(rng, members::DATA_DIR, &taints, None).await);
+        member_disks.push(fresh_disk(rng, members::DATA_DIR, &taints, tuning.disk).await);
     }
     let voters = plan.voters as usize;
     let world = Arc::new(QuorumWorld {
         plan: plan.clone(),
+        tuning,
         disks,
         member_disks,
         members: Mutex::new(BTreeMap::new()),
@@ -223,7 +245,7 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
     world.note(plan.describe());
 
     let handle = Handle::current();
-    let nodes: Vec<NodeId> = (1..=plan.voters)
+    let voter_nodes: Vec<NodeId> = (1..=plan.voters)
         .map(|id| {
             let w = world.clone();
             handle
@@ -247,6 +269,15 @@ pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
                 .id()
         })
         .collect();
+    Cluster { world, voters: voter_nodes, members: member_nodes }
+}
+
+pub async fn run_quorum_seed(options: RunOptions) -> SeedResult {
+    let seed = Handle::current().seed();
+    let plan = QuorumPlan::draw(seed, options.safety_ms);
+    let Cluster { world, voters: nodes, members: member_nodes } =
+        start_cluster(&plan, &options, MemberTuning::default()).await;
+    let handle = Handle::current();
     let client = handle.create_node().name("client").ip("10.3.1.1".parse().expect("an address")).build();
     let w = world.clone();
     client.spawn(async move {
@@ -316,7 +347,7 @@ impl QuorumWorld {
 }
 
 /// Fault episodes until killed.
-async fn chaos_main(world: Arc<QuorumWorld>, nodes: Vec<NodeId>) {
+pub(crate) async fn chaos_main(world: Arc<QuorumWorld>, nodes: Vec<NodeId>) {
     let mut rng = Rng::fork(world.plan.seed, "quorum-chaos");
     let handle = Handle::current();
     let net = NetSim::current();
@@ -377,7 +408,7 @@ async fn chaos_main(world: Arc<QuorumWorld>, nodes: Vec<NodeId>) {
     }
 }
 
-async fn heal(world: &QuorumWorld, nodes: &[NodeId]) {
+pub(crate) async fn heal(world: &QuorumWorld, nodes: &[NodeId]) {
     let handle = Handle::current();
     let net = NetSim::current();
     net.update_config(|c| c.packet_loss_rate = 0.0);
@@ -393,7 +424,7 @@ async fn heal(world: &QuorumWorld, nodes: &[NodeId]) {
 
 /// QL: within the bound, one leader, voters converged, acknowledged topics
 /// present, heartbeating brokers unfenced.
-async fn converge(world: &QuorumWorld, when: &str) {
+pub(crate) async fn converge(world: &QuorumWorld, when: &str) {
     const BOUND_MS: u64 = 30_000;
     let start = sim_elapsed_ms();
     loop {
