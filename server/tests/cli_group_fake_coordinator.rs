@@ -304,8 +304,11 @@ async fn consume_group_against_a_fake_coordinator() {
         tokio::time::timeout(Duration::from_secs(20), run).await.expect("in time").expect("consumes");
     assert_eq!((written, out.len()), (0, 0));
     let s = state.lock().expect("state");
-    assert_eq!(s.log.last().map(String::as_str), Some("LeaveGroup"), "{:?}", s.log);
-    assert!(!s.log.iter().any(|a| a == "OffsetCommit"), "nothing new to commit: {:?}", s.log);
+    // A fetch written just before the stop travels on its own connection, so
+    // the fake may log it after the LeaveGroup; only group calls are ordered.
+    let log: Vec<&str> = s.log.iter().map(String::as_str).filter(|a| *a != "Fetch").collect();
+    assert_eq!(log.last(), Some(&"LeaveGroup"), "{log:?}");
+    assert!(!log.contains(&"OffsetCommit"), "nothing new to commit: {log:?}");
 }
 
 /// A heartbeat answered REBALANCE_IN_PROGRESS marks the member for
