@@ -28,10 +28,20 @@ pub enum Canary {
     QuorumCommitWithoutQuorum,
     /// A broker following the image keeps the topics it deleted.
     FollowKeepsDeleted,
+    /// A partition leader's high watermark follows its own log end, not
+    /// the ISR's.
+    ReplicationHwWithoutIsr,
+    /// A follower does not truncate the tail where it diverged from its
+    /// leader.
+    ReplicationSkipTruncation,
+    /// A fenced leader's successor is any live replica, in the ISR or not.
+    ReplicationLeaderOutsideIsr,
+    /// A leader change keeps the leader epoch.
+    ReplicationEpochNotBumped,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 10] = [
+    pub const ALL: [Canary; 14] = [
         Canary::AckBeforeFsync,
         Canary::RecoverPastBadCrc,
         Canary::SkipTornTailCut,
@@ -42,6 +52,10 @@ impl Canary {
         Canary::QuorumVoteUnpersisted,
         Canary::QuorumCommitWithoutQuorum,
         Canary::FollowKeepsDeleted,
+        Canary::ReplicationHwWithoutIsr,
+        Canary::ReplicationSkipTruncation,
+        Canary::ReplicationLeaderOutsideIsr,
+        Canary::ReplicationEpochNotBumped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +70,10 @@ impl Canary {
             Canary::QuorumVoteUnpersisted => "canary-quorum-vote-unpersisted",
             Canary::QuorumCommitWithoutQuorum => "canary-quorum-commit-without-quorum",
             Canary::FollowKeepsDeleted => "canary-quorum-follow-keeps-deleted",
+            Canary::ReplicationHwWithoutIsr => "canary-replication-hw-without-isr",
+            Canary::ReplicationSkipTruncation => "canary-replication-skip-truncation",
+            Canary::ReplicationLeaderOutsideIsr => "canary-replication-leader-outside-isr",
+            Canary::ReplicationEpochNotBumped => "canary-replication-epoch-not-bumped",
         }
     }
 

@@ -302,7 +302,7 @@ impl<D: Disk> Broker<D> {
     ) -> Result<(), BrokerError> {
         let _transition = partition.transition.lock().await;
         partition.check_follows(leader, epoch)?;
-        if offset >= partition.log.log_end_offset() {
+        if offset >= partition.log.log_end_offset() || crate::canary::Canary::ReplicationSkipTruncation.on() {
             return Ok(());
         }
         tracing::info!(partition = %partition.tp, offset, leader, epoch, "truncating to the leader's log");

@@ -74,6 +74,18 @@ pub fn evict(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
             }
             let rest: Vec<i32> = p.isr.iter().copied().filter(|r| *r != node_id).collect();
             let mut next = p.clone();
+            if crate::canary::Canary::ReplicationLeaderOutsideIsr.on() && p.leader == node_id {
+                // Planted bug (sim/canaries): any live replica leads, and is
+                // written into the ISR as if it had been there.
+                if let Some(any) = p.replicas.iter().copied().find(|r| *r != node_id && image.is_live(*r)) {
+                    next.leader = any;
+                    next.isr = rest.iter().copied().chain(std::iter::once(any)).collect();
+                    next.isr.sort_unstable();
+                    next.isr.dedup();
+                    push_change(&mut records, &topic.topic_id, index, p, next);
+                    continue;
+                }
+            }
             if rest.is_empty() {
                 if p.leader < 0 {
                     continue;
@@ -178,7 +190,7 @@ fn push_change(
         return;
     }
     next.partition_epoch = before.partition_epoch + 1;
-    if next.leader != before.leader {
+    if next.leader != before.leader && !crate::canary::Canary::ReplicationEpochNotBumped.on() {
         next.leader_epoch = before.leader_epoch + 1;
     }
     records.push(MetadataRecord::PartitionChange {

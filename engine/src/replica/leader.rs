@@ -76,6 +76,11 @@ pub struct LeaderState {
     view: PartitionView,
     /// The ISR asked for and not yet seen committed.
     pending: Option<Vec<i32>>,
+    /// Members that changes asked for earlier would add, whose outcome is
+    /// unknown (the request failed, but the quorum may have committed it
+    /// anyway): they count as in the ISR until the image shows a newer
+    /// partition epoch, which settles every earlier request (R2).
+    unsettled: Vec<i32>,
     followers: BTreeMap<i32, Follower>,
     /// How far this leader's own log counts toward the high watermark: its
     /// fsynced end under flush=always, its log end otherwise.
@@ -108,6 +113,7 @@ impl LeaderState {
             me,
             view,
             pending: None,
+            unsettled: Vec::new(),
             followers,
             local_end,
             high_watermark: high_watermark.min(log_end),
@@ -144,7 +150,7 @@ impl LeaderState {
     /// watermark waits for (R2).
     pub fn maximal_isr(&self) -> Vec<i32> {
         let mut members = self.view.isr.clone();
-        for r in self.pending.iter().flatten() {
+        for r in self.pending.iter().flatten().chain(&self.unsettled) {
             if !members.contains(r) {
                 members.push(*r);
             }
@@ -175,12 +181,22 @@ impl LeaderState {
         }
         self.view = view;
         self.pending = None;
+        // A request made at an older partition epoch can no longer commit.
+        self.unsettled.clear();
         self.advance_high_watermark();
     }
 
-    /// The controller refused or lost the change asked for: ask again later.
+    /// The change asked for failed: ask again later. Whether the quorum
+    /// committed it is unknown (a timeout, a lost answer), so the members
+    /// it adds keep holding the high watermark until the image settles it.
     pub fn isr_change_failed(&mut self) {
-        self.pending = None;
+        if let Some(asked) = self.pending.take() {
+            for r in asked {
+                if !self.view.isr.contains(&r) && !self.unsettled.contains(&r) {
+                    self.unsettled.push(r);
+                }
+            }
+        }
     }
 
     /// The leader's own log now counts up to `local_end`. Returns whether
@@ -268,7 +284,7 @@ impl LeaderState {
     fn advance_high_watermark(&mut self) -> bool {
         let mut candidate = self.local_end;
         for r in self.maximal_isr() {
-            if r == self.me {
+            if r == self.me || crate::canary::Canary::ReplicationHwWithoutIsr.on() {
                 continue;
             }
             let end = self.followers.get(&r).and_then(|f| f.log_end).unwrap_or(0);

@@ -119,9 +119,20 @@ fn a_follower_joins_once_it_reached_the_high_watermark_and_the_epoch_start() {
     l.on_follower_fetch(2, 150, 150, 3).unwrap();
     l.on_follower_fetch(3, 120, 150, 3).unwrap();
     assert_eq!(l.high_watermark(), 120);
-    // The controller refuses (say, 3 was fenced meanwhile): ask again.
+    // The request fails (say, it timed out): ask again.
     l.isr_change_failed();
     assert_eq!(l.wanted_isr(4).unwrap().isr, [1, 2, 3], "both still qualify");
+    // Whether the quorum committed it is unknown, so the joiners hold the
+    // high watermark even with no request pending (sim seed 49: a leader
+    // cut off from the quorum acknowledged acks=all records its committed
+    // ISR lacked).
+    l.isr_change_failed();
+    l.on_local_end(200);
+    l.on_follower_fetch(2, 200, 200, 5).unwrap();
+    assert_eq!(l.high_watermark(), 120, "3, maybe in the ISR, holds it");
+    // A newer partition epoch settles every earlier request.
+    l.on_partition_change(PartitionView { isr: vec![1, 2], ..view(&[1], 1) }, 6);
+    assert_eq!(l.high_watermark(), 200);
 }
 
 #[test]
