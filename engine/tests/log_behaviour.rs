@@ -230,6 +230,11 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     let got: Vec<(i64, u64)> = batches(&r.records).iter().map(|(h, b)| (h.base_offset, id_of(b))).collect();
     assert_eq!(got, vec![(27, 9), (30, 100)]);
     log.assign_epoch(4, 31).await.unwrap();
+    // A cut at the log end removes no record, but the epoch begun there goes
+    // (a replica that led epoch 4 without appending, now following).
+    log.truncate_to(31).await.unwrap();
+    assert_eq!((log.log_end_offset(), log.leader_epochs().entries()), (31, &[(0, 0)][..]));
+    log.assign_epoch(4, 31).await.unwrap();
     drop(log);
     let log = open(&disk, &dir, small_segments(), &clock).await;
     assert_eq!(log.log_end_offset(), 31);

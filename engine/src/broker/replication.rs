@@ -302,8 +302,12 @@ impl<D: Disk> Broker<D> {
     ) -> Result<(), BrokerError> {
         let _transition = partition.transition.lock().await;
         partition.check_follows(leader, epoch)?;
-        if offset >= partition.log.log_end_offset() || crate::canary::Canary::ReplicationSkipTruncation.on() {
+        if crate::canary::Canary::ReplicationSkipTruncation.on() {
             return Ok(());
+        }
+        if offset >= partition.log.log_end_offset() {
+            // No record goes; epochs this replica started at its end do.
+            return Ok(partition.log.truncate_to(offset).await?);
         }
         tracing::info!(partition = %partition.tp, offset, leader, epoch, "truncating to the leader's log");
         self.logs.truncate_to(&partition.tp, offset).await?;

@@ -13,15 +13,20 @@ impl<D: Disk> Log<D> {
     /// below `offset`. Durable when it returns: nothing removed can come back
     /// after a crash. The owner must persist the lowered recovery point
     /// before appending again (`LogManager::truncate_to` does).
+    ///
+    /// At or past the log end no record goes, but leader epochs starting
+    /// there do: a replica that led an epoch without appending to it keeps
+    /// that epoch's entry, and the new leader's older-epoch records that
+    /// follow must not be refused as going back in time.
     pub async fn truncate_to(&self, offset: u64) -> Result<(), LogError> {
         let _writer = self.writer.lock().await;
         self.check_maintainable()?;
+        if offset >= self.log_end_offset() {
+            return Ok(self.truncate_epochs(offset).await?);
+        }
         let (target, file, base, size, from, doomed) = {
             let st = self.state();
             let (start, end) = (st.log_start_offset, st.log_end_offset());
-            if offset >= end {
-                return Ok(());
-            }
             if offset < start {
                 return Err(LogError::OffsetOutOfRange {
                     offset,

@@ -31,11 +31,8 @@ pub fn truncation(
         // No common epoch is known: only the committed prefix is sure.
         return Truncation::To(high_watermark.min(log_end));
     };
-    if leader_end >= log_end {
-        return Truncation::To(log_end);
-    }
     if epoch == asked {
-        return Truncation::To(leader_end);
+        return Truncation::To(leader_end.min(log_end));
     }
     // The leader's latest epoch at or below ours is older than ours: where
     // does that epoch end here?
@@ -78,6 +75,14 @@ mod tests {
         assert_eq!(truncation(&own, 80, 3, Some((2, 60)), 30), Truncation::To(60));
         // The leader's epoch 2 ended earlier than the follower's.
         assert_eq!(truncation(&own, 80, 3, Some((2, 55)), 30), Truncation::To(55));
+        // The leader's epoch 2 runs past this log's end: still only what
+        // epoch 3 wrote here diverged (seed 427 of the replication scenario
+        // found the early "the leader is longer, keep everything" wrong).
+        assert_eq!(truncation(&own, 80, 3, Some((2, 95)), 30), Truncation::To(60));
+        // Epoch 3 led with nothing appended: the cut is at the log end, where
+        // it drops only the empty epoch's entry.
+        let led_empty = epochs(&[(1, 0), (2, 40), (3, 80)]);
+        assert_eq!(truncation(&led_empty, 80, 3, Some((2, 95)), 30), Truncation::To(80));
     }
 
     #[test]
