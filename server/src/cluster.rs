@@ -171,7 +171,8 @@ async fn start_voter(
         address: listen.to_string(),
         source,
     })?;
-    let quorum = QuorumConfig::new(me.node_id as u64, voters.keys().copied().collect());
+    let mut quorum = QuorumConfig::new(me.node_id as u64, voters.keys().copied().collect());
+    quorum.leader_rebalance_interval_ms = config.leader_rebalance_interval_ms;
     let node = QuorumNode::open(disk, &config.data_dir, quorum, entropy)
         .await
         .map_err(|e| ServeError::Quorum(format!("opening the metadata quorum's log: {e}")))?;

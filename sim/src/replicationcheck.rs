@@ -17,7 +17,8 @@
 //!   replicas as they act (sampled);
 //! - RA: after healing, every replica holds the leader's bytes, batch for
 //!   batch, below the high watermark (`agree`);
-//! - RL: after healing, within a bound, every partition led, its ISR whole,
+//! - RL: after healing, within a bound, every partition led (by its
+//!   preferred replica when the controller rebalances), its ISR whole,
 //!   acks=all produce accepted, every acknowledged record readable.
 //!
 //! acks=1 acknowledgements promise nothing across a leader change (Kafka's

@@ -82,8 +82,12 @@ impl<D: Disk> Partition<D> {
             leader_epoch: a.leader_epoch,
             partition_epoch: a.partition_epoch,
         };
-        if a.leader_epoch < self.leader_epoch() {
-            return Ok(()); // an older image than one applied already
+        // An older image than one applied already, or than the epochs this
+        // log learned from its leaders (after a restart, the image kept on
+        // disk may predate what the log copied since).
+        let newest_copied = self.log.leader_epochs().latest().map_or(-1, |(e, _)| e);
+        if a.leader_epoch < self.leader_epoch().max(newest_copied) {
+            return Ok(());
         }
         self.leader_epoch.fetch_max(a.leader_epoch, Ordering::SeqCst);
         if a.leader != me || !may_lead {

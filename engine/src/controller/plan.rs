@@ -119,6 +119,25 @@ pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<Met
     records
 }
 
+/// Preferred-leader election (Kafka's auto.leader.rebalance): every
+/// partition whose first replica is live and in the ISR, but does not lead,
+/// gets it back as leader (a new leader epoch), so leadership spreads over
+/// the brokers as placement meant it to once failed ones have returned.
+/// Only ISR members qualify, so no acknowledged record is at stake.
+pub fn prefer_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let Some(&preferred) = p.replicas.first() else { continue };
+            if p.leader != preferred && p.isr.contains(&preferred) && image.is_live(preferred) {
+                let next = PartitionRecord { leader: preferred, ..p.clone() };
+                push_change(&mut records, &topic.topic_id, index, p, next);
+            }
+        }
+    }
+    records
+}
+
 /// What a partition leader asks of the controller (Kafka's AlterPartition):
 /// the partition's ISR becomes `isr`. Granted only to the current leader,
 /// at the leader and partition epochs it last saw, for an ISR of replicas
@@ -338,5 +357,35 @@ mod tests {
         apply_all(&mut image, &records);
         let p = &image.topics["t"].partitions[0];
         assert_eq!((p.leader, p.leader_epoch), (back, orphan.leader_epoch + 1));
+    }
+
+    #[test]
+    fn leadership_goes_back_to_the_preferred_replica_once_it_is_live_and_in_sync() {
+        let mut image = cluster(&[1, 2, 3]);
+        let record = create_topic(&image, "t", "id".into(), 3, 3, BTreeMap::new()).unwrap();
+        apply_all(&mut image, &[record]);
+        all_in_sync(&mut image);
+        assert!(prefer_leaders(&image).is_empty(), "every partition led by its first replica");
+        let led_by_1: Vec<usize> =
+            (0..3).filter(|i| image.topics["t"].partitions[*i].replicas[0] == 1).collect();
+        assert!(!led_by_1.is_empty());
+        let fencing = fence(&image, 1, 1);
+        apply_all(&mut image, &fencing);
+        assert!(prefer_leaders(&image).is_empty(), "the preferred replica is fenced and out of the ISR");
+        let unfencing = unfence(&image, 1, 1);
+        apply_all(&mut image, &unfencing);
+        assert!(prefer_leaders(&image).is_empty(), "live, but not back in the ISR yet");
+        let before = image.topics["t"].partitions.clone();
+        all_in_sync(&mut image);
+        let moves = prefer_leaders(&image);
+        assert_eq!(moves.len(), led_by_1.len());
+        apply_all(&mut image, &moves);
+        for (i, p) in image.topics["t"].partitions.iter().enumerate() {
+            assert_eq!(p.leader, p.replicas[0], "{p:?}");
+            if led_by_1.contains(&i) {
+                assert_eq!(p.leader_epoch, before[i].leader_epoch + 1, "a new leader, a new epoch");
+            }
+        }
+        assert!(prefer_leaders(&image).is_empty());
     }
 }

@@ -34,6 +34,10 @@ pub struct QuorumConfig {
     pub broker_session_timeout_ms: i64,
     /// Applied entries between snapshots.
     pub snapshot_every: u64,
+    /// How often the leader gives leadership back to each partition's
+    /// preferred replica (Kafka's leader.imbalance.check.interval.seconds);
+    /// `None` never does (auto.leader.rebalance.enable=false).
+    pub leader_rebalance_interval_ms: Option<i64>,
 }
 
 impl QuorumConfig {
@@ -46,6 +50,7 @@ impl QuorumConfig {
             heartbeat_ticks: 2,
             broker_session_timeout_ms: 9_000,
             snapshot_every: 1_024,
+            leader_rebalance_interval_ms: Some(300_000),
         }
     }
 }
@@ -110,6 +115,8 @@ pub struct Controller {
     sessions: BTreeMap<i32, (u64, i64)>,
     /// Leader only: brokers that heartbeat while fenced.
     unfence_wanted: BTreeSet<(i32, u64)>,
+    /// Leader only: when leadership next goes back to preferred replicas.
+    next_rebalance_ms: Option<i64>,
     /// Leader only: the one change of its own it has in flight. Changes
     /// are planned from the image, so the next waits until this one has
     /// applied (or this node stopped leading).
@@ -205,6 +212,7 @@ impl Controller {
             answers: Vec::new(),
             sessions: BTreeMap::new(),
             unfence_wanted: BTreeSet::new(),
+            next_rebalance_ms: None,
             duty: None,
             producer_ids_proposed: 0,
             compaction: None,
@@ -271,6 +279,7 @@ impl Controller {
             // adds the rest).
             self.sessions.clear();
             self.unfence_wanted.clear();
+            self.next_rebalance_ms = None;
             self.duty = None;
             self.producer_ids_proposed = 0;
         }
@@ -394,6 +403,19 @@ impl Controller {
         while let Some((id, incarnation)) = self.unfence_wanted.pop_first() {
             if self.image.brokers.get(&id).is_some_and(|b| b.fenced && b.incarnation == incarnation) {
                 return plan::unfence(&self.image, id, incarnation);
+            }
+        }
+        if let Some(interval) = self.config.leader_rebalance_interval_ms {
+            // A new leader waits a whole interval too: brokers that just
+            // came back get time to rejoin their ISRs first.
+            let due = *self.next_rebalance_ms.get_or_insert(now_ms + interval);
+            if now_ms >= due {
+                self.next_rebalance_ms = Some(now_ms + interval);
+                let moves = plan::prefer_leaders(&self.image);
+                if !moves.is_empty() {
+                    tracing::info!(partitions = moves.len(), "giving leadership back to preferred replicas");
+                    return moves;
+                }
             }
         }
         Vec::new()

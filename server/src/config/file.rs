@@ -78,7 +78,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 19] = [
+const FILE_KEYS: [&str; 21] = [
     "data-dir",
     "listen",
     "advertise",
@@ -98,6 +98,8 @@ const FILE_KEYS: [&str; 19] = [
     "log-cache-bytes",
     "log-cache-pretouch",
     "replica-lag-time-max-ms",
+    "auto-leader-rebalance-enable",
+    "leader-imbalance-check-interval-ms",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {

@@ -110,6 +110,15 @@ pub struct ServeArgs {
     /// ISR (Kafka's replica.lag.time.max.ms) [default: 30000]
     #[arg(long, value_name = "MS")]
     pub replica_lag_time_max_ms: Option<String>,
+    /// As the controller leader, give each partition's leadership back to
+    /// its preferred (first) replica once that is live and in sync again
+    /// (Kafka's auto.leader.rebalance.enable) [default: true]
+    #[arg(long, value_name = "true|false")]
+    pub auto_leader_rebalance_enable: Option<String>,
+    /// How often the controller leader does so (Kafka's
+    /// leader.imbalance.check.interval.seconds, here in ms) [default: 300000]
+    #[arg(long, value_name = "MS")]
+    pub leader_imbalance_check_interval_ms: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -172,6 +181,9 @@ pub struct ServeConfig {
     pub log_cache_pretouch: bool,
     /// How partitions replicate (replica.lag.time.max.ms).
     pub replication: ReplicationConfig,
+    /// A controller voter's preferred-leader rebalancing interval; `None`
+    /// when auto.leader.rebalance is off.
+    pub leader_rebalance_interval_ms: Option<i64>,
 }
 
 impl ServeConfig {
@@ -311,6 +323,18 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         ReplicationConfig::default().lag_time_max_ms,
         |v| parse_ms(v, 1).map(i64::from),
     )?;
+    let auto_leader_rebalance = value(
+        "auto-leader-rebalance-enable",
+        get("auto-leader-rebalance-enable", &args.auto_leader_rebalance_enable)?,
+        true,
+        parse_bool,
+    )?;
+    let leader_imbalance_check_interval_ms = value(
+        "leader-imbalance-check-interval-ms",
+        get("leader-imbalance-check-interval-ms", &args.leader_imbalance_check_interval_ms)?,
+        300_000,
+        |v| parse_ms(v, 1).map(i64::from),
+    )?;
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
@@ -336,6 +360,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         log_cache_bytes,
         log_cache_pretouch,
         replication: ReplicationConfig { lag_time_max_ms: replica_lag_time_max_ms },
+        leader_rebalance_interval_ms: auto_leader_rebalance.then_some(leader_imbalance_check_interval_ms),
     })
 }
 

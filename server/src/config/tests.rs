@@ -36,6 +36,21 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(c.group.offsets_topic_partitions, 50);
     assert_eq!(c.group.initial_rebalance_delay_ms, 3000);
     assert_eq!(c.group.min_session_timeout_ms, 6000);
+    assert_eq!(c.replication.lag_time_max_ms, 30_000);
+    assert_eq!(c.leader_rebalance_interval_ms, Some(300_000));
+}
+
+#[test]
+fn replication_settings_come_from_flags_or_the_file() {
+    let f = file("replica-lag-time-max-ms = 5000\nleader-imbalance-check-interval-ms = 10000\n");
+    let a = ServeArgs { config: Some(f.path().into()), ..args() };
+    let c = resolve(&a).unwrap();
+    assert_eq!((c.replication.lag_time_max_ms, c.leader_rebalance_interval_ms), (5000, Some(10_000)));
+    let a = ServeArgs { auto_leader_rebalance_enable: Some("false".into()), ..a };
+    assert_eq!(resolve(&a).unwrap().leader_rebalance_interval_ms, None, "rebalancing off");
+    let a = ServeArgs { leader_imbalance_check_interval_ms: Some("0".into()), ..args() };
+    let e = resolve(&a).unwrap_err().to_string();
+    assert!(e.contains("leader-imbalance-check-interval-ms"), "{e}");
 }
 
 #[test]

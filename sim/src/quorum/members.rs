@@ -61,10 +61,13 @@ fn serve_config(world: &QuorumWorld, index: usize) -> ServeConfig {
 /// the quorum) and keeps it until the node is killed.
 pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
     let node_id = MEMBER_ID_BASE + index as i32;
+    // A restarted process draws fresh randomness; the same seed for every
+    // start gave a restart its old incarnation, so the quorum never fenced it.
+    let start = world.member_starts[index].fetch_add(1, Ordering::SeqCst);
     let platform = Platform {
         disk: AnyDisk::Dyn(Arc::new(world.member_disks[index].clone())),
         clock: Arc::new(SimClock),
-        seed: world.plan.seed ^ ((node_id as u64) << 40),
+        seed: world.plan.seed ^ ((node_id as u64) << 40) ^ start.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         observer: None,
     };
     match ringtail_server::serve::start_on(serve_config(&world, index), platform).await {

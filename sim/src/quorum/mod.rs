@@ -69,6 +69,8 @@ pub struct QuorumPlan {
     pub members: usize,
     /// Chance that a voter's disk operation fails with EIO.
     pub voter_eio: f64,
+    /// The controller's preferred-leader rebalancing interval, or off.
+    pub rebalance_ms: Option<i64>,
 }
 
 impl QuorumPlan {
@@ -97,13 +99,19 @@ impl QuorumPlan {
             // Drawn apart, so the other draws of a seed stay as they were.
             members: Rng::fork(seed, "quorum-members").below(3) as usize,
             voter_eio: *Rng::fork(seed, "quorum-voter-eio").pick(&[0.0, 0.0, 0.0005, 0.003]),
+            rebalance_ms: *Rng::fork(seed, "quorum-rebalance").pick(&[
+                None,
+                Some(1_000),
+                Some(3_000),
+                Some(8_000),
+            ]),
         }
     }
 
     pub(crate) fn describe(&self) -> String {
         format!(
             "quorum: voters={} brokers={} members={} session={}ms snapshot_every={} episodes every {:?}ms crash={:?} \
-             disk={:?} voter_eio={} loss={} latency={:?}ms",
+             disk={:?} voter_eio={} loss={} latency={:?}ms rebalance={:?}ms",
             self.voters,
             self.brokers,
             self.members,
@@ -114,7 +122,8 @@ impl QuorumPlan {
             self.disk,
             self.voter_eio,
             self.loss_rate,
-            self.latency_ms
+            self.latency_ms,
+            self.rebalance_ms
         )
     }
 }
@@ -140,6 +149,9 @@ pub struct QuorumWorld {
     pub members: Mutex<BTreeMap<i32, Arc<ServerBroker>>>,
     /// Per member: crashed by the chaos and not yet restarted.
     pub member_down: Vec<AtomicBool>,
+    /// Per member: starts so far, so each start draws its own randomness
+    /// (its incarnation above all: a restart must register a new one).
+    pub member_starts: Vec<AtomicU64>,
     check: Mutex<QuorumCheck>,
     pub counters: Counters,
     /// Per voter: starts so far; refused to start (damaged disk); stopped
@@ -232,6 +244,7 @@ pub async fn start_cluster(plan: &QuorumPlan, options: &RunOptions, tuning: Memb
         member_disks,
         members: Mutex::new(BTreeMap::new()),
         member_down: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
+        member_starts: (0..plan.members).map(|_| AtomicU64::new(0)).collect(),
         check: Mutex::new(QuorumCheck::new(options.trace, plan.voters)),
         counters: Counters::default(),
         starts: (0..voters).map(|_| AtomicU64::new(0)).collect(),

@@ -22,6 +22,7 @@ pub async fn voter_main(world: Arc<QuorumWorld>, id: u64) {
     let mut config = QuorumConfig::new(id, (1..=world.plan.voters).collect());
     config.broker_session_timeout_ms = world.plan.broker_session_ms as i64;
     config.snapshot_every = world.plan.snapshot_every;
+    config.leader_rebalance_interval_ms = world.plan.rebalance_ms;
     let entropy = Arc::new(SeededEntropy::new(world.plan.seed ^ (id << 40) ^ (starts << 20)));
     let mut node = match QuorumNode::open(disk, Path::new(DATA_DIR), config, entropy).await {
         Ok(node) => node,

@@ -235,10 +235,13 @@ pub async fn verify(world: Arc<ReplicationWorld>, when: String) {
             .judge(Some((Invariant::ReplicationLiveness, format!("{when}: the verifier cannot connect"))));
     };
     for tp in world.partitions() {
-        let value = format!("verify-{consumer}-{}-{}", tp.0, tp.1);
-        world.check().sent(&tp, &value);
-        let record = [ProducerRecord { key: None, value: Some(value.clone().into()) }];
-        loop {
+        // A fresh value per attempt: an attempt that timed out may still
+        // have been appended, and a retried value would then appear twice
+        // (as Kafka's non-idempotent producers may), which 2 would flag.
+        for attempt in 0.. {
+            let value = format!("verify-{consumer}-{}-{}-{attempt}", tp.0, tp.1);
+            world.check().sent(&tp, &value);
+            let record = [ProducerRecord { key: None, value: Some(value.clone().into()) }];
             match timeout(
                 Duration::from_millis(2_000),
                 client.produce_batch(&tp.0, tp.1, batch(&record), Acks::All),

@@ -76,6 +76,8 @@ pub struct ReplicationPlan {
     pub disk: DiskFaults,
     pub loss_rate: f64,
     pub latency_ms: (u64, u64),
+    /// The controller's preferred-leader rebalancing interval, or off.
+    pub rebalance_ms: Option<i64>,
 }
 
 impl ReplicationPlan {
@@ -123,6 +125,8 @@ impl ReplicationPlan {
             },
             loss_rate: *r.pick(&[0.0, 0.0, 0.01]),
             latency_ms: (1, r.range(2, 20)),
+            // Drawn apart, so the other draws of a seed stay as they were.
+            rebalance_ms: *Rng::fork(seed, "replication-rebalance").pick(&[None, Some(1_000), Some(4_000)]),
         }
     }
 
@@ -143,13 +147,14 @@ impl ReplicationPlan {
             latency_ms: self.latency_ms,
             members: self.members,
             voter_eio: 0.0,
+            rebalance_ms: self.rebalance_ms,
         }
     }
 
     fn describe(&self) -> String {
         format!(
             "replication: members={} voters={} topics={:?} producers={} consumers={} acks_all={} timeouts={:?}ms \
-             session={}ms lag={}ms faults={:?} voter_chaos={}",
+             session={}ms lag={}ms faults={:?} voter_chaos={} rebalance={:?}ms",
             self.members,
             self.voters,
             self.topics.iter().map(|t| (t.partitions, t.replication_factor, t.min_insync)).collect::<Vec<_>>(),
@@ -160,7 +165,8 @@ impl ReplicationPlan {
             self.session_ms,
             self.lag_ms,
             self.faults,
-            self.voter_chaos
+            self.voter_chaos,
+            self.rebalance_ms
         )
     }
 }
@@ -341,6 +347,13 @@ impl ReplicationWorld {
                 (a.replicas.iter().copied().collect(), a.isr.iter().copied().collect());
             if replicas != isr {
                 return Some(format!("{topic}-{partition}: ISR {:?} of replicas {:?}", a.isr, a.replicas));
+            }
+            if self.quorum.plan.rebalance_ms.is_some() && a.replicas.first() != Some(&a.leader) {
+                return Some(format!(
+                    "{topic}-{partition}: led by {}, not its preferred replica {:?}",
+                    a.leader,
+                    a.replicas.first()
+                ));
             }
             let Some(leader) = started.get(&a.leader).and_then(|b| b.partition(&topic, partition)) else {
                 return Some(format!("{topic}-{partition}: leader {} is not serving it", a.leader));
