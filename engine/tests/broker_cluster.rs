@@ -362,3 +362,67 @@ fn two_brokers_replicate_fail_over_and_converge() {
         assert!(!p1.is_leader(), "broker 2 leads: nothing moved it");
     });
 }
+
+/// A follower whose log ends below its leader's log start (retention
+/// deleted what it would fetch next while it was away) is refused as out of
+/// range, starts over, empty, at the leader's log start, catches up from
+/// there and joins the ISR, the two logs then equal from that start.
+/// Retention deletes only below the high watermark: while the follower is
+/// in the ISR and behind, the leader keeps what it has yet to copy.
+#[test]
+fn a_follower_below_the_leaders_log_start_starts_over_there() {
+    runtime().block_on(async {
+        let quorum = Quorum::new("c1", 2);
+        let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
+        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
+        for b in [&b1, &b2] {
+            b.set_incarnation(1);
+            quorum.serve(b);
+        }
+        quorum.commit(&[]).await;
+        let mut topic = new_topic("s", 1, Some(2));
+        topic.configs =
+            [("segment.bytes", "300"), ("retention.bytes", "400")].map(|(k, v)| (k.into(), v.into())).into();
+        b1.create_topic(topic, false).await.unwrap();
+        let (p1, p2) = (b1.partition("s", 0).unwrap(), b2.partition("s", 0).unwrap());
+        assert_eq!(p1.isr(), Some(vec![1]), "broker 2 has copied nothing yet");
+        for i in 0..12 {
+            p1.produce(batch(2, i, T0, 50), Acks::All).await.unwrap();
+        }
+        b1.maintain().await;
+        let start = p1.log.log_start_offset();
+        assert!(start > 0, "retention moved the leader's log start");
+
+        let refused = p1.replica_fetch(2, 0, 1 << 20, b1.now_ms()).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::OffsetOutOfRange);
+        let (leader, epoch) = p2.follows().unwrap();
+        b2.restart_follower_at(&p2, leader, epoch, start).await.unwrap();
+        assert_eq!((p2.log.log_start_offset(), p2.log.log_end_offset()), (start, start));
+        assert!(p2.log.leader_epochs().entries().is_empty(), "it learns them again from the leader");
+        // A fetch reads up to a segment's end: a round per segment, and one
+        // more to report the log end that lets it join.
+        for _ in 0..=p1.log.segment_base_offsets().len() {
+            replicate(&b1, &b2, "s").await;
+        }
+        b1.replication_tick().await;
+        assert_eq!(quorum.image().topics["s"].partitions[0].isr, [1, 2]);
+        let all1 = p1.log.read(start, 1 << 20, None).await.unwrap().records;
+        let all2 = p2.log.read(start, 1 << 20, None).await.unwrap().records;
+        assert_eq!(all1, all2, "byte for byte from the leader's log start");
+        // The follower knows epoch 0 from its first batch on; where it ends
+        // (all OffsetForLeaderEpoch asks) agrees.
+        assert_eq!(p2.log.leader_epochs().entries(), [(0, start)]);
+        assert_eq!(p1.log.end_of_epoch(0), p2.log.end_of_epoch(0));
+
+        // In the ISR and behind: the leader's retention keeps its segments.
+        let end = p1.log.log_end_offset();
+        for i in 20..32 {
+            p1.produce(batch(2, i, T0, 50), Acks::Leader).await.unwrap();
+        }
+        assert_eq!(p1.high_watermark(), end, "the follower has not copied the new records");
+        b1.maintain().await;
+        assert!(p1.log.log_start_offset() <= end, "nothing at or above the high watermark deleted");
+        let fetched = p1.replica_fetch(2, end as i64, 1 << 20, b1.now_ms()).await.unwrap();
+        assert!(!fetched.records.is_empty());
+    });
+}

@@ -249,6 +249,35 @@ async fn truncates<D: Disk>(disk: Arc<D>, root: PathBuf) {
     assert_eq!(log.append(batch(1, 5, T0, 50), 0).await.unwrap().base_offset, 0);
 }
 
+/// restart_at empties the log and starts it again, durably, at an offset
+/// past its end (a follower below its leader's log start): nothing of the
+/// old log is read or comes back after a reopen, its epochs are gone, and
+/// appends continue from there. An offset below the end is refused.
+async fn restarts_past_its_end<D: Disk>(disk: Arc<D>, root: PathBuf) {
+    let clock = clock();
+    let dir = root.join("t-0");
+    let log = open(&disk, &dir, small_segments(), &clock).await;
+    log.assign_epoch(1, 0).await.unwrap();
+    for i in 0..20u64 {
+        log.append(batch(3, i, T0, 200), 1).await.unwrap();
+    }
+    assert!(log.segment_base_offsets().len() > 1);
+    let refused = log.restart_at(59).await.unwrap_err();
+    assert!(matches!(refused, ringtail_engine::log::LogError::OffsetOutOfRange { .. }), "{refused:?}");
+    log.restart_at(100).await.unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.flushed_offset()), (100, 100, 100));
+    assert_eq!(log.segment_base_offsets(), vec![100]);
+    assert!(log.leader_epochs().entries().is_empty());
+    assert!(log.read(0, 1 << 20, None).await.is_err(), "below the new start");
+    assert_eq!(log.append(batch(2, 50, T0, 200), 2).await.unwrap().base_offset, 100);
+    drop(log);
+    let log = open(&disk, &dir, small_segments(), &clock).await;
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 102));
+    assert_eq!(log.segment_base_offsets(), vec![100]);
+    let r = log.read(100, 1 << 20, None).await.unwrap();
+    assert_eq!(batches(&r.records).iter().map(|(_, b)| id_of(b)).collect::<Vec<_>>(), [50]);
+}
+
 /// A follower's log copies the leader's batches exactly (offsets, epochs,
 /// bytes) and learns its epochs from them; a batch that does not continue
 /// its log, or goes back an epoch, is refused and changes nothing.
@@ -478,6 +507,7 @@ macro_rules! suite {
             suite!(@tests $make;
                 append_assigns_offsets_and_reads_back, invalid_batches_are_refused, rolls_and_reopens,
                 rolls_on_segment_age, finds_offsets_by_timestamp, retention_deletes_old_segments, truncates,
+                restarts_past_its_end,
                 replicates_batches_as_the_leader_wrote_them,
                 cache_serves_writes_and_forgets_truncated_bytes, idle_log_releases_its_write_buffer,
                 concurrent_appends, data_dir_is_locked, manager_checkpoints, flush_policies);

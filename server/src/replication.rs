@@ -126,7 +126,7 @@ async fn fetch_from(broker: Arc<ServerBroker>, leader: i32) {
             tokio::time::sleep(BACKOFF).await;
             continue;
         }
-        if let Err(e) = fetch_round(conn, leader, me, &ready).await {
+        if let Err(e) = fetch_round(&broker, conn, leader, me, &ready).await {
             tracing::debug!(leader, error = %e, "replica fetch failed");
             tokio::time::sleep(BACKOFF).await;
         }
@@ -200,6 +200,7 @@ async fn truncate(
 
 /// One Fetch for every ready partition, and its records appended.
 async fn fetch_round(
+    broker: &ServerBroker,
     conn: &Connection,
     leader: i32,
     me: i32,
@@ -240,6 +241,16 @@ async fn fetch_round(
         for data in &topic.partitions {
             let tp = TopicPartition::new(topic.topic.0.as_str(), data.partition_index);
             let Some((p, epoch)) = by_tp.get(&tp).copied() else { continue };
+            let leader_start = u64::try_from(data.log_start_offset).unwrap_or(0);
+            if data.error_code == ResponseError::OffsetOutOfRange.code()
+                && leader_start > p.log.log_end_offset()
+            {
+                tracing::warn!(partition = %tp, leader, leader_start, "the leader's log starts past this replica's end");
+                if let Err(e) = broker.restart_follower_at(p, leader, *epoch, leader_start).await {
+                    tracing::warn!(partition = %tp, leader, error = %e, "starting the log over failed");
+                }
+                continue;
+            }
             if data.error_code != 0 {
                 let error = ResponseError::try_from_code(data.error_code);
                 tracing::debug!(partition = %tp, leader, ?error, "the leader refused a replica fetch");

@@ -348,7 +348,7 @@ impl<D: Disk> Broker<D> {
     /// interval flushes, idle logs' write buffers, and the offset checkpoints.
     pub async fn maintain(&self) {
         for p in self.hosted_partitions() {
-            if let Err(e) = p.log.apply_retention().await {
+            if let Err(e) = p.log.apply_retention_below(p.high_watermark()).await {
                 tracing::warn!(partition = %p.tp, error = %e, "retention failed");
             }
             if let Err(e) = p.log.flush_if_due().await {

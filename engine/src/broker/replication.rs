@@ -322,6 +322,30 @@ impl<D: Disk> Broker<D> {
     }
 }
 
+impl<D: Disk> Broker<D> {
+    /// As a follower of `leader` at `epoch`: the leader's log starts at
+    /// `leader_start`, past everything `partition` holds (retention there
+    /// deleted what it would fetch next), so it starts over, empty, there.
+    pub async fn restart_follower_at(
+        &self,
+        partition: &Partition<D>,
+        leader: i32,
+        epoch: i32,
+        leader_start: u64,
+    ) -> Result<(), BrokerError> {
+        let _transition = partition.transition.lock().await;
+        partition.check_follows(leader, epoch)?;
+        if leader_start <= partition.log.log_end_offset() {
+            return Ok(()); // it caught up meanwhile, or the answer was stale
+        }
+        self.logs.restart_at(&partition.tp, leader_start).await?;
+        let rebuilt = super::partition::rebuild_producer_state(&partition.log).await;
+        *partition.producers() = rebuilt;
+        partition.refresh_high_watermark();
+        Ok(())
+    }
+}
+
 fn not_leader(leader: i32) -> BrokerError {
     BrokerError::new(ErrorCode::NotLeaderOrFollower, format!("this broker follows; {leader} leads"))
 }

@@ -253,6 +253,15 @@ impl<D: Disk> LogManager<D> {
         Ok(())
     }
 
+    /// Starts a log over, empty, at `offset` (see `Log::restart_at`), and
+    /// persists its new log start and recovery point before returning.
+    pub async fn restart_at(&self, tp: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        let log = self.get(tp).ok_or_else(|| no_partition(tp))?;
+        log.restart_at(offset).await?;
+        self.checkpoint().await?;
+        Ok(())
+    }
+
     /// Writes the recovery-point and log-start checkpoints of every log.
     pub async fn checkpoint(&self) -> io::Result<()> {
         let _one = self.checkpointing.lock().await;

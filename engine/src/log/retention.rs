@@ -17,6 +17,14 @@ pub struct RetentionOutcome {
 impl<D: Disk> Log<D> {
     /// Deletes the sealed segments that retention no longer keeps.
     pub async fn apply_retention(&self) -> Result<RetentionOutcome, LogError> {
+        self.apply_retention_below(u64::MAX).await
+    }
+
+    /// As `apply_retention`, deleting only segments wholly below `bound`:
+    /// a replicated partition's high watermark, as in Kafka, so a leader
+    /// never deletes records its followers have yet to copy (they would
+    /// have to skip them) and a log start never passes what is committed.
+    pub async fn apply_retention_below(&self, bound: u64) -> Result<RetentionOutcome, LogError> {
         let _writer = self.writer.lock().await;
         self.check_maintainable()?;
         let now_ms = self.clock.now_ms();
@@ -26,6 +34,7 @@ impl<D: Disk> Log<D> {
             let sealed = &st.segments[..st.segments.len() - 1];
             sealed
                 .iter()
+                .take_while(|seg| seg.next_offset <= bound)
                 .take_while(|seg| {
                     let below_start = seg.next_offset <= st.log_start_offset;
                     // A segment whose timestamps are unknown (damage kept by

@@ -1,11 +1,14 @@
 //! Truncation: removing the tail of the log from an offset on, as a follower
-//! does when its log diverged from the leader's.
+//! does when its log diverged from the leader's; and starting over past the
+//! end, as a follower does when its leader's log starts beyond it.
 
 use super::error::LogError;
+use super::index::SegmentIndex;
 use super::partition_log::Log;
-use super::segment::{self, OffsetCheck};
-use crate::io::{Disk, DiskFile};
+use super::segment::{self, OffsetCheck, Segment};
+use crate::io::{Disk, DiskFile, OpenMode};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 impl<D: Disk> Log<D> {
     /// Removes every batch holding an offset at or above `offset`. A batch
@@ -117,6 +120,67 @@ impl<D: Disk> Log<D> {
             };
             self.truncate_epochs(new_end).await?;
             tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, "truncated log");
+            Ok(())
+        }
+        .await;
+        guard.disarm();
+        self.poison_on_err(result)
+    }
+    /// Empties the log and starts it again, empty, at `offset` (at or past
+    /// its end): a follower whose leader's log now starts beyond all it
+    /// holds (retention deleted what it would fetch next) can only start
+    /// over there, as Kafka's `truncateFullyAndStartAt` does. Durable when it
+    /// returns; the owner persists the new log start and recovery point
+    /// before appending (`LogManager::restart_at` does).
+    pub async fn restart_at(&self, offset: u64) -> Result<(), LogError> {
+        let _writer = self.writer.lock().await;
+        self.check_maintainable()?;
+        let bases: Vec<u64> = {
+            let st = self.state();
+            let (start, end) = (st.log_start_offset, st.log_end_offset());
+            if offset < end {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                });
+            }
+            st.segments.iter().map(|s| s.base_offset).collect()
+        };
+        let guard = self.poison_guard();
+        let result = async {
+            // Epochs go first: a crash part-way leaves a prefix of the old
+            // log without them, all of it still below the leader's start,
+            // so the next fetch finds it out of range again.
+            self.truncate_epochs(0).await?;
+            *self.write_buf() = None;
+            // Newest first, each removal durable before the next, so a
+            // crash part-way leaves a prefix of the log, never a gap.
+            for base in bases.iter().rev() {
+                self.cache.remove_segment(*base);
+                segment::remove_files(self.disk.as_ref(), &self.dir, *base).await?;
+                self.disk.sync_dir(&self.dir).await?;
+            }
+            let path = Segment::<D::File>::log_path(&self.dir, offset);
+            let file = self.disk.open_direct(&path, OpenMode::Create).await?;
+            file.set_len(0).await?;
+            self.disk.sync_dir(&self.dir).await?;
+            let config = self.config();
+            let mut st = self.state();
+            st.segments = vec![Segment {
+                base_offset: offset,
+                file: Arc::new(file),
+                size_bytes: 0,
+                next_offset: offset,
+                index: SegmentIndex::new(offset, config.index_interval_bytes, config.segment_index_bytes),
+                first_batch_ms: None,
+                tail: Vec::new(),
+            }];
+            st.log_start_offset = offset;
+            st.flushed_offset = offset;
+            st.check_invariants();
+            drop(st);
+            tracing::warn!(dir = %self.dir.display(), offset, "started the log over, empty, at the leader's log start");
             Ok(())
         }
         .await;

@@ -156,6 +156,13 @@ async fn read_round(
                 Err(error_code) => {
                     round.failed = true;
                     data = data.with_error_code(error_code).with_high_watermark(-1);
+                    if error_code == ResponseError::OffsetOutOfRange.code() && version >= 5 {
+                        // Where the log starts now: a follower that fell
+                        // below it starts over there (`server/src/replication.rs`).
+                        if let Some(partition) = ctx.broker.partition(name, p.partition) {
+                            data.log_start_offset = partition.log.log_start_offset() as i64;
+                        }
+                    }
                 }
             }
             partitions.push(data);
