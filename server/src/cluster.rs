@@ -46,11 +46,18 @@ pub struct Membership {
     follower: JoinHandle<FollowError>,
     /// The replica fetchers, and the leaders' ISR changes.
     replication: [JoinHandle<()>; 2],
+    /// Resolves with the first failed (poisoned) log it finds.
+    logs: JoinHandle<String>,
+    /// How this broker asks the quorum for changes, and the incarnation it
+    /// registered: for its controlled shutdown.
+    link: Arc<Link>,
+    incarnation: u64,
 }
 
 impl Membership {
     /// Resolves when the member can go on no longer: its voter's disk
-    /// failed, or its data directory belongs to another cluster.
+    /// failed, a partition's log failed, or its data directory belongs to
+    /// another cluster.
     pub async fn failed(&mut self) -> ServeError {
         let voter = async {
             match &mut self.voter {
@@ -68,6 +75,33 @@ impl Membership {
                 Ok(e) => ServeError::Quorum(e.to_string()),
                 Err(e) => ServeError::Task(e.to_string()),
             },
+            failed = &mut self.logs => match failed {
+                Ok(e) => ServeError::LogFailed(e),
+                Err(e) => ServeError::Task(e.to_string()),
+            },
+        }
+    }
+
+    /// Kafka's controlled shutdown, before the server stops serving: stops
+    /// heartbeating (a fenced broker that heartbeats is let back in), then
+    /// asks the controller to fence this incarnation now, which moves its
+    /// leaderships to other ISR members and takes it out of every ISR.
+    /// Returns once this broker's image shows that (its partitions lead no
+    /// more: acks=all waits end with NOT_LEADER_OR_FOLLOWER and clients find
+    /// the new leaders), or after `timeout`; without it the partitions would
+    /// stay led by a stopped broker until its session lapsed.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        self.session.abort();
+        let ask = Ask::ControlledShutdown { node_id: self.link.node_id, incarnation: self.incarnation };
+        match tokio::time::timeout(timeout, self.link.change(ask)).await {
+            Ok(Ok(())) => tracing::info!("controlled shutdown: leaderships moved to other in-sync replicas"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "controlled shutdown refused; partitions move once the session lapses")
+            }
+            Err(_) => tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "controlled shutdown not answered in time; partitions move once the session lapses"
+            ),
         }
     }
 
@@ -77,6 +111,7 @@ impl Membership {
         }
         self.session.abort();
         self.follower.abort();
+        self.logs.abort();
         for task in self.replication {
             task.abort();
         }
@@ -101,12 +136,13 @@ pub async fn join(
     };
     let client = Arc::new(QuorumClient::new(voters, VOTER_TIMEOUT));
     let wake = Arc::new(Notify::new());
-    broker.attach_controller(Arc::new(Link {
+    let link = Arc::new(Link {
         client: client.clone(),
         broker: broker.clone(),
         wake: wake.clone(),
         node_id: config.node_id,
-    }));
+    });
+    broker.attach_controller(link.clone());
     let endpoint =
         Endpoint { name: "PLAINTEXT".into(), host: advertised.host.clone(), port: advertised.port };
     let (registered_tx, mut registered) = ringtail_engine::watch::channel(0);
@@ -117,7 +153,8 @@ pub async fn join(
     let follower = tokio::spawn(follow(client, broker.clone(), wake));
     let replication =
         [tokio::spawn(replication::run(broker.clone())), tokio::spawn(replication::tick_isr(broker.clone()))];
-    let mut membership = Membership { voter, session, follower, replication };
+    let logs = tokio::spawn(first_failed_log(broker.clone()));
+    let mut membership = Membership { voter, session, follower, replication, logs, link, incarnation };
     // Ready once the image followed holds this start's registration (so
     // it is no stale image a voter replayed from its disk) and this broker
     // is alive in it: then a topic created next may place replicas here.
@@ -178,6 +215,26 @@ async fn start_voter(
         .map_err(|e| ServeError::Quorum(format!("opening the metadata quorum's log: {e}")))?;
     let peers = voters.iter().filter(|(id, _)| **id != me.node_id as u64).map(|(id, a)| (*id, *a)).collect();
     Ok(tokio::spawn(voter::run(node, listener, peers, clock, None)))
+}
+
+/// How often a member looks for a failed log.
+const FAILED_LOG_POLL: Duration = Duration::from_millis(500);
+
+/// Resolves with the first poisoned log of a hosted partition. A member
+/// does not reopen one in place (single-node mode does): recovery may cut
+/// an unsynced tail its followers already copied, and leading on at the
+/// same epoch would let the logs differ where no truncation looks (C4). A
+/// restart registers a new incarnation, so the controller moves its
+/// leaderships first.
+async fn first_failed_log(broker: Arc<ServerBroker>) -> String {
+    loop {
+        tokio::time::sleep(FAILED_LOG_POLL).await;
+        for p in broker.hosted_partitions() {
+            if let Some(poisoned) = p.log.poisoned() {
+                return format!("the log of {} failed: {poisoned}", p.tp);
+            }
+        }
+    }
 }
 
 /// Registers (a new incarnation per start), then heartbeats; registers

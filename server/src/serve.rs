@@ -36,6 +36,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+/// How long a cluster member waits for the controller to move its
+/// leaderships before it stops anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why a server could not start or stop cleanly. All are runtime failures
 /// (exit code 1); bad configuration is caught before, by `config::resolve`.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,11 @@ pub enum ServeError {
     Task(String),
     #[error("metadata quorum: {0}")]
     Quorum(String),
+    #[error(
+        "{0}; a cluster member stops so that its restart recovers the log while the controller moves \
+         its leaderships to in-sync replicas (Kafka halts on a failed log directory too)"
+    )]
+    LogFailed(String),
 }
 
 impl ServeError {
@@ -235,6 +244,11 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
                 Some(failed)
             }
         };
+        // Leaderships move off this broker while it still serves: requests
+        // in flight end with NOT_LEADER_OR_FOLLOWER, and clients move on.
+        if let Some(membership) = &membership {
+            membership.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
+        }
         tracing::info!("shutting down: no new connections or requests");
         // The accept loop, connections and long polls see the same signal.
         let _ = accepting.await;

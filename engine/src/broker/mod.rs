@@ -379,10 +379,10 @@ impl<D: Disk> Broker<D> {
             if self.config.quorum {
                 // Recovery may cut an unsynced tail that followers already
                 // copied; leading on at the same epoch would then let the
-                // logs differ where no truncation looks (C4). Until a
-                // failed log is reported to the quorum (which would move
-                // its leaderships), it stays poisoned: writes are refused,
-                // nothing is lost.
+                // logs differ where no truncation looks (C4). The server
+                // stops a member with a failed log instead (its restart
+                // registers a new incarnation, so the quorum moves its
+                // leaderships first); until then writes are refused.
                 tracing::debug!(partition = %p.tp, "a failed log stays offline in a cluster until the broker restarts");
                 continue;
             }

@@ -476,6 +476,26 @@ impl Controller {
         Ok(BrokerState { fenced })
     }
 
+    /// A broker shutting down (Kafka's controlled shutdown): this
+    /// incarnation is fenced now, so its leaderships move to other ISR
+    /// members and it leaves every ISR before it stops, rather than once
+    /// its session lapses. It must stop heartbeating first (a fenced broker
+    /// that heartbeats is let back in).
+    pub fn controlled_shutdown(&mut self, node_id: i32, incarnation: u64) -> Result<ProposalId, BrokerError> {
+        if !self.caught_up() {
+            return Err(not_controller(self.leader()));
+        }
+        if self.image.brokers.get(&node_id).is_none_or(|b| b.incarnation != incarnation) {
+            return Err(BrokerError::new(
+                ErrorCode::StaleBrokerEpoch,
+                format!("broker {node_id} incarnation {incarnation} is not registered"),
+            ));
+        }
+        self.unfence_wanted.remove(&(node_id, incarnation));
+        tracing::info!(broker = node_id, "fencing a broker for its controlled shutdown");
+        self.propose(plan::fence(&self.image, node_id, incarnation))
+    }
+
     pub fn create_topic(
         &mut self,
         name: &str,

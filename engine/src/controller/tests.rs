@@ -286,6 +286,44 @@ async fn a_silent_broker_is_fenced_and_its_leadership_moves() {
     assert!(c.converge().await.is_live(3));
 }
 
+/// Controlled shutdown: the broker is fenced at once, long before its
+/// session would lapse, its leaderships move within the ISR and it leaves
+/// every ISR; a stale incarnation is refused.
+#[tokio::test]
+async fn a_controlled_shutdown_moves_leadership_at_once() {
+    let mut c = Cluster::new(3, |config| config.broker_session_timeout_ms = 60_000).await;
+    c.register_brokers(&[1, 2, 3]).await;
+    let leader = c.await_leader().await;
+    let p = c.node(leader).create_topic("t", 3, 3, BTreeMap::new()).unwrap();
+    c.answer(leader, p).await.unwrap();
+    let topic = c.node(leader).image().topics["t"].clone();
+    for (i, p) in topic.partitions.iter().enumerate() {
+        let change = IsrChange {
+            topic_id: topic.topic_id.clone(),
+            partition: i as i32,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.replicas.clone(),
+        };
+        let proposal = c.node(leader).alter_partition(p.leader, &change).unwrap().expect("a change");
+        c.answer(leader, proposal).await.unwrap();
+    }
+    let before = c.node(leader).image().topics["t"].partitions.clone();
+    assert!(before.iter().any(|p| p.leader == 2), "{before:?}");
+    let stale = c.node(leader).controlled_shutdown(2, 1);
+    assert_eq!(stale.unwrap_err().code, ErrorCode::StaleBrokerEpoch);
+    let p = c.node(leader).controlled_shutdown(2, 102).unwrap();
+    c.answer(leader, p).await.unwrap();
+    let image = c.converge().await;
+    assert!(!image.is_live(2) && image.is_live(1) && image.is_live(3));
+    for (p, old) in image.topics["t"].partitions.iter().zip(&before) {
+        assert!(!p.isr.contains(&2) && p.leader != 2 && p.leader > 0, "{p:?}");
+        if old.leader == 2 {
+            assert_eq!(p.leader_epoch, old.leader_epoch + 1);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_lagging_voter_catches_up_from_a_snapshot_and_restarts_from_one() {
     let mut c = Cluster::new(3, |config| config.snapshot_every = 8).await;

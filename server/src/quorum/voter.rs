@@ -111,6 +111,7 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
             c.create_topic(&name, partitions, replication_factor, configs)
         }
         Ask::DeleteTopic { name } => c.delete_topic(&name),
+        Ask::ControlledShutdown { node_id, incarnation } => c.controlled_shutdown(node_id, incarnation),
         Ask::AlterPartition { node_id, change } => {
             match c.alter_partition(node_id, &change) {
                 Ok(Some(id)) => Ok(id),

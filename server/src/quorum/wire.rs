@@ -32,6 +32,12 @@ pub enum Ask {
         node_id: i32,
         incarnation: u64,
     },
+    /// Kafka's controlled shutdown: fence this incarnation now, moving its
+    /// leaderships to other ISR members.
+    ControlledShutdown {
+        node_id: i32,
+        incarnation: u64,
+    },
     CreateTopic {
         name: String,
         partitions: i32,
@@ -171,6 +177,7 @@ mod tests {
         let frames = [
             Frame::Raft(Message { to: 2, term: 7, ..Default::default() }),
             Frame::Request(Request { id: 1, ask: Ask::BrokerHeartbeat { node_id: 3, incarnation: 9 } }),
+            Frame::Request(Request { id: 2, ask: Ask::ControlledShutdown { node_id: 3, incarnation: 9 } }),
             Frame::Reply(Reply { id: 1, outcome: Outcome::Heartbeat { fenced: false } }),
         ];
         let mut bytes = Vec::new();

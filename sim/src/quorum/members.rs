@@ -9,6 +9,7 @@
 //! the voters' topics at their applied index.
 
 use super::{sleep_ms, voter_addr, QuorumWorld};
+use crate::disk::CrashWeights;
 use crate::rng::Rng;
 use crate::world::{sim_elapsed_ms, SimClock};
 use madsim::runtime::Handle;
@@ -58,9 +59,12 @@ fn serve_config(world: &QuorumWorld, index: usize) -> ServeConfig {
 }
 
 /// A member's node: starts the server (it returns once the member follows
-/// the quorum) and keeps it until the node is killed.
+/// the quorum) and keeps it until the node is killed. A server that stops
+/// by itself (a failed log) or cannot start ends its process: `supervise`
+/// starts the node again, as a supervisor would.
 pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
     let node_id = MEMBER_ID_BASE + index as i32;
+    world.member_stopped[index].store(false, Ordering::SeqCst);
     // A restarted process draws fresh randomness; the same seed for every
     // start gave a restart its old incarnation, so the quorum never fenced it.
     let start = world.member_starts[index].fetch_add(1, Ordering::SeqCst);
@@ -74,9 +78,34 @@ pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
         Ok(server) => {
             world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: follows the quorum"));
             world.members.lock().unwrap_or_else(|e| e.into_inner()).insert(node_id, server.broker().clone());
-            std::future::pending::<()>().await;
+            server.stopping().await;
+            world.members.lock().unwrap_or_else(|e| e.into_inner()).remove(&node_id);
+            let why = server.shutdown().await.err().map_or("no error".to_owned(), |e| e.to_string());
+            world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: stopped: {why}"));
         }
         Err(e) => world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: did not start: {e}")),
+    }
+    world.member_stopped[index].store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+}
+
+/// Starts again, a second later, every member whose process ended by
+/// itself (and that no chaos holds down), until the run ends.
+pub async fn supervise(world: Arc<QuorumWorld>, nodes: Vec<NodeId>) {
+    loop {
+        sleep_ms(1_000).await;
+        for (index, node) in nodes.iter().enumerate() {
+            if !world.member_down[index].load(Ordering::SeqCst)
+                && world.member_stopped[index].swap(false, Ordering::SeqCst)
+            {
+                world.counters.fault("member_restarted");
+                // The process ended: the OS releases its lock on the data
+                // directory and keeps what it wrote (a process crash).
+                let process_exit = CrashWeights { keep_all: 1, drop_unsynced: 0, random: 0 };
+                world.member_disks[index].crash(process_exit);
+                Handle::current().restart(*node);
+            }
+        }
     }
 }
 

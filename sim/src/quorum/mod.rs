@@ -149,6 +149,9 @@ pub struct QuorumWorld {
     pub members: Mutex<BTreeMap<i32, Arc<ServerBroker>>>,
     /// Per member: crashed by the chaos and not yet restarted.
     pub member_down: Vec<AtomicBool>,
+    /// Per member: its server stopped by itself (or did not start); the
+    /// supervisor starts the node again.
+    pub member_stopped: Vec<AtomicBool>,
     /// Per member: starts so far, so each start draws its own randomness
     /// (its incarnation above all: a restart must register a new one).
     pub member_starts: Vec<AtomicU64>,
@@ -245,6 +248,7 @@ pub async fn start_cluster(plan: &QuorumPlan, options: &RunOptions, tuning: Memb
         members: Mutex::new(BTreeMap::new()),
         member_down: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
         member_starts: (0..plan.members).map(|_| AtomicU64::new(0)).collect(),
+        member_stopped: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
         check: Mutex::new(QuorumCheck::new(options.trace, plan.voters)),
         counters: Counters::default(),
         starts: (0..voters).map(|_| AtomicU64::new(0)).collect(),
@@ -282,6 +286,10 @@ pub async fn start_cluster(plan: &QuorumPlan, options: &RunOptions, tuning: Memb
                 .id()
         })
         .collect();
+    if !member_nodes.is_empty() {
+        let supervisor = handle.create_node().name("supervisor").build();
+        supervisor.spawn(members::supervise(world.clone(), member_nodes.clone()));
+    }
     Cluster { world, voters: voter_nodes, members: member_nodes }
 }
 

@@ -78,6 +78,8 @@ pub struct ReplicationPlan {
     pub latency_ms: (u64, u64),
     /// The controller's preferred-leader rebalancing interval, or off.
     pub rebalance_ms: Option<i64>,
+    /// Chance that a member's disk operation fails with EIO (until healing).
+    pub member_eio: f64,
 }
 
 impl ReplicationPlan {
@@ -127,6 +129,7 @@ impl ReplicationPlan {
             latency_ms: (1, r.range(2, 20)),
             // Drawn apart, so the other draws of a seed stay as they were.
             rebalance_ms: *Rng::fork(seed, "replication-rebalance").pick(&[None, Some(1_000), Some(4_000)]),
+            member_eio: *Rng::fork(seed, "replication-member-eio").pick(&[0.0, 0.0, 0.0002, 0.001]),
         }
     }
 
@@ -154,7 +157,7 @@ impl ReplicationPlan {
     fn describe(&self) -> String {
         format!(
             "replication: members={} voters={} topics={:?} producers={} consumers={} acks_all={} timeouts={:?}ms \
-             session={}ms lag={}ms faults={:?} voter_chaos={} rebalance={:?}ms",
+             session={}ms lag={}ms faults={:?} voter_chaos={} rebalance={:?}ms member_eio={}",
             self.members,
             self.voters,
             self.topics.iter().map(|t| (t.partitions, t.replication_factor, t.min_insync)).collect::<Vec<_>>(),
@@ -166,7 +169,8 @@ impl ReplicationPlan {
             self.lag_ms,
             self.faults,
             self.voter_chaos,
-            self.rebalance_ms
+            self.rebalance_ms,
+            self.member_eio
         )
     }
 }
@@ -231,7 +235,12 @@ pub async fn run_replication_seed(options: RunOptions) -> SeedResult {
     let tuning = MemberTuning {
         flush: Some(FlushPolicy::Always),
         replica_lag_ms: Some(plan.lag_ms),
-        disk: Some(plan.disk),
+        disk: Some(DiskFaults {
+            eio_read: plan.member_eio,
+            eio_write: plan.member_eio,
+            eio_sync: plan.member_eio,
+            ..plan.disk
+        }),
     };
     let Cluster { world: quorum, voters, members } = start_cluster(&plan, &options, tuning).await;
     let world = Arc::new(ReplicationWorld {
@@ -509,6 +518,18 @@ fn summarise(world: &ReplicationWorld) -> SeedResult {
     }
     for (name, n) in ["crash_keep_all", "crash_drop_unsynced", "crash_torn"].into_iter().zip(counts) {
         faults.set(name, n);
+    }
+    let mut eio = [0u64; 3];
+    for disk in &world.quorum.member_disks {
+        let d = disk.counts();
+        for (sum, n) in eio.iter_mut().zip([d.eio_read, d.eio_write, d.eio_sync]) {
+            *sum += n;
+        }
+    }
+    for (name, n) in ["member_eio_read", "member_eio_write", "member_eio_sync"].into_iter().zip(eio) {
+        if n > 0 {
+            faults.set(name, n);
+        }
     }
     let replication = world.check();
     SeedResult {
