@@ -12,6 +12,10 @@
 #      acks=all latency under flush=always.
 #   3. ringtail-bench produce, 1 KiB records, 4 GiB, acks=all, server with
 #      --flush always (the default).
+#   3b. The same against three nodes on this host (each a broker and a
+#      controller voter), replication factor 3, acks=all, flush=always:
+#      what replication costs when three brokers and the load generator
+#      share the host's cores and disk (goal: at least 0.5 × step 3).
 #   4. The same with the server restarted with --flush never.
 #   5. ringtail-bench consume of the records step 4 just produced: served
 #      from the broker's log cache (memory); then a second consumer of the
@@ -98,13 +102,16 @@ mkdir -p bench-data
 run_dir=$(mktemp -d "$PWD/bench-data/server.XXXXXX")
 data_dir="$run_dir/data"
 server_pid=""
+cluster_pids=()
 
 cleanup() {
     local status=$?
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    for pid in "$server_pid" "${cluster_pids[@]}"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     if [ "$status" -ne 0 ]; then
         for f in "$run_dir"/server-*.log; do
             [ -f "$f" ] && { log "last lines of $(basename "$f"):"; tail -n 20 "$f" >&2; }
@@ -141,8 +148,9 @@ need_space() {
         exit 1
     fi
 }
-# The two produce runs and fio's file.
-need_space $((3 * BENCH_BYTES)) "the produce runs"
+# The two single-node produce runs, the three replicas of the cluster's,
+# and fio's file.
+need_space $((6 * BENCH_BYTES)) "the produce runs"
 
 # Lets the next step start from a quiet disk: write back what the last one
 # left, then let the host drain what it absorbed.
@@ -246,6 +254,53 @@ always_flushes=$(($(flushes) - before))
 always_mbs=$(col "$row" 8)
 always_rate=$(col "$row" 9)
 stop_server
+settle
+
+# 3b. Three nodes, replication factor 3 (the servers' default for three
+# brokers), acks=all, flush=always. Each node's log cache is
+# HALF_CACHE_BYTES: only the followers' fetches of the newest records read
+# it, and three caches of CACHE_BYTES would not fit beside each other.
+start_cluster() {
+    local base=$((30000 + RANDOM % 20000)) voters="" i out deadline
+    for i in 1 2 3; do voters+="${voters:+,}$i@127.0.0.1:$((base + i))"; done
+    for i in 1 2 3; do
+        out="$run_dir/rf3-$i.out"
+        : >"$out"
+        "$ringtail" serve --node-id "$i" --controllers "$voters" --data-dir "$run_dir/rf3-$i" \
+            --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --flush always \
+            --log-cache-bytes "$HALF_CACHE_BYTES" >"$out" 2>>"$run_dir/server-rf3-$i.log" &
+        cluster_pids+=($!)
+    done
+    bootstrap=""
+    deadline=$((SECONDS + 120))
+    for i in 1 2 3; do
+        out="$run_dir/rf3-$i.out"
+        until grep -q '^ringtail ready: ' "$out"; do
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                log "node $i of the cluster did not become ready"
+                return 1
+            fi
+            sleep 0.1
+        done
+        bootstrap+="${bootstrap:+,}$(sed -n 's/^ringtail ready: kafka on \([^,]*\),.*/\1/p' "$out")"
+    done
+    log "cluster up: $bootstrap (voters $voters)"
+}
+stop_cluster() {
+    local pid
+    kill -TERM "${cluster_pids[@]}"
+    for pid in "${cluster_pids[@]}"; do wait "$pid" || log "warning: a cluster node exited with status $?"; done
+    cluster_pids=()
+    rm -rf "$run_dir"/rf3-*
+}
+start_cluster
+log "produce: $MESSAGES × $RECORD_BYTES B, acks=all, flush=always, 3 nodes, replication factor 3"
+before=$(flushes)
+row=$(run_bench produce --topic rf3 --messages "$MESSAGES" "${produce_args[@]}")
+rf3_flushes=$(($(flushes) - before))
+rf3_mbs=$(col "$row" 8)
+rf3_p99_ms=$(col "$row" 11)
+stop_cluster
 settle
 
 # 4. acks=all, flush=never, same data directory.
@@ -356,6 +411,7 @@ servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true
 | measure | ringtail | reference | ratio | device flushes |
 |---|---:|---:|---:|---:|
 | produce MB/s, flush=always | $(fmt "$always_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$always_mbs" "$fio_direct_mbs") × | $always_flushes |
+| produce MB/s, flush=always, 3 nodes, replication factor 3 (request p99 $(fmt "$rf3_p99_ms" 1) ms) | $(fmt "$rf3_mbs") | one node, flush=always $(fmt "$always_mbs") MB/s | $(ratio "$rf3_mbs" "$always_mbs") × | $rf3_flushes |
 | produce MB/s, flush=never | $(fmt "$never_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$never_mbs" "$fio_direct_mbs") × | $never_flushes |
 | consume MB/s, from the log cache | $(fmt "$cached_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_mbs" "$fio_read_mbs") × | – |
 | consume MB/s, from the log cache, a second consumer | $(fmt "$cached_again_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_again_mbs" "$fio_read_mbs") × | – |

@@ -17,9 +17,46 @@ impl Clock for SystemClock {
     }
 }
 
+/// Milliseconds since this clock was made, from the runtime's monotonic
+/// clock: never goes back, and never jumps when the host's wall clock is
+/// stepped. For timeouts that must not fire (or stall) because an NTP step
+/// moved the wall clock: the controller's raft ticks and broker sessions.
+/// Under the simulator it reads madsim's time.
+#[derive(Clone, Copy, Debug)]
+pub struct MonotonicClock {
+    start: tokio::time::Instant,
+}
+
+impl MonotonicClock {
+    pub fn new() -> MonotonicClock {
+        MonotonicClock { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> MonotonicClock {
+        MonotonicClock::new()
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now_ms(&self) -> i64 {
+        self.start.elapsed().as_millis() as i64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn monotonic_time_counts_from_its_start() {
+        let clock = MonotonicClock::new();
+        let first = clock.now_ms();
+        assert!((0..1_000).contains(&first), "{first}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(clock.now_ms() >= first + 20);
+    }
 
     #[test]
     fn reads_a_time_after_2020() {

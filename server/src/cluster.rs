@@ -8,6 +8,7 @@
 //! answers clients from the cluster's metadata, never from a stale or
 //! foreign one (a data directory of another cluster is refused then).
 
+use crate::clock::MonotonicClock;
 use crate::config::{Controller as Voter, HostPort, ServeConfig};
 use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::quorum::client::QuorumClient;
@@ -126,12 +127,16 @@ pub async fn join(
     broker: Arc<ServerBroker>,
     disk: MeteredDisk,
     advertised: &HostPort,
-    clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
 ) -> Result<Membership, ServeError> {
     let voters = resolve_voters(&config.controllers).await?;
     let voter = match config.controllers.iter().find(|v| v.node_id == config.node_id) {
-        Some(me) => Some(start_voter(config, me, &voters, disk, clock, entropy.clone()).await?),
+        // Raft's ticks and the brokers' sessions count monotonic time: a
+        // stepped wall clock must not fence every broker at once or stall
+        // elections.
+        Some(me) => Some(
+            start_voter(config, me, &voters, disk, Arc::new(MonotonicClock::new()), entropy.clone()).await?,
+        ),
         None => None,
     };
     let client = Arc::new(QuorumClient::new(voters, VOTER_TIMEOUT));

@@ -197,9 +197,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let served_broker = broker.clone();
     let membership = match config.controllers.is_empty() {
         true => None,
-        false => {
-            Some(cluster::join(&config, broker.clone(), disk.clone(), &advertised, clock, entropy).await?)
-        }
+        false => Some(cluster::join(&config, broker.clone(), disk.clone(), &advertised, entropy).await?),
     };
 
     let (shutdown_tx, shutdown) = watch::channel(false);

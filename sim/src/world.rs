@@ -9,7 +9,7 @@ use crate::swarm::SimConfig;
 use crate::taint::Taints;
 use ringtail_engine::clock::Clock;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Simulated wall clock at time zero: 2023-11-14, a fixed Kafka timestamp.
@@ -22,6 +22,17 @@ pub fn sim_elapsed_ms() -> u64 {
 
 /// The engine's clock in the simulator: madsim's time from a fixed epoch.
 pub struct SimClock;
+
+/// A host's wall clock in the simulator: simulated time plus an offset the
+/// chaos steps (an NTP step, a VM resumed late). Only the engine reads it;
+/// the runtime's timers (madsim's time) are monotonic, as tokio's are.
+pub struct SteppedClock(pub Arc<AtomicI64>);
+
+impl Clock for SteppedClock {
+    fn now_ms(&self) -> i64 {
+        SimClock.now_ms() + self.0.load(Ordering::SeqCst)
+    }
+}
 
 impl Clock for SimClock {
     fn now_ms(&self) -> i64 {

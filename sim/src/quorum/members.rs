@@ -11,7 +11,7 @@
 use super::{sleep_ms, voter_addr, QuorumWorld};
 use crate::disk::CrashWeights;
 use crate::rng::Rng;
-use crate::world::{sim_elapsed_ms, SimClock};
+use crate::world::{sim_elapsed_ms, SteppedClock};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use ringtail_engine::io::AnyDisk;
@@ -70,7 +70,7 @@ pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
     let start = world.member_starts[index].fetch_add(1, Ordering::SeqCst);
     let platform = Platform {
         disk: AnyDisk::Dyn(Arc::new(world.member_disks[index].clone())),
-        clock: Arc::new(SimClock),
+        clock: Arc::new(SteppedClock(world.member_clock_offsets[index].clone())),
         seed: world.plan.seed ^ ((node_id as u64) << 40) ^ start.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         observer: None,
     };

@@ -39,7 +39,7 @@ use ringtail_server::metered_disk::ServerBroker;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -152,6 +152,9 @@ pub struct QuorumWorld {
     /// Per member: its server stopped by itself (or did not start); the
     /// supervisor starts the node again.
     pub member_stopped: Vec<AtomicBool>,
+    /// Per member: how far its wall clock is off simulated time (stepped by
+    /// the replication scenario's chaos; kept across restarts, as a host's).
+    pub member_clock_offsets: Vec<Arc<AtomicI64>>,
     /// Per member: starts so far, so each start draws its own randomness
     /// (its incarnation above all: a restart must register a new one).
     pub member_starts: Vec<AtomicU64>,
@@ -249,6 +252,7 @@ pub async fn start_cluster(plan: &QuorumPlan, options: &RunOptions, tuning: Memb
         member_down: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
         member_starts: (0..plan.members).map(|_| AtomicU64::new(0)).collect(),
         member_stopped: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
+        member_clock_offsets: (0..plan.members).map(|_| Arc::new(AtomicI64::new(0))).collect(),
         check: Mutex::new(QuorumCheck::new(options.trace, plan.voters)),
         counters: Counters::default(),
         starts: (0..voters).map(|_| AtomicU64::new(0)).collect(),

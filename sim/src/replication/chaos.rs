@@ -3,7 +3,8 @@
 //! its disk) and restarts, every member loses power at once, the member
 //! leading the most partitions is cut off from the other members and the
 //! quorum while clients still reach it (a zombie leader), a member pauses,
-//! a member is cut off from everyone.
+//! a member is cut off from everyone, a member's wall clock jumps (forward
+//! or back, by up to 30 s: an NTP step).
 
 use super::ReplicationWorld;
 use crate::quorum::{members, sleep_ms};
@@ -20,6 +21,7 @@ enum Episode {
     IsolateLeader,
     Pause,
     CutOff,
+    ClockJump,
 }
 
 /// Fault episodes until the chaos node is killed.
@@ -32,6 +34,7 @@ pub async fn run(world: Arc<ReplicationWorld>) {
         (f.isolate_leader, Episode::IsolateLeader),
         (f.pause, Episode::Pause),
         (f.cut_off, Episode::CutOff),
+        (f.clock_jump, Episode::ClockJump),
     ]
     .into_iter()
     .filter_map(|(on, e)| on.then_some(e))
@@ -101,6 +104,12 @@ pub async fn run(world: Arc<ReplicationWorld>) {
                 net.clog_node(world.members[target]);
                 sleep_ms(ms).await;
                 net.unclog_node(world.members[target]);
+            }
+            Episode::ClockJump => {
+                let ms = rng.range(1_000, 30_000) as i64 * if rng.chance(0.5) { 1 } else { -1 };
+                world.note(format!("chaos: member {}'s wall clock jumps by {ms} ms", member_id(target)));
+                world.quorum.counters.fault("clock_jump");
+                world.quorum.member_clock_offsets[target].fetch_add(ms, Ordering::SeqCst);
             }
         }
     }

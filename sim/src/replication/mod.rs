@@ -53,6 +53,7 @@ pub struct FaultMix {
     pub isolate_leader: bool,
     pub pause: bool,
     pub cut_off: bool,
+    pub clock_jump: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -98,8 +99,15 @@ impl ReplicationPlan {
             })
             .collect();
         let mut on = || r.chance(0.7);
-        let faults =
-            FaultMix { crash: on(), power_loss_all: on(), isolate_leader: on(), pause: on(), cut_off: on() };
+        let faults = FaultMix {
+            crash: on(),
+            power_loss_all: on(),
+            isolate_leader: on(),
+            pause: on(),
+            cut_off: on(),
+            // Drawn apart, so the other draws of a seed stay as they were.
+            clock_jump: Rng::fork(seed, "replication-clock-jump").chance(0.5),
+        };
         ReplicationPlan {
             seed,
             safety_ms,
