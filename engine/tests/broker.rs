@@ -79,12 +79,16 @@ fn topic_lifecycle() {
         assert_eq!(bad(topic("zero", 0, &[])).await, ErrorCode::InvalidPartitions);
         assert_eq!(bad(topic("cfg", 1, &[("retention.ms", "soon")])).await, ErrorCode::InvalidConfig);
         assert_eq!(bad(topic("cfg", 1, &[("no.such.key", "1")])).await, ErrorCode::InvalidConfig);
+        let unclean = [("unclean.leader.election.enable", "yes")];
+        assert_eq!(bad(topic("cfg", 1, &unclean)).await, ErrorCode::InvalidConfig);
         let mut rf = topic("rf", 1, &[]);
         rf.replication_factor = Some(3);
         assert_eq!(bad(rf).await, ErrorCode::InvalidReplicationFactor);
         let configs = broker.describe_topic_configs("orders").unwrap();
         let retention = configs.iter().find(|c| c.name == "retention.ms").unwrap();
         assert_eq!((retention.value.as_str(), retention.is_default), ("1000", false));
+        let unclean = configs.iter().find(|c| c.name == "unclean.leader.election.enable").unwrap();
+        assert_eq!((unclean.value.as_str(), unclean.is_default), ("false", true), "off unless set");
         assert_eq!(broker.partition("orders", 2).unwrap().log.config().retention_ms, Some(1000));
         broker.close().await.unwrap();
         drop(broker);

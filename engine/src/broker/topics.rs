@@ -12,11 +12,16 @@ use std::collections::BTreeMap;
 
 /// Topic configs the broker accepts and reports but that are not log
 /// settings.
-pub const BROKER_ONLY_CONFIGS: [&str; 3] =
-    ["min.insync.replicas", "cleanup.policy", "message.timestamp.type"];
+pub const BROKER_ONLY_CONFIGS: [&str; 4] =
+    ["min.insync.replicas", "cleanup.policy", "message.timestamp.type", UNCLEAN_LEADER_ELECTION];
+
+/// Kafka's topic config: when every in-sync replica is gone, elect a live
+/// replica outside the ISR rather than leave the partition offline, and lose
+/// what only the ISR held. Off unless set to "true".
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 
 /// Every topic config key understood, with Kafka's names.
-pub const TOPIC_CONFIG_KEYS: [&str; 10] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -27,6 +32,7 @@ pub const TOPIC_CONFIG_KEYS: [&str; 10] = [
     "message.timestamp.type",
     "index.interval.bytes",
     "segment.index.bytes",
+    UNCLEAN_LEADER_ELECTION,
 ];
 
 /// Most partitions one topic may have: each is a directory and open files.
@@ -68,6 +74,10 @@ fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
         "message.timestamp.type" if value == "CreateTime" => Ok(()),
         "message.timestamp.type" => {
             Err(format!("message.timestamp.type {value:?} is not supported (only CreateTime)"))
+        }
+        UNCLEAN_LEADER_ELECTION if value == "true" || value == "false" => Ok(()),
+        UNCLEAN_LEADER_ELECTION => {
+            Err(format!("{UNCLEAN_LEADER_ELECTION} must be true or false, got {value:?}"))
         }
         _ => Ok(()),
     }
@@ -245,6 +255,7 @@ impl<D: Disk> Broker<D> {
                 "segment.index.bytes" => config.segment_index_bytes.to_string(),
                 "min.insync.replicas" => "1".into(),
                 "cleanup.policy" => "delete".into(),
+                UNCLEAN_LEADER_ELECTION => "false".into(),
                 _ => "CreateTime".into(),
             }
         };

@@ -97,6 +97,13 @@ pub fn evict(image: &MetadataImage, node_id: i32) -> Vec<MetadataRecord> {
                     next.leader = next.isr.iter().copied().find(|r| image.is_live(*r)).unwrap_or(-1);
                 }
             }
+            if next.leader < 0 && unclean(topic) {
+                if let Some(r) = p.replicas.iter().copied().find(|r| *r != node_id && image.is_live(*r)) {
+                    tracing::warn!(topic = %topic.topic_id, partition = index, leader = r, "unclean leader election: no in-sync replica is live");
+                    next.leader = r;
+                    next.isr = vec![r];
+                }
+            }
             push_change(&mut records, &topic.topic_id, index, p, next);
         }
     }
@@ -112,6 +119,12 @@ pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<Met
         for (index, p) in topic.partitions.iter().enumerate() {
             if p.leader < 0 && p.isr.contains(&node_id) {
                 let next = PartitionRecord { leader: node_id, ..p.clone() };
+                push_change(&mut records, &topic.topic_id, index, p, next);
+            } else if p.leader < 0 && p.replicas.contains(&node_id) && unclean(topic) {
+                // Every ISR member is still fenced: the first replica back
+                // leads with what it has.
+                tracing::warn!(topic = %topic.topic_id, partition = index, leader = node_id, "unclean leader election: no in-sync replica is live");
+                let next = PartitionRecord { leader: node_id, isr: vec![node_id], ..p.clone() };
                 push_change(&mut records, &topic.topic_id, index, p, next);
             }
         }
@@ -194,6 +207,12 @@ pub fn alter_isr(
     let mut records = Vec::new();
     push_change(&mut records, topic_id, index, p, PartitionRecord { isr, ..p.clone() });
     Ok(records.pop())
+}
+
+/// Whether the topic lets a replica outside the ISR lead (Kafka's
+/// `unclean.leader.election.enable`, off by default).
+fn unclean(topic: &super::image::TopicImage) -> bool {
+    topic.configs.get(crate::broker::topics::UNCLEAN_LEADER_ELECTION).is_some_and(|v| v == "true")
 }
 
 /// Adds a PartitionChange for `before -> next`, bumping the partition
@@ -357,6 +376,46 @@ mod tests {
         apply_all(&mut image, &records);
         let p = &image.topics["t"].partitions[0];
         assert_eq!((p.leader, p.leader_epoch), (back, orphan.leader_epoch + 1));
+    }
+
+    #[test]
+    fn unclean_election_only_where_the_topic_allows_it() {
+        for allowed in [false, true] {
+            let mut image = cluster(&[1, 2]);
+            let configs: BTreeMap<String, String> =
+                [("unclean.leader.election.enable".to_string(), allowed.to_string())].into();
+            let record = create_topic(&image, "t", "id".into(), 1, 2, configs).unwrap();
+            apply_all(&mut image, &[record]);
+            let p = image.topics["t"].partitions[0].clone();
+            assert_eq!(p.isr, [p.leader], "the follower never caught up");
+            let follower = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
+            let fencing = fence(&image, p.leader, 1);
+            apply_all(&mut image, &fencing);
+            let after = &image.topics["t"].partitions[0];
+            if allowed {
+                assert_eq!((after.leader, after.isr.clone()), (follower, vec![follower]), "{after:?}");
+                assert_eq!(after.leader_epoch, p.leader_epoch + 1);
+            } else {
+                assert_eq!((after.leader, after.isr.clone()), (-1, vec![p.leader]), "it waits for its ISR");
+            }
+        }
+        // All fenced: the first replica back leads, in the ISR or not.
+        let mut image = cluster(&[1, 2]);
+        let configs: BTreeMap<String, String> =
+            [("unclean.leader.election.enable".into(), "true".into())].into();
+        let record = create_topic(&image, "t", "id".into(), 1, 2, configs).unwrap();
+        apply_all(&mut image, &[record]);
+        let p = image.topics["t"].partitions[0].clone();
+        let follower = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
+        for id in [follower, p.leader] {
+            let fencing = fence(&image, id, 1);
+            apply_all(&mut image, &fencing);
+        }
+        assert_eq!(image.topics["t"].partitions[0].leader, -1);
+        let unfencing = unfence(&image, follower, 1);
+        apply_all(&mut image, &unfencing);
+        let after = &image.topics["t"].partitions[0];
+        assert_eq!((after.leader, after.isr.clone()), (follower, vec![follower]));
     }
 
     #[test]
