@@ -164,8 +164,10 @@ async fn finds_offsets_by_timestamp<D: Disk>(disk: Arc<D>, root: PathBuf) {
     assert_eq!(log.offset_for_timestamp(T0 + 291).await.unwrap(), None);
 }
 
-/// Retention deletes whole sealed segments by age and by size, never the
-/// active one, and moves the log start offset.
+/// Retention deletes whole segments by age and by size and moves the log
+/// start offset; once every record has expired the active segment goes
+/// too (after a roll, as Kafka does), the log start reaching the log end,
+/// and appends go on from there.
 async fn retention_deletes_old_segments<D: Disk>(disk: Arc<D>, root: PathBuf) {
     let clock = clock();
     let config = LogConfig { retention_ms: Some(1000), retention_bytes: None, ..small_segments() };
@@ -185,10 +187,17 @@ async fn retention_deletes_old_segments<D: Disk>(disk: Arc<D>, root: PathBuf) {
     // first segment (newest T0 + 200) is past retention, the second (newest
     // exactly at the cut-off T0 + 500) is not.
     assert_eq!(start, 3);
+    assert!(log.segment_base_offsets().contains(before.last().unwrap()), "the active segment stays");
     clock.set_ms(T0 + 100_000);
     log.apply_retention().await.unwrap();
-    assert_eq!(log.segment_base_offsets(), vec![*before.last().unwrap()], "the active segment stays");
-    assert_eq!(log.log_end_offset(), 12);
+    assert_eq!(log.segment_base_offsets(), vec![12], "every record expired, the active segment's too");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (12, 12));
+    assert!(matches!(log.read(11, 100, None).await, Err(ReadError::OffsetOutOfRange { .. })));
+    log.apply_retention().await.unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![12], "an empty active segment is never deleted");
+    assert_eq!(log.append(batch(1, 50, T0 + 100_000, 200), 0).await.unwrap().base_offset, 12);
+    let r = log.read(12, 1 << 20, None).await.unwrap();
+    assert_eq!(batches(&r.records).iter().map(|(_, b)| id_of(b)).collect::<Vec<_>>(), [50]);
 
     let config = LogConfig { retention_ms: None, retention_bytes: Some(1000), ..small_segments() };
     let log = open(&disk, &root.join("t-1"), config, &clock).await;

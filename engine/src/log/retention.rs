@@ -1,6 +1,7 @@
-//! Retention: whole sealed segments past `retention.ms` or beyond
-//! `retention.bytes` are deleted, oldest first; and delete-records-before,
-//! which moves the log start offset. The active segment is never deleted.
+//! Retention: whole segments past `retention.ms` or beyond
+//! `retention.bytes` are deleted, oldest first (the active one after a roll,
+//! as Kafka does); and delete-records-before, which moves the log start
+//! offset.
 
 use super::error::LogError;
 use super::partition_log::Log;
@@ -15,7 +16,7 @@ pub struct RetentionOutcome {
 }
 
 impl<D: Disk> Log<D> {
-    /// Deletes the sealed segments that retention no longer keeps.
+    /// Deletes the segments that retention no longer keeps.
     pub async fn apply_retention(&self) -> Result<RetentionOutcome, LogError> {
         self.apply_retention_below(u64::MAX).await
     }
@@ -24,16 +25,25 @@ impl<D: Disk> Log<D> {
     /// a replicated partition's high watermark, as in Kafka, so a leader
     /// never deletes records its followers have yet to copy (they would
     /// have to skip them) and a log start never passes what is committed.
+    ///
+    /// The active segment goes too once it holds data that retention no
+    /// longer keeps (Kafka's rule: a quiet topic's last records expire on
+    /// time, not when `segment.ms` rolls them): a new, empty active segment
+    /// is rolled first, and the log start moves to the log end.
     pub async fn apply_retention_below(&self, bound: u64) -> Result<RetentionOutcome, LogError> {
         let _writer = self.writer.lock().await;
         self.check_maintainable()?;
         let now_ms = self.clock.now_ms();
-        let count = {
+        let (count, all) = {
             let st = self.state();
             let mut total: u64 = st.segments.iter().map(|s| s.size_bytes).sum();
-            let sealed = &st.segments[..st.segments.len() - 1];
-            sealed
+            let last = st.segments.len() - 1;
+            let count = st
+                .segments
                 .iter()
+                .enumerate()
+                .take_while(|(i, seg)| *i < last || !seg.is_empty())
+                .map(|(_, seg)| seg)
                 .take_while(|seg| seg.next_offset <= bound)
                 .take_while(|seg| {
                     let below_start = seg.next_offset <= st.log_start_offset;
@@ -52,8 +62,15 @@ impl<D: Disk> Log<D> {
                     }
                     doomed
                 })
-                .count()
+                .count();
+            (count, count == st.segments.len())
         };
+        if all {
+            let guard = self.poison_guard();
+            let rolled = self.roll_locked().await;
+            guard.disarm();
+            self.poison_on_err(rolled)?;
+        }
         self.delete_oldest(count).await
     }
 
