@@ -12,7 +12,9 @@
 //! - C1: a data directory serves one cluster: an image of another
 //!   cluster id is refused, never applied.
 //! - C2: images are followed in the order the quorum applied them (by
-//!   applied index): an older one, fetched late, changes nothing.
+//!   applied index): an older one, fetched late (from a lagging voter, say),
+//!   changes nothing, across restarts too (the index is kept with the
+//!   metadata).
 //! - C3: a topic change answers its client only once this broker's image
 //!   holds it, so the client's next request here sees it.
 //! - C4: a partition is led here only while the image shows this start's
@@ -139,6 +141,7 @@ impl<D: Disk> Broker<D> {
         }
         let mut next = self.metadata().clone();
         next.cluster_id = cluster_id;
+        next.applied = applied;
         let followed = image.topics.iter().map(|(name, topic)| (name.clone(), topic_state(topic)));
         if crate::canary::Canary::FollowKeepsDeleted.on() {
             // Planted bug (sim/canaries): deleted topics stay.

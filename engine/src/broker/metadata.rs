@@ -60,6 +60,12 @@ pub struct ClusterMetadata {
     /// restarted broker continues from here.
     pub next_producer_id: i64,
     pub topics: BTreeMap<String, TopicState>,
+    /// A cluster member's: the quorum's applied index of the image this
+    /// follows. Kept with it so that a restart never follows an older image
+    /// (a lagging voter's), which would delete logs of topics that exist
+    /// (C2 across restarts). 0 on a single node.
+    #[serde(default)]
+    pub applied: u64,
 }
 
 impl ClusterMetadata {
@@ -69,6 +75,7 @@ impl ClusterMetadata {
             cluster_id,
             next_producer_id: 0,
             topics: BTreeMap::new(),
+            applied: 0,
         }
     }
 

@@ -128,6 +128,7 @@ impl<D: Disk> Broker<D> {
             }
         };
         let next_producer_id = Mutex::new(metadata.next_producer_id);
+        let applied = metadata.applied;
         let config_group = config.group;
         let broker = Broker {
             next_producer_id,
@@ -142,8 +143,8 @@ impl<D: Disk> Broker<D> {
             partitions: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(Coordinator::new(config_group)),
             controller_link: OnceLock::new(),
-            view: Mutex::new(ClusterView::default()),
-            followed: crate::watch::Sender::new(0),
+            view: Mutex::new(ClusterView { applied, ..ClusterView::default() }),
+            followed: crate::watch::Sender::new(applied),
             producer_block: tokio::sync::Mutex::new(0..0),
         };
         broker.sync_partitions_with_metadata().await?;

@@ -61,10 +61,13 @@ fn serve_config(world: &QuorumWorld, index: usize) -> ServeConfig {
 /// A member's node: starts the server (it returns once the member follows
 /// the quorum) and keeps it until the node is killed. A server that stops
 /// by itself (a failed log) or cannot start ends its process: `supervise`
-/// starts the node again, as a supervisor would.
+/// starts the node again, as a supervisor would. A SIGTERM (the chaos sets
+/// `member_term`) stops the server as `ringtail serve` does on one: a
+/// controlled shutdown, a drain, the logs closed; then the supervisor too.
 pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
     let node_id = MEMBER_ID_BASE + index as i32;
     world.member_stopped[index].store(false, Ordering::SeqCst);
+    world.member_term[index].store(false, Ordering::SeqCst);
     // A restarted process draws fresh randomness; the same seed for every
     // start gave a restart its old incarnation, so the quorum never fenced it.
     let start = world.member_starts[index].fetch_add(1, Ordering::SeqCst);
@@ -78,7 +81,17 @@ pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
         Ok(server) => {
             world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: follows the quorum"));
             world.members.lock().unwrap_or_else(|e| e.into_inner()).insert(node_id, server.broker().clone());
-            server.stopping().await;
+            let terminated = async {
+                while !world.member_term[index].load(Ordering::SeqCst) {
+                    sleep_ms(50).await;
+                }
+            };
+            tokio::select! {
+                () = server.stopping() => {}
+                () = terminated => {
+                    world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: SIGTERM"));
+                }
+            }
             world.members.lock().unwrap_or_else(|e| e.into_inner()).remove(&node_id);
             let why = server.shutdown().await.err().map_or("no error".to_owned(), |e| e.to_string());
             world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: stopped: {why}"));

@@ -152,6 +152,8 @@ pub struct QuorumWorld {
     /// Per member: its server stopped by itself (or did not start); the
     /// supervisor starts the node again.
     pub member_stopped: Vec<AtomicBool>,
+    /// Per member: the chaos sent it SIGTERM.
+    pub member_term: Vec<AtomicBool>,
     /// Per member: how far its wall clock is off simulated time (stepped by
     /// the replication scenario's chaos; kept across restarts, as a host's).
     pub member_clock_offsets: Vec<Arc<AtomicI64>>,
@@ -252,6 +254,7 @@ pub async fn start_cluster(plan: &QuorumPlan, options: &RunOptions, tuning: Memb
         member_down: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
         member_starts: (0..plan.members).map(|_| AtomicU64::new(0)).collect(),
         member_stopped: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
+        member_term: (0..plan.members).map(|_| AtomicBool::new(false)).collect(),
         member_clock_offsets: (0..plan.members).map(|_| Arc::new(AtomicI64::new(0))).collect(),
         check: Mutex::new(QuorumCheck::new(options.trace, plan.voters)),
         counters: Counters::default(),

@@ -4,7 +4,8 @@
 //! leading the most partitions is cut off from the other members and the
 //! quorum while clients still reach it (a zombie leader), a member pauses,
 //! a member is cut off from everyone, a member's wall clock jumps (forward
-//! or back, by up to 30 s: an NTP step).
+//! or back, by up to 30 s: an NTP step), a member is sent SIGTERM (a
+//! controlled shutdown; the supervisor starts it again).
 
 use super::ReplicationWorld;
 use crate::quorum::{members, sleep_ms};
@@ -22,6 +23,7 @@ enum Episode {
     Pause,
     CutOff,
     ClockJump,
+    GracefulRestart,
 }
 
 /// Fault episodes until the chaos node is killed.
@@ -35,6 +37,7 @@ pub async fn run(world: Arc<ReplicationWorld>) {
         (f.pause, Episode::Pause),
         (f.cut_off, Episode::CutOff),
         (f.clock_jump, Episode::ClockJump),
+        (f.graceful_restart, Episode::GracefulRestart),
     ]
     .into_iter()
     .filter_map(|(on, e)| on.then_some(e))
@@ -110,6 +113,11 @@ pub async fn run(world: Arc<ReplicationWorld>) {
                 world.note(format!("chaos: member {}'s wall clock jumps by {ms} ms", member_id(target)));
                 world.quorum.counters.fault("clock_jump");
                 world.quorum.member_clock_offsets[target].fetch_add(ms, Ordering::SeqCst);
+            }
+            Episode::GracefulRestart => {
+                world.note(format!("chaos: member {} is sent SIGTERM", member_id(target)));
+                world.quorum.counters.fault("sigterm");
+                world.quorum.member_term[target].store(true, Ordering::SeqCst);
             }
         }
     }

@@ -54,6 +54,7 @@ pub struct FaultMix {
     pub pause: bool,
     pub cut_off: bool,
     pub clock_jump: bool,
+    pub graceful_restart: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +108,7 @@ impl ReplicationPlan {
             cut_off: on(),
             // Drawn apart, so the other draws of a seed stay as they were.
             clock_jump: Rng::fork(seed, "replication-clock-jump").chance(0.5),
+            graceful_restart: Rng::fork(seed, "replication-graceful-restart").chance(0.5),
         };
         ReplicationPlan {
             seed,
