@@ -86,7 +86,10 @@ pub async fn member_main(world: Arc<QuorumWorld>, index: usize) {
                     sleep_ms(50).await;
                 }
             };
+            // Biased: an unbiased select draws from tokio's own RNG, which
+            // madsim does not seed (the run would not replay).
             tokio::select! {
+                biased;
                 () = server.stopping() => {}
                 () = terminated => {
                     world.check().at(sim_elapsed_ms()).note(format!("member {node_id}: SIGTERM"));
