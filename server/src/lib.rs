@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod disk_space;
 pub mod entropy;
 pub mod handlers;
 // Reaps io_uring completions through tokio's reactor, which the simulator

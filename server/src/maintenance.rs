@@ -1,15 +1,18 @@
 //! The broker's periodic upkeep, which the engine leaves to its owner:
-//! retention, interval flushes, offset checkpoints, and reopening logs
+//! retention, interval flushes, offset checkpoints, reopening logs
 //! poisoned by a failed write (a full disk, say) so that they take writes
-//! again once the cause is gone; and, on a faster timer of its own, the
-//! consumer-group coordinator's deadlines (`tick_groups`).
+//! again once the cause is gone, and a warning when the data directory's
+//! disk runs low; and, on a faster timer of its own, the consumer-group
+//! coordinator's deadlines (`tick_groups`).
 //!
 //! Engine calls are awaited to completion, never raced against the timer or
 //! the shutdown signal: dropping one half-way could poison a log.
 
+use crate::disk_space::{free_bytes, LowSpace};
 use crate::metered_disk::ServerBroker;
 use ringtail_engine::log::FlushPolicy;
 use ringtail_engine::watch;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::MissedTickBehavior;
@@ -35,9 +38,22 @@ pub async fn tick_groups(broker: Arc<ServerBroker>, mut shutdown: watch::Receive
     }
 }
 
+/// The data directory whose disk the upkeep watches, and under how many
+/// free bytes it warns (0: never).
+pub struct DiskWatch {
+    pub data_dir: PathBuf,
+    pub warn_below_bytes: u64,
+}
+
 /// Runs until `shutdown` turns true.
-pub async fn run(broker: Arc<ServerBroker>, flush: FlushPolicy, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    broker: Arc<ServerBroker>,
+    flush: FlushPolicy,
+    disk: DiskWatch,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut upkeep = ticker(MAINTENANCE_INTERVAL_MS);
+    let mut low_space = LowSpace::default();
     // `flush=interval:MS` shorter than the upkeep period gets a ticker of
     // its own, so that data is not left unsynced for longer than asked.
     let flush_ms = match flush {
@@ -54,6 +70,7 @@ pub async fn run(broker: Arc<ServerBroker>, flush: FlushPolicy, mut shutdown: wa
                 if reopened > 0 {
                     tracing::info!(partitions = reopened, "reopened poisoned logs; they take writes again");
                 }
+                low_space.observe(&disk.data_dir, free_bytes(&disk.data_dir), disk.warn_below_bytes);
             }
             _ = flushes.tick(), if flush_ms.is_some() => flush_due(&broker).await,
             _ = crate::shutdown::signalled(&mut shutdown) => return,

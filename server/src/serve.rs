@@ -219,10 +219,18 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let accepting = tokio::spawn(accept_loop(kafka_listener, shared, shutdown.clone(), tracker.token()));
     let render: metrics::http::Render = {
         let (broker, metrics, disk) = (broker.clone(), metrics.clone(), disk.clone());
-        Arc::new(move || metrics.render(&broker, &disk.io_counters()))
+        let data_dir = config.data_dir.clone();
+        Arc::new(move || {
+            metrics.render(&broker, &disk.io_counters(), crate::disk_space::free_bytes(&data_dir))
+        })
     };
     let scraping = tokio::spawn(metrics::http::serve(metrics_listener, render, shutdown.clone()));
-    let maintaining = tokio::spawn(maintenance::run(broker.clone(), config.flush, shutdown.clone()));
+    let disk_watch = maintenance::DiskWatch {
+        data_dir: config.data_dir.clone(),
+        warn_below_bytes: config.disk_free_warn_bytes,
+    };
+    let maintaining =
+        tokio::spawn(maintenance::run(broker.clone(), config.flush, disk_watch, shutdown.clone()));
     let ticking = tokio::spawn(maintenance::tick_groups(broker.clone(), shutdown.clone()));
     let drain = Duration::from_millis(config.limits.shutdown_drain_ms_max);
     let stopped = tokio::spawn(async move {

@@ -72,6 +72,8 @@ async fn metrics_report_requests_partitions_and_storage() {
     // flush=always: every acknowledged produce was fsynced.
     let fsyncs = page.lines().find(|l| l.starts_with("ringtail_fsync_duration_seconds_count ")).unwrap();
     assert!(fsyncs.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= 1, "{fsyncs}");
+    let free = page.lines().find(|l| l.starts_with("ringtail_data_dir_free_bytes ")).expect("free bytes");
+    assert!(free.split(' ').nth(1).unwrap().parse::<u64>().unwrap() > 0, "{free}");
 
     assert!(http(server.metrics_addr, "GET / HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
     assert!(http(server.metrics_addr, "POST /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));

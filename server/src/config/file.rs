@@ -78,7 +78,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 21] = [
+const FILE_KEYS: [&str; 22] = [
     "data-dir",
     "listen",
     "advertise",
@@ -100,6 +100,7 @@ const FILE_KEYS: [&str; 21] = [
     "replica-lag-time-max-ms",
     "auto-leader-rebalance-enable",
     "leader-imbalance-check-interval-ms",
+    "disk-free-warn-bytes",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {

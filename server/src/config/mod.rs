@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// leader.imbalance.check.interval.seconds, here in ms) [default: 300000]
     #[arg(long, value_name = "MS")]
     pub leader_imbalance_check_interval_ms: Option<String>,
+    /// Log a warning when the data directory's disk has less than this
+    /// free (0: never); the free bytes are also a metric
+    /// [default: 1073741824]
+    #[arg(long, value_name = "BYTES")]
+    pub disk_free_warn_bytes: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -184,6 +189,9 @@ pub struct ServeConfig {
     /// A controller voter's preferred-leader rebalancing interval; `None`
     /// when auto.leader.rebalance is off.
     pub leader_rebalance_interval_ms: Option<i64>,
+    /// Free bytes on the data directory's disk under which the upkeep
+    /// warns; 0 never.
+    pub disk_free_warn_bytes: u64,
 }
 
 impl ServeConfig {
@@ -335,6 +343,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         300_000,
         |v| parse_ms(v, 1).map(i64::from),
     )?;
+    let disk_free_warn_bytes = value(
+        "disk-free-warn-bytes",
+        get("disk-free-warn-bytes", &args.disk_free_warn_bytes)?,
+        1 << 30,
+        |v| parse_bytes(v).map(|b| b as u64),
+    )?;
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
@@ -361,6 +375,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         log_cache_pretouch,
         replication: ReplicationConfig { lag_time_max_ms: replica_lag_time_max_ms },
         leader_rebalance_interval_ms: auto_leader_rebalance.then_some(leader_imbalance_check_interval_ms),
+        disk_free_warn_bytes,
     })
 }
 

@@ -38,6 +38,9 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(c.group.min_session_timeout_ms, 6000);
     assert_eq!(c.replication.lag_time_max_ms, 30_000);
     assert_eq!(c.leader_rebalance_interval_ms, Some(300_000));
+    assert_eq!(c.disk_free_warn_bytes, 1 << 30);
+    let c = resolve(&ServeArgs { disk_free_warn_bytes: Some("0".into()), ..args() }).unwrap();
+    assert_eq!(c.disk_free_warn_bytes, 0, "never warn");
 }
 
 #[test]

@@ -78,7 +78,13 @@ impl Metrics {
     /// The Prometheus text exposition of everything, broker state included.
     /// `io_counters` are the storage backend's own counters (name, help,
     /// value), e.g. io_uring submissions.
-    pub fn render(&self, broker: &ServerBroker, io_counters: &[IoCounter]) -> String {
+    /// `free_bytes`: the data directory's disk's, when known.
+    pub fn render(
+        &self,
+        broker: &ServerBroker,
+        io_counters: &[IoCounter],
+        free_bytes: Option<u64>,
+    ) -> String {
         let mut out = String::with_capacity(16 * 1024);
         self.render_requests(&mut out);
         self.render_network(&mut out);
@@ -91,6 +97,11 @@ impl Metrics {
         for (name, help, value) in io_counters {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        if let Some(free) = free_bytes {
+            let name = "ringtail_data_dir_free_bytes";
+            header(&mut out, name, "gauge", "Bytes still free for the broker on the data directory's disk.");
+            let _ = writeln!(out, "{name} {free}");
         }
         out
     }
