@@ -288,6 +288,19 @@ async fn replicate(leader: &Broker<MemDisk>, follower: &Broker<MemDisk>, topic: 
     f.append_as_follower(leader_id, epoch, fetched.records, fetched.high_watermark).await.unwrap();
 }
 
+/// Brokers 1 and 2, each on a disk of its own, registered (incarnation 1)
+/// and following `quorum`'s first image.
+async fn two_brokers(quorum: &Arc<Quorum>) -> (Arc<Broker<MemDisk>>, Arc<Broker<MemDisk>>) {
+    let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
+    let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
+    for b in [&b1, &b2] {
+        b.set_incarnation(1);
+        quorum.serve(b);
+    }
+    quorum.commit(&[]).await;
+    (b1, b2)
+}
+
 /// Polls `future` once: its output if it is ready.
 async fn poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
     std::future::poll_fn(|cx| match Pin::new(&mut future).poll(cx) {
@@ -307,13 +320,7 @@ async fn poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
 fn two_brokers_replicate_fail_over_and_converge() {
     runtime().block_on(async {
         let quorum = Quorum::new("c1", 2);
-        let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
-        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
-        for b in [&b1, &b2] {
-            b.set_incarnation(1);
-            quorum.serve(b);
-        }
-        quorum.commit(&[]).await;
+        let (b1, b2) = two_brokers(&quorum).await;
         b1.create_topic(new_topic("r", 1, Some(2)), false).await.unwrap();
         let p1 = b1.partition("r", 0).unwrap();
         assert!(p1.is_leader() && p1.isr() == Some(vec![1]), "{:?}", p1.isr());
@@ -377,13 +384,7 @@ fn two_brokers_replicate_fail_over_and_converge() {
 fn a_follower_below_the_leaders_log_start_starts_over_there() {
     runtime().block_on(async {
         let quorum = Quorum::new("c1", 2);
-        let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
-        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
-        for b in [&b1, &b2] {
-            b.set_incarnation(1);
-            quorum.serve(b);
-        }
-        quorum.commit(&[]).await;
+        let (b1, b2) = two_brokers(&quorum).await;
         let mut topic = new_topic("s", 1, Some(2));
         topic.configs =
             [("segment.bytes", "300"), ("retention.bytes", "400")].map(|(k, v)| (k.into(), v.into())).into();

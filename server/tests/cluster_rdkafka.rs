@@ -21,6 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use ringtail_client::TopicInfo;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -233,6 +234,17 @@ fn led_by(topic: &TopicInfo, leader: i32) -> Vec<i32> {
 }
 
 /// acks=all with min.insync.replicas=2 over three combined nodes:
+/// Three combined nodes started in `root`, and `topic` created with
+/// replication factor 3 and min.insync.replicas=2: returned once every
+/// partition's ISR is whole, with the voters list.
+async fn three_nodes_with_topic(root: &Path, topic: &str, partitions: i32) -> (Vec<Node>, String, TopicInfo) {
+    let (mut nodes, voters) = three_nodes(root);
+    start_all(&mut nodes, &voters);
+    create_with_configs(&nodes[0], topic, partitions, 3, &[("min.insync.replicas", "2")]).await;
+    let info = await_topic(&nodes[0], topic, CONVERGE_WAIT, "every ISR whole", isr_whole).await;
+    (nodes, voters, info)
+}
+
 /// `kill -9` of a partition leader (one that is not the controller leader,
 /// whose death would first cost an election) while librdkafka produces
 /// gives each partition it led a new leader from the surviving ISR within
@@ -247,10 +259,7 @@ async fn acks_all_records_survive_kill9_of_a_partition_leader_under_load() {
     const PARTITIONS: i32 = 3;
     let started = Instant::now();
     let root = tempfile::tempdir().unwrap();
-    let (mut nodes, voters) = three_nodes(root.path());
-    start_all(&mut nodes, &voters);
-    create_with_configs(&nodes[0], TOPIC, PARTITIONS, 3, &[("min.insync.replicas", "2")]).await;
-    let before = await_topic(&nodes[0], TOPIC, CONVERGE_WAIT, "every ISR whole", isr_whole).await;
+    let (mut nodes, voters, before) = three_nodes_with_topic(root.path(), TOPIC, PARTITIONS).await;
     let configs = cluster_support::client(&nodes[0]).await.describe_topic_configs(TOPIC).await.unwrap();
     let min_insync = configs.iter().find(|c| c.name == "min.insync.replicas").and_then(|c| c.value.clone());
     assert_eq!(min_insync.as_deref(), Some("2"), "{configs:?}");
@@ -372,10 +381,7 @@ async fn an_idempotent_producer_loses_and_duplicates_nothing_through_a_rolling_r
     const PARTITIONS: i32 = 3;
     let started = Instant::now();
     let root = tempfile::tempdir().unwrap();
-    let (mut nodes, voters) = three_nodes(root.path());
-    start_all(&mut nodes, &voters);
-    create_with_configs(&nodes[0], TOPIC, PARTITIONS, 3, &[("min.insync.replicas", "2")]).await;
-    await_topic(&nodes[0], TOPIC, CONVERGE_WAIT, "every ISR whole", isr_whole).await;
+    let (mut nodes, voters, _) = three_nodes_with_topic(root.path(), TOPIC, PARTITIONS).await;
 
     let idempotent = producer(&bootstrap(&nodes), &[("enable.idempotence", "true")]);
     let load = Load::start(idempotent, TOPIC, PARTITIONS, Duration::from_millis(5));

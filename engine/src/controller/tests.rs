@@ -161,6 +161,27 @@ impl Cluster {
         assert!(ids.iter().all(|id| self.node(leader).image().is_live(*id)));
     }
 
+    /// Every follower of `topic` caught up: each partition's leader asks
+    /// `leader` for all its replicas in the ISR, as replication does.
+    /// Returns each granted change with the broker that asked for it.
+    async fn fill_isrs(&mut self, leader: u64, topic: &str) -> Vec<(i32, IsrChange)> {
+        let topic = self.node(leader).image().topics[topic].clone();
+        let mut granted = Vec::new();
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let change = IsrChange {
+                topic_id: topic.topic_id.clone(),
+                partition: i as i32,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                isr: p.replicas.clone(),
+            };
+            let proposal = self.node(leader).alter_partition(p.leader, &change).unwrap().expect("a change");
+            self.answer(leader, proposal).await.unwrap();
+            granted.push((p.leader, change));
+        }
+        granted
+    }
+
     async fn heartbeat(&mut self, ids: &[i32]) {
         let leader = self.await_leader().await;
         let now = self.now;
@@ -252,21 +273,9 @@ async fn a_silent_broker_is_fenced_and_its_leadership_moves() {
     let leader = c.await_leader().await;
     let p = c.node(leader).create_topic("t", 3, 2, BTreeMap::new()).unwrap();
     c.answer(leader, p).await.unwrap();
-    // Every follower caught up: each partition's leader asks for all its
-    // replicas in the ISR, as replication does.
-    let topic = c.node(leader).image().topics["t"].clone();
-    for (i, p) in topic.partitions.iter().enumerate() {
-        let change = IsrChange {
-            topic_id: topic.topic_id.clone(),
-            partition: i as i32,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: p.replicas.clone(),
-        };
-        let proposal = c.node(leader).alter_partition(p.leader, &change).unwrap().expect("a change");
-        c.answer(leader, proposal).await.unwrap();
+    for (asked_by, change) in c.fill_isrs(leader, "t").await {
         // The same request again, at the epoch it saw: refused, not applied twice.
-        let again = c.node(leader).alter_partition(p.leader, &change);
+        let again = c.node(leader).alter_partition(asked_by, &change);
         assert_eq!(again.unwrap_err().code, ErrorCode::InvalidUpdateVersion);
     }
     // Brokers 1 and 2 keep heartbeating; 3 falls silent.
@@ -296,18 +305,7 @@ async fn a_controlled_shutdown_moves_leadership_at_once() {
     let leader = c.await_leader().await;
     let p = c.node(leader).create_topic("t", 3, 3, BTreeMap::new()).unwrap();
     c.answer(leader, p).await.unwrap();
-    let topic = c.node(leader).image().topics["t"].clone();
-    for (i, p) in topic.partitions.iter().enumerate() {
-        let change = IsrChange {
-            topic_id: topic.topic_id.clone(),
-            partition: i as i32,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: p.replicas.clone(),
-        };
-        let proposal = c.node(leader).alter_partition(p.leader, &change).unwrap().expect("a change");
-        c.answer(leader, proposal).await.unwrap();
-    }
+    c.fill_isrs(leader, "t").await;
     let before = c.node(leader).image().topics["t"].partitions.clone();
     assert!(before.iter().any(|p| p.leader == 2), "{before:?}");
     let stale = c.node(leader).controlled_shutdown(2, 1);
