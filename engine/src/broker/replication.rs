@@ -315,14 +315,10 @@ impl<D: Disk> Broker<D> {
         }
         tracing::info!(partition = %partition.tp, offset, leader, epoch, "truncating to the leader's log");
         self.logs.truncate_to(&partition.tp, offset).await?;
-        let rebuilt = super::partition::rebuild_producer_state(&partition.log).await;
-        *partition.producers() = rebuilt;
-        partition.refresh_high_watermark();
+        after_records_removed(partition).await;
         Ok(())
     }
-}
 
-impl<D: Disk> Broker<D> {
     /// As a follower of `leader` at `epoch`: the leader's log starts at
     /// `leader_start`, past everything `partition` holds (retention there
     /// deleted what it would fetch next), so it starts over, empty, there.
@@ -339,11 +335,18 @@ impl<D: Disk> Broker<D> {
             return Ok(()); // it caught up meanwhile, or the answer was stale
         }
         self.logs.restart_at(&partition.tp, leader_start).await?;
-        let rebuilt = super::partition::rebuild_producer_state(&partition.log).await;
-        *partition.producers() = rebuilt;
-        partition.refresh_high_watermark();
+        after_records_removed(partition).await;
         Ok(())
     }
+}
+
+/// After a follower's log lost records (truncation, a restart past its
+/// end): the producers' state is rebuilt from what is left, and the log
+/// end published.
+async fn after_records_removed<D: Disk>(partition: &Partition<D>) {
+    let rebuilt = super::partition::rebuild_producer_state(&partition.log).await;
+    *partition.producers() = rebuilt;
+    partition.refresh_high_watermark();
 }
 
 fn not_leader(leader: i32) -> BrokerError {

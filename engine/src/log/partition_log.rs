@@ -22,7 +22,6 @@ use super::chunk::{self, WriteBuf};
 use super::config::{FlushPolicy, LogConfig};
 use super::epochs::LeaderEpochs;
 use super::error::{AppendError, LogError, Poisoned};
-use super::index::SegmentIndex;
 use super::segment::{self, Segment};
 use crate::clock::Clock;
 use crate::io::{Disk, DiskFile, OpenMode};
@@ -245,19 +244,7 @@ impl<D: Disk> Log<D> {
         }
         st.flushed_offset = st.flushed_offset.max(next_offset);
         st.last_flush_ms = now_ms;
-        st.segments.push(Segment {
-            base_offset: next_offset,
-            file: Arc::new(new_file),
-            size_bytes: 0,
-            next_offset,
-            index: SegmentIndex::new(
-                next_offset,
-                self.config().index_interval_bytes,
-                self.config().segment_index_bytes,
-            ),
-            first_batch_ms: None,
-            tail: Vec::new(),
-        });
+        st.segments.push(Segment::empty(next_offset, new_file, &self.config()));
         st.check_invariants();
         tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled segment");
         Ok(())

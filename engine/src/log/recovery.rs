@@ -256,16 +256,7 @@ impl<D: Disk> Log<D> {
             let path = Segment::<D::File>::log_path(&dir, base);
             let file = disk.open_direct(&path, OpenMode::Create).await.map_err(io_err(&path))?;
             disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
-            let index = SegmentIndex::new(base, config.index_interval_bytes, config.segment_index_bytes);
-            segments.push(Segment {
-                base_offset: base,
-                file: Arc::new(file),
-                size_bytes: 0,
-                next_offset: base,
-                index,
-                first_batch_ms: None,
-                tail: Vec::new(),
-            });
+            segments.push(Segment::empty(base, file, &config));
         }
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
         let first_base = segments[0].base_offset;

@@ -2,6 +2,7 @@
 //! with its offset and time index beside it.
 
 use super::batch::{BatchError, BatchHeader};
+use super::config::LogConfig;
 use super::index::SegmentIndex;
 use crate::io::{Disk, DiskFile, OpenMode};
 use bytes::Bytes;
@@ -49,6 +50,19 @@ pub struct Segment<F> {
 }
 
 impl<F: DiskFile> Segment<F> {
+    /// A new, empty segment starting at `base_offset` in `file`.
+    pub fn empty(base_offset: u64, file: F, config: &LogConfig) -> Segment<F> {
+        Segment {
+            base_offset,
+            file: Arc::new(file),
+            size_bytes: 0,
+            next_offset: base_offset,
+            index: SegmentIndex::new(base_offset, config.index_interval_bytes, config.segment_index_bytes),
+            first_batch_ms: None,
+            tail: Vec::new(),
+        }
+    }
+
     pub fn log_path(dir: &Path, base_offset: u64) -> PathBuf {
         dir.join(file_name(base_offset, LOG_SUFFIX))
     }

@@ -3,12 +3,10 @@
 //! end, as a follower does when its leader's log starts beyond it.
 
 use super::error::LogError;
-use super::index::SegmentIndex;
 use super::partition_log::Log;
 use super::segment::{self, OffsetCheck, Segment};
 use crate::io::{Disk, DiskFile, OpenMode};
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 impl<D: Disk> Log<D> {
     /// Removes every batch holding an offset at or above `offset`. A batch
@@ -126,6 +124,7 @@ impl<D: Disk> Log<D> {
         guard.disarm();
         self.poison_on_err(result)
     }
+
     /// Empties the log and starts it again, empty, at `offset` (at or past
     /// its end): a follower whose leader's log now starts beyond all it
     /// holds (retention deleted what it would fetch next) can only start
@@ -167,15 +166,7 @@ impl<D: Disk> Log<D> {
             self.disk.sync_dir(&self.dir).await?;
             let config = self.config();
             let mut st = self.state();
-            st.segments = vec![Segment {
-                base_offset: offset,
-                file: Arc::new(file),
-                size_bytes: 0,
-                next_offset: offset,
-                index: SegmentIndex::new(offset, config.index_interval_bytes, config.segment_index_bytes),
-                first_batch_ms: None,
-                tail: Vec::new(),
-            }];
+            st.segments = vec![Segment::empty(offset, file, &config)];
             st.log_start_offset = offset;
             st.flushed_offset = offset;
             st.check_invariants();
