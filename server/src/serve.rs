@@ -250,8 +250,9 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
                 Some(failed)
             }
         };
-        // Leaderships move off this broker while it still serves: requests
-        // in flight end with NOT_LEADER_OR_FOLLOWER, and clients move on.
+        // Leaderships move off this broker before the drain: requests it
+        // still holds (acks=all waits) end with NOT_LEADER_OR_FOLLOWER, and
+        // clients move on. New requests are no longer read by now.
         if let Some(membership) = &membership {
             membership.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
         }
