@@ -9,7 +9,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use ringtail_engine::log::records::RecordsError;
 
-use super::decompress::DecompressError;
+use ringtail_engine::log::records::decompress::DecompressError;
 use thiserror::Error;
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

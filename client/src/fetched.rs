@@ -8,9 +8,8 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::PartitionData;
-use ringtail_engine::log::records::RecordsError;
+use ringtail_engine::log::records::{decompress, RecordsError};
 
-use super::decompress;
 use super::error::{ClientError, Result};
 use super::fetch::{ConsumedRecord, FetchPosition, PartitionFetch};
 use super::records::{Batches, RecordIter, RecordRef};
@@ -251,7 +250,7 @@ mod tests {
     /// one that does not decompress is an error naming where it is.
     #[test]
     fn compressed_batches_are_read_decompressed() {
-        let mut compressed = crate::decompress::tests::gzip_batch(&["b", "c"]);
+        let mut compressed = gzip_batch(&["b", "c"]);
         set_base_offset(&mut compressed, 5);
         let mut bytes = batch(4, &["a"]);
         bytes.extend_from_slice(&compressed);
@@ -282,5 +281,23 @@ mod tests {
 
     fn crc32c_of(bytes: &[u8]) -> u32 {
         crc32c::crc32c(bytes)
+    }
+
+    /// A batch of `values` at offset 0 with its records gzipped, as a
+    /// compressing producer sends it.
+    fn gzip_batch(values: &[&'static str]) -> Vec<u8> {
+        use ringtail_engine::log::batch::{BATCH_HEADER_BYTES, CRC_START, LOG_OVERHEAD_BYTES};
+        use std::io::Write;
+        let plain = batch(0, values);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(&plain[BATCH_HEADER_BYTES..]).unwrap();
+        let mut out = plain[..BATCH_HEADER_BYTES].to_vec();
+        out.extend_from_slice(&gzip.finish().unwrap());
+        let length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
+        out[LOG_OVERHEAD_BYTES - 4..LOG_OVERHEAD_BYTES].copy_from_slice(&length.to_be_bytes());
+        out[CRC_START + 1] |= 1;
+        let crc = crc32c_of(&out[CRC_START..]);
+        out[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
+        out
     }
 }

@@ -16,7 +16,8 @@
 //!
 //! Batches are built by the engine's record codec and read in place by its
 //! decoder: `records` splits fetched bytes into whole batches, and a
-//! compressed batch is first rewritten uncompressed (`decompress`).
+//! compressed batch is first rewritten uncompressed (the engine's
+//! `records::decompress`).
 
 pub mod admin;
 pub mod assignor;
@@ -24,7 +25,6 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod consumer_group;
-pub mod decompress;
 pub mod error;
 pub mod fetch;
 pub mod fetched;

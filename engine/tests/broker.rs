@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{batch, batches, clock, id_of, runtime};
+use common::{batches, clock, produced_batch, produced_id, runtime};
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::{Acks, Broker, BrokerConfig, BrokerEndpoint, ErrorCode};
 use ringtail_engine::entropy::SeededEntropy;
@@ -54,7 +54,7 @@ fn topic(name: &str, partitions: u32, configs: &[(&str, &str)]) -> CreateTopic {
 }
 
 fn idempotent(pid: i64, seq: i32, id: u64) -> Bytes {
-    let mut b = batch(1, id, T0, 50).to_vec();
+    let mut b = produced_batch(1, id, T0, 50).to_vec();
     b[43..51].copy_from_slice(&pid.to_be_bytes());
     b[51..53].copy_from_slice(&0i16.to_be_bytes());
     b[53..57].copy_from_slice(&seq.to_be_bytes());
@@ -118,14 +118,14 @@ fn produce_fetch_list_offsets() {
         let p = broker.leader_partition("events", 1).unwrap();
         let mut hw = p.high_watermark_watch();
         for i in 0..5u64 {
-            let out = p.produce(batch(2, i, T0 + i as i64 * 10, 60), Acks::All).await.unwrap();
+            let out = p.produce(produced_batch(2, i, T0 + i as i64 * 10, 60), Acks::All).await.unwrap();
             assert_eq!(out.base_offset, i * 2);
         }
         assert!(hw.has_changed().unwrap());
         assert_eq!(*hw.borrow_and_update(), 10);
         let f = p.fetch(4, 1 << 20).await.unwrap();
         assert_eq!(f.high_watermark, 10);
-        let got: Vec<u64> = batches(&f.records).iter().map(|(_, b)| id_of(b)).collect();
+        let got: Vec<u64> = batches(&f.records).iter().map(|(_, b)| produced_id(b)).collect();
         assert_eq!(got, vec![2, 3, 4]);
         assert!(p.fetch(10, 100).await.unwrap().records.is_empty());
         assert_eq!(p.fetch(11, 100).await.unwrap_err().code, ErrorCode::OffsetOutOfRange);
@@ -152,7 +152,7 @@ fn high_watermark_without_fsync() {
             .0;
         broker.create_topic(topic("t", 1, &[]), false).await.unwrap();
         let p = broker.leader_partition("t", 0).unwrap();
-        p.produce(batch(3, 1, T0, 50), Acks::Leader).await.unwrap();
+        p.produce(produced_batch(3, 1, T0, 50), Acks::Leader).await.unwrap();
         assert_eq!((p.high_watermark(), p.log.flushed_offset()), (3, 0));
     });
 }

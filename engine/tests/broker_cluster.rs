@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{batch, batches, clock, id_of, runtime};
+use common::{batches, clock, produced_batch, produced_id, runtime};
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::Acks;
 use ringtail_engine::broker::{
@@ -325,7 +325,7 @@ fn two_brokers_replicate_fail_over_and_converge() {
         let p1 = b1.partition("r", 0).unwrap();
         assert!(p1.is_leader() && p1.isr() == Some(vec![1]), "{:?}", p1.isr());
         for i in 0..3 {
-            p1.produce(batch(2, i, T0, 50), Acks::Leader).await.unwrap();
+            p1.produce(produced_batch(2, i, T0, 50), Acks::Leader).await.unwrap();
         }
         assert_eq!(p1.high_watermark(), 6, "alone in the ISR, its log is committed");
 
@@ -337,7 +337,7 @@ fn two_brokers_replicate_fail_over_and_converge() {
         assert_eq!(p1.isr(), Some(vec![1, 2]));
 
         // acks=all: done once the follower has it, not before.
-        let out = p1.produce(batch(1, 10, T0, 50), Acks::All).await.unwrap();
+        let out = p1.produce(produced_batch(1, 10, T0, 50), Acks::All).await.unwrap();
         let mut waiting = Box::pin(p1.wait_replicated(out.last_offset));
         assert!(poll_once(waiting.as_mut()).await.is_none(), "replicated before the follower fetched");
         replicate(&b1, &b2, "r").await; // gets offset 6
@@ -345,7 +345,7 @@ fn two_brokers_replicate_fail_over_and_converge() {
         waiting.await.unwrap();
 
         // An acks=1 record the follower never gets, then the leader is fenced.
-        p1.produce(batch(1, 11, T0, 50), Acks::Leader).await.unwrap();
+        p1.produce(produced_batch(1, 11, T0, 50), Acks::Leader).await.unwrap();
         assert_eq!(p1.log.log_end_offset(), 8);
         let fence = plan::fence(&quorum.image(), 1, 1);
         quorum.commit(&fence).await;
@@ -354,7 +354,7 @@ fn two_brokers_replicate_fail_over_and_converge() {
         assert_eq!(p2.leader_epoch(), 1);
         assert_eq!(p2.log.leader_epochs().entries(), [(0, 0), (1, 7)]);
         let read = p2.fetch(0, 1 << 20).await.unwrap();
-        let ids: Vec<u64> = batches(&read.records).iter().map(|(_, b)| id_of(b)).collect();
+        let ids: Vec<u64> = batches(&read.records).iter().map(|(_, b)| produced_id(b)).collect();
         assert_eq!(ids, [0, 1, 2, 10], "every acknowledged acks=all record; not the unreplicated one");
 
         // Broker 1 restarts (a new incarnation) and follows broker 2: its
@@ -362,7 +362,7 @@ fn two_brokers_replicate_fail_over_and_converge() {
         let again = MetadataRecord::RegisterBroker { node_id: 1, incarnation: 2, endpoints: Vec::new() };
         quorum.commit(&[again]).await;
         b1.set_incarnation(2);
-        p2.produce(batch(1, 12, T0, 50), Acks::Leader).await.unwrap();
+        p2.produce(produced_batch(1, 12, T0, 50), Acks::Leader).await.unwrap();
         replicate(&b2, &b1, "r").await;
         replicate(&b2, &b1, "r").await;
         let all1 = p1.log.read(0, 1 << 20, None).await.unwrap().records;
@@ -392,7 +392,7 @@ fn a_follower_below_the_leaders_log_start_starts_over_there() {
         let (p1, p2) = (b1.partition("s", 0).unwrap(), b2.partition("s", 0).unwrap());
         assert_eq!(p1.isr(), Some(vec![1]), "broker 2 has copied nothing yet");
         for i in 0..12 {
-            p1.produce(batch(2, i, T0, 50), Acks::All).await.unwrap();
+            p1.produce(produced_batch(2, i, T0, 50), Acks::All).await.unwrap();
         }
         b1.maintain().await;
         let start = p1.log.log_start_offset();
@@ -422,7 +422,7 @@ fn a_follower_below_the_leaders_log_start_starts_over_there() {
         // In the ISR and behind: the leader's retention keeps its segments.
         let end = p1.log.log_end_offset();
         for i in 20..32 {
-            p1.produce(batch(2, i, T0, 50), Acks::Leader).await.unwrap();
+            p1.produce(produced_batch(2, i, T0, 50), Acks::Leader).await.unwrap();
         }
         assert_eq!(p1.high_watermark(), end, "the follower has not copied the new records");
         b1.maintain().await;

@@ -10,7 +10,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
 use server_api_support::{create_topic, name, s};
-use server_support::{batch, data_dir, opaque_compressed_batch, start, Client};
+use server_support::{batch, compressed_batch, data_dir, start, Client};
 use std::time::{Duration, Instant};
 
 fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
@@ -64,7 +64,7 @@ async fn create_produce_fetch_round_trips_batches_byte_for_byte() {
     create_topic(&mut client, "events", 1).await;
     let plain = batch(3, "plain");
     let compressed = [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
-        .map(|c| opaque_compressed_batch(2, c));
+        .map(|c| compressed_batch(2, c));
     assert_eq!(produce(&mut client, 9, "events", 0, plain.clone()).await, (0, 0));
     let mut next = 3;
     for b in &compressed {
@@ -299,21 +299,26 @@ async fn list_offsets_earliest_latest_and_by_time() {
             ]),
         ])
     };
-    for version in 1..=7 {
+    for version in 1..=9 {
         let answer = |r: ListOffsetsResponse| {
             let p = &r.topics[0].partitions[0];
             (p.error_code, p.offset)
         };
         assert_eq!(answer(client.call(version, &list(-2)).await), (0, 0), "v{version}");
         assert_eq!(answer(client.call(version, &list(-1)).await), (0, 18), "v{version}");
-        // The first batch with a record at or after the time.
-        assert_eq!(answer(client.call(version, &list(1_700_000_000_003)).await), (0, 0), "v{version}");
-        assert_eq!(answer(client.call(version, &list(1_700_000_000_006)).await), (0, 10), "v{version}");
+        // The first record at or after the time, inside its batch.
+        assert_eq!(answer(client.call(version, &list(1_700_000_000_003)).await), (0, 3), "v{version}");
+        assert_eq!(answer(client.call(version, &list(1_700_000_000_006)).await), (0, 16), "v{version}");
         assert_eq!(answer(client.call(version, &list(1_800_000_000_000)).await), (0, -1), "v{version}");
     }
     let largest = client.call(7, &list(-3)).await;
     let p = &largest.topics[0].partitions[0];
-    assert_eq!((p.error_code, p.offset, p.timestamp, p.leader_epoch), (0, 10, 1_700_000_000_007, 0));
+    assert_eq!((p.error_code, p.offset, p.timestamp, p.leader_epoch), (0, 17, 1_700_000_000_007, 0));
+    // Tiered storage's (v8, v9): all of the log is local, none is tiered.
+    let local = client.call(8, &list(-4)).await;
+    assert_eq!((local.topics[0].partitions[0].error_code, local.topics[0].partitions[0].offset), (0, 0));
+    let tiered = client.call(9, &list(-5)).await;
+    assert_eq!((tiered.topics[0].partitions[0].error_code, tiered.topics[0].partitions[0].offset), (0, -1));
     let unknown = client
         .call(
             7,

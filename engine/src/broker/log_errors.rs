@@ -11,7 +11,8 @@ impl From<AppendError> for BrokerError {
         let code = match &e {
             E::InvalidBatch(_) => ErrorCode::CorruptMessage,
             E::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
-            E::Empty => ErrorCode::InvalidRecord,
+            E::Empty | E::InvalidRecords { .. } => ErrorCode::InvalidRecord,
+            E::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
             E::Poisoned(_) | E::Io(_) | E::Closed => ErrorCode::KafkaStorageError,
             // A follower's own fetch went stale (another append, a leader
             // change): it fetches again from its log end.

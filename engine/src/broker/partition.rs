@@ -45,6 +45,9 @@ pub struct ProduceOutcome {
     /// For acks=all: `wait_replicated` waits until this is replicated.
     pub last_offset: u64,
     pub log_start_offset: u64,
+    /// The time the leader stamped under LogAppendTime (-1 otherwise, and
+    /// for a retry answered from the producer state, as Kafka).
+    pub log_append_time: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,7 +167,9 @@ impl<D: Disk> Partition<D> {
         if acks == Acks::All {
             self.check_min_insync()?;
         }
-        let batches = self.log.validate(records)?;
+        let produced = self.log.validate_produced(records)?;
+        let log_append_time = produced.log_append_time.unwrap_or(-1);
+        let batches = produced.batches;
         let headers = batches.headers().to_vec();
         let idempotent = headers.iter().any(|h| h.producer_id >= 0);
         if idempotent && headers.len() != 1 {
@@ -183,6 +188,7 @@ impl<D: Disk> Partition<D> {
                                 base_offset,
                                 last_offset,
                                 log_start_offset: self.log.log_start_offset(),
+                                log_append_time: -1,
                             }),
                             None => Err(BrokerError::new(
                                 ErrorCode::DuplicateSequenceNumber,
@@ -205,6 +211,7 @@ impl<D: Disk> Partition<D> {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: info.log_start_offset,
+            log_append_time,
         })
     }
 
@@ -228,22 +235,57 @@ impl<D: Disk> Partition<D> {
         Ok(FetchOutcome { records, high_watermark: hw, last_stable_offset: hw, log_start_offset: start })
     }
 
-    /// Kafka's ListOffsets for one partition: -2 earliest, -1 latest (the
-    /// high watermark), otherwise the first offset at or after a timestamp.
-    /// Returns `(offset, timestamp)`, `(-1, -1)` when no record is that new.
+    /// Kafka's ListOffsets for one partition: the first record at or after
+    /// a timestamp, or one of Kafka's special timestamps (`ListTime`).
+    /// Returns `(offset, timestamp)`, `(-1, -1)` when no record matches.
+    /// Records at or above the high watermark are not there yet for this.
     pub async fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), BrokerError> {
         self.check_serves_reads()?;
-        match timestamp {
-            -2 => Ok((self.log.log_start_offset() as i64, -1)),
-            -1 => Ok((self.high_watermark() as i64, -1)),
-            t if t < 0 => {
-                Err(BrokerError::new(ErrorCode::InvalidRequest, format!("unsupported timestamp {t}")))
-            }
-            t => match self.log.offset_for_timestamp(t).await? {
-                Some((offset, ts)) if offset < self.high_watermark() => Ok((offset as i64, ts)),
-                _ => Ok((-1, -1)),
-            },
+        let visible = |found: Option<(u64, i64)>| match found {
+            Some((offset, ts)) if offset < self.high_watermark() => (offset as i64, ts),
+            _ => (-1, -1),
+        };
+        match ListTime::of(timestamp)? {
+            ListTime::Earliest | ListTime::EarliestLocal => Ok((self.log.log_start_offset() as i64, -1)),
+            ListTime::Latest => Ok((self.high_watermark() as i64, -1)),
+            ListTime::MaxTimestamp => Ok(visible(self.log.offset_of_max_timestamp().await?)),
+            ListTime::LatestTiered => Ok((-1, -1)),
+            ListTime::At(t) => Ok(visible(self.log.offset_for_timestamp(t).await?)),
         }
+    }
+}
+
+/// What a ListOffsets timestamp asks for: a time, or one of Kafka's special
+/// values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListTime {
+    /// -2: the log start.
+    Earliest,
+    /// -1: the high watermark.
+    Latest,
+    /// -3 (v7): the first record holding the largest timestamp.
+    MaxTimestamp,
+    /// -4 (v8): the start of the local log; all of it is local here.
+    EarliestLocal,
+    /// -5 (v9): the end of the tiered part, which is empty here (-1, as
+    /// Kafka answers with tiered storage off).
+    LatestTiered,
+    At(i64),
+}
+
+impl ListTime {
+    fn of(timestamp: i64) -> Result<ListTime, BrokerError> {
+        Ok(match timestamp {
+            -1 => ListTime::Latest,
+            -2 => ListTime::Earliest,
+            -3 => ListTime::MaxTimestamp,
+            -4 => ListTime::EarliestLocal,
+            -5 => ListTime::LatestTiered,
+            t if t >= 0 => ListTime::At(t),
+            t => {
+                return Err(BrokerError::new(ErrorCode::InvalidRequest, format!("unsupported timestamp {t}")))
+            }
+        })
     }
 }
 

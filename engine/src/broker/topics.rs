@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 
 /// Topic configs the broker accepts and reports but that are not log
 /// settings.
-pub const BROKER_ONLY_CONFIGS: [&str; 4] =
-    ["min.insync.replicas", "cleanup.policy", "message.timestamp.type", UNCLEAN_LEADER_ELECTION];
+pub const BROKER_ONLY_CONFIGS: [&str; 3] = ["min.insync.replicas", "cleanup.policy", UNCLEAN_LEADER_ELECTION];
 
 /// Kafka's topic config: when every in-sync replica is gone, elect a live
 /// replica outside the ISR rather than leave the partition offline, and lose
@@ -21,7 +20,7 @@ pub const BROKER_ONLY_CONFIGS: [&str; 4] =
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 
 /// Every topic config key understood, with Kafka's names.
-pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -30,6 +29,8 @@ pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
     "max.message.bytes",
     "cleanup.policy",
     "message.timestamp.type",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
     "index.interval.bytes",
     "segment.index.bytes",
     UNCLEAN_LEADER_ELECTION,
@@ -71,10 +72,6 @@ fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
         },
         "cleanup.policy" if value == "delete" => Ok(()),
         "cleanup.policy" => Err(format!("cleanup.policy {value:?} is not supported (only \"delete\")")),
-        "message.timestamp.type" if value == "CreateTime" => Ok(()),
-        "message.timestamp.type" => {
-            Err(format!("message.timestamp.type {value:?} is not supported (only CreateTime)"))
-        }
         UNCLEAN_LEADER_ELECTION if value == "true" || value == "false" => Ok(()),
         UNCLEAN_LEADER_ELECTION => {
             Err(format!("{UNCLEAN_LEADER_ELECTION} must be true or false, got {value:?}"))
@@ -253,10 +250,13 @@ impl<D: Disk> Broker<D> {
                 "max.message.bytes" => config.max_message_bytes.to_string(),
                 "index.interval.bytes" => config.index_interval_bytes.to_string(),
                 "segment.index.bytes" => config.segment_index_bytes.to_string(),
+                "message.timestamp.type" => config.timestamp_type.to_string(),
+                "message.timestamp.before.max.ms" => config.timestamp_before_max_ms.to_string(),
+                "message.timestamp.after.max.ms" => config.timestamp_after_max_ms.to_string(),
                 "min.insync.replicas" => "1".into(),
                 "cleanup.policy" => "delete".into(),
                 UNCLEAN_LEADER_ELECTION => "false".into(),
-                _ => "CreateTime".into(),
+                other => unreachable!("{other} is in TOPIC_CONFIG_KEYS without a default here"),
             }
         };
         Ok(TOPIC_CONFIG_KEYS

@@ -60,14 +60,21 @@ pub struct AppendInfo {
 /// Record batches that passed `Log::validate`, with their headers. Only
 /// `validate` makes one, so `enqueue_validated` can trust it.
 pub struct Validated {
-    records: Bytes,
-    headers: Vec<BatchHeader>,
+    pub(super) records: Bytes,
+    pub(super) headers: Vec<BatchHeader>,
 }
 
 impl Validated {
     pub fn headers(&self) -> &[BatchHeader] {
         &self.headers
     }
+}
+
+/// A producer's batches that passed `Log::validate_produced`.
+pub struct Produced {
+    pub batches: Validated,
+    /// The time stamped on them under LogAppendTime.
+    pub log_append_time: Option<i64>,
 }
 
 pub(super) struct PendingAppend {
@@ -113,6 +120,14 @@ impl<D: Disk> Log<D> {
     pub fn validate(&self, records: Bytes) -> Result<Validated, AppendError> {
         let headers = self.check_batches(&records)?;
         Ok(Validated { records, headers })
+    }
+
+    /// `validate`, then the checks and stamps of a producer's batches
+    /// (`validator`): what a leader appends for a client.
+    pub fn validate_produced(&self, records: Bytes) -> Result<Produced, AppendError> {
+        let rules = super::validator::ProduceRules::new(&self.config(), self.clock.now_ms());
+        let batches = super::validator::check_produced(self.validate(records)?, &rules)?;
+        Ok(Produced { batches, log_append_time: rules.log_append_time() })
     }
 
     fn check_batches(&self, records: &Bytes) -> Result<Vec<BatchHeader>, AppendError> {

@@ -151,7 +151,16 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+
+    /// Attribute bit 3: every record's timestamp is `max_timestamp`, the
+    /// leader's append time.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_LOG_APPEND_TIME != 0
+    }
 }
+
+/// Attribute bit 3 (see `is_log_append_time`).
+pub(crate) const TIMESTAMP_LOG_APPEND_TIME: i16 = 0x08;
 
 /// Validates that `buf` is exactly one well-formed v2 batch: length, magic,
 /// header sanity and CRC-32C. Returns the parsed header.
@@ -179,6 +188,20 @@ pub fn set_base_offset(buf: &mut [u8], base_offset: u64) {
 /// Rewrites the partition leader epoch of the batch at the start of `buf`.
 pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
     buf[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// Rewrites the timestamp type and max timestamp of the batch `buf` (one
+/// whole batch) and then its CRC, which covers both: the leader's stamp
+/// under LogAppendTime, or its correction of a producer's wrong max.
+pub fn set_max_timestamp(buf: &mut [u8], log_append_time: bool, max_timestamp: i64) {
+    let mut attributes = be_i16(buf, 21) & !TIMESTAMP_LOG_APPEND_TIME;
+    if log_append_time {
+        attributes |= TIMESTAMP_LOG_APPEND_TIME;
+    }
+    buf[21..23].copy_from_slice(&attributes.to_be_bytes());
+    buf[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[CRC_START..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Splits a buffer holding consecutive batches, validating each one.

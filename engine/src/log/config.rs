@@ -44,6 +44,39 @@ impl fmt::Display for FlushPolicy {
     }
 }
 
+/// `message.timestamp.type`: whose clock a record's timestamp is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's, checked against the broker's clock within
+    /// `message.timestamp.before.max.ms` / `after.max.ms`.
+    #[default]
+    CreateTime,
+    /// The leader's at append: every record of a batch reads as the
+    /// batch's `max_timestamp`, which the leader stamps.
+    LogAppendTime,
+}
+
+impl FromStr for TimestampType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "CreateTime" => Ok(TimestampType::CreateTime),
+            "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+            _ => Err(format!("message.timestamp.type must be CreateTime or LogAppendTime, got {s:?}")),
+        }
+    }
+}
+
+impl fmt::Display for TimestampType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
@@ -63,6 +96,13 @@ pub struct LogConfig {
     /// `max.message.bytes`: largest record batch (after compression) accepted.
     pub max_message_bytes: u64,
     pub flush: FlushPolicy,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past (by the
+    /// broker's clock) a CreateTime record's timestamp may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future it may be.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -76,6 +116,10 @@ impl Default for LogConfig {
             segment_index_bytes: 10 * 1024 * 1024,
             max_message_bytes: 1024 * 1024 + 12,
             flush: FlushPolicy::Always,
+            timestamp_type: TimestampType::CreateTime,
+            // Kafka 4.0's defaults (KIP-1030): any past, an hour ahead.
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 60 * 60 * 1000,
         }
     }
 }
@@ -103,6 +147,14 @@ impl LogConfig {
                 self.max_message_bytes
             ));
         }
+        for (key, value) in [
+            ("message.timestamp.before.max.ms", self.timestamp_before_max_ms),
+            ("message.timestamp.after.max.ms", self.timestamp_after_max_ms),
+        ] {
+            if value < 0 {
+                return Err(format!("{key} must not be negative, got {value}"));
+            }
+        }
         Ok(())
     }
 
@@ -119,6 +171,9 @@ impl LogConfig {
             "segment.index.bytes" => self.segment_index_bytes = int(value)?.max(0) as u64,
             "max.message.bytes" => self.max_message_bytes = int(value)?.max(0) as u64,
             "flush" => self.flush = value.parse()?,
+            "message.timestamp.type" => self.timestamp_type = value.parse()?,
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms = int(value)?,
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = int(value)?,
             _ => return Err(format!("unknown log config key {key:?}")),
         }
         self.validate()

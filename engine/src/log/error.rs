@@ -19,6 +19,12 @@ pub enum AppendError {
     BatchTooLarge { size: u64, max: u64 },
     #[error("empty append")]
     Empty,
+    /// A produced batch whose records are not what its header says, or
+    /// that a producer may not write (see `validator`).
+    #[error("invalid records in the batch at offset {base_offset}: {reason}")]
+    InvalidRecords { base_offset: i64, reason: String },
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     #[error(transparent)]
     Poisoned(#[from] Poisoned),
     #[error("storage error: {0}")]

@@ -1,13 +1,14 @@
 //! The partition log.
 //!
 //! - `batch`: v2 record batch header, validation, CRC-32C.
-//! - `records`: record-level encode/decode of uncompressed batches.
+//! - `records`: record-level encode/decode; decompression.
 //! - `index`: sparse offset and time indexes of one segment.
 //! - `segment`: one `.log` file and its indexes; scanning.
 //! - `partition_log`: `Log`, its state and invariants, roll, flush, close.
 //! - `append`: validation, the append queue and group commit.
+//! - `validator`: the leader's checks and stamps on a producer's batches.
 //! - `chunk`: one round's batches and the buffer they are written from.
-//! - `read`: reads by offset and by timestamp.
+//! - `read`: reads by offset; `by_time`: by timestamp (ListOffsets).
 //! - `recovery`: opening a log, validating and cutting torn tails.
 //! - `retention`: deleting old segments, delete-records-before.
 //! - `truncate`: `truncate_to`, for followers.
@@ -18,6 +19,7 @@
 
 pub mod append;
 pub mod batch;
+mod by_time;
 pub mod cache;
 pub mod checkpoint;
 mod chunk;
@@ -33,10 +35,11 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 pub mod truncate;
+mod validator;
 
-pub use append::{AppendInfo, Validated};
+pub use append::{AppendInfo, Produced, Validated};
 pub use cache::{CacheHandle, CacheStats, LogCache};
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
 pub use manager::{LogManager, TopicPartition};
 pub use partition_log::Log;

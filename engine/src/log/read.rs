@@ -1,4 +1,4 @@
-//! Reads: by offset (index lookup, then scan) and by timestamp.
+//! Reads by offset: index lookup, then scan. (By timestamp: `by_time`.)
 //!
 //! Every batch read from the disk has just passed its length, magic and
 //! CRC-32C checks: a batch corrupted on disk after it was written is
@@ -8,10 +8,9 @@
 use super::batch::{BatchError, BatchHeader, BatchScanner};
 use super::error::ReadError;
 use super::partition_log::Log;
-use super::segment::{self, OffsetCheck, ScannedBatch, Segment};
+use super::segment::Segment;
 use crate::io::{Disk, DiskFile};
 use bytes::Bytes;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// Smallest read issued, so that small fetches still read ahead a little.
@@ -27,15 +26,15 @@ pub struct ReadResult {
 }
 
 /// What a reader needs of one segment, taken under the state lock.
-struct SegmentView<F> {
-    file: Arc<F>,
-    base_offset: u64,
-    next_offset: u64,
-    size_bytes: u64,
+pub(super) struct SegmentView<F> {
+    pub file: Arc<F>,
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub size_bytes: u64,
     /// Where a scan for the wanted offset starts, and the base offset of the
     /// batch there (from the index; verified by the scan).
-    start_position: u64,
-    start_offset: u64,
+    pub start_position: u64,
+    pub start_offset: u64,
 }
 
 impl<D: Disk> Log<D> {
@@ -197,55 +196,9 @@ impl<D: Disk> Log<D> {
             position += skipped as u64;
         }
     }
-
-    /// The first batch whose largest timestamp is at least `timestamp`, as
-    /// `(base offset, its max timestamp)`; `None` if every record is older.
-    /// Answers at batch granularity: a consumer seeking by time may see a few
-    /// older records of the same batch first.
-    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>, ReadError> {
-        let candidates: Vec<SegmentView<D::File>> = {
-            let st = self.state();
-            st.segments
-                .iter()
-                .filter(|s| {
-                    !s.is_empty() && s.index.max_timestamp >= timestamp && s.next_offset > st.log_start_offset
-                })
-                .map(|s| view_of(s, s.index.lookup_time(timestamp).max(st.log_start_offset)))
-                .collect()
-        };
-        let log_start = self.log_start_offset();
-        for view in candidates {
-            let mut found = None;
-            let mut visit = |b: ScannedBatch| {
-                let h = b.header;
-                if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
-                    found = Some(((h.base_offset as u64).max(log_start), h.max_timestamp));
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            };
-            let file = view.file.as_ref();
-            let check = OffsetCheck::Exactly(view.start_offset);
-            let (mut position, mut stop) =
-                segment::scan(file, view.start_position, view.size_bytes, check, &mut visit).await?;
-            if stop.is_some() && position == view.start_position && position > 0 {
-                // The index pointed at no batch: scan from the segment start.
-                let check = OffsetCheck::Exactly(view.base_offset);
-                (position, stop) = segment::scan(file, 0, view.size_bytes, check, &mut visit).await?;
-            }
-            if found.is_some() {
-                return Ok(found);
-            }
-            if let Some(stop) = stop {
-                let segment = Segment::<D::File>::log_path(&self.dir, view.base_offset);
-                return Err(ReadError::Corrupt { segment, position, error: stop.into_error() });
-            }
-        }
-        Ok(None)
-    }
 }
 
-fn view_of<F>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
+pub(super) fn view_of<F>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
     let (start_position, start_offset) = seg.index.lookup_entry(offset);
     SegmentView {
         file: seg.file.clone(),

@@ -4,6 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use ringtail_engine::clock::ManualClock;
 use ringtail_engine::log::batch::{BatchHeader, BatchScanner};
+use ringtail_engine::log::records::{decode_records, BatchBuilder};
 use std::sync::Arc;
 
 /// A valid v2 batch of `records` records whose opaque payload starts with
@@ -30,6 +31,28 @@ pub fn batch(records: u32, id: u64, timestamp: i64, payload_bytes: usize) -> Byt
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b.freeze()
+}
+
+/// A batch of `records` real records, as a producer sends them (the leader
+/// reads each record of a produced batch), whose first record's value
+/// starts with `id` and is `payload_bytes` long; `produced_id` reads it back.
+pub fn produced_batch(records: u32, id: u64, timestamp: i64, payload_bytes: usize) -> Bytes {
+    assert!(records >= 1 && payload_bytes >= 8);
+    let mut builder = BatchBuilder::new(0, timestamp);
+    let mut value = id.to_be_bytes().to_vec();
+    value.resize(payload_bytes, (id % 251) as u8);
+    builder.push(None, Some(Bytes::from(value)), timestamp);
+    for _ in 1..records {
+        builder.push(None, Some(Bytes::from_static(b"more")), timestamp);
+    }
+    builder.build()
+}
+
+/// The id `produced_batch` put into a batch.
+pub fn produced_id(batch: &[u8]) -> u64 {
+    let (_, records) = decode_records(batch).expect("a batch of real records");
+    let value = records[0].value.as_ref().expect("a value");
+    u64::from_be_bytes(value[..8].try_into().unwrap())
 }
 
 /// The id `batch` put into a batch.

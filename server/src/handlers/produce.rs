@@ -1,14 +1,15 @@
 //! Produce: appends each partition's record batches through the engine,
-//! which validates them (CRC, sizes, idempotent sequences), assigns offsets
-//! and, under flush=always, completes only once they are fsynced. Batches
-//! are stored as sent: compressed batches are never decompressed.
+//! which validates them (CRC, sizes, each record, timestamps, idempotent
+//! sequences), assigns offsets and, under flush=always, completes only once
+//! they are fsynced. Batches are stored as sent (compressed ones too), but
+//! for the max timestamp the leader may stamp in their headers.
 
 use super::{code, str_bytes, Context, Reply};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use ringtail_engine::broker::{Acks, BrokerError, ErrorCode};
+use ringtail_engine::broker::{Acks, BrokerError, ErrorCode, ProduceOutcome};
 use ringtail_engine::group::OFFSETS_TOPIC;
 use ringtail_engine::join::join_in_order;
 use std::time::Duration;
@@ -56,9 +57,8 @@ pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Rep
     Reply::Respond(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
 }
 
-/// One partition's outcome: (index, base offset and log start offset, or
-/// the error).
-type Outcome = (i32, Result<(u64, u64), (i16, String)>);
+/// One partition's outcome: (index, where it landed, or the error).
+type Outcome = (i32, Result<ProduceOutcome, (i16, String)>);
 
 async fn produce_partition(
     ctx: &Context,
@@ -101,7 +101,7 @@ async fn produce_partition(
     }
     .await;
     match result {
-        Ok(outcome) => (index, Ok((outcome.base_offset, outcome.log_start_offset))),
+        Ok(outcome) => (index, Ok(outcome)),
         Err(e) => {
             log_failure(&topic, index, &e);
             (index, Err((code(&e), e.message)))
@@ -121,10 +121,12 @@ fn log_failure(topic: &str, index: i32, e: &BrokerError) {
 fn to_response((index, result): Outcome, version: i16) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
     match result {
-        Ok((base_offset, log_start_offset)) => {
-            let response = response.with_base_offset(base_offset as i64);
+        Ok(outcome) => {
+            let response = response
+                .with_base_offset(outcome.base_offset as i64)
+                .with_log_append_time_ms(outcome.log_append_time);
             if version >= 5 {
-                response.with_log_start_offset(log_start_offset as i64)
+                response.with_log_start_offset(outcome.log_start_offset as i64)
             } else {
                 response
             }

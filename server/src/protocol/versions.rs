@@ -25,8 +25,9 @@ pub const SUPPORTED: [Supported; 21] = [
     api(ApiKey::Produce, 3, 11),
     // Fetch 13+ replaces topic names with ids.
     api(ApiKey::Fetch, 4, 12),
-    // ListOffsets 8+ adds timestamps for tiered storage (-4, -5).
-    api(ApiKey::ListOffsets, 1, 7),
+    // ListOffsets 8-9 add tiered storage's -4 and -5 (answered as a log
+    // with no tiered part); 10 adds a timeout.
+    api(ApiKey::ListOffsets, 1, 9),
     api(ApiKey::Metadata, 0, 12),
     // Consumer groups (Kafka's classic protocol). OffsetCommit 9+ and
     // OffsetFetch 9+ are KIP-848's member epochs; OffsetCommit 0-1 and

@@ -178,14 +178,32 @@ pub fn batch(count: i64, prefix: &str) -> Bytes {
     buf.freeze()
 }
 
-/// A v2 batch flagged with `compression` whose records section is opaque
-/// bytes: the broker must store and return it without looking inside.
-pub fn opaque_compressed_batch(count: i64, compression: Compression) -> Bytes {
+/// A v2 batch of `count` records compressed with `compression`, as a
+/// compressing producer sends it (the broker reads its records to check
+/// them, and stores and returns it as sent).
+pub fn compressed_batch(count: i64, compression: Compression) -> Bytes {
+    use std::io::Write;
     let records: Vec<Record> = (0..count).map(|i| record(i, "k", "v")).collect();
     let mut buf = BytesMut::new();
-    let compressor = |input: &mut BytesMut, out: &mut BytesMut, _: Compression| -> anyhow::Result<()> {
-        out.put_slice(b"not really compressed: ");
-        out.put_slice(input);
+    let compressor = |input: &mut BytesMut, out: &mut BytesMut, c: Compression| -> anyhow::Result<()> {
+        let compressed = match c {
+            Compression::Gzip => {
+                let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gzip.write_all(input)?;
+                gzip.finish()?
+            }
+            Compression::Snappy => snap::raw::Encoder::new().compress_vec(input)?,
+            Compression::Lz4 => {
+                let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                lz4.write_all(input)?;
+                lz4.finish()?
+            }
+            Compression::Zstd => {
+                ruzstd::encoding::compress_to_vec(&input[..], ruzstd::encoding::CompressionLevel::Fastest)
+            }
+            Compression::None => input.to_vec(),
+        };
+        out.put_slice(&compressed);
         Ok(())
     };
     RecordBatchEncoder::encode_with_custom_compression(

@@ -43,15 +43,22 @@ pub fn iter_records(batch: &[u8]) -> Result<(BatchHeader, RecordIter<'_>), Recor
         codec @ 1..=4 => return Err(RecordsError::Compressed(codec)),
         codec => return Err(RecordsError::UnknownCodec(codec)),
     }
-    let iter = RecordIter {
+    Ok((header, iter_checked_records(batch, header)))
+}
+
+/// The records of `batch`, an uncompressed batch that `validate_batch` has
+/// already checked and parsed as `header` (so its CRC is not computed again).
+pub fn iter_checked_records(batch: &[u8], header: BatchHeader) -> RecordIter<'_> {
+    debug_assert_eq!(header.compression(), 0);
+    debug_assert_eq!(batch.len(), header.size_bytes());
+    RecordIter {
         header,
         // validate_batch checked batch.len() == header.size_bytes() >= 61.
         reader: Reader { buf: batch.get(BATCH_HEADER_BYTES..).unwrap_or_default() },
         index: 0,
         count: usize::try_from(header.record_count).unwrap_or(0),
         done: false,
-    };
-    Ok((header, iter))
+    }
 }
 
 /// One record of a v2 batch, borrowing its key, value and headers from the

@@ -18,10 +18,11 @@
 //! Varints are zigzag LEB128 (as protobuf's sint32/sint64): at most 5 bytes
 //! for a varint, 10 for a varlong.
 //!
-//! The broker stores batches exactly as producers send them, compressed or
-//! not, so it never decompresses; the decoder serves the places that need
-//! record contents of uncompressed batches: group replay, the client's
-//! consumer, the simulator's checker, and tests. Decoding treats its input
+//! The broker stores batches as producers send them, compressed or not;
+//! the decoder serves whoever reads records: the leader checking a
+//! produced batch and seeking by time, group replay, the client's
+//! consumer, the simulator's checker, and tests. A compressed batch is
+//! first rewritten uncompressed (`decompress`). Decoding treats its input
 //! as hostile: every count and length is checked against the bytes that
 //! remain before anything is allocated or sliced for it.
 //!
@@ -29,14 +30,16 @@
 //!   records straight into it, and the varint writers.
 //! - `decode`: the one record decoder, reading in place (`iter_records`,
 //!   `RecordRef`), and `decode_records`, which copies out owned `Record`s.
+//! - `decompress`: Kafka's four codecs, read back to an uncompressed batch.
 
 mod build;
 mod decode;
+pub mod decompress;
 #[cfg(test)]
 mod tests;
 
 pub use build::BatchBuilder;
-pub use decode::{decode_records, iter_records, RecordIter, RecordRef};
+pub use decode::{decode_records, iter_checked_records, iter_records, RecordIter, RecordRef};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -44,8 +47,6 @@ use thiserror::Error;
 use super::batch::{BatchError, BatchHeader};
 
 const COMPRESSION_MASK: i16 = 0x07;
-/// Attribute bit 3: timestamps are the broker's append time (`max_timestamp`).
-const TIMESTAMP_LOG_APPEND_TIME: i16 = 0x08;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RecordsError {
@@ -91,7 +92,7 @@ fn absolute_offset(header: &BatchHeader, offset_delta: i32) -> i64 {
 /// With LogAppendTime every record carries the batch's `max_timestamp`,
 /// whatever its delta says, as Kafka reads it.
 fn absolute_timestamp(header: &BatchHeader, timestamp_delta: i64) -> i64 {
-    if header.attributes & TIMESTAMP_LOG_APPEND_TIME != 0 {
+    if header.is_log_append_time() {
         header.max_timestamp
     } else {
         header.base_timestamp.wrapping_add(timestamp_delta)

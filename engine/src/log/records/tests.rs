@@ -3,7 +3,9 @@
 use super::build::{put_varint, put_varlong, unsigned_len, varint_len, zigzag64};
 use super::decode::Reader;
 use super::*;
-use crate::log::batch::{set_base_offset, BATCH_HEADER_BYTES, CRC_START, LOG_OVERHEAD_BYTES};
+use crate::log::batch::{
+    set_base_offset, BATCH_HEADER_BYTES, CRC_START, LOG_OVERHEAD_BYTES, TIMESTAMP_LOG_APPEND_TIME,
+};
 
 fn varint_bytes(v: i32) -> Vec<u8> {
     let mut out = Vec::new();

@@ -1,17 +1,20 @@
 //! Compressed record batches made readable. Producers may compress a
 //! batch's records (gzip, snappy, lz4 or zstd) and the broker stores and
-//! serves them as sent, so a consumer decompresses: each compressed batch is
-//! rewritten as the same batch uncompressed (records decompressed, codec
-//! bits cleared, length and CRC-32C recomputed), after its original CRC has
-//! been checked. Everything downstream then reads one format in place.
+//! serves them as sent; whoever reads the records decompresses them: a
+//! consumer, and the broker when it checks a produced batch or seeks by
+//! time. Each compressed batch is rewritten as the same batch uncompressed
+//! (records decompressed, codec bits cleared, length and CRC-32C
+//! recomputed), after its original CRC has been checked, so everything
+//! downstream reads one format in place.
 //!
 //! The codecs' framing is Kafka's: gzip streams, snappy either raw or in
 //! the xerial framing the Java client writes, LZ4 frames, zstd frames. A
 //! batch that would decompress to more than `BATCH_SIZE_BYTES_MAX` is
-//! refused, so a small hostile batch cannot make the client allocate
-//! without bound.
+//! refused, so a small hostile batch cannot make its reader allocate
+//! without bound. The codecs are pure Rust crates: nothing to link, and
+//! nothing that reads the ambient world.
 
-use ringtail_engine::log::batch::{
+use crate::log::batch::{
     validate_batch, BatchError, BATCH_HEADER_BYTES, BATCH_SIZE_BYTES_MAX, CRC_START, LOG_OVERHEAD_BYTES,
 };
 use std::io::Read;
@@ -132,10 +135,10 @@ fn xerial(stream: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), Decompress
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::log::records::{decode_records, BatchBuilder};
     use bytes::Bytes;
-    use ringtail_engine::log::records::{decode_records, BatchBuilder};
     use std::io::Write;
 
     /// A batch of `values` whose records section is replaced by `compress`'s
@@ -160,11 +163,6 @@ pub(crate) mod tests {
         let (header, records) = decode_records(batch).expect("an uncompressed, valid batch");
         assert_eq!(header.compression(), 0);
         records.iter().map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()).collect()
-    }
-
-    /// A batch of `values`, gzip-compressed, at base offset 0.
-    pub(crate) fn gzip_batch(values: &[&str]) -> Vec<u8> {
-        compressed_batch(values, 1, gzip)
     }
 
     fn gzip(b: &[u8]) -> Vec<u8> {
