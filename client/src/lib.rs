@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod consumer_group;
+pub mod delete_records;
 pub mod error;
 pub mod fetch;
 pub mod fetched;

@@ -260,6 +260,12 @@ async fn fetch_round(
             let hw = u64::try_from(data.high_watermark).unwrap_or(0);
             if let Err(e) = p.append_as_follower(leader, *epoch, records, hw).await {
                 tracing::info!(partition = %tp, leader, error = %e, "appending fetched records failed");
+                continue;
+            }
+            // Records the leader deleted (retention, DeleteRecords) go here
+            // too; the next fetch reports where this log starts now.
+            if let Err(e) = broker.follow_log_start(p, leader, *epoch, leader_start).await {
+                tracing::warn!(partition = %tp, leader, error = %e, "following the leader's log start failed");
             }
         }
     }

@@ -18,6 +18,7 @@
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
 mod cluster;
+pub mod delete_records;
 mod group_compaction;
 pub mod groups;
 mod log_errors;

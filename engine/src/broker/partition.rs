@@ -67,6 +67,9 @@ pub struct Partition<D: Disk> {
     pub(super) high_watermark: watch::Sender<u64>,
     /// The log end after each append here: followers' fetches wait on it.
     pub(super) log_end: watch::Sender<u64>,
+    /// Sent when a replica's log start may have moved, and at role
+    /// changes: DeleteRecords waits on it for the low watermark.
+    pub(super) log_starts: watch::Sender<()>,
     pub(super) producers: Mutex<ProducerStates>,
     /// Leader or follower; never held across an `.await`.
     pub(super) role: Mutex<Role>,
@@ -84,6 +87,7 @@ impl<D: Disk> Partition<D> {
             tp,
             high_watermark: watch::Sender::new(log.log_start_offset()),
             log_end: watch::Sender::new(log.log_end_offset()),
+            log_starts: watch::Sender::new(()),
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
             producers: Mutex::new(producers),

@@ -117,9 +117,10 @@ impl<D: Disk> Partition<D> {
         Ok(())
     }
 
-    /// Wakes acks=all waiters to look at the role again.
+    /// Wakes acks=all and DeleteRecords waiters to look at the role again.
     fn wake_waiters(&self) {
         self.high_watermark.send_modify(|_| {});
+        self.log_starts.send_modify(|_| {});
     }
 
     pub(super) fn check_min_insync(&self) -> Result<(), BrokerError> {
@@ -255,7 +256,7 @@ impl<D: Disk> Partition<D> {
 impl<D: Disk> Partition<D> {
     /// Errors unless this replica still follows `leader` at `epoch`: what
     /// a follower fetched from an old leader must not reach the log.
-    fn check_follows(&self, leader: i32, epoch: i32) -> Result<(), BrokerError> {
+    pub(super) fn check_follows(&self, leader: i32, epoch: i32) -> Result<(), BrokerError> {
         match self.follows() {
             Some(now) if now == (leader, epoch) => Ok(()),
             _ => Err(BrokerError::new(
@@ -349,6 +350,6 @@ async fn after_records_removed<D: Disk>(partition: &Partition<D>) {
     partition.refresh_high_watermark();
 }
 
-fn not_leader(leader: i32) -> BrokerError {
+pub(super) fn not_leader(leader: i32) -> BrokerError {
     BrokerError::new(ErrorCode::NotLeaderOrFollower, format!("this broker follows; {leader} leads"))
 }

@@ -52,12 +52,20 @@ struct Follower {
     last_fetch_ms: i64,
     /// The leader's log end at its last fetch.
     last_fetch_leader_end: u64,
+    /// Its log start as its fetches report it; unknown until one does.
+    log_start: Option<u64>,
 }
 
 impl Follower {
     /// A follower as of `now_ms`: given the full lag time from then.
     fn new(now_ms: i64) -> Follower {
-        Follower { log_end: None, last_caught_up_ms: now_ms, last_fetch_ms: now_ms, last_fetch_leader_end: 0 }
+        Follower {
+            log_end: None,
+            last_caught_up_ms: now_ms,
+            last_fetch_ms: now_ms,
+            last_fetch_leader_end: 0,
+            log_start: None,
+        }
     }
 }
 
@@ -156,6 +164,26 @@ impl LeaderState {
             }
         }
         members
+    }
+
+    /// A follower's fetch reported its log start.
+    pub fn on_follower_log_start(&mut self, replica: i32, log_start: u64) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            f.log_start = Some(f.log_start.map_or(log_start, |s| s.max(log_start)));
+        }
+    }
+
+    /// Kafka's low watermark, given the leader's own log start: the
+    /// smallest log start over the leader and every follower that may be
+    /// in the ISR (one that has not reported under this epoch counts as 0).
+    /// Records below it are gone from every replica that may lead next, so
+    /// DeleteRecords waits for it: a failover cannot bring them back.
+    pub fn low_watermark(&self, leader_start: u64) -> u64 {
+        self.maximal_isr()
+            .iter()
+            .filter(|r| **r != self.me)
+            .map(|r| self.followers.get(r).and_then(|f| f.log_start).unwrap_or(0))
+            .fold(leader_start, u64::min)
     }
 
     /// A follower's log end as last reported, if it fetched this epoch.

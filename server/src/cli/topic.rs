@@ -1,4 +1,4 @@
-//! `ringtail topic create|list|describe|delete`.
+//! `ringtail topic create|list|describe|delete|trim`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +38,19 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and all its records.
     Delete { name: String },
+    /// Delete a topic's records below OFFSET (DeleteRecords), in one
+    /// partition or in each; -1 deletes everything written so far. Offsets
+    /// are never reused: the partition starts at OFFSET from then on.
+    Trim {
+        name: String,
+        /// The first offset to keep, or -1 for the high watermark.
+        #[arg(long, value_name = "OFFSET", allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i64).range(-1..))]
+        before: i64,
+        /// Only this partition (all of them if not given).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        partition: Option<i32>,
+    },
 }
 
 /// `KEY=VALUE`, split at the first `=`; the key must not be empty.
@@ -77,6 +90,21 @@ pub async fn execute<W: Write + ?Sized>(args: TopicArgs, out: &mut W) -> Result<
         TopicCommand::Delete { name } => {
             client.delete_topic(&name).await.map_err(|e| topic_error(&name, e))?;
             write_out(out, format_args!("Deleted topic {name}.\n"))
+        }
+        TopicCommand::Trim { name, before, partition } => {
+            let partitions = match partition {
+                Some(p) => vec![p],
+                None => {
+                    let info = client.describe_topic(&name).await.map_err(|e| topic_error(&name, e))?;
+                    info.partitions.iter().map(|p| p.partition).collect()
+                }
+            };
+            for p in partitions {
+                let start =
+                    client.delete_records(&name, p, before).await.map_err(|e| topic_error(&name, e))?;
+                write_out(out, format_args!("Partition {p} of {name} now starts at offset {start}.\n"))?;
+            }
+            Ok(())
         }
     }
 }

@@ -220,6 +220,9 @@ async fn read_partition(
                 tracing::debug!(topic, partition = index, replica, offset, error = %e, "replica fetch refused");
                 code(&e)
             })?;
+        if let Ok(log_start) = u64::try_from(p.log_start_offset) {
+            partition.note_follower_log_start(replica, log_start);
+        }
         return Ok(PartitionRead {
             records: outcome.records,
             high_watermark: outcome.high_watermark as i64,

@@ -9,6 +9,7 @@
 pub mod api_versions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -103,6 +104,9 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::DeleteTopics(r) => {
             respond(ResponseKind::DeleteTopics(delete_topics::handle(ctx, r, version).await))
         }
+        RequestKind::DeleteRecords(r) => {
+            respond(ResponseKind::DeleteRecords(delete_records::handle(ctx, r).await))
+        }
         RequestKind::DescribeConfigs(r) => {
             respond(ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r, version)))
         }
@@ -167,6 +171,9 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         }
         ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code != 0),
         ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code != 0),
+        ResponseKind::DeleteRecords(r) => {
+            r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
+        }
         ResponseKind::DescribeConfigs(r) => r.results.iter().any(|t| t.error_code != 0),
         ResponseKind::InitProducerId(r) => r.error_code != 0,
         ResponseKind::OffsetForLeaderEpoch(r) => {

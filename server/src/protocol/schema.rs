@@ -124,6 +124,14 @@ const DELETE_TOPICS: &[Field] = &[
     all(Int32),                               // timeout_ms
 ];
 
+const DELETE_RECORDS: &[Field] = &[
+    all(Structs(&[
+        all(Str),                                // name
+        all(Structs(&[all(Int32), all(Int64)])), // partitions: index, offset
+    ])),
+    all(Int32), // timeout_ms
+];
+
 const DESCRIBE_CONFIGS: &[Field] = &[
     all(Structs(&[all(Int8), all(Str), all(Array(&Str))])),
     from(1, Bool), // include_synonyms
@@ -248,6 +256,7 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::ListOffsets => LIST_OFFSETS,
         ApiKey::CreateTopics => CREATE_TOPICS,
         ApiKey::DeleteTopics => DELETE_TOPICS,
+        ApiKey::DeleteRecords => DELETE_RECORDS,
         ApiKey::DescribeConfigs => DESCRIBE_CONFIGS,
         ApiKey::InitProducerId => INIT_PRODUCER_ID,
         ApiKey::OffsetForLeaderEpoch => OFFSET_FOR_LEADER_EPOCH,

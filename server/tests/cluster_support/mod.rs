@@ -285,7 +285,7 @@ pub fn isr_whole(topic: &TopicInfo) -> bool {
         })
 }
 
-/// Every record of `topic`-`partition` from offset 0 up to the high
+/// Every record of `topic`-`partition` from its log start up to the high
 /// watermark its leader reports, read with `node` as the bootstrap (the
 /// client routes each fetch to the partition's leader).
 pub async fn read_partition(
@@ -296,7 +296,7 @@ pub async fn read_partition(
     let client = Client::connect(&node.kafka, ClientConfig::default()).await?;
     let options = FetchOptions { max_wait: Duration::from_millis(100), ..FetchOptions::default() };
     let mut records = Vec::new();
-    let mut offset = 0;
+    let mut offset = client.list_offset(topic, partition, ringtail_client::OffsetSpec::Earliest).await?;
     loop {
         let position = FetchPosition { partition, offset };
         let fetched = client.fetch(topic, &[position], &options).await?;
@@ -310,7 +310,7 @@ pub async fn read_partition(
     }
 }
 
-/// Every record value of `topic`-0 from offset 0, read from its leader.
+/// Every record value of `topic`-0 from its log start, read from its leader.
 pub async fn consume_all(node: &Node, topic: &str) -> Vec<Bytes> {
     let records = read_partition(node, topic, 0).await.unwrap();
     records.into_iter().filter_map(|r| r.value).collect()

@@ -158,6 +158,26 @@ fn fetches_from_strangers_or_past_the_log_end_are_refused() {
 }
 
 #[test]
+fn the_low_watermark_waits_for_every_follower_that_may_be_in_the_isr() {
+    let mut l = leader(&[1, 2], 100, 100);
+    assert_eq!(l.low_watermark(50), 0, "2 has not reported its log start under this epoch");
+    l.on_follower_log_start(2, 30);
+    assert_eq!(l.low_watermark(50), 30);
+    l.on_follower_log_start(3, 10);
+    assert_eq!(l.low_watermark(50), 30, "3 is outside the ISR: it cannot lead next");
+    l.on_follower_log_start(2, 20);
+    assert_eq!(l.low_watermark(50), 30, "a stale report does not move it back");
+    l.on_follower_log_start(2, 70);
+    assert_eq!(l.low_watermark(50), 50, "the leader's own start bounds it too");
+    // 3 asked in: until the image settles that, it counts.
+    l.on_follower_fetch(3, 100, 100, 1).unwrap();
+    l.wanted_isr(1).expect("3 joins");
+    assert_eq!(l.low_watermark(50), 10);
+    l.on_follower_log_start(7, 0);
+    assert_eq!(l.low_watermark(50), 10, "a stranger's report is ignored");
+}
+
+#[test]
 fn min_insync_counts_the_committed_isr() {
     let mut l = leader(&[1, 2], 100, 100);
     assert!(l.enough_in_sync(2) && !l.enough_in_sync(3));

@@ -156,6 +156,21 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
             }
             encode(&r, v)
         }
+        ApiKey::DeleteRecords => {
+            let partition = delete_records_request::DeleteRecordsPartition::default()
+                .with_partition_index(3)
+                .with_offset(-1)
+                .with_unknown_tagged_fields(t(tags()));
+            let topic = delete_records_request::DeleteRecordsTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![partition.clone(), partition])
+                .with_unknown_tagged_fields(t(tags()));
+            let r = DeleteRecordsRequest::default()
+                .with_topics(vec![topic.clone(), topic.with_partitions(Vec::new())])
+                .with_timeout_ms(100)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
         ApiKey::DescribeConfigs => {
             let resource = describe_configs_request::DescribeConfigsResource::default()
                 .with_resource_type(2)
