@@ -8,7 +8,7 @@
 //! Engine calls are awaited to completion, never raced against the timer or
 //! the shutdown signal: dropping one half-way could poison a log.
 
-use crate::disk_space::{free_bytes, LowSpace};
+use crate::disk_space::LowSpace;
 use crate::metered_disk::ServerBroker;
 use ringtail_engine::log::FlushPolicy;
 use ringtail_engine::watch;
@@ -43,6 +43,9 @@ pub async fn tick_groups(broker: Arc<ServerBroker>, mut shutdown: watch::Receive
 pub struct DiskWatch {
     pub data_dir: PathBuf,
     pub warn_below_bytes: u64,
+    /// Looked at every upkeep, so that produce resumes and the reserve
+    /// returns once space is freed even while no one produces.
+    pub guard: Arc<crate::disk_space::DiskGuard>,
 }
 
 /// Runs until `shutdown` turns true.
@@ -70,7 +73,7 @@ pub async fn run(
                 if reopened > 0 {
                     tracing::info!(partitions = reopened, "reopened poisoned logs; they take writes again");
                 }
-                low_space.observe(&disk.data_dir, free_bytes(&disk.data_dir), disk.warn_below_bytes);
+                low_space.observe(&disk.data_dir, disk.guard.refresh(), disk.warn_below_bytes);
             }
             _ = flushes.tick(), if flush_ms.is_some() => flush_due(&broker).await,
             _ = crate::shutdown::signalled(&mut shutdown) => return,

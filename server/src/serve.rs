@@ -203,8 +203,14 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let (shutdown_tx, shutdown) = watch::channel(false);
     let shutdown_tx = Arc::new(shutdown_tx);
     let stop_self = shutdown_tx.clone();
+    let disk_guard = Arc::new(crate::disk_space::DiskGuard::new(
+        &config.data_dir,
+        config.disk_min_free_bytes,
+        config.disk_reserve_bytes,
+    ));
     let ctx = Arc::new(Context {
         broker: broker.clone(),
+        disk_guard: disk_guard.clone(),
         metrics: metrics.clone(),
         limits: config.limits,
         shutdown: shutdown.clone(),
@@ -228,6 +234,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let disk_watch = maintenance::DiskWatch {
         data_dir: config.data_dir.clone(),
         warn_below_bytes: config.disk_free_warn_bytes,
+        guard: disk_guard,
     };
     let maintaining =
         tokio::spawn(maintenance::run(broker.clone(), config.flush, disk_watch, shutdown.clone()));

@@ -78,7 +78,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 22] = [
+const FILE_KEYS: [&str; 24] = [
     "data-dir",
     "listen",
     "advertise",
@@ -101,6 +101,8 @@ const FILE_KEYS: [&str; 22] = [
     "auto-leader-rebalance-enable",
     "leader-imbalance-check-interval-ms",
     "disk-free-warn-bytes",
+    "disk-min-free-bytes",
+    "disk-reserve-bytes",
 ];
 
 fn scalar(value: &toml::Value) -> Option<String> {

@@ -124,6 +124,19 @@ pub struct ServeArgs {
     /// [default: 1073741824]
     #[arg(long, value_name = "BYTES")]
     pub disk_free_warn_bytes: Option<String>,
+    /// Refuse produce (KAFKA_STORAGE_ERROR) while the data directory's disk
+    /// has less than this free, so that a full disk never half-writes a
+    /// batch and fetches, offset commits and deletes keep working; produce
+    /// resumes by itself once space is freed (0: never refuse)
+    /// [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub disk_min_free_bytes: Option<String>,
+    /// Space set aside in the data directory at start-up (a file) and
+    /// given back when produce is refused for space, for what must still be
+    /// written then: offset commits, metadata, checkpoints (0: none)
+    /// [default: 16777216]
+    #[arg(long, value_name = "BYTES")]
+    pub disk_reserve_bytes: Option<String>,
 }
 
 /// A quorum voter named by `--controllers`.
@@ -192,6 +205,10 @@ pub struct ServeConfig {
     /// Free bytes on the data directory's disk under which the upkeep
     /// warns; 0 never.
     pub disk_free_warn_bytes: u64,
+    /// Free bytes under which produce is refused; 0 never.
+    pub disk_min_free_bytes: u64,
+    /// Bytes of the reserve file; 0 none.
+    pub disk_reserve_bytes: u64,
 }
 
 impl ServeConfig {
@@ -349,6 +366,16 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         1 << 30,
         |v| parse_bytes(v).map(|b| b as u64),
     )?;
+    let disk_min_free_bytes = value(
+        "disk-min-free-bytes",
+        get("disk-min-free-bytes", &args.disk_min_free_bytes)?,
+        64 << 20,
+        |v| parse_bytes(v).map(|b| b as u64),
+    )?;
+    let disk_reserve_bytes =
+        value("disk-reserve-bytes", get("disk-reserve-bytes", &args.disk_reserve_bytes)?, 16 << 20, |v| {
+            parse_bytes(v).map(|b| b as u64)
+        })?;
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
@@ -376,6 +403,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         replication: ReplicationConfig { lag_time_max_ms: replica_lag_time_max_ms },
         leader_rebalance_interval_ms: auto_leader_rebalance.then_some(leader_imbalance_check_interval_ms),
         disk_free_warn_bytes,
+        disk_min_free_bytes,
+        disk_reserve_bytes,
     })
 }
 

@@ -44,6 +44,8 @@ use std::sync::Arc;
 /// What every handler may use.
 pub struct Context {
     pub broker: Arc<ServerBroker>,
+    /// Refuses produce on a disk nearly full (see `disk_space`).
+    pub disk_guard: Arc<crate::disk_space::DiskGuard>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     /// Turns true when the server is shutting down: long polls end early.

@@ -81,6 +81,10 @@ async fn produce_partition(
         let message = "transactions are not supported".to_string();
         return (index, Err((ResponseError::InvalidRequest.code(), message)));
     }
+    let bytes = records.as_ref().map_or(0, |r| r.len() as u64);
+    if let Err(message) = ctx.disk_guard.admit(bytes) {
+        return (index, Err((ResponseError::KafkaStorageError.code(), message)));
+    }
     let result = async {
         let partition = ctx.broker.leader_partition(&topic, index)?;
         // No record batches at all is refused by the engine (INVALID_RECORD).
