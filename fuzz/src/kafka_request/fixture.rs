@@ -11,6 +11,7 @@ use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::{AnyDisk, StdDisk};
 use ringtail_engine::log::records::BatchBuilder;
 use ringtail_engine::log::{LogConfig, TopicPartition};
+use ringtail_server::disk_space::DiskGuard;
 use ringtail_server::handlers::Context;
 use ringtail_server::limits::Limits;
 use ringtail_server::metered_disk::{MeteredDisk, ServerBroker};
@@ -93,8 +94,14 @@ impl Fixture {
         }
         let broker = Arc::new(broker);
         let (shutdown_tx, shutdown) = ringtail_engine::watch::channel(false);
-        let ctx =
-            Context { broker: broker.clone(), metrics, limits: Limits::default(), shutdown, observer: None };
+        let ctx = Context {
+            broker: broker.clone(),
+            disk_guard: Arc::new(DiskGuard::disabled()),
+            metrics,
+            limits: Limits::default(),
+            shutdown,
+            observer: None,
+        };
         Fixture { dir, broker, ctx, auto_create, fix_crc: false, _shutdown: shutdown_tx }
     }
 
