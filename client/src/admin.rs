@@ -1,17 +1,25 @@
-//! Topic administration: create, delete, list, describe, configs.
+//! Topic administration: create, grow, delete, list, describe, configs.
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, TopicName};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::Client;
 use super::error::{check, ClientError, Result};
 use super::metadata::TopicInfo;
 
-/// DescribeConfigs' resource type for topics.
+/// DescribeConfigs' and IncrementalAlterConfigs' resource type for topics.
 const RESOURCE_TYPE_TOPIC: i8 = 2;
+/// IncrementalAlterConfigs' operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
 
 /// A topic to create. `None` leaves the choice to the broker's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +28,19 @@ pub struct NewTopic {
     pub partitions: Option<i32>,
     pub replication_factor: Option<i16>,
     pub configs: Vec<(String, String)>,
+}
+
+/// One change of a topic config (IncrementalAlterConfigs' SET and DELETE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    Set {
+        key: String,
+        value: String,
+    },
+    /// Back to the broker's default.
+    Delete {
+        key: String,
+    },
 }
 
 /// One topic configuration entry as the broker reports it.
@@ -121,6 +142,73 @@ impl Client {
             })?;
         check(result.error_code, result.error_message.as_ref().map(|m| m.as_str()), || {
             format!("delete topic {name}")
+        })
+    }
+
+    /// Grows the topic to `count` partitions (CreatePartitions); the
+    /// broker places them.
+    pub async fn create_partitions(&self, name: &str, count: i32) -> Result<()> {
+        let timeout_ms = self.timeout_ms();
+        let request = |_version| {
+            let topic = CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+                .with_count(count)
+                .with_assignments(None);
+            CreatePartitionsRequest::default().with_topics(vec![topic]).with_timeout_ms(timeout_ms)
+        };
+        let response = self
+            .with_retries(None, false, || async {
+                self.controller_connection().await?.request(request).await
+            })
+            .await?;
+        let result = response.results.iter().find(|t| t.name.0.as_str() == name).ok_or_else(|| {
+            ClientError::Protocol {
+                addr: "controller".to_owned(),
+                reason: format!("CreatePartitions response does not mention {name}"),
+            }
+        })?;
+        check(result.error_code, result.error_message.as_ref().map(|m| m.as_str()), || {
+            format!("create partitions of {name}")
+        })
+    }
+
+    /// Changes some of the topic's configs (IncrementalAlterConfigs),
+    /// leaving the others as they are.
+    pub async fn alter_topic_configs(&self, name: &str, ops: &[AlterConfigOp]) -> Result<()> {
+        let request = |_version| {
+            let configs = ops
+                .iter()
+                .map(|op| {
+                    let (key, operation, value) = match op {
+                        AlterConfigOp::Set { key, value } => (key, OP_SET, Some(value)),
+                        AlterConfigOp::Delete { key } => (key, OP_DELETE, None),
+                    };
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(key.clone()))
+                        .with_config_operation(operation)
+                        .with_value(value.map(|v| StrBytes::from_string(v.clone())))
+                })
+                .collect();
+            let resource = AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TYPE_TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configs(configs);
+            IncrementalAlterConfigsRequest::default().with_resources(vec![resource])
+        };
+        let response = self
+            .with_retries(None, false, || async {
+                self.controller_connection().await?.request(request).await
+            })
+            .await?;
+        let result =
+            response.responses.iter().find(|r| r.resource_name.as_str() == name).ok_or_else(|| {
+                ClientError::Protocol {
+                    addr: "controller".to_owned(),
+                    reason: format!("IncrementalAlterConfigs response does not mention {name}"),
+                }
+            })?;
+        check(result.error_code, result.error_message.as_ref().map(|m| m.as_str()), || {
+            format!("alter configs of {name}")
         })
     }
 

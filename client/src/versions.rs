@@ -20,6 +20,8 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     // Idempotent producers: an id and epoch, no transactions.
     (ApiKey::InitProducerId, 0, 4),
     // Consumer groups (the classic protocol). FindCoordinator stops at 4

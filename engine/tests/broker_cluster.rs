@@ -131,6 +131,27 @@ impl ControllerLink for Quorum {
         })
     }
 
+    fn create_partitions(&self, name: String, count: i32) -> LinkFuture<'_, ()> {
+        Box::pin(async move {
+            let record = plan::create_partitions(&self.image(), &name, count)?;
+            self.commit(&[record]).await;
+            Ok(())
+        })
+    }
+
+    fn alter_topic_configs(
+        &self,
+        name: String,
+        expected: BTreeMap<String, String>,
+        configs: BTreeMap<String, String>,
+    ) -> LinkFuture<'_, ()> {
+        Box::pin(async move {
+            let record = plan::alter_topic_configs(&self.image(), &name, expected, configs)?;
+            self.commit(&[record]).await;
+            Ok(())
+        })
+    }
+
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {
         Box::pin(async move {
             let image = self.image();
@@ -429,5 +450,89 @@ fn a_follower_below_the_leaders_log_start_starts_over_there() {
         assert!(p1.log.log_start_offset() <= end, "nothing at or above the high watermark deleted");
         let fetched = p1.replica_fetch(2, end as i64, 1 << 20, b1.now_ms()).await.unwrap();
         assert!(!fetched.records.is_empty());
+    });
+}
+
+/// Topic changes through the quorum reach every broker following it: a
+/// growth asked at one broker gives the new partitions leaders on both,
+/// which take records; a config change asked at the other applies to the
+/// running logs of every replica (retention) and to the leader's
+/// acks=all check (`min.insync.replicas`); a restart keeps both. Asked
+/// from a stale view, a growth or a change is refused, not applied twice.
+#[test]
+fn partitions_and_configs_change_through_the_quorum() {
+    use ringtail_engine::broker::topic_configs::{ConfigChange, ConfigOp};
+    runtime().block_on(async {
+        let quorum = Quorum::new("c1", 2);
+        let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
+        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
+        for b in [&b1, &b2] {
+            b.set_incarnation(1);
+            quorum.serve(b);
+        }
+        quorum.commit(&[]).await;
+        b1.create_topic(new_topic("g", 1, Some(2)), false).await.unwrap();
+        let would = b2.create_partitions("g", 3, true).await.unwrap();
+        assert_eq!((would.partitions.len(), quorum.image().topics["g"].partitions.len()), (3, 1));
+
+        b1.create_partitions("g", 3, false).await.unwrap();
+        let image = quorum.image();
+        let leaders: Vec<i32> = image.topics["g"].partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, [1, 2, 1], "the new partitions continue the stripe");
+        for b in [&b1, &b2] {
+            assert_eq!(b.topics()["g"].partitions.len(), 3, "broker {} follows the growth", b.node_id());
+            assert!(b.partition("g", 2).is_some(), "broker {} hosts the new replicas", b.node_id());
+        }
+        for (p, leader) in [(1, &b2), (2, &b1)] {
+            let partition = leader.leader_partition("g", p).unwrap();
+            partition.produce(produced_batch(1, 70 + p as u64, T0, 50), Acks::Leader).await.unwrap();
+            let read = partition.fetch(0, 1 << 20).await.unwrap();
+            let ids: Vec<u64> = batches(&read.records).iter().map(|(_, b)| produced_id(b)).collect();
+            assert_eq!(ids, [70 + p as u64]);
+        }
+        let again = b2.create_partitions("g", 3, false).await.unwrap_err();
+        assert_eq!(
+            (again.code, again.message.as_str()),
+            (ErrorCode::InvalidPartitions, "Topic already has 3 partition(s).")
+        );
+
+        let set = |key: &str, value: &str| ConfigOp::Set { key: key.into(), value: value.into() };
+        let change =
+            ConfigChange::Incremental(vec![set("retention.ms", "5000"), set("min.insync.replicas", "2")]);
+        let bad = ConfigChange::Incremental(vec![set("retention.ms", "never")]);
+        assert_eq!(
+            b2.alter_topic_configs("g", &bad, false).await.unwrap_err().code,
+            ErrorCode::InvalidConfig
+        );
+        b2.alter_topic_configs("g", &change, false).await.unwrap();
+        assert_eq!(quorum.image().topics["g"].configs.len(), 2);
+        for b in [&b1, &b2] {
+            for p in 0..3 {
+                let log = b.partition("g", p).unwrap().log.clone();
+                assert_eq!(log.config().retention_ms, Some(5000), "broker {} g-{p}", b.node_id());
+            }
+        }
+        let p0 = b1.leader_partition("g", 0).unwrap();
+        assert_eq!(p0.isr(), Some(vec![1]), "broker 2 has not caught up");
+        let short = p0.produce(produced_batch(1, 80, T0, 50), Acks::All).await.unwrap_err();
+        assert_eq!(short.code, ErrorCode::NotEnoughReplicas, "the leader reads the new minimum");
+        // Computed from overrides the quorum has since changed: refused.
+        let stale =
+            quorum.alter_topic_configs("g".into(), BTreeMap::new(), BTreeMap::new()).await.unwrap_err();
+        assert_eq!(stale.code, ErrorCode::InvalidUpdateVersion);
+        let delete = ConfigChange::Incremental(vec![ConfigOp::Delete { key: "min.insync.replicas".into() }]);
+        b1.alter_topic_configs("g", &delete, false).await.unwrap();
+        p0.produce(produced_batch(1, 81, T0, 50), Acks::All).await.unwrap();
+
+        for b in [&b1, &b2] {
+            b.close().await.unwrap();
+        }
+        drop((p0, b1, b2));
+        for (disk, id) in [(&disk1, 1), (&disk2, 2)] {
+            let b = open(disk, id).await;
+            assert_eq!(b.topics()["g"].partitions.len(), 3, "broker {id} after a restart");
+            assert_eq!(b.topics()["g"].configs.get("retention.ms").map(String::as_str), Some("5000"));
+            assert_eq!(b.partition("g", 2).unwrap().log.config().retention_ms, Some(5000));
+        }
     });
 }

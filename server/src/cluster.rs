@@ -1,8 +1,8 @@
 //! A server that is a member of a cluster (`--controllers`): its
 //! controller voter if it is one, and its broker's side of the quorum:
 //! registering and heartbeating (so it is unfenced and stays so),
-//! following the metadata image, and the `ControllerLink` its topic and
-//! producer-id changes go through.
+//! following the metadata image, and the `ControllerLink` its topic,
+//! partition, config and producer-id changes go through.
 //!
 //! Start-up waits until the broker has followed a first image: a broker
 //! answers clients from the cluster's metadata, never from a stale or
@@ -363,6 +363,19 @@ impl ControllerLink for Link {
 
     fn delete_topic(&self, name: String) -> LinkFuture<'_, ()> {
         Box::pin(self.change(Ask::DeleteTopic { name }))
+    }
+
+    fn create_partitions(&self, name: String, count: i32) -> LinkFuture<'_, ()> {
+        Box::pin(self.change(Ask::CreatePartitions { name, count }))
+    }
+
+    fn alter_topic_configs(
+        &self,
+        name: String,
+        expected: BTreeMap<String, String>,
+        configs: BTreeMap<String, String>,
+    ) -> LinkFuture<'_, ()> {
+        Box::pin(self.change(Ask::AlterTopicConfigs { name, expected, configs }))
     }
 
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {

@@ -211,6 +211,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let ctx = Arc::new(Context {
         broker: broker.clone(),
         disk_guard: disk_guard.clone(),
+        fetch_sessions: Default::default(),
         metrics: metrics.clone(),
         limits: config.limits,
         shutdown: shutdown.clone(),

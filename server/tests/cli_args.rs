@@ -114,6 +114,36 @@ fn bad_topic_arguments_are_usage_errors() {
 }
 
 #[test]
+fn topic_create_partitions_and_alter_config_parse_and_refuse_bad_lines() {
+    let args = topic("ringtail topic create-partitions orders --count 6 --bootstrap h:1");
+    assert_eq!(args.command, TopicCommand::CreatePartitions { name: "orders".into(), count: 6 });
+    assert_eq!(args.bootstrap, "h:1");
+    let args =
+        topic("ringtail topic alter-config orders --set retention.ms=1000 --delete segment.ms --set k=a=b");
+    assert_eq!(
+        args.command,
+        TopicCommand::AlterConfig {
+            name: "orders".into(),
+            set: vec![("retention.ms".into(), "1000".into()), ("k".into(), "a=b".into())],
+            delete: vec!["segment.ms".into()],
+        }
+    );
+    let only_delete = topic("ringtail topic alter-config orders --delete retention.ms").command;
+    assert!(matches!(only_delete, TopicCommand::AlterConfig { set, .. } if set.is_empty()));
+    for line in [
+        "ringtail topic create-partitions orders",
+        "ringtail topic create-partitions orders --count 0",
+        "ringtail topic create-partitions --count 3",
+        "ringtail topic alter-config orders",
+        "ringtail topic alter-config orders --set novalue",
+        "ringtail topic alter-config --set a=b",
+    ] {
+        let err = parse(line).expect_err(line);
+        assert_eq!(err.exit_code(), 2, "{line}: {err}");
+    }
+}
+
+#[test]
 fn config_values_may_contain_equals_signs() {
     let args = topic("ringtail topic create t --config k=a=b");
     let TopicCommand::Create { configs, .. } = args.command else { panic!("create") };

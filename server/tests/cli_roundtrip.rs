@@ -230,3 +230,47 @@ async fn consume_from_latest_skips_earlier_records() {
     assert_eq!(out, b"new\n");
     server.stop().await;
 }
+
+/// `topic create-partitions` grows a topic whose new partition then takes
+/// lines and gives them back; `topic alter-config` sets and deletes
+/// configs, which `topic describe` shows; a shrink, a bad value and an
+/// unknown topic are runtime errors that name the Kafka error and change
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_partitions_and_alter_config() {
+    let server = TestServer::start("topic-changes").await;
+    server.topic(create("grows", 1)).await.expect("create");
+    let grow = |count| TopicCommand::CreatePartitions { name: "grows".into(), count };
+    let grown = server.topic(grow(3)).await.expect("create-partitions");
+    assert_eq!(grown, "Topic grows now has 3 partitions.\n");
+    let described = server.topic(TopicCommand::Describe { name: "grows".into() }).await.expect("describe");
+    assert!(described.contains("PartitionCount: 3"), "{described}");
+    assert!(described.contains("\tPartition: 2\tLeader: 1\tReplicas: 1\tIsr: 1"), "{described}");
+    let to_new = ProduceArgs { partition: Some(2), ..server.produce_args("grows") };
+    produce_from(to_new, Cursor::new(b"into the new partition\n".to_vec())).await.expect("produce");
+    let args = ConsumeArgs { partition: Some(2), ..server.consume_args("grows", 1) };
+    assert_eq!(server.consume(args).await, "into the new partition\n");
+    let shrink = server.topic(grow(2)).await.unwrap_err();
+    assert!(shrink.message().contains("INVALID_PARTITIONS"), "{shrink}");
+    let missing = server.topic(TopicCommand::CreatePartitions { name: "nope".into(), count: 2 }).await;
+    assert!(missing.unwrap_err().message().contains("does not exist"));
+
+    let alter = |set: &[(&str, &str)], delete: &[&str]| TopicCommand::AlterConfig {
+        name: "grows".into(),
+        set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        delete: delete.iter().map(|k| k.to_string()).collect(),
+    };
+    let describe = || server.topic(TopicCommand::Describe { name: "grows".into() });
+    let altered = server.topic(alter(&[("retention.ms", "5000"), ("segment.ms", "60000")], &[])).await;
+    assert_eq!(altered.expect("alter-config"), "Altered configs of topic grows.\n");
+    let described = describe().await.expect("describe");
+    assert!(described.contains("retention.ms=5000") && described.contains("segment.ms=60000"), "{described}");
+    let bad = server.topic(alter(&[("retention.ms", "soon")], &[])).await.unwrap_err();
+    assert!(bad.message().contains("INVALID_CONFIG"), "{bad}");
+    assert!(describe().await.expect("describe").contains("retention.ms=5000"), "a refusal changes nothing");
+    server.topic(alter(&[], &["retention.ms"])).await.expect("delete a config");
+    let described = describe().await.expect("describe");
+    assert!(described.contains("retention.ms=604800000"), "back to the default: {described}");
+    assert!(described.contains("segment.ms=60000"), "the other config kept: {described}");
+    server.stop().await;
+}

@@ -1,6 +1,6 @@
 //! A broker in a cluster: its metadata follows the controller quorum's
-//! image instead of being its own, and its changes (topics, producer id
-//! blocks) go through the quorum.
+//! image instead of being its own, and its changes (topics, partitions,
+//! topic configs, producer id blocks) go through the quorum.
 //!
 //! The owner (the server, the simulator) carries requests to the quorum
 //! (`ControllerLink`) and hands every newer image it fetches to
@@ -49,6 +49,20 @@ pub trait ControllerLink: Send + Sync + 'static {
     ) -> LinkFuture<'_, ()>;
 
     fn delete_topic(&self, name: String) -> LinkFuture<'_, ()>;
+
+    /// Grows topic `name` to `count` partitions (Kafka's CreatePartitions),
+    /// placed by the controller.
+    fn create_partitions(&self, name: String, count: i32) -> LinkFuture<'_, ()>;
+
+    /// Topic `name`'s config overrides become `configs`, if the quorum's
+    /// are still `expected` (those the change was computed from here);
+    /// INVALID_UPDATE_VERSION otherwise.
+    fn alter_topic_configs(
+        &self,
+        name: String,
+        expected: BTreeMap<String, String>,
+        configs: BTreeMap<String, String>,
+    ) -> LinkFuture<'_, ()>;
 
     /// A block of producer ids no other broker is given: `(first, count)`.
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)>;

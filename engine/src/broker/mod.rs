@@ -13,11 +13,14 @@
 //!   producer state; produce and fetch.
 //! - `producers`: idempotent-producer sequence tracking.
 //! - `topics`: create, delete, auto-create, describe configs.
+//! - `create_partitions`: growing a topic; `topic_configs`: changing its
+//!   configs while it runs (AlterConfigs, IncrementalAlterConfigs).
 //!
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
 mod cluster;
+mod create_partitions;
 pub mod delete_records;
 mod group_compaction;
 pub mod groups;
@@ -26,6 +29,7 @@ pub mod metadata;
 pub mod partition;
 pub mod producers;
 pub mod replication;
+pub mod topic_configs;
 pub mod topics;
 
 // The codes live in the leaf `crate::error`; re-exported here, where the
@@ -252,8 +256,8 @@ impl<D: Disk> Broker<D> {
     }
 
     /// Opens the logs of every partition the metadata places here, deletes
-    /// logs it no longer places here, and moves hosted partitions to the
-    /// metadata's leader epochs.
+    /// logs it no longer places here, moves hosted partitions to the
+    /// metadata's leader epochs, and gives them their topic's configs.
     async fn sync_partitions_with_metadata(&self) -> Result<(), OpenError> {
         type Wanted = (LogConfig, PartitionAssignment, usize);
         let wanted: BTreeMap<TopicPartition, Wanted> = {
@@ -283,7 +287,20 @@ impl<D: Disk> Broker<D> {
         for (tp, (config, assignment, min_insync)) in wanted {
             let hosted = self.partitions().get(&tp).cloned();
             let partition = match hosted {
-                Some(p) => p,
+                Some(p) => {
+                    // A config change (AlterConfigs) reaches the running log;
+                    // it was validated before it was agreed, so a refusal
+                    // here would be a bug, and it must not stop the rest.
+                    if p.log.config() != config {
+                        match p.log.set_config(config) {
+                            Ok(()) => tracing::info!(partition = %tp, "applied a new log config"),
+                            Err(e) => {
+                                tracing::error!(partition = %tp, error = %e, "a new log config refused")
+                            }
+                        }
+                    }
+                    p
+                }
                 None => {
                     let log = self.logs.get_or_create(&tp, config).await?;
                     log.set_config(config).map_err(OpenError::Config)?;

@@ -2,7 +2,7 @@
 //! describe configs, and producer id allocation.
 
 use super::metadata::{PartitionAssignment, TopicState};
-use super::Broker;
+use super::{Broker, BrokerEndpoint};
 use crate::error::{BrokerError, ErrorCode};
 use crate::group::is_internal_topic;
 use crate::io::Disk;
@@ -80,6 +80,26 @@ fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// Partition `partition`'s replicas on a broker that places topics itself
+/// (a single node): leaders spread over the brokers, and the replicas
+/// follow the leader.
+pub(super) fn place(
+    partition: u32,
+    replication_factor: i16,
+    brokers: &[BrokerEndpoint],
+) -> PartitionAssignment {
+    let replicas: Vec<i32> = (0..replication_factor as usize)
+        .map(|r| brokers[(partition as usize + r) % brokers.len()].node_id)
+        .collect();
+    PartitionAssignment {
+        leader: replicas[0],
+        leader_epoch: 0,
+        isr: replicas.clone(),
+        replicas,
+        partition_epoch: 0,
+    }
+}
+
 impl<D: Disk> Broker<D> {
     /// Creates a topic: validates it, persists the metadata, opens its logs.
     /// The internal `__consumer_offsets` is the group coordinator's to
@@ -115,20 +135,7 @@ impl<D: Disk> Broker<D> {
         let brokers = self.brokers();
         let topic = TopicState {
             topic_id: format!("{:016x}{:016x}", self.entropy.next_u64(), self.entropy.next_u64()),
-            partitions: (0..partitions)
-                .map(|p| {
-                    // Spread leaders over brokers; replicas follow the leader.
-                    let replicas: Vec<i32> =
-                        (0..rf as usize).map(|r| brokers[(p as usize + r) % brokers.len()].node_id).collect();
-                    PartitionAssignment {
-                        leader: replicas[0],
-                        leader_epoch: 0,
-                        isr: replicas.clone(),
-                        replicas,
-                        partition_epoch: 0,
-                    }
-                })
-                .collect(),
+            partitions: (0..partitions).map(|p| place(p, rf, &brokers)).collect(),
             configs: request.configs.clone(),
         };
         if validate_only {
@@ -167,7 +174,15 @@ impl<D: Disk> Broker<D> {
             let msg = format!("replication factor {rf} needs {rf} live brokers, {live} available");
             return Err(BrokerError::new(ErrorCode::InvalidReplicationFactor, msg));
         }
-        for (key, value) in &request.configs {
+        self.check_topic_configs(&request.configs)?;
+        Ok((partitions, rf))
+    }
+
+    /// Validates a topic's whole set of config overrides: each key known,
+    /// broker-only values checked, and the log config they make. The one
+    /// check for CreateTopics, AlterConfigs and IncrementalAlterConfigs.
+    pub(super) fn check_topic_configs(&self, configs: &BTreeMap<String, String>) -> Result<(), BrokerError> {
+        for (key, value) in configs {
             if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
                 return Err(BrokerError::new(
                     ErrorCode::InvalidConfig,
@@ -176,8 +191,8 @@ impl<D: Disk> Broker<D> {
             }
             check_broker_only(key, value).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
         }
-        self.log_config(&request.configs).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
-        Ok((partitions, rf))
+        self.log_config(configs).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
+        Ok(())
     }
 
     /// Creates `name` with the defaults if it does not exist and the broker

@@ -99,6 +99,26 @@ impl MetadataImage {
                     _ => false,
                 }
             }
+            MetadataRecord::CreatePartitions { topic_id, first, partitions } => {
+                let topic = self.topics.values_mut().find(|t| t.topic_id == *topic_id);
+                match topic {
+                    Some(t) if usize::try_from(*first).is_ok_and(|f| f == t.partitions.len()) => {
+                        t.partitions.extend(partitions.iter().cloned());
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            MetadataRecord::TopicConfigs { topic_id, expected, configs } => {
+                let topic = self.topics.values_mut().find(|t| t.topic_id == *topic_id);
+                match topic {
+                    Some(t) if t.configs == *expected => {
+                        t.configs = configs.clone();
+                        true
+                    }
+                    _ => false,
+                }
+            }
         }
     }
 
@@ -178,5 +198,49 @@ mod tests {
         image.apply(&MetadataRecord::DeleteTopic { name: "t".into(), topic_id: "a".into() });
         assert_eq!(image.topics["t"].topic_id, "b");
         assert_eq!(image.topics_created, 2);
+    }
+
+    /// Growth and config changes are compare-and-set: one planned from an
+    /// image the log has since moved past changes nothing.
+    #[test]
+    fn partitions_and_configs_change_only_from_the_state_they_were_planned_on() {
+        let mut image = MetadataImage::default();
+        let partition = PartitionRecord {
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+            partition_epoch: 0,
+        };
+        image.apply(&MetadataRecord::CreateTopic {
+            name: "t".into(),
+            topic_id: "a".into(),
+            partitions: vec![partition.clone()],
+            configs: BTreeMap::new(),
+        });
+        let grow = |first: i32, n: usize| MetadataRecord::CreatePartitions {
+            topic_id: "a".into(),
+            first,
+            partitions: vec![partition.clone(); n],
+        };
+        assert!(image.apply(&grow(1, 2)));
+        assert!(!image.apply(&grow(1, 2)), "a second growth planned from one partition");
+        assert!(!image.apply(&grow(-1, 1)));
+        assert_eq!(image.topics["t"].partitions.len(), 3);
+        let set = |expected: &[(&str, &str)], configs: &[(&str, &str)]| {
+            let map = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            MetadataRecord::TopicConfigs {
+                topic_id: "a".into(),
+                expected: map(expected),
+                configs: map(configs),
+            }
+        };
+        assert!(image.apply(&set(&[], &[("retention.ms", "1")])));
+        assert!(!image.apply(&set(&[], &[("segment.ms", "2")])), "planned before the first change");
+        assert!(image.apply(&set(&[("retention.ms", "1")], &[])));
+        assert!(image.topics["t"].configs.is_empty());
+        let unknown =
+            MetadataRecord::CreatePartitions { topic_id: "zz".into(), first: 3, partitions: Vec::new() };
+        assert!(!image.apply(&unknown));
     }
 }

@@ -35,20 +35,92 @@ pub fn create_topic(
         ));
     }
     let start = (image.topics_created % live.len() as u64) as usize;
-    let records = (0..partitions as usize)
-        .map(|p| {
-            let replicas: Vec<i32> =
-                (0..replication_factor as usize).map(|j| live[(start + p + j) % live.len()]).collect();
-            PartitionRecord {
-                leader: replicas[0],
-                leader_epoch: 0,
-                isr: vec![replicas[0]],
-                replicas,
-                partition_epoch: 0,
-            }
-        })
-        .collect();
+    let records = (0..partitions as usize).map(|p| place(&live, start + p, replication_factor)).collect();
     Ok(MetadataRecord::CreateTopic { name: name.to_string(), topic_id, partitions: records, configs })
+}
+
+/// A new partition whose replicas are `replication_factor` live brokers
+/// from `live[at]` on, led by the first: its ISR is the leader alone.
+fn place(live: &[i32], at: usize, replication_factor: i16) -> PartitionRecord {
+    let replicas: Vec<i32> = (0..replication_factor as usize).map(|j| live[(at + j) % live.len()]).collect();
+    PartitionRecord {
+        leader: replicas[0],
+        leader_epoch: 0,
+        isr: vec![replicas[0]],
+        replicas,
+        partition_epoch: 0,
+    }
+}
+
+/// Grows topic `name` to `count` partitions (Kafka's CreatePartitions):
+/// the new ones get as many replicas as partition 0 has, placed as
+/// `create_topic` places them, continuing its stripe: partition `p`'s
+/// replicas start `p` brokers after partition 0's first replica (or the
+/// first live broker after it, as Kafka's `addPartitions` picks, when that
+/// one is fenced).
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    count: i32,
+) -> Result<MetadataRecord, BrokerError> {
+    let Some(topic) = image.topics.get(name) else {
+        return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}")));
+    };
+    let current = topic.partitions.len();
+    if count < 0 || (count as usize) < current {
+        return Err(BrokerError::new(
+            ErrorCode::InvalidPartitions,
+            format!(
+                "The topic {name} currently has {current} partition(s); {count} would not be an increase."
+            ),
+        ));
+    }
+    if count as usize == current {
+        let msg = format!("Topic already has {current} partition(s).");
+        return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
+    }
+    let max = crate::broker::topics::PARTITIONS_PER_TOPIC_MAX;
+    if count as u32 > max {
+        let msg = format!("partitions must be in 1..={max}, got {count}");
+        return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
+    }
+    let live = image.live_brokers();
+    let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+    if live.len() < replication_factor as usize {
+        return Err(BrokerError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!("replication factor {replication_factor} with {} live brokers", live.len()),
+        ));
+    }
+    let first_replica = topic.partitions.first().and_then(|p| p.replicas.first()).copied().unwrap_or(0);
+    let start = live.iter().position(|id| *id >= first_replica).unwrap_or(0);
+    let partitions = (current..count as usize).map(|p| place(&live, start + p, replication_factor)).collect();
+    Ok(MetadataRecord::CreatePartitions {
+        topic_id: topic.topic_id.clone(),
+        first: current as i32,
+        partitions,
+    })
+}
+
+/// Topic `name`'s overrides become `configs` (validated by the broker that
+/// asks), if they still are `expected`: the broker computed the change from
+/// its own image, which may be behind the quorum's.
+pub fn alter_topic_configs(
+    image: &MetadataImage,
+    name: &str,
+    expected: BTreeMap<String, String>,
+    configs: BTreeMap<String, String>,
+) -> Result<MetadataRecord, BrokerError> {
+    let Some(topic) = image.topics.get(name) else {
+        return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}")));
+    };
+    if topic.configs != expected {
+        return Err(BrokerError::new(
+            ErrorCode::InvalidUpdateVersion,
+            format!("the configs of topic {name} changed since the broker read them (another change came first); try again"),
+        ));
+    }
+    Ok(MetadataRecord::TopicConfigs { topic_id: topic.topic_id.clone(), expected, configs })
 }
 
 /// Fencing `node_id`: it leaves every ISR; partitions it led move to the
@@ -125,6 +197,28 @@ pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<Met
                 // leads with what it has.
                 tracing::warn!(topic = %topic.topic_id, partition = index, leader = node_id, "unclean leader election: no in-sync replica is live");
                 let next = PartitionRecord { leader: node_id, isr: vec![node_id], ..p.clone() };
+                push_change(&mut records, &topic.topic_id, index, p, next);
+            }
+        }
+    }
+    records
+}
+
+/// Partitions without a leader, of topics that allow unclean election: the
+/// first live replica leads with what it has. `evict` and `unfence` do the
+/// same as brokers come and go; this catches the partitions that were
+/// offline already when the topic's `unclean.leader.election.enable` was
+/// turned on (Kafka's controller elects them then too).
+pub fn elect_unclean(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values().filter(|t| unclean(t)) {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            if p.leader >= 0 {
+                continue;
+            }
+            if let Some(r) = p.replicas.iter().copied().find(|r| image.is_live(*r)) {
+                tracing::warn!(topic = %topic.topic_id, partition = index, leader = r, "unclean leader election: no in-sync replica is live");
+                let next = PartitionRecord { leader: r, isr: vec![r], ..p.clone() };
                 push_change(&mut records, &topic.topic_id, index, p, next);
             }
         }
@@ -239,212 +333,4 @@ fn push_change(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cluster(live: &[i32]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for &id in live {
-            image.apply(&MetadataRecord::RegisterBroker {
-                node_id: id,
-                incarnation: 1,
-                endpoints: Vec::new(),
-            });
-            image.apply(&MetadataRecord::UnfenceBroker { node_id: id, incarnation: 1 });
-        }
-        image
-    }
-
-    /// Every replica caught up and in the ISR, as replication would report.
-    fn all_in_sync(image: &mut MetadataImage) {
-        let mut records = Vec::new();
-        for topic in image.topics.values() {
-            for (index, p) in topic.partitions.iter().enumerate() {
-                let next = PartitionRecord { isr: p.replicas.clone(), ..p.clone() };
-                push_change(&mut records, &topic.topic_id, index, p, next);
-            }
-        }
-        apply_all(image, &records);
-    }
-
-    fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) {
-        for r in records {
-            image.apply(r);
-        }
-        image.check().unwrap();
-    }
-
-    #[test]
-    fn replicas_spread_evenly_and_the_factor_is_bounded_by_live_brokers() {
-        let mut image = cluster(&[1, 2, 3]);
-        let record = create_topic(&image, "t", "id".into(), 6, 2, BTreeMap::new()).unwrap();
-        apply_all(&mut image, std::slice::from_ref(&record));
-        let t = &image.topics["t"];
-        let mut leaders = BTreeMap::new();
-        let mut hosted = BTreeMap::new();
-        for p in &t.partitions {
-            assert_eq!(p.replicas.len(), 2);
-            assert_ne!(p.replicas[0], p.replicas[1]);
-            assert_eq!(p.isr, [p.leader], "followers join the ISR once they caught up");
-            *leaders.entry(p.leader).or_insert(0) += 1;
-            for r in &p.replicas {
-                *hosted.entry(*r).or_insert(0) += 1;
-            }
-        }
-        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), [2, 2, 2]);
-        assert_eq!(hosted.values().copied().collect::<Vec<_>>(), [4, 4, 4]);
-        let err = create_topic(&image, "u", "id2".into(), 1, 4, BTreeMap::new()).unwrap_err();
-        assert_eq!(err.code, ErrorCode::InvalidReplicationFactor);
-        let err = create_topic(&image, "t", "id3".into(), 1, 1, BTreeMap::new()).unwrap_err();
-        assert_eq!(err.code, ErrorCode::TopicAlreadyExists);
-    }
-
-    #[test]
-    fn only_the_leader_at_its_epochs_alters_the_isr_and_a_stale_change_is_overtaken() {
-        let mut image = cluster(&[1, 2, 3]);
-        let record = create_topic(&image, "t", "id".into(), 1, 3, BTreeMap::new()).unwrap();
-        apply_all(&mut image, &[record]);
-        let p = image.topics["t"].partitions[0].clone();
-        let (leader, follower) = (p.leader, p.replicas[1]);
-        let alter = |image: &MetadataImage, node, le, pe, isr: Vec<i32>| {
-            let change =
-                IsrChange { topic_id: "id".into(), partition: 0, leader_epoch: le, partition_epoch: pe, isr };
-            alter_isr(image, node, &change).map_err(|e| e.code)
-        };
-        assert_eq!(
-            alter(&image, follower, 0, 0, vec![leader, follower]),
-            Err(ErrorCode::NotLeaderOrFollower)
-        );
-        assert_eq!(alter(&image, leader, 1, 0, vec![leader, follower]), Err(ErrorCode::FencedLeaderEpoch));
-        assert_eq!(alter(&image, leader, 0, 1, vec![leader, follower]), Err(ErrorCode::InvalidUpdateVersion));
-        assert_eq!(alter(&image, leader, 0, 0, vec![follower]), Err(ErrorCode::InvalidRequest));
-        assert_eq!(alter(&image, leader, 0, 0, vec![leader, 9]), Err(ErrorCode::InvalidRequest));
-        assert_eq!(alter(&image, leader, 0, 0, vec![leader]), Ok(None), "no change, no record");
-        // Granted: the ISR grows in replica order, the partition epoch moves,
-        // the leader epoch does not.
-        let third = p.replicas[2];
-        let grow = alter(&image, leader, 0, 0, vec![follower, leader, follower]).unwrap().unwrap();
-        let racing = alter(&image, leader, 0, 0, vec![leader, third]).unwrap().unwrap();
-        apply_all(&mut image, &[grow]);
-        let grown = image.topics["t"].partitions[0].clone();
-        assert_eq!(grown.isr, [leader, follower]);
-        assert_eq!((grown.leader_epoch, grown.partition_epoch), (0, 1));
-        // A change decided on the same state as the applied one is overtaken.
-        assert!(!image.apply(&racing), "a change decided on an older partition epoch");
-        assert_eq!(image.topics["t"].partitions[0], grown);
-        // A fenced broker leaves the ISR and is not let back in.
-        let fencing = fence(&image, follower, 1);
-        apply_all(&mut image, &fencing);
-        let fenced = image.topics["t"].partitions[0].clone();
-        assert_eq!((fenced.isr.clone(), fenced.partition_epoch), (vec![leader], 2));
-        assert_eq!(alter(&image, leader, 0, 2, vec![leader, follower]), Err(ErrorCode::IneligibleReplica));
-        let grow = alter(&image, leader, 0, 2, vec![leader, third]).unwrap().unwrap();
-        apply_all(&mut image, &[grow]);
-        assert_eq!(image.topics["t"].partitions[0].isr, [leader, third]);
-    }
-
-    #[test]
-    fn fencing_moves_leadership_within_the_isr_and_the_last_member_keeps_its_place() {
-        let mut image = cluster(&[1, 2, 3]);
-        let record = create_topic(&image, "t", "id".into(), 3, 2, BTreeMap::new()).unwrap();
-        apply_all(&mut image, &[record]);
-        all_in_sync(&mut image);
-        let before = image.topics["t"].partitions.clone();
-        let records = fence(&image, 1, 1);
-        apply_all(&mut image, &records);
-        for (p, old) in image.topics["t"].partitions.iter().zip(&before) {
-            assert!(!p.isr.contains(&1) && p.leader != 1, "{p:?}");
-            if old.leader == 1 {
-                assert_eq!(p.leader_epoch, old.leader_epoch + 1);
-            }
-            if old.isr.contains(&1) {
-                assert_eq!(p.partition_epoch, old.partition_epoch + 1);
-            } else {
-                assert_eq!(p, old);
-            }
-        }
-        // Fence the rest: partitions whose last ISR member goes have no leader.
-        let records = fence(&image, 2, 1);
-        apply_all(&mut image, &records);
-        let records = fence(&image, 3, 1);
-        apply_all(&mut image, &records);
-        assert!(image.topics["t"].partitions.iter().all(|p| p.leader == -1 && p.isr.len() == 1));
-        // The last ISR member back leads again, with a new epoch.
-        let orphan = image.topics["t"].partitions[0].clone();
-        let back = orphan.isr[0];
-        let records = unfence(&image, back, 1);
-        apply_all(&mut image, &records);
-        let p = &image.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.leader_epoch), (back, orphan.leader_epoch + 1));
-    }
-
-    #[test]
-    fn unclean_election_only_where_the_topic_allows_it() {
-        for allowed in [false, true] {
-            let mut image = cluster(&[1, 2]);
-            let configs: BTreeMap<String, String> =
-                [("unclean.leader.election.enable".to_string(), allowed.to_string())].into();
-            let record = create_topic(&image, "t", "id".into(), 1, 2, configs).unwrap();
-            apply_all(&mut image, &[record]);
-            let p = image.topics["t"].partitions[0].clone();
-            assert_eq!(p.isr, [p.leader], "the follower never caught up");
-            let follower = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
-            let fencing = fence(&image, p.leader, 1);
-            apply_all(&mut image, &fencing);
-            let after = &image.topics["t"].partitions[0];
-            if allowed {
-                assert_eq!((after.leader, after.isr.clone()), (follower, vec![follower]), "{after:?}");
-                assert_eq!(after.leader_epoch, p.leader_epoch + 1);
-            } else {
-                assert_eq!((after.leader, after.isr.clone()), (-1, vec![p.leader]), "it waits for its ISR");
-            }
-        }
-        // All fenced: the first replica back leads, in the ISR or not.
-        let mut image = cluster(&[1, 2]);
-        let configs: BTreeMap<String, String> =
-            [("unclean.leader.election.enable".into(), "true".into())].into();
-        let record = create_topic(&image, "t", "id".into(), 1, 2, configs).unwrap();
-        apply_all(&mut image, &[record]);
-        let p = image.topics["t"].partitions[0].clone();
-        let follower = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
-        for id in [follower, p.leader] {
-            let fencing = fence(&image, id, 1);
-            apply_all(&mut image, &fencing);
-        }
-        assert_eq!(image.topics["t"].partitions[0].leader, -1);
-        let unfencing = unfence(&image, follower, 1);
-        apply_all(&mut image, &unfencing);
-        let after = &image.topics["t"].partitions[0];
-        assert_eq!((after.leader, after.isr.clone()), (follower, vec![follower]));
-    }
-
-    #[test]
-    fn leadership_goes_back_to_the_preferred_replica_once_it_is_live_and_in_sync() {
-        let mut image = cluster(&[1, 2, 3]);
-        let record = create_topic(&image, "t", "id".into(), 3, 3, BTreeMap::new()).unwrap();
-        apply_all(&mut image, &[record]);
-        all_in_sync(&mut image);
-        assert!(prefer_leaders(&image).is_empty(), "every partition led by its first replica");
-        let led_by_1: Vec<usize> =
-            (0..3).filter(|i| image.topics["t"].partitions[*i].replicas[0] == 1).collect();
-        assert!(!led_by_1.is_empty());
-        let fencing = fence(&image, 1, 1);
-        apply_all(&mut image, &fencing);
-        assert!(prefer_leaders(&image).is_empty(), "the preferred replica is fenced and out of the ISR");
-        let unfencing = unfence(&image, 1, 1);
-        apply_all(&mut image, &unfencing);
-        assert!(prefer_leaders(&image).is_empty(), "live, but not back in the ISR yet");
-        let before = image.topics["t"].partitions.clone();
-        all_in_sync(&mut image);
-        let moves = prefer_leaders(&image);
-        assert_eq!(moves.len(), led_by_1.len());
-        apply_all(&mut image, &moves);
-        for (i, p) in image.topics["t"].partitions.iter().enumerate() {
-            assert_eq!(p.leader, p.replicas[0], "{p:?}");
-            if led_by_1.contains(&i) {
-                assert_eq!(p.leader_epoch, before[i].leader_epoch + 1, "a new leader, a new epoch");
-            }
-        }
-        assert!(prefer_leaders(&image).is_empty());
-    }
-}
+mod tests;

@@ -80,6 +80,24 @@ pub enum MetadataRecord {
         partition: i32,
         state: PartitionRecord,
     },
+    /// Partitions added to a topic (Kafka's CreatePartitions), numbered
+    /// from `first`. Taken only if the topic has exactly `first`
+    /// partitions: a growth planned from an older image (two requests
+    /// racing) is overtaken, never applied on top of the other.
+    CreatePartitions {
+        topic_id: String,
+        first: i32,
+        partitions: Vec<PartitionRecord>,
+    },
+    /// A topic's whole set of config overrides (AlterConfigs and
+    /// IncrementalAlterConfigs). Taken only while the topic's overrides
+    /// are still `expected`, those the change was computed from, so that
+    /// two incremental changes racing cannot lose one.
+    TopicConfigs {
+        topic_id: String,
+        expected: BTreeMap<String, String>,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// An ISR change a partition leader asks for.
@@ -123,6 +141,12 @@ mod tests {
                     isr: vec![2],
                     partition_epoch: 4,
                 },
+            },
+            MetadataRecord::CreatePartitions { topic_id: "ab".into(), first: 3, partitions: Vec::new() },
+            MetadataRecord::TopicConfigs {
+                topic_id: "ab".into(),
+                expected: BTreeMap::new(),
+                configs: [("retention.ms".to_string(), "1000".to_string())].into(),
             },
         ];
         let bytes = encode_batch(&batch);

@@ -385,3 +385,40 @@ async fn messages_no_voter_could_send_are_dropped() {
     assert_eq!(c.leader(), Some(leader), "nothing changed");
     assert_eq!(c.node(leader).term(), term);
 }
+
+/// Growth and config changes through three voters: of two growths (or
+/// two config changes) planned from the same image before either applied,
+/// the first takes and the second is answered with an error, never
+/// applied on top; every voter converges on the result and a voter's
+/// power loss keeps it.
+#[tokio::test]
+async fn racing_topic_changes_apply_once_and_survive_power_loss() {
+    let mut c = Cluster::new(3, quick).await;
+    c.register_brokers(&[1, 2, 3]).await;
+    let leader = c.await_leader().await;
+    let p = c.node(leader).create_topic("t", 1, 2, BTreeMap::new()).unwrap();
+    c.answer(leader, p).await.unwrap();
+    let first = c.node(leader).create_partitions("t", 3).unwrap();
+    let second = c.node(leader).create_partitions("t", 3).unwrap();
+    c.answer(leader, first).await.unwrap();
+    let overtaken = c.answer(leader, second).await.unwrap_err();
+    assert_eq!(overtaken.code, ErrorCode::InvalidRequest, "{overtaken}");
+    let refused = c.node(leader).create_partitions("t", 3).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidPartitions);
+
+    let config = |value: &str| -> BTreeMap<String, String> { [("retention.ms".into(), value.into())].into() };
+    let a = c.node(leader).alter_topic_configs("t", BTreeMap::new(), config("1000")).unwrap();
+    let b = c.node(leader).alter_topic_configs("t", BTreeMap::new(), config("2000")).unwrap();
+    c.answer(leader, a).await.unwrap();
+    assert!(c.answer(leader, b).await.is_err(), "planned from overrides the first changed");
+    let stale = c.node(leader).alter_topic_configs("t", BTreeMap::new(), config("3000")).unwrap_err();
+    assert_eq!(stale.code, ErrorCode::InvalidUpdateVersion);
+
+    let image = c.converge().await;
+    assert_eq!(image.topics["t"].partitions.len(), 3);
+    assert_eq!(image.topics["t"].configs, config("1000"));
+    let follower = c.voters.iter().copied().find(|id| *id != leader).unwrap();
+    c.crash(follower);
+    c.start(follower).await.unwrap();
+    assert_eq!(c.converge().await, image);
+}

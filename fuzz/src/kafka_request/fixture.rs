@@ -97,6 +97,7 @@ impl Fixture {
         let ctx = Context {
             broker: broker.clone(),
             disk_guard: Arc::new(DiskGuard::disabled()),
+            fetch_sessions: Default::default(),
             metrics,
             limits: Limits::default(),
             shutdown,

@@ -2,7 +2,7 @@
 //! a broker over the Kafka protocol through `ringtail_client`, exactly as any
 //! other client would.
 //!
-//! - `topic`: `ringtail topic create|list|describe|delete`.
+//! - `topic`: `ringtail topic create|list|describe|delete|create-partitions|alter-config`.
 //! - `produce`: `ringtail produce TOPIC`: lines of stdin become records.
 //! - `consume`: `ringtail consume TOPIC [--group G]`: one record value per
 //!   line; `consume_group` is its consumer-group mode.

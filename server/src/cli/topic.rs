@@ -1,4 +1,4 @@
-//! `ringtail topic create|list|describe|delete|trim`.
+//! `ringtail topic create|list|describe|delete|create-partitions|alter-config|trim`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{connect, finish, topic_error, CliError, BOOTSTRAP_DEFAULT};
+use ringtail_client::admin::AlterConfigOp;
 use ringtail_client::{ClientConfig, ConfigEntry, NewTopic, TopicInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -38,6 +39,26 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and all its records.
     Delete { name: String },
+    /// Grow a topic to COUNT partitions (never fewer); keyed records may
+    /// map to other partitions from then on.
+    CreatePartitions {
+        name: String,
+        /// The new partition count.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        count: i32,
+    },
+    /// Change some of a topic's configs while it runs; the others keep
+    /// their values.
+    #[command(group(clap::ArgGroup::new("changes").required(true).multiple(true)))]
+    AlterConfig {
+        name: String,
+        /// A config to set, e.g. retention.ms=86400000 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value, group = "changes")]
+        set: Vec<(String, String)>,
+        /// A config to return to the broker's default (repeatable).
+        #[arg(long = "delete", value_name = "KEY", group = "changes")]
+        delete: Vec<String>,
+    },
     /// Delete a topic's records below OFFSET (DeleteRecords), in one
     /// partition or in each; -1 deletes everything written so far. Offsets
     /// are never reused: the partition starts at OFFSET from then on.
@@ -90,6 +111,19 @@ pub async fn execute<W: Write + ?Sized>(args: TopicArgs, out: &mut W) -> Result<
         TopicCommand::Delete { name } => {
             client.delete_topic(&name).await.map_err(|e| topic_error(&name, e))?;
             write_out(out, format_args!("Deleted topic {name}.\n"))
+        }
+        TopicCommand::CreatePartitions { name, count } => {
+            client.create_partitions(&name, count).await.map_err(|e| topic_error(&name, e))?;
+            write_out(out, format_args!("Topic {name} now has {count} partitions.\n"))
+        }
+        TopicCommand::AlterConfig { name, set, delete } => {
+            let ops: Vec<AlterConfigOp> = set
+                .into_iter()
+                .map(|(key, value)| AlterConfigOp::Set { key, value })
+                .chain(delete.into_iter().map(|key| AlterConfigOp::Delete { key }))
+                .collect();
+            client.alter_topic_configs(&name, &ops).await.map_err(|e| topic_error(&name, e))?;
+            write_out(out, format_args!("Altered configs of topic {name}.\n"))
         }
         TopicCommand::Trim { name, before, partition } => {
             let partitions = match partition {

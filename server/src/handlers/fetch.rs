@@ -14,19 +14,20 @@
 //! disk sees a queue). Otherwise they are read one after another, each
 //! within what the earlier ones left.
 //!
-//! Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
-//! which tells clients to send full requests, as Kafka does when its session
-//! cache is full.
+//! Incremental fetch sessions (KIP-227) are kept in `fetch_session`; from
+//! v13 topics are named by id.
 
-use super::{check_leader_epoch, code, Context};
+use super::fetch_session::PartitionKey;
+use super::{check_leader_epoch, code, topic_name, topic_uuid, Context};
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 use ringtail_engine::join::join_in_order;
 use ringtail_engine::log::batch::BatchHeader;
 use ringtail_engine::watch;
+use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
 use std::time::Duration;
@@ -34,11 +35,16 @@ use tokio::time::Instant;
 
 /// Kafka's `isolation_level` for read_committed.
 const READ_COMMITTED: i8 = 1;
+/// Topics are named by id from this version on.
+const TOPIC_IDS_FROM: i16 = 13;
 
 pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> FetchResponse {
-    if let Some(error_code) = session_error(&request) {
-        return FetchResponse::default().with_error_code(error_code);
-    }
+    let (requested, forgotten) = resolve(ctx, &request, version);
+    let plan = match ctx.fetch_sessions.begin(&request, requested, &forgotten) {
+        Ok(plan) => plan,
+        Err(error_code) => return FetchResponse::default().with_error_code(error_code),
+    };
+    let topics = by_topic(&plan.partitions);
     let wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms).unwrap_or(0).min(ctx.limits.fetch_wait_ms_max),
     );
@@ -46,18 +52,23 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(ctx.limits.fetch_response_bytes_max);
     let read_committed = request.isolation_level == READ_COMMITTED;
-    // A follower replicating (Kafka's replica id; -1 for consumers).
-    let replica = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
+    // A follower replicating (Kafka's replica id, in the replica state from
+    // v15; -1 for consumers).
+    let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    let replica = (replica_id >= 0).then_some(replica_id);
     let mut shutdown = ctx.shutdown.clone();
     loop {
-        let round = read_round(ctx, &request.topics, max_bytes, read_committed, replica, version).await;
+        let round = read_round(ctx, &topics, max_bytes, read_committed, replica, version).await;
         let done = round.bytes >= min_bytes
             || round.failed
             || round.watches.is_empty()
             || Instant::now() >= deadline
             || *shutdown.borrow();
         if done {
-            return FetchResponse::default().with_responses(round.topics);
+            let mut answered = round.topics;
+            ctx.fetch_sessions.finish(&plan, &mut answered);
+            let responses = answered.into_iter().map(|(_, topic)| topic).collect();
+            return FetchResponse::default().with_session_id(plan.session_id).with_responses(responses);
         }
         let mut watches = round.watches;
         tokio::select! {
@@ -69,22 +80,59 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
     }
 }
 
-/// Incremental fetch sessions are not kept, so a request in one refers to
-/// a session we do not have. Session id 0 with epoch 0 (open a session) or
-/// -1 (no session) is a full request, answered without one.
-fn session_error(request: &FetchRequest) -> Option<i16> {
-    if request.session_id != 0 {
-        Some(ResponseError::FetchSessionIdNotFound.code())
-    } else if request.session_epoch > 0 {
-        Some(ResponseError::InvalidFetchSessionEpoch.code())
+/// The request's partitions and forgotten partitions as keys: by name up
+/// to v12, by topic id from v13 (an id unknown here keeps an empty name).
+fn resolve(
+    ctx: &Context,
+    request: &FetchRequest,
+    version: i16,
+) -> (Vec<(PartitionKey, FetchPartition)>, Vec<PartitionKey>) {
+    let ids: BTreeMap<uuid::Uuid, String> = if version >= TOPIC_IDS_FROM {
+        ctx.broker.topics().iter().map(|(name, t)| (topic_uuid(t), name.clone())).collect()
     } else {
-        None
+        BTreeMap::new()
+    };
+    let key = |name: &TopicName, id: uuid::Uuid, partition: i32| {
+        if version >= TOPIC_IDS_FROM {
+            let name = ids.get(&id).cloned().unwrap_or_default();
+            PartitionKey { name, id, partition }
+        } else {
+            PartitionKey { name: name.0.to_string(), id: uuid::Uuid::nil(), partition }
+        }
+    };
+    let requested = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (key(&t.topic, t.topic_id, p.partition), p.clone())))
+        .collect();
+    let forgotten = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| key(&t.topic, t.topic_id, *p)))
+        .collect();
+    (requested, forgotten)
+}
+
+/// The partitions grouped by topic, each run of one topic's partitions a
+/// group, in order.
+fn by_topic(partitions: &[(PartitionKey, FetchPartition)]) -> Vec<Vec<(PartitionKey, FetchPartition)>> {
+    let mut topics: Vec<Vec<(PartitionKey, FetchPartition)>> = Vec::new();
+    for (key, p) in partitions {
+        match topics.last_mut() {
+            Some(last) if last[0].0.name == key.name && last[0].0.id == key.id => {
+                last.push((key.clone(), p.clone()))
+            }
+            _ => topics.push(vec![(key.clone(), p.clone())]),
+        }
     }
+    topics
 }
 
 /// One pass over the requested partitions.
 struct Round {
-    topics: Vec<FetchableTopicResponse>,
+    /// Each topic's answer, with the keys of its partitions (for the
+    /// session's bookkeeping).
+    topics: Vec<(Vec<PartitionKey>, FetchableTopicResponse)>,
     /// Record bytes in the answer.
     bytes: usize,
     /// Some partition answered with an error: Kafka answers at once.
@@ -97,7 +145,7 @@ struct Round {
 
 async fn read_round(
     ctx: &Context,
-    topics: &[FetchTopic],
+    topics: &[Vec<(PartitionKey, FetchPartition)>],
     max_bytes: usize,
     read_committed: bool,
     replica: Option<i32>,
@@ -105,22 +153,18 @@ async fn read_round(
 ) -> Round {
     let mut round =
         Round { topics: Vec::with_capacity(topics.len()), bytes: 0, failed: false, watches: Vec::new() };
-    let limits_sum =
-        topics.iter().flat_map(|t| &t.partitions).map(partition_limit).fold(0, usize::saturating_add);
+    let limits_sum = topics.iter().flatten().map(|(_, p)| partition_limit(p)).fold(0, usize::saturating_add);
     let mut early_reads = Vec::new().into_iter();
     if limits_sum <= max_bytes {
         let mut reads = Vec::new();
-        for topic in topics {
-            for p in &topic.partitions {
-                reads.push(read_partition(ctx, topic.topic.0.as_str(), p, partition_limit(p), replica));
-            }
+        for (key, p) in topics.iter().flatten() {
+            reads.push(read_partition(ctx, key, p, partition_limit(p), replica));
         }
         early_reads = join_in_order(reads).await.into_iter();
     }
     for topic in topics {
-        let name = topic.topic.0.as_str();
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
+        let mut partitions = Vec::with_capacity(topic.len());
+        for (key, p) in topic {
             let budget = max_bytes.saturating_sub(round.bytes);
             let partition_max_bytes = partition_limit(p).min(budget);
             let mut data =
@@ -132,7 +176,7 @@ async fn read_round(
             }
             let read = match early_reads.next() {
                 Some(read) => read,
-                None => read_partition(ctx, name, p, partition_max_bytes, replica).await,
+                None => read_partition(ctx, key, p, partition_max_bytes, replica).await,
             };
             match read {
                 Ok(read) => {
@@ -159,7 +203,7 @@ async fn read_round(
                     if error_code == ResponseError::OffsetOutOfRange.code() && version >= 5 {
                         // Where the log starts now: a follower that fell
                         // below it starts over there (`server/src/replication.rs`).
-                        if let Some(partition) = ctx.broker.partition(name, p.partition) {
+                        if let Some(partition) = ctx.broker.partition(&key.name, p.partition) {
                             data.log_start_offset = partition.log.log_start_offset() as i64;
                         }
                     }
@@ -167,9 +211,14 @@ async fn read_round(
             }
             partitions.push(data);
         }
-        round.topics.push(
-            FetchableTopicResponse::default().with_topic(topic.topic.clone()).with_partitions(partitions),
-        );
+        let first = &topic[0].0;
+        let mut answer = FetchableTopicResponse::default().with_partitions(partitions);
+        if version >= TOPIC_IDS_FROM {
+            answer.topic_id = first.id;
+        } else {
+            answer.topic = topic_name(first.name.clone());
+        }
+        round.topics.push((topic.iter().map(|(k, _)| k.clone()).collect(), answer));
     }
     round
 }
@@ -203,11 +252,15 @@ fn whole_batches_within(records: Bytes, max_bytes: usize) -> Bytes {
 
 async fn read_partition(
     ctx: &Context,
-    topic: &str,
+    key: &PartitionKey,
     p: &FetchPartition,
     max_bytes: usize,
     replica: Option<i32>,
 ) -> Result<PartitionRead, i16> {
+    if key.name.is_empty() && !key.id.is_nil() {
+        return Err(ResponseError::UnknownTopicId.code());
+    }
+    let topic = key.name.as_str();
     let (index, current_leader_epoch, offset) = (p.partition, p.current_leader_epoch, p.fetch_offset);
     let partition = ctx.broker.leader_partition(topic, index).map_err(|e| code(&e))?;
     check_leader_epoch(current_leader_epoch, partition.leader_epoch())?;

@@ -6,7 +6,9 @@
 //! each request in its own task, which finishes even if the client goes
 //! away, because an append dropped mid-write poisons its log.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
@@ -15,8 +17,10 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
+pub mod fetch_session;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -46,6 +50,8 @@ pub struct Context {
     pub broker: Arc<ServerBroker>,
     /// Refuses produce on a disk nearly full (see `disk_space`).
     pub disk_guard: Arc<crate::disk_space::DiskGuard>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: fetch_session::FetchSessions,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     /// Turns true when the server is shutting down: long polls end early.
@@ -112,6 +118,15 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::DescribeConfigs(r) => {
             respond(ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r, version)))
         }
+        RequestKind::AlterConfigs(r) => {
+            respond(ResponseKind::AlterConfigs(alter_configs::handle(ctx, r).await))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            respond(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r).await))
+        }
+        RequestKind::CreatePartitions(r) => {
+            respond(ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await))
+        }
         RequestKind::InitProducerId(r) => {
             respond(ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await))
         }
@@ -177,6 +192,9 @@ pub fn response_failed(response: &ResponseKind) -> bool {
             r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)
         }
         ResponseKind::DescribeConfigs(r) => r.results.iter().any(|t| t.error_code != 0),
+        ResponseKind::AlterConfigs(r) => r.responses.iter().any(|t| t.error_code != 0),
+        ResponseKind::IncrementalAlterConfigs(r) => r.responses.iter().any(|t| t.error_code != 0),
+        ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code != 0),
         ResponseKind::InitProducerId(r) => r.error_code != 0,
         ResponseKind::OffsetForLeaderEpoch(r) => {
             r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)

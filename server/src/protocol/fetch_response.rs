@@ -1,4 +1,4 @@
-//! Fetch responses (versions 4 to 12) encoded by hand, so that the record
+//! Fetch responses (versions 4 to 16) encoded by hand, so that the record
 //! batches, nearly all of a Fetch response's bytes, reach the socket from
 //! the buffers the log read them into instead of being copied into the
 //! frame first.
@@ -13,12 +13,12 @@
 //! the caller falls back to kafka-protocol's encoder, which writes or
 //! refuses it as before.
 //!
-//! Kafka's schema (FetchResponse.json) up to version 12:
+//! Kafka's schema (FetchResponse.json) up to version 16:
 //!
 //! ```text
 //! throttle_time_ms i32 | error_code i16 (v7+) | session_id i32 (v7+)
 //! responses [
-//!   topic string
+//!   topic string (v4-12) | topic_id uuid (v13+)
 //!   partitions [
 //!     partition_index i32 | error_code i16 | high_watermark i64
 //!     last_stable_offset i64 | log_start_offset i64 (v5+)
@@ -32,7 +32,9 @@
 //! Version 12 is flexible: lengths become unsigned varints of length + 1 (0
 //! for null), every struct ends in a tagged-field section, and so does the
 //! response header (v1). We write every section empty: a partition's tagged
-//! fields (diverging_epoch, current_leader, snapshot_id) are never set.
+//! fields (diverging_epoch, current_leader, snapshot_id) and the response's
+//! (node_endpoints, v16) are never set. Versions 14-16 change nothing else
+//! in the response.
 
 use super::response::{EncodeError, Frame};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -40,7 +42,9 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{ApiKey, FetchResponse};
 
 const VERSION_MIN: i16 = 4;
-const VERSION_MAX: i16 = 12;
+const VERSION_MAX: i16 = 16;
+/// Topics are named by id from this version on.
+const TOPIC_IDS_FROM: i16 = 13;
 const FLEXIBLE_FROM: i16 = 12;
 const LENGTH_PREFIX_BYTES: usize = 4;
 /// An empty tagged-field section: a count of zero.
@@ -179,18 +183,29 @@ fn write_frame<S: Sink>(
 }
 
 fn write_topic<S: Sink>(s: &mut S, version: i16, topic: &FetchableTopicResponse) -> Option<()> {
-    // Topic ids are carried from version 13 only.
-    if !topic.unknown_tagged_fields.is_empty() || !topic.topic_id.is_nil() {
+    if !topic.unknown_tagged_fields.is_empty() {
         return None;
     }
     let flexible = version >= FLEXIBLE_FROM;
     let name = topic.topic.0.as_bytes();
-    if flexible {
-        put_varint_length(s, Some(name.len()))?;
+    if version >= TOPIC_IDS_FROM {
+        // A name the version cannot carry is kafka-protocol's to refuse.
+        if !name.is_empty() {
+            return None;
+        }
+        s.put(topic.topic_id.as_bytes());
     } else {
-        s.put(&i16::try_from(name.len()).ok()?.to_be_bytes());
+        // Topic ids are carried from version 13 only.
+        if !topic.topic_id.is_nil() {
+            return None;
+        }
+        if flexible {
+            put_varint_length(s, Some(name.len()))?;
+        } else {
+            s.put(&i16::try_from(name.len()).ok()?.to_be_bytes());
+        }
+        s.put(name);
     }
-    s.put(name);
     put_length(s, flexible, Some(topic.partitions.len()))?;
     for partition in &topic.partitions {
         write_partition(s, version, partition)?;

@@ -138,6 +138,34 @@ const DESCRIBE_CONFIGS: &[Field] = &[
     from(3, Bool), // include_documentation
 ];
 
+const ALTER_CONFIGS: &[Field] = &[
+    all(Structs(&[
+        all(Int8),                           // resource_type
+        all(Str),                            // resource_name
+        all(Structs(&[all(Str), all(Str)])), // configs: name, value
+    ])),
+    all(Bool), // validate_only
+];
+
+const CREATE_PARTITIONS: &[Field] = &[
+    all(Structs(&[
+        all(Str),                            // name
+        all(Int32),                          // count
+        all(Structs(&[all(Array(&Int32))])), // assignments (null: the controller places)
+    ])),
+    all(Int32), // timeout_ms
+    all(Bool),  // validate_only
+];
+
+const INCREMENTAL_ALTER_CONFIGS: &[Field] = &[
+    all(Structs(&[
+        all(Int8),                                      // resource_type
+        all(Str),                                       // resource_name
+        all(Structs(&[all(Str), all(Int8), all(Str)])), // configs: name, operation, value
+    ])),
+    all(Bool), // validate_only
+];
+
 const INIT_PRODUCER_ID: &[Field] = &[
     all(Str),       // transactional_id
     all(Int32),     // transaction_timeout_ms
@@ -258,6 +286,9 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::DeleteTopics => DELETE_TOPICS,
         ApiKey::DeleteRecords => DELETE_RECORDS,
         ApiKey::DescribeConfigs => DESCRIBE_CONFIGS,
+        ApiKey::AlterConfigs => ALTER_CONFIGS,
+        ApiKey::CreatePartitions => CREATE_PARTITIONS,
+        ApiKey::IncrementalAlterConfigs => INCREMENTAL_ALTER_CONFIGS,
         ApiKey::InitProducerId => INIT_PRODUCER_ID,
         ApiKey::OffsetForLeaderEpoch => OFFSET_FOR_LEADER_EPOCH,
         ApiKey::ApiVersions => API_VERSIONS,

@@ -19,12 +19,13 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 22] = [
+pub const SUPPORTED: [Supported; 25] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
-    // Fetch 13+ replaces topic names with ids.
-    api(ApiKey::Fetch, 4, 12),
+    // Fetch 13+ names topics by id; 15 moves the replica id into a
+    // replica state; 16 adds leader endpoints to errors (never set here).
+    api(ApiKey::Fetch, 4, 16),
     // ListOffsets 8-9 add tiered storage's -4 and -5 (answered as a log
     // with no tiered part); 10 adds a timeout.
     api(ApiKey::ListOffsets, 1, 9),
@@ -51,7 +52,13 @@ pub const SUPPORTED: [Supported; 22] = [
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     // kafka-protocol 0.18 decodes DescribeConfigs from version 1.
     api(ApiKey::DescribeConfigs, 1, 4),
+    // Topic configs; the broker resource refuses changes (its settings are
+    // flags and the config file). librdkafka asks for 0-2 and 0-1, and
+    // CreatePartitions at version 0 only.
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
     // 1 adds endpoint types, 2 fenced brokers.
     api(ApiKey::DescribeCluster, 0, 2),
 ];

@@ -111,6 +111,8 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
             c.create_topic(&name, partitions, replication_factor, configs)
         }
         Ask::DeleteTopic { name } => c.delete_topic(&name),
+        Ask::CreatePartitions { name, count } => c.create_partitions(&name, count),
+        Ask::AlterTopicConfigs { name, expected, configs } => c.alter_topic_configs(&name, expected, configs),
         Ask::ControlledShutdown { node_id, incarnation } => c.controlled_shutdown(node_id, incarnation),
         Ask::AlterPartition { node_id, change } => {
             match c.alter_partition(node_id, &change) {

@@ -47,6 +47,18 @@ pub enum Ask {
     DeleteTopic {
         name: String,
     },
+    /// Grows a topic to `count` partitions (Kafka's CreatePartitions).
+    CreatePartitions {
+        name: String,
+        count: i32,
+    },
+    /// A topic's config overrides become `configs`, if they are still
+    /// `expected` (the broker computed the change from those).
+    AlterTopicConfigs {
+        name: String,
+        expected: BTreeMap<String, String>,
+        configs: BTreeMap<String, String>,
+    },
     /// A block of producer ids for this broker alone.
     AllocateProducerIds {
         node_id: i32,
@@ -178,6 +190,15 @@ mod tests {
             Frame::Raft(Message { to: 2, term: 7, ..Default::default() }),
             Frame::Request(Request { id: 1, ask: Ask::BrokerHeartbeat { node_id: 3, incarnation: 9 } }),
             Frame::Request(Request { id: 2, ask: Ask::ControlledShutdown { node_id: 3, incarnation: 9 } }),
+            Frame::Request(Request { id: 3, ask: Ask::CreatePartitions { name: "t".into(), count: 4 } }),
+            Frame::Request(Request {
+                id: 4,
+                ask: Ask::AlterTopicConfigs {
+                    name: "t".into(),
+                    expected: BTreeMap::new(),
+                    configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+                },
+            }),
             Frame::Reply(Reply { id: 1, outcome: Outcome::Heartbeat { fenced: false } }),
         ];
         let mut bytes = Vec::new();

@@ -24,6 +24,24 @@ fn response(partitions: Vec<PartitionData>) -> FetchResponse {
     FetchResponse::default().with_responses(vec![topic])
 }
 
+/// `body` as a version that names topics by id (13+) carries it.
+fn by_id(mut body: FetchResponse) -> FetchResponse {
+    for (i, topic) in body.responses.iter_mut().enumerate() {
+        topic.topic = TopicName::default();
+        topic.topic_id = uuid::Uuid::from_u128(0x1234_5678_9abc_def0 + i as u128);
+    }
+    body
+}
+
+/// `body` as `version` carries it: by name before 13, by id from 13.
+fn for_version(version: i16, body: &FetchResponse) -> FetchResponse {
+    if version >= TOPIC_IDS_FROM {
+        by_id(body.clone())
+    } else {
+        body.clone()
+    }
+}
+
 fn arb_records() -> impl Strategy<Value = Option<Bytes>> {
     // Both sides of the inline threshold, and null.
     let bytes = prop_oneof![
@@ -66,11 +84,17 @@ fn arb_partition() -> impl Strategy<Value = PartitionData> {
 }
 
 fn arb_response() -> impl Strategy<Value = FetchResponse> {
-    let topic = ("[a-z0-9._-]{0,24}", vec(arb_partition(), 0..4)).prop_map(|(name, partitions)| {
-        FetchableTopicResponse::default()
-            .with_topic(TopicName(StrBytes::from_string(name)))
-            .with_partitions(partitions)
-    });
+    // Named, or (what versions from 13 carry) with an id instead.
+    let topic = ("[a-z0-9._-]{0,24}", any::<bool>(), any::<u128>(), vec(arb_partition(), 0..4)).prop_map(
+        |(name, by_id, id, partitions)| {
+            let topic = FetchableTopicResponse::default().with_partitions(partitions);
+            if by_id {
+                topic.with_topic_id(uuid::Uuid::from_u128(id))
+            } else {
+                topic.with_topic(TopicName(StrBytes::from_string(name)))
+            }
+        },
+    );
     (any::<i32>(), any::<i16>(), prop_oneof![4 => Just(0), 1 => any::<i32>()], vec(topic, 0..4)).prop_map(
         |(throttle, error, session, topics)| {
             FetchResponse::default()
@@ -109,6 +133,7 @@ fn large_records_are_segments_not_copies() {
     let small = Bytes::from_static(b"tiny");
     let body = response(vec![partition(0, Some(records.clone())), partition(1, Some(small))]);
     for version in VERSION_MIN..=VERSION_MAX {
+        let body = for_version(version, &body);
         let frame = encode(version, 7, &body).unwrap().expect("handled");
         let shared = frame.segments().iter().filter(|s| s.as_ptr() == records.as_ptr()).count();
         assert_eq!(shared, 1, "v{version}");
@@ -132,7 +157,10 @@ fn what_a_version_cannot_carry_falls_back() {
     let body = response(vec![partition(0, None)]).with_session_id(5);
     assert_eq!(encode(6, 7, &body).unwrap(), None);
     assert!(encode(7, 7, &body).unwrap().is_some());
+    // A name where an id belongs, and the other way round.
     assert_eq!(encode(13, 7, &response(Vec::new())).unwrap(), None);
+    assert!(encode(13, 7, &by_id(response(Vec::new()))).unwrap().is_some());
+    assert_eq!(encode(12, 7, &by_id(response(Vec::new()))).unwrap(), None);
 }
 
 #[test]

@@ -394,6 +394,59 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
             r.include_fenced_brokers = v >= 2;
             encode(&r, v)
         }
+        ApiKey::AlterConfigs => {
+            let config = |name, value: Option<StrBytes>| {
+                alter_configs_request::AlterableConfig::default()
+                    .with_name(s(name))
+                    .with_value(value)
+                    .with_unknown_tagged_fields(t(tags()))
+            };
+            let resource = alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![config("retention.ms", Some(s("1000"))), config("x", None)])
+                .with_unknown_tagged_fields(t(tags()));
+            let r = AlterConfigsRequest::default()
+                .with_resources(vec![resource.clone(), resource.with_configs(Vec::new())])
+                .with_validate_only(true)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::CreatePartitions => {
+            let assignment = create_partitions_request::CreatePartitionsAssignment::default()
+                .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
+                .with_unknown_tagged_fields(t(tags()));
+            let topic = create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_count(4)
+                .with_assignments(Some(vec![assignment.clone(), assignment]))
+                .with_unknown_tagged_fields(t(tags()));
+            let r = CreatePartitionsRequest::default()
+                .with_topics(vec![topic.clone(), topic.with_assignments(None)])
+                .with_timeout_ms(100)
+                .with_validate_only(true)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let config = |name, op, value: Option<StrBytes>| {
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(s(name))
+                    .with_config_operation(op)
+                    .with_value(value)
+                    .with_unknown_tagged_fields(t(tags()))
+            };
+            let resource = incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![config("retention.ms", 0, Some(s("1000"))), config("x", 1, None)])
+                .with_unknown_tagged_fields(t(tags()));
+            let r = IncrementalAlterConfigsRequest::default()
+                .with_resources(vec![resource.clone(), resource.with_configs(Vec::new())])
+                .with_validate_only(true)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }
