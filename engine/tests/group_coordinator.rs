@@ -211,10 +211,22 @@ fn join_request(member_id: &str, instance: Option<&str>) -> JoinRequest {
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 30_000,
         protocol_type: "consumer".into(),
-        protocols: vec![("range".into(), Bytes::from_static(b"orders"))],
+        protocols: vec![("range".into(), subscription(&["orders"]))],
         require_known_member_id: false,
         reason: None,
     }
+}
+
+/// A consumer's member metadata (Kafka's ConsumerProtocolSubscription v0).
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = 0i16.to_be_bytes().to_vec();
+    b.extend((topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend((t.len() as i16).to_be_bytes());
+        b.extend(t.as_bytes());
+    }
+    b.extend((-1i32).to_be_bytes());
+    Bytes::from(b)
 }
 
 /// Lets spawned requests run until they park.
@@ -559,6 +571,67 @@ fn offsets_of_empty_groups_expire() {
         assert_eq!(f.committed().await, Some(9), "the clock counts from the commit, not the reload");
         f.advance(2_000).await;
         assert_eq!(f.committed().await, None);
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}
+
+/// OffsetDelete: a live group keeps the offsets of topics it subscribes
+/// to; others go, durably; once the group is Empty, any go.
+#[test]
+fn offset_delete_spares_subscribed_topics_of_live_groups() {
+    runtime().block_on(async {
+        let f = Fixture::new(0).await;
+        let payments = CreateTopic {
+            name: "payments".into(),
+            partitions: Some(1),
+            replication_factor: None,
+            configs: Default::default(),
+        };
+        f.broker.create_topic(payments, false).await.unwrap();
+        let (generation, ids) = f.form(&[None]).await;
+        let req = CommitRequest {
+            group_id: GROUP.into(),
+            generation,
+            member_id: ids[0].clone(),
+            instance_id: None,
+            offsets: ["orders", "payments"]
+                .iter()
+                .map(|t| CommitOffset {
+                    topic: t.to_string(),
+                    partition: 0,
+                    offset: 10,
+                    leader_epoch: -1,
+                    metadata: None,
+                })
+                .collect(),
+        };
+        assert!(f.broker.commit_offsets(req).await.unwrap().iter().all(|o| o.is_ok()));
+        let both = [("orders".to_string(), 0), ("payments".to_string(), 0)];
+        let codes = |out: Vec<Result<(), ringtail_engine::broker::BrokerError>>| {
+            out.into_iter().map(|o| o.err().map(|e| e.code)).collect::<Vec<_>>()
+        };
+        let out = f.broker.delete_offsets(GROUP, &both).await.unwrap();
+        assert_eq!(codes(out), [Some(ErrorCode::GroupSubscribedToTopic), None]);
+        let offsets = |f: &Fixture| {
+            let b = f.broker.clone();
+            async move {
+                let fetched = b.fetch_offsets(GROUP, None).await.unwrap();
+                fetched.into_iter().map(|o| o.topic).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(offsets(&f).await, ["orders"]);
+        f.broker.close().await.unwrap();
+        let f = f.reopen().await;
+        assert_eq!(offsets(&f).await, ["orders"], "the tombstone is durable");
+
+        let leave = LeavingMember { member_id: ids[0].clone(), instance_id: None, reason: None };
+        f.broker.leave_group(GROUP, vec![leave]).await.unwrap();
+        assert_eq!(f.state().0, GroupState::Empty);
+        let out = f.broker.delete_offsets(GROUP, &both).await.unwrap();
+        assert_eq!(codes(out), [None, None]);
+        assert!(offsets(&f).await.is_empty());
+        let unknown = f.broker.delete_offsets("nobody", &both).await.unwrap_err();
+        assert_eq!(unknown.code, ErrorCode::GroupIdNotFound);
         assert_eq!(f.broker.group_waiters(), 0);
     });
 }

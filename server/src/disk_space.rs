@@ -31,8 +31,20 @@ const RECHECK_AFTER: Duration = Duration::from_millis(100);
 
 /// Bytes an unprivileged writer may still use on `dir`'s file system, or
 /// `None` if it cannot be asked (no such directory, or the simulator).
-#[cfg(not(madsim))]
 pub fn free_bytes(dir: &Path) -> Option<u64> {
+    space(dir).map(|s| s.usable)
+}
+
+/// The size of a file system, and what an unprivileged writer may still use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    pub usable: u64,
+}
+
+/// `dir`'s file system's space, or `None` if it cannot be asked.
+#[cfg(not(madsim))]
+pub fn space(dir: &Path) -> Option<Space> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
@@ -43,11 +55,12 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs filled it on success.
     let stat = unsafe { stat.assume_init() };
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    let frsize = stat.f_frsize;
+    Some(Space { total: stat.f_blocks.saturating_mul(frsize), usable: stat.f_bavail.saturating_mul(frsize) })
 }
 
 #[cfg(madsim)]
-pub fn free_bytes(_dir: &Path) -> Option<u64> {
+pub fn space(_dir: &Path) -> Option<Space> {
     None
 }
 
@@ -97,6 +110,11 @@ impl DiskGuard {
             reserve_bytes: 0,
             state: Mutex::new(GuardState { free: None, refusing: false, reserve_held: false }),
         }
+    }
+
+    /// The data directory it watches (empty for a disabled guard).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {

@@ -57,7 +57,16 @@ fn group_command_lines_parse() {
     );
     let Command::Group(args) = parse("ringtail group delete g").expect("parses") else { panic!() };
     assert_eq!(args.command, GroupCommand::Delete { group: "g".into() });
-    for line in ["ringtail group", "ringtail group describe", "ringtail group frob"] {
+    let line = "ringtail group delete-offsets g --topic t --partition 2";
+    let Command::Group(args) = parse(line).expect("parses") else { panic!() };
+    let want = GroupCommand::DeleteOffsets { group: "g".into(), topic: "t".into(), partition: Some(2) };
+    assert_eq!(args.command, want);
+    for line in [
+        "ringtail group",
+        "ringtail group describe",
+        "ringtail group frob",
+        "ringtail group delete-offsets g",
+    ] {
         assert_eq!(parse(line).expect_err(line).exit_code(), 2, "{line}");
     }
     let Command::Consume(args) =
@@ -203,6 +212,25 @@ async fn group_consumes_once_and_resumes_from_its_commits() {
     let args = ConsumeArgs { from: StartFrom::Latest, ..server.consume_args("orders", "audit", 1) };
     let none = server.consume(args, Duration::from_secs(8)).await;
     assert!(none.is_empty(), "{none:?}");
+
+    // Its offsets of one partition, then of the whole topic, go; the
+    // group (Empty) stays until deleted.
+    let one =
+        GroupCommand::DeleteOffsets { group: "billing".into(), topic: "orders".into(), partition: Some(1) };
+    let out = server.group(one).await.expect("delete-offsets");
+    assert_eq!(out, "Deleted the offset of group billing for orders-1.\n");
+    let described = server.group(GroupCommand::Describe { group: "billing".into() }).await.expect("describe");
+    assert!(described.contains("orders") && total_lag(&described) == 0, "{described}");
+    let all =
+        GroupCommand::DeleteOffsets { group: "billing".into(), topic: "orders".into(), partition: None };
+    let out = server.group(all).await.expect("delete-offsets");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let described = server.group(GroupCommand::Describe { group: "billing".into() }).await.expect("describe");
+    assert!(!described.contains("orders"), "no offsets left: {described}");
+    let unknown =
+        GroupCommand::DeleteOffsets { group: "nobody".into(), topic: "orders".into(), partition: None };
+    let err = server.group(unknown).await.unwrap_err();
+    assert!(err.to_string().contains("GROUP_ID_NOT_FOUND"), "{err}");
 
     server.group(GroupCommand::Delete { group: "billing".into() }).await.expect("delete");
     let gone = server.group(GroupCommand::Describe { group: "billing".into() }).await;

@@ -159,7 +159,7 @@ async fn unknown_apis_versions_and_bodies_close_the_connection() {
     send_and_expect_close(addr, &describe_acls).await;
     // Versions outside our ranges.
     send_and_expect_close(addr, &request_frame(ApiKey::Produce, 12, 1, &ProduceRequest::default())).await;
-    send_and_expect_close(addr, &request_frame(ApiKey::Fetch, 13, 1, &FetchRequest::default())).await;
+    send_and_expect_close(addr, &request_frame(ApiKey::Fetch, 17, 1, &FetchRequest::default())).await;
     send_and_expect_close(addr, &framed(&[0, 3, 0xff, 0xff, 0, 0, 0, 1, 0, 0])).await;
     // A Metadata request declaring 2^31 - 1 topics in a few bytes: refused
     // before kafka-protocol would try to allocate for them.

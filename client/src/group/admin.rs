@@ -1,9 +1,15 @@
-//! Groups as a whole: ListGroups, DescribeGroups and DeleteGroups.
+//! Groups as a whole: ListGroups, DescribeGroups, DeleteGroups, and
+//! OffsetDelete for some of a group's offsets.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetDeleteRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{group_id, opt_string};
@@ -136,5 +142,55 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// Deletes `group`'s committed offsets of `partitions` (OffsetDelete).
+    /// A group-wide refusal (an unknown group, say) is an error; otherwise
+    /// each partition's error code, 0 where its offset is gone (or there
+    /// was none), GROUP_SUBSCRIBED_TO_TOPIC where a live member reads it.
+    pub async fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<((String, i32), i16)>> {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic.as_str()).or_default().push(*partition);
+        }
+        let by_topic = &by_topic;
+        let response = self
+            .with_coordinator(group, |connection| async move {
+                let response = connection
+                    .request(|_version| {
+                        let topics = by_topic
+                            .iter()
+                            .map(|(topic, partitions)| {
+                                OffsetDeleteRequestTopic::default()
+                                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                                    .with_partitions(
+                                        partitions
+                                            .iter()
+                                            .map(|p| {
+                                                OffsetDeleteRequestPartition::default()
+                                                    .with_partition_index(*p)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect();
+                        OffsetDeleteRequest::default().with_group_id(group_id(group)).with_topics(topics)
+                    })
+                    .await?;
+                check(response.error_code, None, || format!("delete offsets of group {group}"))?;
+                Ok(response)
+            })
+            .await?;
+        Ok(response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| ((t.name.0.as_str().to_owned(), p.partition_index), p.error_code))
+            })
+            .collect())
     }
 }

@@ -494,6 +494,35 @@ impl<D: Disk> Broker<D> {
         durable.map_err(|code| err(code, group_id))
     }
 
+    /// OffsetDelete: a group-level error, or one outcome per partition in
+    /// order, answered once the tombstones are durable.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let (p, partition) = self.coordinated(group_id).await?;
+        let now_ms = self.now_ms();
+        let (planned, in_flight) = {
+            let mut c = self.coordinator();
+            let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
+            let plan = shard.delete_offsets(group_id, partitions).map_err(|code| err(code, group_id))?;
+            let persists: Vec<Persist> = plan.persist.into_iter().collect();
+            (
+                plan.outcomes,
+                InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)),
+            )
+        };
+        let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
+        Ok(planned
+            .into_iter()
+            .zip(partitions)
+            .map(|(outcome, (topic, index))| {
+                outcome.and(durable).map_err(|code| err(code, &format!("{topic}-{index}")))
+            })
+            .collect())
+    }
+
     /// The coordinator's timers: session expiry, rebalance deadlines, the
     /// initial rebalance delay. The owner calls it periodically (the server
     /// every 100 ms, the simulator on its clock); nothing expires between

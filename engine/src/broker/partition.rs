@@ -114,6 +114,11 @@ impl<D: Disk> Partition<D> {
         self.high_watermark.subscribe()
     }
 
+    /// The idempotent producers with batches in this replica's log.
+    pub fn active_producers(&self) -> Vec<super::producers::ActiveProducer> {
+        self.producers().active()
+    }
+
     pub(super) fn producers(&self) -> MutexGuard<'_, ProducerStates> {
         self.producers.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -23,6 +23,17 @@ pub struct SequencedBatch {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<SequencedBatch>,
+    /// The max timestamp of its last batch (DescribeProducers).
+    last_timestamp: i64,
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
 }
 
 /// What to do with an incoming batch.
@@ -126,9 +137,26 @@ impl ProducerStates {
             last_sequence: last_sequence(header),
             offsets,
         });
+        entry.last_timestamp = header.max_timestamp;
         while entry.batches.len() > BATCHES_PER_PRODUCER {
             entry.batches.pop_front();
         }
+    }
+
+    /// The producers with a batch in the log, by id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| {
+                let last = e.batches.back()?;
+                Some(ActiveProducer {
+                    producer_id: *id,
+                    epoch: e.epoch,
+                    last_sequence: last.last_sequence,
+                    last_timestamp: e.last_timestamp,
+                })
+            })
+            .collect()
     }
 
     /// Fills in the offsets of a batch recorded while in flight.
@@ -196,5 +224,29 @@ mod tests {
             Ok(SequenceCheck::Append),
             "state after truncation forgets"
         );
+    }
+
+    /// DescribeProducers sees each producer's epoch, last sequence and last
+    /// batch's time, and only producers whose batches are in the log.
+    #[test]
+    fn active_producers_are_those_with_batches() {
+        let mut s = ProducerStates::default();
+        let stamped = |pid, epoch, seq, records, base, ts| BatchHeader {
+            max_timestamp: ts,
+            ..header(pid, epoch, seq, records, base)
+        };
+        s.record(&stamped(7, 0, 0, 3, 0, 100), Some((0, 2)));
+        s.record(&stamped(7, 0, 3, 2, 3, 150), Some((3, 4)));
+        s.record(&stamped(9, 2, 0, 1, 5, 120), Some((5, 5)));
+        s.record(&stamped(-1, -1, -1, 1, 6, 130), Some((6, 6)));
+        let active = |s: &ProducerStates| {
+            s.active()
+                .iter()
+                .map(|p| (p.producer_id, p.epoch, p.last_sequence, p.last_timestamp))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(active(&s), [(7, 0, 4, 150), (9, 2, 0, 120)]);
+        s.truncate(5);
+        assert_eq!(active(&s), [(7, 0, 4, 150)], "producer 9's only batch was cut");
     }
 }

@@ -104,6 +104,21 @@ pub struct Group {
 }
 
 impl Group {
+    /// The topics its members subscribe to, when it is a consumer group
+    /// whose members' metadata can be read (`None` otherwise: OffsetDelete
+    /// then treats every topic as subscribed, as Kafka does).
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            topics.extend(super::subscription::subscribed_topics(&m.metadata(protocol))?);
+        }
+        Some(topics)
+    }
+
     pub fn new(id: String, now_ms: i64) -> Group {
         Group {
             id,

@@ -7,7 +7,8 @@
 //! - `shard`: all groups of one offsets partition: effects, completions,
 //!   replay, timers.
 //! - `join`: JoinGroup. `members`: SyncGroup, Heartbeat, LeaveGroup.
-//! - `offsets`: OffsetCommit, OffsetFetch, DeleteGroups.
+//! - `offsets`: OffsetCommit, OffsetFetch, DeleteGroups, OffsetDelete.
+//! - `subscription`: the topics in a consumer's member metadata.
 //! - `compaction`: the latest record per key, snapshotted to bound the log.
 //! - `coordinator`: the shards this broker leads and their parked waiters.
 //!
@@ -26,10 +27,11 @@ pub mod offsets;
 pub mod rebalance;
 pub mod records;
 pub mod shard;
+pub mod subscription;
 
 pub use api::*;
 pub use coordinator::Coordinator;
 pub use group::{Group, Member, WaiterId};
-pub use offsets::CommitPlan;
+pub use offsets::{CommitPlan, OffsetDeletePlan};
 pub use records::{CodecError, OffsetsRecord};
 pub use shard::{Completion, Effects, Persist, Reply, Shard};

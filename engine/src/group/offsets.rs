@@ -1,9 +1,17 @@
-//! OffsetCommit, OffsetFetch and DeleteGroups.
+//! OffsetCommit, OffsetFetch, DeleteGroups and OffsetDelete.
 
 use super::api::{CommitRequest, CommittedOffset, FetchedOffset, GroupState};
 use super::records::{OffsetValue, OffsetsRecord, STRING_BYTES_MAX};
 use super::shard::{Completion, Persist, Shard};
 use crate::error::ErrorCode;
+
+/// An accepted OffsetDelete: one outcome per partition, and the
+/// tombstones of the offsets that go, answered once `persist` completes.
+#[derive(Debug)]
+pub struct OffsetDeletePlan {
+    pub outcomes: Vec<Result<(), ErrorCode>>,
+    pub persist: Option<Persist>,
+}
 
 /// An accepted OffsetCommit: one outcome per offset, and the records of
 /// the accepted ones, to be answered once `persist` completes.
@@ -93,9 +101,12 @@ impl Shard {
             });
             offsets.push((o.topic.clone(), o.partition, committed));
         }
-        let persist = (!records.is_empty()).then(|| Persist {
-            records,
-            then: Completion::Offsets { group: req.group_id.clone(), seq: self.next_seq(), offsets },
+        let persist = (!records.is_empty()).then(|| {
+            self.commits_in_flight += 1;
+            Persist {
+                records,
+                then: Completion::Offsets { group: req.group_id.clone(), seq: self.next_seq(), offsets },
+            }
         });
         Ok(CommitPlan { outcomes, persist })
     }
@@ -153,5 +164,124 @@ impl Shard {
             .collect();
         records.push(OffsetsRecord::Group { group: group_id.to_string(), value: None });
         Ok(Persist { records, then: Completion::Delete { group: group_id.to_string() } })
+    }
+
+    /// OffsetDelete (Kafka's KIP-496): the committed offsets of
+    /// `partitions` go, unless the group is live and subscribed to their
+    /// topic (GROUP_SUBSCRIBED_TO_TOPIC). A live group that is not a
+    /// consumer group cannot say what it reads: NON_EMPTY_GROUP. The
+    /// offsets stay visible until their tombstones are durable.
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<OffsetDeletePlan, ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        let g = self.groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)?;
+        let subscribed = match g.state {
+            GroupState::Dead => return Err(ErrorCode::GroupIdNotFound),
+            GroupState::Empty => None,
+            _ if g.protocol_type.as_deref() != Some("consumer") => return Err(ErrorCode::NonEmptyGroup),
+            // Unreadable metadata: every topic counts as subscribed.
+            _ => Some(g.subscribed_topics()),
+        };
+        let stored = self.offsets.get(group_id);
+        let mut outcomes = Vec::with_capacity(partitions.len());
+        let mut gone = Vec::new();
+        for (topic, partition) in partitions {
+            let in_use = subscribed.as_ref().is_some_and(|s| s.as_ref().is_none_or(|s| s.contains(topic)));
+            if in_use {
+                outcomes.push(Err(ErrorCode::GroupSubscribedToTopic));
+                continue;
+            }
+            outcomes.push(Ok(()));
+            let key = (topic.clone(), *partition);
+            if stored.is_some_and(|s| s.contains_key(&key)) && !gone.contains(&key) {
+                gone.push(key);
+            }
+        }
+        let records: Vec<OffsetsRecord> = gone
+            .iter()
+            .map(|(topic, partition)| OffsetsRecord::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            })
+            .collect();
+        let persist = (!records.is_empty()).then(|| Persist {
+            records,
+            then: Completion::DeleteOffsets {
+                group: group_id.to_string(),
+                seq: self.next_seq(),
+                partitions: gone,
+            },
+        });
+        Ok(OffsetDeletePlan { outcomes, persist })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::api::{CommitOffset, GroupConfig};
+    use super::*;
+
+    fn commit(shard: &mut Shard, offset: i64) -> Persist {
+        let req = CommitRequest {
+            group_id: "g".into(),
+            generation: -1,
+            member_id: String::new(),
+            instance_id: None,
+            offsets: vec![CommitOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+            }],
+        };
+        shard.commit(&req, 0).unwrap().persist.unwrap()
+    }
+
+    fn committed(shard: &Shard) -> Option<i64> {
+        let fetched = shard.fetch_offsets("g", Some(vec![("t".into(), 0)])).unwrap();
+        fetched[0].committed.as_ref().map(|c| c.offset)
+    }
+
+    /// The in-memory offsets are what replaying the log gives, whatever
+    /// order the completions of a commit and an OffsetDelete come back in.
+    #[test]
+    fn a_commit_planned_before_an_offset_delete_stays_deleted() {
+        let mut shard = Shard::new(GroupConfig::default(), 1);
+        let first = commit(&mut shard, 5);
+        shard.persisted(first.then, Ok(()), 0);
+        assert_eq!(committed(&shard), Some(5));
+
+        // Log order: commit 6, then the tombstone; the tombstone's
+        // completion comes back first.
+        let older = commit(&mut shard, 6);
+        let delete = shard.delete_offsets("g", &[("t".into(), 0)]).unwrap();
+        assert_eq!(delete.outcomes, [Ok(())]);
+        let delete = delete.persist.expect("an offset to tombstone");
+        shard.persisted(delete.then, Ok(()), 0);
+        assert_eq!(committed(&shard), None);
+        shard.persisted(older.then, Ok(()), 0);
+        assert_eq!(committed(&shard), None, "replay would apply the tombstone after commit 6");
+
+        // A commit planned after the delete is kept, and the fence is gone.
+        let newer = commit(&mut shard, 7);
+        shard.persisted(newer.then, Ok(()), 0);
+        assert_eq!(committed(&shard), Some(7));
+        assert!(shard.deleted_offsets.is_empty(), "fences last only while commits are in flight");
+
+        // A failed tombstone deletes nothing; nothing to delete writes nothing.
+        let delete = shard.delete_offsets("g", &[("t".into(), 0)]).unwrap().persist.unwrap();
+        shard.persisted(delete.then, Err(ErrorCode::NotCoordinator), 0);
+        assert_eq!(committed(&shard), Some(7));
+        let nothing = shard.delete_offsets("g", &[("t".into(), 9)]).unwrap();
+        assert_eq!((nothing.outcomes, nothing.persist.is_none()), (vec![Ok(())], true));
+        assert_eq!(shard.delete_offsets("h", &[]).unwrap_err(), ErrorCode::GroupIdNotFound);
     }
 }

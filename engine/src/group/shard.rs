@@ -37,6 +37,9 @@ pub enum Completion {
     Offsets { group: String, seq: u64, offsets: Vec<(String, i32, CommittedOffset)> },
     /// A deleted group's tombstones.
     Delete { group: String },
+    /// Tombstones of some of a group's offsets (OffsetDelete), `seq` in
+    /// the same order as `Offsets`.
+    DeleteOffsets { group: String, seq: u64, partitions: Vec<(String, i32)> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +85,13 @@ pub struct Shard {
     /// creation belong to a deleted predecessor and are dropped.
     pub(super) created_seq: BTreeMap<String, u64>,
     pub(super) next_seq: u64,
+    /// Commits planned whose completion has not come back.
+    pub(super) commits_in_flight: usize,
+    /// Offsets deleted (OffsetDelete) at `seq`: a commit planned before the
+    /// delete, and so before its tombstone in the log, must not come back
+    /// when its completion arrives after the delete's. Kept only while
+    /// commits are in flight, which bounds it.
+    pub(super) deleted_offsets: BTreeMap<(String, String, i32), u64>,
     /// The latest record per key of the partition's log, for compaction.
     pub mirror: LogMirror,
     id_seed: u64,
@@ -97,6 +107,8 @@ impl Shard {
             offsets: BTreeMap::new(),
             created_seq: BTreeMap::new(),
             next_seq: 0,
+            commits_in_flight: 0,
+            deleted_offsets: BTreeMap::new(),
             mirror: LogMirror::default(),
             id_seed,
             next_member: 0,
@@ -236,13 +248,34 @@ impl Shard {
                 Err(code) => fx.join(waiter, JoinResponse::error(code, response.member_id)),
             },
             Completion::Offsets { group, seq, offsets } => {
+                self.commits_in_flight = self.commits_in_flight.saturating_sub(1);
                 let alive = self.created_seq.get(&group).is_some_and(|created| *created < seq);
                 if result.is_ok() && alive {
-                    let stored = self.offsets.entry(group).or_default();
+                    let stored = self.offsets.entry(group.clone()).or_default();
                     for (topic, partition, committed) in offsets {
+                        let fence = self.deleted_offsets.get(&(group.clone(), topic.clone(), partition));
                         let key = (topic, partition);
-                        if stored.get(&key).is_none_or(|s| s.seq < seq) {
+                        if stored.get(&key).is_none_or(|s| s.seq < seq) && fence.is_none_or(|f| *f < seq) {
                             stored.insert(key, StoredOffset { committed, seq });
+                        }
+                    }
+                }
+                if self.commits_in_flight == 0 {
+                    self.deleted_offsets.clear();
+                }
+            }
+            Completion::DeleteOffsets { group, seq, partitions } => {
+                if result.is_ok() {
+                    if let Some(stored) = self.offsets.get_mut(&group) {
+                        for key in &partitions {
+                            if stored.get(key).is_some_and(|s| s.seq < seq) {
+                                stored.remove(key);
+                            }
+                        }
+                    }
+                    if self.commits_in_flight > 0 {
+                        for (topic, partition) in partitions {
+                            self.deleted_offsets.insert((group.clone(), topic, partition), seq);
                         }
                     }
                 }
@@ -279,6 +312,8 @@ impl Shard {
         self.groups.clear();
         self.offsets.clear();
         self.created_seq.clear();
+        self.deleted_offsets.clear();
+        self.commits_in_flight = 0;
         replies
     }
 

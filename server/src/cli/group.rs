@@ -1,5 +1,5 @@
-//! `ringtail group list|describe|delete`: consumer groups, as
-//! `kafka-consumer-groups` shows them.
+//! `ringtail group list|describe|delete|delete-offsets`: consumer groups,
+//! as `kafka-consumer-groups` shows and changes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{connect, finish, CliError, BOOTSTRAP_DEFAULT};
 use ringtail_client::assignor::{decode_assignment, CONSUMER_PROTOCOL_TYPE};
-use ringtail_client::error::code;
+use ringtail_client::error::{code, kafka_error_name};
 use ringtail_client::{
     Client, ClientConfig, ClientError, CommittedOffsets, GroupDescription, ListedGroup, OffsetSpec,
 };
@@ -32,6 +32,16 @@ pub enum GroupCommand {
     Describe { group: String },
     /// Delete a group with no active members, and its committed offsets.
     Delete { group: String },
+    /// Delete a group's committed offsets of one topic (or one partition).
+    /// A group with active members keeps those of topics it subscribes to.
+    DeleteOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        /// Only this partition (default: every partition of the topic).
+        #[arg(long)]
+        partition: Option<i32>,
+    },
 }
 
 pub async fn run(args: GroupArgs) -> ExitCode {
@@ -40,7 +50,10 @@ pub async fn run(args: GroupArgs) -> ExitCode {
 
 /// Runs the subcommand, writing its output to `out`.
 pub async fn execute<W: Write + ?Sized>(args: GroupArgs, out: &mut W) -> Result<(), CliError> {
-    if let GroupCommand::Describe { group } | GroupCommand::Delete { group } = &args.command {
+    if let GroupCommand::Describe { group }
+    | GroupCommand::Delete { group }
+    | GroupCommand::DeleteOffsets { group, .. } = &args.command
+    {
         if group.is_empty() {
             return Err(CliError::Usage("the group id must not be empty".to_owned()));
         }
@@ -62,6 +75,36 @@ pub async fn execute<W: Write + ?Sized>(args: GroupArgs, out: &mut W) -> Result<
         GroupCommand::Delete { group } => {
             client.delete_group(&group).await.map_err(|e| group_error(&group, e))?;
             write_out(out, &format!("Deleted group {group}.\n"))
+        }
+        GroupCommand::DeleteOffsets { group, topic, partition } => {
+            let partitions: Vec<(String, i32)> = match partition {
+                Some(p) => vec![(topic.clone(), p)],
+                None => {
+                    let info = client.describe_topic(&topic).await?;
+                    info.partitions.iter().map(|p| (topic.clone(), p.partition)).collect()
+                }
+            };
+            let outcomes =
+                client.delete_offsets(&group, &partitions).await.map_err(|e| group_error(&group, e))?;
+            let mut refused = Vec::new();
+            for ((topic, partition), error) in outcomes {
+                if error == code::NONE {
+                    write_out(
+                        out,
+                        &format!("Deleted the offset of group {group} for {topic}-{partition}.\n"),
+                    )?;
+                } else {
+                    refused.push(format!("{topic}-{partition}: {}", kafka_error_name(error)));
+                }
+            }
+            if refused.is_empty() {
+                return Ok(());
+            }
+            Err(CliError::Runtime(format!(
+                "group {group} kept some offsets ({}); GROUP_SUBSCRIBED_TO_TOPIC means a member still \
+                 reads the topic: stop its consumers first",
+                refused.join(", ")
+            )))
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fetch;
 pub mod fetch_session;
 pub mod find_coordinator;
@@ -28,6 +30,7 @@ pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
@@ -165,6 +168,15 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::DescribeCluster(r) => {
             respond(ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r)))
         }
+        RequestKind::DescribeLogDirs(r) => {
+            respond(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r)))
+        }
+        RequestKind::DescribeProducers(r) => {
+            respond(ResponseKind::DescribeProducers(describe_producers::handle(ctx, r)))
+        }
+        RequestKind::OffsetDelete(r) => {
+            respond(ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await))
+        }
         // `protocol::request::parse` admits only the APIs above.
         other => Reply::Close(format!("no handler for {other:?}")),
     }
@@ -221,6 +233,13 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         ResponseKind::ListGroups(r) => r.error_code != 0,
         ResponseKind::DeleteGroups(r) => r.results.iter().any(|g| g.error_code != 0),
         ResponseKind::DescribeCluster(r) => r.error_code != 0,
+        ResponseKind::DescribeLogDirs(r) => r.error_code != 0 || r.results.iter().any(|d| d.error_code != 0),
+        ResponseKind::DescribeProducers(r) => {
+            r.topics.iter().any(|t| t.partitions.iter().any(|p| p.error_code != 0))
+        }
+        ResponseKind::OffsetDelete(r) => {
+            r.error_code != 0 || r.topics.iter().any(|t| t.partitions.iter().any(|p| p.error_code != 0))
+        }
         _ => false,
     }
 }

@@ -270,6 +270,19 @@ const DESCRIBE_CLUSTER: &[Field] = &[
     from(2, Bool), // include_fenced_brokers
 ];
 
+const DESCRIBE_LOG_DIRS: &[Field] = &[
+    all(Structs(&[all(Str), all(Array(&Int32))])), // topics: topic, partitions
+];
+
+const DESCRIBE_PRODUCERS: &[Field] = &[
+    all(Structs(&[all(Str), all(Array(&Int32))])), // topics: name, partition_indexes
+];
+
+const OFFSET_DELETE: &[Field] = &[
+    all(Str),                                               // group_id
+    all(Structs(&[all(Str), all(Structs(&[all(Int32)]))])), // topics: name, partitions
+];
+
 const API_VERSIONS: &[Field] = &[
     from(3, Str), // client_software_name
     from(3, Str), // client_software_version
@@ -303,6 +316,9 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::ListGroups => LIST_GROUPS,
         ApiKey::DeleteGroups => DELETE_GROUPS,
         ApiKey::DescribeCluster => DESCRIBE_CLUSTER,
+        ApiKey::DescribeLogDirs => DESCRIBE_LOG_DIRS,
+        ApiKey::DescribeProducers => DESCRIBE_PRODUCERS,
+        ApiKey::OffsetDelete => OFFSET_DELETE,
         _ => return None,
     })
 }

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 25] = [
+pub const SUPPORTED: [Supported; 28] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -56,11 +56,16 @@ pub const SUPPORTED: [Supported; 25] = [
     // flags and the config file). librdkafka asks for 0-2 and 0-1, and
     // CreatePartitions at version 0 only.
     api(ApiKey::AlterConfigs, 0, 2),
+    // kafka-protocol 0.18 decodes DescribeLogDirs from version 1; 4 adds
+    // the directory's total and usable bytes.
+    api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::OffsetDelete, 0, 0),
     // 1 adds endpoint types, 2 fenced brokers.
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The range implemented for `key`, if any.

@@ -384,6 +384,37 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_unknown_tagged_fields(t(tags()));
             encode(&r, v)
         }
+        ApiKey::DescribeLogDirs => {
+            let topic = describe_log_dirs_request::DescribableLogDirTopic::default()
+                .with_topic(TopicName(s("t")))
+                .with_partitions(vec![0, 7])
+                .with_unknown_tagged_fields(t(tags()));
+            let r = DescribeLogDirsRequest::default()
+                .with_topics(Some(vec![topic.clone(), topic.with_partitions(Vec::new())]))
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::DescribeProducers => {
+            let topic = describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(s("t")))
+                .with_partition_indexes(vec![0, 7])
+                .with_unknown_tagged_fields(t(tags()));
+            let r = DescribeProducersRequest::default()
+                .with_topics(vec![topic.clone(), topic.with_partition_indexes(Vec::new())])
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::OffsetDelete => {
+            let partition =
+                offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(3);
+            let topic = offset_delete_request::OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![partition.clone(), partition]);
+            let r = OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_topics(vec![topic.clone(), topic.with_partitions(Vec::new())]);
+            encode(&r, v)
+        }
         ApiKey::DescribeCluster => {
             let mut r = DescribeClusterRequest::default()
                 .with_include_cluster_authorized_operations(true)
