@@ -73,6 +73,16 @@ impl Model {
         end
     }
 
+    /// The log holds nothing, and its next offset is `offset`: what
+    /// recovery makes of a log whose durable start lies past its durable
+    /// data (Kafka's truncateFullyAndStartAt).
+    pub(super) fn start_fully_at(&mut self, offset: u64) {
+        self.batches.clear();
+        self.damaged.clear();
+        self.next = offset;
+        self.durable = offset;
+    }
+
     pub(super) fn first_damaged(&self) -> Option<u64> {
         self.damaged.iter().find(|(_, d)| !d.epoch_only).map(|(&b, _)| b)
     }
