@@ -11,6 +11,14 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 32;
 /// Request bytes buffered across all connections: frames wait for room
 /// before their body is read, so many large produces cannot exhaust memory.
 pub const REQUEST_BYTES_IN_FLIGHT_MAX: usize = 512 * 1024 * 1024;
+/// A request body must arrive within this grace plus one second per
+/// `REQUEST_UPLOAD_BYTES_PER_SEC_MIN` of its length, or the connection is
+/// closed: a client that announces a large frame and then trickles (or
+/// sends nothing) cannot hold its share of the byte budget for long.
+pub const REQUEST_BODY_GRACE_MS: u64 = 10_000;
+/// The slowest upload a request body may have (1 MiB/s: a 100 MiB frame
+/// has 110 s, a 1 MiB one 11 s).
+pub const REQUEST_UPLOAD_BYTES_PER_SEC_MIN: u64 = 1024 * 1024;
 /// Array elements one request may declare in total. kafka-protocol builds a
 /// struct of tens of bytes per element, so a frame of small elements would
 /// otherwise decode into many times its size.
@@ -39,6 +47,8 @@ pub struct Limits {
     pub requests_in_flight_max: usize,
     pub request_bytes_in_flight_max: usize,
     pub request_array_elements_max: usize,
+    pub request_body_grace_ms: u64,
+    pub request_upload_bytes_per_sec_min: u64,
     pub connections_max: usize,
     pub connection_idle_ms_max: u64,
     pub fetch_wait_ms_max: u64,
@@ -53,6 +63,8 @@ impl Default for Limits {
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
             request_bytes_in_flight_max: REQUEST_BYTES_IN_FLIGHT_MAX,
             request_array_elements_max: REQUEST_ARRAY_ELEMENTS_MAX,
+            request_body_grace_ms: REQUEST_BODY_GRACE_MS,
+            request_upload_bytes_per_sec_min: REQUEST_UPLOAD_BYTES_PER_SEC_MIN,
             connections_max: CONNECTIONS_MAX,
             connection_idle_ms_max: CONNECTION_IDLE_MS_MAX,
             fetch_wait_ms_max: FETCH_WAIT_MS_MAX,
@@ -63,6 +75,12 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// How long a request body of `len` bytes may take to arrive.
+    pub fn body_deadline(&self, len: usize) -> std::time::Duration {
+        let upload_ms = (len as u64).saturating_mul(1000) / self.request_upload_bytes_per_sec_min;
+        std::time::Duration::from_millis(self.request_body_grace_ms.saturating_add(upload_ms))
+    }
+
     /// Checks that the limits can all be met together.
     pub fn validate(&self) -> Result<(), String> {
         if self.frame_size_bytes_max < crate::protocol::header::REQUEST_HEADER_BYTES_MIN {
@@ -78,16 +96,15 @@ impl Limits {
             ));
         }
         // A frame must fit in the shared budget, or reading it would wait
-        // forever; semaphores count permits in u32.
-        if self.request_bytes_in_flight_max < self.frame_size_bytes_max
-            || self.request_bytes_in_flight_max > u32::MAX as usize
-        {
+        // forever.
+        if self.request_bytes_in_flight_max < self.frame_size_bytes_max {
             return Err(format!(
-                "request_bytes_in_flight_max {} must be in {}..={}",
-                self.request_bytes_in_flight_max,
-                self.frame_size_bytes_max,
-                u32::MAX
+                "request_bytes_in_flight_max {} must be at least frame_size_bytes_max {}",
+                self.request_bytes_in_flight_max, self.frame_size_bytes_max
             ));
+        }
+        if self.request_upload_bytes_per_sec_min == 0 {
+            return Err("request_upload_bytes_per_sec_min must be positive".into());
         }
         if self.requests_in_flight_max == 0 || self.connections_max == 0 {
             return Err("requests_in_flight_max and connections_max must be positive".into());

@@ -33,7 +33,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// How long a cluster member waits for the controller to move its
@@ -219,7 +218,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     });
     let shared = Arc::new(Shared {
         ctx,
-        request_bytes: Arc::new(Semaphore::new(config.limits.request_bytes_in_flight_max)),
+        request_bytes: crate::net::budget::RequestBudget::new(config.limits.request_bytes_in_flight_max),
         bodies: BodyPool::new(POOL_FREE_BYTES_MAX),
     });
     let tracker = TaskTracker::default();

@@ -81,3 +81,43 @@ async fn a_connection_at_its_in_flight_limit_answers_in_order() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// Connections that announce large frames and send no body hold their
+/// share of the byte budget only until their body deadline; meanwhile a
+/// large frame waiting for room does not hold up anyone else's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_announced_but_never_sent_stall_nobody() {
+    const MIB: usize = 1024 * 1024;
+    let dir = data_dir("stall");
+    let server = start_with(dir.path(), |l| {
+        l.frame_size_bytes_max = MIB;
+        l.request_bytes_in_flight_max = 4 * MIB + MIB / 2;
+        l.request_body_grace_ms = 2_000;
+    })
+    .await;
+    let announce = |len: usize| (len as i32).to_be_bytes();
+    // Four take 4 MiB of the 4.5; a fifth waits for a whole 1 MiB.
+    let mut stallers = Vec::new();
+    for _ in 0..5 {
+        let mut staller = Client::connect(server.kafka_addr).await;
+        staller.send_raw(&announce(MIB)).await;
+        stallers.push(staller);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut client = Client::connect(server.kafka_addr).await;
+    for _ in 0..10 {
+        assert!(api_versions_ok(&mut client).await);
+    }
+    let served = started.elapsed();
+    assert!(served < Duration::from_millis(1_500), "a small request waited {served:?} behind the stallers");
+    // Each staller is closed once its body is past due (2 s + 1 s per MiB).
+    for staller in &mut stallers {
+        assert!(staller.is_closed_by_server().await);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let metrics = server_support::http(server.metrics_addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(metrics.contains("ringtail_connections_slow_upload_total 5"), "{metrics}");
+    assert!(api_versions_ok(&mut client).await);
+    server.shutdown().await.unwrap();
+}

@@ -6,20 +6,7 @@ mod server_support;
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use server_support::{batch, data_dir, start, Client, STEP_TIMEOUT};
-use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn http(addr: SocketAddr, request: &str) -> String {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        response
-    };
-    tokio::time::timeout(STEP_TIMEOUT, exchange).await.unwrap()
-}
+use server_support::{batch, data_dir, http, start, Client};
 
 fn produce_request(records: Bytes) -> ProduceRequest {
     ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![

@@ -38,6 +38,8 @@ pub struct Metrics {
     /// Connections closed because a frame or request was malformed or
     /// asked for an API or version we do not implement.
     pub connections_closed_by_protocol_error: AtomicU64,
+    /// Closed because a request body arrived below the minimum rate.
+    pub connections_closed_slow_upload: AtomicU64,
     /// fdatasync latency of the data files (see `metered_disk`).
     pub fsync: Histogram,
 }
@@ -54,6 +56,7 @@ impl Metrics {
             connections_open: AtomicI64::new(0),
             connections_accepted: AtomicU64::new(0),
             connections_closed_by_protocol_error: AtomicU64::new(0),
+            connections_closed_slow_upload: AtomicU64::new(0),
             fsync: Histogram::default(),
         })
     }
@@ -159,6 +162,11 @@ impl Metrics {
                 "ringtail_connections_protocol_errors_total",
                 "Kafka connections closed for a malformed or unsupported request.",
                 &self.connections_closed_by_protocol_error,
+            ),
+            (
+                "ringtail_connections_slow_upload_total",
+                "Kafka connections closed because a request body arrived below the minimum rate.",
+                &self.connections_closed_slow_upload,
             ),
         ];
         for (name, help, value) in counters {

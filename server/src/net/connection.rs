@@ -17,6 +17,7 @@
 //! already due, as Kafka does; it never reaches the engine.
 
 use super::body_pool::BodyPool;
+use super::budget::{RequestBudget, Taken};
 use super::frame::{body_length, read_prefix, FrameError};
 use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
@@ -42,9 +43,9 @@ const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
 /// What all connections share.
 pub struct Shared {
     pub ctx: Arc<Context>,
-    /// Permits are request bytes: a frame's body is read only once the
-    /// server-wide budget (`Limits::request_bytes_in_flight_max`) has room.
-    pub request_bytes: Arc<Semaphore>,
+    /// A frame's body is read only once the server-wide budget
+    /// (`Limits::request_bytes_in_flight_max`) has room for it.
+    pub request_bytes: Arc<RequestBudget>,
     /// Where large request bodies are read.
     pub bodies: Arc<BodyPool>,
 }
@@ -107,6 +108,11 @@ enum Outgoing {
 enum Stop {
     EndOfStream,
     Idle,
+    /// A request body did not arrive by its deadline.
+    SlowBody {
+        len: usize,
+        deadline: Duration,
+    },
     Shutdown,
     WriterGone,
     Frame(FrameError),
@@ -128,6 +134,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, tok
             tracing::debug!(%peer, ?stop, "connection closed")
         }
         Stop::Idle => tracing::debug!(%peer, "closing idle connection"),
+        Stop::SlowBody { len, deadline } => {
+            shared.ctx.metrics.connections_closed_slow_upload.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, bytes = len, ?deadline, "closing connection: a request body arrived too slowly")
+        }
         Stop::Frame(FrameError::Io(e)) => tracing::debug!(%peer, error = %e, "connection failed"),
         Stop::Frame(e) => protocol_error(&shared, peer, e),
         Stop::Protocol(e) => protocol_error(&shared, peer, e),
@@ -186,23 +196,18 @@ async fn read_requests(
             Ok(len) => len,
             Err(e) => return Stop::Frame(e),
         };
-        // `Limits::validate` keeps every frame within the budget, and the
-        // budget within u32.
-        let Ok(permits) = u32::try_from(len) else {
-            return Stop::Frame(FrameError::TooLarge { len, max: limits.frame_size_bytes_max });
-        };
         let budget = tokio::select! {
         biased;
-            budget = shared.request_bytes.clone().acquire_many_owned(permits) => match budget {
-                Ok(budget) => budget,
-                Err(_) => return Stop::Shutdown,
-            },
+            budget = shared.request_bytes.take(len) => budget,
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
         };
+        // The body must keep coming at the minimum rate: what it holds of
+        // the budget is not held by a client that stopped sending.
+        let deadline = limits.body_deadline(len);
         let body = tokio::select! {
         biased;
-            read = tokio::time::timeout(idle, shared.bodies.read(&mut reader, len)) => match read {
-                Err(_) => return Stop::Idle,
+            read = tokio::time::timeout(deadline, shared.bodies.read(&mut reader, len)) => match read {
+                Err(_) => return Stop::SlowBody { len, deadline },
                 Ok(Ok(body)) => body,
                 Ok(Err(e)) => return Stop::Frame(e),
             },
@@ -257,7 +262,7 @@ struct Job {
     dispatched: oneshot::Sender<()>,
     outgoing: oneshot::Sender<Outgoing>,
     /// The request's share of the byte budget, held until it is handled.
-    budget: OwnedSemaphorePermit,
+    budget: Taken,
 }
 
 async fn run_request(job: Job, _token: TaskToken) {

@@ -247,3 +247,15 @@ pub fn ready_address(ready: &str, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix:?} in readiness line {ready:?}"))
         .to_owned()
 }
+
+/// One HTTP exchange (the metrics endpoint): the whole response.
+pub async fn http(addr: SocketAddr, request: &str) -> String {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    tokio::time::timeout(STEP_TIMEOUT, exchange).await.unwrap()
+}
