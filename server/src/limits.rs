@@ -25,6 +25,15 @@ pub const REQUEST_UPLOAD_BYTES_PER_SEC_MIN: u64 = 1024 * 1024;
 pub const REQUEST_ARRAY_ELEMENTS_MAX: usize = 200_000;
 /// Open client connections; the accept loop waits for a free slot beyond it.
 pub const CONNECTIONS_MAX: usize = 4096;
+/// Open client connections from one IP address (Kafka's
+/// `max.connections.per.ip`); more are closed as soon as accepted, so one
+/// host cannot take every slot.
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 1024;
+/// A new connection must send its first request within this long.
+pub const FIRST_REQUEST_MS_MAX: u64 = 10_000;
+/// A response write that makes no progress for this long closes the
+/// connection: a client that stops reading does not pin its responses.
+pub const RESPONSE_WRITE_STALL_MS_MAX: u64 = 60_000;
 /// A connection that sends nothing for this long is closed.
 pub const CONNECTION_IDLE_MS_MAX: u64 = 10 * 60 * 1000;
 /// Longest a fetch long-polls, whatever its `max_wait_ms` asks.
@@ -50,6 +59,9 @@ pub struct Limits {
     pub request_body_grace_ms: u64,
     pub request_upload_bytes_per_sec_min: u64,
     pub connections_max: usize,
+    pub connections_per_address_max: usize,
+    pub first_request_ms_max: u64,
+    pub response_write_stall_ms_max: u64,
     pub connection_idle_ms_max: u64,
     pub fetch_wait_ms_max: u64,
     pub fetch_response_bytes_max: usize,
@@ -66,6 +78,9 @@ impl Default for Limits {
             request_body_grace_ms: REQUEST_BODY_GRACE_MS,
             request_upload_bytes_per_sec_min: REQUEST_UPLOAD_BYTES_PER_SEC_MIN,
             connections_max: CONNECTIONS_MAX,
+            connections_per_address_max: CONNECTIONS_PER_ADDRESS_MAX,
+            first_request_ms_max: FIRST_REQUEST_MS_MAX,
+            response_write_stall_ms_max: RESPONSE_WRITE_STALL_MS_MAX,
             connection_idle_ms_max: CONNECTION_IDLE_MS_MAX,
             fetch_wait_ms_max: FETCH_WAIT_MS_MAX,
             fetch_response_bytes_max: FETCH_RESPONSE_BYTES_MAX,
@@ -106,8 +121,14 @@ impl Limits {
         if self.request_upload_bytes_per_sec_min == 0 {
             return Err("request_upload_bytes_per_sec_min must be positive".into());
         }
-        if self.requests_in_flight_max == 0 || self.connections_max == 0 {
-            return Err("requests_in_flight_max and connections_max must be positive".into());
+        if self.requests_in_flight_max == 0
+            || self.connections_max == 0
+            || self.connections_per_address_max == 0
+        {
+            return Err(
+                "requests_in_flight_max, connections_max and connections_per_address_max must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -121,3 +121,93 @@ async fn frames_announced_but_never_sent_stall_nobody() {
     assert!(api_versions_ok(&mut client).await);
     server.shutdown().await.unwrap();
 }
+
+/// A connection that never sends a request is closed after the first
+/// request deadline; one that did send is held only to the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_must_send_its_first_request_soon() {
+    let dir = data_dir("first-request");
+    let server = start_with(dir.path(), |l| l.first_request_ms_max = 300).await;
+    let mut talker = Client::connect(server.kafka_addr).await;
+    assert!(api_versions_ok(&mut talker).await);
+    let mut silent = Client::connect(server.kafka_addr).await;
+    let started = Instant::now();
+    assert!(silent.is_closed_by_server().await);
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(api_versions_ok(&mut talker).await, "a connection that spoke keeps the idle timeout");
+    server.shutdown().await.unwrap();
+}
+
+/// Beyond the per-address cap a connection is closed at once; the others
+/// are served, and a slot freed is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped() {
+    let dir = data_dir("per-address");
+    let server = start_with(dir.path(), |l| l.connections_per_address_max = 2).await;
+    let mut first = Client::connect(server.kafka_addr).await;
+    let mut second = Client::connect(server.kafka_addr).await;
+    assert!(api_versions_ok(&mut first).await && api_versions_ok(&mut second).await);
+    let mut third = Client::connect(server.kafka_addr).await;
+    assert!(third.is_closed_by_server().await);
+    drop(first);
+    // The server sees the first one go once it reads its end of stream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = Client::connect(server.kafka_addr).await;
+        again.send(3, &ApiVersionsRequest::default()).await;
+        if again.read_frame().await.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot was never given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(api_versions_ok(&mut second).await);
+    server.shutdown().await.unwrap();
+}
+
+/// A client that pipelines large fetches and never reads the answers is
+/// disconnected once the socket takes nothing for the write-stall limit,
+/// and other clients are served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let dir = data_dir("write-stall");
+    let server = start_with(dir.path(), |l| l.response_write_stall_ms_max = 500).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let topic = || TopicName(kafka_protocol::protocol::StrBytes::from_static_str("big"));
+    let create =
+        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(topic())
+            .with_num_partitions(1)
+            .with_replication_factor(-1)]);
+    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    // About 1 MiB of records.
+    let records = server_support::batch(1024, &"x".repeat(1000));
+    let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(topic()).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records)),
+        ]),
+    ]);
+    let produced = client.call(9, &produce).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0, "{produced:?}");
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(2 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(topic()).with_partitions(vec![
+            fetch_request::FetchPartition::default().with_partition(0).with_partition_max_bytes(2 << 20),
+        ])]);
+    // 64 fetches of 1 MiB each: far more than the socket buffers hold.
+    let mut reader = Client::connect(server.kafka_addr).await;
+    for _ in 0..64 {
+        reader.send(12, &fetch).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let started = Instant::now();
+    assert!(api_versions_ok(&mut client).await);
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    // What the kernel buffered arrives, then the end of the stream.
+    let drained = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end_bytes()).await.unwrap();
+    assert!(drained < 64 << 20, "the server closed before writing all 64 answers ({drained} bytes)");
+    server.shutdown().await.unwrap();
+}

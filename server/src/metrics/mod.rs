@@ -40,6 +40,8 @@ pub struct Metrics {
     pub connections_closed_by_protocol_error: AtomicU64,
     /// Closed because a request body arrived below the minimum rate.
     pub connections_closed_slow_upload: AtomicU64,
+    /// Closed at once: too many from one address.
+    pub connections_refused_per_address: AtomicU64,
     /// fdatasync latency of the data files (see `metered_disk`).
     pub fsync: Histogram,
 }
@@ -57,6 +59,7 @@ impl Metrics {
             connections_accepted: AtomicU64::new(0),
             connections_closed_by_protocol_error: AtomicU64::new(0),
             connections_closed_slow_upload: AtomicU64::new(0),
+            connections_refused_per_address: AtomicU64::new(0),
             fsync: Histogram::default(),
         })
     }
@@ -167,6 +170,11 @@ impl Metrics {
                 "ringtail_connections_slow_upload_total",
                 "Kafka connections closed because a request body arrived below the minimum rate.",
                 &self.connections_closed_slow_upload,
+            ),
+            (
+                "ringtail_connections_refused_per_address_total",
+                "Kafka connections closed at once because their address had too many open.",
+                &self.connections_refused_per_address,
             ),
         ];
         for (name, help, value) in counters {

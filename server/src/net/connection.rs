@@ -127,7 +127,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, tok
     let (read_half, write_half) = ringtail_client::tcp::split(stream);
     let (queue, pending) = mpsc::unbounded_channel();
     let metrics = shared.ctx.metrics.clone();
-    let writer = tokio::spawn(write_responses(write_half, pending, metrics));
+    let stall = Duration::from_millis(shared.ctx.limits.response_write_stall_ms_max);
+    let writer = tokio::spawn(write_responses(write_half, pending, metrics, stall));
     let stop = read_requests(read_half, peer, &queue, &shared, &token).await;
     match &stop {
         Stop::EndOfStream | Stop::Shutdown | Stop::WriterGone => {
@@ -165,6 +166,9 @@ async fn read_requests(
 ) -> Stop {
     let limits = shared.ctx.limits;
     let idle = Duration::from_millis(limits.connection_idle_ms_max);
+    // Until its first request, a connection is held to a shorter wait: one
+    // that connects and says nothing must not keep its slot for long.
+    let mut wait = idle.min(Duration::from_millis(limits.first_request_ms_max));
     let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
@@ -182,7 +186,7 @@ async fn read_requests(
         };
         let prefix = tokio::select! {
         biased;
-            read = tokio::time::timeout(idle, read_prefix(&mut reader)) => match read {
+            read = tokio::time::timeout(wait, read_prefix(&mut reader)) => match read {
                 Err(_) => return Stop::Idle,
                 Ok(Ok(None)) => return Stop::EndOfStream,
                 Ok(Ok(Some(prefix))) => prefix,
@@ -192,6 +196,7 @@ async fn read_requests(
             _ = queue.closed() => return Stop::WriterGone,
         };
         let arrived = Instant::now();
+        wait = idle;
         let len = match body_length(prefix, limits.frame_size_bytes_max) {
             Ok(len) => len,
             Err(e) => return Stop::Frame(e),
@@ -322,7 +327,9 @@ impl<F: Future> Future for SignalAfterFirstPoll<F> {
 
 /// Writes responses in request order, flushing whenever the next one is not
 /// ready yet, so that pipelined responses share syscalls but none waits
-/// behind a slow request.
+/// behind a slow request. A write or flush that makes no progress for
+/// `stall` ends the connection (the reader sees the writer gone): a client
+/// that stops reading does not pin its responses, nor its in-flight slots.
 ///
 /// A frame goes out segment by segment: the buffer gathers the small ones
 /// (headers, fields, small responses), and a segment at least as large as
@@ -333,8 +340,9 @@ async fn write_responses(
     write_half: WriteHalf,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     metrics: Arc<crate::metrics::Metrics>,
+    stall: Duration,
 ) -> std::io::Result<()> {
-    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
+    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, StallGuard::new(write_half, stall));
     loop {
         let mut next = match pending.try_recv() {
             Ok(next) => next,
@@ -374,4 +382,84 @@ async fn write_responses(
     }
     writer.flush().await?;
     writer.shutdown().await
+}
+
+/// A socket writer whose writes fail with `TimedOut` once the socket has
+/// taken nothing for `stall` (each write that makes progress starts the
+/// clock again, so a slow but reading client is not cut off).
+struct StallGuard {
+    inner: WriteHalf,
+    stall: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallGuard {
+    fn new(inner: WriteHalf, stall: Duration) -> StallGuard {
+        StallGuard { inner, stall, deadline: None }
+    }
+
+    /// Ready(Err) once stalled too long; arms the clock on the first
+    /// pending poll.
+    fn check_stall(&mut self, cx: &mut TaskContext<'_>) -> Poll<std::io::Error> {
+        let stall = self.stall;
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {stall:?}"),
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Ready(result) => {
+                self.deadline = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.check_stall(cx) {
+                Poll::Ready(e) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progress(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }

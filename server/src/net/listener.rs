@@ -1,12 +1,17 @@
 //! The Kafka listener's accept loop. At `connections_max` open connections
 //! it stops accepting (new clients wait in the kernel's backlog) instead of
-//! accepting and dropping them.
+//! accepting and dropping them. A connection beyond
+//! `connections_per_address_max` from one IP address is closed at once, as
+//! Kafka's `max.connections.per.ip` does, so one host cannot take every
+//! slot.
 
 use super::connection::{self, Shared};
 use super::tracker::TaskToken;
 use ringtail_engine::watch;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -24,6 +29,7 @@ pub async fn accept_loop(
     token: TaskToken,
 ) {
     let slots = Arc::new(Semaphore::new(shared.ctx.limits.connections_max));
+    let per_address = Arc::new(PerAddress::default());
     loop {
         let slot = tokio::select! {
         biased;
@@ -46,6 +52,14 @@ pub async fn accept_loop(
             _ = crate::shutdown::signalled(&mut shutdown) => return,
         };
         let metrics = shared.ctx.metrics.clone();
+        let Some(address_slot) =
+            per_address.clone().enter(peer.ip(), shared.ctx.limits.connections_per_address_max)
+        else {
+            metrics.connections_refused_per_address.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, max = shared.ctx.limits.connections_per_address_max, "closing a connection: too many from its address");
+            drop(stream);
+            continue;
+        };
         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%peer, "connection accepted");
@@ -54,6 +68,48 @@ pub async fn accept_loop(
             connection::serve(stream, peer, shared, token).await;
             metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
+            drop(address_slot);
         });
+    }
+}
+
+/// Open connections per IP address.
+#[derive(Default)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its address's count, given back on drop.
+struct AddressSlot {
+    counts: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(self: Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut open = self.open();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        drop(open);
+        Some(AddressSlot { counts: self, ip })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }

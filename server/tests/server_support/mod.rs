@@ -114,6 +114,19 @@ impl Client {
         .expect("no response in time")
     }
 
+    /// Reads until the server closes the connection (or resets it);
+    /// returns the bytes read.
+    pub async fn read_to_end_bytes(&mut self) -> usize {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            match self.stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    }
+
     /// True once the server has closed the connection (reads end).
     pub async fn is_closed_by_server(&mut self) -> bool {
         let mut byte = [0u8; 1];
