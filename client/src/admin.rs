@@ -1,13 +1,15 @@
-//! Topic administration: create, grow, delete, list, describe, configs.
+//! Topic administration: create, grow, delete, list, describe, configs,
+//! leader elections.
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, TopicName,
+    ElectLeadersRequest, IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -75,6 +77,35 @@ impl ConfigSource {
             _ => ConfigSource::Unknown,
         }
     }
+}
+
+/// Which leader an election picks (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// The first replica, when it is live and in sync.
+    Preferred,
+    /// For a partition without a leader: any live replica, even one not in
+    /// sync (records only the lost replicas had are gone).
+    Unclean,
+}
+
+impl ElectionType {
+    fn wire(self) -> i8 {
+        match self {
+            ElectionType::Preferred => 0,
+            ElectionType::Unclean => 1,
+        }
+    }
+}
+
+/// How one partition's election went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionOutcome {
+    pub topic: String,
+    pub partition: i32,
+    /// 0 when a new leader was elected; ELECTION_NOT_NEEDED, say, when not.
+    pub error_code: i16,
+    pub message: Option<String>,
 }
 
 impl Client {
@@ -210,6 +241,50 @@ impl Client {
         check(result.error_code, result.error_message.as_ref().map(|m| m.as_str()), || {
             format!("alter configs of {name}")
         })
+    }
+
+    /// Elects leaders of `partitions` of `topic` (ElectLeaders), or of
+    /// each of its partitions if `None`: each partition's outcome.
+    pub async fn elect_leaders(
+        &self,
+        topic: &str,
+        partitions: Option<&[i32]>,
+        election: ElectionType,
+    ) -> Result<Vec<ElectionOutcome>> {
+        let partitions = match partitions {
+            Some(p) => p.to_vec(),
+            None => self.describe_topic(topic).await?.partitions.iter().map(|p| p.partition).collect(),
+        };
+        let timeout_ms = self.timeout_ms();
+        let request = |_version| {
+            let topic = TopicPartitions::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(partitions.clone());
+            ElectLeadersRequest::default()
+                .with_election_type(election.wire())
+                .with_topic_partitions(Some(vec![topic]))
+                .with_timeout_ms(timeout_ms)
+        };
+        let response = self
+            .with_retries(None, false, || async {
+                let response = self.controller_connection().await?.request(request).await?;
+                check(response.error_code, None, || format!("elect leaders of {topic}"))?;
+                Ok(response)
+            })
+            .await?;
+        let outcomes = response
+            .replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result.iter().map(|p| ElectionOutcome {
+                    topic: t.topic.0.to_string(),
+                    partition: p.partition_id,
+                    error_code: p.error_code,
+                    message: p.error_message.as_ref().map(|m| m.to_string()),
+                })
+            })
+            .collect();
+        Ok(outcomes)
     }
 
     /// Every topic the cluster has, sorted by name.

@@ -37,6 +37,8 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
+    // Version 0 elects preferred leaders only.
+    (ApiKey::ElectLeaders, 1, 2),
     (ApiKey::OffsetDelete, 0, 0),
 ];
 

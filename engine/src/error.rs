@@ -79,6 +79,10 @@ error_codes! {
     FencedLeaderEpoch = 74,
     InvalidUpdateVersion = 95,
     IneligibleReplica = 107,
+    // Leader elections (ElectLeaders).
+    PreferredLeaderNotAvailable = 80,
+    EligibleLeadersNotAvailable = 83,
+    ElectionNotNeeded = 84,
 }
 
 impl ErrorCode {
@@ -175,6 +179,9 @@ mod tests {
             E::FencedLeaderEpoch => Some(K::FencedLeaderEpoch),
             E::InvalidUpdateVersion => Some(K::InvalidUpdateVersion),
             E::IneligibleReplica => Some(K::IneligibleReplica),
+            E::PreferredLeaderNotAvailable => Some(K::PreferredLeaderNotAvailable),
+            E::EligibleLeadersNotAvailable => Some(K::EligibleLeadersNotAvailable),
+            E::ElectionNotNeeded => Some(K::ElectionNotNeeded),
         }
     }
 

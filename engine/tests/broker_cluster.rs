@@ -10,7 +10,8 @@ use common::{batches, clock, produced_batch, produced_id, runtime};
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::Acks;
 use ringtail_engine::broker::{
-    Broker, BrokerConfig, BrokerEndpoint, ControllerLink, ErrorCode, FollowError, IsrChange, LinkFuture,
+    Broker, BrokerConfig, BrokerEndpoint, ControllerLink, ElectionType, ErrorCode, FollowError, IsrChange,
+    LinkFuture, PartitionElection, Wanted,
 };
 use ringtail_engine::controller::{plan, Endpoint, MetadataImage, MetadataRecord};
 use ringtail_engine::entropy::SeededEntropy;
@@ -160,6 +161,18 @@ impl ControllerLink for Quorum {
             let record = plan::alter_isr(&image, leader, &change)?;
             self.commit(&record.into_iter().collect::<Vec<_>>()).await;
             Ok(())
+        })
+    }
+
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        wanted: Wanted,
+    ) -> LinkFuture<'_, Vec<PartitionElection>> {
+        Box::pin(async move {
+            let (records, outcomes) = plan::elect_leaders(&self.image(), election, &wanted);
+            self.commit(&records).await;
+            Ok(outcomes)
         })
     }
 

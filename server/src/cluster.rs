@@ -2,7 +2,7 @@
 //! controller voter if it is one, and its broker's side of the quorum:
 //! registering and heartbeating (so it is unfenced and stays so),
 //! following the metadata image, and the `ControllerLink` its topic,
-//! partition, config and producer-id changes go through.
+//! partition, config, leader and producer-id changes go through.
 //!
 //! Start-up waits until the broker has followed a first image: a broker
 //! answers clients from the cluster's metadata, never from a stale or
@@ -16,7 +16,9 @@ use crate::quorum::voter;
 use crate::quorum::wire::{Ask, Outcome};
 use crate::replication;
 use crate::serve::ServeError;
-use ringtail_engine::broker::{ControllerLink, FollowError, IsrChange, LinkFuture};
+use ringtail_engine::broker::{
+    ControllerLink, ElectionType, FollowError, IsrChange, LinkFuture, PartitionElection, Wanted,
+};
 use ringtail_engine::clock::Clock;
 use ringtail_engine::controller::{Endpoint, QuorumConfig, QuorumNode};
 use ringtail_engine::entropy::Entropy;
@@ -331,10 +333,14 @@ struct Link {
 impl Link {
     /// Proposes a change; returns once this broker's image holds it.
     async fn change(&self, ask: Ask) -> Result<(), BrokerError> {
-        let index = match self.client.call(ask).await {
-            Some(Outcome::Committed(index)) => index,
-            other => return Err(refusal(other)),
-        };
+        match self.client.call(ask).await {
+            Some(Outcome::Committed(index)) => self.followed(index).await,
+            other => Err(refusal(other)),
+        }
+    }
+
+    /// Returns once this broker's image is at `index` (C3).
+    async fn followed(&self, index: u64) -> Result<(), BrokerError> {
         self.wake.notify_one();
         let mut followed = self.broker.followed_index();
         let reached = tokio::time::timeout(CHANGE_TIMEOUT, followed.wait_for(|at| *at >= index))
@@ -380,6 +386,22 @@ impl ControllerLink for Link {
 
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {
         Box::pin(self.change(Ask::AlterPartition { node_id: self.node_id, change }))
+    }
+
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Wanted,
+    ) -> LinkFuture<'_, Vec<PartitionElection>> {
+        Box::pin(async move {
+            match self.client.call(Ask::ElectLeaders { election, partitions }).await {
+                Some(Outcome::Elected { index, outcomes }) => {
+                    self.followed(index).await?;
+                    Ok(outcomes)
+                }
+                other => Err(refusal(other)),
+            }
+        })
     }
 
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)> {

@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ringtail_client::Acks;
 use ringtail_server::cli::consume::{consume_into, ConsumeArgs, StartFrom};
 use ringtail_server::cli::produce::ProduceArgs;
-use ringtail_server::cli::topic::{TopicArgs, TopicCommand};
+use ringtail_server::cli::topic::{Election, TopicArgs, TopicCommand};
 use ringtail_server::cli::{CliError, BOOTSTRAP_DEFAULT};
 
 /// The commands as the `ringtail` binary mounts them.
@@ -137,6 +137,30 @@ fn topic_create_partitions_and_alter_config_parse_and_refuse_bad_lines() {
         "ringtail topic alter-config orders",
         "ringtail topic alter-config orders --set novalue",
         "ringtail topic alter-config --set a=b",
+    ] {
+        let err = parse(line).expect_err(line);
+        assert_eq!(err.exit_code(), 2, "{line}: {err}");
+    }
+}
+
+#[test]
+fn topic_elect_leaders_defaults_to_preferred_in_every_partition() {
+    let args = topic("ringtail topic elect-leaders orders");
+    assert_eq!(
+        args.command,
+        TopicCommand::ElectLeaders { name: "orders".into(), partition: None, election: Election::Preferred }
+    );
+    let args = topic("ringtail topic elect-leaders orders --partition 2 --type unclean --bootstrap h:1");
+    assert_eq!(
+        args.command,
+        TopicCommand::ElectLeaders { name: "orders".into(), partition: Some(2), election: Election::Unclean }
+    );
+    assert_eq!(args.bootstrap, "h:1");
+    for line in [
+        "ringtail topic elect-leaders",
+        "ringtail topic elect-leaders orders --type sideways",
+        "ringtail topic elect-leaders orders --partition -1",
+        "ringtail topic elect-leaders orders --partition",
     ] {
         let err = parse(line).expect_err(line);
         assert_eq!(err.exit_code(), 2, "{line}: {err}");

@@ -1,6 +1,7 @@
 //! A broker in a cluster: its metadata follows the controller quorum's
 //! image instead of being its own, and its changes (topics, partitions,
-//! topic configs, producer id blocks) go through the quorum.
+//! topic configs, leader elections, producer id blocks) go through the
+//! quorum.
 //!
 //! The owner (the server, the simulator) carries requests to the quorum
 //! (`ControllerLink`) and hands every newer image it fetches to
@@ -26,6 +27,7 @@
 
 use super::metadata::{ClusterMetadata, PartitionAssignment, TopicState};
 use super::{Broker, BrokerEndpoint};
+use crate::controller::plan::{ElectionType, PartitionElection, Wanted};
 use crate::controller::{IsrChange, MetadataImage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
@@ -63,6 +65,12 @@ pub trait ControllerLink: Send + Sync + 'static {
         expected: BTreeMap<String, String>,
         configs: BTreeMap<String, String>,
     ) -> LinkFuture<'_, ()>;
+
+    /// Kafka's ElectLeaders for `wanted` (every partition if `None`): each
+    /// partition's outcome, once any leader elected is in this broker's
+    /// image too (C3).
+    fn elect_leaders(&self, election: ElectionType, wanted: Wanted)
+        -> LinkFuture<'_, Vec<PartitionElection>>;
 
     /// A block of producer ids no other broker is given: `(first, count)`.
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)>;

@@ -15,6 +15,7 @@
 //! - `topics`: create, delete, auto-create, describe configs.
 //! - `create_partitions`: growing a topic; `topic_configs`: changing its
 //!   configs while it runs (AlterConfigs, IncrementalAlterConfigs).
+//! - `elect_leaders`: leader elections an operator asks for (ElectLeaders).
 //!
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
@@ -22,6 +23,7 @@
 mod cluster;
 mod create_partitions;
 pub mod delete_records;
+mod elect_leaders;
 mod group_compaction;
 pub mod groups;
 mod log_errors;
@@ -34,6 +36,7 @@ pub mod topics;
 
 // The codes live in the leaf `crate::error`; re-exported here, where the
 // server, client and simulator have always found them.
+pub use crate::controller::plan::{ElectionType, PartitionElection, Wanted};
 pub use crate::controller::IsrChange;
 pub use crate::error::{BrokerError, ErrorCode};
 pub use cluster::{ControllerLink, FollowError, LinkFuture};

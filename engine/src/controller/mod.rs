@@ -6,7 +6,8 @@
 //!
 //! - `records`: the records and their encoding;
 //! - `image`: the state they build (`apply` reads nothing else);
-//! - `plan`: what the leader proposes (placement, fencing), as pure functions;
+//! - `plan`: what the leader proposes (placement, fencing, leader elections),
+//!   as pure functions;
 //! - `storage`: raft's in-memory view of the persisted log;
 //! - `store`: the log, hard state and snapshot on the engine's `Disk`;
 //! - `quorum`: one voter, sans-IO (messages, ticks, requests in; work to
@@ -34,6 +35,7 @@ pub mod store;
 
 pub use image::MetadataImage;
 pub use node::QuorumNode;
+pub use plan::{ElectionType, PartitionElection};
 pub use quorum::{Answer, BrokerState, Controller, ProposalId, QuorumConfig};
 pub use records::{Endpoint, IsrChange, MetadataRecord, PartitionRecord};
 

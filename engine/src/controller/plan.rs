@@ -6,6 +6,13 @@ use super::records::{IsrChange, MetadataRecord, PartitionRecord};
 use crate::error::{BrokerError, ErrorCode};
 use std::collections::BTreeMap;
 
+// Leader elections, automatic and requested.
+mod election;
+pub use election::{
+    elect_leaders, elect_unclean, prefer_leaders, preferred_election, unclean_election, ElectionType,
+    PartitionElection, Wanted,
+};
+
 /// A new topic's records: `replication_factor` replicas per partition,
 /// spread evenly over the live brokers (partition `p`'s replicas start one
 /// broker after partition `p - 1`'s, and each topic starts one broker
@@ -197,47 +204,6 @@ pub fn unfence(image: &MetadataImage, node_id: i32, incarnation: u64) -> Vec<Met
                 // leads with what it has.
                 tracing::warn!(topic = %topic.topic_id, partition = index, leader = node_id, "unclean leader election: no in-sync replica is live");
                 let next = PartitionRecord { leader: node_id, isr: vec![node_id], ..p.clone() };
-                push_change(&mut records, &topic.topic_id, index, p, next);
-            }
-        }
-    }
-    records
-}
-
-/// Partitions without a leader, of topics that allow unclean election: the
-/// first live replica leads with what it has. `evict` and `unfence` do the
-/// same as brokers come and go; this catches the partitions that were
-/// offline already when the topic's `unclean.leader.election.enable` was
-/// turned on (Kafka's controller elects them then too).
-pub fn elect_unclean(image: &MetadataImage) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    for topic in image.topics.values().filter(|t| unclean(t)) {
-        for (index, p) in topic.partitions.iter().enumerate() {
-            if p.leader >= 0 {
-                continue;
-            }
-            if let Some(r) = p.replicas.iter().copied().find(|r| image.is_live(*r)) {
-                tracing::warn!(topic = %topic.topic_id, partition = index, leader = r, "unclean leader election: no in-sync replica is live");
-                let next = PartitionRecord { leader: r, isr: vec![r], ..p.clone() };
-                push_change(&mut records, &topic.topic_id, index, p, next);
-            }
-        }
-    }
-    records
-}
-
-/// Preferred-leader election (Kafka's auto.leader.rebalance): every
-/// partition whose first replica is live and in the ISR, but does not lead,
-/// gets it back as leader (a new leader epoch), so leadership spreads over
-/// the brokers as placement meant it to once failed ones have returned.
-/// Only ISR members qualify, so no acknowledged record is at stake.
-pub fn prefer_leaders(image: &MetadataImage) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
-    for topic in image.topics.values() {
-        for (index, p) in topic.partitions.iter().enumerate() {
-            let Some(&preferred) = p.replicas.first() else { continue };
-            if p.leader != preferred && p.isr.contains(&preferred) && image.is_live(preferred) {
-                let next = PartitionRecord { leader: preferred, ..p.clone() };
                 push_change(&mut records, &topic.topic_id, index, p, next);
             }
         }

@@ -422,3 +422,45 @@ async fn racing_topic_changes_apply_once_and_survive_power_loss() {
     c.start(follower).await.unwrap();
     assert_eq!(c.converge().await, image);
 }
+
+/// An operator's preferred election through the quorum: answered at once
+/// while the preferred replica is back but not in sync (nothing to
+/// propose), and proposed, applied on every voter, once it is.
+#[tokio::test]
+async fn a_requested_preferred_election_moves_leadership_back_through_the_quorum() {
+    let mut c = Cluster::new(3, |config| config.broker_session_timeout_ms = 60_000).await;
+    c.register_brokers(&[1, 2, 3]).await;
+    let leader = c.await_leader().await;
+    let p = c.node(leader).create_topic("t", 3, 3, BTreeMap::new()).unwrap();
+    c.answer(leader, p).await.unwrap();
+    c.fill_isrs(leader, "t").await;
+    let p = c.node(leader).controlled_shutdown(2, 102).unwrap();
+    c.answer(leader, p).await.unwrap();
+    c.heartbeat(&[2]).await;
+    c.run_ms(500).await;
+    assert!(c.node(leader).image().is_live(2), "unfenced again");
+    let replicas: Vec<i32> =
+        c.node(leader).image().topics["t"].partitions.iter().map(|p| p.replicas[0]).collect();
+    let wanted = Some(vec![("t".to_string(), vec![0, 1, 2])]);
+    let codes = |outcomes: &[PartitionElection]| -> Vec<ErrorCode> {
+        outcomes.iter().map(|o| ErrorCode::from_code(o.error_code).unwrap()).collect()
+    };
+    let (proposal, outcomes) = c.node(leader).elect_leaders(ElectionType::Preferred, &wanted).unwrap();
+    assert!(proposal.is_none(), "nothing to propose");
+    let expected: Vec<ErrorCode> = replicas
+        .iter()
+        .map(|r| if *r == 2 { ErrorCode::PreferredLeaderNotAvailable } else { ErrorCode::ElectionNotNeeded })
+        .collect();
+    assert_eq!(codes(&outcomes), expected);
+
+    c.fill_isrs(leader, "t").await;
+    let (proposal, outcomes) = c.node(leader).elect_leaders(ElectionType::Preferred, &wanted).unwrap();
+    let expected: Vec<ErrorCode> = replicas
+        .iter()
+        .map(|r| if *r == 2 { ErrorCode::None } else { ErrorCode::ElectionNotNeeded })
+        .collect();
+    assert_eq!(codes(&outcomes), expected);
+    c.answer(leader, proposal.expect("a proposal")).await.unwrap();
+    let image = c.converge().await;
+    assert!(image.topics["t"].partitions.iter().all(|p| p.leader == p.replicas[0]), "{image:?}");
+}

@@ -1,4 +1,4 @@
-//! `ringtail topic create|list|describe|delete|create-partitions|alter-config|trim`.
+//! `ringtail topic create|list|describe|delete|create-partitions|alter-config|trim|elect-leaders`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{connect, finish, topic_error, CliError, BOOTSTRAP_DEFAULT};
-use ringtail_client::admin::AlterConfigOp;
-use ringtail_client::{ClientConfig, ConfigEntry, NewTopic, TopicInfo};
+use ringtail_client::admin::{AlterConfigOp, ElectionOutcome, ElectionType};
+use ringtail_client::error::code;
+use ringtail_client::{kafka_error_name, ClientConfig, ConfigEntry, NewTopic, TopicInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct TopicArgs {
@@ -72,6 +73,26 @@ pub enum TopicCommand {
         #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
         partition: Option<i32>,
     },
+    /// Elect partition leaders (ElectLeaders): preferred gives leadership
+    /// back to each partition's first replica once it is in sync; unclean
+    /// gives a partition without a leader any live replica, losing the
+    /// records only the lost replicas had.
+    ElectLeaders {
+        name: String,
+        /// Only this partition (all of them if not given).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        partition: Option<i32>,
+        /// Which leader to elect.
+        #[arg(long = "type", value_enum, default_value_t = Election::Preferred)]
+        election: Election,
+    },
+}
+
+/// `--type` of `elect-leaders`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Election {
+    Preferred,
+    Unclean,
 }
 
 /// `KEY=VALUE`, split at the first `=`; the key must not be empty.
@@ -140,6 +161,45 @@ pub async fn execute<W: Write + ?Sized>(args: TopicArgs, out: &mut W) -> Result<
             }
             Ok(())
         }
+        TopicCommand::ElectLeaders { name, partition, election } => {
+            let election = match election {
+                Election::Preferred => ElectionType::Preferred,
+                Election::Unclean => ElectionType::Unclean,
+            };
+            let partitions = partition.map(|p| vec![p]);
+            let outcomes = client
+                .elect_leaders(&name, partitions.as_deref(), election)
+                .await
+                .map_err(|e| topic_error(&name, e))?;
+            for o in &outcomes {
+                write_out(
+                    out,
+                    format_args!("Partition {} of {}: {}.\n", o.partition, o.topic, outcome_text(o)),
+                )?;
+            }
+            // As kafka-leader-election.sh: a partition that needed no
+            // election is no failure, one that could not get its leader is.
+            let failed = outcomes
+                .iter()
+                .filter(|o| o.error_code != code::NONE && o.error_code != code::ELECTION_NOT_NEEDED)
+                .count();
+            if failed > 0 {
+                return Err(CliError::Runtime(format!(
+                    "{failed} partition(s) of {name} could not be elected"
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn outcome_text(o: &ElectionOutcome) -> String {
+    if o.error_code == code::NONE {
+        return "new leader elected".to_owned();
+    }
+    match &o.message {
+        Some(m) => format!("{} ({m})", kafka_error_name(o.error_code)),
+        None => kafka_error_name(o.error_code),
     }
 }
 

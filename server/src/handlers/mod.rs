@@ -18,6 +18,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_session;
 pub mod find_coordinator;
@@ -130,6 +131,9 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::CreatePartitions(r) => {
             respond(ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await))
         }
+        RequestKind::ElectLeaders(r) => {
+            respond(ResponseKind::ElectLeaders(elect_leaders::handle(ctx, r, version).await))
+        }
         RequestKind::InitProducerId(r) => {
             respond(ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await))
         }
@@ -207,6 +211,13 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         ResponseKind::AlterConfigs(r) => r.responses.iter().any(|t| t.error_code != 0),
         ResponseKind::IncrementalAlterConfigs(r) => r.responses.iter().any(|t| t.error_code != 0),
         ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code != 0),
+        ResponseKind::ElectLeaders(r) => {
+            r.error_code != 0
+                || r.replica_election_results
+                    .iter()
+                    .flat_map(|t| &t.partition_result)
+                    .any(|p| p.error_code != 0)
+        }
         ResponseKind::InitProducerId(r) => r.error_code != 0,
         ResponseKind::OffsetForLeaderEpoch(r) => {
             r.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0)

@@ -264,6 +264,12 @@ const DELETE_GROUPS: &[Field] = &[
     all(Array(&Str)), // groups_names
 ];
 
+const ELECT_LEADERS: &[Field] = &[
+    from(1, Int8),                                 // election_type
+    all(Structs(&[all(Str), all(Array(&Int32))])), // topic_partitions (null: all): topic, partitions
+    all(Int32),                                    // timeout_ms
+];
+
 const DESCRIBE_CLUSTER: &[Field] = &[
     all(Bool),     // include_cluster_authorized_operations
     from(1, Int8), // endpoint_type
@@ -315,6 +321,7 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::DescribeGroups => DESCRIBE_GROUPS,
         ApiKey::ListGroups => LIST_GROUPS,
         ApiKey::DeleteGroups => DELETE_GROUPS,
+        ApiKey::ElectLeaders => ELECT_LEADERS,
         ApiKey::DescribeCluster => DESCRIBE_CLUSTER,
         ApiKey::DescribeLogDirs => DESCRIBE_LOG_DIRS,
         ApiKey::DescribeProducers => DESCRIBE_PRODUCERS,

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 28] = [
+pub const SUPPORTED: [Supported; 29] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -61,6 +61,8 @@ pub const SUPPORTED: [Supported; 28] = [
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
+    // 1 adds the election type (unclean) and a top-level error code.
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
     // 1 adds endpoint types, 2 fenced brokers.

@@ -71,7 +71,7 @@ pub async fn run<D: Disk>(
         for (proposal, answer) in node.controller.take_answers() {
             if let Some(Waiting { reply_to, id, on_commit }) = waiting.remove(&proposal) {
                 let outcome = match answer {
-                    Ok(index) => on_commit.unwrap_or(Outcome::Committed(index)),
+                    Ok(index) => on_commit.map_or(Outcome::Committed(index), |answer| answer(index)),
                     Err(e) => refused(&node.controller, e),
                 };
                 let _ = reply_to.send(encode(&Frame::Reply(Reply { id, outcome })));
@@ -85,16 +85,19 @@ pub async fn run<D: Disk>(
 
 enum Handled {
     /// Answered once this proposal applies (or fails to): with the outcome
-    /// given, or else `Committed` and its index.
-    Later(ProposalId, Option<Outcome>),
+    /// made from its index, or else `Committed` and the index.
+    Later(ProposalId, Option<OnCommit>),
     Now(Outcome),
 }
+
+/// The answer to a proposal that applied at an index.
+type OnCommit = Box<dyn FnOnce(u64) -> Outcome + Send>;
 
 /// A request whose proposal has not applied yet.
 struct Waiting {
     reply_to: UnboundedSender<Bytes>,
     id: u64,
-    on_commit: Option<Outcome>,
+    on_commit: Option<OnCommit>,
 }
 
 fn refused(controller: &Controller, e: BrokerError) -> Outcome {
@@ -124,11 +127,22 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
         }
         Ask::AllocateProducerIds { node_id } => {
             return match c.allocate_producer_ids(node_id) {
-                Ok((id, first)) => {
-                    Handled::Later(id, Some(Outcome::ProducerIds { first, count: PRODUCER_ID_BLOCK }))
-                }
+                Ok((id, first)) => Handled::Later(
+                    id,
+                    Some(Box::new(move |_| Outcome::ProducerIds { first, count: PRODUCER_ID_BLOCK })),
+                ),
                 Err(e) => Handled::Now(refused(c, e)),
             }
+        }
+        Ask::ElectLeaders { election, partitions } => {
+            return match c.elect_leaders(election, &partitions) {
+                Ok((Some(id), outcomes)) => {
+                    Handled::Later(id, Some(Box::new(move |index| Outcome::Elected { index, outcomes })))
+                }
+                // Nothing elected: true of the image as applied here.
+                Ok((None, outcomes)) => Handled::Now(Outcome::Elected { index: c.applied(), outcomes }),
+                Err(e) => Handled::Now(refused(c, e)),
+            };
         }
         Ask::Image { after } => {
             let image = (c.applied() > after).then(|| Box::new(c.image().clone()));

@@ -8,7 +8,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use protobuf::Message as _;
 use raft::prelude::Message;
-use ringtail_engine::controller::{Endpoint, IsrChange, MetadataImage};
+use ringtail_engine::controller::plan::Wanted;
+use ringtail_engine::controller::{ElectionType, Endpoint, IsrChange, MetadataImage, PartitionElection};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -59,6 +60,12 @@ pub enum Ask {
         expected: BTreeMap<String, String>,
         configs: BTreeMap<String, String>,
     },
+    /// An operator's leader election (Kafka's ElectLeaders) of these
+    /// partitions, or of every partition (`None`).
+    ElectLeaders {
+        election: ElectionType,
+        partitions: Wanted,
+    },
     /// A block of producer ids for this broker alone.
     AllocateProducerIds {
         node_id: i32,
@@ -106,6 +113,12 @@ pub enum Outcome {
         applied: u64,
         leader: Option<u64>,
         image: Option<Box<MetadataImage>>,
+    },
+    /// Each partition's election outcome, holding once the image is at
+    /// `index`.
+    Elected {
+        index: u64,
+        outcomes: Vec<PartitionElection>,
     },
     /// A Kafka error code and why; NOT_CONTROLLER names the leader if known.
     Refused {
@@ -199,7 +212,30 @@ mod tests {
                     configs: [("retention.ms".to_string(), "1000".to_string())].into(),
                 },
             }),
+            Frame::Request(Request {
+                id: 5,
+                ask: Ask::ElectLeaders {
+                    election: ElectionType::Unclean,
+                    partitions: Some(vec![("t".into(), vec![0, 2])]),
+                },
+            }),
+            Frame::Request(Request {
+                id: 6,
+                ask: Ask::ElectLeaders { election: ElectionType::Preferred, partitions: None },
+            }),
             Frame::Reply(Reply { id: 1, outcome: Outcome::Heartbeat { fenced: false } }),
+            Frame::Reply(Reply {
+                id: 5,
+                outcome: Outcome::Elected {
+                    index: 12,
+                    outcomes: vec![PartitionElection {
+                        topic: "t".into(),
+                        partition: 0,
+                        error_code: 84,
+                        message: None,
+                    }],
+                },
+            }),
         ];
         let mut bytes = Vec::new();
         for f in &frames {

@@ -276,3 +276,128 @@ fn turning_unclean_election_on_elects_a_leader_for_an_offline_partition() {
     assert_eq!(after.leader_epoch, offline.leader_epoch + 1);
     assert!(elect_unclean(&image).is_empty(), "nothing left to elect");
 }
+
+/// Each partition's code from an ElectLeaders answer, by (topic, partition).
+fn codes(answers: &[PartitionElection]) -> Vec<(String, i32, ErrorCode)> {
+    answers
+        .iter()
+        .map(|a| (a.topic.clone(), a.partition, ErrorCode::from_code(a.error_code).unwrap()))
+        .collect()
+}
+
+fn wanted(topic: &str, partitions: &[i32]) -> Wanted {
+    Some(vec![(topic.to_string(), partitions.to_vec())])
+}
+
+#[test]
+fn a_requested_preferred_election_answers_each_partition_as_kafka_does() {
+    let mut image = cluster(&[1, 2, 3]);
+    let record = create_topic(&image, "t", "id".into(), 3, 3, BTreeMap::new()).unwrap();
+    apply_all(&mut image, &[record]);
+    all_in_sync(&mut image);
+    let preferred_1 = (0..3).find(|i| image.topics["t"].partitions[*i as usize].replicas[0] == 1).unwrap();
+    let others: Vec<i32> = (0..3).filter(|i| *i != preferred_1).collect();
+    let (records, answers) = elect_leaders(&image, ElectionType::Preferred, &wanted("t", &[0, 1, 2]));
+    assert!(records.is_empty());
+    assert!(codes(&answers).iter().all(|(_, _, c)| *c == ErrorCode::ElectionNotNeeded), "{answers:?}");
+    let (_, all) = elect_leaders(&image, ElectionType::Preferred, &None);
+    assert!(all.is_empty(), "asked for every partition, those needing nothing are left out");
+
+    // Broker 1 leaves: its partition moves; back, but not yet in sync, it
+    // may not lead.
+    let fencing = fence(&image, 1, 1);
+    apply_all(&mut image, &fencing);
+    let unfencing = unfence(&image, 1, 1);
+    apply_all(&mut image, &unfencing);
+    let (records, answers) = elect_leaders(&image, ElectionType::Preferred, &wanted("t", &[preferred_1]));
+    assert!(records.is_empty());
+    assert_eq!(codes(&answers), [("t".into(), preferred_1, ErrorCode::PreferredLeaderNotAvailable)]);
+    assert!(answers[0].message.as_ref().is_some_and(|m| m.contains("not live or not in the ISR")));
+
+    // In sync again: elected, once however often it is named; unknown
+    // topics and partitions are answered in place.
+    all_in_sync(&mut image);
+    let before = image.topics["t"].partitions[preferred_1 as usize].clone();
+    let asked = Some(vec![
+        ("t".to_string(), vec![preferred_1, others[0], preferred_1, 3, -1]),
+        ("nope".to_string(), vec![0]),
+    ]);
+    let (records, answers) = elect_leaders(&image, ElectionType::Preferred, &asked);
+    let unknown = ErrorCode::UnknownTopicOrPartition;
+    assert_eq!(
+        codes(&answers),
+        [
+            ("t".into(), preferred_1, ErrorCode::None),
+            ("t".into(), others[0], ErrorCode::ElectionNotNeeded),
+            ("t".into(), preferred_1, ErrorCode::None),
+            ("t".into(), 3, unknown),
+            ("t".into(), -1, unknown),
+            ("nope".into(), 0, unknown),
+        ]
+    );
+    assert_eq!(records.len(), 1, "one change for a partition named twice");
+    apply_all(&mut image, &records);
+    let after = &image.topics["t"].partitions[preferred_1 as usize];
+    assert_eq!((after.leader, after.leader_epoch), (1, before.leader_epoch + 1));
+    assert_eq!(after.isr, before.isr);
+    assert!(prefer_leaders(&image).is_empty(), "the automatic election finds nothing left either");
+}
+
+#[test]
+fn a_requested_unclean_election_leads_offline_partitions_whatever_the_topic_config() {
+    let mut image = cluster(&[1, 2]);
+    let record = create_topic(&image, "t", "id".into(), 1, 2, BTreeMap::new()).unwrap();
+    apply_all(&mut image, &[record]);
+    let p = image.topics["t"].partitions[0].clone();
+    let follower = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
+    let (records, answers) = elect_leaders(&image, ElectionType::Unclean, &wanted("t", &[0]));
+    assert!(records.is_empty());
+    assert_eq!(codes(&answers), [("t".into(), 0, ErrorCode::ElectionNotNeeded)], "it has a leader");
+
+    // Both replicas gone: nobody may lead.
+    for id in [p.leader, follower] {
+        let fencing = fence(&image, id, 1);
+        apply_all(&mut image, &fencing);
+    }
+    let (records, answers) = elect_leaders(&image, ElectionType::Unclean, &wanted("t", &[0]));
+    assert!(records.is_empty());
+    assert_eq!(codes(&answers), [("t".into(), 0, ErrorCode::EligibleLeadersNotAvailable)]);
+    let (_, all) = elect_leaders(&image, ElectionType::Unclean, &None);
+    assert_eq!(codes(&all), codes(&answers), "an offline partition is answered for every partition too");
+
+    // The follower, never in sync, returns: the topic forbids unclean
+    // election, so it waits; the operator's request elects it anyway.
+    let unfencing = unfence(&image, follower, 1);
+    apply_all(&mut image, &unfencing);
+    assert_eq!(image.topics["t"].partitions[0].leader, -1);
+    assert!(elect_unclean(&image).is_empty(), "not automatically");
+    let before = image.topics["t"].partitions[0].clone();
+    let (records, answers) = elect_leaders(&image, ElectionType::Unclean, &wanted("t", &[0]));
+    assert_eq!(codes(&answers), [("t".into(), 0, ErrorCode::None)]);
+    apply_all(&mut image, &records);
+    let after = &image.topics["t"].partitions[0];
+    assert_eq!((after.leader, after.isr.clone()), (follower, vec![follower]));
+    assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+    // A preferred election has nothing to offer an offline partition whose
+    // first replica is gone.
+    let offline = PartitionRecord { leader: -1, isr: vec![p.replicas[0]], ..after.clone() };
+    let dead = cluster(&[p.replicas[1]]);
+    assert_eq!(preferred_election(&dead, &offline), Err(ErrorCode::PreferredLeaderNotAvailable));
+}
+
+#[test]
+fn an_unclean_election_takes_a_live_isr_member_first() {
+    let image = cluster(&[1, 2, 3]);
+    let p = PartitionRecord {
+        replicas: vec![1, 2, 3],
+        leader: -1,
+        leader_epoch: 4,
+        isr: vec![3],
+        partition_epoch: 9,
+    };
+    let next = unclean_election(&image, &p).unwrap();
+    assert_eq!((next.leader, next.isr), (3, vec![3]), "clean: the ISR member, the ISR kept");
+    let gone = PartitionRecord { isr: vec![4], replicas: vec![4, 2, 1], ..p };
+    let next = unclean_election(&image, &gone).unwrap();
+    assert_eq!((next.leader, next.isr), (2, vec![2]), "unclean: the first live replica, alone in the ISR");
+}

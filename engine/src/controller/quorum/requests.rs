@@ -1,10 +1,10 @@
 //! The brokers' requests to the controller leader: registration,
 //! heartbeats and controlled shutdown, topic and partition changes,
-//! producer id blocks. Each is planned from the image (`plan`) and
+//! leader elections, producer id blocks. Each is planned from the image (`plan`) and
 //! proposed; its answer comes once the proposal applied.
 
 use super::{not_controller, BrokerState, Controller, ProposalId, PRODUCER_ID_BLOCK};
-use crate::controller::plan;
+use crate::controller::plan::{self, ElectionType, PartitionElection, Wanted};
 use crate::controller::records::{Endpoint, IsrChange, MetadataRecord};
 use crate::error::{BrokerError, ErrorCode};
 use std::collections::BTreeMap;
@@ -149,5 +149,23 @@ impl Controller {
         }
         let record = plan::alter_topic_configs(&self.image, name, expected, configs)?;
         self.propose(vec![record])
+    }
+
+    /// An operator's leader election (`plan::elect_leaders`): each
+    /// partition's outcome, and the proposal carrying the new leaders when
+    /// any was elected (the outcomes hold once it applies).
+    pub fn elect_leaders(
+        &mut self,
+        election: ElectionType,
+        wanted: &Wanted,
+    ) -> Result<(Option<ProposalId>, Vec<PartitionElection>), BrokerError> {
+        if !self.caught_up() {
+            return Err(not_controller(self.leader()));
+        }
+        let (records, outcomes) = plan::elect_leaders(&self.image, election, wanted);
+        if records.is_empty() {
+            return Ok((None, outcomes));
+        }
+        Ok((Some(self.propose(records)?), outcomes))
     }
 }

@@ -384,6 +384,20 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_unknown_tagged_fields(t(tags()));
             encode(&r, v)
         }
+        ApiKey::ElectLeaders => {
+            let topic = elect_leaders_request::TopicPartitions::default()
+                .with_topic(TopicName(s("t")))
+                .with_partitions(vec![0, 7])
+                .with_unknown_tagged_fields(t(tags()));
+            let mut r = ElectLeadersRequest::default()
+                .with_topic_partitions(Some(vec![topic.clone(), topic.with_partitions(Vec::new())]))
+                .with_timeout_ms(100)
+                .with_unknown_tagged_fields(t(tags()));
+            if v >= 1 {
+                r.election_type = 1;
+            }
+            encode(&r, v)
+        }
         ApiKey::DescribeLogDirs => {
             let topic = describe_log_dirs_request::DescribableLogDirTopic::default()
                 .with_topic(TopicName(s("t")))
