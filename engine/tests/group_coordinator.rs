@@ -635,3 +635,43 @@ fn offset_delete_spares_subscribed_topics_of_live_groups() {
         assert_eq!(f.broker.group_waiters(), 0);
     });
 }
+
+/// A member that asks for a rebalance timeout of 24 days holds a
+/// rebalance for at most the largest session timeout (30 min): then the
+/// join completes without the members that did not rejoin. A member whose
+/// metadata is over the cap is refused.
+#[test]
+fn rebalance_timeouts_and_member_metadata_are_bounded() {
+    runtime().block_on(async {
+        let f = Fixture::new(3_000).await;
+        let mut huge = join_request("", None);
+        huge.protocols =
+            vec![("range".into(), Bytes::from(vec![0u8; ringtail_engine::group::MEMBER_BYTES_MAX + 1]))];
+        assert_eq!(f.broker.join_group(huge).await.error, ErrorCode::InvalidRequest);
+        let (generation, ids) = f.form(&[None, None]).await;
+        // A member of the group rejoins (a new member would be dropped
+        // after 5 minutes anyway, as in Kafka).
+        let mut patient = join_request(&ids[1], None);
+        patient.rebalance_timeout_ms = i32::MAX;
+        // A new subscription: a rejoin with the same one changes nothing.
+        patient.protocols = vec![("range".into(), subscription(&["orders", "more"]))];
+        let b = f.broker.clone();
+        let joining = tokio::spawn(async move { b.join_group(patient).await });
+        settle().await;
+        assert_eq!(f.state().0, GroupState::PreparingRebalance);
+        // The first member stays alive (heartbeats) but never rejoins.
+        let max_session_ms = i64::from(GroupConfig::default().max_session_timeout_ms);
+        let mut waited = 0;
+        while !joining.is_finished() {
+            assert!(waited <= max_session_ms + 10_000, "the rebalance outlived the largest session timeout");
+            let _ = f.heartbeat(generation, &ids[0]).await;
+            f.advance(5_000).await;
+            waited += 5_000;
+        }
+        assert!(waited >= max_session_ms - 10_000, "completed after {waited} ms");
+        let answer = joining.await.unwrap();
+        assert_eq!(answer.error, ErrorCode::None);
+        assert_eq!(f.state().2, 1, "the member that never rejoined is gone");
+        assert_eq!(f.broker.group_waiters(), 0);
+    });
+}

@@ -235,3 +235,31 @@ async fn shutdown_answers_a_parked_join_at_once() {
     stopping.await.unwrap().unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
 }
+
+/// What a member may make the coordinator hold is bounded: metadata above
+/// 1 MiB is refused (as an assignment above it would be), the group is
+/// capped at --group-max-size members, and the broker goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_bounded_in_size_and_number() {
+    let dir = data_dir("groups-bounds");
+    let mut config = group_config(dir.path());
+    config.group.max_group_size = 1;
+    let server = ringtail_server::serve::start(config).await.unwrap();
+    let mut client = Client::connect(server.kafka_addr).await;
+    let found = client.call(3, &FindCoordinatorRequest::default().with_key(s("bounded"))).await;
+    assert_eq!(found.error_code, 0, "{found:?}");
+    let huge = join_request("bounded", "").with_protocols(vec![
+        join_group_request::JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(Bytes::from(vec![0u8; ringtail_engine::group::MEMBER_BYTES_MAX + 1])),
+    ]);
+    let refused = client.call(3, &huge).await;
+    assert_eq!(refused.error_code, code(ResponseError::InvalidRequest));
+    // Version 3 takes a member without the MEMBER_ID_REQUIRED round trip.
+    let first = client.call(3, &join_request("bounded", "")).await;
+    assert_eq!(first.error_code, 0, "{first:?}");
+    let second = client.call(3, &join_request("bounded", "")).await;
+    assert_eq!(second.error_code, code(ResponseError::GroupMaxSizeReached));
+    assert_eq!(client.call(3, &ApiVersionsRequest::default()).await.error_code, 0);
+    server.shutdown().await.unwrap();
+}

@@ -233,6 +233,11 @@ pub struct GroupListing {
 }
 
 /// The coordinator's settings (Kafka's names in brackets).
+/// Largest member metadata (a JoinGroup protocol's subscription) and
+/// member assignment (SyncGroup) the coordinator keeps: a consumer's are a
+/// few KiB. Larger joins and assignments are refused with INVALID_REQUEST.
+pub const MEMBER_BYTES_MAX: usize = 1024 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupConfig {
     /// Partitions of `__consumer_offsets` when it is created

@@ -2,7 +2,7 @@
 //! (with MEMBER_ID_REQUIRED for v4+), known members, and static members
 //! that restart under a new member id.
 
-use super::api::{GroupConfig, GroupState, JoinRequest, JoinResponse, SyncResponse};
+use super::api::{GroupConfig, GroupState, JoinRequest, JoinResponse, SyncResponse, MEMBER_BYTES_MAX};
 use super::group::{Group, Member, WaiterId, NEW_MEMBER_JOIN_TIMEOUT_MS};
 use super::records::STRING_BYTES_MAX;
 use super::shard::{Completion, Effects, Persist, Shard};
@@ -68,7 +68,7 @@ impl Shard {
         let strings = [&req.member_id, &req.client_id, &req.client_host, &req.protocol_type];
         let too_long = strings.iter().any(|s| s.len() > STRING_BYTES_MAX)
             || req.instance_id.as_ref().is_some_and(|s| s.len() > STRING_BYTES_MAX || s.is_empty())
-            || req.protocols.iter().any(|(n, _)| n.len() > STRING_BYTES_MAX);
+            || req.protocols.iter().any(|(n, m)| n.len() > STRING_BYTES_MAX || m.len() > MEMBER_BYTES_MAX);
         if too_long {
             return Err(ErrorCode::InvalidRequest);
         }
@@ -76,14 +76,21 @@ impl Shard {
     }
 }
 
-fn new_member(id: String, req: JoinRequest, waiter: WaiterId, now_ms: i64) -> Member {
+/// A member's rebalance timeout: within 0..=`max_session_timeout_ms`, so a
+/// parked JoinGroup (and the request bytes it holds) waits at most that
+/// long, as Kafka bounds sessions with group.max.session.timeout.ms.
+fn rebalance_timeout(asked_ms: i32, config: &GroupConfig) -> i32 {
+    asked_ms.clamp(0, config.max_session_timeout_ms.max(0))
+}
+
+fn new_member(id: String, req: JoinRequest, waiter: WaiterId, config: &GroupConfig, now_ms: i64) -> Member {
     Member {
         id,
         instance_id: req.instance_id,
         client_id: req.client_id,
         client_host: req.client_host,
         session_timeout_ms: req.session_timeout_ms,
-        rebalance_timeout_ms: req.rebalance_timeout_ms.max(0),
+        rebalance_timeout_ms: rebalance_timeout(req.rebalance_timeout_ms, config),
         protocol_type: req.protocol_type,
         protocols: req.protocols,
         assignment: Default::default(),
@@ -190,7 +197,7 @@ fn update_and_rebalance(
     let Some(m) = g.members.get_mut(&req.member_id) else { return };
     m.protocols = req.protocols;
     m.session_timeout_ms = req.session_timeout_ms;
-    m.rebalance_timeout_ms = req.rebalance_timeout_ms.max(0);
+    m.rebalance_timeout_ms = rebalance_timeout(req.rebalance_timeout_ms, config);
     if let Some(old) = m.join_waiter.replace(waiter) {
         // A retried join replaces the one parked before it.
         fx.join(old, JoinResponse::error(ErrorCode::RebalanceInProgress, m.id.clone()));
@@ -217,7 +224,7 @@ fn add_member_and_rebalance(
         }
     }
     tracing::debug!(group = %g.id, member = %id, "member joins");
-    g.add_member(new_member(id, req, waiter, now_ms));
+    g.add_member(new_member(id, req, waiter, config, now_ms));
     g.maybe_prepare_rebalance(config, now_ms, fx);
     g.maybe_complete_join(now_ms, fx);
 }
@@ -251,7 +258,7 @@ fn static_rejoin(
     m.id = new_id.clone();
     m.protocols = req.protocols;
     m.session_timeout_ms = req.session_timeout_ms;
-    m.rebalance_timeout_ms = req.rebalance_timeout_ms.max(0);
+    m.rebalance_timeout_ms = rebalance_timeout(req.rebalance_timeout_ms, config);
     m.touch(now_ms);
     g.add_member(m);
     if was_leader {

@@ -1,6 +1,6 @@
 //! SyncGroup, Heartbeat and LeaveGroup (Kafka 3.x semantics).
 
-use super::api::{GroupState, HeartbeatRequest, LeavingMember, SyncRequest, SyncResponse};
+use super::api::{GroupState, HeartbeatRequest, LeavingMember, SyncRequest, SyncResponse, MEMBER_BYTES_MAX};
 use super::group::{Group, WaiterId};
 use super::records::STRING_BYTES_MAX;
 use super::shard::{Completion, Effects, Persist, Shard};
@@ -132,6 +132,9 @@ fn check_sync(g: &Group, req: &SyncRequest) -> Result<(), ErrorCode> {
     }
     if req.generation != g.generation {
         return Err(ErrorCode::IllegalGeneration);
+    }
+    if req.assignments.iter().any(|(_, a)| a.len() > MEMBER_BYTES_MAX) {
+        return Err(ErrorCode::InvalidRequest);
     }
     let type_differs = req.protocol_type.as_ref().is_some_and(|t| g.protocol_type.as_ref() != Some(t));
     let name_differs = req.protocol_name.as_ref().is_some_and(|n| g.protocol.as_ref() != Some(n));

@@ -22,6 +22,7 @@
 //! the bytes that remain, and errors are returned, never panics.
 
 use super::shard::Shard;
+use crate::log::batch::{BATCH_HEADER_BYTES, BATCH_SIZE_BYTES_MAX};
 use crate::log::records::{iter_records, BatchBuilder};
 use bytes::{BufMut, Bytes};
 use thiserror::Error;
@@ -45,6 +46,8 @@ pub enum CodecError {
     Malformed(&'static str),
     #[error("{0} bytes left over")]
     TrailingBytes(usize),
+    #[error("records of at least {0} bytes do not fit one batch")]
+    TooLarge(usize),
     #[error("{0} is too long for the format")]
     TooLong(&'static str),
 }
@@ -319,8 +322,16 @@ impl<'a> Reader<'a> {
 /// One uncompressed batch holding `records`, stamped `now_ms`.
 pub fn build_batch(records: &[OffsetsRecord], now_ms: i64) -> Result<Bytes, CodecError> {
     let mut batch = BatchBuilder::new(0, now_ms);
+    // Checked before building: a group of many members with large metadata
+    // may not fit a batch, and the builder cannot represent what a batch
+    // cannot hold. Each record adds at most 32 bytes of framing.
+    let mut size = BATCH_HEADER_BYTES;
     for r in records {
         let (key, value) = r.encode()?;
+        size = size.saturating_add(key.len() + value.as_ref().map_or(0, |v| v.len()) + 32);
+        if size > BATCH_SIZE_BYTES_MAX {
+            return Err(CodecError::TooLarge(size));
+        }
         batch.push(Some(key), value, now_ms);
     }
     Ok(batch.build())
@@ -487,5 +498,26 @@ mod tests {
     fn strings_too_long_for_the_format_are_refused() {
         let r = OffsetsRecord::Group { group: "g".repeat(STRING_BYTES_MAX + 1), value: None };
         assert_eq!(r.encode(), Err(CodecError::TooLong("group id")));
+    }
+
+    /// Records that cannot fit one batch are refused before anything is
+    /// built (the builder could not represent them).
+    #[test]
+    fn records_too_large_for_a_batch_are_refused() {
+        let big = || OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: Some(OffsetValue {
+                offset: 1,
+                leader_epoch: -1,
+                metadata: "m".repeat(STRING_BYTES_MAX),
+                commit_timestamp_ms: 0,
+            }),
+        };
+        let fits = vec![big(); 4];
+        assert!(build_batch(&fits, 0).is_ok());
+        let many = vec![big(); BATCH_SIZE_BYTES_MAX / STRING_BYTES_MAX + 1];
+        assert!(matches!(build_batch(&many, 0), Err(CodecError::TooLarge(_))));
     }
 }

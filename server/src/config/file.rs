@@ -78,7 +78,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 24] = [
+const FILE_KEYS: [&str; 25] = [
     "data-dir",
     "listen",
     "advertise",
@@ -94,6 +94,7 @@ const FILE_KEYS: [&str; 24] = [
     "offsets-topic-partitions",
     "group-initial-rebalance-delay-ms",
     "group-min-session-timeout-ms",
+    "group-max-size",
     "offsets-retention-minutes",
     "log-cache-bytes",
     "log-cache-pretouch",

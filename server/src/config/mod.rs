@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// Smallest session timeout a group member may ask for [default: 6000]
     #[arg(long, value_name = "MS")]
     pub group_min_session_timeout_ms: Option<String>,
+    /// Members one consumer group may have (Kafka's group.max.size); a
+    /// join beyond it gets GROUP_MAX_SIZE_REACHED [default: 2147483647, no
+    /// limit, as Kafka]
+    #[arg(long, value_name = "MEMBERS")]
+    pub group_max_size: Option<String>,
     /// How long an empty group keeps its committed offsets (counted from
     /// when it became empty, or from its last commit) [default: 10080, 7 days]
     #[arg(long, value_name = "MINUTES")]
@@ -380,6 +385,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
         get("group-min-session-timeout-ms", &args.group_min_session_timeout_ms)?,
+        get("group-max-size", &args.group_max_size)?,
         get("offsets-retention-minutes", &args.offsets_retention_minutes)?,
     )?;
     Ok(ServeConfig {
@@ -409,11 +415,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
 }
 
 /// The coordinator's settings: the engine's defaults (Kafka's), with the
-/// four the flags set.
+/// five the flags set.
 fn group_config(
     partitions: Option<Raw>,
     initial_delay: Option<Raw>,
     min_session: Option<Raw>,
+    max_size: Option<Raw>,
     retention_minutes: Option<Raw>,
 ) -> Result<GroupConfig, ConfigError> {
     let defaults = GroupConfig::default();
@@ -434,6 +441,12 @@ fn group_config(
         );
         return Err(ConfigError { key: key.into(), origin, problem });
     }
+    let max_group_size = value("group-max-size", max_size, defaults.max_group_size, |v| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=i32::MAX as usize).contains(n))
+            .ok_or_else(|| format!("must be a member count in 1..={}, got {v:?}", i32::MAX))
+    })?;
     let default_minutes = defaults.offsets_retention_ms / 60_000;
     let offsets_retention_minutes =
         value("offsets-retention-minutes", retention_minutes, default_minutes, |v| {
@@ -447,6 +460,7 @@ fn group_config(
         offsets_topic_partitions,
         initial_rebalance_delay_ms,
         min_session_timeout_ms,
+        max_group_size,
         ..defaults
     })
 }

@@ -65,9 +65,11 @@ fn group_settings_come_from_flags_or_the_file() {
         config: Some(f.path().into()),
         group_initial_rebalance_delay_ms: Some("0".into()),
         group_min_session_timeout_ms: Some("1000".into()),
+        group_max_size: Some("250".into()),
         ..args()
     };
     let c = resolve(&a).unwrap();
+    assert_eq!(c.group.max_group_size, 250);
     assert_eq!(c.group.offsets_topic_partitions, 8);
     assert_eq!(c.group.initial_rebalance_delay_ms, 0);
     assert_eq!(c.group.min_session_timeout_ms, 1000);
@@ -110,7 +112,7 @@ fn topic_defaults_accept_dotted_names_quoted_or_not() {
 
 #[test]
 fn bad_values_name_their_key_on_one_line() {
-    let cases: [(ServeArgs, &str); 16] = [
+    let cases: [(ServeArgs, &str); 17] = [
         (ServeArgs { log_cache_pretouch: Some("yes".into()), ..args() }, "--log-cache-pretouch"),
         (ServeArgs { log_cache_bytes: Some("1GiB".into()), ..args() }, "--log-cache-bytes"),
         (ServeArgs { offsets_retention_minutes: Some("0".into()), ..args() }, "--offsets-retention-minutes"),
@@ -124,6 +126,7 @@ fn bad_values_name_their_key_on_one_line() {
             ServeArgs { group_min_session_timeout_ms: Some("0".into()), ..args() },
             "--group-min-session-timeout-ms",
         ),
+        (ServeArgs { group_max_size: Some("0".into()), ..args() }, "--group-max-size"),
         (
             ServeArgs { group_min_session_timeout_ms: Some("1800001".into()), ..args() },
             "--group-min-session-timeout-ms",

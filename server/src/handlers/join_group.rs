@@ -45,7 +45,12 @@ pub fn to_join(
         session_timeout_ms: request.session_timeout_ms,
         rebalance_timeout_ms,
         protocol_type: request.protocol_type.to_string(),
-        protocols: request.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        // Copied: kept for the group's life, a slice would pin the frame.
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), bytes::Bytes::copy_from_slice(&p.metadata)))
+            .collect(),
         require_known_member_id: version >= 4,
         reason: opt_string(request.reason),
     }

@@ -27,7 +27,8 @@ pub fn to_sync(request: SyncGroupRequest) -> SyncRequest {
         assignments: request
             .assignments
             .into_iter()
-            .map(|a| (a.member_id.to_string(), a.assignment))
+            // Copied: kept for the generation's life, a slice would pin the frame.
+            .map(|a| (a.member_id.to_string(), bytes::Bytes::copy_from_slice(&a.assignment)))
             .collect(),
     }
 }
