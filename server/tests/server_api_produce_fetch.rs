@@ -385,3 +385,23 @@ async fn offset_for_leader_epoch_answers_the_current_epoch() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// A partition named several times in one fetch is read and answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_named_twice_is_answered_once() {
+    let dir = data_dir("fetch-twice");
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    create_topic(&mut client, "twice", 1).await;
+    assert_eq!(produce(&mut client, 9, "twice", 0, batch(3, "x")).await.0, 0);
+    let mut request = fetch_request("twice", 0, 0, 0, 0);
+    let partition = request.topics[0].partitions[0].clone();
+    request.topics[0].partitions = vec![partition.clone(); 50];
+    request.topics.push(request.topics[0].clone());
+    let response = client.call(12, &request).await;
+    let answered: Vec<usize> = response.responses.iter().map(|t| t.partitions.len()).collect();
+    assert_eq!(answered, [1], "{answered:?}");
+    let records = response.responses[0].partitions[0].records.as_ref().expect("records");
+    assert_eq!(records, &batch(3, "x"), "the records once, not 100 times");
+    server.shutdown().await.unwrap();
+}

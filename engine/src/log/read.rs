@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 /// Smallest read issued, so that small fetches still read ahead a little.
 const READ_BYTES_MIN: usize = 64 * 1024;
+/// The most one read adds to `max_bytes` to cover the gap between an
+/// index entry and the offset asked for.
+const INDEX_SLACK_BYTES_MAX: usize = 1 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadResult {
@@ -91,8 +94,11 @@ impl<D: Disk> Log<D> {
         // Set if a cached chunk ever failed to hold whole batches (a bug):
         // the disk then serves this read.
         let mut bypass_cache = false;
-        let mut want =
-            max_bytes.saturating_add(self.config().index_interval_bytes as usize).max(READ_BYTES_MIN);
+        // The index entry may lie up to an index interval before `offset`;
+        // the interval is a client's to set, so what one read adds for it
+        // is clamped (a longer gap is crossed by the loop below).
+        let slack = (self.config().index_interval_bytes as usize).min(INDEX_SLACK_BYTES_MAX);
+        let mut want = max_bytes.saturating_add(slack).max(READ_BYTES_MIN);
         'read: loop {
             let len = want.min((view.size_bytes - position) as usize);
             if len == 0 {

@@ -100,10 +100,15 @@ fn resolve(
             PartitionKey { name: name.0.to_string(), id: uuid::Uuid::nil(), partition }
         }
     };
+    // A partition named twice is read and answered once (the first time):
+    // each read allocates up to its partition's limit.
+    let mut seen = std::collections::BTreeSet::new();
     let requested = request
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (key(&t.topic, t.topic_id, p.partition), p.clone())))
+        .flat_map(|t| t.partitions.iter().map(move |p| (key(&t.topic, t.topic_id, p.partition), p)))
+        .filter(|(key, _)| seen.insert(key.clone()))
+        .map(|(key, p)| (key, p.clone()))
         .collect();
     let forgotten = request
         .forgotten_topics_data
