@@ -373,11 +373,15 @@ async fn idle_log_releases_its_write_buffer<D: Disk>(disk: Arc<D>, root: PathBuf
     assert!(!log.release_idle_write_buf().await, "appended since the last call");
     log.append(batch(1, 2, T0, 100), 0).await.unwrap();
     assert!(!log.release_idle_write_buf().await, "appended since the last call");
-    assert_eq!(cache.stats().chunks, 1, "both appends went into one buffer");
+    // Both appends go into one buffer, unless the first write's slice was
+    // still held when the second came (io_uring hands it back from its
+    // completion thread a moment after the append returns): then a second.
+    let chunks = cache.stats().chunks;
+    assert!((1..=2).contains(&chunks), "{chunks} buffers for two appends");
     assert!(log.release_idle_write_buf().await, "idle since the last call");
     assert!(!log.release_idle_write_buf().await, "nothing left to release");
     log.append(batch(1, 3, T0, 100), 0).await.unwrap();
-    assert_eq!(cache.stats().chunks, 2, "a new buffer, cached as a new chunk");
+    assert_eq!(cache.stats().chunks, chunks + 1, "a new buffer, cached as a new chunk");
     let r = log.read(0, 1 << 20, None).await.unwrap();
     assert_eq!(batches(&r.records).iter().map(|(_, b)| id_of(b)).collect::<Vec<_>>(), vec![1, 2, 3]);
 }
