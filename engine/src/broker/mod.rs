@@ -30,6 +30,7 @@ mod log_errors;
 pub mod metadata;
 pub mod partition;
 pub mod producers;
+mod reopen_backoff;
 pub mod replication;
 pub mod topic_configs;
 pub mod topics;
@@ -94,6 +95,8 @@ pub struct Broker<D: Disk> {
     metadata: Mutex<ClusterMetadata>,
     /// One metadata change at a time, persisted before it is visible.
     metadata_changes: tokio::sync::Mutex<()>,
+    /// When each poisoned log that failed to reopen may be tried again.
+    reopen_backoff: Mutex<reopen_backoff::ReopenBackoff>,
     partitions: Mutex<BTreeMap<TopicPartition, Arc<Partition<D>>>>,
     /// The next producer id to hand out; below the reserved bound on disk.
     next_producer_id: Mutex<i64>,
@@ -148,6 +151,7 @@ impl<D: Disk> Broker<D> {
             entropy,
             metadata: Mutex::new(metadata),
             metadata_changes: tokio::sync::Mutex::new(()),
+            reopen_backoff: Mutex::new(Default::default()),
             partitions: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(Coordinator::new(config_group)),
             controller_link: OnceLock::new(),
@@ -394,8 +398,11 @@ impl<D: Disk> Broker<D> {
             tracing::error!(error = %e, "opening partition logs failed; retrying later");
         }
         let mut recovered = 0;
-        for p in self.hosted_partitions() {
-            if p.log.poisoned().is_none() {
+        let hosted = self.hosted_partitions();
+        let now_ms = self.now_ms();
+        self.backoff().retain(|tp| hosted.iter().any(|p| p.tp == *tp && p.log.poisoned().is_some()));
+        for p in hosted {
+            if p.log.poisoned().is_none() || !self.backoff().due(&p.tp, now_ms) {
                 continue;
             }
             if self.config.quorum {
@@ -410,6 +417,7 @@ impl<D: Disk> Broker<D> {
             }
             match self.logs.reopen(&p.tp).await {
                 Ok(report) => {
+                    self.backoff().succeeded(&p.tp);
                     tracing::info!(partition = %p.tp, %report, "reopened poisoned log");
                     if let Some(log) = self.logs.get(&p.tp) {
                         let fresh = Partition::open(p.tp.clone(), log, p.leader_epoch()).await;
@@ -421,10 +429,17 @@ impl<D: Disk> Broker<D> {
                         tracing::error!(partition = %p.tp, error = %e, "reopened log has no role yet");
                     }
                 }
-                Err(e) => tracing::error!(partition = %p.tp, error = %e, "reopening poisoned log failed"),
+                Err(e) => {
+                    let wait_ms = self.backoff().failed(&p.tp, now_ms);
+                    tracing::error!(partition = %p.tp, error = %e, wait_ms, "reopening poisoned log failed; trying again later");
+                }
             }
         }
         recovered
+    }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, reopen_backoff::ReopenBackoff> {
+        self.reopen_backoff.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Syncs and closes every log and writes the checkpoints.
