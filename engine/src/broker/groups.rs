@@ -197,7 +197,14 @@ impl<D: Disk> Broker<D> {
         for p in 0..count as i32 {
             let led = self.leader_partition(OFFSETS_TOPIC, p).is_ok_and(|partition| partition.serves_reads());
             if !led {
-                if self.partition(OFFSETS_TOPIC, p).is_some_and(|partition| !partition.is_leader()) {
+                // Only a cluster moves leadership. A single node's partition
+                // is briefly not a leader only while a poisoned log is
+                // reopened (`recover_poisoned`); unloading then would
+                // replay the log and forget generations answered but not
+                // yet persisted, so a later join could answer an older one.
+                let moved = self.config.quorum
+                    && self.partition(OFFSETS_TOPIC, p).is_some_and(|partition| !partition.is_leader());
+                if moved {
                     self.coordinator().unload(p);
                 }
                 continue;
@@ -244,6 +251,10 @@ impl<D: Disk> Broker<D> {
     async fn replay(&self, partition: &Partition<D>) -> Result<Shard, BrokerError> {
         let now_ms = self.now_ms();
         let mut shard = Shard::new(self.config.group, self.entropy.next_u64());
+        // A partition just reopened (a poisoned log) starts with its high
+        // watermark at its log start until something refreshes it: replaying
+        // only to there would forget every group (generations going back).
+        partition.refresh_high_watermark();
         let hw = partition.high_watermark();
         let mut offset = partition.log.log_start_offset();
         let mut records = 0usize;
