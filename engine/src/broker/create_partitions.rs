@@ -50,12 +50,7 @@ impl<D: Disk> Broker<D> {
         if validate_only {
             return Ok(topic);
         }
-        let mut next = self.metadata().clone();
-        next.topics.insert(name.to_string(), topic.clone());
-        self.persist(next).await?;
-        self.sync_partitions_with_metadata()
-            .await
-            .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        self.put_topic(name, topic.clone()).await?;
         tracing::info!(topic = name, partitions = count, "created partitions");
         Ok(topic)
     }

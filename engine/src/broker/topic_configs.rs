@@ -86,14 +86,12 @@ impl<D: Disk> Broker<D> {
         if validate_only || current == next {
             return Ok(next);
         }
-        let mut metadata = self.metadata().clone();
-        if let Some(topic) = metadata.topics.get_mut(name) {
+        // `next_topic_configs` found the topic, under the same lock.
+        let topic = self.metadata().topics.get(name).cloned();
+        if let Some(mut topic) = topic {
             topic.configs = next.clone();
+            self.put_topic(name, topic).await?;
         }
-        self.persist(metadata).await?;
-        self.sync_partitions_with_metadata()
-            .await
-            .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
         tracing::info!(topic = name, configs = ?next, "altered topic configs");
         Ok(next)
     }

@@ -141,12 +141,7 @@ impl<D: Disk> Broker<D> {
         if validate_only {
             return Ok(topic);
         }
-        let mut next = self.metadata().clone();
-        next.topics.insert(name.to_string(), topic.clone());
-        self.persist(next).await?;
-        self.sync_partitions_with_metadata()
-            .await
-            .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        self.put_topic(name, topic.clone()).await?;
         tracing::info!(topic = name, partitions, replication_factor = rf, "created topic");
         Ok(topic)
     }
@@ -176,6 +171,18 @@ impl<D: Disk> Broker<D> {
         }
         self.check_topic_configs(&request.configs)?;
         Ok((partitions, rf))
+    }
+
+    /// On a broker that keeps its own metadata: `topic` becomes topic
+    /// `name`'s state, persisted, and the logs follow (opened, given their
+    /// configs). The caller holds `metadata_changes`.
+    pub(super) async fn put_topic(&self, name: &str, topic: TopicState) -> Result<(), BrokerError> {
+        let mut next = self.metadata().clone();
+        next.topics.insert(name.to_string(), topic);
+        self.persist(next).await?;
+        self.sync_partitions_with_metadata()
+            .await
+            .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))
     }
 
     /// Validates a topic's whole set of config overrides: each key known,
