@@ -14,6 +14,17 @@
 //!   (every implemented API, old and new versions) and a few streams, plus
 //!   malformed frames (huge array counts, truncated, negative lengths).
 //!
+//! - produce_batches: requests built with `BatchBuilder` (and compressed
+//!   with gzip, snappy and lz4), one per feature: several batches,
+//!   idempotent sequences with a retry, a gap and a new epoch,
+//!   LogAppendTime, tight timestamp bounds, a small max.message.bytes,
+//!   rolling segments then a reopen, and batches the rules refuse.
+//! - group_member_metadata: operation sequences, one per feature: a
+//!   rebalance to Stable with commits, two members, MEMBER_ID_REQUIRED,
+//!   static members rejoining, metadata and assignments at and past the
+//!   1 MiB cap, a group record too large for the offsets log, offset
+//!   metadata limits and deletes, session and offset expiry, a failover.
+//!
 //! Deterministic: the same files every run. Seeds are named `seed-*`; the
 //! fuzzer's own additions (hash names) are left alone.
 
@@ -558,22 +569,279 @@ fn kafka_request_seeds() {
     );
 }
 
+fn produce_batches_seeds() {
+    use ringtail_fuzz::produce_batches::*;
+    let t = "produce_batches";
+    let input = |cfg: u8, requests: &[Vec<u8>]| [vec![cfg], requests.concat()].concat();
+    let plain = batch(&[b"a", b"bb", b"ccc"], T0, -1, -1);
+    write(t, "plain", &input(0, &[request(0, &plain)]));
+    let two = [&plain[..], &batch(&[b"d"], T0 + 5, -1, -1)[..]].concat();
+    write(t, "two-batches", &input(CFG_DENSE_INDEX, &[request(0, &two), request(clock_step(1), &plain)]));
+    let seq = |records: &[&[u8]], s: i32| batch(records, T0, 7, s);
+    let mut new_epoch = seq(&[b"e1"], 0).to_vec();
+    new_epoch[51..53].copy_from_slice(&1i16.to_be_bytes()); // producer epoch
+    write(
+        t,
+        "idempotent-sequences",
+        &input(
+            0,
+            &[
+                request(0, &seq(&[b"s0", b"s1"], 0)),
+                request(0, &seq(&[b"s2"], 2)),
+                request(0, &seq(&[b"s0", b"s1"], 0)), // a retry
+                request(0, &seq(&[b"gap"], 9)),
+                request(OP_NEW_EPOCH, &new_epoch),
+                request(0, &[&seq(&[b"x"], 1)[..], &plain[..]].concat()), // two batches, one idempotent
+            ],
+        ),
+    );
+    let mut lat = plain.to_vec();
+    lat[22] |= 0x08;
+    write(
+        t,
+        "log-append-time",
+        &input(CFG_LOG_APPEND_TIME | CFG_REOPEN, &[request(clock_step(2), &plain), request(0, &lat)]),
+    );
+    write(
+        t,
+        "tight-timestamps",
+        &input(
+            CFG_TIGHT_TIMESTAMPS,
+            &[
+                request(0, &batch(&[b"now"], T0, -1, -1)),
+                request(0, &batch(&[b"old"], T0 - 120_000, -1, -1)),
+                request(0, &batch(&[b"none"], -1, -1, -1)),
+                request(clock_step(5), &plain),
+            ],
+        ),
+    );
+    let big = batch(&[&[7u8; 300][..], &[8u8; 300][..]], T0, -1, -1);
+    write(t, "small-max-message", &input(CFG_SMALL_MAX_MESSAGE, &[request(0, &big), request(0, &plain)]));
+    let rolls: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| {
+            request(
+                if i == 4 { OP_NEW_EPOCH } else { clock_step(i % 4) },
+                &batch(&[&[i; 150][..]], T0, -1, -1),
+            )
+        })
+        .collect();
+    write(
+        t,
+        "rolls-then-reopen",
+        &input(CFG_SMALL_SEGMENTS | CFG_DENSE_INDEX | CFG_REOPEN | CFG_FLUSH_NEVER, &rolls),
+    );
+    let gzip = |b: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    let snappy = |b: &[u8]| snap::raw::Encoder::new().compress_vec(b).unwrap();
+    let lz4 = |b: &[u8]| {
+        use std::io::Write;
+        let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    write(
+        t,
+        "compressed",
+        &input(
+            CFG_REOPEN,
+            &[
+                request(0, &compressed(&plain, 1, gzip)),
+                request(0, &compressed(&plain, 2, snappy)),
+                request(0, &compressed(&batch(&[b"lz", b"4"], T0, 3, 0), 3, lz4)),
+            ],
+        ),
+    );
+    let mut control = plain.to_vec();
+    control[22] |= 0x20;
+    let mut transactional = plain.to_vec();
+    transactional[22] |= 0x10;
+    let mut count = plain.to_vec();
+    count[57..61].copy_from_slice(&2i32.to_be_bytes());
+    let mut delta = plain.to_vec();
+    delta[23..27].copy_from_slice(&1i32.to_be_bytes());
+    let mut bad_crc = plain.to_vec();
+    bad_crc[70] ^= 1;
+    write(
+        t,
+        "refused",
+        &input(
+            0,
+            &[
+                request(0, &control),
+                request(0, &transactional),
+                request(0, &count),
+                request(0, &delta),
+                request(OP_KEEP_CRC, &bad_crc),
+                request(0, &[]),
+                request(0, &plain[..40]),
+            ],
+        ),
+    );
+}
+
+fn group_member_metadata_seeds() {
+    use ringtail_fuzz::group_member_metadata::*;
+    let t = "group_member_metadata";
+    let input = |cfg: u8, ops: &[Op]| [vec![cfg], ops.iter().flat_map(|o| o.encode()).collect()].concat();
+    // JoinGroup: slot, group, static, size (0-7), consumer metadata,
+    // session choice (0: 10 s), flags (bit 0: no member id).
+    let join = |slot: u8, group: u8, stat: bool, size: u8, flags: u8| {
+        Op::new(OpKind::Join, flags, slot | group << 2 | u8::from(stat) << 3, size | 1 << 3 | 2 << 4, 0)
+    };
+    let sync = |slot: u8, size: u8| Op::new(OpKind::Sync, 0, slot, size | size << 3, 0x5a);
+    let commit = |slot: u8, simple: bool, metadata: u8| {
+        Op::new(OpKind::Commit, 0, slot | u8::from(simple) << 3, 1 | metadata << 2, 42)
+    };
+    let tick = |choice: u8| Op::new(OpKind::Tick, 0, choice, 0, 0);
+    let heartbeat = |slot: u8| Op::new(OpKind::Heartbeat, 0, slot, 0, 0);
+    let leave = |slot: u8| Op::new(OpKind::Leave, 0, slot, 0, 0);
+    let reload = |take_over: bool| Op::new(OpKind::Reload, u8::from(take_over), 0, 0, 0);
+    write(
+        t,
+        "one-member-stable",
+        &input(
+            0,
+            &[
+                join(0, 0, false, 2, 0),
+                sync(0, 1),
+                heartbeat(0),
+                commit(0, false, 3),
+                reload(false),
+                leave(0),
+            ],
+        ),
+    );
+    write(
+        t,
+        "two-members-failover",
+        &input(
+            0,
+            &[
+                join(0, 0, false, 2, 0),
+                join(1, 0, false, 3, 0),
+                join(0, 0, false, 2, 0),
+                sync(0, 2),
+                sync(1, 0),
+                commit(1, false, 1),
+                reload(true),
+                heartbeat(0),
+                heartbeat(1),
+                commit(0, false, 2),
+                leave(1),
+                join(0, 0, false, 2, 0),
+            ],
+        ),
+    );
+    let require = Op::new(OpKind::Join, 0, 1 << 6, 2 | 1 << 3, 0);
+    write(
+        t,
+        "member-id-required",
+        &input(CFG_INITIAL_DELAY, &[require, require, tick(2), sync(0, 1), reload(false)]),
+    );
+    write(
+        t,
+        "static-rejoin",
+        &input(
+            0,
+            &[
+                join(2, 1, true, 2, 0),
+                Op::new(OpKind::Sync, 0, 2 | 1 << 2, 1 | 1 << 3, 0),
+                join(2, 1, true, 2, 1),
+                reload(false),
+                Op::new(OpKind::Leave, 0, 2 | 1 << 2 | 1 << 3, 0, 0),
+            ],
+        ),
+    );
+    write(
+        t,
+        "metadata-caps",
+        &input(
+            0,
+            &[
+                join(0, 0, false, 7, 0),
+                join(0, 0, false, 6, 0),
+                sync(0, 7),
+                sync(0, 6),
+                join(0, 0, false, 6, 0),
+                sync(0, 1),
+                reload(false),
+            ],
+        ),
+    );
+    write(
+        t,
+        "record-too-large",
+        &input(0, &[join(0, 0, false, 5, 0), sync(0, 4), join(0, 0, false, 4, 0), sync(0, 3), reload(false)]),
+    );
+    // (A static rejoin whose record is too large for the log is kept as
+    // regressions/group_member_metadata/static-rejoin-persist-failure-kept.)
+    write(
+        t,
+        "offsets-and-deletes",
+        &input(
+            0,
+            &[
+                commit(0, true, 4),
+                commit(0, true, 5),
+                commit(0, true, 7),
+                Op::new(OpKind::Commit, 2, 1 << 3, 3 | 1 << 2, 9),
+                Op::new(OpKind::Delete, 1, 0, 0, 0),
+                reload(false),
+                Op::new(OpKind::Delete, 0, 0, 0, 0),
+                commit(0, false, 1),
+            ],
+        ),
+    );
+    write(
+        t,
+        "expiry",
+        &input(
+            CFG_SMALL_GROUPS,
+            &[
+                join(0, 0, false, 1, 0),
+                sync(0, 1),
+                commit(0, false, 1),
+                join(1, 0, false, 1, 0),
+                join(2, 0, false, 1, 0),
+                tick(3),
+                tick(4),
+                tick(5),
+                reload(false),
+                tick(7),
+                reload(false),
+            ],
+        ),
+    );
+    let connect = Op::new(OpKind::Join, 0, 1 | 1 << 5 | 1 << 7, 2, 0);
+    write(
+        t,
+        "protocol-mismatch",
+        &input(CFG_RELOAD_EVERY_OP, &[join(0, 0, false, 2, 0), connect, sync(0, 1)]),
+    );
+}
+
 /// `cargo run --example gen_seeds [TARGET...]`: the seeds of the targets
 /// named, or of all.
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let generators: [(&str, fn()); 4] = [
+    let generators: [(&str, fn()); 6] = [
         ("record_batch", record_batch_seeds),
         ("segment_bytes", segment_bytes_seeds),
         ("log_recovery", log_recovery_seeds),
         ("kafka_request", kafka_request_seeds),
+        ("produce_batches", produce_batches_seeds),
+        ("group_member_metadata", group_member_metadata_seeds),
     ];
     for (name, generate) in generators {
         if wanted.is_empty() || wanted.iter().any(|w| w == name) {
             generate();
         }
     }
-    for t in ["log_recovery", "segment_bytes", "record_batch", "kafka_request"] {
+    for (t, _) in generators {
         eprintln!("{t}: {} files", std::fs::read_dir(out_dir(t)).unwrap().count());
     }
 }

@@ -7,6 +7,8 @@ fn main() {
         "log_recovery" => println!("{:#?}", ringtail_fuzz::log_recovery::Scenario::decode(&data)),
         "segment_bytes" => println!("{:#?}", ringtail_fuzz::segment_bytes::Input::parse(&data)),
         "kafka_request" => print!("{}", ringtail_fuzz::kafka_request::describe(&data)),
+        // produce_batches, group_member_metadata: their steps are printed
+        // as they run (`RINGTAIL_FUZZ_TRACE`).
         _ => println!("{data:02x?}"),
     }
     if target == "kafka_request" {
@@ -14,6 +16,7 @@ fn main() {
         println!("passes");
         return;
     }
+    std::env::set_var("RINGTAIL_FUZZ_TRACE", "1");
     let run = ringtail_fuzz::TARGETS.iter().find(|(n, _)| n == target).expect("known target").1;
     run(&data);
     println!("passes");

@@ -46,3 +46,9 @@ pub fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     }
     panic!("concurrent futures made no progress in {POLLS_MAX} rounds: deadlock");
 }
+
+/// `RINGTAIL_FUZZ_TRACE` is set: targets that support it print each step.
+pub fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("RINGTAIL_FUZZ_TRACE").is_some())
+}

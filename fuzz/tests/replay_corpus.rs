@@ -102,9 +102,29 @@ fn kafka_request_corpus() {
     replay("kafka_request", ringtail_fuzz::kafka_request::run);
 }
 
+#[test]
+fn produce_batches_corpus() {
+    replay("produce_batches", ringtail_fuzz::produce_batches::run);
+}
+
+#[test]
+fn group_member_metadata_corpus() {
+    replay("group_member_metadata", ringtail_fuzz::group_member_metadata::run);
+}
+
 /// Every target listed in the library has a test above.
 #[test]
 fn every_target_is_replayed() {
     let names: Vec<&str> = ringtail_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["log_recovery", "segment_bytes", "record_batch", "kafka_request"]);
+    assert_eq!(
+        names,
+        [
+            "log_recovery",
+            "segment_bytes",
+            "record_batch",
+            "kafka_request",
+            "produce_batches",
+            "group_member_metadata"
+        ]
+    );
 }
