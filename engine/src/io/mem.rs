@@ -8,6 +8,17 @@
 //! file, the durable bytes plus an arbitrary choice of the pending
 //! operations, each applied whole, dropped, or torn at sector granularity.
 //!
+//! A torn write leaves each of its 512-byte sectors, independently, with its
+//! old or its new contents, whatever the write's alignment: a direct-I/O
+//! write of a whole 4 KiB block is torn per sector like any other. "Old" is
+//! what the durable bytes and the pending writes applied before it left.
+//! That is the model the log is built for (see `crate::io`'s durability
+//! notes): rewriting a sector with the bytes it already holds is safe under
+//! it, whatever the crash keeps. `CrashMode::Sectors` lets a test choose
+//! every sector's fate, including `SectorFate::Garbage` (neither old nor
+//! new), which real devices may leave beyond their atomic write unit but
+//! `Random` never draws.
+//!
 //! `MemDisk` is a handle: clones share the same storage, which is how a test
 //! "restarts" a process on the same disk after `crash`.
 
@@ -75,7 +86,36 @@ pub enum CrashMode<'a> {
     KeepAll,
     /// Each pending operation is kept, dropped or torn (writes only), chosen
     /// by `rng`; pending namespace changes are each kept or dropped too.
+    /// A torn write's sectors each hold their old or their new contents.
     Random(&'a mut dyn FnMut() -> u64),
+    /// Every pending write is torn, each of its sectors given the fate the
+    /// function returns; pending length changes are applied, in order with
+    /// the writes; pending namespace changes are lost. For tests that walk
+    /// every outcome of one crash point.
+    Sectors(&'a mut dyn FnMut(PendingSector) -> SectorFate),
+}
+
+/// A sector of a pending write, as `CrashMode::Sectors` asks about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSector {
+    /// Which of its file's pending writes: 0 is the oldest since the last
+    /// `sync_data`.
+    pub write: usize,
+    /// File offset of the write's bytes in this sector (the write's own
+    /// offset for a write that starts mid-sector).
+    pub offset: u64,
+}
+
+/// What a crash leaves in one sector of a write in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SectorFate {
+    /// What the sector held before the write.
+    Old,
+    /// The write's bytes.
+    New,
+    /// Neither: every byte the complement of the write's, as a device that
+    /// lost power while programming the sector might leave it.
+    Garbage,
 }
 
 #[derive(Clone, Default)]
@@ -177,6 +217,7 @@ impl MemDisk {
         for id in ids {
             let inode = s.inodes.get_mut(&id).expect("listed");
             let mut bytes = std::mem::take(&mut inode.durable);
+            let mut writes = 0;
             for op in inode.pending.drain(..) {
                 match &mut mode {
                     CrashMode::DropUnsynced => {}
@@ -184,8 +225,18 @@ impl MemDisk {
                     CrashMode::Random(rng) => match rng() % 3 {
                         0 => {}
                         1 => apply(&mut bytes, &op, None),
-                        _ => apply(&mut bytes, &op, Some(rng)),
+                        _ => {
+                            let mut coin = |_| if rng() % 2 == 0 { SectorFate::New } else { SectorFate::Old };
+                            apply(&mut bytes, &op, Some(&mut coin))
+                        }
                     },
+                    CrashMode::Sectors(fate) => {
+                        let write = writes;
+                        apply(&mut bytes, &op, Some(&mut |offset| fate(PendingSector { write, offset })));
+                    }
+                }
+                if let PendingOp::Write { .. } = op {
+                    writes += 1;
                 }
             }
             inode.live = bytes.clone();
@@ -205,21 +256,26 @@ impl MemDisk {
 }
 
 /// Applies one pending operation to `bytes`. With `tear`, each sector of a
-/// write lands or not by its own coin flip.
-fn apply(bytes: &mut Vec<u8>, op: &PendingOp, tear: Option<&mut &mut dyn FnMut() -> u64>) {
+/// write gets the fate `tear` gives it (called with the piece's offset).
+fn apply(bytes: &mut Vec<u8>, op: &PendingOp, tear: Option<&mut dyn FnMut(u64) -> SectorFate>) {
     match op {
         PendingOp::SetLen(len) => bytes.resize(*len as usize, 0),
         PendingOp::Write { offset, data } => match tear {
             None => write_into(bytes, *offset, data),
-            Some(rng) => {
+            Some(fate) => {
                 let end = offset + data.len() as u64;
                 let mut at = *offset;
                 while at < end {
                     let sector_end = ((at / SECTOR_BYTES) + 1) * SECTOR_BYTES;
                     let piece_end = sector_end.min(end);
-                    if rng() % 2 == 0 {
-                        let piece = &data[(at - offset) as usize..(piece_end - offset) as usize];
-                        write_into(bytes, at, piece);
+                    let piece = &data[(at - offset) as usize..(piece_end - offset) as usize];
+                    match fate(at) {
+                        SectorFate::Old => {}
+                        SectorFate::New => write_into(bytes, at, piece),
+                        SectorFate::Garbage => {
+                            let junk: Vec<u8> = piece.iter().map(|b| !b).collect();
+                            write_into(bytes, at, &junk);
+                        }
                     }
                     at = piece_end;
                 }

@@ -104,3 +104,47 @@ fn crash_and_full_disk() {
         f.write_at(4, Bytes::from_static(b"x")).await.unwrap();
     });
 }
+
+/// A power loss while a direct-I/O file's synced 4 KiB block is rewritten
+/// tears the rewrite per 512-byte sector, not per direct-I/O block (the
+/// `unit` failed and misdirected writes use): each sector holds all of its
+/// old or all of its new bytes, independently, and across seeds the block
+/// is found whole-old, whole-new and mixed.
+#[test]
+fn crash_tears_a_rewritten_direct_block_per_sector() {
+    use ringtail_engine::io::append_buf::AppendBuf;
+    let block = |byte: u8| AppendBuf::starting_with(4096, &[byte; 4096]).slice(0..4096);
+    let (mut old, mut new, mut mixed) = (0, 0, 0);
+    for seed in 0..64 {
+        run(async {
+            let (d, _) = disk(seed);
+            d.create_dir_all(Path::new("/data/t-0")).await.unwrap();
+            let f = d.open_direct(Path::new(SEGMENT), OpenMode::Create).await.unwrap();
+            assert_eq!(f.write_alignment(), 4096);
+            f.write_at(0, block(0xAA)).await.unwrap();
+            f.sync_data().await.unwrap();
+            for dir in ["/", "/data", "/data/t-0"] {
+                d.sync_dir(Path::new(dir)).await.unwrap();
+            }
+            f.write_at(0, block(0xBB)).await.unwrap();
+            d.crash(CrashWeights { keep_all: 0, drop_unsynced: 0, random: 1 });
+            let f = d.open_direct(Path::new(SEGMENT), OpenMode::Existing).await.unwrap();
+            let bytes = f.read_at(0, 4096).await.unwrap();
+            assert_eq!(bytes.len(), 4096);
+            let sectors: Vec<u8> = bytes
+                .chunks(512)
+                .map(|s| {
+                    assert!(s.iter().all(|&b| b == s[0]), "seed {seed}: a sector holds old and new bytes");
+                    assert!(s[0] == 0xAA || s[0] == 0xBB, "seed {seed}: a sector neither old nor new");
+                    s[0]
+                })
+                .collect();
+            match (sectors.contains(&0xAA), sectors.contains(&0xBB)) {
+                (true, false) => old += 1,
+                (false, true) => new += 1,
+                _ => mixed += 1,
+            }
+        });
+    }
+    assert!(old > 0 && new > 0 && mixed > 0, "old {old}, new {new}, mixed {mixed}");
+}
