@@ -193,3 +193,53 @@ fn idempotent_producers() {
         assert!(next > pid, "producer ids are not reused after a restart");
     });
 }
+
+/// Damage to acknowledged data in one partition's active segment (below
+/// its recovery point, where recovery may not cut) takes that partition
+/// offline, not the broker: every other partition is served, the damaged
+/// one refuses with KAFKA_STORAGE_ERROR, and it stays offline across
+/// restarts (its recovery point is kept, so the damage is never taken for
+/// a torn tail and cut) until its topic is deleted.
+#[test]
+fn damaged_active_segment_takes_only_its_partition_offline() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let broker = open(&disk, false).await;
+        for name in ["bad", "good"] {
+            broker.create_topic(topic(name, 1, &[]), false).await.unwrap();
+            let p = broker.leader_partition(name, 0).unwrap();
+            for i in 0..3 {
+                p.produce(produced_batch(2, i, T0, 60), Acks::All).await.unwrap();
+            }
+        }
+        broker.close().await.unwrap();
+        drop(broker);
+        let segment = PathBuf::from("/data/bad-0/00000000000000000000.log");
+        disk.corrupt(&segment, 70, 0xff).unwrap();
+        let damaged = disk.contents(&segment).unwrap();
+
+        for restart in 0..2 {
+            let broker = open(&disk, false).await;
+            let offline = broker.offline_partitions();
+            assert_eq!(offline.keys().map(|tp| tp.to_string()).collect::<Vec<_>>(), ["bad-0"], "restart {restart}");
+            let refused = broker.leader_partition("bad", 0).err().expect("the damaged partition refuses");
+            assert_eq!(refused.code, ErrorCode::KafkaStorageError, "restart {restart}");
+            let good = broker.leader_partition("good", 0).unwrap();
+            let read = good.fetch(0, 1 << 20).await.unwrap();
+            assert_eq!(batches(&read.records).len(), 3 + restart as usize, "restart {restart}");
+            let out = good.produce(produced_batch(1, 9, T0, 60), Acks::All).await.unwrap();
+            assert_eq!(out.base_offset, 6 + restart);
+            broker.close().await.unwrap();
+            assert_eq!(disk.contents(&segment).unwrap(), damaged, "the damaged log is left as it was");
+        }
+
+        let broker = open(&disk, false).await;
+        broker.delete_topic("bad").await.unwrap();
+        assert!(broker.offline_partitions().is_empty());
+        assert!(disk.contents(&segment).is_err(), "the damaged log's files are gone with its topic");
+        broker.create_topic(topic("bad", 1, &[]), false).await.unwrap();
+        let fresh = broker.leader_partition("bad", 0).unwrap();
+        assert_eq!(fresh.produce(produced_batch(1, 1, T0, 60), Acks::All).await.unwrap().base_offset, 0);
+    });
+}
+

@@ -5,7 +5,10 @@ mod server_support;
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use ringtail_engine::log::OpenError;
+use ringtail_server::cli::topic::{execute, TopicArgs, TopicCommand};
 use ringtail_server::serve::{self, ServeError};
 use server_support::{batch, config, data_dir, start, Client};
 use std::time::{Duration, Instant};
@@ -113,4 +116,89 @@ async fn shutdown_answers_a_waiting_long_poll_then_closes() {
     stopping.await.unwrap().unwrap();
     // The connection ends with the server.
     assert!(client.read_frame().await.is_none());
+}
+
+/// A partition whose active segment is damaged below its recovery point
+/// (acknowledged data that recovery may not cut) is taken offline at
+/// start-up instead of keeping the whole broker down: Metadata shows it
+/// leaderless with this broker as an offline replica (as `topic describe`
+/// prints), requests sent to it anyway get KAFKA_STORAGE_ERROR, and the
+/// other partitions serve a librdkafka producer as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_damaged_log_takes_only_its_partition_offline() {
+    let dir = data_dir("offline");
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let create =
+        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("durable"))
+            .with_num_partitions(2)
+            .with_replication_factor(-1)]);
+    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    for partition in 0..2 {
+        let response = client.call(9, &produce_request(partition, batch(4, "before"))).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    drop(client);
+    server.shutdown().await.unwrap();
+    let segment = dir.path().join("durable-0").join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[70] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let metadata = client.call(12, &MetadataRequest::default().with_topics(None)).await;
+    let partitions = &metadata.topics[0].partitions;
+    assert_eq!(partitions[0].error_code, ResponseError::LeaderNotAvailable.code());
+    assert_eq!(partitions[0].leader_id, BrokerId(-1));
+    assert_eq!(partitions[0].offline_replicas, vec![BrokerId(1)]);
+    assert_eq!((partitions[1].error_code, partitions[1].leader_id), (0, BrokerId(1)));
+    assert!(partitions[1].offline_replicas.is_empty());
+    let refused = client.call(9, &produce_request(0, batch(1, "refused"))).await;
+    assert_eq!(
+        refused.responses[0].partition_responses[0].error_code,
+        ResponseError::KafkaStorageError.code()
+    );
+    let fetched = client.call(12, &fetch_request(0, 0)).await;
+    assert_eq!(fetched.responses[0].partitions[0].error_code, ResponseError::KafkaStorageError.code());
+
+    let mut described = Vec::new();
+    let args = TopicArgs {
+        command: TopicCommand::Describe { name: "durable".into() },
+        bootstrap: server.kafka_addr.to_string(),
+    };
+    execute(args, &mut described).await.unwrap();
+    let described = String::from_utf8(described).unwrap();
+    assert!(described.contains("Partition: 0\tLeader: none") && described.contains("Offline: 1"), "{described}");
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", server.kafka_addr.to_string())
+        .set("acks", "all")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..20 {
+        let value = format!("after {i}");
+        let record = FutureRecord::<(), _>::to("durable").partition(1).payload(&value);
+        let delivery = producer.send(record, Duration::from_secs(20)).await.map_err(|(e, _)| e).unwrap();
+        assert_eq!((delivery.partition, delivery.offset), (1, 4 + i));
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let metrics = server_support::http(server.metrics_addr, "GET /metrics HTTP/1.0\r\n\r\n").await;
+    assert!(metrics.contains("\nringtail_offline_partitions 1\n"), "{metrics}");
+    drop(producer);
+    server.shutdown().await.unwrap();
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "the damaged segment is left as it was");
+
+    // The operator accepts the loss: the partition's directory moved aside,
+    // it comes back empty and takes writes again.
+    std::fs::rename(dir.path().join("durable-0"), dir.path().join("aside")).unwrap();
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let response = client.call(9, &produce_request(0, batch(2, "again"))).await;
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!((answer.error_code, answer.base_offset), (0, 0));
+    server.shutdown().await.unwrap();
 }

@@ -8,6 +8,7 @@ use crate::ops::{Request, Response};
 use crate::rng::Rng;
 use crate::workload::{self, VERIFIER_PRODUCER};
 use crate::world::{sim_elapsed_ms, World};
+use ringtail_engine::error::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,9 +103,15 @@ async fn verify_once(world: &World, client: &mut Client, rng: &mut Rng, seq: &mu
 
 /// Fetches a partition from its log start to its high watermark.
 async fn read_all(world: &World, client: &mut Client, tp: &(String, i32)) -> Result<LogRead, String> {
-    let start = workload::list_offset(world, client, VERIFIER_PRODUCER, tp, -2)
-        .await
-        .ok_or_else(|| format!("{}-{}: no log start offset", tp.0, tp.1))?;
+    let Some(start) = workload::list_offset(world, client, VERIFIER_PRODUCER, tp, -2).await else {
+        if let Some(reason) = offline(world, client, tp).await {
+            // A partition the broker took offline (its log was damaged where
+            // recovery may not cut): refused loudly, which the checker
+            // accepts only beyond the fault budget.
+            return Ok(LogRead { log_start: 0, end: 0, batches: Vec::new(), error: Some((0, reason)) });
+        }
+        return Err(format!("{}-{}: no log start offset", tp.0, tp.1));
+    };
     let mut read = LogRead { log_start: start, end: start, batches: Vec::new(), error: None };
     let mut offset = start;
     loop {
@@ -141,3 +148,15 @@ async fn read_all(world: &World, client: &mut Client, tp: &(String, i32)) -> Res
         }
     }
 }
+
+/// Why the broker refuses `tp` as offline (KAFKA_STORAGE_ERROR), if it does.
+async fn offline(world: &World, client: &mut Client, tp: &(String, i32)) -> Option<String> {
+    world.counters.op("list_offsets");
+    let request = Request::ListOffsets { topic: tp.0.clone(), partition: tp.1, timestamp: -2 };
+    match client.call(request).await? {
+        Response::Error { code: KAFKA_STORAGE_ERROR, message, .. } => Some(format!("offline: {message}")),
+        _ => None,
+    }
+}
+
+const KAFKA_STORAGE_ERROR: i16 = ErrorCode::KafkaStorageError as i16;

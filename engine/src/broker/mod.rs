@@ -126,6 +126,15 @@ impl<D: Disk> Broker<D> {
         let cache = LogCache::new(config.log_cache_bytes);
         let (logs, reports) =
             LogManager::open(disk.clone(), dir.clone(), clock.clone(), cache, move |_| defaults).await?;
+        if config.quorum {
+            // A member has no way yet to tell the controller that a replica
+            // here lost acknowledged data (Kafka's offline log directories),
+            // so the controller could make it leader: it stays down instead,
+            // and the quorum moves its leaderships (see README, "One bad log").
+            if let Some((tp, reason)) = logs.offline_logs().into_iter().next() {
+                return Err(OpenError::Corrupt { path: dir.join(tp.dir_name()), reason });
+            }
+        }
         let io_err = |source| OpenError::Io { path: dir.join(metadata::METADATA_FILE), source };
         let metadata = match ClusterMetadata::load(disk.as_ref(), &dir).await.map_err(io_err)? {
             Some(m) => m,
@@ -257,9 +266,26 @@ impl<D: Disk> Broker<D> {
                 format!("{topic}-{partition} is led by {leader}"),
             ));
         }
-        self.partition(topic, partition).ok_or_else(|| {
-            BrokerError::new(ErrorCode::NotLeaderOrFollower, format!("{topic}-{partition} not loaded"))
+        self.partition(topic, partition).ok_or_else(|| match self.offline_reason(topic, partition) {
+            Some(reason) => BrokerError::new(
+                ErrorCode::KafkaStorageError,
+                format!("{topic}-{partition} is offline: {reason}"),
+            ),
+            None => {
+                BrokerError::new(ErrorCode::NotLeaderOrFollower, format!("{topic}-{partition} not loaded"))
+            }
         })
+    }
+
+    /// Why the replica of a partition here is offline (its log was found
+    /// damaged below its recovery point at start-up), if it is.
+    pub fn offline_reason(&self, topic: &str, partition: i32) -> Option<String> {
+        self.logs.offline_reason(&TopicPartition::new(topic, partition))
+    }
+
+    /// Every offline partition replica here, with why.
+    pub fn offline_partitions(&self) -> BTreeMap<TopicPartition, String> {
+        self.logs.offline_logs()
     }
 
     /// Opens the logs of every partition the metadata places here, deletes
@@ -281,7 +307,8 @@ impl<D: Disk> Broker<D> {
             }
             wanted
         };
-        for tp in self.logs.partitions() {
+        let offline = self.logs.offline_logs().into_keys();
+        for tp in self.logs.partitions().into_iter().chain(offline) {
             if !wanted.contains_key(&tp) {
                 tracing::warn!(partition = %tp, "deleting log of a partition no topic places here");
                 self.partitions().remove(&tp);
@@ -293,6 +320,9 @@ impl<D: Disk> Broker<D> {
         }
         for (tp, (config, assignment, min_insync)) in wanted {
             let hosted = self.partitions().get(&tp).cloned();
+            if hosted.is_none() && self.logs.offline_reason(&tp).is_some() {
+                continue;
+            }
             let partition = match hosted {
                 Some(p) => {
                     // A config change (AlterConfigs) reaches the running log;

@@ -246,8 +246,9 @@ impl<D: Disk> Broker<D> {
             return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}")));
         }
         self.persist(next).await?;
-        let doomed: Vec<TopicPartition> =
+        let mut doomed: Vec<TopicPartition> =
             self.partitions().keys().filter(|tp| tp.topic == name).cloned().collect();
+        doomed.extend(self.logs.offline_logs().into_keys().filter(|tp| tp.topic == name));
         for tp in doomed {
             self.partitions().remove(&tp);
             self.logs.delete(&tp).await?;

@@ -73,6 +73,19 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A log left closed because opening it found damaged acknowledged data
+/// (`OpenError::Corrupt`).
+#[derive(Clone, Debug)]
+pub struct OfflineLog {
+    /// Why it is offline, for the logs, `topic describe` and the client's
+    /// error message.
+    pub reason: String,
+    /// What the checkpoint files said when it was found damaged, written
+    /// back unchanged by every checkpoint: dropping the recovery point would
+    /// let the next open take the damage for a torn tail and cut it.
+    checkpoint: LogCheckpoint,
+}
+
 pub struct LogManager<D: Disk> {
     disk: Arc<D>,
     dir: PathBuf,
@@ -80,6 +93,10 @@ pub struct LogManager<D: Disk> {
     /// Shared by every log here: one memory budget for the directory.
     cache: Arc<LogCache>,
     logs: Mutex<BTreeMap<TopicPartition, Arc<Log<D>>>>,
+    /// Logs found damaged where recovery must not cut (acknowledged data):
+    /// kept closed, with their checkpoints, so that one bad log does not
+    /// keep the rest of the directory from being served.
+    offline: Mutex<BTreeMap<TopicPartition, OfflineLog>>,
     /// One checkpoint write at a time, so files are never interleaved.
     checkpointing: tokio::sync::Mutex<()>,
     _lock: D::Lock,
@@ -111,6 +128,7 @@ impl<D: Disk> LogManager<D> {
         let recovery_points = read_checkpoint(disk.as_ref(), &dir, RECOVERY_POINT_FILE).await?;
         let log_starts = read_checkpoint(disk.as_ref(), &dir, LOG_START_FILE).await?;
         let mut logs = BTreeMap::new();
+        let mut offline = BTreeMap::new();
         let mut reports = Vec::new();
         for name in disk.list_dirs(&dir).await.map_err(io_err(&dir))? {
             if name.strip_suffix("-0") == Some(METADATA_TOPIC) {
@@ -125,10 +143,17 @@ impl<D: Disk> LogManager<D> {
                 log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
             };
             let config = config_for(&tp.topic);
-            let (log, report) =
-                Log::open(disk.clone(), dir.join(&name), config, clock.clone(), checkpoint, &cache).await?;
-            logs.insert(tp, Arc::new(log));
-            reports.push(report);
+            match Log::open(disk.clone(), dir.join(&name), config, clock.clone(), checkpoint, &cache).await {
+                Ok((log, report)) => {
+                    logs.insert(tp, Arc::new(log));
+                    reports.push(report);
+                }
+                Err(OpenError::Corrupt { path, reason }) => {
+                    tracing::error!(partition = %tp, path = %path.display(), %reason, "log damaged below its recovery point: partition offline");
+                    offline.insert(tp, OfflineLog { reason, checkpoint });
+                }
+                Err(e) => return Err(e),
+            }
         }
         let manager = LogManager {
             disk,
@@ -136,6 +161,7 @@ impl<D: Disk> LogManager<D> {
             clock,
             cache,
             logs: Mutex::new(logs),
+            offline: Mutex::new(offline),
             checkpointing: tokio::sync::Mutex::new(()),
             _lock: lock,
         };
@@ -165,6 +191,20 @@ impl<D: Disk> LogManager<D> {
         self.logs().keys().cloned().collect()
     }
 
+    fn offline(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, OfflineLog>> {
+        self.offline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why `tp`'s log is offline, if it is.
+    pub fn offline_reason(&self, tp: &TopicPartition) -> Option<String> {
+        self.offline().get(tp).map(|o| o.reason.clone())
+    }
+
+    /// Every offline log here, with why.
+    pub fn offline_logs(&self) -> BTreeMap<TopicPartition, String> {
+        self.offline().iter().map(|(tp, o)| (tp.clone(), o.reason.clone())).collect()
+    }
+
     /// Opens the log of `tp`, creating it empty if it does not exist.
     pub async fn get_or_create(
         &self,
@@ -173,6 +213,11 @@ impl<D: Disk> LogManager<D> {
     ) -> Result<Arc<Log<D>>, OpenError> {
         if let Some(log) = self.get(tp) {
             return Ok(log);
+        }
+        if let Some(reason) = self.offline_reason(tp) {
+            // Opening it again would find the same damage (after a full
+            // rescan); it stays offline until an operator acts and restarts.
+            return Err(OpenError::Corrupt { path: self.dir.join(tp.dir_name()), reason });
         }
         validate_topic_name(&tp.topic).map_err(OpenError::Config)?;
         let (log, _) = Log::open(
@@ -213,11 +258,21 @@ impl<D: Disk> LogManager<D> {
         Ok(report)
     }
 
-    /// Deletes a partition's log and its directory.
+    /// Deletes a partition's log and its directory (an offline one too).
     pub async fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
-        let Some(log) = self.logs().remove(tp) else { return Ok(()) };
-        let _ = log.close().await;
-        self.disk.remove_dir_all(log.dir()).await?;
+        let removed = self.logs().remove(tp);
+        let dir = match removed {
+            Some(log) => {
+                let _ = log.close().await;
+                log.dir().to_path_buf()
+            }
+            None if self.offline().contains_key(tp) => self.dir.join(tp.dir_name()),
+            None => return Ok(()),
+        };
+        self.disk.remove_dir_all(&dir).await?;
+        // Forgotten only once its files are gone: until then its checkpoint
+        // entry keeps the damage from passing for a torn tail.
+        self.offline().remove(tp);
         self.disk.sync_dir(&self.dir).await?;
         self.checkpoint().await?;
         Ok(())
@@ -269,6 +324,10 @@ impl<D: Disk> LogManager<D> {
         for (tp, log) in self.logs().iter() {
             recovery.insert(tp.clone(), log.flushed_offset());
             start.insert(tp.clone(), log.log_start_offset());
+        }
+        for (tp, o) in self.offline().iter() {
+            recovery.insert(tp.clone(), o.checkpoint.recovery_point);
+            start.insert(tp.clone(), o.checkpoint.log_start_offset);
         }
         checkpoint::write(self.disk.as_ref(), &self.dir, RECOVERY_POINT_FILE, &recovery).await?;
         checkpoint::write(self.disk.as_ref(), &self.dir, LOG_START_FILE, &start).await

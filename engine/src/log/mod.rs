@@ -41,7 +41,7 @@ pub use append::{AppendInfo, Produced, Validated};
 pub use cache::{CacheHandle, CacheStats, LogCache};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
-pub use manager::{LogManager, TopicPartition};
+pub use manager::{LogManager, OfflineLog, TopicPartition};
 pub use partition_log::Log;
 pub use read::ReadResult;
 pub use recovery::RecoveryReport;

@@ -11,6 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::broker::metadata::TopicState;
+use ringtail_engine::error::ErrorCode;
 use ringtail_engine::group::OFFSETS_TOPIC;
 
 pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> MetadataResponse {
@@ -100,6 +101,17 @@ fn describe(ctx: &Context, name: &str, topic: &TopicState, version: i16) -> Meta
                 .with_leader_id(BrokerId(p.leader))
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect());
+            if ctx.broker.offline_reason(name, index as i32).is_some() {
+                // As Kafka shows a replica whose log directory failed: listed
+                // offline, and a partition it led has no leader, so clients
+                // wait (and retry metadata) instead of sending it requests.
+                let me = ctx.broker.node_id();
+                partition.offline_replicas = vec![BrokerId(me)];
+                if p.leader == me {
+                    partition.leader_id = BrokerId(-1);
+                    partition.error_code = ErrorCode::LeaderNotAvailable.code();
+                }
+            }
             if version >= 7 {
                 // The live epoch of a hosted partition; the assignment's
                 // otherwise (they agree on a single node).

@@ -271,6 +271,13 @@ fn render_partitions(out: &mut String, broker: &ServerBroker) {
         "Partitions whose ISR is smaller than their replica set.",
     );
     let _ = writeln!(out, "ringtail_under_replicated_partitions {under_replicated}");
+    header(
+        out,
+        "ringtail_offline_partitions",
+        "gauge",
+        "Partition replicas here whose log was found damaged at start-up and is kept closed.",
+    );
+    let _ = writeln!(out, "ringtail_offline_partitions {}", broker.offline_partitions().len());
     header(out, "ringtail_topics", "gauge", "Topics known to this broker.");
     let _ = writeln!(out, "ringtail_topics {}", topics.len());
 }
