@@ -4,6 +4,7 @@ use super::asked::Asked;
 use super::checks::check_values;
 use super::fixture::{Fixture, Snapshot};
 use kafka_protocol::messages::ResponseKind;
+use ringtail_engine::group::OFFSETS_TOPIC;
 use ringtail_engine::log::TopicPartition;
 use std::collections::BTreeSet;
 
@@ -70,6 +71,38 @@ impl Fixture {
             }
             ResponseKind::InitProducerId(r) => allowed.producer_ids = r.error_code == 0,
             _ => {}
+        }
+        // FindCoordinator creates `__consumer_offsets` on first use (as Kafka
+        // creates its internal topic on demand, whatever the group id), and
+        // the group APIs write their records to its partitions.
+        let group_api = matches!(
+            body,
+            ResponseKind::FindCoordinator(_)
+                | ResponseKind::JoinGroup(_)
+                | ResponseKind::SyncGroup(_)
+                | ResponseKind::Heartbeat(_)
+                | ResponseKind::LeaveGroup(_)
+                | ResponseKind::OffsetCommit(_)
+                | ResponseKind::OffsetFetch(_)
+                | ResponseKind::DescribeGroups(_)
+                | ResponseKind::ListGroups(_)
+                | ResponseKind::DeleteGroups(_)
+                | ResponseKind::OffsetDelete(_)
+        );
+        if group_api {
+            if !before.topics.contains_key(OFFSETS_TOPIC) && after.topics.contains_key(OFFSETS_TOPIC) {
+                assert!(
+                    matches!(body, ResponseKind::FindCoordinator(_)),
+                    "{OFFSETS_TOPIC} created by a {:?} request",
+                    asked
+                );
+                allowed.created.insert(OFFSETS_TOPIC.to_string());
+            }
+            if let Some(t) = after.topics.get(OFFSETS_TOPIC) {
+                for p in 0..t.partitions.len() {
+                    allowed.produced.insert(TopicPartition::new(OFFSETS_TOPIC, p as i32));
+                }
+            }
         }
         allowed
     }

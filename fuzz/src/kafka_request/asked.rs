@@ -45,6 +45,27 @@ pub(super) fn shape<T>(topics: &[T], partitions: impl Fn(&T) -> usize) -> Vec<us
     std::iter::once(topics.len()).chain(topics.iter().map(partitions)).collect()
 }
 
+/// A Fetch is answered once per partition however often it is named (the
+/// first naming counts: Kafka keeps a fetch's partitions in a map), in runs
+/// of one topic (by name, or by topic id from v13), in the order asked.
+fn fetch_shape(r: &kafka_protocol::messages::FetchRequest, version: i16) -> Vec<usize> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for t in &r.topics {
+        let topic = if version >= 13 { t.topic_id.to_string() } else { t.topic.to_string() };
+        for p in &t.partitions {
+            if !seen.insert((topic.clone(), p.partition)) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((name, n)) if *name == topic => *n += 1,
+                _ => runs.push((topic.clone(), 1)),
+            }
+        }
+    }
+    std::iter::once(runs.len()).chain(runs.iter().map(|(_, n)| *n)).collect()
+}
+
 impl Asked {
     pub(super) fn of(request: &Request) -> Asked {
         let version = request.version();
@@ -60,7 +81,7 @@ impl Asked {
                     .collect(),
                 shape: shape(&r.topic_data, |t| t.partition_data.len()),
             },
-            RequestKind::Fetch(r) => Asked::Fetch { shape: shape(&r.topics, |t| t.partitions.len()) },
+            RequestKind::Fetch(r) => Asked::Fetch { shape: fetch_shape(r, version) },
             RequestKind::ListOffsets(r) => {
                 Asked::ListOffsets { shape: shape(&r.topics, |t| t.partitions.len()) }
             }

@@ -304,7 +304,9 @@ impl Harness {
     }
 
     /// How many segments retention must delete now, by Kafka's rules on the
-    /// model's timestamps and sizes; `None` where the model cannot tell.
+    /// model's timestamps and sizes; `None` where the model cannot tell. The
+    /// active segment counts when it holds data (it is rolled, then
+    /// deleted, as Kafka lets a quiet topic's last records expire).
     fn expected_retention(&self) -> Option<usize> {
         if self.poisoned() || !self.model.damaged.is_empty() || self.timestamps_unreliable {
             return None;
@@ -312,8 +314,9 @@ impl Harness {
         let segments = self.describe_segments();
         let now = self.clock.now_ms();
         let mut total: u64 = segments.iter().map(|s| s.2).sum();
-        let sealed = &segments[..segments.len() - 1];
-        let count = sealed
+        let active_holds_data = segments.last().is_some_and(|s| s.2 > 0);
+        let candidates = if active_holds_data { &segments[..] } else { &segments[..segments.len() - 1] };
+        let count = candidates
             .iter()
             .take_while(|&&(_, next, bytes, max_ts)| {
                 let below_start = next <= self.model.log_start;

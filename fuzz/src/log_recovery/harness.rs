@@ -74,8 +74,13 @@ impl Harness {
                 Ok(opened) => opened,
                 Err(e) => return self.refused(e),
             };
-            let log = block_on(m.get_or_create(&self.tp, self.config))
-                .unwrap_or_else(|e| self.fail(format_args!("get_or_create failed: {e}")));
+            // A log damaged below its recovery point is kept offline by the
+            // manager (the rest of the broker serves); opening it is refused
+            // as `Log::open` refuses it.
+            let log = match block_on(m.get_or_create(&self.tp, self.config)) {
+                Ok(log) => log,
+                Err(e) => return self.refused(e),
+            };
             self.log = Some(log);
             self.manager = Some(m);
             reports.into_iter().find(|r| r.dir == dir())
