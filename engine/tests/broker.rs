@@ -221,7 +221,11 @@ fn damaged_active_segment_takes_only_its_partition_offline() {
         for restart in 0..2 {
             let broker = open(&disk, false).await;
             let offline = broker.offline_partitions();
-            assert_eq!(offline.keys().map(|tp| tp.to_string()).collect::<Vec<_>>(), ["bad-0"], "restart {restart}");
+            assert_eq!(
+                offline.keys().map(|tp| tp.to_string()).collect::<Vec<_>>(),
+                ["bad-0"],
+                "restart {restart}"
+            );
             let refused = broker.leader_partition("bad", 0).err().expect("the damaged partition refuses");
             assert_eq!(refused.code, ErrorCode::KafkaStorageError, "restart {restart}");
             let good = broker.leader_partition("good", 0).unwrap();
@@ -243,3 +247,33 @@ fn damaged_active_segment_takes_only_its_partition_offline() {
     });
 }
 
+/// Topics are found by id as by name, through creates, deletes and a
+/// restart (which reads the metadata back from its snapshot and journal).
+#[test]
+fn topics_are_found_by_id_across_changes_and_restarts() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let broker = open(&disk, false).await;
+        let mut ids = BTreeMap::new();
+        for name in ["a", "b", "c"] {
+            let t = broker.create_topic(topic(name, 1, &[]), false).await.unwrap();
+            ids.insert(name, t.topic_id_bytes());
+        }
+        broker.delete_topic("b").await.unwrap();
+        broker.create_topic(topic("b", 2, &[]), false).await.unwrap();
+        let new_b = broker.topic("b").unwrap().topic_id_bytes();
+        assert_ne!(new_b, ids["b"], "a re-created topic has a new id");
+        let expect = |broker: &Broker<MemDisk>| {
+            assert_eq!(broker.topic_name_by_id(ids["a"]).as_deref(), Some("a"));
+            assert_eq!(broker.topic_name_by_id(ids["c"]).as_deref(), Some("c"));
+            assert_eq!(broker.topic_name_by_id(new_b).as_deref(), Some("b"));
+            assert_eq!(broker.topic_name_by_id(ids["b"]), None, "the deleted topic's id is gone");
+            assert_eq!(broker.partition_count("b"), Some(2));
+        };
+        expect(&broker);
+        broker.close().await.unwrap();
+        drop(broker);
+        let broker = open(&disk, false).await;
+        expect(&broker);
+    });
+}

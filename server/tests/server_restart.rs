@@ -170,7 +170,10 @@ async fn one_damaged_log_takes_only_its_partition_offline() {
     };
     execute(args, &mut described).await.unwrap();
     let described = String::from_utf8(described).unwrap();
-    assert!(described.contains("Partition: 0\tLeader: none") && described.contains("Offline: 1"), "{described}");
+    assert!(
+        described.contains("Partition: 0\tLeader: none") && described.contains("Offline: 1"),
+        "{described}"
+    );
 
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", server.kafka_addr.to_string())

@@ -26,6 +26,7 @@
 //!   never goes on at the epoch its followers copied that tail under.
 
 use super::metadata::{ClusterMetadata, PartitionAssignment, TopicState};
+use super::metadata_journal::MetadataChange;
 use super::{Broker, BrokerEndpoint};
 use crate::controller::plan::{ElectionType, PartitionElection, Wanted};
 use crate::controller::{IsrChange, MetadataImage};
@@ -161,20 +162,31 @@ impl<D: Disk> Broker<D> {
             view.brokers = endpoints(image, false);
             view.fenced = endpoints(image, true);
         }
-        let mut next = self.metadata().clone();
-        next.cluster_id = cluster_id;
-        next.applied = applied;
-        let followed = image.topics.iter().map(|(name, topic)| (name.clone(), topic_state(topic)));
-        if crate::canary::Canary::FollowKeepsDeleted.on() {
-            // Planted bug (sim/canaries): deleted topics stay.
-            next.topics.extend(followed);
-        } else {
-            next.topics = followed.collect();
+        // What differs from the image, and nothing else, is written.
+        let changes = {
+            let m = self.metadata();
+            let mut changes = Vec::new();
+            if m.cluster_id != cluster_id || m.applied != applied {
+                changes.push(MetadataChange::Followed { cluster_id, applied });
+            }
+            for (name, topic) in &image.topics {
+                let state = topic_state(topic);
+                if m.topics.get(name) != Some(&state) {
+                    changes.push(MetadataChange::PutTopic { name: name.clone(), topic: state });
+                }
+            }
+            // CANARY canary-quorum-follow-keeps-deleted (planted bug, sim/canaries):
+            // deleted topics stay.
+            if !crate::canary::Canary::FollowKeepsDeleted.on() {
+                let gone = m.topics.keys().filter(|name| !image.topics.contains_key(*name));
+                changes.extend(gone.map(|name| MetadataChange::DeleteTopic { name: name.clone() }));
+            }
+            changes
+        };
+        if !changes.is_empty() {
+            self.persist(changes).await.map_err(FollowError::Storage)?;
         }
-        if next != *self.metadata() {
-            self.persist(next).await.map_err(FollowError::Storage)?;
-        }
-        self.sync_partitions_with_metadata().await.map_err(|e| {
+        self.sync_partitions_with_metadata(None).await.map_err(|e| {
             FollowError::Storage(BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))
         })?;
         self.followed.send_if_modified(|at| {

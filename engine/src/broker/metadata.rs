@@ -2,14 +2,11 @@
 //! replica assignments, leaders, epochs and ISR, topic configs, and the
 //! producer id allocator.
 //!
-//! Today a single node owns it and persists it in `cluster-metadata.json` in
-//! the data directory (atomic replace). The controller quorum (Raft) will
-//! become its source of truth; the broker reads it through the same types,
-//! so nothing above this module assumes one node.
+//! A single node owns it; a cluster member keeps the last image it followed
+//! from the controller quorum. Either way it is persisted in the data
+//! directory as a snapshot and a journal of changes (`metadata_journal`).
 
-use crate::io::{Disk, DiskFile, OpenMode};
-use crate::log::checkpoint::write_atomic;
-use bytes::Bytes;
+use crate::io::Disk;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -18,7 +15,7 @@ use std::path::Path;
 pub const METADATA_FILE: &str = "cluster-metadata.json";
 const FORMAT_VERSION: u32 = 1;
 /// Largest metadata file read back.
-const METADATA_BYTES_MAX: u64 = 256 * 1024 * 1024;
+pub(super) const METADATA_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionAssignment {
@@ -43,13 +40,17 @@ pub struct TopicState {
 
 impl TopicState {
     pub fn topic_id_bytes(&self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte =
-                self.topic_id.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
-        }
-        out
+        topic_id_bytes(&self.topic_id)
     }
+}
+
+/// A topic id's 16 bytes from its 32 hex digits.
+pub fn topic_id_bytes(id: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = id.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+    }
+    out
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,40 +80,20 @@ impl ClusterMetadata {
         }
     }
 
-    /// Reads the metadata file; `None` if there is none yet.
+    /// Reads the persisted metadata (the snapshot and the journal of
+    /// changes after it); `None` if there is none yet.
     pub async fn load<D: Disk>(disk: &D, dir: &Path) -> io::Result<Option<ClusterMetadata>> {
-        let path = dir.join(METADATA_FILE);
-        let file = match disk.open(&path, OpenMode::Existing).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let len = file.len().await?;
-        if len > METADATA_BYTES_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is {len} bytes", path.display()),
-            ));
-        }
-        let bytes = file.read_at(0, len as usize).await?;
-        let metadata: ClusterMetadata = serde_json::from_slice(&bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is not valid metadata: {e}", path.display()),
-            )
-        })?;
-        if metadata.format_version != FORMAT_VERSION {
-            let v = metadata.format_version;
+        Ok(super::metadata_journal::load(disk, dir).await?.map(|l| l.metadata))
+    }
+
+    pub(super) fn check_format(&self) -> io::Result<()> {
+        if self.format_version != FORMAT_VERSION {
+            let v = self.format_version;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unsupported metadata format {v}"),
             ));
         }
-        Ok(Some(metadata))
-    }
-
-    pub async fn store<D: Disk>(&self, disk: &D, dir: &Path) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        write_atomic(disk, dir, METADATA_FILE, Bytes::from(json)).await
+        Ok(())
     }
 }

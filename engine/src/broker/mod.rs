@@ -28,6 +28,7 @@ mod group_compaction;
 pub mod groups;
 mod log_errors;
 pub mod metadata;
+pub mod metadata_journal;
 pub mod partition;
 pub mod producers;
 mod reopen_backoff;
@@ -42,6 +43,8 @@ pub use crate::controller::IsrChange;
 pub use crate::error::{BrokerError, ErrorCode};
 pub use cluster::{ControllerLink, FollowError, LinkFuture};
 pub use metadata::{ClusterMetadata, PartitionAssignment, TopicState};
+pub use metadata_journal::MetadataChange;
+use metadata_journal::MetadataJournal;
 pub use partition::{Acks, FetchOutcome, Partition, ProduceOutcome};
 
 use crate::clock::Clock;
@@ -95,6 +98,11 @@ pub struct Broker<D: Disk> {
     metadata: Mutex<ClusterMetadata>,
     /// One metadata change at a time, persisted before it is visible.
     metadata_changes: tokio::sync::Mutex<()>,
+    /// Where metadata changes are made durable, one at a time.
+    journal: tokio::sync::Mutex<MetadataJournal<D>>,
+    /// Topic names by id, kept with `metadata` (locked after it): requests
+    /// by topic id look one up without walking every topic.
+    topic_ids: Mutex<BTreeMap<[u8; 16], String>>,
     /// When each poisoned log that failed to reopen may be tried again.
     reopen_backoff: Mutex<reopen_backoff::ReopenBackoff>,
     partitions: Mutex<BTreeMap<TopicPartition, Arc<Partition<D>>>>,
@@ -136,20 +144,20 @@ impl<D: Disk> Broker<D> {
             }
         }
         let io_err = |source| OpenError::Io { path: dir.join(metadata::METADATA_FILE), source };
-        let metadata = match ClusterMetadata::load(disk.as_ref(), &dir).await.map_err(io_err)? {
-            Some(m) => m,
-            // Its cluster id comes with the first image (cluster::unclaimed).
-            None if config.quorum => cluster::unclaimed(),
-            None => {
-                let id = format!("{:016x}{:016x}", entropy.next_u64(), entropy.next_u64());
-                let m = ClusterMetadata::new(id);
-                m.store(disk.as_ref(), &dir).await.map_err(io_err)?;
-                m
-            }
+        let loaded = metadata_journal::load(disk.as_ref(), &dir).await.map_err(io_err)?;
+        let fresh = || {
+            // A member's cluster id comes with its first image.
+            (!config.quorum).then(|| {
+                ClusterMetadata::new(format!("{:016x}{:016x}", entropy.next_u64(), entropy.next_u64()))
+            })
         };
+        let (journal, metadata) =
+            MetadataJournal::open(disk.as_ref(), &dir, loaded, fresh).await.map_err(io_err)?;
+        let metadata = metadata.unwrap_or_else(cluster::unclaimed);
         let next_producer_id = Mutex::new(metadata.next_producer_id);
         let applied = metadata.applied;
         let config_group = config.group;
+        let topic_ids = metadata.topics.iter().map(|(n, t)| (t.topic_id_bytes(), n.clone())).collect();
         let broker = Broker {
             next_producer_id,
             config,
@@ -160,6 +168,8 @@ impl<D: Disk> Broker<D> {
             entropy,
             metadata: Mutex::new(metadata),
             metadata_changes: tokio::sync::Mutex::new(()),
+            journal: tokio::sync::Mutex::new(journal),
+            topic_ids: Mutex::new(topic_ids),
             reopen_backoff: Mutex::new(Default::default()),
             partitions: Mutex::new(BTreeMap::new()),
             groups: Mutex::new(Coordinator::new(config_group)),
@@ -168,7 +178,7 @@ impl<D: Disk> Broker<D> {
             followed: crate::watch::Sender::new(applied),
             producer_block: tokio::sync::Mutex::new(0..0),
         };
-        broker.sync_partitions_with_metadata().await?;
+        broker.sync_partitions_with_metadata(None).await?;
         // Groups are served from their log before anything is answered.
         broker.load_led_offsets_partitions().await;
         Ok((broker, reports))
@@ -201,9 +211,29 @@ impl<D: Disk> Broker<D> {
         self.metadata.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A snapshot of the topics this broker knows.
+    /// A snapshot of the topics this broker knows (a copy of them all: for
+    /// one topic, `topic`).
     pub fn topics(&self) -> BTreeMap<String, TopicState> {
         self.metadata().topics.clone()
+    }
+
+    /// One topic's state.
+    pub fn topic(&self, name: &str) -> Option<TopicState> {
+        self.metadata().topics.get(name).cloned()
+    }
+
+    /// How many partitions a topic has.
+    pub fn partition_count(&self, name: &str) -> Option<usize> {
+        self.metadata().topics.get(name).map(|t| t.partitions.len())
+    }
+
+    /// The name of the topic whose id is `id` (`TopicState::topic_id_bytes`).
+    pub fn topic_name_by_id(&self, id: [u8; 16]) -> Option<String> {
+        self.topic_ids().get(&id).cloned()
+    }
+
+    fn topic_ids(&self) -> MutexGuard<'_, BTreeMap<[u8; 16], String>> {
+        self.topic_ids.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The live brokers of the cluster as known here: this node alone, or
@@ -291,12 +321,19 @@ impl<D: Disk> Broker<D> {
     /// Opens the logs of every partition the metadata places here, deletes
     /// logs it no longer places here, moves hosted partitions to the
     /// metadata's leader epochs, and gives them their topic's configs.
-    async fn sync_partitions_with_metadata(&self) -> Result<(), OpenError> {
+    ///
+    /// `only`: the one topic that changed (the others are not looked at, so
+    /// a change costs the same among ten thousand topics as among ten).
+    async fn sync_partitions_with_metadata(&self, only: Option<&str>) -> Result<(), OpenError> {
         type Wanted = (LogConfig, PartitionAssignment, usize);
         let wanted: BTreeMap<TopicPartition, Wanted> = {
             let m = self.metadata();
             let mut wanted = BTreeMap::new();
-            for (name, topic) in &m.topics {
+            let topics: Box<dyn Iterator<Item = (&String, &TopicState)>> = match only {
+                Some(name) => Box::new(m.topics.get_key_value(name).into_iter()),
+                None => Box::new(m.topics.iter()),
+            };
+            for (name, topic) in topics {
                 let config = self.log_config(&topic.configs).unwrap_or(self.config.topic_defaults);
                 let min_insync = topics::min_insync_replicas(&topic.configs);
                 for (i, p) in topic.partitions.iter().enumerate() {
@@ -308,7 +345,8 @@ impl<D: Disk> Broker<D> {
             wanted
         };
         let offline = self.logs.offline_logs().into_keys();
-        for tp in self.logs.partitions().into_iter().chain(offline) {
+        let logs = self.logs.partitions().into_iter().chain(offline);
+        for tp in logs.filter(|tp| only.is_none_or(|name| tp.topic == name)) {
             if !wanted.contains_key(&tp) {
                 tracing::warn!(partition = %tp, "deleting log of a partition no topic places here");
                 self.partitions().remove(&tp);
@@ -424,7 +462,7 @@ impl<D: Disk> Broker<D> {
     pub async fn recover_poisoned(&self) -> usize {
         // Partitions the metadata places here whose log could not be opened
         // yet (a storage error while a topic was created) are retried too.
-        if let Err(e) = self.sync_partitions_with_metadata().await {
+        if let Err(e) = self.sync_partitions_with_metadata(None).await {
             tracing::error!(error = %e, "opening partition logs failed; retrying later");
         }
         let mut recovered = 0;
@@ -455,7 +493,7 @@ impl<D: Disk> Broker<D> {
                         recovered += 1;
                     }
                     // Its role comes back from the metadata.
-                    if let Err(e) = self.sync_partitions_with_metadata().await {
+                    if let Err(e) = self.sync_partitions_with_metadata(Some(&p.tp.topic)).await {
                         tracing::error!(partition = %p.tp, error = %e, "reopened log has no role yet");
                     }
                 }

@@ -2,6 +2,7 @@
 //! describe configs, and producer id allocation.
 
 use super::metadata::{PartitionAssignment, TopicState};
+use super::metadata_journal::MetadataChange;
 use super::{Broker, BrokerEndpoint};
 use crate::error::{BrokerError, ErrorCode};
 use crate::group::is_internal_topic;
@@ -134,7 +135,7 @@ impl<D: Disk> Broker<D> {
         let (partitions, rf) = self.check_new_topic(&request)?;
         let brokers = self.brokers();
         let topic = TopicState {
-            topic_id: format!("{:016x}{:016x}", self.entropy.next_u64(), self.entropy.next_u64()),
+            topic_id: self.new_topic_id(),
             partitions: (0..partitions).map(|p| place(p, rf, &brokers)).collect(),
             configs: request.configs.clone(),
         };
@@ -144,6 +145,19 @@ impl<D: Disk> Broker<D> {
         self.put_topic(name, topic.clone()).await?;
         tracing::info!(topic = name, partitions, replication_factor = rf, "created topic");
         Ok(topic)
+    }
+
+    /// A topic id no topic here has, nor the nil one. (A collision of 128
+    /// random bits is out of reach, but a seeded entropy source restarted
+    /// with its seed repeats itself.)
+    fn new_topic_id(&self) -> String {
+        loop {
+            let id = format!("{:016x}{:016x}", self.entropy.next_u64(), self.entropy.next_u64());
+            let bytes = super::metadata::topic_id_bytes(&id);
+            if bytes != [0; 16] && self.topic_name_by_id(bytes).is_none() {
+                return id;
+            }
+        }
     }
 
     /// Validates a new topic against the metadata and the live brokers: its
@@ -177,10 +191,8 @@ impl<D: Disk> Broker<D> {
     /// `name`'s state, persisted, and the logs follow (opened, given their
     /// configs). The caller holds `metadata_changes`.
     pub(super) async fn put_topic(&self, name: &str, topic: TopicState) -> Result<(), BrokerError> {
-        let mut next = self.metadata().clone();
-        next.topics.insert(name.to_string(), topic);
-        self.persist(next).await?;
-        self.sync_partitions_with_metadata()
+        self.persist(vec![MetadataChange::PutTopic { name: name.to_string(), topic }]).await?;
+        self.sync_partitions_with_metadata(Some(name))
             .await
             .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, e.to_string()))
     }
@@ -241,11 +253,10 @@ impl<D: Disk> Broker<D> {
             return Ok(());
         }
         let _one = self.metadata_changes.lock().await;
-        let mut next = self.metadata().clone();
-        if next.topics.remove(name).is_none() {
+        if !self.metadata().topics.contains_key(name) {
             return Err(BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}")));
         }
-        self.persist(next).await?;
+        self.persist(vec![MetadataChange::DeleteTopic { name: name.to_string() }]).await?;
         let mut doomed: Vec<TopicPartition> =
             self.partitions().keys().filter(|tp| tp.topic == name).cloned().collect();
         doomed.extend(self.logs.offline_logs().into_keys().filter(|tp| tp.topic == name));
@@ -301,19 +312,36 @@ impl<D: Disk> Broker<D> {
         if next >= self.metadata().next_producer_id {
             // Reserve a block on disk before handing out its first id, so a
             // restart never reuses an id.
-            let mut reserved = self.metadata().clone();
-            reserved.next_producer_id = next + PRODUCER_ID_BLOCK;
-            self.persist(reserved).await?;
+            self.persist(vec![MetadataChange::ProducerIds { next: next + PRODUCER_ID_BLOCK }]).await?;
         }
         *self.next_producer_id.lock().unwrap_or_else(|e| e.into_inner()) = next + 1;
         Ok((next, 0))
     }
 
-    pub(super) async fn persist(&self, next: super::ClusterMetadata) -> Result<(), BrokerError> {
-        next.store(self.disk.as_ref(), &self.dir)
+    /// Makes `changes` durable, then applies them to the metadata served.
+    pub(super) async fn persist(&self, changes: Vec<MetadataChange>) -> Result<(), BrokerError> {
+        let mut journal = self.journal.lock().await;
+        journal
+            .commit(self.disk.as_ref(), &changes, || self.metadata().clone())
             .await
             .map_err(|e| BrokerError::new(ErrorCode::KafkaStorageError, format!("writing metadata: {e}")))?;
-        *self.metadata() = next;
+        let mut m = self.metadata();
+        let mut ids = self.topic_ids();
+        for change in changes {
+            let touched = match &change {
+                MetadataChange::PutTopic { name, .. } | MetadataChange::DeleteTopic { name } => {
+                    Some(name.clone())
+                }
+                MetadataChange::ProducerIds { .. } | MetadataChange::Followed { .. } => None,
+            };
+            if let Some(old) = touched.as_ref().and_then(|name| m.topics.get(name)) {
+                ids.remove(&old.topic_id_bytes());
+            }
+            change.apply(&mut m);
+            if let Some((name, topic)) = touched.as_ref().and_then(|name| m.topics.get_key_value(name)) {
+                ids.insert(topic.topic_id_bytes(), name.clone());
+            }
+        }
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Decodable;
 use ringtail_engine::broker::metadata::METADATA_FILE;
+use ringtail_engine::broker::metadata_journal::JOURNAL_FILE;
 use ringtail_engine::log::batch::BatchScanner;
 use ringtail_engine::log::checkpoint::{LOG_START_FILE, RECOVERY_POINT_FILE};
 use ringtail_engine::log::TopicPartition;
@@ -207,7 +208,7 @@ pub(super) fn check_changes(asked: &Asked, allowed: &Allowed, before: &Snapshot,
             continue;
         }
         let first = path.split('/').next().unwrap();
-        let explained = if first == METADATA_FILE {
+        let explained = if first == METADATA_FILE || first == JOURNAL_FILE {
             // Its contents were compared above.
             !allowed.created.is_empty() || !allowed.deleted.is_empty() || allowed.producer_ids
         } else if first == RECOVERY_POINT_FILE || first == LOG_START_FILE {

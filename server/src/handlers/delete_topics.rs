@@ -23,7 +23,7 @@ pub async fn handle(ctx: &Context, request: DeleteTopicsRequest, version: i16) -
 async fn delete(ctx: &Context, name: Option<String>, id: uuid::Uuid, version: i16) -> DeletableTopicResult {
     let resolved = match name {
         Some(name) => {
-            let id = ctx.broker.topics().get(&name).map(topic_uuid).unwrap_or(id);
+            let id = ctx.broker.topic(&name).map(|t| topic_uuid(&t)).unwrap_or(id);
             Ok((name, id))
         }
         None => topic_by_id(ctx, id).map(|(name, _)| (name, id)).ok_or(ResponseError::UnknownTopicId.code()),

@@ -18,7 +18,7 @@
 //! v13 topics are named by id.
 
 use super::fetch_session::PartitionKey;
-use super::{check_leader_epoch, code, topic_name, topic_uuid, Context};
+use super::{check_leader_epoch, code, topic_name, Context};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -27,7 +27,6 @@ use kafka_protocol::ResponseError;
 use ringtail_engine::join::join_in_order;
 use ringtail_engine::log::batch::BatchHeader;
 use ringtail_engine::watch;
-use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
 use std::time::Duration;
@@ -87,14 +86,9 @@ fn resolve(
     request: &FetchRequest,
     version: i16,
 ) -> (Vec<(PartitionKey, FetchPartition)>, Vec<PartitionKey>) {
-    let ids: BTreeMap<uuid::Uuid, String> = if version >= TOPIC_IDS_FROM {
-        ctx.broker.topics().iter().map(|(name, t)| (topic_uuid(t), name.clone())).collect()
-    } else {
-        BTreeMap::new()
-    };
     let key = |name: &TopicName, id: uuid::Uuid, partition: i32| {
         if version >= TOPIC_IDS_FROM {
-            let name = ids.get(&id).cloned().unwrap_or_default();
+            let name = ctx.broker.topic_name_by_id(id.into_bytes()).unwrap_or_default();
             PartitionKey { name, id, partition }
         } else {
             PartitionKey { name: name.0.to_string(), id: uuid::Uuid::nil(), partition }

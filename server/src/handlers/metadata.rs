@@ -68,11 +68,11 @@ async fn requested_topic(
     let exists = if may_create && name != OFFSETS_TOPIC {
         ctx.broker.ensure_topic(&name).await
     } else {
-        Ok(ctx.broker.topics().contains_key(&name))
+        Ok(ctx.broker.topic(&name).is_some())
     };
     match exists {
-        Ok(true) => match ctx.broker.topics().get(&name) {
-            Some(topic) => describe(ctx, &name, topic, version),
+        Ok(true) => match ctx.broker.topic(&name) {
+            Some(topic) => describe(ctx, &name, &topic, version),
             // Deleted between the check and the read.
             None => error_topic(Some(name), ResponseError::UnknownTopicOrPartition.code(), version),
         },

@@ -289,7 +289,9 @@ pub fn topic_by_id(ctx: &Context, id: uuid::Uuid) -> Option<(String, TopicState)
     if id.is_nil() {
         return None;
     }
-    ctx.broker.topics().into_iter().find(|(_, t)| topic_uuid(t) == id)
+    let name = ctx.broker.topic_name_by_id(id.into_bytes())?;
+    let topic = ctx.broker.topic(&name)?;
+    Some((name, topic))
 }
 
 /// Kafka's check of a request's `current_leader_epoch` against ours (-1

@@ -17,9 +17,9 @@ use ringtail_engine::group::{CommitOffset, CommitRequest};
 type Slot = (i32, Option<i16>);
 
 pub async fn handle(ctx: &Context, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
-    let topics = ctx.broker.topics();
     let known = |topic: &str, partition: i32| {
-        topics.get(topic).is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()))
+        let count = ctx.broker.partition_count(topic);
+        count.is_some_and(|count| usize::try_from(partition).is_ok_and(|p| p < count))
     };
     // Per partition of the request, in order; those sent to the
     // coordinator are answered from its outcomes, in order.
