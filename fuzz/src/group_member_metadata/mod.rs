@@ -25,8 +25,11 @@
 //!   error, INVALID_REQUEST when nothing else was wrong, and neither
 //!   changes the group; no member ever holds metadata or an assignment
 //!   over the cap; offset metadata over `offset_metadata_max_bytes` is
-//!   OFFSET_METADATA_TOO_LARGE; a group record too large for the offsets
-//!   log fails its sync with UNKNOWN_SERVER_ERROR, as Kafka;
+//!   OFFSET_METADATA_TOO_LARGE; every record the coordinator asks for
+//!   encodes (a group record too large for the offsets topic's
+//!   max.message.bytes is refused by the log, and the driver answers
+//!   UNKNOWN_SERVER_ERROR, as `broker::groups` and Kafka do; the group must
+//!   then get over it: see the reload and waiting checks);
 //! - every record appended decodes back (`OffsetsRecord::decode`) to the
 //!   record the coordinator asked to persist;
 //! - a reload from the log gives the same groups: committed offsets of
