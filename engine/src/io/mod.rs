@@ -32,15 +32,18 @@
 //! Beyond the model, a device may leave a sector neither old nor new when
 //! the power fails mid-write: NVMe promises old-or-new only within its
 //! atomic write unit (AWUPF, at least one logical block), a 512e drive
-//! read-modify-writes its 4 KiB physical sectors itself, flash without
-//! power-loss protection can corrupt pages it programmed earlier, and Linux
-//! promises untorn writes only for `RWF_ATOMIC` writes (6.11 on). A garbage
-//! sector in the rewritten tail block destroys, on that broker, the
-//! acknowledged batches with bytes in that block (under 4 KiB of them, plus
-//! the batch running into it), nothing else: recovery finds the damage by
-//! CRC-32C, never serves it, cuts it above the recovery point and refuses
-//! to open below it (tested too). Other replicas still hold those batches
-//! (acks=all), as they would after any loss of one disk's synced data.
+//! read-modify-writes a 4 KiB physical sector that a write covers only in
+//! part (segment writes are whole aligned 4 KiB blocks, so they do not ask
+//! for that; the model's 512-byte tearing is finer than a 4 KiB-atomic
+//! device's), flash without power-loss protection can corrupt pages it
+//! programmed earlier, and Linux promises untorn writes only for
+//! `RWF_ATOMIC` writes (6.11 on). A garbage sector in the rewritten tail
+//! block destroys, on that broker, the acknowledged batches with bytes in
+//! that block (under 4 KiB of them, plus the batch running into it),
+//! nothing else: recovery finds the damage by CRC-32C, never serves it,
+//! cuts it above the recovery point and refuses to open below it (tested
+//! too). Other replicas still hold those batches (acks=all), as they would
+//! after any loss of one disk's synced data.
 //!
 //! The engine could close that gap by never rewriting a block that holds
 //! synced bytes: pad each synced round to the block end and start the next
