@@ -18,9 +18,10 @@
 # src/known_bugs.rs), so that the time goes to finding new ones; set
 # RINGTAIL_FUZZ_TOLERATE= (empty) to tolerate none. New inputs found go to a
 # temporary directory, not to corpus/. A crash exits 1 and names the input
-# (under fuzz/artifacts/TARGET/): reproduce it with
-#   cd fuzz && cargo fuzz run -s none TARGET artifacts/TARGET/crash-...
-# and keep it as fuzz/regressions/TARGET/<what-it-shows>.
+# (under fuzz/artifacts/TARGET/): reproduce it with the build this made
+#   cd fuzz && cargo fuzz run -s none --target-dir ~/.cache/ringtail/target-cargo-fuzz \
+#       TARGET artifacts/TARGET/crash-...
+# and keep it as fuzz/regressions/TARGET/<what-it-shows> (see the README).
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-60}"
