@@ -149,14 +149,19 @@ async fn read_all(world: &World, client: &mut Client, tp: &(String, i32)) -> Res
     }
 }
 
-/// Why the broker refuses `tp` as offline (KAFKA_STORAGE_ERROR), if it does.
+/// Why the broker refuses `tp` as offline, if it does: the broker answers
+/// KAFKA_STORAGE_ERROR, or its Metadata shows the partition without a
+/// leader (LEADER_NOT_AVAILABLE, which the client answers itself), which a
+/// single broker does only for a partition it took offline.
 async fn offline(world: &World, client: &mut Client, tp: &(String, i32)) -> Option<String> {
     world.counters.op("list_offsets");
     let request = Request::ListOffsets { topic: tp.0.clone(), partition: tp.1, timestamp: -2 };
     match client.call(request).await? {
-        Response::Error { code: KAFKA_STORAGE_ERROR, message, .. } => Some(format!("offline: {message}")),
+        Response::Error { code, message, .. } if OFFLINE.contains(&code) => {
+            Some(format!("offline: {message}"))
+        }
         _ => None,
     }
 }
 
-const KAFKA_STORAGE_ERROR: i16 = ErrorCode::KafkaStorageError as i16;
+const OFFLINE: [i16; 2] = [ErrorCode::KafkaStorageError as i16, ErrorCode::LeaderNotAvailable as i16];

@@ -98,6 +98,8 @@ pub struct Broker<D: Disk> {
     metadata: Mutex<ClusterMetadata>,
     /// One metadata change at a time, persisted before it is visible.
     metadata_changes: tokio::sync::Mutex<()>,
+    /// Held by `sync_partitions_with_metadata`.
+    syncing: tokio::sync::Mutex<()>,
     /// Where metadata changes are made durable, one at a time.
     journal: tokio::sync::Mutex<MetadataJournal<D>>,
     /// Topic names by id, kept with `metadata` (locked after it): requests
@@ -169,6 +171,7 @@ impl<D: Disk> Broker<D> {
             metadata: Mutex::new(metadata),
             metadata_changes: tokio::sync::Mutex::new(()),
             journal: tokio::sync::Mutex::new(journal),
+            syncing: tokio::sync::Mutex::new(()),
             topic_ids: Mutex::new(topic_ids),
             reopen_backoff: Mutex::new(Default::default()),
             partitions: Mutex::new(BTreeMap::new()),
@@ -325,6 +328,10 @@ impl<D: Disk> Broker<D> {
     /// `only`: the one topic that changed (the others are not looked at, so
     /// a change costs the same among ten thousand topics as among ten).
     async fn sync_partitions_with_metadata(&self, only: Option<&str>) -> Result<(), OpenError> {
+        // One sync at a time: two would each set up a new partition (two
+        // `Partition`s for one log, one of them never served), and a slow
+        // one would act on the metadata it read before the other's change.
+        let _one = self.syncing.lock().await;
         type Wanted = (LogConfig, PartitionAssignment, usize);
         let wanted: BTreeMap<TopicPartition, Wanted> = {
             let m = self.metadata();

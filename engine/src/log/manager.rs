@@ -97,6 +97,12 @@ pub struct LogManager<D: Disk> {
     /// kept closed, with their checkpoints, so that one bad log does not
     /// keep the rest of the directory from being served.
     offline: Mutex<BTreeMap<TopicPartition, OfflineLog>>,
+    /// One new log opened at a time. Two opens of the same directory at
+    /// once (a topic's creation and the maintenance tick's sync with the
+    /// metadata, on two threads) break each other: the second takes the
+    /// first's temporary files (its leader-epoch checkpoint being written)
+    /// for strays and removes them, and the first's rename fails (ENOENT).
+    creating: tokio::sync::Mutex<()>,
     /// One checkpoint write at a time, so files are never interleaved.
     checkpointing: tokio::sync::Mutex<()>,
     _lock: D::Lock,
@@ -162,6 +168,7 @@ impl<D: Disk> LogManager<D> {
             cache,
             logs: Mutex::new(logs),
             offline: Mutex::new(offline),
+            creating: tokio::sync::Mutex::new(()),
             checkpointing: tokio::sync::Mutex::new(()),
             _lock: lock,
         };
@@ -213,6 +220,10 @@ impl<D: Disk> LogManager<D> {
     ) -> Result<Arc<Log<D>>, OpenError> {
         if let Some(log) = self.get(tp) {
             return Ok(log);
+        }
+        let _one = self.creating.lock().await;
+        if let Some(log) = self.get(tp) {
+            return Ok(log); // opened while this one waited
         }
         if let Some(reason) = self.offline_reason(tp) {
             // Opening it again would find the same damage (after a full
