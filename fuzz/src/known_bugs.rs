@@ -59,17 +59,6 @@
 //!   (regressions/group_member_metadata/static-rejoin-persist-failure-kept).
 //!   When tolerated, such groups are not compared until their next group
 //!   record is written.
-//! - `reopen-refuses-kept-damage`: recovery is not stable when it keeps
-//!   damage below the recovery point in a sealed segment (here: a batch at
-//!   position 0 with the wrong base offset, recovery point 1, the next,
-//!   empty segment at 90). The first open keeps the damage and opens the
-//!   log (log end 90); the next open, with the recovery point at that log
-//!   end, no longer scans the segment, takes its end from its offset index
-//!   (offset 6) and refuses the log: "segment 0 ends at offset 6, but the
-//!   next segment starts at 90" (the hole rule of 0c420da). Found by
-//!   segment_bytes at 75aaf91 (regressions/segment_bytes/second-open-
-//!   refuses-kept-damage-hole). When tolerated, the second open is skipped
-//!   after a first one that kept damage.
 
 use std::sync::OnceLock;
 

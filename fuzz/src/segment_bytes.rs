@@ -250,9 +250,6 @@ fn check(input: &Input) {
     }
     check_reads_valid(&log, input);
 
-    if !report.corruption_kept.is_empty() && crate::known_bugs::tolerated("reopen-refuses-kept-damage") {
-        return;
-    }
     // A second recovery, as after a restart with the checkpoint the first
     // one leaves (recovery point = flushed = log end), changes nothing.
     let (end, start) = (log.log_end_offset(), log.log_start_offset());

@@ -213,8 +213,27 @@ impl<D: Disk> Log<D> {
                 delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
                 continue;
             }
-            let seg =
+            let (mut seg, trusted) =
                 load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
+            if let Some(next) = next_base.filter(|next| trusted && seg.next_offset < *next) {
+                // Trusted below the recovery point (not scanned), as a
+                // scan that found damage there keeps it: its offsets run to
+                // the next segment and reads of the missing ones fail. The
+                // hole rule below is for scanned segments; applying it here
+                // would refuse, on the next open, a log a scan had kept.
+                let reason = format!(
+                    "segment {base} ends at offset {}, before the next segment's {next}",
+                    seg.next_offset
+                );
+                tracing::error!(dir = %dir.display(), base, %reason, "data missing below the recovery point; keeping the segment, reads of it will fail");
+                report.corruption_kept.push(Cut {
+                    segment_base_offset: base,
+                    position: seg.size_bytes,
+                    bytes_cut: 0,
+                    reason,
+                });
+                seg.next_offset = next;
+            }
             let hole = next_base.filter(|next| {
                 report.cut.is_none() && seg.next_offset < *next && *next > checkpoint.log_start_offset
             });
@@ -342,6 +361,9 @@ async fn delete_segment<D: Disk>(
     Ok(())
 }
 
+/// Loads one segment: trusted from its index files when it lies below the
+/// recovery point and they agree with it (`true`), else scanned batch by
+/// batch (`false`).
 #[allow(clippy::too_many_arguments)]
 async fn load_segment<D: Disk>(
     disk: &D,
@@ -351,7 +373,7 @@ async fn load_segment<D: Disk>(
     next_base: Option<u64>,
     checkpoint: LogCheckpoint,
     report: &mut RecoveryReport,
-) -> Result<Segment<D::File>, OpenError> {
+) -> Result<(Segment<D::File>, bool), OpenError> {
     let path = Segment::<D::File>::log_path(dir, base);
     // Direct I/O where possible, for every segment: the last one takes the
     // appends, and the rest are read without passing through (and filling)
@@ -363,7 +385,7 @@ async fn load_segment<D: Disk>(
         if let Some((size_bytes, next_offset, index)) =
             load_sealed(disk, dir, config, &file, base, next_base, file_bytes).await?
         {
-            return Ok(Segment {
+            let trusted = Segment {
                 base_offset: base,
                 file: Arc::new(file),
                 size_bytes,
@@ -371,7 +393,8 @@ async fn load_segment<D: Disk>(
                 index,
                 first_batch_ms: None,
                 tail: Vec::new(),
-            });
+            };
+            return Ok((trusted, true));
         }
         report.indexes_rebuilt.push(base);
     }
@@ -472,7 +495,7 @@ async fn load_segment<D: Disk>(
     // (a process crash keeps it), and it now counts as flushed.
     file.sync_data().await.map_err(io_err(&path))?;
     let tail = segment::load_tail(&file, size_bytes).await.map_err(io_err(&path))?;
-    Ok(Segment {
+    let scanned = Segment {
         base_offset: base,
         file: Arc::new(file),
         size_bytes,
@@ -480,7 +503,8 @@ async fn load_segment<D: Disk>(
         index,
         first_batch_ms: first_ts,
         tail,
-    })
+    };
+    Ok((scanned, false))
 }
 
 /// Whether the bytes from `valid` to the end are the zero padding of a
