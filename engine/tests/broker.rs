@@ -28,6 +28,7 @@ fn config(auto_create: bool) -> BrokerConfig {
         log_cache_bytes: 1 << 20,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
     }
 }
 
@@ -275,5 +276,49 @@ fn topics_are_found_by_id_across_changes_and_restarts() {
         drop(broker);
         let broker = open(&disk, false).await;
         expect(&broker);
+    });
+}
+
+/// The broker's topic limits: partitions beyond `partitions_max` are
+/// refused however they are asked for (CreateTopics, CreatePartitions,
+/// auto-creation), and segment.bytes / segment.ms below their floors are
+/// refused at creation and on a config change.
+#[test]
+fn topic_limits_bound_partitions_and_segment_sizes() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let mut c = config(true);
+        c.topic_limits = ringtail_engine::broker::TopicLimits {
+            partitions_max: 5,
+            segment_bytes_min: 1 << 20,
+            segment_ms_min: 1000,
+        };
+        let broker =
+            Broker::open(disk, "/data".into(), c, clock(), Arc::new(SeededEntropy::new(5))).await.unwrap().0;
+        broker.create_topic(topic("a", 3, &[]), false).await.unwrap();
+        let refused = broker.create_topic(topic("b", 3, &[]), false).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::PolicyViolation, "{refused:?}");
+        assert_eq!(
+            broker.create_partitions("a", 6, false).await.unwrap_err().code,
+            ErrorCode::PolicyViolation
+        );
+        // Auto-creation takes the default (2 partitions): to 5, then no more.
+        assert!(broker.ensure_topic("auto").await.unwrap());
+        assert_eq!(broker.ensure_topic("more").await.unwrap_err().code, ErrorCode::PolicyViolation);
+        assert!(broker.topic("b").is_none() && broker.topic("more").is_none());
+
+        broker.delete_topic("auto").await.unwrap();
+        for configs in [[("segment.bytes", "1048575")], [("segment.ms", "999")]] {
+            let refused = broker.create_topic(topic("small", 1, &configs), false).await.unwrap_err();
+            assert_eq!(refused.code, ErrorCode::InvalidConfig, "{configs:?}");
+        }
+        let at_floor = [("segment.bytes", "1048576"), ("segment.ms", "1000")];
+        broker.create_topic(topic("floor", 1, &at_floor), false).await.unwrap();
+        let replace: BTreeMap<String, String> = [("segment.bytes".to_string(), "4096".to_string())].into();
+        let change = ringtail_engine::broker::topic_configs::ConfigChange::Replace(replace);
+        assert_eq!(
+            broker.alter_topic_configs("floor", &change, false).await.unwrap_err().code,
+            ErrorCode::InvalidConfig
+        );
     });
 }

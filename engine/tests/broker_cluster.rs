@@ -39,6 +39,7 @@ fn config(node_id: i32) -> BrokerConfig {
         log_cache_bytes: 1 << 20,
         quorum: true,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
     }
 }
 

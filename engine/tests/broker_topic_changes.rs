@@ -29,6 +29,7 @@ async fn open(disk: &Arc<MemDisk>) -> Broker<MemDisk> {
         log_cache_bytes: 1 << 20,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
     };
     let entropy = Arc::new(SeededEntropy::new(7));
     Broker::open(disk.clone(), PathBuf::from("/data"), config, clock(), entropy).await.unwrap().0

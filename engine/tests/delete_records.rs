@@ -30,6 +30,7 @@ async fn open(disk: &Arc<MemDisk>) -> Broker<MemDisk> {
         log_cache_bytes: 1 << 20,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
     };
     let clock = Arc::new(ManualClock::new(T0));
     let entropy = Arc::new(SeededEntropy::new(7));

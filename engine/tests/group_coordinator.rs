@@ -35,6 +35,7 @@ fn config(initial_delay_ms: i32) -> BrokerConfig {
         log_cache_bytes: 1 << 20,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
         group: GroupConfig {
             offsets_topic_partitions: 4,
             min_session_timeout_ms: 1_000,

@@ -33,6 +33,7 @@ async fn open(clock: Arc<ManualClock>) -> Broker<MemDisk> {
         log_cache_bytes: 1 << 20,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
     };
     let disk = Arc::new(MemDisk::new());
     Broker::open(disk, PathBuf::from("/data"), config, clock, Arc::new(SeededEntropy::new(7)))

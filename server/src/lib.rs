@@ -34,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod disk_space;
 pub mod entropy;
+pub mod file_limit;
 pub mod handlers;
 // Reaps io_uring completions through tokio's reactor, which the simulator
 // does not have (nor io_uring: it hands the server its own disk).

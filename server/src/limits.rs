@@ -43,6 +43,11 @@ pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
 /// How long shutdown waits for in-flight requests before closing the broker.
 pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 10_000;
+/// Partitions above which `/metrics` stops giving each partition its own
+/// series (a scrape's size, and a Prometheus server's memory, would grow
+/// with them) and gives per-topic sums instead; above it in topics, only
+/// broker-wide totals.
+pub const METRICS_PARTITION_SERIES_MAX: usize = 2_000;
 /// Concurrent connections to the metrics endpoint.
 pub const METRICS_CONNECTIONS_MAX: usize = 16;
 /// Largest HTTP request head the metrics endpoint reads.
@@ -66,6 +71,7 @@ pub struct Limits {
     pub fetch_wait_ms_max: u64,
     pub fetch_response_bytes_max: usize,
     pub shutdown_drain_ms_max: u64,
+    pub metrics_partition_series_max: usize,
 }
 
 impl Default for Limits {
@@ -85,6 +91,7 @@ impl Default for Limits {
             fetch_wait_ms_max: FETCH_WAIT_MS_MAX,
             fetch_response_bytes_max: FETCH_RESPONSE_BYTES_MAX,
             shutdown_drain_ms_max: SHUTDOWN_DRAIN_MS_MAX,
+            metrics_partition_series_max: METRICS_PARTITION_SERIES_MAX,
         }
     }
 }

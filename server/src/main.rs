@@ -62,6 +62,7 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(ConfigError::EXIT_CODE);
         }
     };
+    ringtail_server::file_limit::check_open_file_limit(config.topic_limits.partitions_max);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -181,6 +181,9 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let Platform { disk: backend, clock, seed, observer } = platform;
     let reaping = reap_on_this_runtime(&backend);
     let metrics = Metrics::new(backend.name());
+    metrics
+        .partition_series_max
+        .store(config.limits.metrics_partition_series_max, std::sync::atomic::Ordering::Relaxed);
     let disk = MeteredDisk::new(backend, metrics.clone());
     let kafka_listener = bind("Kafka", &config.listen).await?;
     let metrics_listener = bind("metrics", &config.metrics_listen).await?;
@@ -360,6 +363,7 @@ async fn open_broker(
         log_cache_bytes: config.log_cache_bytes,
         quorum: !config.controllers.is_empty(),
         replication: config.replication,
+        topic_limits: config.topic_limits,
     };
     let (broker, reports) =
         Broker::open(Arc::new(disk), config.data_dir.clone(), broker_config, clock, entropy).await?;

@@ -78,6 +78,8 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             // Spelled out: these tests are about this policy.
             .args(["--flush", "always"])
+            // The topic's small segments are below the default floor.
+            .args(["--segment-bytes-min", "4096"])
             .env("RUST_LOG", "info")
             .stderr(stderr);
         let (mut child, rx) = spawn_serve(command);

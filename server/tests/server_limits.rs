@@ -6,6 +6,8 @@
 mod server_support;
 
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use ringtail_server::serve::{self, RunningServer};
 use server_support::{config, data_dir, Client};
 use std::time::{Duration, Instant};
@@ -209,5 +211,63 @@ async fn a_client_that_stops_reading_is_disconnected() {
     // What the kernel buffered arrives, then the end of the stream.
     let drained = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end_bytes()).await.unwrap();
     assert!(drained < 64 << 20, "the server closed before writing all 64 answers ({drained} bytes)");
+    server.shutdown().await.unwrap();
+}
+
+/// A client that creates topics without end (by CreateTopics and by naming
+/// unknown topics in Metadata) stops at `--max-partitions` with
+/// POLICY_VIOLATION, tiny segments are refused, and a librdkafka producer
+/// is served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_beyond_the_partition_limit_are_refused() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let dir = data_dir("max-partitions");
+    let mut cfg = config(dir.path());
+    cfg.topic_limits.partitions_max = 20;
+    let server = serve::start(cfg).await.unwrap();
+    let mut client = Client::connect(server.kafka_addr).await;
+    let topic = |name: String, configs: Vec<(&str, &str)>| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(
+                configs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.into()))
+                            .with_value(Some(StrBytes::from_string(v.into())))
+                    })
+                    .collect(),
+            )
+    };
+    let tiny = CreateTopicsRequest::default()
+        .with_topics(vec![topic("tiny".into(), vec![("segment.bytes", "1000")])]);
+    assert_eq!(client.call(5, &tiny).await.topics[0].error_code, ResponseError::InvalidConfig.code());
+    let request =
+        CreateTopicsRequest::default().with_topics((0..30).map(|i| topic(format!("t{i}"), vec![])).collect());
+    let codes: Vec<i16> = client.call(5, &request).await.topics.iter().map(|t| t.error_code).collect();
+    let policy = ResponseError::PolicyViolation.code();
+    assert_eq!(codes, [vec![0; 20], vec![policy; 10]].concat());
+    let unknown = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("auto"))))]))
+        .with_allow_auto_topic_creation(true);
+    assert_eq!(client.call(9, &unknown).await.topics[0].error_code, policy, "auto-creation is capped too");
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", server.kafka_addr.to_string())
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..10 {
+        let record = FutureRecord::<(), _>::to("t3").partition(0).payload("after");
+        let delivery = producer.send(record, Duration::from_secs(20)).await.map_err(|(e, _)| e).unwrap();
+        assert_eq!(delivery.offset, i);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    drop(producer);
     server.shutdown().await.unwrap();
 }

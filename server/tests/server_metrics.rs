@@ -67,3 +67,48 @@ async fn metrics_report_requests_partitions_and_storage() {
     assert!(http(server.metrics_addr, "nonsense\r\n\r\n").await.starts_with("HTTP/1.1 400"));
     server.shutdown().await.unwrap();
 }
+
+/// Past `metrics_partition_series_max` partitions, a scrape no longer grows
+/// with them: per-topic sums replace the per-partition series, and past it
+/// in topics too, broker-wide totals do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_series_are_bounded() {
+    let dir = data_dir("metrics-bounded");
+    let mut cfg = server_support::config(dir.path());
+    cfg.limits.metrics_partition_series_max = 4;
+    let server = ringtail_server::serve::start(cfg).await.unwrap();
+    let mut client = Client::connect(server.kafka_addr).await;
+    let create = |names: &[&'static str]| {
+        CreateTopicsRequest::default().with_topics(
+            names
+                .iter()
+                .map(|n| {
+                    create_topics_request::CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(n)))
+                        .with_num_partitions(2)
+                        .with_replication_factor(-1)
+                })
+                .collect(),
+        )
+    };
+    let scrape = || http(server.metrics_addr, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert!(client.call(5, &create(&["a", "b"])).await.topics.iter().all(|t| t.error_code == 0));
+    let four = scrape().await;
+    assert!(four.contains("ringtail_partition_size_bytes{topic=\"b\",partition=\"1\"}"), "{four}");
+    assert!(four.contains("\nringtail_partition_series_omitted 0\n"), "{four}");
+
+    assert!(client.call(5, &create(&["c"])).await.topics.iter().all(|t| t.error_code == 0));
+    let six = scrape().await;
+    assert!(!six.contains("ringtail_partition_size_bytes{"), "{six}");
+    assert!(!six.contains("ringtail_partition_isr_size{"), "{six}");
+    assert!(six.contains("\nringtail_partition_series_omitted 1\n"), "{six}");
+    assert!(six.contains("\nringtail_topic_segments{topic=\"c\"} 2\n"), "{six}");
+    assert!(six.contains("\nringtail_partitions{replica=\"any\"} 6\n"), "{six}");
+
+    let more: Vec<&'static str> = vec!["d", "e"];
+    assert!(client.call(5, &create(&more)).await.topics.iter().all(|t| t.error_code == 0));
+    let ten = scrape().await;
+    assert!(!ten.contains("ringtail_topic_segments{"), "{ten}");
+    assert!(ten.contains("\nringtail_topic_segments 10\n"), "{ten}");
+    server.shutdown().await.unwrap();
+}

@@ -55,6 +55,7 @@ fn broker_config(world: &World) -> BrokerConfig {
         log_cache_bytes: world.cfg.log_cache_bytes,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
     }
 }
 

@@ -36,8 +36,10 @@ fn ms(nanos: u64) -> f64 {
 
 async fn run(args: Args, dir: PathBuf) -> Result<String, String> {
     let local = |port| HostPort { host: "127.0.0.1".into(), port };
-    let config =
+    let mut config =
         ServeConfig { data_dir: dir, listen: local(0), metrics_listen: local(0), ..ServeConfig::defaults() };
+    // As `--max-partitions` would: room for every topic asked for.
+    config.topic_limits.partitions_max = config.topic_limits.partitions_max.max(args.topics);
     let server = ringtail_server::serve::start(config).await.map_err(|e| e.to_string())?;
     let client = Client::connect(&server.kafka_addr.to_string(), ClientConfig::default())
         .await

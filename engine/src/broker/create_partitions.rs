@@ -76,6 +76,7 @@ impl<D: Disk> Broker<D> {
             let msg = format!("partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {count}");
             return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
         }
+        self.check_partitions_max(count as u32 - current as u32)?;
         let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len() as i16);
         let live = self.brokers().len();
         if replication_factor as usize > live {

@@ -86,6 +86,35 @@ pub struct BrokerConfig {
     pub quorum: bool,
     /// `replica.lag.time.max.ms` and the like.
     pub replication: ReplicationConfig,
+    /// Bounds on what clients may ask of topics.
+    pub topic_limits: TopicLimits,
+}
+
+/// Bounds on what clients may make the broker hold through topics: each
+/// partition costs at least an open file, and each segment another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicLimits {
+    /// Partitions (of all topics, as this broker's metadata knows them)
+    /// that CreateTopics, CreatePartitions and auto-creation may bring the
+    /// total to; beyond it they get POLICY_VIOLATION.
+    pub partitions_max: u32,
+    /// Smallest `segment.bytes` a topic may set (Kafka 4.0's floor, 1 MiB).
+    pub segment_bytes_min: u64,
+    /// Smallest `segment.ms` a topic may set.
+    pub segment_ms_min: i64,
+}
+
+impl Default for TopicLimits {
+    fn default() -> Self {
+        TopicLimits { partitions_max: 10_000, segment_bytes_min: 1 << 20, segment_ms_min: 1_000 }
+    }
+}
+
+impl TopicLimits {
+    /// No bounds: for tests and the simulator, which roll tiny segments.
+    pub fn none() -> TopicLimits {
+        TopicLimits { partitions_max: u32::MAX, segment_bytes_min: 0, segment_ms_min: 0 }
+    }
 }
 
 pub struct Broker<D: Disk> {

@@ -147,6 +147,20 @@ impl<D: Disk> Broker<D> {
         Ok(topic)
     }
 
+    /// Refuses `more` partitions beyond `TopicLimits::partitions_max`.
+    pub(super) fn check_partitions_max(&self, more: u32) -> Result<(), BrokerError> {
+        let max = self.config.topic_limits.partitions_max;
+        let now: usize = self.metadata().topics.values().map(|t| t.partitions.len()).sum();
+        if now as u64 + u64::from(more) > u64::from(max) {
+            let msg = format!(
+                "{more} more partitions would make {} on this broker, over its limit of {max} (--max-partitions)",
+                now as u64 + u64::from(more)
+            );
+            return Err(BrokerError::new(ErrorCode::PolicyViolation, msg));
+        }
+        Ok(())
+    }
+
     /// A topic id no topic here has, nor the nil one. (A collision of 128
     /// random bits is out of reach, but a seeded entropy source restarted
     /// with its seed repeats itself.)
@@ -176,6 +190,7 @@ impl<D: Disk> Broker<D> {
             let msg = format!("partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}, got {partitions}");
             return Err(BrokerError::new(ErrorCode::InvalidPartitions, msg));
         }
+        self.check_partitions_max(partitions)?;
         let live = self.brokers().len();
         let default_rf = self.config.default_replication_factor.unwrap_or(3).min(live as i16).max(1);
         let rf = request.replication_factor.unwrap_or(default_rf);
@@ -209,6 +224,21 @@ impl<D: Disk> Broker<D> {
                 ));
             }
             check_broker_only(key, value).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
+        }
+        let limits = self.config.topic_limits;
+        let floors = [
+            ("segment.bytes", limits.segment_bytes_min as i128),
+            ("segment.ms", limits.segment_ms_min as i128),
+        ];
+        for (key, min) in floors {
+            // Unparsable values are refused by `log_config` below.
+            let Some(value) = configs.get(key).and_then(|v| v.parse::<i128>().ok()) else { continue };
+            if value < min {
+                return Err(BrokerError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("{key} must be at least {min} on this broker, got {value}"),
+                ));
+            }
         }
         self.log_config(configs).map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e))?;
         Ok(())

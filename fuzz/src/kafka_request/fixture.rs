@@ -68,6 +68,11 @@ impl Fixture {
             log_cache_bytes: 1 << 20,
             quorum: false,
             replication: ringtail_engine::replica::ReplicationConfig::default(),
+            // The fixture topics roll 1 KiB segments; the floor stays in force at that.
+            topic_limits: ringtail_engine::broker::TopicLimits {
+                segment_bytes_min: 1024,
+                ..ringtail_engine::broker::TopicLimits::default()
+            },
         };
         let (broker, _) = Broker::open(
             Arc::new(disk),

@@ -78,7 +78,7 @@ impl FileValues {
 }
 
 /// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 25] = [
+const FILE_KEYS: [&str; 28] = [
     "data-dir",
     "listen",
     "advertise",
@@ -95,6 +95,9 @@ const FILE_KEYS: [&str; 25] = [
     "group-initial-rebalance-delay-ms",
     "group-min-session-timeout-ms",
     "group-max-size",
+    "max-partitions",
+    "segment-bytes-min",
+    "segment-ms-min",
     "offsets-retention-minutes",
     "log-cache-bytes",
     "log-cache-pretouch",

@@ -18,6 +18,7 @@ use parse::{
     parse_partitions, parse_replication_factor,
 };
 pub use parse::{parse_controllers, parse_host_port};
+use ringtail_engine::broker::TopicLimits;
 use ringtail_engine::group::GroupConfig;
 use ringtail_engine::io::select::ParseIoChoiceError;
 use ringtail_engine::io::IoChoice;
@@ -97,6 +98,18 @@ pub struct ServeArgs {
     /// limit, as Kafka]
     #[arg(long, value_name = "MEMBERS")]
     pub group_max_size: Option<String>,
+    /// Partitions the broker holds at most (of all topics); CreateTopics,
+    /// CreatePartitions and auto-creation beyond it get POLICY_VIOLATION.
+    /// Each partition keeps at least one file open [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub max_partitions: Option<String>,
+    /// Smallest segment.bytes a topic may set (Kafka 4.0's floor); small
+    /// segments cost an open file each [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    pub segment_bytes_min: Option<String>,
+    /// Smallest segment.ms a topic may set [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub segment_ms_min: Option<String>,
     /// How long an empty group keeps its committed offsets (counted from
     /// when it became empty, or from its last commit) [default: 10080, 7 days]
     #[arg(long, value_name = "MINUTES")]
@@ -199,6 +212,8 @@ pub struct ServeConfig {
     /// The consumer-group coordinator's settings.
     pub group: GroupConfig,
     pub limits: Limits,
+    /// Partition count and segment floors clients are held to.
+    pub topic_limits: TopicLimits,
     /// Bytes of the broker's log cache.
     pub log_cache_bytes: usize,
     pub log_cache_pretouch: bool,
@@ -381,6 +396,32 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         value("disk-reserve-bytes", get("disk-reserve-bytes", &args.disk_reserve_bytes)?, 16 << 20, |v| {
             parse_bytes(v).map(|b| b as u64)
         })?;
+    let defaults = TopicLimits::default();
+    let topic_limits = TopicLimits {
+        partitions_max: value(
+            "max-partitions",
+            get("max-partitions", &args.max_partitions)?,
+            defaults.partitions_max,
+            |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("expected a positive count, got {v:?}"))
+            },
+        )?,
+        segment_bytes_min: value(
+            "segment-bytes-min",
+            get("segment-bytes-min", &args.segment_bytes_min)?,
+            defaults.segment_bytes_min,
+            |v| parse_bytes(v).map(|b| b as u64),
+        )?,
+        segment_ms_min: value(
+            "segment-ms-min",
+            get("segment-ms-min", &args.segment_ms_min)?,
+            defaults.segment_ms_min,
+            |v| parse_ms(v, 0).map(i64::from),
+        )?,
+    };
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
         get("group-initial-rebalance-delay-ms", &args.group_initial_rebalance_delay_ms)?,
@@ -404,6 +445,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         topic_defaults,
         group,
         limits: Limits::default(),
+        topic_limits,
         log_cache_bytes,
         log_cache_pretouch,
         replication: ReplicationConfig { lag_time_max_ms: replica_lag_time_max_ms },

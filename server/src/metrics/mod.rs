@@ -7,12 +7,14 @@
 pub mod histogram;
 pub mod http;
 
-use crate::metered_disk::ServerBroker;
+use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::protocol::versions::{index_of, SUPPORTED};
 use histogram::Histogram;
 use kafka_protocol::messages::ApiKey;
+use ringtail_engine::broker::Partition;
+use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ pub type IoCounter = (&'static str, &'static str, u64);
 #[derive(Debug)]
 pub struct Metrics {
     io_backend: &'static str,
+    /// `Limits::metrics_partition_series_max`.
+    pub partition_series_max: AtomicUsize,
     /// Request latency per implemented API, in `SUPPORTED` order.
     requests: [Histogram; SUPPORTED.len()],
     /// Time from a request's arrival to its response leaving for the
@@ -50,6 +54,7 @@ impl Metrics {
     pub fn new(io_backend: &'static str) -> Arc<Metrics> {
         Arc::new(Metrics {
             io_backend,
+            partition_series_max: AtomicUsize::new(crate::limits::METRICS_PARTITION_SERIES_MAX),
             requests: Default::default(),
             responses: Default::default(),
             request_errors: Default::default(),
@@ -94,7 +99,7 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         self.render_requests(&mut out);
         self.render_network(&mut out);
-        render_partitions(&mut out, broker);
+        render_partitions(&mut out, broker, self.partition_series_max.load(Ordering::Relaxed));
         render_log_cache(&mut out, broker);
         header(&mut out, "ringtail_io_backend_info", "gauge", "The storage I/O backend in use.");
         let _ = writeln!(out, "ringtail_io_backend_info{{backend=\"{}\"}} 1", self.io_backend);
@@ -221,9 +226,24 @@ fn render_log_cache(out: &mut String, broker: &ServerBroker) {
     }
 }
 
-fn render_partitions(out: &mut String, broker: &ServerBroker) {
+fn render_partitions(out: &mut String, broker: &ServerBroker, series_max: usize) {
     let topics = broker.topics();
     let partitions = broker.hosted_partitions();
+    let all_partitions: usize = topics.values().map(|t| t.partitions.len()).sum();
+    header(out, "ringtail_partitions", "gauge", "Partitions of all topics, and those with a replica here.");
+    let _ = writeln!(out, "ringtail_partitions{{replica=\"any\"}} {all_partitions}");
+    let _ = writeln!(out, "ringtail_partitions{{replica=\"here\"}} {}", partitions.len());
+    let per_partition = all_partitions.max(partitions.len()) <= series_max;
+    header(
+        out,
+        "ringtail_partition_series_omitted",
+        "gauge",
+        "1 when there are too many partitions for a series each (see the README's limits); per-topic sums instead.",
+    );
+    let _ = writeln!(out, "ringtail_partition_series_omitted {}", u8::from(!per_partition));
+    if !per_partition {
+        render_topic_sums(out, &partitions, topics.len() <= series_max);
+    }
     type Gauge = (
         &'static str,
         &'static str,
@@ -242,23 +262,27 @@ fn render_partitions(out: &mut String, broker: &ServerBroker) {
         }),
         ("ringtail_partition_size_bytes", "Bytes of the partition's segments.", |p| p.log.segment_stats().1),
     ];
-    for (name, help, value) in gauges {
+    for (name, help, value) in gauges.into_iter().filter(|_| per_partition) {
         header(out, name, "gauge", help);
         for p in &partitions {
             let (topic, partition) = (escape(&p.tp.topic), p.tp.partition);
             let _ = writeln!(out, "{name}{{topic=\"{topic}\",partition=\"{partition}\"}} {}", value(p));
         }
     }
-    header(out, "ringtail_partition_isr_size", "gauge", "In-sync replicas of the partition.");
+    if per_partition {
+        header(out, "ringtail_partition_isr_size", "gauge", "In-sync replicas of the partition.");
+    }
     let mut under_replicated = 0;
     for (name, topic) in &topics {
         for (i, assignment) in topic.partitions.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "ringtail_partition_isr_size{{topic=\"{}\",partition=\"{i}\"}} {}",
-                escape(name),
-                assignment.isr.len()
-            );
+            if per_partition {
+                let _ = writeln!(
+                    out,
+                    "ringtail_partition_isr_size{{topic=\"{}\",partition=\"{i}\"}} {}",
+                    escape(name),
+                    assignment.isr.len()
+                );
+            }
             if assignment.isr.len() < assignment.replicas.len() {
                 under_replicated += 1;
             }
@@ -280,4 +304,43 @@ fn render_partitions(out: &mut String, broker: &ServerBroker) {
     let _ = writeln!(out, "ringtail_offline_partitions {}", broker.offline_partitions().len());
     header(out, "ringtail_topics", "gauge", "Topics known to this broker.");
     let _ = writeln!(out, "ringtail_topics {}", topics.len());
+}
+
+/// Per-topic sums of the partitions hosted here (`by_topic`), or only the
+/// broker-wide ones.
+fn render_topic_sums(out: &mut String, partitions: &[Arc<Partition<MeteredDisk>>], by_topic: bool) {
+    let mut sums: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for p in partitions {
+        let (segments, bytes) = p.log.segment_stats();
+        let key = if by_topic { p.tp.topic.as_str() } else { "" };
+        let sum = sums.entry(key).or_default();
+        sum.0 += segments as u64;
+        sum.1 += bytes;
+    }
+    header(
+        out,
+        "ringtail_topic_segments",
+        "gauge",
+        "Segment files of the topic's partitions hosted here (all topics: no label).",
+    );
+    for (topic, (segments, _)) in &sums {
+        let _ = writeln!(out, "ringtail_topic_segments{} {segments}", topic_label(topic));
+    }
+    header(
+        out,
+        "ringtail_topic_size_bytes",
+        "gauge",
+        "Bytes of the topic's partitions hosted here (all topics: no label).",
+    );
+    for (topic, (_, bytes)) in &sums {
+        let _ = writeln!(out, "ringtail_topic_size_bytes{} {bytes}", topic_label(topic));
+    }
+}
+
+fn topic_label(topic: &str) -> String {
+    if topic.is_empty() {
+        String::new()
+    } else {
+        format!("{{topic=\"{}\"}}", escape(topic))
+    }
 }
