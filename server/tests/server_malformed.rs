@@ -174,6 +174,22 @@ async fn unknown_apis_versions_and_bodies_close_the_connection() {
     send_and_expect_close(addr, &with_body(ApiKey::Produce, 3, &produce)).await;
     // A client id that is not UTF-8.
     send_and_expect_close(addr, &framed(&[0, 18, 0, 1, 0, 0, 0, 1, 0, 2, 0xff, 0xfe])).await;
+    // 300,000 empty tagged fields (each a map entry once decoded), in the
+    // header of a Metadata v9 request and then in its body: over the
+    // request's element budget either way.
+    let tags = |n: u32| {
+        let mut out = vec![(n & 0x7f) as u8 | 0x80, ((n >> 7) & 0x7f) as u8 | 0x80, (n >> 14) as u8];
+        (0..n).for_each(|i| out.extend_from_slice(&[(i % 100) as u8 + 10, 0]));
+        out
+    };
+    let header = |n: u32| [vec![0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff], tags(n)].concat();
+    let body = |n: u32| [vec![1, 1, 0, 0], tags(n)].concat();
+    send_and_expect_close(addr, &framed(&[header(300_000), body(0)].concat())).await;
+    send_and_expect_close(addr, &framed(&[header(0), body(300_000)].concat())).await;
+    // Within the budget the same request is answered.
+    let mut client = Client::connect(addr).await;
+    client.send_raw(&framed(&[header(100), body(100)].concat())).await;
+    assert!(client.read_frame().await.is_some(), "a request with 200 tagged fields is answered");
     assert_healthy(addr).await;
     assert_topic_intact(addr, &records).await;
     server.shutdown().await.unwrap();

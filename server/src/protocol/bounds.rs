@@ -46,6 +46,33 @@ pub fn check(
     Ok(walker.at)
 }
 
+/// Walks a whole request frame: the header of `header_version` (its tagged
+/// fields decode into a map entry each, as the body's do), then the body as
+/// `check` does, with one element budget for both. Returns the bytes the
+/// header and body take.
+pub fn check_frame(
+    header_version: i16,
+    fields: &[Field],
+    version: i16,
+    frame: &[u8],
+    elements_max: usize,
+) -> Result<usize, BoundsError> {
+    let flexible = header_version >= 2;
+    let mut walker = Walker { body: frame, at: 0, version, flexible, elements: 0, elements_max };
+    walker.take(8)?; // api key, api version, correlation id
+    if header_version >= 1 {
+        // The client id keeps its 2-byte length in every header version.
+        let at = walker.at;
+        let length = i64::from(walker.int16()?);
+        walker.sized(at, length)?;
+    }
+    if flexible {
+        walker.tagged_fields()?;
+    }
+    walker.structure(fields)?;
+    Ok(walker.at)
+}
+
 struct Walker<'a> {
     body: &'a [u8],
     at: usize,
@@ -109,9 +136,24 @@ impl Walker<'_> {
     /// decodes the few it knows in place instead (Fetch's `cluster_id`, a
     /// string), but in the implemented versions none of them holds an array,
     /// and the top-level request's tags end the body, so no array can hide
-    /// behind a tag whose size lies.
+    /// behind a tag whose size lies. Each tag counts as an element: an
+    /// unknown one becomes an entry of the decoded struct's map, tens of
+    /// bytes for the two it takes on the wire.
     fn tagged_fields(&mut self) -> Result<(), BoundsError> {
+        let at = self.at;
         let count = self.uvarint()?;
+        // A tag and its size take a byte each at least.
+        if u64::from(count) > self.remaining() as u64 / 2 {
+            return Err(BoundsError::ArrayTooLong {
+                at,
+                declared: count.into(),
+                remaining: self.remaining(),
+            });
+        }
+        self.elements += count as usize;
+        if self.elements > self.elements_max {
+            return Err(BoundsError::TooManyElements { max: self.elements_max });
+        }
         for _ in 0..count {
             self.uvarint()?; // tag
             let size = self.uvarint()? as usize;
@@ -228,6 +270,56 @@ mod tests {
         assert!(matches!(check(fields, 1, false, &body, ELEMENTS_MAX), Err(BoundsError::BadLength { .. })));
         // -1 is a null array: all topics.
         assert_eq!(check(fields, 1, false, &(-1i32).to_be_bytes(), ELEMENTS_MAX), Ok(4));
+    }
+
+    /// Tagged fields count against the element budget, in the header as in
+    /// the body, and a tag count beyond the bytes left is refused.
+    #[test]
+    fn tagged_fields_count_as_elements_in_the_header_and_the_body() {
+        let fields = request_fields(ApiKey::Metadata).unwrap();
+        let tags = |n: usize| {
+            let mut out = Vec::new();
+            let mut count = n as u32;
+            while count >= 0x80 {
+                out.push((count as u8) | 0x80);
+                count >>= 7;
+            }
+            out.push(count as u8);
+            for i in 0..n {
+                out.extend_from_slice(&[(i % 100 + 10) as u8, 0]); // tag, size 0
+            }
+            out
+        };
+        // Header v2: api key, version, correlation id, null client id, tags.
+        let header = |n: usize| {
+            let mut h = vec![0, 3, 0, 9, 0, 0, 0, 7, 0xff, 0xff];
+            h.extend(tags(n));
+            h
+        };
+        // Metadata v9 body: null topics (0), allow auto creation, include
+        // cluster and topic authorized operations, then tags.
+        let body = |n: usize| {
+            let mut b = vec![0, 1, 0, 0];
+            b.extend(tags(n));
+            b
+        };
+        let frame = |h: usize, b: usize| [header(h), body(b)].concat();
+        let ok = frame(400, 400);
+        assert_eq!(check_frame(2, fields, 9, &ok, ELEMENTS_MAX), Ok(ok.len()));
+        let too_many = [frame(600, 401), frame(1001, 0), frame(0, 1001)];
+        for f in too_many {
+            assert_eq!(
+                check_frame(2, fields, 9, &f, ELEMENTS_MAX),
+                Err(BoundsError::TooManyElements { max: 1000 })
+            );
+        }
+        // A count of 2^28 tags in a few bytes.
+        let lying =
+            [vec![0, 3, 0, 9, 0, 0, 0, 7, 0xff, 0xff], vec![0x80, 0x80, 0x80, 0x80, 0x01, 0, 0]].concat();
+        assert!(matches!(
+            check_frame(2, fields, 9, &lying, ELEMENTS_MAX),
+            Err(BoundsError::ArrayTooLong { .. })
+        ));
     }
 
     #[test]

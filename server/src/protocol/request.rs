@@ -76,18 +76,15 @@ pub fn parse(frame: Bytes, elements_max: usize) -> Result<Parsed, ParseError> {
         return Err(ParseError::UnsupportedVersion { api_key, version });
     }
     let header_version = api_key.request_header_version(version);
-    let mut buf = frame;
-    let header =
-        RequestHeader::decode(&mut buf, header_version).map_err(|e| ParseError::Header(e.to_string()))?;
     // Every supported API has a schema; the lookup cannot miss, but a
     // missing one must refuse the request, never skip the check.
     let fields = request_fields(api_key).ok_or(ParseError::UnsupportedVersion { api_key, version })?;
-    let flexible = header_version >= 2;
-    bounds::check(fields, version, flexible, &buf, elements_max).map_err(|error| ParseError::Bounds {
-        api_key,
-        version,
-        error,
-    })?;
+    // The header and the body are walked before either is decoded.
+    bounds::check_frame(header_version, fields, version, &frame, elements_max)
+        .map_err(|error| ParseError::Bounds { api_key, version, error })?;
+    let mut buf = frame;
+    let header =
+        RequestHeader::decode(&mut buf, header_version).map_err(|e| ParseError::Header(e.to_string()))?;
     let body = RequestKind::decode(api_key, &mut buf, version).map_err(|e| ParseError::Body {
         api_key,
         version,
@@ -155,8 +152,15 @@ mod tests {
         let mut truncated = frame(ApiKey::Metadata, 1, &MetadataRequest::default());
         truncated.truncate(truncated.len() - 2);
         assert!(matches!(parse(truncated.freeze(), ELEMENTS_MAX), Err(ParseError::Bounds { .. })));
-        // A header whose client id runs past the frame.
+        // A header whose client id runs past the frame: the walk, which
+        // covers the header too, refuses it before anything is decoded.
         let bad_header = Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 50, b'x']);
-        assert!(matches!(parse(bad_header, ELEMENTS_MAX), Err(ParseError::Header(_))));
+        assert!(matches!(
+            parse(bad_header, ELEMENTS_MAX),
+            Err(ParseError::Bounds { error: BoundsError::Truncated { at: 10 }, .. })
+        ));
+        // A client id the walk passes but that is not UTF-8.
+        let not_utf8 = Bytes::from_static(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 1, 0xff, 0, 0, 0, 0]);
+        assert!(matches!(parse(not_utf8, ELEMENTS_MAX), Err(ParseError::Header(_))));
     }
 }
