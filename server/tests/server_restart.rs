@@ -205,3 +205,67 @@ async fn one_damaged_log_takes_only_its_partition_offline() {
     assert_eq!((answer.error_code, answer.base_offset), (0, 0));
     server.shutdown().await.unwrap();
 }
+
+/// A damaged `__consumer_offsets` partition takes only its groups offline:
+/// FindCoordinator answers COORDINATOR_NOT_AVAILABLE for them (rather than
+/// naming this broker, whose answer would send the client back here), and
+/// groups on the other partitions commit as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_offsets_partition_takes_only_its_groups_offline() {
+    let dir = data_dir("offline-groups");
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let create =
+        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("durable"))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)]);
+    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    let find = |group: &'static str| {
+        FindCoordinatorRequest::default().with_key(StrBytes::from_static_str(group)).with_key_type(0)
+    };
+    let commit = |group: &'static str| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::from_static_str(""))
+            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name("durable"))
+                .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(3)])])
+    };
+    assert_eq!(client.call(2, &find("damaged")).await.error_code, 0);
+    assert_eq!(client.call(2, &commit("damaged")).await.topics[0].partitions[0].error_code, 0);
+    drop(client);
+    server.shutdown().await.unwrap();
+    // The one offsets partition holding data is the damaged group's.
+    let segments: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("__consumer_offsets-"))
+        .map(|p| p.join("00000000000000000000.log"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    bytes[70] ^= 0xff;
+    std::fs::write(&segments[0], &bytes).unwrap();
+
+    let server = start(dir.path()).await;
+    let mut client = Client::connect(server.kafka_addr).await;
+    let refused = client.call(2, &find("damaged")).await;
+    assert_eq!(refused.error_code, ResponseError::CoordinatorNotAvailable.code(), "{refused:?}");
+    let other = (0..100)
+        .map(|i| Box::leak(format!("other-{i}").into_boxed_str()) as &'static str)
+        .find(|g| {
+            let hash = g.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+            let damaged =
+                "damaged".encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+            (hash & 0x7fff_ffff) % 50 != (damaged & 0x7fff_ffff) % 50
+        })
+        .unwrap();
+    assert_eq!(client.call(2, &find(other)).await.error_code, 0);
+    assert_eq!(client.call(2, &commit(other)).await.topics[0].partitions[0].error_code, 0);
+    server.shutdown().await.unwrap();
+}

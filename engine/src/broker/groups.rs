@@ -170,9 +170,12 @@ impl<D: Disk> Broker<D> {
             return Err(err(ErrorCode::NotCoordinator, "no offsets topic yet: find the coordinator"));
         };
         let p = offsets_partition_for(group_id, count as u32);
-        let partition = self
-            .leader_partition(OFFSETS_TOPIC, p)
-            .map_err(|e| BrokerError::new(ErrorCode::NotCoordinator, e.message))?;
+        let partition = self.leader_partition(OFFSETS_TOPIC, p).map_err(|e| match e.code {
+            // Offline here: finding the coordinator again would name this
+            // broker again.
+            ErrorCode::KafkaStorageError => BrokerError::new(ErrorCode::CoordinatorNotAvailable, e.message),
+            _ => BrokerError::new(ErrorCode::NotCoordinator, e.message),
+        })?;
         Ok((p, partition))
     }
 
@@ -314,6 +317,17 @@ impl<D: Disk> Broker<D> {
             partitions.get(p as usize).map(|a| a.leader)
         };
         let leader = leader.ok_or_else(|| err(ErrorCode::CoordinatorNotAvailable, "no offsets partition"))?;
+        if leader == self.config.node_id {
+            let p = offsets_partition_for(group_id, self.partition_count(OFFSETS_TOPIC).unwrap_or(0) as u32);
+            if let Some(reason) = self.offline_reason(OFFSETS_TOPIC, p) {
+                // Its log is offline here: no coordinator until an operator
+                // restores it (clients retry FindCoordinator meanwhile).
+                return Err(err(
+                    ErrorCode::CoordinatorNotAvailable,
+                    &format!("offsets partition {p} is offline: {reason}"),
+                ));
+            }
+        }
         self.brokers()
             .into_iter()
             .find(|b| b.node_id == leader)
