@@ -122,6 +122,9 @@ fn serve_config(world: &World) -> ServeConfig {
     config.group = world.cfg.group_config;
     config.log_cache_bytes = world.cfg.log_cache_bytes;
     config.log_cache_pretouch = false;
+    // The workload rolls tiny segments on purpose, below the floors a
+    // production broker holds clients to.
+    config.topic_limits = ringtail_engine::broker::TopicLimits::none();
     config
 }
 

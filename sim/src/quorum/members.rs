@@ -48,6 +48,9 @@ fn serve_config(world: &QuorumWorld, index: usize) -> ServeConfig {
         .collect();
     config.log_cache_bytes = 8 << 20;
     config.log_cache_pretouch = false;
+    // The workload rolls tiny segments on purpose, below the floors a
+    // production broker holds clients to.
+    config.topic_limits = ringtail_engine::broker::TopicLimits::none();
     if let Some(flush) = world.tuning.flush {
         config.flush = flush;
         config.topic_defaults.flush = flush;
