@@ -223,6 +223,12 @@ impl<D: Disk> MetadataJournal<D> {
             }
             None => match fresh() {
                 Some(m) => {
+                    // Records without a snapshot (an operator removed it)
+                    // belong to no metadata this one continues.
+                    if journal.file.len().await? > 0 {
+                        journal.file.set_len(0).await?;
+                        journal.file.sync_data().await?;
+                    }
                     journal.snapshot(disk, &m).await?;
                     Some(m)
                 }
@@ -472,6 +478,22 @@ mod tests {
         s.commit(vec![put(4)]).await.unwrap();
         disk.crash(CrashMode::DropUnsynced);
         assert_eq!(Store::open(disk).await.served, s.served);
+    }
+
+    /// A journal whose snapshot is gone (removed by hand) starts nothing
+    /// over: the fresh metadata written in its place does not take its
+    /// records, now or after a restart.
+    #[tokio::test]
+    async fn a_journal_without_its_snapshot_is_not_replayed() {
+        let disk = MemDisk::new();
+        let dir = Path::new("/d");
+        disk.create_dir_all(dir).await.unwrap();
+        let mut s = Store::open(disk.clone()).await;
+        s.commit(vec![put(1)]).await.unwrap();
+        disk.remove(&dir.join(METADATA_FILE)).await.unwrap();
+        let fresh = Store::open(disk.clone()).await;
+        assert!(fresh.served.topics.is_empty());
+        assert!(Store::open(disk).await.served.topics.is_empty());
     }
 
     /// A snapshot written before the journal existed (no sequence number)
