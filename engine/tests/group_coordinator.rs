@@ -24,14 +24,14 @@ use tokio::task::JoinHandle;
 
 const GROUP: &str = "g";
 
-fn config(initial_delay_ms: i32) -> BrokerConfig {
+fn config(initial_delay_ms: i32, topic_defaults: LogConfig) -> BrokerConfig {
     BrokerConfig {
         node_id: 1,
         advertised: BrokerEndpoint { node_id: 1, host: "127.0.0.1".into(), port: 9092 },
         default_partitions: 2,
         default_replication_factor: None,
         auto_create_topics: false,
-        topic_defaults: LogConfig::default(),
+        topic_defaults,
         log_cache_bytes: 1 << 20,
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
@@ -55,13 +55,19 @@ struct Fixture {
     clock: Arc<ManualClock>,
     broker: Arc<Broker<MemDisk>>,
     initial_delay_ms: i32,
+    /// Every topic's, `__consumer_offsets` included.
+    topic_defaults: LogConfig,
 }
 
 impl Fixture {
     async fn new(initial_delay_ms: i32) -> Fixture {
+        Fixture::with_topic_defaults(initial_delay_ms, LogConfig::default()).await
+    }
+
+    async fn with_topic_defaults(initial_delay_ms: i32, topic_defaults: LogConfig) -> Fixture {
         let disk = Arc::new(MemDisk::new());
         let clock = clock();
-        let broker = open(&disk, &clock, initial_delay_ms).await;
+        let broker = open(&disk, &clock, initial_delay_ms, topic_defaults).await;
         broker
             .create_topic(
                 CreateTopic {
@@ -76,15 +82,15 @@ impl Fixture {
             .unwrap();
         let endpoint = broker.find_group_coordinator(GROUP).await.unwrap();
         assert_eq!(endpoint.node_id, 1);
-        Fixture { disk, clock, broker, initial_delay_ms }
+        Fixture { disk, clock, broker, initial_delay_ms, topic_defaults }
     }
 
     /// The broker goes away (its directory lock with it) and comes back.
     async fn reopen(self) -> Fixture {
-        let Fixture { disk, clock, broker, initial_delay_ms } = self;
+        let Fixture { disk, clock, broker, initial_delay_ms, topic_defaults } = self;
         drop(broker);
-        let broker = open(&disk, &clock, initial_delay_ms).await;
-        Fixture { disk, clock, broker, initial_delay_ms }
+        let broker = open(&disk, &clock, initial_delay_ms, topic_defaults).await;
+        Fixture { disk, clock, broker, initial_delay_ms, topic_defaults }
     }
 
     fn join(&self, member_id: &str, instance: Option<&str>) -> JoinHandle<JoinResponse> {
@@ -189,11 +195,16 @@ impl Fixture {
     }
 }
 
-async fn open(disk: &Arc<MemDisk>, clock: &Arc<ManualClock>, initial_delay_ms: i32) -> Arc<Broker<MemDisk>> {
+async fn open(
+    disk: &Arc<MemDisk>,
+    clock: &Arc<ManualClock>,
+    initial_delay_ms: i32,
+    topic_defaults: LogConfig,
+) -> Arc<Broker<MemDisk>> {
     let (broker, _) = Broker::open(
         disk.clone(),
         PathBuf::from("/data"),
-        config(initial_delay_ms),
+        config(initial_delay_ms, topic_defaults),
         clock.clone(),
         Arc::new(SeededEntropy::new(7)),
     )
@@ -446,6 +457,65 @@ fn static_member_restart_keeps_assignment() {
         let d = f.broker.describe_group(GROUP).unwrap();
         assert!(d.members.iter().any(|m| m.member_id == restarted.member_id));
         assert_eq!(d.generation, generation);
+    });
+}
+
+/// The coordinator's groups are what replaying its log gives, after every
+/// completed request, failed ones included. A static member's restart
+/// whose group record cannot be written (its new subscription makes the
+/// record larger than the offsets topic's max.message.bytes) is undone, as
+/// Kafka undoes it: the old member id stays valid, with its old metadata
+/// and timeouts, and the restarting client gets the error and no member id.
+#[test]
+fn failed_static_rejoin_is_reverted() {
+    runtime().block_on(async {
+        let small = LogConfig { max_message_bytes: 4096, ..LogConfig::default() };
+        let f = Fixture::with_topic_defaults(3_000, small).await;
+        let (generation, ids) = f.form(&[Some("i1"), Some("i2")]).await;
+        let old_id = ids.iter().find(|id| id.starts_with("i2-")).unwrap().clone();
+        let other = ids.iter().find(|id| id.starts_with("i1-")).unwrap().clone();
+        let before = f.broker.describe_group(GROUP).unwrap();
+        let restart = || {
+            let mut req = join_request("", Some("i2"));
+            let topics: Vec<String> = (0..200).map(|i| format!("a-topic-with-a-long-name-{i:04}")).collect();
+            req.protocols =
+                vec![("range".into(), subscription(&topics.iter().map(|t| t.as_str()).collect::<Vec<_>>()))];
+            req.session_timeout_ms = 30_000;
+            req.rebalance_timeout_ms = 60_000;
+            let b = f.broker.clone();
+            async move { b.join_group(req).await }
+        };
+        let heartbeat = |member_id: &str, instance: &str| {
+            let req = HeartbeatRequest {
+                group_id: GROUP.into(),
+                generation,
+                member_id: member_id.into(),
+                instance_id: Some(instance.into()),
+            };
+            let b = f.broker.clone();
+            async move { b.heartbeat(req).await.map_err(|e| e.code) }
+        };
+
+        let answer = restart().await;
+        assert_eq!(f.broker.describe_group(GROUP).unwrap(), before, "the restart is undone");
+        assert_eq!(answer.error, ErrorCode::UnknownServerError);
+        assert_eq!(answer.member_id, "", "no client is given an id the log does not hold");
+        assert_eq!(heartbeat(&old_id, "i2").await, Ok(()), "the old id is not fenced");
+        // A reload (as after a failover) replays the log: the same group.
+        f.broker.unload_groups();
+        f.broker.find_group_coordinator(GROUP).await.unwrap();
+        assert_eq!(f.broker.describe_group(GROUP).unwrap(), before, "the log replays to another group");
+        assert_eq!(heartbeat(&old_id, "i2").await, Ok(()));
+
+        // The old session timeout (10 s, not the 30 s asked) is back too.
+        assert_eq!(restart().await.error, ErrorCode::UnknownServerError);
+        f.advance(6_000).await;
+        assert_eq!(heartbeat(&other, "i1").await, Ok(()));
+        f.advance(4_001).await;
+        let d = f.broker.describe_group(GROUP).unwrap();
+        assert_eq!((d.state, d.generation), (GroupState::PreparingRebalance, generation));
+        assert_eq!(d.members.iter().map(|m| m.member_id.clone()).collect::<Vec<_>>(), vec![other]);
+        assert_eq!(f.broker.group_waiters(), 0);
     });
 }
 

@@ -43,22 +43,6 @@
 //!   recovery point 11 (cut at 7, segment 20 deleted), or when a truncation
 //!   makes a segment with kept corruption the active one again and a clean
 //!   restart (recovery point 10) cuts at the damaged batch 0.
-//! - `static-rejoin-not-reverted`: a static member that rejoins a Stable
-//!   group (empty member id, known `group.instance.id`) takes over its old
-//!   entry under a new member id at once (`join::static_rejoin`: the old
-//!   id is fenced, the new protocols and timeouts replace the old), and
-//!   only the group record that persists it is awaited. When that record
-//!   cannot be written (here: the new subscription makes the GroupMetadata
-//!   record larger than the offsets topic's max.message.bytes, so the
-//!   append fails with MESSAGE_TOO_LARGE and the join is answered
-//!   UNKNOWN_SERVER_ERROR), the change is not reverted: the coordinator
-//!   keeps a member id no client was given and the new metadata, while the
-//!   log still holds the old id, so a reload (failover) gives a different
-//!   group. Kafka's GroupCoordinator reverts the member (old id, protocols
-//!   and timeouts) when the store fails. Found by group_member_metadata
-//!   (regressions/group_member_metadata/static-rejoin-persist-failure-kept).
-//!   When tolerated, such groups are not compared until their next group
-//!   record is written.
 
 use std::sync::OnceLock;
 

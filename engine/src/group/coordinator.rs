@@ -166,8 +166,9 @@ impl Coordinator {
                 self.deliver(fx)
             }
             Err(_) => {
-                if let Completion::StaticRejoin { waiter, response } = then {
-                    let r = JoinResponse::error(ErrorCode::NotCoordinator, response.member_id);
+                if let Completion::StaticRejoin { waiter, .. } = then {
+                    // The shard and the new member id with it are gone.
+                    let r = JoinResponse::error(ErrorCode::NotCoordinator, String::new());
                     self.send(vec![Reply::Join(waiter, r)]);
                 }
                 Vec::new()

@@ -178,6 +178,23 @@ impl Group {
         Some(member)
     }
 
+    /// Moves member `from` to id `to` in place: it stays leader, pending
+    /// sync and its instance's member if it was. Returns it under `to`.
+    pub fn rename_member(&mut self, from: &str, to: String) -> Option<&mut Member> {
+        let was_leader = self.leader.as_deref() == Some(from);
+        let was_pending_sync = self.pending_sync.contains(from);
+        let mut member = self.remove_member(from)?;
+        member.id = to.clone();
+        self.add_member(member);
+        if was_leader {
+            self.leader = Some(to.clone());
+        }
+        if was_pending_sync {
+            self.pending_sync.insert(to.clone());
+        }
+        self.members.get_mut(&to)
+    }
+
     /// Whether a member with these protocols can be part of the group:
     /// the group's protocol type (once it has members, as Kafka), and some
     /// protocol every other member supports.

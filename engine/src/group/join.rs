@@ -7,6 +7,7 @@ use super::group::{Group, Member, WaiterId, NEW_MEMBER_JOIN_TIMEOUT_MS};
 use super::records::STRING_BYTES_MAX;
 use super::shard::{Completion, Effects, Persist, Shard};
 use crate::error::ErrorCode;
+use bytes::Bytes;
 
 impl Shard {
     /// JoinGroup from `waiter`. Its answer comes in these or later effects
@@ -244,9 +245,7 @@ fn static_rejoin(
     now_ms: i64,
     fx: &mut Effects,
 ) {
-    let was_leader = g.leader.as_deref() == Some(old_id.as_str());
-    let was_pending_sync = g.pending_sync.contains(&old_id);
-    let Some(mut m) = g.remove_member(&old_id) else {
+    let Some(m) = g.rename_member(&old_id, new_id.clone()) else {
         return add_member_and_rebalance(g, new_id, req, waiter, config, now_ms, fx);
     };
     if let Some(w) = m.join_waiter.take() {
@@ -255,18 +254,15 @@ fn static_rejoin(
     if let Some(w) = m.sync_waiter.take() {
         fx.sync(w, SyncResponse::error(ErrorCode::FencedInstanceId));
     }
-    m.id = new_id.clone();
-    m.protocols = req.protocols;
+    let replaced = Replaced {
+        member_id: old_id.clone(),
+        protocols: std::mem::replace(&mut m.protocols, req.protocols),
+        session_timeout_ms: m.session_timeout_ms,
+        rebalance_timeout_ms: m.rebalance_timeout_ms,
+    };
     m.session_timeout_ms = req.session_timeout_ms;
     m.rebalance_timeout_ms = rebalance_timeout(req.rebalance_timeout_ms, config);
     m.touch(now_ms);
-    g.add_member(m);
-    if was_leader {
-        g.leader = Some(new_id.clone());
-    }
-    if was_pending_sync {
-        g.pending_sync.insert(new_id.clone());
-    }
     tracing::info!(group = %g.id, old = %old_id, new = %new_id, "static member rejoined");
     if g.state == GroupState::Stable && g.select_protocol() == g.protocol {
         let response = JoinResponse {
@@ -279,10 +275,12 @@ fn static_rejoin(
             members: Vec::new(),
         };
         let record = g.metadata_record(&g.current_assignments());
-        fx.persists
-            .push(Persist { records: vec![record], then: Completion::StaticRejoin { waiter, response } });
+        let then = Completion::StaticRejoin { group: g.id.clone(), waiter, response, replaced };
+        fx.persists.push(Persist { records: vec![record], then });
         return;
     }
+    // A rebalance persists the member with the next generation's record;
+    // nothing to undo here.
     if let Some(m) = g.members.get_mut(&new_id) {
         m.join_waiter = Some(waiter);
     }
@@ -290,4 +288,37 @@ fn static_rejoin(
         g.prepare_rebalance(config, now_ms, fx);
     }
     g.maybe_complete_join(now_ms, fx);
+}
+
+/// What a static rejoin of a Stable group replaced, kept until its record
+/// is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replaced {
+    pub member_id: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+}
+
+impl Group {
+    /// The record of the static rejoin that made member `new_id` was not
+    /// written. The log still holds the member under its old id, and a
+    /// reload (a failover) would give that: so must the group here, as
+    /// Kafka reverts it. The old id becomes valid again (the restarted
+    /// client was never given the new one; it rejoins), with what it had.
+    /// Requests the old id had parked were answered FENCED_INSTANCE_ID
+    /// already; their clients rejoin.
+    pub(super) fn revert_static_rejoin(&mut self, new_id: &str, replaced: Replaced, now_ms: i64) {
+        // Gone if something overtook the rejoin (it left, expired, or
+        // rejoined again): then there is nothing of it to undo here.
+        let old_id = replaced.member_id.clone();
+        let Some(m) = self.rename_member(new_id, replaced.member_id) else { return };
+        m.protocols = replaced.protocols;
+        m.session_timeout_ms = replaced.session_timeout_ms;
+        m.rebalance_timeout_ms = replaced.rebalance_timeout_ms;
+        // Its session restarts under the old id, as Kafka reschedules the
+        // old member's heartbeat.
+        m.touch(now_ms);
+        tracing::warn!(group = %self.id, new = %new_id, old = %old_id, "static rejoin not persisted; reverted");
+    }
 }

@@ -11,6 +11,7 @@
 use super::api::{CommittedOffset, GroupConfig, GroupListing, GroupState, JoinResponse, SyncResponse};
 use super::compaction::LogMirror;
 use super::group::{Group, Member, WaiterId};
+use super::join::Replaced;
 use super::records::{GroupValue, OffsetsRecord};
 use crate::error::ErrorCode;
 use bytes::Bytes;
@@ -30,8 +31,9 @@ pub enum Completion {
     Nothing,
     /// The leader's assignment of `generation`: hand it out.
     Assignment { group: String, generation: i32, assignments: BTreeMap<String, Bytes> },
-    /// A static member rejoined a Stable group under a new member id.
-    StaticRejoin { waiter: WaiterId, response: JoinResponse },
+    /// A static member rejoined a Stable group under a new member id
+    /// (`response.member_id`), replacing `replaced`.
+    StaticRejoin { group: String, waiter: WaiterId, response: JoinResponse, replaced: Replaced },
     /// Committed offsets, visible to OffsetFetch once durable. `seq` orders
     /// them as in the log, whatever order completions arrive in.
     Offsets { group: String, seq: u64, offsets: Vec<(String, i32, CommittedOffset)> },
@@ -243,9 +245,17 @@ impl Shard {
                 }
                 self.checked(&group, before);
             }
-            Completion::StaticRejoin { waiter, response } => match result {
+            Completion::StaticRejoin { group, waiter, response, replaced } => match result {
                 Ok(()) => fx.join(waiter, response),
-                Err(code) => fx.join(waiter, JoinResponse::error(code, response.member_id)),
+                Err(code) => {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        g.revert_static_rejoin(&response.member_id, replaced, now_ms);
+                    }
+                    self.checked(&group, None);
+                    // No member id: the new one is no longer anyone's (as
+                    // Kafka answers UNKNOWN_MEMBER_ID).
+                    fx.join(waiter, JoinResponse::error(code, String::new()));
+                }
             },
             Completion::Offsets { group, seq, offsets } => {
                 self.commits_in_flight = self.commits_in_flight.saturating_sub(1);

@@ -9,16 +9,15 @@ use ringtail_engine::broker::ErrorCode;
 use ringtail_engine::clock::ManualClock;
 use ringtail_engine::group::records::{build_batch, replay_batch};
 use ringtail_engine::group::{
-    CommitOffset, CommitRequest, Completion, Coordinator, GroupConfig, GroupState, HeartbeatRequest,
-    JoinRequest, JoinResponse, LeavingMember, OffsetsRecord, Persist, Shard, SyncRequest, SyncResponse,
-    MEMBER_BYTES_MAX,
+    CommitOffset, CommitRequest, Coordinator, GroupConfig, GroupState, HeartbeatRequest, JoinRequest,
+    JoinResponse, LeavingMember, OffsetsRecord, Persist, Shard, SyncRequest, SyncResponse, MEMBER_BYTES_MAX,
 };
 use ringtail_engine::io::MemDisk;
 use ringtail_engine::log::batch::BatchScanner;
 use ringtail_engine::log::records::iter_records;
 use ringtail_engine::log::recovery::LogCheckpoint;
 use ringtail_engine::log::{AppendError, FlushPolicy, Log, LogCache, LogConfig};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -57,10 +56,6 @@ pub(super) struct Driver {
     slots: [Slot; 4],
     waiting: Vec<Waiting>,
     loads: u64,
-    /// Groups whose in-memory state a failed static rejoin left ahead of
-    /// the log (the known bug `static-rejoin-not-reverted`, when
-    /// tolerated), until their next group record is written.
-    diverged: BTreeSet<String>,
 }
 
 fn offsets_log_config() -> LogConfig {
@@ -114,7 +109,6 @@ impl Driver {
             slots: Default::default(),
             waiting: Vec::new(),
             loads: 1,
-            diverged: BTreeSet::new(),
         }
     }
 
@@ -337,16 +331,6 @@ impl Driver {
         let mut queue: VecDeque<Persist> = persists.into();
         while let Some(Persist { records, then }) = queue.pop_front() {
             let result = self.append(&records);
-            for r in &records {
-                if let OffsetsRecord::Group { group, .. } = r {
-                    let rejoin = matches!(then, Completion::StaticRejoin { .. });
-                    if result.is_ok() {
-                        self.diverged.remove(group);
-                    } else if rejoin && crate::known_bugs::tolerated("static-rejoin-not-reverted") {
-                        self.diverged.insert(group.clone());
-                    }
-                }
-            }
             let more = self.coordinator.persisted(P, then, result, self.now);
             queue.extend(more);
         }
@@ -489,7 +473,6 @@ impl Driver {
     pub(super) fn check_reload(&mut self) -> Shard {
         let replayed = self.replay();
         let step = self.step;
-        let diverged = self.diverged.clone();
         let live = self.shard();
         for r in replayed.groups() {
             assert!(live.group(&r.id).is_some(), "step {step}: group {} reloaded but gone", r.id);
@@ -504,7 +487,7 @@ impl Driver {
                 GroupState::Empty => g.protocol_type.is_some(),
                 _ => false,
             };
-            if !compare || diverged.contains(id) {
+            if !compare {
                 continue;
             }
             let Some(r) = replayed.group(id) else {
