@@ -17,6 +17,25 @@ fn name(value: &'static str) -> TopicName {
     TopicName(StrBytes::from_static_str(value))
 }
 
+/// Creates topic "durable" with `partitions` partitions.
+async fn create_durable(client: &mut Client, partitions: i32) {
+    let create =
+        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("durable"))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)]);
+    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+}
+
+/// Flips every bit of byte 70 of `segment` (inside its first batch, under
+/// the CRC); returns the damaged contents.
+fn damage(segment: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(segment).unwrap();
+    bytes[70] ^= 0xff;
+    std::fs::write(segment, &bytes).unwrap();
+    bytes
+}
+
 fn produce_request(partition: i32, records: bytes::Bytes) -> ProduceRequest {
     ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
         produce_request::TopicProduceData::default().with_name(name("durable")).with_partition_data(vec![
@@ -45,12 +64,7 @@ async fn a_restart_keeps_topics_ids_and_records() {
     let dir = data_dir("restart");
     let server = start(dir.path()).await;
     let mut client = Client::connect(server.kafka_addr).await;
-    let create =
-        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("durable"))
-            .with_num_partitions(3)
-            .with_replication_factor(-1)]);
-    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    create_durable(&mut client, 3).await;
     let mut sent = Vec::new();
     for partition in 0..3 {
         let records = batch(4 + i64::from(partition), "before");
@@ -100,12 +114,7 @@ async fn shutdown_answers_a_waiting_long_poll_then_closes() {
     let dir = data_dir("shutdown");
     let server = start(dir.path()).await;
     let mut client = Client::connect(server.kafka_addr).await;
-    let create =
-        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("durable"))
-            .with_num_partitions(1)
-            .with_replication_factor(-1)]);
-    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    create_durable(&mut client, 1).await;
     let started = Instant::now();
     let id = client.send(12, &fetch_request(0, 20_000)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -129,12 +138,7 @@ async fn one_damaged_log_takes_only_its_partition_offline() {
     let dir = data_dir("offline");
     let server = start(dir.path()).await;
     let mut client = Client::connect(server.kafka_addr).await;
-    let create =
-        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("durable"))
-            .with_num_partitions(2)
-            .with_replication_factor(-1)]);
-    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    create_durable(&mut client, 2).await;
     for partition in 0..2 {
         let response = client.call(9, &produce_request(partition, batch(4, "before"))).await;
         assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
@@ -142,9 +146,7 @@ async fn one_damaged_log_takes_only_its_partition_offline() {
     drop(client);
     server.shutdown().await.unwrap();
     let segment = dir.path().join("durable-0").join("00000000000000000000.log");
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[70] ^= 0xff;
-    std::fs::write(&segment, &bytes).unwrap();
+    let bytes = damage(&segment);
 
     let server = start(dir.path()).await;
     let mut client = Client::connect(server.kafka_addr).await;
@@ -215,12 +217,7 @@ async fn a_damaged_offsets_partition_takes_only_its_groups_offline() {
     let dir = data_dir("offline-groups");
     let server = start(dir.path()).await;
     let mut client = Client::connect(server.kafka_addr).await;
-    let create =
-        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("durable"))
-            .with_num_partitions(1)
-            .with_replication_factor(-1)]);
-    assert_eq!(client.call(7, &create).await.topics[0].error_code, 0);
+    create_durable(&mut client, 1).await;
     let find = |group: &'static str| {
         FindCoordinatorRequest::default().with_key(StrBytes::from_static_str(group)).with_key_type(0)
     };
@@ -248,9 +245,7 @@ async fn a_damaged_offsets_partition_takes_only_its_groups_offline() {
         .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
         .collect();
     assert_eq!(segments.len(), 1, "{segments:?}");
-    let mut bytes = std::fs::read(&segments[0]).unwrap();
-    bytes[70] ^= 0xff;
-    std::fs::write(&segments[0], &bytes).unwrap();
+    damage(&segments[0]);
 
     let server = start(dir.path()).await;
     let mut client = Client::connect(server.kafka_addr).await;

@@ -310,15 +310,14 @@ impl<D: Disk> Broker<D> {
     /// COORDINATOR_NOT_AVAILABLE while it cannot be created or loaded.
     pub async fn find_group_coordinator(&self, group_id: &str) -> Result<BrokerEndpoint, BrokerError> {
         self.ensure_offsets_topic().await?;
-        let leader = {
+        let (p, leader) = {
             let m = self.metadata();
-            let partitions = m.topics.get(OFFSETS_TOPIC).map(|t| t.partitions.clone()).unwrap_or_default();
+            let partitions = m.topics.get(OFFSETS_TOPIC).map_or(&[][..], |t| &t.partitions[..]);
             let p = offsets_partition_for(group_id, partitions.len() as u32);
-            partitions.get(p as usize).map(|a| a.leader)
+            (p, partitions.get(p as usize).map(|a| a.leader))
         };
         let leader = leader.ok_or_else(|| err(ErrorCode::CoordinatorNotAvailable, "no offsets partition"))?;
         if leader == self.config.node_id {
-            let p = offsets_partition_for(group_id, self.partition_count(OFFSETS_TOPIC).unwrap_or(0) as u32);
             if let Some(reason) = self.offline_reason(OFFSETS_TOPIC, p) {
                 // Its log is offline here: no coordinator until an operator
                 // restores it (clients retry FindCoordinator meanwhile).
