@@ -29,6 +29,7 @@ fn config(auto_create: bool) -> BrokerConfig {
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
         topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
     }
 }
 
@@ -292,6 +293,7 @@ fn topic_limits_bound_partitions_and_segment_sizes() {
             partitions_max: 5,
             segment_bytes_min: 1 << 20,
             segment_ms_min: 1000,
+            ..Default::default()
         };
         let broker =
             Broker::open(disk, "/data".into(), c, clock(), Arc::new(SeededEntropy::new(5))).await.unwrap().0;

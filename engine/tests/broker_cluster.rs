@@ -40,6 +40,7 @@ fn config(node_id: i32) -> BrokerConfig {
         quorum: true,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
         topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
     }
 }
 

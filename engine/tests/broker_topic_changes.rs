@@ -30,6 +30,7 @@ async fn open(disk: &Arc<MemDisk>) -> Broker<MemDisk> {
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
         topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
     };
     let entropy = Arc::new(SeededEntropy::new(7));
     Broker::open(disk.clone(), PathBuf::from("/data"), config, clock(), entropy).await.unwrap().0
@@ -142,7 +143,6 @@ fn config_changes_apply_to_the_running_log_and_survive_a_restart() {
             vec![set("no.such.config", "1")],
             vec![set("segment.bytes", "1")],
             vec![ConfigOp::Append { key: "retention.ms".into(), value: "1".into() }],
-            vec![ConfigOp::Append { key: "cleanup.policy".into(), value: "compact".into() }],
             vec![ConfigOp::Subtract { key: "cleanup.policy".into(), value: "delete".into() }],
             vec![set("segment.ms", "5"), set("min.insync.replicas", "0")],
         ] {

@@ -31,6 +31,7 @@ async fn open(disk: &Arc<MemDisk>) -> Broker<MemDisk> {
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
         topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
     };
     let clock = Arc::new(ManualClock::new(T0));
     let entropy = Arc::new(SeededEntropy::new(7));

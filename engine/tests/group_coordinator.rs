@@ -36,6 +36,7 @@ fn config(initial_delay_ms: i32, topic_defaults: LogConfig) -> BrokerConfig {
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
         topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
         group: GroupConfig {
             offsets_topic_partitions: 4,
             min_session_timeout_ms: 1_000,

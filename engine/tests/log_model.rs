@@ -134,15 +134,16 @@ impl<D: Disk> Harness<D> {
     async fn open(&mut self) -> Arc<Log<D>> {
         self.manager = None;
         let config = self.config;
-        let (m, _) = LogManager::open(
-            self.disk.clone(),
-            self.root.clone(),
-            self.clock.clone(),
-            LogCache::with_slice_bytes_min(CACHE_BYTES, SLICE_BYTES_MIN),
-            move |_| config,
-        )
-        .await
-        .expect("open");
+        let cache = LogCache::with_slice_bytes_min(CACHE_BYTES, SLICE_BYTES_MIN);
+        // One sealed segment's file open at most: reads of the others open
+        // theirs, while retention and truncation delete segments.
+        cache.open_files().set_capacity(1);
+        let (m, _) =
+            LogManager::open(self.disk.clone(), self.root.clone(), self.clock.clone(), cache, move |_| {
+                config
+            })
+            .await
+            .expect("open");
         let log = m.get_or_create(&self.tp, self.config).await.unwrap();
         self.manager = Some(m);
         log

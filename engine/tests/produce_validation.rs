@@ -34,6 +34,7 @@ async fn open(clock: Arc<ManualClock>) -> Broker<MemDisk> {
         quorum: false,
         replication: ringtail_engine::replica::ReplicationConfig::default(),
         topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
     };
     let disk = Arc::new(MemDisk::new());
     Broker::open(disk, PathBuf::from("/data"), config, clock, Arc::new(SeededEntropy::new(7)))

@@ -1,11 +1,14 @@
-//! The process's open-file limit. Each partition keeps its segments' log
-//! files open and each connection a socket, so the soft limit's common
+//! The process's open-file limit. Each partition keeps its active segment's
+//! log file open, sealed segments' files are open up to
+//! `--open-segments-max`, and each connection holds a socket, so the soft
+//! limit's common
 //! default (1,024) runs out long before the broker's own bounds: at
 //! start-up the soft limit is raised to the hard one, as Kafka's packaging
 //! asks operators to, and a hard limit below what the configured bounds may
 //! need is reported.
 
 use crate::limits::CONNECTIONS_MAX;
+use ringtail_engine::broker::TopicLimits;
 
 /// Descriptors the broker needs besides partitions and connections (the
 /// ring, listeners, metadata and checkpoint files, the runtime).
@@ -31,20 +34,24 @@ pub fn raise_open_file_limit() -> Result<(u64, u64), String> {
 }
 
 /// Files the configured bounds may hold open at once: one per partition
-/// (its active segment) and connection, and the rest.
-pub fn files_needed(partitions_max: u32) -> u64 {
-    u64::from(partitions_max) + CONNECTIONS_MAX as u64 + FILES_BESIDES
+/// (its active segment), the sealed segments' bound, one per connection,
+/// and the rest.
+pub fn files_needed(limits: &TopicLimits) -> u64 {
+    u64::from(limits.partitions_max)
+        + limits.open_segment_files_max as u64
+        + CONNECTIONS_MAX as u64
+        + FILES_BESIDES
 }
 
 /// Raises the limit and logs what came of it.
-pub fn check_open_file_limit(partitions_max: u32) {
-    let needed = files_needed(partitions_max);
+pub fn check_open_file_limit(limits: &TopicLimits) {
+    let needed = files_needed(limits);
     match raise_open_file_limit() {
         Ok((soft, _)) if soft < needed => tracing::warn!(
             limit = soft,
             needed,
-            "the open-file limit (ulimit -n, LimitNOFILE=) is below what --max-partitions and the connection limit \
-             may use (each partition keeps a file per segment open); raise it or lower --max-partitions"
+            "the open-file limit (ulimit -n, LimitNOFILE=) is below what --max-partitions, --open-segments-max and \
+             the connection limit may use; raise it or lower those"
         ),
         Ok((soft, hard)) => tracing::info!(soft, hard, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
@@ -61,6 +68,8 @@ mod tests {
         let (soft, hard) = raise_open_file_limit().unwrap();
         assert_eq!(soft, hard);
         assert_eq!(raise_open_file_limit().unwrap(), (soft, hard));
-        assert!(files_needed(10_000) > 10_000 + CONNECTIONS_MAX as u64);
+        let limits = TopicLimits::default();
+        let bounded = u64::from(limits.partitions_max) + limits.open_segment_files_max as u64;
+        assert!(files_needed(&limits) > bounded + CONNECTIONS_MAX as u64);
     }
 }

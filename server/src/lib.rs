@@ -12,13 +12,16 @@
 //!   calls and a response.
 //! - `metrics`: Prometheus text over a minimal HTTP listener.
 //! - `maintenance`: the broker's periodic upkeep (retention, flushes,
-//!   checkpoints, reopening poisoned logs).
+//!   checkpoints, reopening poisoned logs, cleaning compacted logs).
+//! - `cleaner_pace`: the log cleaner's I/O rate limit.
 //! - `metered_disk`: the engine's disk wrapped to time fsyncs.
 //! - `quorum`: the metadata quorum's controller listener, voter loop and client.
 //! - `cluster`: a server as a cluster member: its voter, its broker's
 //!   registration, heartbeats and image, the link for topic changes.
 //! - `limits`: every bound the server enforces, in one place.
+//! - `logging`: the log subscriber, text or JSON lines.
 //! - `shutdown`: the signal every task watches.
+//! - `sd_notify`: telling systemd the server is ready (`Type=notify`).
 //! - `clock`, `entropy`: the real time and randomness the engine is handed.
 
 // The CLI runs on a real host only (signals, a process of its own).
@@ -29,6 +32,7 @@ pub mod cli;
 // not seed, and a seed would no longer replay the same run. The branches are
 // listed with the work first and shutdown after, which polled in that order
 // starves nothing.
+pub mod cleaner_pace;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -41,6 +45,7 @@ pub mod handlers;
 #[cfg(all(target_os = "linux", not(madsim)))]
 pub mod io_reaper;
 pub mod limits;
+pub mod logging;
 pub mod maintenance;
 pub mod memory;
 pub mod metered_disk;
@@ -49,5 +54,6 @@ pub mod net;
 pub mod protocol;
 pub mod quorum;
 pub mod replication;
+pub mod sd_notify;
 pub mod serve;
 pub mod shutdown;

@@ -7,8 +7,12 @@ use ringtail_server::serve::{self, ServeError};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// `ringtail --version`: the crate's version and the git commit it was
+/// built from ("unknown" outside a git checkout; see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RINGTAIL_BUILD_COMMIT"), ")");
+
 #[derive(Parser, Debug)]
-#[command(name = "ringtail", version, about = "A Kafka-compatible event log broker")]
+#[command(name = "ringtail", version = VERSION, about = "A Kafka-compatible event log broker")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +33,9 @@ enum Command {
     Group(ringtail_server::cli::group::GroupArgs),
     /// Describe the cluster: brokers, the controller leader, the quorum.
     Cluster(ringtail_server::cli::cluster::ClusterArgs),
+    /// Print a segment file (.log, .index, .timeindex) as stored: batches,
+    /// records, index entries, and where it is damaged (exit 1 if it is).
+    DumpLog(ringtail_server::cli::dump_log::DumpLogArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,19 +49,13 @@ fn main() -> ExitCode {
         Command::Consume(args) => ringtail_server::cli::block_on(ringtail_server::cli::consume::run(args)),
         Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
         Command::Cluster(args) => ringtail_server::cli::block_on(ringtail_server::cli::cluster::run(args)),
+        Command::DumpLog(args) => ringtail_server::cli::dump_log::run(args),
     }
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour only for a person at a terminal, not for log files and pipes.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
-}
-
 fn serve_command(args: &ServeArgs) -> ExitCode {
-    init_logging();
+    // The configuration says how to log, so it is read first; it logs
+    // nothing, and its one-line errors go to stderr as they are.
     let config = match config::resolve(args) {
         Ok(config) => config,
         Err(e) => {
@@ -62,7 +63,8 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(ConfigError::EXIT_CODE);
         }
     };
-    ringtail_server::file_limit::check_open_file_limit(config.topic_limits.partitions_max);
+    ringtail_server::logging::init(config.log_format);
+    ringtail_server::file_limit::check_open_file_limit(&config.topic_limits);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -71,11 +73,15 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
         }
     };
     // The readiness line goes to the log (stderr) and, bare, to stdout, for
-    // scripts that wait for it.
+    // scripts that wait for it, and to systemd under Type=notify.
     let on_ready = |server: &serve::RunningServer| {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{}", server.ready_line());
         let _ = stdout.flush();
+        let status = format!("READY=1\nSTATUS={}", server.ready_line());
+        if let Err(e) = ringtail_server::sd_notify::notify(&status) {
+            tracing::warn!("cannot tell systemd the server is ready: {e}");
+        }
     };
     match runtime.block_on(serve::run(config, on_ready)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 
 use crate::disk_space::LowSpace;
 use crate::metered_disk::ServerBroker;
+use ringtail_engine::log::cleaner::{Pacer, Unpaced};
 use ringtail_engine::log::FlushPolicy;
 use ringtail_engine::watch;
 use std::path::PathBuf;
@@ -33,6 +34,31 @@ pub async fn tick_groups(broker: Arc<ServerBroker>, mut shutdown: watch::Receive
         tokio::select! {
         biased;
             _ = ticks.tick() => broker.tick_groups().await,
+            _ = crate::shutdown::signalled(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Cleans compacted logs every `backoff_ms` until `shutdown` turns true. A
+/// task of its own: a pass over a large log takes a while, and retention
+/// and interval flushes must not wait for it.
+pub async fn clean_logs(
+    broker: Arc<ServerBroker>,
+    backoff_ms: u64,
+    io_bytes_per_sec: Option<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let pacer: Box<dyn Pacer> = match io_bytes_per_sec {
+        Some(rate) => Box::new(crate::cleaner_pace::RateLimit::new(rate)),
+        None => Box::new(Unpaced),
+    };
+    let mut ticks = ticker(backoff_ms);
+    loop {
+        tokio::select! {
+        biased;
+            _ = ticks.tick() => {
+                broker.clean_logs(pacer.as_ref()).await;
+            }
             _ = crate::shutdown::signalled(&mut shutdown) => return,
         }
     }

@@ -219,9 +219,10 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         shutdown: shutdown.clone(),
         observer,
     });
+    let request_bytes = crate::net::budget::RequestBudget::new(config.limits.request_bytes_in_flight_max);
     let shared = Arc::new(Shared {
         ctx,
-        request_bytes: crate::net::budget::RequestBudget::new(config.limits.request_bytes_in_flight_max),
+        request_bytes: request_bytes.clone(),
         bodies: BodyPool::new(POOL_FREE_BYTES_MAX),
     });
     let tracker = TaskTracker::default();
@@ -230,7 +231,12 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         let (broker, metrics, disk) = (broker.clone(), metrics.clone(), disk.clone());
         let data_dir = config.data_dir.clone();
         Arc::new(move || {
-            metrics.render(&broker, &disk.io_counters(), crate::disk_space::free_bytes(&data_dir))
+            let sampled = metrics::Sampled {
+                io_counters: disk.io_counters(),
+                free_bytes: crate::disk_space::free_bytes(&data_dir),
+                request_bytes_held: request_bytes.held(),
+            };
+            metrics.render(&broker, &sampled)
         })
     };
     let scraping = tokio::spawn(metrics::http::serve(metrics_listener, render, shutdown.clone()));
@@ -242,6 +248,12 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let maintaining =
         tokio::spawn(maintenance::run(broker.clone(), config.flush, disk_watch, shutdown.clone()));
     let ticking = tokio::spawn(maintenance::tick_groups(broker.clone(), shutdown.clone()));
+    let cleaning = tokio::spawn(maintenance::clean_logs(
+        broker.clone(),
+        config.cleaner_backoff_ms,
+        config.cleaner_io_bytes_per_sec,
+        shutdown.clone(),
+    ));
     let drain = Duration::from_millis(config.limits.shutdown_drain_ms_max);
     let stopped = tokio::spawn(async move {
         let mut signal = shutdown;
@@ -270,6 +282,9 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         // The accept loop, connections and long polls see the same signal.
         let _ = accepting.await;
         let _ = ticking.await;
+        // A cleaning pass under way finishes (its swap is crash-safe, but
+        // the logs close after it).
+        let _ = cleaning.await;
         // JoinGroup and SyncGroup wait in the coordinator for as long as a
         // rebalance takes: unloading answers them (NOT_COORDINATOR, so
         // clients look for the coordinator again) instead of letting them
@@ -364,6 +379,7 @@ async fn open_broker(
         quorum: !config.controllers.is_empty(),
         replication: config.replication,
         topic_limits: config.topic_limits,
+        cleaner: config.cleaner,
     };
     let (broker, reports) =
         Broker::open(Arc::new(disk), config.data_dir.clone(), broker_config, clock, entropy).await?;

@@ -273,7 +273,7 @@ async fn incremental_alter_configs_and_create_partitions_at_the_wire() {
     let refusals = [
         (vec![op("retention.ms", 2, Some("1"))], ResponseError::InvalidConfig.code(), "is not LIST"),
         (
-            vec![op("cleanup.policy", 2, Some("compact"))],
+            vec![op("cleanup.policy", 3, Some("delete"))],
             ResponseError::InvalidConfig.code(),
             "cleanup.policy",
         ),

@@ -271,3 +271,195 @@ async fn topics_beyond_the_partition_limit_are_refused() {
     drop(producer);
     server.shutdown().await.unwrap();
 }
+
+/// Requests that wait hold none of the request byte budget once their
+/// handler has what it needs: long-poll fetches padded to the frame limit
+/// (the padding is cut off after the walk) and a JoinGroup parked for a
+/// rebalance (its metadata copied). Before, these held 2.9 of the 3 MiB
+/// budget, and librdkafka's produce waited behind them for the whole poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_requests_hold_no_request_budget() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    const MIB: usize = 1024 * 1024;
+    const POLL_MS: i32 = 8_000;
+    let dir = data_dir("waiting-budget");
+    let mut cfg = server_support::group_config(dir.path());
+    cfg.limits.frame_size_bytes_max = MIB;
+    cfg.limits.request_bytes_in_flight_max = 3 * MIB;
+    cfg.limits.fetch_wait_ms_max = POLL_MS as u64;
+    let server = serve::start(cfg).await.unwrap();
+    let mut admin = Client::connect(server.kafka_addr).await;
+    let create =
+        CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("quiet")))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)]);
+    assert_eq!(admin.call(5, &create).await.topics[0].error_code, 0);
+
+    // Two fetches of an empty topic that wait for a MiB, each padded after
+    // its body to the frame limit.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(POLL_MS)
+        .with_min_bytes(MIB as i32)
+        .with_max_bytes(MIB as i32)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("quiet")))
+            .with_partitions(vec![
+                fetch_request::FetchPartition::default().with_partition_max_bytes(MIB as i32)
+            ])]);
+    let mut pollers = Vec::new();
+    for _ in 0..2 {
+        let mut frame = server_support::request_frame(ApiKey::Fetch, 4, 1, &fetch);
+        frame.resize(4 + MIB, 0);
+        frame[..4].copy_from_slice(&(MIB as i32).to_be_bytes());
+        let mut poller = Client::connect(server.kafka_addr).await;
+        poller.send_raw(&frame).await;
+        pollers.push(poller);
+    }
+    // A member that joins and never syncs or heartbeats, then one whose
+    // join (900 KiB of metadata) waits for it to rejoin or time out.
+    let join = |metadata: Vec<u8>| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("parked")))
+            .with_session_timeout_ms(POLL_MS)
+            .with_rebalance_timeout_ms(60_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(metadata.into())])
+    };
+    let mut first = Client::connect(server.kafka_addr).await;
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("parked"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first.call(1, &find).await.error_code != 0 {
+        assert!(Instant::now() < deadline, "no coordinator for the group");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(first.call(3, &join(vec![1])).await.error_code, 0);
+    let mut parked = Client::connect(server.kafka_addr).await;
+    let parked_id = parked.send(3, &join(vec![7; 900 * 1024])).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = tokio::time::timeout(Duration::from_millis(100), parked.read_frame()).await;
+    assert!(waiting.is_err(), "the second join should wait for the first member");
+
+    let metrics = server_support::http(server.metrics_addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let held: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringtail_request_bytes_held "))
+        .expect("the gauge is exported")
+        .parse()
+        .unwrap();
+    assert!(held < 64 * 1024, "waiting requests hold {held} bytes of the budget");
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", server.kafka_addr.to_string())
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    let value = vec![b'v'; 200 * 1024];
+    let record = FutureRecord::<(), _>::to("quiet").partition(0).payload(&value);
+    let delivered = producer.send(record, Duration::from_secs(20)).await.map_err(|(e, _)| e).unwrap();
+    assert_eq!(delivered.offset, 0);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "librdkafka's produce waited {took:?}");
+
+    // The padded fetches were decoded from their kept prefix: they answer
+    // with the record, and the parked join is answered once the silent
+    // member's session ends.
+    for poller in &mut pollers {
+        let answer = poller.receive::<FetchRequest>(4, 1).await;
+        let records = answer.responses[0].partitions[0].records.as_ref().expect("records");
+        assert!(records.len() > 200 * 1024, "{} bytes", records.len());
+    }
+    let answer =
+        tokio::time::timeout(Duration::from_secs(30), parked.receive::<JoinGroupRequest>(3, parked_id))
+            .await
+            .expect("the parked join is answered");
+    assert_eq!(answer.error_code, 0);
+    assert_eq!(answer.members.len(), 1, "the silent member was dropped");
+    drop(producer);
+    server.shutdown().await.unwrap();
+}
+
+/// The `.log` files of `dir` this process holds open.
+fn open_log_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir) && target.extension().is_some_and(|e| e == "log"))
+        .count()
+}
+
+/// Sealed segments' files are opened when read and closed beyond
+/// `--open-segments-max`: a topic of many small segments, read from the
+/// start by librdkafka past the log cache, keeps its active segment and at
+/// most two sealed ones open, and reads every record back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_segment_files_stay_within_their_bound() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    const RECORDS: usize = 60;
+    let dir = data_dir("open-segments");
+    let mut cfg = config(dir.path());
+    cfg.topic_limits.segment_bytes_min = 0;
+    cfg.topic_limits.open_segment_files_max = 2;
+    cfg.log_cache_bytes = 0;
+    let server = serve::start(cfg).await.unwrap();
+    let bootstrap = server.kafka_addr.to_string();
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let topic = NewTopic::new("rolled", 1, TopicReplication::Fixed(1)).set("segment.bytes", "8192");
+    let created = admin.create_topics([&topic], &AdminOptions::new()).await.unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    for i in 0..RECORDS {
+        let value = format!("{i:04}-{}", "x".repeat(2000));
+        let record = FutureRecord::<(), _>::to("rolled").partition(0).payload(&value);
+        producer.send(record, Duration::from_secs(20)).await.map_err(|(e, _)| e).unwrap();
+    }
+    let segments = std::fs::read_dir(dir.path().join("rolled-0"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+        .count();
+    assert!(segments >= 10, "only {segments} segments");
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "unused")
+        .set("enable.auto.commit", "false")
+        .set("max.partition.fetch.bytes", "4096")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset("rolled", 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let (mut read, mut most_open) = (Vec::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read.len() < RECORDS {
+        assert!(Instant::now() < deadline, "read {} of {RECORDS}", read.len());
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.unwrap();
+            read.push(String::from_utf8_lossy(&message.payload().unwrap()[..4]).into_owned());
+        }
+        most_open = most_open.max(open_log_files(&dir.path().join("rolled-0")));
+    }
+    let expected: Vec<String> = (0..RECORDS).map(|i| format!("{i:04}")).collect();
+    assert_eq!(read, expected);
+    assert!(most_open <= 1 + 2 + 1, "{most_open} .log files open (1 active, 2 sealed, 1 read in flight)");
+    assert!(most_open >= 2, "sealed files were read through open descriptors");
+    let metrics = server_support::http(server.metrics_addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(metrics.contains("ringtail_open_segment_files 2\n"), "{metrics}");
+    let opens = metrics.lines().find_map(|l| l.strip_prefix("ringtail_segment_file_opens_total "));
+    assert!(opens.is_some_and(|n| n.parse::<u64>().unwrap() >= 8), "{opens:?}");
+    drop((consumer, producer, admin));
+    server.shutdown().await.unwrap();
+}

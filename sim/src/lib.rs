@@ -42,6 +42,8 @@ pub mod taint;
 pub mod values;
 
 #[cfg(madsim)]
+pub mod compacted;
+#[cfg(madsim)]
 pub mod faults;
 #[cfg(madsim)]
 pub mod group;

@@ -122,6 +122,7 @@ fn build_world(cfg: &SimConfig, trace: bool) -> Arc<World> {
         group_topic_ready: AtomicBool::new(false),
         group_quiet: AtomicBool::new(false),
         group_done: AtomicBool::new(false),
+        compacted: Mutex::default(),
     })
 }
 
@@ -161,7 +162,7 @@ fn describe(cfg: &SimConfig) -> String {
         })
         .collect();
     format!(
-        "seed {}: flush={} classes={} topics={} producers={} idempotent={:?} consumers={} fetch_wait={:?}ms timeout={}ms fetch<={}B cache={}B disk={:?} {}",
+        "seed {}: flush={} classes={} topics={} producers={} idempotent={:?} consumers={} fetch_wait={:?}ms timeout={}ms fetch<={}B cache={}B open_files={} compacted_keys={:?} disk={:?} {}",
         cfg.seed,
         cfg.flush,
         cfg.classes,
@@ -173,6 +174,8 @@ fn describe(cfg: &SimConfig) -> String {
         cfg.request_timeout_ms,
         cfg.fetch_bytes_max,
         cfg.log_cache_bytes,
+        cfg.open_segment_files_max,
+        cfg.compacted_keys,
         cfg.disk,
         describe_group(cfg)
     )
@@ -221,6 +224,9 @@ fn start_workload(world: &Arc<World>, nodes: &Nodes) -> Vec<madsim::task::JoinHa
     }
     if world.cfg.groups.is_some() {
         tasks.push(client(1).spawn(group::producer(world.clone())));
+    }
+    if let Some(keys) = world.cfg.compacted_keys {
+        tasks.push(client(0).spawn(crate::compacted::producer(world.clone(), keys)));
     }
     tasks
 }

@@ -105,6 +105,13 @@ pub struct SimConfig {
     /// The broker's log cache: off, small enough to evict all the time, or
     /// holding everything.
     pub log_cache_bytes: usize,
+    /// Sealed segment files the broker keeps open: one (every read of an
+    /// older segment opens its file, racing retention and truncation), a
+    /// few, or the default.
+    pub open_segment_files_max: usize,
+    /// A compacted topic beside the workload, its producer rewriting this
+    /// many keys (`compacted`); on half the seeds.
+    pub compacted_keys: Option<u64>,
 }
 
 /// The consumer-group scenario of a seed: one group of `members` dynamic
@@ -261,6 +268,11 @@ pub fn draw(seed: u64, safety_ms: u64) -> SimConfig {
         group_config: GroupConfig::default(),
         // From a stream of its own, so the other draws stay as they were.
         log_cache_bytes: *Rng::fork(seed, "swarm-cache").pick(&[0, 64 * 1024, 256 * 1024, 64 << 20]),
+        open_segment_files_max: *Rng::fork(seed, "swarm-open-files").pick(&[1, 4, 4096]),
+        compacted_keys: {
+            let mut r = Rng::fork(seed, "swarm-compacted");
+            r.chance(0.5).then(|| *r.pick(&[3, 20, 200]))
+        },
     }
     .with_groups(seed)
     .with_clients(seed)

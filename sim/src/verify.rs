@@ -98,11 +98,15 @@ async fn verify_once(world: &World, client: &mut Client, rng: &mut Rng, seq: &mu
             world.checker().converged(&tp, &read, probe_ok)?;
         }
     }
-    Ok(())
+    crate::compacted::verify(world, client).await
 }
 
 /// Fetches a partition from its log start to its high watermark.
-async fn read_all(world: &World, client: &mut Client, tp: &(String, i32)) -> Result<LogRead, String> {
+pub(crate) async fn read_all(
+    world: &World,
+    client: &mut Client,
+    tp: &(String, i32),
+) -> Result<LogRead, String> {
     let Some(start) = workload::list_offset(world, client, VERIFIER_PRODUCER, tp, -2).await else {
         if let Some(reason) = offline(world, client, tp).await {
             // A partition the broker took offline (its log was damaged where

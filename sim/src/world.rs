@@ -68,9 +68,15 @@ pub struct World {
     pub group_topic_ready: AtomicBool,
     pub group_quiet: AtomicBool,
     pub group_done: AtomicBool,
+    /// The compacted topic's producer's record (`compacted`).
+    pub compacted: Mutex<crate::compacted::Compacted>,
 }
 
 impl World {
+    pub fn compacted(&self) -> MutexGuard<'_, crate::compacted::Compacted> {
+        self.compacted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn checker(&self) -> MutexGuard<'_, Checker> {
         self.checker.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -51,6 +51,8 @@ use crate::clock::Clock;
 use crate::entropy::Entropy;
 use crate::group::{Coordinator, GroupConfig};
 use crate::io::Disk;
+use crate::log::cleaner::{CleanerSettings, Pacer};
+use crate::log::open_files::OPEN_SEGMENT_FILES_MAX;
 use crate::log::{CacheStats, LogCache, LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
 use crate::replica::ReplicationConfig;
 use cluster::ClusterView;
@@ -88,6 +90,8 @@ pub struct BrokerConfig {
     pub replication: ReplicationConfig,
     /// Bounds on what clients may ask of topics.
     pub topic_limits: TopicLimits,
+    /// How compacted topics' logs are cleaned (`clean_logs`).
+    pub cleaner: CleanerSettings,
 }
 
 /// Bounds on what clients may make the broker hold through topics: each
@@ -102,18 +106,32 @@ pub struct TopicLimits {
     pub segment_bytes_min: u64,
     /// Smallest `segment.ms` a topic may set.
     pub segment_ms_min: i64,
+    /// Sealed segment files held open at once, broker-wide (`OpenFiles`);
+    /// the others are opened when read.
+    pub open_segment_files_max: usize,
 }
 
 impl Default for TopicLimits {
     fn default() -> Self {
-        TopicLimits { partitions_max: 10_000, segment_bytes_min: 1 << 20, segment_ms_min: 1_000 }
+        TopicLimits {
+            partitions_max: 10_000,
+            segment_bytes_min: 1 << 20,
+            segment_ms_min: 1_000,
+            open_segment_files_max: OPEN_SEGMENT_FILES_MAX,
+        }
     }
 }
 
 impl TopicLimits {
-    /// No bounds: for tests and the simulator, which roll tiny segments.
+    /// No bounds on topics: for tests and the simulator, which roll tiny
+    /// segments. (Open files keep the default bound, which costs nothing.)
     pub fn none() -> TopicLimits {
-        TopicLimits { partitions_max: u32::MAX, segment_bytes_min: 0, segment_ms_min: 0 }
+        TopicLimits {
+            partitions_max: u32::MAX,
+            segment_bytes_min: 0,
+            segment_ms_min: 0,
+            open_segment_files_max: OPEN_SEGMENT_FILES_MAX,
+        }
     }
 }
 
@@ -163,6 +181,7 @@ impl<D: Disk> Broker<D> {
     ) -> Result<(Broker<D>, Vec<RecoveryReport>), OpenError> {
         let defaults = config.topic_defaults;
         let cache = LogCache::new(config.log_cache_bytes);
+        cache.open_files().set_capacity(config.topic_limits.open_segment_files_max);
         let (logs, reports) =
             LogManager::open(disk.clone(), dir.clone(), clock.clone(), cache, move |_| defaults).await?;
         if config.quorum {
@@ -472,6 +491,30 @@ impl<D: Disk> Broker<D> {
             config.set(key, value)?;
         }
         Ok(config)
+    }
+
+    /// Cleans the compacted logs this broker hosts where cleaning is due
+    /// (`log::cleaner`), each below its high watermark; a pass at a time,
+    /// so the cleaner's memory is one key map. Called by the owner on a
+    /// timer of its own: a pass may take a while. `pacer` paces the
+    /// cleaner's reads and writes. Returns the passes that cleaned
+    /// something.
+    pub async fn clean_logs(&self, pacer: &dyn Pacer) -> usize {
+        // Producer state is rebuilt from the newest segments at open; the
+        // cleaner leaves them as they are, so idempotence survives it.
+        let settings = CleanerSettings {
+            keep_newest_sealed: partition::PRODUCER_STATE_SEGMENTS - 1,
+            ..self.config.cleaner
+        };
+        let mut cleaned = 0;
+        for p in self.hosted_partitions() {
+            match p.log.clean(p.high_watermark(), &settings, pacer).await {
+                Ok(Some(_)) => cleaned += 1,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(partition = %p.tp, error = %e, "cleaning failed"),
+            }
+        }
+        cleaned
     }
 
     /// Periodic upkeep, called by the owner on a timer: retention,

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How many segments from the end are scanned to rebuild producer state at
 /// open. Producers idle for longer than that restart their sequences.
-const PRODUCER_STATE_SEGMENTS: usize = 2;
+/// The cleaner leaves these segments alone (`Broker::clean_logs`).
+pub(super) const PRODUCER_STATE_SEGMENTS: usize = 2;
 
 /// Kafka's `acks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

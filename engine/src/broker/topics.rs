@@ -7,13 +7,14 @@ use super::{Broker, BrokerEndpoint};
 use crate::error::{BrokerError, ErrorCode};
 use crate::group::is_internal_topic;
 use crate::io::Disk;
+use crate::log::config::format_ratio_ppm;
 use crate::log::manager::validate_topic_name;
-use crate::log::TopicPartition;
+use crate::log::{LogConfig, TopicPartition};
 use std::collections::BTreeMap;
 
 /// Topic configs the broker accepts and reports but that are not log
 /// settings.
-pub const BROKER_ONLY_CONFIGS: [&str; 3] = ["min.insync.replicas", "cleanup.policy", UNCLEAN_LEADER_ELECTION];
+pub const BROKER_ONLY_CONFIGS: [&str; 2] = ["min.insync.replicas", UNCLEAN_LEADER_ELECTION];
 
 /// Kafka's topic config: when every in-sync replica is gone, elect a live
 /// replica outside the ISR rather than leave the partition offline, and lose
@@ -21,7 +22,7 @@ pub const BROKER_ONLY_CONFIGS: [&str; 3] = ["min.insync.replicas", "cleanup.poli
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 
 /// Every topic config key understood, with Kafka's names.
-pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 17] = [
     "retention.ms",
     "retention.bytes",
     "segment.bytes",
@@ -35,7 +36,39 @@ pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
     "index.interval.bytes",
     "segment.index.bytes",
     UNCLEAN_LEADER_ELECTION,
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "delete.retention.ms",
 ];
+
+/// The value of topic config `key` (one of `TOPIC_CONFIG_KEYS`) that a
+/// topic with log settings `config` behaves by, as Kafka names and writes
+/// it: what DescribeConfigs reports, and what the config file's
+/// `[topic-defaults]` takes.
+pub fn topic_config_value(config: &LogConfig, key: &str) -> String {
+    let optional = |v: Option<i64>| v.unwrap_or(-1).to_string();
+    match key {
+        "retention.ms" => optional(config.retention_ms),
+        "retention.bytes" => optional(config.retention_bytes.map(|b| b as i64)),
+        "segment.bytes" => config.segment_bytes.to_string(),
+        "segment.ms" => config.segment_ms.to_string(),
+        "max.message.bytes" => config.max_message_bytes.to_string(),
+        "index.interval.bytes" => config.index_interval_bytes.to_string(),
+        "segment.index.bytes" => config.segment_index_bytes.to_string(),
+        "message.timestamp.type" => config.timestamp_type.to_string(),
+        "message.timestamp.before.max.ms" => config.timestamp_before_max_ms.to_string(),
+        "message.timestamp.after.max.ms" => config.timestamp_after_max_ms.to_string(),
+        "min.insync.replicas" => "1".into(),
+        "cleanup.policy" => config.cleanup_policy.to_string(),
+        "min.cleanable.dirty.ratio" => format_ratio_ppm(config.compaction.min_cleanable_dirty_ratio_ppm),
+        "min.compaction.lag.ms" => config.compaction.min_compaction_lag_ms.to_string(),
+        "max.compaction.lag.ms" => config.compaction.max_compaction_lag_ms.to_string(),
+        "delete.retention.ms" => config.compaction.delete_retention_ms.to_string(),
+        UNCLEAN_LEADER_ELECTION => "false".into(),
+        other => unreachable!("{other} is in TOPIC_CONFIG_KEYS without a default here"),
+    }
+}
 
 /// Most partitions one topic may have: each is a directory and open files.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
@@ -71,8 +104,6 @@ fn check_broker_only(key: &str, value: &str) -> Result<(), String> {
             Ok(n) if n >= 1 => Ok(()),
             _ => Err(format!("min.insync.replicas must be a positive integer, got {value:?}")),
         },
-        "cleanup.policy" if value == "delete" => Ok(()),
-        "cleanup.policy" => Err(format!("cleanup.policy {value:?} is not supported (only \"delete\")")),
         UNCLEAN_LEADER_ELECTION if value == "true" || value == "false" => Ok(()),
         UNCLEAN_LEADER_ELECTION => {
             Err(format!("{UNCLEAN_LEADER_ELECTION} must be true or false, got {value:?}"))
@@ -304,30 +335,15 @@ impl<D: Disk> Broker<D> {
             BrokerError::new(ErrorCode::UnknownTopicOrPartition, format!("no topic {name}"))
         })?;
         let config = self.log_config(&overrides).unwrap_or(self.config.topic_defaults);
-        let optional = |v: Option<i64>| v.unwrap_or(-1).to_string();
-        let effective = |key: &str| -> String {
-            match key {
-                "retention.ms" => optional(config.retention_ms),
-                "retention.bytes" => optional(config.retention_bytes.map(|b| b as i64)),
-                "segment.bytes" => config.segment_bytes.to_string(),
-                "segment.ms" => config.segment_ms.to_string(),
-                "max.message.bytes" => config.max_message_bytes.to_string(),
-                "index.interval.bytes" => config.index_interval_bytes.to_string(),
-                "segment.index.bytes" => config.segment_index_bytes.to_string(),
-                "message.timestamp.type" => config.timestamp_type.to_string(),
-                "message.timestamp.before.max.ms" => config.timestamp_before_max_ms.to_string(),
-                "message.timestamp.after.max.ms" => config.timestamp_after_max_ms.to_string(),
-                "min.insync.replicas" => "1".into(),
-                "cleanup.policy" => "delete".into(),
-                UNCLEAN_LEADER_ELECTION => "false".into(),
-                other => unreachable!("{other} is in TOPIC_CONFIG_KEYS without a default here"),
-            }
-        };
         Ok(TOPIC_CONFIG_KEYS
             .iter()
             .map(|key| match overrides.get(*key) {
                 Some(v) => ConfigEntry { name: key.to_string(), value: v.clone(), is_default: false },
-                None => ConfigEntry { name: key.to_string(), value: effective(key), is_default: true },
+                None => ConfigEntry {
+                    name: key.to_string(),
+                    value: topic_config_value(&config, key),
+                    is_default: true,
+                },
             })
             .collect())
     }

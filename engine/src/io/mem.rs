@@ -68,6 +68,10 @@ struct State {
     failing_dir_syncs: u32,
     sync_yields: u32,
     stats: MemStats,
+    /// Renames since their directory's last sync: `(from, to, inode)`. A
+    /// crash keeps or drops each whole, as a journaling file system does
+    /// (the source name never goes without the target coming).
+    renames: Vec<(PathBuf, PathBuf, InodeId)>,
 }
 
 /// Operation counts, for tests that check what the log did.
@@ -157,9 +161,10 @@ impl MemDisk {
         self.lock().failing_dir_syncs = n;
     }
 
-    /// Makes every `sync_data` yield to the executor `n` times before it
-    /// completes, like a real fsync that takes time, so that concurrent
-    /// tasks run while it is in flight (group commit shows up in tests).
+    /// Makes every `sync_data` and `sync_dir` yield to the executor `n`
+    /// times before it completes, like a real fsync that takes time, so
+    /// that concurrent tasks run while it is in flight (group commit shows
+    /// up in tests) and a test can cut an operation off there.
     pub fn set_sync_yields(&self, n: u32) {
         self.lock().sync_yields = n;
     }
@@ -199,11 +204,26 @@ impl MemDisk {
         if let CrashMode::KeepAll = mode {
             namespace = s.live.clone();
         }
+        let renames = std::mem::take(&mut s.renames);
         if let CrashMode::Random(rng) = &mut mode {
-            // Each namespace change since the last dir sync independently
-            // reached the disk or not.
+            // A rename still in effect reached the disk whole or not at all.
+            let mut decided = std::collections::BTreeSet::new();
+            for (from, to, id) in renames {
+                let in_effect = s.live.get(&to) == Some(&Entry::File(id)) && !s.live.contains_key(&from);
+                if !in_effect || decided.contains(&from) || decided.contains(&to) {
+                    continue;
+                }
+                if rng() % 2 == 0 {
+                    namespace.remove(&from);
+                    namespace.insert(to.clone(), Entry::File(id));
+                }
+                decided.insert(from);
+                decided.insert(to);
+            }
+            // Each other namespace change since the last dir sync
+            // independently reached the disk or not.
             let paths: Vec<PathBuf> = s.live.keys().chain(s.durable.keys()).cloned().collect();
-            for path in paths {
+            for path in paths.into_iter().filter(|p| !decided.contains(p)) {
                 let (live, durable) = (s.live.get(&path).copied(), s.durable.get(&path).copied());
                 if live != durable && rng() % 2 == 0 {
                     match live {
@@ -402,6 +422,7 @@ impl Disk for MemDisk {
         let id = s.file_id(from)?;
         s.live.remove(from);
         s.live.insert(to.to_path_buf(), Entry::File(id));
+        s.renames.push((from.to_path_buf(), to.to_path_buf(), id));
         Ok(())
     }
 
@@ -447,6 +468,12 @@ impl Disk for MemDisk {
     }
 
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        // Namespace changes made before this call stay pending while it is
+        // in flight: a crash then may keep or drop each of them.
+        let yields = self.lock().sync_yields;
+        for _ in 0..yields {
+            YieldNow(false).await;
+        }
         let mut s = self.lock();
         if !matches!(s.live.get(dir), Some(Entry::Dir)) {
             return Err(not_found(dir));
@@ -461,6 +488,7 @@ impl Disk for MemDisk {
         let synced: Vec<(PathBuf, Entry)> =
             s.live.iter().filter(|(p, _)| in_dir(p)).map(|(p, e)| (p.clone(), *e)).collect();
         s.durable.extend(synced);
+        s.renames.retain(|(from, to, _)| !in_dir(from) && !in_dir(to));
         Ok(())
     }
 

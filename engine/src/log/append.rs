@@ -366,7 +366,7 @@ impl<D: Disk> Log<D> {
         }
         let (file, base, tail) = {
             let st = self.state();
-            (st.active().file.clone(), st.active().base_offset, st.active().tail.clone())
+            (st.active_file(), st.active().base_offset, st.active().tail.clone())
         };
         // The guard goes at the end of the statement, before the write awaits.
         let staged = chunk::stage(

@@ -36,8 +36,15 @@ impl<D: Disk> Log<D> {
                 .collect()
         };
         let log_start = self.log_start_offset();
-        for view in candidates {
-            let file = view.file.as_ref();
+        for mut view in candidates {
+            let file = match view.file.file(self.disk.as_ref()).await {
+                Ok(file) => file,
+                // Deleted by retention since the lock was let go: its
+                // records are below the log start now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let file = file.as_ref();
             let (mut position, mut check) = (view.start_position, OffsetCheck::Exactly(view.start_offset));
             loop {
                 let mut reaches = None;

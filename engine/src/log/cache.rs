@@ -21,6 +21,7 @@
 //!   was written, so readers need not check its CRC again.
 
 use super::chunk::WRITE_BUF_BYTES_MAX;
+use super::open_files::{OpenFiles, OPEN_SEGMENT_FILES_MAX};
 use crate::io::block_pool::BlockPool;
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
@@ -41,6 +42,9 @@ pub struct LogCache {
     /// The blocks busy logs write into: what the cache holds, recycled.
     pool: Arc<BlockPool>,
     inner: Mutex<Inner>,
+    /// The other thing every log of the broker shares: the bound on sealed
+    /// segment files held open.
+    open_files: Arc<OpenFiles>,
 }
 
 /// A cached chunk and the bytes of memory it keeps allocated.
@@ -69,6 +73,10 @@ pub struct CacheStats {
     pub chunks: usize,
     pub hits: u64,
     pub misses: u64,
+    /// Sealed segment files held open (`OpenFiles`), and opened on demand
+    /// since start.
+    pub open_segment_files: usize,
+    pub segment_file_opens: u64,
 }
 
 impl LogCache {
@@ -81,7 +89,12 @@ impl LogCache {
     /// simulator use small ones, so that small batches take both paths).
     pub fn with_slice_bytes_min(capacity: usize, slice_bytes_min: usize) -> Arc<LogCache> {
         let pool = BlockPool::new(WRITE_BUF_BYTES_MAX, capacity / WRITE_BUF_BYTES_MAX);
-        Arc::new(LogCache { capacity, slice_bytes_min, pool, inner: Mutex::default() })
+        let open_files = OpenFiles::new(OPEN_SEGMENT_FILES_MAX);
+        Arc::new(LogCache { capacity, slice_bytes_min, pool, inner: Mutex::default(), open_files })
+    }
+
+    pub fn open_files(&self) -> &Arc<OpenFiles> {
+        &self.open_files
     }
 
     /// Faults in the memory of the whole budget now rather than on first
@@ -102,8 +115,11 @@ impl LogCache {
     }
 
     pub fn stats(&self) -> CacheStats {
+        let (open_segment_files, segment_file_opens) = self.open_files.stats();
         let inner = self.inner();
         CacheStats {
+            open_segment_files,
+            segment_file_opens,
             capacity_bytes: self.capacity,
             bytes: inner.bytes,
             chunks: inner.chunks.len(),

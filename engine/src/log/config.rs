@@ -77,6 +77,103 @@ impl fmt::Display for TimestampType {
     }
 }
 
+/// `cleanup.policy`: what happens to old segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Deleted by `retention.ms` / `retention.bytes`.
+    #[default]
+    Delete,
+    /// Compacted: the latest record of each key is kept (`cleaner`).
+    Compact,
+    /// Both: compacted, and deleted by retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+}
+
+impl FromStr for CleanupPolicy {
+    type Err = String;
+
+    /// Kafka's list form: "delete", "compact", "compact,delete" (either
+    /// order, spaces allowed).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        parts.sort_unstable();
+        parts.dedup();
+        match parts[..] {
+            ["delete"] => Ok(CleanupPolicy::Delete),
+            ["compact"] => Ok(CleanupPolicy::Compact),
+            ["compact", "delete"] => Ok(CleanupPolicy::CompactDelete),
+            _ => Err(format!("cleanup.policy must be delete, compact or compact,delete, got {s:?}")),
+        }
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+/// Compaction's settings (Kafka's topic configs of the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// `min.cleanable.dirty.ratio`, in millionths: a log is cleaned once
+    /// its uncleaned bytes are at least this share of its cleanable bytes.
+    pub min_cleanable_dirty_ratio_ppm: u32,
+    /// `min.compaction.lag.ms`: records younger than this stay uncleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older
+    /// than this is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone (a null value) stays
+    /// after it was cleaned once, so that consumers reading from the start
+    /// see the delete.
+    pub delete_retention_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> CompactionConfig {
+        CompactionConfig {
+            min_cleanable_dirty_ratio_ppm: 500_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// A ratio in 0..=1 written as a decimal ("0.5"), in millionths.
+fn parse_ratio_ppm(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok((r * 1e6).round() as u32),
+        _ => Err(format!("min.cleanable.dirty.ratio must be a number in [0, 1], got {value:?}")),
+    }
+}
+
+/// The ratio back in Kafka's decimal form.
+pub fn format_ratio_ppm(ppm: u32) -> String {
+    let text = format!("{:.6}", f64::from(ppm) / 1e6);
+    let text = text.trim_end_matches('0');
+    if text.ends_with('.') {
+        format!("{text}0")
+    } else {
+        text.to_string()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
@@ -103,6 +200,9 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future it may be.
     pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    pub compaction: CompactionConfig,
 }
 
 impl Default for LogConfig {
@@ -120,6 +220,8 @@ impl Default for LogConfig {
             // Kafka 4.0's defaults (KIP-1030): any past, an hour ahead.
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 60 * 60 * 1000,
+            cleanup_policy: CleanupPolicy::Delete,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -155,6 +257,21 @@ impl LogConfig {
                 return Err(format!("{key} must not be negative, got {value}"));
             }
         }
+        let c = &self.compaction;
+        for (key, value) in [
+            ("min.compaction.lag.ms", c.min_compaction_lag_ms),
+            ("delete.retention.ms", c.delete_retention_ms),
+        ] {
+            if value < 0 {
+                return Err(format!("{key} must not be negative, got {value}"));
+            }
+        }
+        if c.max_compaction_lag_ms <= 0 {
+            return Err(format!("max.compaction.lag.ms must be positive, got {}", c.max_compaction_lag_ms));
+        }
+        if c.min_cleanable_dirty_ratio_ppm > 1_000_000 {
+            return Err("min.cleanable.dirty.ratio must be in [0, 1]".into());
+        }
         Ok(())
     }
 
@@ -174,6 +291,13 @@ impl LogConfig {
             "message.timestamp.type" => self.timestamp_type = value.parse()?,
             "message.timestamp.before.max.ms" => self.timestamp_before_max_ms = int(value)?,
             "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = int(value)?,
+            "cleanup.policy" => self.cleanup_policy = value.parse()?,
+            "min.cleanable.dirty.ratio" => {
+                self.compaction.min_cleanable_dirty_ratio_ppm = parse_ratio_ppm(value)?
+            }
+            "min.compaction.lag.ms" => self.compaction.min_compaction_lag_ms = int(value)?,
+            "max.compaction.lag.ms" => self.compaction.max_compaction_lag_ms = int(value)?,
+            "delete.retention.ms" => self.compaction.delete_retention_ms = int(value)?,
             _ => return Err(format!("unknown log config key {key:?}")),
         }
         self.validate()

@@ -11,8 +11,11 @@
 //! - `read`: reads by offset; `by_time`: by timestamp (ListOffsets).
 //! - `recovery`: opening a log, validating and cutting torn tails.
 //! - `retention`: deleting old segments, delete-records-before.
+//! - `cleaner`: compaction (`cleanup.policy=compact`), its atomic swap.
 //! - `truncate`: `truncate_to`, for followers.
 //! - `cache`: recently written bytes of every log, so most reads skip the disk.
+//! - `open_files`: sealed segments' files, opened on demand, kept open
+//!   within a broker-wide bound.
 //! - `checkpoint`: Kafka's offset checkpoint files.
 //! - `epochs`: the leader-epoch checkpoint: where each leader epoch starts.
 //! - `manager`: a data directory: lock, checkpoints, one log per partition.
@@ -23,11 +26,13 @@ mod by_time;
 pub mod cache;
 pub mod checkpoint;
 mod chunk;
+pub mod cleaner;
 pub mod config;
 pub mod epochs;
 pub mod error;
 pub mod index;
 pub mod manager;
+pub mod open_files;
 pub mod partition_log;
 pub mod read;
 pub mod records;

@@ -40,9 +40,14 @@ pub(super) struct LogState<F> {
     pub closed: bool,
 }
 
-impl<F> LogState<F> {
+impl<F: DiskFile> LogState<F> {
     pub fn active(&self) -> &Segment<F> {
         self.segments.last().expect("a log always has a segment")
+    }
+
+    /// The active segment's file, which is always open.
+    pub fn active_file(&self) -> Arc<F> {
+        self.active().file.active_file().expect("the active segment's file is open").clone()
     }
 
     pub fn active_mut(&mut self) -> &mut Segment<F> {
@@ -59,6 +64,8 @@ impl<F> LogState<F> {
         debug_assert!(self.segments.iter().all(|s| s.base_offset <= s.next_offset));
         debug_assert!(self.log_start_offset <= self.log_end_offset());
         debug_assert!(self.flushed_offset <= self.log_end_offset());
+        debug_assert!(self.active().file.active_file().is_some());
+        debug_assert!(self.segments.iter().rev().skip(1).all(|s| s.file.active_file().is_none()));
     }
 }
 
@@ -82,6 +89,11 @@ pub struct Log<D: Disk> {
     /// Where each leader epoch starts (`epochs`); changed only by holders
     /// of the writer role, never locked across an `.await`.
     pub(super) epochs: Mutex<LeaderEpochs>,
+    /// The broker's bound on open sealed segment files (`open_files`).
+    pub(super) open_files: Arc<super::open_files::OpenFiles>,
+    /// The cleaner role (one pass at a time) and the offset below which
+    /// the log is clean (`cleaner`).
+    pub(super) cleaner: tokio::sync::Mutex<u64>,
 }
 
 /// Poisons the log if a writer's future is dropped in the middle of its I/O:
@@ -194,7 +206,7 @@ impl<D: Disk> Log<D> {
     pub(super) async fn sync_active(&self, now_ms: i64) -> Result<(), LogError> {
         let (file, end) = {
             let st = self.state();
-            (st.active().file.clone(), st.log_end_offset())
+            (st.active_file(), st.log_end_offset())
         };
         file.sync_data().await?;
         let mut st = self.state();
@@ -221,7 +233,7 @@ impl<D: Disk> Log<D> {
                 return Ok(());
             }
             let (offsets, times) = segment::encode_indexes(active);
-            (active.file.clone(), active.base_offset, offsets, times, active.next_offset, active.size_bytes)
+            (st.active_file(), active.base_offset, offsets, times, active.next_offset, active.size_bytes)
         };
         // Direct-I/O padding past the last batch goes before the seal.
         file.set_len(size_bytes).await?;
@@ -244,7 +256,9 @@ impl<D: Disk> Log<D> {
         }
         st.flushed_offset = st.flushed_offset.max(next_offset);
         st.last_flush_ms = now_ms;
-        st.segments.push(Segment::empty(next_offset, new_file, &self.config()));
+        st.active_mut().file.seal();
+        let new = Segment::empty(&self.dir, next_offset, new_file, &self.config(), &self.open_files);
+        st.segments.push(new);
         st.check_invariants();
         tracing::debug!(dir = %self.dir.display(), base_offset = next_offset, "rolled segment");
         Ok(())
@@ -309,7 +323,7 @@ impl<D: Disk> Log<D> {
         let result = async {
             let (file, size_bytes) = {
                 let st = self.state();
-                (st.active().file.clone(), st.active().size_bytes)
+                (st.active_file(), st.active().size_bytes)
             };
             file.set_len(size_bytes).await?;
             self.sync_active(self.clock.now_ms()).await?;

@@ -7,11 +7,11 @@
 
 use super::batch::{BatchError, BatchHeader, BatchScanner};
 use super::error::ReadError;
+use super::open_files::FileHandle;
 use super::partition_log::Log;
 use super::segment::Segment;
 use crate::io::{Disk, DiskFile};
 use bytes::Bytes;
-use std::sync::Arc;
 
 /// Smallest read issued, so that small fetches still read ahead a little.
 const READ_BYTES_MIN: usize = 64 * 1024;
@@ -30,7 +30,7 @@ pub struct ReadResult {
 
 /// What a reader needs of one segment, taken under the state lock.
 pub(super) struct SegmentView<F> {
-    pub file: Arc<F>,
+    pub file: FileHandle<F>,
     pub base_offset: u64,
     pub next_offset: u64,
     pub size_bytes: u64,
@@ -52,8 +52,26 @@ impl<D: Disk> Log<D> {
         max_offset: Option<u64>,
     ) -> Result<ReadResult, ReadError> {
         let mut from = offset;
+        // A sealed segment's file is opened after the lock is let go: if
+        // retention deleted the segment meanwhile, look again (the offset
+        // is then below the log start), once.
+        let mut looked_again = false;
+        // Batches read so far that hold no records (a compacted log's
+        // stand-ins for removed ones): a read goes on past them into the
+        // next segment, so that a reader gets a record with them where one
+        // exists (librdkafka fails a fetch that brings it empty batches
+        // alone: MSG_SIZE_TOO_LARGE).
+        let mut empties = bytes::BytesMut::new();
+        let with_empties = |empties: bytes::BytesMut, records: Bytes| {
+            if empties.is_empty() {
+                return records;
+            }
+            let mut all = empties;
+            all.extend_from_slice(&records);
+            all.freeze()
+        };
         loop {
-            let (view, log_start_offset, log_end_offset) = {
+            let (mut view, log_start_offset, log_end_offset) = {
                 let st = self.state();
                 let (start, end) = (st.log_start_offset, st.log_end_offset());
                 if offset < start || offset > end {
@@ -63,8 +81,11 @@ impl<D: Disk> Log<D> {
                         log_end_offset: end,
                     });
                 }
-                let empty =
-                    ReadResult { records: Bytes::new(), log_start_offset: start, log_end_offset: end };
+                let empty = ReadResult {
+                    records: with_empties(std::mem::take(&mut empties), Bytes::new()),
+                    log_start_offset: start,
+                    log_end_offset: end,
+                };
                 if from >= end || max_offset.is_some_and(|m| from >= m) {
                     return Ok(empty);
                 }
@@ -72,8 +93,30 @@ impl<D: Disk> Log<D> {
                 let Some(seg) = st.segments.get(at) else { return Ok(empty) };
                 (view_of(seg, from), start, end)
             };
-            let records = self.read_segment(&view, from, max_bytes, max_offset).await?;
+            let records = match self.read_segment(&mut view, from, max_bytes, max_offset).await {
+                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !looked_again => {
+                    looked_again = true;
+                    continue;
+                }
+                result => result?,
+            };
+            let ends_segment = BatchScanner::verified(&records)
+                .filter_map(Result::ok)
+                .last()
+                .is_some_and(|(_, h)| h.next_offset() >= view.next_offset);
+            let only_empties = !records.is_empty()
+                && BatchScanner::verified(&records).filter_map(Result::ok).all(|(_, h)| h.record_count == 0);
+            if only_empties
+                && ends_segment
+                && empties.len() + records.len() < max_bytes
+                && view.next_offset < log_end_offset
+            {
+                empties.extend_from_slice(&records);
+                from = view.next_offset;
+                continue;
+            }
             if !records.is_empty() || view.next_offset >= log_end_offset {
+                let records = with_empties(empties, records);
                 return Ok(ReadResult { records, log_start_offset, log_end_offset });
             }
             // Nothing at or after `from` in this segment: go on to the next.
@@ -83,7 +126,7 @@ impl<D: Disk> Log<D> {
 
     async fn read_segment(
         &self,
-        view: &SegmentView<D::File>,
+        view: &mut SegmentView<D::File>,
         offset: u64,
         max_bytes: usize,
         max_offset: Option<u64>,
@@ -108,7 +151,7 @@ impl<D: Disk> Log<D> {
             let from_cache = cached.is_some();
             let buf = match cached {
                 Some(bytes) => bytes,
-                None => view.file.read_at(position, len).await?,
+                None => view.file.file(self.disk.as_ref()).await?.read_at(position, len).await?,
             };
             // A cached read may end early, at the end of a chunk (a batch
             // boundary). Only a damaged file (or one whose unsynced pages a
@@ -204,10 +247,10 @@ impl<D: Disk> Log<D> {
     }
 }
 
-pub(super) fn view_of<F>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
+pub(super) fn view_of<F: DiskFile>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
     let (start_position, start_offset) = seg.index.lookup_entry(offset);
     SegmentView {
-        file: seg.file.clone(),
+        file: seg.file.handle(),
         base_offset: seg.base_offset,
         next_offset: seg.next_offset,
         size_bytes: seg.size_bytes,

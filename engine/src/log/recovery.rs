@@ -24,6 +24,7 @@ use super::cache::LogCache;
 use super::config::LogConfig;
 use super::error::OpenError;
 use super::index::SegmentIndex;
+use super::open_files::{OpenFiles, SegmentFile};
 use super::partition_log::{Log, LogState};
 use super::segment::{self, OffsetCheck, ScanStop, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::clock::Clock;
@@ -187,6 +188,14 @@ impl<D: Disk> Log<D> {
             }
             Err(e) => return Err(io_err(&dir)(e)),
         };
+        // A cleaner swap committed before a crash is finished first: until
+        // then the directory may hold both the old and the cleaned segments.
+        let names = if names.iter().any(|n| n.ends_with(super::cleaner::swap::SWAP_SUFFIX)) {
+            super::cleaner::swap::complete_all(disk.as_ref(), &dir, &names).await.map_err(io_err(&dir))?;
+            disk.list(&dir).await.map_err(io_err(&dir))?
+        } else {
+            names
+        };
         let bases = remove_strays(disk.as_ref(), &dir, &names, &mut report).await?;
         report.segments_found = bases.len();
         let mut segments = Vec::new();
@@ -213,8 +222,17 @@ impl<D: Disk> Log<D> {
                 delete_segment(disk.as_ref(), &dir, base, &mut report).await?;
                 continue;
             }
-            let (mut seg, trusted) =
-                load_segment(disk.as_ref(), &dir, &config, base, next_base, checkpoint, &mut report).await?;
+            let (mut seg, trusted) = load_segment(
+                disk.as_ref(),
+                &dir,
+                &config,
+                base,
+                next_base,
+                checkpoint,
+                cache.open_files(),
+                &mut report,
+            )
+            .await?;
             if let Some(next) = next_base.filter(|next| trusted && seg.next_offset < *next) {
                 // Trusted below the recovery point (not scanned), as a
                 // scan that found damage there keeps it: its offsets run to
@@ -275,7 +293,13 @@ impl<D: Disk> Log<D> {
             let path = Segment::<D::File>::log_path(&dir, base);
             let file = disk.open_direct(&path, OpenMode::Create).await.map_err(io_err(&path))?;
             disk.sync_dir(&dir).await.map_err(io_err(&dir))?;
-            segments.push(Segment::empty(base, file, &config));
+            segments.push(Segment::empty(&dir, base, file, &config, cache.open_files()));
+        }
+        // Sealed segments' files are held within the broker's bound from
+        // now on, and opened again when read.
+        let sealed = segments.len() - 1;
+        for seg in &mut segments[..sealed] {
+            seg.file.seal();
         }
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
         let first_base = segments[0].base_offset;
@@ -319,6 +343,8 @@ impl<D: Disk> Log<D> {
             cache: cache.register(),
             write_buf: Mutex::new(None),
             epochs: Mutex::new(epochs),
+            open_files: cache.open_files().clone(),
+            cleaner: tokio::sync::Mutex::new(0),
         };
         Ok((log, report))
     }
@@ -372,6 +398,7 @@ async fn load_segment<D: Disk>(
     base: u64,
     next_base: Option<u64>,
     checkpoint: LogCheckpoint,
+    open_files: &Arc<OpenFiles>,
     report: &mut RecoveryReport,
 ) -> Result<(Segment<D::File>, bool), OpenError> {
     let path = Segment::<D::File>::log_path(dir, base);
@@ -387,7 +414,7 @@ async fn load_segment<D: Disk>(
         {
             let trusted = Segment {
                 base_offset: base,
-                file: Arc::new(file),
+                file: SegmentFile::active(Arc::new(file), path, open_files),
                 size_bytes,
                 next_offset,
                 index,
@@ -497,7 +524,7 @@ async fn load_segment<D: Disk>(
     let tail = segment::load_tail(&file, size_bytes).await.map_err(io_err(&path))?;
     let scanned = Segment {
         base_offset: base,
-        file: Arc::new(file),
+        file: SegmentFile::active(Arc::new(file), path, open_files),
         size_bytes,
         next_offset,
         index,

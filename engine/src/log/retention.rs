@@ -34,6 +34,9 @@ impl<D: Disk> Log<D> {
         let _writer = self.writer.lock().await;
         self.check_maintainable()?;
         let now_ms = self.clock.now_ms();
+        // A compacted-only log keeps its segments (the cleaner shrinks
+        // them); only what lies below the log start goes.
+        let deletes = self.config().cleanup_policy.deletes();
         let (count, all) = {
             let st = self.state();
             let mut total: u64 = st.segments.iter().map(|s| s.size_bytes).sum();
@@ -51,11 +54,12 @@ impl<D: Disk> Log<D> {
                     // recovery, never scanned) is not "infinitely old": time
                     // retention must not delete the records it still holds.
                     let known = seg.index.max_timestamp != i64::MIN;
-                    let expired = self.config().retention_ms.is_some_and(|r| {
-                        seg.is_empty() || (known && now_ms.saturating_sub(seg.index.max_timestamp) > r)
-                    });
+                    let expired = deletes
+                        && self.config().retention_ms.is_some_and(|r| {
+                            seg.is_empty() || (known && now_ms.saturating_sub(seg.index.max_timestamp) > r)
+                        });
                     let oversized =
-                        self.config().retention_bytes.is_some_and(|r| total - seg.size_bytes >= r);
+                        deletes && self.config().retention_bytes.is_some_and(|r| total - seg.size_bytes >= r);
                     let doomed = below_start || expired || oversized;
                     if doomed {
                         total -= seg.size_bytes;

@@ -4,6 +4,7 @@
 use super::batch::{BatchError, BatchHeader};
 use super::config::LogConfig;
 use super::index::SegmentIndex;
+use super::open_files::{OpenFiles, SegmentFile};
 use crate::io::{Disk, DiskFile, OpenMode};
 use bytes::Bytes;
 use std::io;
@@ -34,7 +35,7 @@ pub fn parse_file_name(name: &str, suffix: &str) -> Option<u64> {
 
 pub struct Segment<F> {
     pub base_offset: u64,
-    pub file: Arc<F>,
+    pub file: SegmentFile<F>,
     /// Bytes of whole, written batches; reads never look past it.
     pub size_bytes: u64,
     /// Offset after the last batch; `base_offset` while empty.
@@ -50,11 +51,18 @@ pub struct Segment<F> {
 }
 
 impl<F: DiskFile> Segment<F> {
-    /// A new, empty segment starting at `base_offset` in `file`.
-    pub fn empty(base_offset: u64, file: F, config: &LogConfig) -> Segment<F> {
+    /// A new, empty, active segment starting at `base_offset` in `file`,
+    /// in the log directory `dir`.
+    pub fn empty(
+        dir: &Path,
+        base_offset: u64,
+        file: F,
+        config: &LogConfig,
+        files: &Arc<OpenFiles>,
+    ) -> Segment<F> {
         Segment {
             base_offset,
-            file: Arc::new(file),
+            file: SegmentFile::active(Arc::new(file), Self::log_path(dir, base_offset), files),
             size_bytes: 0,
             next_offset: base_offset,
             index: SegmentIndex::new(base_offset, config.index_interval_bytes, config.segment_index_bytes),

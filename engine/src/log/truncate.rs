@@ -25,7 +25,7 @@ impl<D: Disk> Log<D> {
         if offset >= self.log_end_offset() {
             return Ok(self.truncate_epochs(offset).await?);
         }
-        let (target, file, base, size, from, doomed) = {
+        let (target, mut file, base, size, from, doomed) = {
             let st = self.state();
             let (start, end) = (st.log_start_offset, st.log_end_offset());
             if offset < start {
@@ -40,7 +40,7 @@ impl<D: Disk> Log<D> {
             let doomed: Vec<u64> = st.segments[target + 1..].iter().map(|s| s.base_offset).collect();
             (
                 target,
-                seg.file.clone(),
+                seg.file.handle(),
                 seg.base_offset,
                 seg.size_bytes,
                 seg.index.lookup_entry(offset),
@@ -49,6 +49,7 @@ impl<D: Disk> Log<D> {
         };
         let guard = self.poison_guard();
         let result = async {
+            let file = file.file(self.disk.as_ref()).await?;
             let mut cut = (size, None::<u64>);
             let (from, from_offset) = from;
             let (_, stop) =
@@ -101,6 +102,8 @@ impl<D: Disk> Log<D> {
                 let mut st = self.state();
                 st.segments.truncate(target + 1);
                 let seg = &mut st.segments[target];
+                // It takes the appends now.
+                seg.file.reactivate(file.clone());
                 let new_end = new_end.unwrap_or(seg.next_offset);
                 seg.size_bytes = position;
                 seg.tail = tail;
@@ -166,7 +169,7 @@ impl<D: Disk> Log<D> {
             self.disk.sync_dir(&self.dir).await?;
             let config = self.config();
             let mut st = self.state();
-            st.segments = vec![Segment::empty(offset, file, &config)];
+            st.segments = vec![Segment::empty(&self.dir, offset, file, &config, &self.open_files)];
             st.log_start_offset = offset;
             st.flushed_offset = offset;
             st.check_invariants();

@@ -15,7 +15,8 @@
 //!   `max_timestamp` is the records' largest (rewritten if the producer's
 //!   is wrong, as Kafka does, since the time index is built from it);
 //! - LogAppendTime: the leader stamps its clock as the batch's
-//!   `max_timestamp`, which every record then reads as its timestamp.
+//!   `max_timestamp`, which every record then reads as its timestamp;
+//! - a compacted log's records each have a key.
 //!
 //! Rewriting a header means a new CRC and a copy of the request's bytes, so
 //! batches that need no stamp are appended as they arrived.
@@ -37,6 +38,9 @@ pub(super) struct ProduceRules {
     pub before_max_ms: i64,
     pub after_max_ms: i64,
     pub now_ms: i64,
+    /// A compacted log: every record needs a key (Kafka refuses the
+    /// batch with INVALID_RECORD otherwise).
+    pub keys_required: bool,
 }
 
 impl ProduceRules {
@@ -46,6 +50,7 @@ impl ProduceRules {
             before_max_ms: config.timestamp_before_max_ms,
             after_max_ms: config.timestamp_after_max_ms,
             now_ms,
+            keys_required: config.cleanup_policy.compacts(),
         }
     }
 
@@ -147,6 +152,9 @@ fn check_batch(batch: &[u8], header: &BatchHeader, rules: &ProduceRules) -> Resu
         }
         if rules.timestamp_type == TimestampType::CreateTime {
             rules.check_timestamp(record.timestamp_ms)?;
+        }
+        if rules.keys_required && record.key.is_none() {
+            return Err(invalid(format!("record {count} has no key, and the topic is compacted")));
         }
         max_timestamp = max_timestamp.max(record.timestamp_ms);
         count += 1;

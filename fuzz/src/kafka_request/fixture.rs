@@ -73,6 +73,7 @@ impl Fixture {
                 segment_bytes_min: 1024,
                 ..ringtail_engine::broker::TopicLimits::default()
             },
+            cleaner: Default::default(),
         };
         let (broker, _) = Broker::open(
             Arc::new(disk),

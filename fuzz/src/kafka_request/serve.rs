@@ -10,6 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use ringtail_server::handlers::{self, Reply};
 use ringtail_server::net::body_pool::BodyPool;
+use ringtail_server::net::budget::RequestBudget;
 use ringtail_server::net::frame::{body_length, read_prefix};
 use ringtail_server::protocol::request::{parse, Parsed};
 
@@ -19,6 +20,7 @@ impl Fixture {
         let limits = self.ctx.limits;
         let mut reader = stream;
         let bodies = BodyPool::new(0);
+        let budget = RequestBudget::new(limits.request_bytes_in_flight_max);
         for _ in 0..FRAMES_MAX {
             let prefix = match read_prefix(&mut reader).await {
                 Ok(Some(prefix)) => prefix,
@@ -34,7 +36,13 @@ impl Fixture {
             }
             let body = bodies.read(&mut reader, len).await.expect("a frame within the stream reads");
             assert_eq!(body.len(), len, "BodyPool::read returned another length than announced");
-            if !self.serve(body).await {
+            let share = budget.try_take(len).expect("one frame fits the budget");
+            let go_on = self.serve(body.into_bytes(share)).await;
+            // Whatever the handler kept (group metadata, say) it copied: a
+            // slice of the frame kept would hold the frame's share of the
+            // request budget for good.
+            assert_eq!(budget.held(), 0, "the request's bytes outlived its handler");
+            if !go_on {
                 return;
             }
         }

@@ -8,6 +8,9 @@
 //!   line; `consume_group` is its consumer-group mode.
 //! - `group`: `ringtail group list|describe|delete`: consumer groups.
 //! - `cluster`: `ringtail cluster describe`: the metadata quorum and brokers.
+//! - `dump_log`: `ringtail dump-log FILE`: a segment's batches, records or
+//!   index entries, read from the file itself (no broker), and where it is
+//!   damaged.
 //!
 //! Each command is a clap `Args` struct and `async fn run(args) -> ExitCode`
 //! (0 ok, 1 runtime failure with a one-line message, 2 bad usage). The work
@@ -17,6 +20,7 @@
 pub mod cluster;
 pub mod consume;
 pub mod consume_group;
+pub mod dump_log;
 pub mod group;
 pub mod produce;
 pub mod topic;

@@ -2,7 +2,7 @@
 //! `[topic-defaults]` table of Kafka topic configs.
 
 use super::{ConfigError, Origin, Raw, CONFIG_FILE_BYTES_MAX, TOPIC_DEFAULTS_TABLE};
-use ringtail_engine::broker::topics::TOPIC_CONFIG_KEYS;
+use ringtail_engine::broker::topics::{TOPIC_CONFIG_KEYS, UNCLEAN_LEADER_ELECTION};
 use ringtail_engine::log::{FlushPolicy, LogConfig};
 use std::path::{Path, PathBuf};
 
@@ -46,15 +46,13 @@ impl FileValues {
                 })
             }
         };
+        let known = super::file_keys();
         for key in keys.keys() {
-            if !FILE_KEYS.contains(&key.as_str()) {
+            if !known.contains(key) {
                 return Err(ConfigError {
                     key: key.clone(),
                     origin: Some(Origin::File(path.to_path_buf())),
-                    problem: format!(
-                        "unknown key; known keys are {} and [topic-defaults]",
-                        FILE_KEYS.join(", ")
-                    ),
+                    problem: format!("unknown key; known keys are {} and [topic-defaults]", known.join(", ")),
                 });
             }
         }
@@ -76,38 +74,6 @@ impl FileValues {
         }
     }
 }
-
-/// Keys the file accepts at the top level: the flags' names.
-const FILE_KEYS: [&str; 28] = [
-    "data-dir",
-    "listen",
-    "advertise",
-    "node-id",
-    "controllers",
-    "controller-listen",
-    "metrics-listen",
-    "io",
-    "flush",
-    "default-partitions",
-    "default-replication-factor",
-    "auto-create-topics",
-    "offsets-topic-partitions",
-    "group-initial-rebalance-delay-ms",
-    "group-min-session-timeout-ms",
-    "group-max-size",
-    "max-partitions",
-    "segment-bytes-min",
-    "segment-ms-min",
-    "offsets-retention-minutes",
-    "log-cache-bytes",
-    "log-cache-pretouch",
-    "replica-lag-time-max-ms",
-    "auto-leader-rebalance-enable",
-    "leader-imbalance-check-interval-ms",
-    "disk-free-warn-bytes",
-    "disk-min-free-bytes",
-    "disk-reserve-bytes",
-];
 
 fn scalar(value: &toml::Value) -> Option<String> {
     match value {
@@ -163,8 +129,8 @@ pub(super) fn topic_defaults(file: &FileValues, flush: FlushPolicy) -> Result<Lo
         // setting for them: only the value it behaves as can be a default.
         let fixed = match key.as_str() {
             "min.insync.replicas" => Some("1"),
-            "cleanup.policy" => Some("delete"),
             "message.timestamp.type" => Some("CreateTime"),
+            UNCLEAN_LEADER_ELECTION => Some("false"),
             _ => None,
         };
         match fixed {

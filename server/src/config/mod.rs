@@ -6,12 +6,14 @@
 //! bad value gets the same one-line message naming its key wherever it came
 //! from.
 
+pub mod example;
 mod file;
 mod parse;
 #[cfg(test)]
 mod tests;
 
 use crate::limits::Limits;
+use crate::logging::LogFormat;
 use file::{topic_defaults, FileValues};
 use parse::{
     default_address, parse_advertise, parse_bool, parse_bytes, parse_data_dir, parse_ms, parse_node_id,
@@ -22,6 +24,7 @@ use ringtail_engine::broker::TopicLimits;
 use ringtail_engine::group::GroupConfig;
 use ringtail_engine::io::select::ParseIoChoiceError;
 use ringtail_engine::io::IoChoice;
+use ringtail_engine::log::cleaner::CleanerSettings;
 use ringtail_engine::log::{FlushPolicy, LogConfig};
 use ringtail_engine::replica::ReplicationConfig;
 use std::fmt;
@@ -103,13 +106,18 @@ pub struct ServeArgs {
     /// Each partition keeps at least one file open [default: 10000]
     #[arg(long, value_name = "N")]
     pub max_partitions: Option<String>,
-    /// Smallest segment.bytes a topic may set (Kafka 4.0's floor); small
-    /// segments cost an open file each [default: 1048576]
+    /// Smallest segment.bytes a topic may set (Kafka 4.0's floor)
+    /// [default: 1048576]
     #[arg(long, value_name = "BYTES")]
     pub segment_bytes_min: Option<String>,
     /// Smallest segment.ms a topic may set [default: 1000]
     #[arg(long, value_name = "MS")]
     pub segment_ms_min: Option<String>,
+    /// Sealed segment files held open at once, broker-wide; the least
+    /// recently read are closed and opened again when read. Each
+    /// partition's active segment is open besides [default: 4096]
+    #[arg(long, value_name = "FILES")]
+    pub open_segments_max: Option<String>,
     /// How long an empty group keeps its committed offsets (counted from
     /// when it became empty, or from its last commit) [default: 10080, 7 days]
     #[arg(long, value_name = "MINUTES")]
@@ -124,6 +132,19 @@ pub struct ServeArgs {
     /// first-touch page faults are slow, as on many VMs [default: false]
     #[arg(long, value_name = "true|false")]
     pub log_cache_pretouch: Option<String>,
+    /// Memory for one cleaning pass's map of keys, on compacted topics
+    /// (Kafka's log.cleaner.dedupe.buffer.size); a pass cleans as much of
+    /// the log as fits, the next one the rest [default: 134217728]
+    #[arg(long, value_name = "BYTES")]
+    pub log_cleaner_dedupe_buffer_bytes: Option<String>,
+    /// How often compacted topics' logs are looked at for cleaning
+    /// (Kafka's log.cleaner.backoff.ms) [default: 15000]
+    #[arg(long, value_name = "MS")]
+    pub log_cleaner_backoff_ms: Option<String>,
+    /// The log cleaner's reads and writes together, in bytes per second
+    /// (Kafka's log.cleaner.io.max.bytes.per.second) [default: no limit]
+    #[arg(long, value_name = "BYTES")]
+    pub log_cleaner_io_max_bytes_per_second: Option<String>,
     /// A follower not caught up with its leader for this long leaves the
     /// ISR (Kafka's replica.lag.time.max.ms) [default: 30000]
     #[arg(long, value_name = "MS")]
@@ -155,6 +176,18 @@ pub struct ServeArgs {
     /// [default: 16777216]
     #[arg(long, value_name = "BYTES")]
     pub disk_reserve_bytes: Option<String>,
+    /// Log lines on stderr as text, or as json: one JSON object per line.
+    /// RUST_LOG sets the levels per module either way [default: text]
+    #[arg(long, value_name = "text|json")]
+    pub log_format: Option<String>,
+}
+
+/// The keys the config file takes at its top level: the name of every flag
+/// of `ringtail serve` but `--config`, so that the two cannot drift apart.
+pub fn file_keys() -> Vec<String> {
+    let serve = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+    let keys = serve.get_arguments().filter_map(|arg| arg.get_long()).filter(|long| *long != "config");
+    keys.map(str::to_owned).collect()
 }
 
 /// A quorum voter named by `--controllers`.
@@ -217,6 +250,11 @@ pub struct ServeConfig {
     /// Bytes of the broker's log cache.
     pub log_cache_bytes: usize,
     pub log_cache_pretouch: bool,
+    /// How compacted logs are cleaned, and how often (ms).
+    pub cleaner: CleanerSettings,
+    pub cleaner_backoff_ms: u64,
+    /// `None`: no limit.
+    pub cleaner_io_bytes_per_sec: Option<u64>,
     /// How partitions replicate (replica.lag.time.max.ms).
     pub replication: ReplicationConfig,
     /// A controller voter's preferred-leader rebalancing interval; `None`
@@ -229,6 +267,8 @@ pub struct ServeConfig {
     pub disk_min_free_bytes: u64,
     /// Bytes of the reserve file; 0 none.
     pub disk_reserve_bytes: u64,
+    /// How the log is written.
+    pub log_format: LogFormat,
 }
 
 impl ServeConfig {
@@ -353,6 +393,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     )?;
     let auto_create_topics =
         value("auto-create-topics", get("auto-create-topics", &args.auto_create_topics)?, true, parse_bool)?;
+    let log_format = value("log-format", get("log-format", &args.log_format)?, LogFormat::Text, str::parse)?;
     let topic_defaults = topic_defaults(&file, flush)?;
     let log_cache_bytes = value(
         "log-cache-bytes",
@@ -362,6 +403,30 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     )?;
     let log_cache_pretouch =
         value("log-cache-pretouch", get("log-cache-pretouch", &args.log_cache_pretouch)?, false, parse_bool)?;
+    let cleaner = CleanerSettings {
+        dedupe_buffer_bytes: value(
+            "log-cleaner-dedupe-buffer-bytes",
+            get("log-cleaner-dedupe-buffer-bytes", &args.log_cleaner_dedupe_buffer_bytes)?,
+            CleanerSettings::default().dedupe_buffer_bytes,
+            parse_bytes,
+        )?,
+        ..CleanerSettings::default()
+    };
+    let cleaner_backoff_ms = value(
+        "log-cleaner-backoff-ms",
+        get("log-cleaner-backoff-ms", &args.log_cleaner_backoff_ms)?,
+        15_000,
+        |v| parse_ms(v, 1).map(|ms| ms as u64),
+    )?;
+    let cleaner_io_bytes_per_sec = value(
+        "log-cleaner-io-max-bytes-per-second",
+        get("log-cleaner-io-max-bytes-per-second", &args.log_cleaner_io_max_bytes_per_second)?,
+        None,
+        |v| match parse_bytes(v)? {
+            0 => Err("must be positive".into()),
+            b => Ok(Some(b as u64)),
+        },
+    )?;
     let replica_lag_time_max_ms = value(
         "replica-lag-time-max-ms",
         get("replica-lag-time-max-ms", &args.replica_lag_time_max_ms)?,
@@ -421,6 +486,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
             defaults.segment_ms_min,
             |v| parse_ms(v, 0).map(i64::from),
         )?,
+        open_segment_files_max: value(
+            "open-segments-max",
+            get("open-segments-max", &args.open_segments_max)?,
+            defaults.open_segment_files_max,
+            |v| v.parse::<usize>().map_err(|_| format!("expected a count, got {v:?}")),
+        )?,
     };
     let group = group_config(
         get("offsets-topic-partitions", &args.offsets_topic_partitions)?,
@@ -448,11 +519,15 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         topic_limits,
         log_cache_bytes,
         log_cache_pretouch,
+        cleaner,
+        cleaner_backoff_ms,
+        cleaner_io_bytes_per_sec,
         replication: ReplicationConfig { lag_time_max_ms: replica_lag_time_max_ms },
         leader_rebalance_interval_ms: auto_leader_rebalance.then_some(leader_imbalance_check_interval_ms),
         disk_free_warn_bytes,
         disk_min_free_bytes,
         disk_reserve_bytes,
+        log_format,
     })
 }
 

@@ -38,6 +38,9 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(c.group.min_session_timeout_ms, 6000);
     assert_eq!(c.replication.lag_time_max_ms, 30_000);
     assert_eq!(c.leader_rebalance_interval_ms, Some(300_000));
+    assert_eq!(c.cleaner.dedupe_buffer_bytes, 128 << 20);
+    assert_eq!(c.cleaner_backoff_ms, 15_000);
+    assert_eq!(c.cleaner_io_bytes_per_sec, None);
     assert_eq!(c.disk_free_warn_bytes, 1 << 30);
     let c = resolve(&ServeArgs { disk_free_warn_bytes: Some("0".into()), ..args() }).unwrap();
     assert_eq!(c.disk_free_warn_bytes, 0, "never warn");
@@ -103,7 +106,8 @@ fn flags_override_the_file_which_overrides_defaults() {
 #[test]
 fn topic_defaults_accept_dotted_names_quoted_or_not() {
     let f = file(
-        "[topic-defaults]\nretention.ms = 1000\n\"segment.bytes\" = \"4096\"\ncleanup.policy = \"delete\"\n",
+        "[topic-defaults]\nretention.ms = 1000\n\"segment.bytes\" = \"4096\"\ncleanup.policy = \"delete\"\n\
+         unclean.leader.election.enable = false\n",
     );
     let c = resolve(&ServeArgs { config: Some(f.path().into()), ..args() }).unwrap();
     assert_eq!(c.topic_defaults.retention_ms, Some(1000));
@@ -112,7 +116,12 @@ fn topic_defaults_accept_dotted_names_quoted_or_not() {
 
 #[test]
 fn bad_values_name_their_key_on_one_line() {
-    let cases: [(ServeArgs, &str); 17] = [
+    let cases: [(ServeArgs, &str); 19] = [
+        (
+            ServeArgs { log_cleaner_io_max_bytes_per_second: Some("0".into()), ..args() },
+            "--log-cleaner-io-max-bytes-per-second",
+        ),
+        (ServeArgs { log_cleaner_backoff_ms: Some("0".into()), ..args() }, "--log-cleaner-backoff-ms"),
         (ServeArgs { log_cache_pretouch: Some("yes".into()), ..args() }, "--log-cache-pretouch"),
         (ServeArgs { log_cache_bytes: Some("1GiB".into()), ..args() }, "--log-cache-bytes"),
         (ServeArgs { offsets_retention_minutes: Some("0".into()), ..args() }, "--offsets-retention-minutes"),
@@ -158,7 +167,12 @@ fn file_errors_name_the_key_and_the_file() {
         ("[topic-defaults]\nretention.ms = \"soon\"\n", "topic-defaults.retention.ms"),
         ("[topic-defaults]\nflush = \"never\"\n", "topic-defaults.flush"),
         ("[topic-defaults]\nmin.insync.replicas = 2\n", "topic-defaults.min.insync.replicas"),
+        (
+            "[topic-defaults]\nunclean.leader.election.enable = true\n",
+            "topic-defaults.unclean.leader.election.enable",
+        ),
         ("listen = [1, 2]\n", "listen"),
+        ("log-format = \"xml\"\n", "log-format"),
     ] {
         let f = file(contents);
         let message =

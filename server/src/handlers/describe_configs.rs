@@ -20,6 +20,7 @@ const SOURCE_DEFAULT_CONFIG: i8 = 5;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
 
 pub fn handle(ctx: &Context, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
@@ -71,7 +72,13 @@ fn describe(ctx: &Context, resource: &DescribeConfigsResource, version: i16) -> 
 /// The type Kafka declares for each topic config.
 fn config_type(name: &str) -> i8 {
     match name {
-        "retention.ms" | "retention.bytes" | "segment.ms" => TYPE_LONG,
+        "retention.ms"
+        | "retention.bytes"
+        | "segment.ms"
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms"
+        | "delete.retention.ms" => TYPE_LONG,
+        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
         "cleanup.policy" => TYPE_LIST,
         "message.timestamp.type" => TYPE_STRING,
         _ => TYPE_INT,

@@ -55,6 +55,9 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
     // v15; -1 for consumers).
     let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
     let replica = (replica_id >= 0).then_some(replica_id);
+    // The request is a slice of its frame, and with it the frame's share of
+    // the request budget: a long poll holds neither.
+    drop(request);
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let round = read_round(ctx, &topics, max_bytes, read_committed, replica, version).await;

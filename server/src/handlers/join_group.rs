@@ -7,7 +7,6 @@
 use super::{opt_string, str_bytes, Context};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
-use kafka_protocol::protocol::StrBytes;
 use ringtail_engine::group::{JoinRequest, JoinResponse};
 
 /// `client_id`: the request header's; `client_host`: the connection's peer.
@@ -15,7 +14,7 @@ pub async fn handle(
     ctx: &Context,
     request: JoinGroupRequest,
     version: i16,
-    client_id: Option<StrBytes>,
+    client_id: Option<String>,
     client_host: String,
 ) -> JoinGroupResponse {
     let join = to_join(request, version, client_id, client_host);
@@ -30,7 +29,7 @@ pub async fn handle(
 pub fn to_join(
     request: JoinGroupRequest,
     version: i16,
-    client_id: Option<StrBytes>,
+    client_id: Option<String>,
     client_host: String,
 ) -> JoinRequest {
     // v0 has one timeout for both, as Kafka reads it.
@@ -40,7 +39,7 @@ pub fn to_join(
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
         instance_id: opt_string(request.group_instance_id),
-        client_id: client_id.map(|c| c.to_string()).unwrap_or_default(),
+        client_id: client_id.unwrap_or_default(),
         client_host,
         session_timeout_ms: request.session_timeout_ms,
         rebalance_timeout_ms,

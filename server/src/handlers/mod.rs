@@ -102,6 +102,14 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
     let version = request.version();
     let respond = Reply::Respond;
     let Request { header, body, peer, .. } = request;
+    // What a request's fields hold are slices of its frame, which keep the
+    // frame's share of the request budget (`net::budget`). JoinGroup alone
+    // reads the header, so it is let go before any handler waits.
+    let client_id = match &body {
+        RequestKind::JoinGroup(_) => header.client_id.as_ref().map(|id| id.to_string()),
+        _ => None,
+    };
+    drop(header);
     match body {
         RequestKind::ApiVersions(r) => respond(ResponseKind::ApiVersions(api_versions::handle(&r, version))),
         RequestKind::Metadata(r) => respond(ResponseKind::Metadata(metadata::handle(ctx, r, version).await)),
@@ -145,9 +153,7 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         }
         RequestKind::JoinGroup(r) => {
             let host = client_host(peer);
-            respond(ResponseKind::JoinGroup(
-                join_group::handle(ctx, r, version, header.client_id, host).await,
-            ))
+            respond(ResponseKind::JoinGroup(join_group::handle(ctx, r, version, client_id, host).await))
         }
         RequestKind::SyncGroup(r) => {
             respond(ResponseKind::SyncGroup(sync_group::handle(ctx, r, version).await))

@@ -21,6 +21,17 @@ use std::time::Duration;
 /// A counter of the storage backend: name, help, value.
 pub type IoCounter = (&'static str, &'static str, u64);
 
+/// What a scrape samples from outside `Metrics`.
+pub struct Sampled {
+    /// The storage backend's own counters (name, help, value), e.g.
+    /// io_uring submissions.
+    pub io_counters: Vec<IoCounter>,
+    /// The data directory's disk's, when known.
+    pub free_bytes: Option<u64>,
+    /// The request budget's bytes taken (`net::budget`).
+    pub request_bytes_held: usize,
+}
+
 /// What the server counts. Shared by every connection; all atomics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -86,16 +97,10 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of everything, broker state included.
-    /// `io_counters` are the storage backend's own counters (name, help,
-    /// value), e.g. io_uring submissions.
-    /// `free_bytes`: the data directory's disk's, when known.
-    pub fn render(
-        &self,
-        broker: &ServerBroker,
-        io_counters: &[IoCounter],
-        free_bytes: Option<u64>,
-    ) -> String {
+    /// The Prometheus text exposition of everything, broker state and
+    /// what was `sampled` at scrape time included.
+    pub fn render(&self, broker: &ServerBroker, sampled: &Sampled) -> String {
+        let Sampled { io_counters, free_bytes, request_bytes_held } = sampled;
         let mut out = String::with_capacity(16 * 1024);
         self.render_requests(&mut out);
         self.render_network(&mut out);
@@ -114,6 +119,14 @@ impl Metrics {
             header(&mut out, name, "gauge", "Bytes still free for the broker on the data directory's disk.");
             let _ = writeln!(out, "{name} {free}");
         }
+        let name = "ringtail_request_bytes_held";
+        header(
+            &mut out,
+            name,
+            "gauge",
+            "Bytes of request frames in memory (read, or held by their handlers).",
+        );
+        let _ = writeln!(out, "{name} {request_bytes_held}");
         out
     }
 
@@ -204,7 +217,7 @@ fn escape(value: &str) -> String {
 
 fn render_log_cache(out: &mut String, broker: &ServerBroker) {
     let stats = broker.cache_stats();
-    let rows: [(&str, &str, &str, u64); 4] = [
+    let rows: [(&str, &str, &str, u64); 6] = [
         (
             "ringtail_log_cache_capacity_bytes",
             "gauge",
@@ -219,6 +232,18 @@ fn render_log_cache(out: &mut String, broker: &ServerBroker) {
         ),
         ("ringtail_log_cache_hits_total", "counter", "Log reads served from the cache.", stats.hits),
         ("ringtail_log_cache_misses_total", "counter", "Log reads that went to the disk.", stats.misses),
+        (
+            "ringtail_open_segment_files",
+            "gauge",
+            "Sealed segment files held open (at most --open-segments-max).",
+            stats.open_segment_files as u64,
+        ),
+        (
+            "ringtail_segment_file_opens_total",
+            "counter",
+            "Sealed segment files opened again to be read.",
+            stats.segment_file_opens,
+        ),
     ];
     for (name, kind, help, value) in rows {
         header(out, name, kind, help);

@@ -5,13 +5,15 @@
 //! of the server's produce profile). Bodies of `POOLED_BODY_BYTES_MIN` or
 //! more are read into a buffer from this pool instead, and the buffer comes
 //! back when the last `Bytes` of the body is dropped (the request is done
-//! and the engine has copied its records).
+//! and the engine has copied its records). The body's share of the request
+//! byte budget comes back at the same moment (`Body::into_bytes`).
 //!
 //! Memory stays bounded as before: a body in use holds a buffer of at most
 //! twice its length (its share of the request byte budget), and the free
 //! buffers together hold at most `free_bytes_max`. Bodies below the
 //! minimum come from the allocator, which keeps small blocks on its heap.
 
+use super::budget::Taken;
 use super::frame::FrameError;
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -47,28 +49,41 @@ impl BodyPool {
         self: &Arc<Self>,
         reader: &mut R,
         len: usize,
-    ) -> Result<Bytes, FrameError> {
+    ) -> Result<Body, FrameError> {
         // `take` keeps the reads inside this frame whatever spare capacity
         // the buffer has: the next frame's bytes stay in the reader.
         let mut limited = reader.take(len as u64);
-        if len < POOLED_BODY_BYTES_MIN {
-            let mut body = bytes::BytesMut::with_capacity(len);
-            while body.len() < len {
-                if limited.read_buf(&mut body).await? == 0 {
-                    return Err(FrameError::Truncated);
-                }
-            }
-            return Ok(body.freeze());
-        }
-        let mut body = Pooled { buf: self.take(len), pool: Arc::clone(self) };
-        debug_assert!(body.buf.is_empty() && body.buf.capacity() >= len);
-        while body.buf.len() < len {
-            // A failed or truncated read returns the buffer through `Drop`.
-            if limited.read_buf(&mut body.buf).await? == 0 {
+        let mut body = self.buffer_for(len);
+        let buf = body.buf_mut();
+        debug_assert!(buf.is_empty() && buf.capacity() >= len);
+        while buf.len() < len {
+            // A failed or truncated read returns a pooled buffer through
+            // `Drop`.
+            if limited.read_buf(buf).await? == 0 {
                 return Err(FrameError::Truncated);
             }
         }
-        Ok(Bytes::from_owner(body))
+        Ok(body)
+    }
+
+    /// The first `len` bytes of `body` in a buffer of their own size, the
+    /// rest (bytes after a request that no field claims) given back.
+    pub fn keep_prefix(self: &Arc<Self>, body: Body, len: usize) -> Body {
+        if len >= body.len() {
+            return body;
+        }
+        let mut kept = self.buffer_for(len);
+        kept.buf_mut().extend_from_slice(&body[..len]);
+        kept
+    }
+
+    /// An empty body buffer with room for `len` bytes: pooled from
+    /// `POOLED_BODY_BYTES_MIN` up, else from the allocator.
+    fn buffer_for(self: &Arc<Self>, len: usize) -> Body {
+        if len < POOLED_BODY_BYTES_MIN {
+            return Body(Buffer::Plain(Vec::with_capacity(len)));
+        }
+        Body(Buffer::Pooled(Pooled { buf: self.take(len), pool: Arc::clone(self) }))
     }
 
     /// Free buffers and the bytes they hold.
@@ -106,16 +121,57 @@ impl BodyPool {
     }
 }
 
+/// A request body read off the socket, not yet handed out as `Bytes`.
+pub struct Body(Buffer);
+
+enum Buffer {
+    Plain(Vec<u8>),
+    Pooled(Pooled),
+}
+
+impl Body {
+    fn buf_mut(&mut self) -> &mut Vec<u8> {
+        match &mut self.0 {
+            Buffer::Plain(buf) => buf,
+            Buffer::Pooled(pooled) => &mut pooled.buf,
+        }
+    }
+
+    /// The body as `Bytes` that hold `share` (the body's part of the
+    /// request budget) for as long as any slice of them lives: what a
+    /// decoded request still refers to stays counted, and nothing else.
+    pub fn into_bytes(self, share: Taken) -> Bytes {
+        Bytes::from_owner(Held { body: self, _share: share })
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Buffer::Plain(buf) => buf,
+            Buffer::Pooled(pooled) => &pooled.buf,
+        }
+    }
+}
+
+/// A body handed out as `Bytes`, with its share of the budget.
+struct Held {
+    body: Body,
+    _share: Taken,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
+    }
+}
+
 /// A body in a pooled buffer; the buffer goes back when it is dropped.
 struct Pooled {
     buf: Vec<u8>,
     pool: Arc<BodyPool>,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
 }
 
 impl Drop for Pooled {
@@ -126,6 +182,7 @@ impl Drop for Pooled {
 
 #[cfg(test)]
 mod tests {
+    use super::super::budget::RequestBudget;
     use super::*;
 
     const LEN: usize = POOLED_BODY_BYTES_MIN + 100;
@@ -135,24 +192,28 @@ mod tests {
     }
 
     /// A buffer is read into again only once the body in it is dropped;
-    /// a live body's bytes stay as they were read.
+    /// a live body's bytes stay as they were read. Its share of the budget
+    /// comes back with the buffer, when the last slice goes.
     #[tokio::test]
     async fn a_buffer_is_reused_only_once_its_body_is_dropped() {
         let pool = BodyPool::new(POOL_FREE_BYTES_MAX);
+        let budget = RequestBudget::new(4 * LEN);
         let input = frames(b"abc", LEN);
         let mut input: &[u8] = &input;
-        let first = pool.read(&mut input, LEN).await.unwrap();
-        let second = pool.read(&mut input, LEN).await.unwrap();
+        let first = pool.read(&mut input, LEN).await.unwrap().into_bytes(budget.take(LEN).await);
+        let second = pool.read(&mut input, LEN).await.unwrap().into_bytes(budget.take(LEN).await);
         assert_ne!(first.as_ptr(), second.as_ptr(), "the first body is still held");
         assert!(first.iter().all(|&b| b == b'a') && second.iter().all(|&b| b == b'b'));
         let (first_at, second_at) = (first.as_ptr(), second.as_ptr());
         let slice = second.slice(10..20);
         drop(second);
         assert_eq!(pool.free_stats().0, 0, "a slice of the second body keeps its buffer");
+        assert_eq!(budget.held(), 2 * LEN, "and its share of the budget");
         drop(first);
         assert_eq!(pool.free_stats().0, 1);
         drop(slice);
         assert_eq!(pool.free_stats().0, 2);
+        assert_eq!(budget.held(), 0);
         let third = pool.read(&mut input, LEN).await.unwrap();
         assert!(third.as_ptr() == first_at || third.as_ptr() == second_at, "a free buffer was read into");
         assert!(third.iter().all(|&b| b == b'c'));
@@ -174,6 +235,23 @@ mod tests {
         let body = pool.read(&mut &input[..], LEN).await.unwrap();
         assert_eq!(pool.free_stats().0, 1, "the big buffer stayed free");
         assert_eq!(body.len(), LEN);
+    }
+
+    /// Keeping a prefix copies it into a buffer of its own size and gives
+    /// the large one back; a prefix as long as the body keeps the body.
+    #[tokio::test]
+    async fn a_kept_prefix_lets_the_rest_go() {
+        let pool = BodyPool::new(POOL_FREE_BYTES_MAX);
+        let input = frames(b"p", 4 * LEN);
+        let body = pool.read(&mut &input[..], 4 * LEN).await.unwrap();
+        let whole = body.as_ptr();
+        let body = pool.keep_prefix(body, 4 * LEN);
+        assert_eq!(body.as_ptr(), whole, "nothing to cut, nothing copied");
+        let kept = pool.keep_prefix(body, 100);
+        assert_eq!(&kept[..], &input[..100]);
+        assert_eq!(pool.free_stats().0, 1, "the large buffer went back");
+        let kept = pool.keep_prefix(kept, 99);
+        assert_eq!(kept.len(), 99);
     }
 
     /// The free buffers never hold more than the pool's bound, and a read

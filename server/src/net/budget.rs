@@ -1,7 +1,11 @@
-//! The server-wide budget of request bytes being read or handled.
+//! The server-wide budget of request bytes in memory.
 //!
 //! A frame takes its whole length from the budget before its body is read
-//! (so memory stays bounded), and gives it back once handled. Unlike a
+//! (so memory stays bounded). Its share then travels with its bytes
+//! (`body_pool::Body::into_bytes`): it comes back when the last slice of
+//! the frame is dropped, not when the handler ends, so a handler that has
+//! copied what it needs (a JoinGroup parked for a rebalance, a fetch
+//! long-polling) holds none of the budget while it waits. Unlike a
 //! fair semaphore, waiters are not queued first come, first served: when
 //! bytes come back every waiter looks again, and whoever fits goes ahead,
 //! as Kafka's memory pool does. So a large frame waiting for room never
@@ -13,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 pub struct RequestBudget {
+    capacity: usize,
     available: Mutex<usize>,
     released: Notify,
 }
@@ -25,7 +30,7 @@ pub struct Taken {
 
 impl RequestBudget {
     pub fn new(bytes: usize) -> Arc<RequestBudget> {
-        Arc::new(RequestBudget { available: Mutex::new(bytes), released: Notify::new() })
+        Arc::new(RequestBudget { capacity: bytes, available: Mutex::new(bytes), released: Notify::new() })
     }
 
     fn available(&self) -> std::sync::MutexGuard<'_, usize> {
@@ -35,6 +40,11 @@ impl RequestBudget {
     /// Bytes free now.
     pub fn free(&self) -> usize {
         *self.available()
+    }
+
+    /// Bytes taken and not yet given back.
+    pub fn held(&self) -> usize {
+        self.capacity - self.free()
     }
 
     /// Takes `bytes` now if they are free.
@@ -63,13 +73,32 @@ impl RequestBudget {
     }
 }
 
-impl Drop for Taken {
-    fn drop(&mut self) {
-        if self.bytes == 0 {
+impl Taken {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Gives back all but `bytes` of what was taken (for a frame whose
+    /// padding was cut off before it is handled).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        let excess = self.bytes.saturating_sub(bytes);
+        self.give_back(excess);
+    }
+
+    fn give_back(&mut self, bytes: usize) {
+        if bytes == 0 {
             return;
         }
-        *self.budget.available() += self.bytes;
+        debug_assert!(bytes <= self.bytes);
+        self.bytes -= bytes;
+        *self.budget.available() += bytes;
         self.budget.released.notify_waiters();
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.give_back(self.bytes);
     }
 }
 
@@ -97,5 +126,25 @@ mod tests {
         assert_eq!(budget.free(), 40);
         drop(large);
         assert_eq!(budget.free(), 100);
+    }
+
+    /// Shrinking gives back the excess at once, and wakes a waiter it fits.
+    #[tokio::test]
+    async fn shrinking_gives_back_the_excess() {
+        let budget = RequestBudget::new(100);
+        let mut held = budget.take(90).await;
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.take(50).await }
+        });
+        tokio::task::yield_now().await;
+        held.shrink_to(40);
+        assert_eq!(held.bytes(), 40);
+        let waiter = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
+        assert_eq!(budget.held(), 90);
+        held.shrink_to(60);
+        assert_eq!(held.bytes(), 40, "shrinking never grows");
+        drop((held, waiter));
+        assert_eq!(budget.held(), 0);
     }
 }

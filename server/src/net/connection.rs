@@ -17,11 +17,11 @@
 //! already due, as Kafka does; it never reaches the engine.
 
 use super::body_pool::BodyPool;
-use super::budget::{RequestBudget, Taken};
+use super::budget::RequestBudget;
 use super::frame::{body_length, read_prefix, FrameError};
 use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
-use crate::protocol::request::{parse, Parsed, Request};
+use crate::protocol::request::{check, decode, Checked, Request};
 use crate::protocol::response::{self, Frame};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use ringtail_client::tcp::{ReadHalf, WriteHalf};
@@ -201,7 +201,7 @@ async fn read_requests(
             Ok(len) => len,
             Err(e) => return Stop::Frame(e),
         };
-        let budget = tokio::select! {
+        let mut budget = tokio::select! {
         biased;
             budget = shared.request_bytes.take(len) => budget,
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
@@ -219,9 +219,9 @@ async fn read_requests(
             _ = crate::shutdown::signalled(&mut shutdown) => return Stop::Shutdown,
         };
         shared.ctx.metrics.bytes_received.fetch_add(4 + len as u64, Ordering::Relaxed);
-        let request = match parse(body, limits.request_array_elements_max) {
+        let layout = match check(&body, limits.request_array_elements_max) {
             Err(e) => return Stop::Protocol(e.to_string()),
-            Ok(Parsed::ApiVersionsUnsupported { correlation_id }) => {
+            Ok(Checked::ApiVersionsUnsupported { correlation_id }) => {
                 let answer = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
                 let outgoing = match response::encode(ApiKey::ApiVersions, 0, correlation_id, &answer) {
                     Ok(frame) => Outgoing::Frame(Frame::single(frame)),
@@ -235,11 +235,22 @@ async fn read_requests(
                 }
                 continue;
             }
-            Ok(Parsed::Request(request)) => Request { peer: Some(peer), ..request },
+            Ok(Checked::Request(layout)) => layout,
         };
-        if request.trailing_bytes > 0 {
-            tracing::debug!(api = ?request.api_key, bytes = request.trailing_bytes, "ignoring bytes after a request body");
-        }
+        let body = if layout.extent < len {
+            // Bytes no field claims are tolerated, as Kafka does, but not
+            // held: a long poll padded to the frame limit would otherwise
+            // keep its whole share of the budget while it waits.
+            tracing::debug!(api = ?layout.api_key, bytes = len - layout.extent, "ignoring bytes after a request body");
+            budget.shrink_to(layout.extent);
+            shared.bodies.keep_prefix(body, layout.extent)
+        } else {
+            body
+        };
+        let request = match decode(body.into_bytes(budget), layout) {
+            Err(e) => return Stop::Protocol(e.to_string()),
+            Ok(request) => Request { peer: Some(peer), ..request },
+        };
         let sequencing = sequencing(request.api_key);
         let (outgoing, outgoing_rx) = oneshot::channel();
         let pending = Pending { outgoing: outgoing_rx, api_key: request.api_key, arrived, _slot: slot };
@@ -247,7 +258,7 @@ async fn read_requests(
             return Stop::WriterGone;
         }
         let (dispatched, dispatched_rx) = oneshot::channel::<()>();
-        let job = Job { ctx: shared.ctx.clone(), request, sequencing, dispatched, outgoing, budget };
+        let job = Job { ctx: shared.ctx.clone(), request, sequencing, dispatched, outgoing };
         tokio::spawn(run_request(job, token.clone()));
         if sequencing != Sequencing::Concurrent {
             // Resolves when the job drops its end: after the first poll or
@@ -266,12 +277,10 @@ struct Job {
     sequencing: Sequencing,
     dispatched: oneshot::Sender<()>,
     outgoing: oneshot::Sender<Outgoing>,
-    /// The request's share of the byte budget, held until it is handled.
-    budget: Taken,
 }
 
 async fn run_request(job: Job, _token: TaskToken) {
-    let Job { ctx, request, sequencing, dispatched, outgoing, budget } = job;
+    let Job { ctx, request, sequencing, dispatched, outgoing } = job;
     let started = Instant::now();
     let (api_key, version) = (request.api_key, request.version());
     let correlation_id = request.header.correlation_id;
@@ -284,7 +293,6 @@ async fn run_request(job: Job, _token: TaskToken) {
             reply
         }
     };
-    drop(budget);
     let mut failed = true;
     let reply = match reply {
         Reply::Respond(body) => {

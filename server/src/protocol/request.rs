@@ -63,15 +63,44 @@ pub enum ParseError {
     Body { api_key: ApiKey, version: i16, error: String },
 }
 
+/// What the walk over a frame found, before anything is decoded.
+#[derive(Clone, Copy, Debug)]
+pub enum Checked {
+    /// A request of an implemented API and version, its layout sound.
+    Request(Layout),
+    /// See `Parsed::ApiVersionsUnsupported`.
+    ApiVersionsUnsupported { correlation_id: i32 },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub api_key: ApiKey,
+    pub version: i16,
+    header_version: i16,
+    /// Bytes of the frame the header and body take; any after them are
+    /// claimed by no field.
+    pub extent: usize,
+}
+
 /// Parses one request frame (without its length prefix).
 pub fn parse(frame: Bytes, elements_max: usize) -> Result<Parsed, ParseError> {
-    let prefix = peek_prefix(&frame).ok_or(ParseError::TooShort { len: frame.len() })?;
+    match check(&frame, elements_max)? {
+        Checked::Request(layout) => decode(frame, layout).map(Parsed::Request),
+        Checked::ApiVersionsUnsupported { correlation_id } => {
+            Ok(Parsed::ApiVersionsUnsupported { correlation_id })
+        }
+    }
+}
+
+/// Checks a frame's API, version and layout (`bounds`) without decoding it.
+pub fn check(frame: &[u8], elements_max: usize) -> Result<Checked, ParseError> {
+    let prefix = peek_prefix(frame).ok_or(ParseError::TooShort { len: frame.len() })?;
     let api_key =
         ApiKey::try_from(prefix.api_key).map_err(|()| ParseError::UnknownApi { api_key: prefix.api_key })?;
     let version = prefix.api_version;
     if !is_supported(api_key, version) {
         if api_key == ApiKey::ApiVersions {
-            return Ok(Parsed::ApiVersionsUnsupported { correlation_id: prefix.correlation_id });
+            return Ok(Checked::ApiVersionsUnsupported { correlation_id: prefix.correlation_id });
         }
         return Err(ParseError::UnsupportedVersion { api_key, version });
     }
@@ -80,8 +109,15 @@ pub fn parse(frame: Bytes, elements_max: usize) -> Result<Parsed, ParseError> {
     // missing one must refuse the request, never skip the check.
     let fields = request_fields(api_key).ok_or(ParseError::UnsupportedVersion { api_key, version })?;
     // The header and the body are walked before either is decoded.
-    bounds::check_frame(header_version, fields, version, &frame, elements_max)
+    let extent = bounds::check_frame(header_version, fields, version, frame, elements_max)
         .map_err(|error| ParseError::Bounds { api_key, version, error })?;
+    Ok(Checked::Request(Layout { api_key, version, header_version, extent }))
+}
+
+/// Decodes a frame `check` passed, or its first `layout.extent` bytes.
+pub fn decode(frame: Bytes, layout: Layout) -> Result<Request, ParseError> {
+    let Layout { api_key, version, header_version, .. } = layout;
+    debug_assert!(frame.len() >= layout.extent);
     let mut buf = frame;
     let header =
         RequestHeader::decode(&mut buf, header_version).map_err(|e| ParseError::Header(e.to_string()))?;
@@ -91,7 +127,7 @@ pub fn parse(frame: Bytes, elements_max: usize) -> Result<Parsed, ParseError> {
         error: e.to_string(),
     })?;
     debug_assert!(versions::supported(api_key).is_some());
-    Ok(Parsed::Request(Request { api_key, header, body, trailing_bytes: buf.remaining(), peer: None }))
+    Ok(Request { api_key, header, body, trailing_bytes: buf.remaining(), peer: None })
 }
 
 #[cfg(test)]
@@ -127,6 +163,23 @@ mod tests {
         assert_eq!(r.header.correlation_id, 42);
         assert_eq!(r.trailing_bytes, 0);
         assert!(matches!(r.body, RequestKind::ApiVersions(_)));
+    }
+
+    /// Bytes after the body are found by the walk, so the request decodes
+    /// the same from the frame or from its first `extent` bytes.
+    #[test]
+    fn padding_after_the_body_is_outside_the_extent() {
+        let mut padded = frame(ApiKey::Metadata, 1, &MetadataRequest::default());
+        let extent = padded.len();
+        padded.extend_from_slice(&[0xab; 1000]);
+        let padded = padded.freeze();
+        let Checked::Request(layout) = check(&padded, ELEMENTS_MAX).unwrap() else { panic!("not a request") };
+        assert_eq!(layout.extent, extent);
+        assert_eq!(decode(padded.clone(), layout).unwrap().trailing_bytes, 1000);
+        let kept = decode(padded.slice(..extent), layout).unwrap();
+        assert_eq!(kept.trailing_bytes, 0);
+        assert_eq!(kept.header.correlation_id, 42);
+        assert!(matches!(kept.body, RequestKind::Metadata(_)));
     }
 
     #[test]

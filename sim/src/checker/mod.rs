@@ -77,6 +77,8 @@ pub enum Invariant {
     GroupProtocol,
     IdempotentOnce,
     TimeLookup,
+    /// The compacted topic keeps each key's latest value (`compacted`).
+    CompactedLatestKept,
     /// The metadata quorum (see `quorum::check`).
     QuorumOneLeader,
     QuorumCommitted,
@@ -108,6 +110,7 @@ impl Invariant {
             Invariant::GroupProtocol => "G7",
             Invariant::IdempotentOnce => "I",
             Invariant::TimeLookup => "LT",
+            Invariant::CompactedLatestKept => "C",
             Invariant::QuorumOneLeader => "Q1",
             Invariant::QuorumCommitted => "Q2",
             Invariant::QuorumImages => "Q3",
@@ -143,6 +146,7 @@ impl Invariant {
                 "an idempotent producer's records appear once each, in sequence order"
             }
             Invariant::TimeLookup => "ListOffsets by time answers the first offset at or after the time",
+            Invariant::CompactedLatestKept => "a compacted topic keeps the latest acknowledged value of every key",
             Invariant::QuorumOneLeader => "at most one controller leader per term",
             Invariant::QuorumCommitted => "a committed metadata entry is never lost or changed",
             Invariant::QuorumImages => {

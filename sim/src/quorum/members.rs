@@ -49,8 +49,13 @@ fn serve_config(world: &QuorumWorld, index: usize) -> ServeConfig {
     config.log_cache_bytes = 8 << 20;
     config.log_cache_pretouch = false;
     // The workload rolls tiny segments on purpose, below the floors a
-    // production broker holds clients to.
-    config.topic_limits = ringtail_engine::broker::TopicLimits::none();
+    // production broker holds clients to. Two sealed segment files open at
+    // most: reads of older ones (followers catching up) open theirs, racing
+    // truncation and retention.
+    config.topic_limits = ringtail_engine::broker::TopicLimits {
+        open_segment_files_max: 2,
+        ..ringtail_engine::broker::TopicLimits::none()
+    };
     if let Some(flush) = world.tuning.flush {
         config.flush = flush;
         config.topic_defaults.flush = flush;

@@ -20,6 +20,10 @@ pub struct BatchBuilder {
     /// Batch attributes; the compression bits are cleared by `build`, since
     /// the records are written uncompressed.
     pub attributes: i16,
+    /// Keeps a batch's offset range and max timestamp when some of its
+    /// records are gone (compaction): `(last_offset_delta, max_timestamp)`
+    /// instead of what the records left would give.
+    pub keep_range: Option<(i32, i64)>,
     records: Vec<Record>,
 }
 
@@ -33,6 +37,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             attributes: 0,
+            keep_range: None,
             records: Vec::new(),
         }
     }
@@ -85,6 +90,8 @@ impl BatchBuilder {
             .map(|r| self.base_timestamp.wrapping_add(r.timestamp_delta))
             .max()
             .unwrap_or(self.base_timestamp);
+        let (last_offset_delta, max_timestamp) =
+            self.keep_range.unwrap_or((last_offset_delta, max_timestamp));
 
         let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes);
         out.put_i64(self.base_offset);

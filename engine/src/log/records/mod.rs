@@ -31,8 +31,10 @@
 //! - `decode`: the one record decoder, reading in place (`iter_records`,
 //!   `RecordRef`), and `decode_records`, which copies out owned `Record`s.
 //! - `decompress`: Kafka's four codecs, read back to an uncompressed batch.
+//! - `compress`: an uncompressed batch compressed again (the cleaner's).
 
 mod build;
+pub mod compress;
 mod decode;
 pub mod decompress;
 #[cfg(test)]
