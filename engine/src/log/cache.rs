@@ -8,11 +8,20 @@
 //! whole broker, and evicts the oldest written chunk first, whichever log it
 //! belongs to: a ring over the broker's recent writes.
 //!
+//! The budget can shrink and grow back at run time (`set_capacity`): the
+//! owner gives memory back under pressure instead of the process being
+//! killed. The engine does not look at the host's memory itself; the
+//! server decides and passes the number in.
+//!
 //! Invariants:
 //! - `bytes` is the sum of the memory the chunks in `chunks` pin (each at
 //!   least its length: a chunk is a slice of a whole write buffer, which
 //!   stays allocated while any slice of it lives);
-//! - after an insert, `bytes <= capacity` or only the new chunk is held;
+//! - `capacity <= configured_capacity`, the budget the cache was made with;
+//! - after an insert or a `set_capacity`, `bytes <= capacity`;
+//! - after a `set_capacity`, the pool's free blocks and the cached bytes
+//!   together stay within `capacity` (the surplus is parked, its pages
+//!   given back to the kernel: see `parked_blocks`);
 //! - a chunk is exactly the bytes of its log at `(segment, position)` when it
 //!   was written: a log that truncates or deletes a segment removes the
 //!   chunks past the cut first, so a hit never serves bytes the log no
@@ -20,10 +29,15 @@
 //! - every batch in a chunk passed `Log::validate` (CRC included) before it
 //!   was written, so readers need not check its CRC again.
 
+mod parked_blocks;
+#[cfg(test)]
+mod shrink_tests;
+
 use super::chunk::WRITE_BUF_BYTES_MAX;
 use super::open_files::{OpenFiles, OPEN_SEGMENT_FILES_MAX};
 use crate::io::block_pool::BlockPool;
 use bytes::{Bytes, BytesMut};
+use parked_blocks::ParkedBlocks;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -37,11 +51,15 @@ pub const SLICE_BYTES_MIN: usize = 64 * 1024;
 
 /// The broker-wide cache; logs use it through their `CacheHandle`.
 pub struct LogCache {
-    capacity: usize,
+    /// The budget given at start-up; `set_capacity` never goes above it.
+    configured_capacity: usize,
     slice_bytes_min: usize,
     /// The blocks busy logs write into: what the cache holds, recycled.
     pool: Arc<BlockPool>,
     inner: Mutex<Inner>,
+    /// Free pool blocks held back while the budget is shrunk. Locked on its
+    /// own (never inside `inner`'s lock): parking makes system calls.
+    parked: Mutex<ParkedBlocks>,
     /// The other thing every log of the broker shares: the bound on sealed
     /// segment files held open.
     open_files: Arc<OpenFiles>,
@@ -55,6 +73,8 @@ struct Entry {
 
 #[derive(Default)]
 struct Inner {
+    /// The budget in force: `configured_capacity` unless shrunk.
+    capacity: usize,
     chunks: BTreeMap<Key, Entry>,
     /// Keys in insertion order, for eviction. May name chunks already gone
     /// (removed by a truncation), which eviction skips.
@@ -68,8 +88,14 @@ struct Inner {
 /// What `/metrics` reports of the cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// The budget in force, and the one configured (the most it grows to).
     pub capacity_bytes: usize,
+    pub configured_capacity_bytes: usize,
     pub bytes: usize,
+    /// Free blocks the pool keeps for reuse, and blocks parked while the
+    /// budget is shrunk (their pages given back to the kernel).
+    pub pooled_bytes: usize,
+    pub parked_bytes: usize,
     pub chunks: usize,
     pub hits: u64,
     pub misses: u64,
@@ -90,7 +116,14 @@ impl LogCache {
     pub fn with_slice_bytes_min(capacity: usize, slice_bytes_min: usize) -> Arc<LogCache> {
         let pool = BlockPool::new(WRITE_BUF_BYTES_MAX, capacity / WRITE_BUF_BYTES_MAX);
         let open_files = OpenFiles::new(OPEN_SEGMENT_FILES_MAX);
-        Arc::new(LogCache { capacity, slice_bytes_min, pool, inner: Mutex::default(), open_files })
+        Arc::new(LogCache {
+            configured_capacity: capacity,
+            slice_bytes_min,
+            pool,
+            inner: Mutex::new(Inner { capacity, ..Inner::default() }),
+            parked: Mutex::default(),
+            open_files,
+        })
     }
 
     pub fn open_files(&self) -> &Arc<OpenFiles> {
@@ -107,6 +140,32 @@ impl LogCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn parked(&self) -> MutexGuard<'_, ParkedBlocks> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the budget to `bytes`, at most the configured one, and returns
+    /// the budget now in force. Shrinking evicts the oldest chunks down to
+    /// it and parks the pool's free blocks beyond what it leaves room for;
+    /// growing lets the cache fill again, reusing parked blocks first.
+    /// Called again with the same number, it parks blocks that came back to
+    /// the pool since (a chunk evicted while a fetch still read it).
+    pub fn set_capacity(&self, bytes: usize) -> usize {
+        let capacity = bytes.min(self.configured_capacity);
+        let (evicted, held) = {
+            let mut inner = self.inner();
+            inner.capacity = capacity;
+            let evicted = inner.evict_to(capacity);
+            (evicted, inner.bytes)
+        };
+        // Dropped outside the lock: a chunk's block goes back to the pool
+        // when its last slice is dropped, and the rebalance below counts it.
+        drop(evicted);
+        let free_blocks_max = (capacity - held.min(capacity)) / self.pool.block_bytes();
+        self.parked().rebalance(&self.pool, free_blocks_max);
+        capacity
+    }
+
     /// A handle for one log; its chunks go when the handle is dropped.
     pub fn register(self: &Arc<Self>) -> CacheHandle {
         let mut inner = self.inner();
@@ -116,12 +175,18 @@ impl LogCache {
 
     pub fn stats(&self) -> CacheStats {
         let (open_segment_files, segment_file_opens) = self.open_files.stats();
+        let block_bytes = self.pool.block_bytes();
+        let pooled_bytes = self.pool.free_blocks() * block_bytes;
+        let parked_bytes = self.parked().len() * block_bytes;
         let inner = self.inner();
         CacheStats {
             open_segment_files,
             segment_file_opens,
-            capacity_bytes: self.capacity,
+            capacity_bytes: inner.capacity,
+            configured_capacity_bytes: self.configured_capacity,
             bytes: inner.bytes,
+            pooled_bytes,
+            parked_bytes,
             chunks: inner.chunks.len(),
             hits: inner.hits,
             misses: inner.misses,
@@ -129,9 +194,34 @@ impl LogCache {
     }
 }
 
+impl Drop for LogCache {
+    fn drop(&mut self) {
+        // Parked blocks belong to the pool, which frees its free list when
+        // the last log lets go of it.
+        let parked = self.parked.get_mut().unwrap_or_else(|e| e.into_inner());
+        parked.return_all(&self.pool);
+    }
+}
+
 impl Inner {
     fn check_invariants(&self) {
         debug_assert_eq!(self.bytes, self.chunks.values().map(|e| e.pinned).sum::<usize>());
+    }
+
+    /// Evicts the oldest chunks until at most `capacity` bytes are held;
+    /// returns them, for the caller to drop.
+    fn evict_to(&mut self, capacity: usize) -> Vec<Entry> {
+        let mut evicted = Vec::new();
+        while self.bytes > capacity {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some(entry) = self.chunks.remove(&oldest) {
+                self.bytes -= entry.pinned;
+                evicted.push(entry);
+            }
+        }
+        debug_assert!(self.bytes <= capacity);
+        self.check_invariants();
+        evicted
     }
 
     /// Removes the chunks whose keys lie in `range`.
@@ -171,26 +261,20 @@ impl CacheHandle {
     /// buffer: the budget bounds memory, not just the bytes served, so that
     /// the cache's blocks and the pool's free ones add up to the budget.
     pub fn insert(&self, segment: u64, position: u64, chunk: Bytes, pinned: usize) {
-        let capacity = self.cache.capacity;
         let pinned = pinned.max(chunk.len());
+        let key = (self.log, segment, position);
+        let mut inner = self.cache.inner();
+        let capacity = inner.capacity;
         if chunk.is_empty() || pinned > capacity {
             return;
         }
-        let key = (self.log, segment, position);
-        let mut inner = self.cache.inner();
         inner.bytes += pinned;
         match inner.chunks.insert(key, Entry { bytes: chunk, pinned }) {
             // A grown chunk keeps its place in the eviction order.
             Some(old) => inner.bytes -= old.pinned,
             None => inner.order.push_back(key),
         }
-        while inner.bytes > capacity {
-            let Some(oldest) = inner.order.pop_front() else { break };
-            if let Some(evicted) = inner.chunks.remove(&oldest) {
-                inner.bytes -= evicted.pinned;
-            }
-        }
-        inner.check_invariants();
+        inner.evict_to(capacity);
     }
 
     /// Bytes of segment `segment` from `position` on, if cached: a slice of
