@@ -14,6 +14,11 @@
 //! - `maintenance`: the broker's periodic upkeep (retention, flushes,
 //!   checkpoints, reopening poisoned logs, cleaning compacted logs).
 //! - `cleaner_pace`: the log cleaner's I/O rate limit.
+//! - `memory`: the process's malloc policy and the log cache's default size.
+//! - `host_memory`: the memory limits (host, cgroup v1/v2) and usage, read
+//!   from `/proc` and `/sys/fs/cgroup`.
+//! - `memory_pressure`: shrinking the log cache when usage nears a limit,
+//!   and growing it back.
 //! - `metered_disk`: the engine's disk wrapped to time fsyncs.
 //! - `quorum`: the metadata quorum's controller listener, voter loop and client.
 //! - `cluster`: a server as a cluster member: its voter, its broker's
@@ -40,6 +45,7 @@ pub mod disk_space;
 pub mod entropy;
 pub mod file_limit;
 pub mod handlers;
+pub mod host_memory;
 // Reaps io_uring completions through tokio's reactor, which the simulator
 // does not have (nor io_uring: it hands the server its own disk).
 #[cfg(all(target_os = "linux", not(madsim)))]
@@ -48,6 +54,7 @@ pub mod limits;
 pub mod logging;
 pub mod maintenance;
 pub mod memory;
+pub mod memory_pressure;
 pub mod metered_disk;
 pub mod metrics;
 pub mod net;

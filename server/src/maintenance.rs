@@ -1,14 +1,16 @@
 //! The broker's periodic upkeep, which the engine leaves to its owner:
 //! retention, interval flushes, offset checkpoints, reopening logs
 //! poisoned by a failed write (a full disk, say) so that they take writes
-//! again once the cause is gone, and a warning when the data directory's
-//! disk runs low; and, on a faster timer of its own, the consumer-group
+//! again once the cause is gone, a warning when the data directory's
+//! disk runs low, and the log cache's budget under memory pressure
+//! (`memory_pressure`); and, on a faster timer of its own, the consumer-group
 //! coordinator's deadlines (`tick_groups`).
 //!
 //! Engine calls are awaited to completion, never raced against the timer or
 //! the shutdown signal: dropping one half-way could poison a log.
 
 use crate::disk_space::LowSpace;
+use crate::memory_pressure::MemoryWatch;
 use crate::metered_disk::ServerBroker;
 use ringtail_engine::log::cleaner::{Pacer, Unpaced};
 use ringtail_engine::log::FlushPolicy;
@@ -83,6 +85,7 @@ pub async fn run(
 ) {
     let mut upkeep = ticker(MAINTENANCE_INTERVAL_MS);
     let mut low_space = LowSpace::default();
+    let memory = MemoryWatch::host();
     // `flush=interval:MS` shorter than the upkeep period gets a ticker of
     // its own, so that data is not left unsynced for longer than asked.
     let flush_ms = match flush {
@@ -100,6 +103,9 @@ pub async fn run(
                     tracing::info!(partitions = reopened, "reopened poisoned logs; they take writes again");
                 }
                 low_space.observe(&disk.data_dir, disk.guard.refresh(), disk.warn_below_bytes);
+                if let Some(memory) = &memory {
+                    memory.observe(&broker);
+                }
             }
             _ = flushes.tick(), if flush_ms.is_some() => flush_due(&broker).await,
             _ = crate::shutdown::signalled(&mut shutdown) => return,

@@ -13,23 +13,27 @@
 //! next buffer instead; the cost is that the resident size stays near its
 //! peak, as a JVM broker's heap does.
 
-/// The log cache's share of the host's memory when not configured: the
-/// page cache a JVM broker relies on typically gets most of what the heap
-/// leaves; a quarter leaves room for request buffers and other processes.
+use crate::host_memory::MemoryFiles;
+
+/// The log cache's share of the memory the process may use when not
+/// configured: the page cache a JVM broker relies on typically gets most of
+/// what the heap leaves; a quarter leaves room for request buffers and
+/// other processes.
 const LOG_CACHE_SHARE: u64 = 4;
 
-/// Used when the host's memory cannot be read.
+/// Used when the memory limit cannot be read.
 const LOG_CACHE_FALLBACK_BYTES: usize = 1 << 30;
 
-/// A quarter of the host's memory (`MemTotal`), for `--log-cache-bytes`.
+/// A quarter of the memory this process may use, for `--log-cache-bytes`:
+/// the host's `MemTotal`, or its cgroup's limit when smaller (a container).
 pub fn default_log_cache_bytes() -> usize {
-    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-    });
-    match total_kib {
-        Some(kib) => usize::try_from(kib * 1024 / LOG_CACHE_SHARE).unwrap_or(usize::MAX),
+    log_cache_bytes_for(&MemoryFiles::host())
+}
+
+/// `default_log_cache_bytes` from the memory files at `files`.
+pub fn log_cache_bytes_for(files: &MemoryFiles) -> usize {
+    match files.limit_bytes() {
+        Some(bytes) => usize::try_from(bytes / LOG_CACHE_SHARE).unwrap_or(usize::MAX),
         None => LOG_CACHE_FALLBACK_BYTES,
     }
 }
@@ -43,7 +47,8 @@ const MMAP_THRESHOLD_BYTES: i32 = 256 * 1024 * 1024;
 const TRIM_THRESHOLD_BYTES: i32 = i32::MAX;
 
 /// Keeps freed memory in the process for reuse (glibc only; elsewhere the
-/// allocator's own policy stands).
+/// allocator's own policy stands). `give_back_freed_memory` undoes it for
+/// the moment, when the log cache shrinks under memory pressure.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes malloc's tuning parameters; it is called
@@ -54,5 +59,19 @@ pub fn keep_freed_memory() {
         if !ok {
             tracing::debug!("mallopt refused the memory policy; keeping malloc's defaults");
         }
+    }
+}
+
+/// Returns the memory malloc holds free to the kernel (glibc's
+/// `malloc_trim`, which also releases whole free pages inside the heap):
+/// after the log cache shrinks, the buffers it let go of would otherwise
+/// stay resident under `keep_freed_memory`'s policy. Walks the heap: call
+/// it off the async threads.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes malloc's
+    // own locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

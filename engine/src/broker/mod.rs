@@ -254,6 +254,13 @@ impl<D: Disk> Broker<D> {
         self.logs.cache().stats()
     }
 
+    /// Sets the log cache's budget, at most the configured one, evicting
+    /// down to it (`LogCache::set_capacity`); returns the budget in force.
+    /// The owner shrinks it under memory pressure and grows it back after.
+    pub fn set_cache_capacity(&self, bytes: usize) -> usize {
+        self.logs.cache().set_capacity(bytes)
+    }
+
     pub fn cluster_id(&self) -> String {
         self.metadata().cluster_id.clone()
     }

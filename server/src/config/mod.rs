@@ -123,8 +123,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MINUTES")]
     pub offsets_retention_minutes: Option<String>,
     /// Memory for recently written log bytes, shared by all partitions;
-    /// reads of older data go to the disk [default: a quarter of the
-    /// host's memory]
+    /// reads of older data go to the disk. Shrinks under memory pressure
+    /// and grows back to this after [default: a quarter of the host's
+    /// memory, or of the cgroup's limit when smaller]
     #[arg(long, value_name = "BYTES")]
     pub log_cache_bytes: Option<String>,
     /// Fault the log cache's memory in at start-up, before taking clients,
