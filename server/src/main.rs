@@ -36,6 +36,9 @@ enum Command {
     /// Print a segment file (.log, .index, .timeindex) as stored: batches,
     /// records, index entries, and where it is damaged (exit 1 if it is).
     DumpLog(ringtail_server::cli::dump_log::DumpLogArgs),
+    /// Run a stopped broker's recovery on its data directory and report
+    /// each log (exit 1 if any is damaged); --repair makes the repairs.
+    Check(ringtail_server::cli::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
         Command::Cluster(args) => ringtail_server::cli::block_on(ringtail_server::cli::cluster::run(args)),
         Command::DumpLog(args) => ringtail_server::cli::dump_log::run(args),
+        Command::Check(args) => ringtail_server::cli::check::run(args),
     }
 }
 

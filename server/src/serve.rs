@@ -25,7 +25,7 @@ use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint};
 use ringtail_engine::clock::Clock;
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::{open_backend, AnyDisk, IoChoice};
-use ringtail_engine::log::{LogError, OpenError};
+use ringtail_engine::log::{LogError, OpenError, RecoveryProgress};
 use ringtail_engine::watch;
 use std::io;
 use std::net::SocketAddr;
@@ -381,8 +381,19 @@ async fn open_broker(
         topic_limits: config.topic_limits,
         cleaner: config.cleaner,
     };
-    let (broker, reports) =
-        Broker::open(Arc::new(disk), config.data_dir.clone(), broker_config, clock, entropy).await?;
+    let progress = Arc::new(RecoveryProgress::new());
+    let logging = tokio::spawn(log_recovery_progress(progress.clone()));
+    let opened = Broker::open_with_progress(
+        Arc::new(disk),
+        config.data_dir.clone(),
+        broker_config,
+        clock,
+        entropy,
+        &progress,
+    )
+    .await;
+    logging.abort();
+    let (broker, reports) = opened?;
     let mut repaired = 0;
     for report in &reports {
         if report.is_clean() {
@@ -400,6 +411,28 @@ async fn open_broker(
         tracing::info!(bytes, ms = started.elapsed().as_millis() as u64, "log cache memory pretouched");
     }
     Ok(broker)
+}
+
+/// How often a long start-up recovery says how far it has got.
+const RECOVERY_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Logs recovery's progress every few seconds until it is aborted. Its own
+/// task: with the std backend, recovery blocks the task it runs on.
+async fn log_recovery_progress(progress: Arc<RecoveryProgress>) {
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(RECOVERY_PROGRESS_EVERY).await;
+        let p = progress.snapshot();
+        let seconds_left = p.time_left(started.elapsed()).map(|t| t.as_secs());
+        tracing::info!(
+            logs_done = p.logs_done,
+            logs_total = p.logs_total,
+            bytes_done = p.bytes_done,
+            bytes_total = p.bytes_total,
+            seconds_left,
+            "recovering logs"
+        );
+    }
 }
 
 /// `ringtail serve`: starts, logs the readiness line (and hands the server

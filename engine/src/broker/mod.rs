@@ -53,7 +53,9 @@ use crate::group::{Coordinator, GroupConfig};
 use crate::io::Disk;
 use crate::log::cleaner::{CleanerSettings, Pacer};
 use crate::log::open_files::OPEN_SEGMENT_FILES_MAX;
-use crate::log::{CacheStats, LogCache, LogConfig, LogManager, OpenError, RecoveryReport, TopicPartition};
+use crate::log::{
+    CacheStats, LogCache, LogConfig, LogManager, OpenError, RecoveryProgress, RecoveryReport, TopicPartition,
+};
 use crate::replica::ReplicationConfig;
 use cluster::ClusterView;
 use std::collections::BTreeMap;
@@ -179,11 +181,30 @@ impl<D: Disk> Broker<D> {
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
     ) -> Result<(Broker<D>, Vec<RecoveryReport>), OpenError> {
+        Self::open_with_progress(disk, dir, config, clock, entropy, &RecoveryProgress::new()).await
+    }
+
+    /// `open`, counting the logs recovered into `progress` as it goes.
+    pub async fn open_with_progress(
+        disk: Arc<D>,
+        dir: PathBuf,
+        config: BrokerConfig,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        progress: &RecoveryProgress,
+    ) -> Result<(Broker<D>, Vec<RecoveryReport>), OpenError> {
         let defaults = config.topic_defaults;
         let cache = LogCache::new(config.log_cache_bytes);
         cache.open_files().set_capacity(config.topic_limits.open_segment_files_max);
-        let (logs, reports) =
-            LogManager::open(disk.clone(), dir.clone(), clock.clone(), cache, move |_| defaults).await?;
+        let (logs, reports) = LogManager::open_with_progress(
+            disk.clone(),
+            dir.clone(),
+            clock.clone(),
+            cache,
+            move |_| defaults,
+            progress,
+        )
+        .await?;
         if config.quorum {
             // A member has no way yet to tell the controller that a replica
             // here lost acknowledged data (Kafka's offline log directories),

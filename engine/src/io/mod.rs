@@ -3,6 +3,8 @@
 //! - `disk`: the trait and its durability contract.
 //! - `mem`: an in-memory disk with crash semantics, for tests.
 //! - `std_disk`: portable positional I/O with fdatasync.
+//! - `overlay`: the real file system, read-only, with changes kept in
+//!   memory (`ringtail check`).
 //! - `uring`: io_uring backend (Linux), the production default.
 //! - `select`: `--io auto|uring|std` probing.
 //!
@@ -74,6 +76,7 @@ pub mod block_pool;
 pub mod disk;
 pub mod dyn_disk;
 pub mod mem;
+pub mod overlay;
 
 pub use disk::{Disk, DiskFile, OpenMode};
 pub use mem::MemDisk;

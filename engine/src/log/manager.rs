@@ -6,10 +6,12 @@ use super::checkpoint::{self, Offsets, LOG_START_FILE, RECOVERY_POINT_FILE};
 use super::config::LogConfig;
 use super::error::{LogError, OpenError};
 use super::partition_log::Log;
+use super::progress::RecoveryProgress;
 use super::recovery::{LogCheckpoint, RecoveryReport};
 use super::retention::RetentionOutcome;
+use super::segment::{parse_file_name, LOG_SUFFIX};
 use crate::clock::Clock;
-use crate::io::Disk;
+use crate::io::{Disk, DiskFile, OpenMode};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -118,6 +120,19 @@ impl<D: Disk> LogManager<D> {
         cache: Arc<LogCache>,
         config_for: impl Fn(&str) -> LogConfig,
     ) -> Result<(LogManager<D>, Vec<RecoveryReport>), OpenError> {
+        Self::open_with_progress(disk, dir, clock, cache, config_for, &RecoveryProgress::new()).await
+    }
+
+    /// `open`, counting the logs and bytes recovered into `progress` as it
+    /// goes, for whoever reports on a long start.
+    pub async fn open_with_progress(
+        disk: Arc<D>,
+        dir: PathBuf,
+        clock: Arc<dyn Clock>,
+        cache: Arc<LogCache>,
+        config_for: impl Fn(&str) -> LogConfig,
+        progress: &RecoveryProgress,
+    ) -> Result<(LogManager<D>, Vec<RecoveryReport>), OpenError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| OpenError::Io { path, source }
@@ -136,6 +151,7 @@ impl<D: Disk> LogManager<D> {
         let mut logs = BTreeMap::new();
         let mut offline = BTreeMap::new();
         let mut reports = Vec::new();
+        let mut partitions = Vec::new();
         for name in disk.list_dirs(&dir).await.map_err(io_err(&dir))? {
             if name.strip_suffix("-0") == Some(METADATA_TOPIC) {
                 continue;
@@ -144,6 +160,11 @@ impl<D: Disk> LogManager<D> {
                 tracing::warn!(dir = %dir.display(), name, "ignoring directory that is not a partition");
                 continue;
             };
+            let bytes = segment_bytes(disk.as_ref(), &dir.join(&name)).await?;
+            partitions.push((name, tp, bytes));
+        }
+        progress.planned(partitions.len() as u64, partitions.iter().map(|(_, _, bytes)| bytes).sum());
+        for (name, tp, bytes) in partitions {
             let checkpoint = LogCheckpoint {
                 recovery_point: recovery_points.get(&tp).copied().unwrap_or(0),
                 log_start_offset: log_starts.get(&tp).copied().unwrap_or(0),
@@ -160,6 +181,7 @@ impl<D: Disk> LogManager<D> {
                 }
                 Err(e) => return Err(e),
             }
+            progress.log_done(bytes);
         }
         let manager = LogManager {
             disk,
@@ -175,6 +197,7 @@ impl<D: Disk> LogManager<D> {
         // Recovery may have moved log starts below what the files say (a log
         // that lost its unsynced tail): record what is true now.
         manager.checkpoint().await.map_err(io_err(&manager.dir))?;
+        progress.finish();
         Ok((manager, reports))
     }
 
@@ -361,6 +384,20 @@ impl<D: Disk> LogManager<D> {
 
 fn no_partition(tp: &TopicPartition) -> LogError {
     LogError::Io(Arc::new(io::Error::new(io::ErrorKind::NotFound, format!("no partition {tp}"))))
+}
+
+/// The bytes of the segment files in a log's directory.
+async fn segment_bytes<D: Disk>(disk: &D, dir: &Path) -> Result<u64, OpenError> {
+    let io_err = |path: PathBuf| move |source| OpenError::Io { path, source };
+    let mut bytes = 0;
+    for name in disk.list(dir).await.map_err(io_err(dir.to_path_buf()))? {
+        if parse_file_name(&name, LOG_SUFFIX).is_some() {
+            let path = dir.join(&name);
+            let file = disk.open(&path, OpenMode::Existing).await.map_err(io_err(path.clone()))?;
+            bytes += file.len().await.map_err(io_err(path))?;
+        }
+    }
+    Ok(bytes)
 }
 
 /// A damaged checkpoint costs only a longer recovery (recovery point) or

@@ -10,6 +10,7 @@
 //! - `chunk`: one round's batches and the buffer they are written from.
 //! - `read`: reads by offset; `by_time`: by timestamp (ListOffsets).
 //! - `recovery`: opening a log, validating and cutting torn tails.
+//! - `progress`: how far opening a data directory has got.
 //! - `retention`: deleting old segments, delete-records-before.
 //! - `cleaner`: compaction (`cleanup.policy=compact`), its atomic swap.
 //! - `truncate`: `truncate_to`, for followers.
@@ -34,6 +35,7 @@ pub mod index;
 pub mod manager;
 pub mod open_files;
 pub mod partition_log;
+pub mod progress;
 pub mod read;
 pub mod records;
 pub mod recovery;
@@ -49,4 +51,5 @@ pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
 pub use manager::{LogManager, OfflineLog, TopicPartition};
 pub use partition_log::Log;
 pub use read::ReadResult;
+pub use progress::{ProgressSnapshot, RecoveryProgress};
 pub use recovery::RecoveryReport;

@@ -8,6 +8,8 @@
 //!   line; `consume_group` is its consumer-group mode.
 //! - `group`: `ringtail group list|describe|delete`: consumer groups.
 //! - `cluster`: `ringtail cluster describe`: the metadata quorum and brokers.
+//! - `check`: `ringtail check --data-dir DIR`: a stopped broker's recovery,
+//!   run without writing (or with `--repair`), reported per log.
 //! - `dump_log`: `ringtail dump-log FILE`: a segment's batches, records or
 //!   index entries, read from the file itself (no broker), and where it is
 //!   damaged.
@@ -17,6 +19,7 @@
 //! itself sits in functions taking their input and output as arguments, so
 //! tests drive them without a terminal.
 
+pub mod check;
 pub mod cluster;
 pub mod consume;
 pub mod consume_group;
