@@ -26,6 +26,15 @@ use crate::log::batch::BatchScanner;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, MutexGuard};
 
+/// A group's committed offset of one partition (`committed_offsets`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Bytes read per step while replaying an offsets partition.
 const REPLAY_READ_BYTES: usize = 1 << 20;
 /// Follow-up records a failed completion may cause before `InFlight`'s
@@ -501,6 +510,26 @@ impl<D: Disk> Broker<D> {
             }
         }
         Ok(out)
+    }
+
+    /// The offsets committed by the groups coordinated here, for the lag
+    /// `/metrics` reports: one per group and partition, ordered by group,
+    /// topic and partition. A copy, so that no lock is held while the
+    /// caller looks up high watermarks.
+    pub fn committed_offsets(&self) -> Vec<GroupOffset> {
+        let mut c = self.coordinator();
+        let mut out = Vec::new();
+        for p in c.loaded_partitions() {
+            let Ok(shard) = c.shard(p) else { continue };
+            out.extend(shard.committed_offsets().map(|(group, (topic, partition), offset)| GroupOffset {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                offset,
+            }));
+        }
+        out.sort();
+        out
     }
 
     /// DeleteGroups for one group: only an Empty group can be deleted; its

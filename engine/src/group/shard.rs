@@ -125,6 +125,13 @@ impl Shard {
         self.groups.values()
     }
 
+    /// Every committed offset: group, (topic, partition), offset; in order.
+    pub fn committed_offsets(&self) -> impl Iterator<Item = (&str, &(String, i32), i64)> {
+        self.offsets.iter().flat_map(|(group, offsets)| {
+            offsets.iter().map(move |(tp, stored)| (group.as_str(), tp, stored.committed.offset))
+        })
+    }
+
     pub fn list(&self, states: &[GroupState]) -> Vec<GroupListing> {
         self.groups
             .values()

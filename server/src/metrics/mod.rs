@@ -3,9 +3,13 @@
 //!
 //! - `histogram`: fixed-bucket latency histograms.
 //! - `http`: the minimal HTTP/1.1 listener serving `GET /metrics`.
+//! - `group_lag`: consumer group lag from committed offsets.
+//! - `process_memory`: resident set, memory limit, the cache's budget.
 
+mod group_lag;
 pub mod histogram;
 pub mod http;
+mod process_memory;
 
 use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::protocol::versions::{index_of, SUPPORTED};
@@ -104,8 +108,11 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         self.render_requests(&mut out);
         self.render_network(&mut out);
-        render_partitions(&mut out, broker, self.partition_series_max.load(Ordering::Relaxed));
+        let series_max = self.partition_series_max.load(Ordering::Relaxed);
+        render_partitions(&mut out, broker, series_max);
+        group_lag::render(&mut out, broker, series_max);
         render_log_cache(&mut out, broker);
+        process_memory::render(&mut out, broker);
         header(&mut out, "ringtail_io_backend_info", "gauge", "The storage I/O backend in use.");
         let _ = writeln!(out, "ringtail_io_backend_info{{backend=\"{}\"}} 1", self.io_backend);
         header(&mut out, "ringtail_fsync_duration_seconds", "histogram", "fdatasync latency of data files.");
@@ -221,7 +228,7 @@ fn render_log_cache(out: &mut String, broker: &ServerBroker) {
         (
             "ringtail_log_cache_capacity_bytes",
             "gauge",
-            "Memory budget of the log cache.",
+            "Memory budget of the log cache in force (below the configured one under memory pressure).",
             stats.capacity_bytes as u64,
         ),
         (
