@@ -31,6 +31,12 @@ pub const SHRINK_ABOVE_PERCENT: u64 = 90;
 /// here.
 pub const GROW_BELOW_PERCENT: u64 = 80;
 
+/// Growth smaller than this waits (unless it reaches the configured
+/// size): usage hovering just under the grow threshold would otherwise
+/// grow the budget by a few KiB, and log it, every second. One write
+/// buffer block.
+pub const GROW_STEP_BYTES_MIN: usize = 4 << 20;
+
 /// The cache as the policy sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheBudget {
@@ -54,8 +60,12 @@ pub fn budget_under(reading: &MemoryReading, cache: CacheBudget) -> usize {
     }
     if used < grow_below && cache.capacity_bytes < cache.configured_bytes {
         let room = usize::try_from(grow_below - used).unwrap_or(usize::MAX);
-        let grown = cache.held_bytes.saturating_add(room);
-        return cache.capacity_bytes.max(grown).min(cache.configured_bytes);
+        let grown = cache.held_bytes.saturating_add(room).min(cache.configured_bytes);
+        if grown >= cache.capacity_bytes.saturating_add(GROW_STEP_BYTES_MIN)
+            || grown == cache.configured_bytes
+        {
+            return cache.capacity_bytes.max(grown);
+        }
     }
     cache.capacity_bytes
 }

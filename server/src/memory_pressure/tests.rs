@@ -41,6 +41,12 @@ fn grows_back_by_the_room_left() {
     assert_eq!(mib(budget_under(&reading(1000, 750), cache(300, 500, 300))), 350);
     assert_eq!(mib(budget_under(&reading(1000, 100), cache(300, 500, 300))), 500, "at most configured");
     assert_eq!(mib(budget_under(&reading(1000, 750), cache(300, 500, 10))), 300, "never below the budget");
+    assert_eq!(mib(budget_under(&reading(1000, 798), cache(300, 500, 300))), 300, "2 MiB: too small a step");
+    assert_eq!(
+        mib(budget_under(&reading(1000, 798), cache(499, 500, 499))),
+        500,
+        "but the last one is taken"
+    );
 }
 
 /// Every limit must allow growth; any one of them can force a shrink.
