@@ -50,6 +50,6 @@ pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{AppendError, LogError, OpenError, Poisoned, ReadError};
 pub use manager::{LogManager, OfflineLog, TopicPartition};
 pub use partition_log::Log;
-pub use read::ReadResult;
 pub use progress::{ProgressSnapshot, RecoveryProgress};
+pub use read::ReadResult;
 pub use recovery::RecoveryReport;
