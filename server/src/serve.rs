@@ -11,6 +11,7 @@
 
 use crate::clock::SystemClock;
 use crate::cluster;
+use crate::config::listeners::DEFAULT_LISTENER_NAME;
 use crate::config::{HostPort, ServeConfig};
 use crate::entropy::os_seed;
 use crate::handlers::{Context, RequestObserver};
@@ -19,7 +20,8 @@ use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::metrics::{self, Metrics};
 use crate::net::body_pool::{BodyPool, POOL_FREE_BYTES_MAX};
 use crate::net::connection::Shared;
-use crate::net::listener::accept_loop;
+use crate::net::listener::{accept_loop, Admission, Listener};
+use crate::net::tls::ListenerTls;
 use crate::net::tracker::TaskTracker;
 use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint};
 use ringtail_engine::clock::Clock;
@@ -63,6 +65,8 @@ pub enum ServeError {
     Task(String),
     #[error("metadata quorum: {0}")]
     Quorum(String),
+    #[error("listener {listener}: {key}: {problem}")]
+    Tls { listener: String, key: &'static str, problem: String },
     #[error(
         "{0}; a cluster member stops so that its restart recovers the log while the controller moves \
          its leaderships to in-sync replicas (Kafka halts on a failed log directory too)"
@@ -75,6 +79,13 @@ impl ServeError {
     pub const EXIT_CODE: u8 = 1;
 }
 
+/// A listener beyond the default one, as bound.
+pub struct ListenerAddress {
+    pub name: String,
+    pub addr: SocketAddr,
+    listener: Arc<Listener>,
+}
+
 /// A started server. Dropping it does not stop it: call `shutdown`.
 pub struct RunningServer {
     pub kafka_addr: SocketAddr,
@@ -84,6 +95,8 @@ pub struct RunningServer {
     pub node_id: i32,
     pub io_backend: &'static str,
     pub data_dir: PathBuf,
+    /// The listeners beyond the default one, in config order.
+    pub listeners: Vec<ListenerAddress>,
     shutdown: Arc<watch::Sender<bool>>,
     stopped: JoinHandle<Result<(), ServeError>>,
     broker: Arc<ServerBroker>,
@@ -97,14 +110,40 @@ impl RunningServer {
 
     /// The line logged when the server takes clients.
     pub fn ready_line(&self) -> String {
+        let others: String = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let protocol = if l.listener.tls.is_some() { "SSL" } else { "PLAINTEXT" };
+                format!(", listener {} ({protocol}) on {}", l.name, l.addr)
+            })
+            .collect();
         format!(
-            "ringtail ready: kafka on {}, metrics on {}, node {}, io {}, data {}",
+            "ringtail ready: kafka on {}{others}, metrics on {}, node {}, io {}, data {}",
             self.kafka_addr,
             self.metrics_addr,
             self.node_id,
             self.io_backend,
             self.data_dir.display()
         )
+    }
+
+    /// Reads every SSL listener's certificate and key files again (SIGHUP):
+    /// new connections use them; a listener whose files fail keeps its old
+    /// ones, and the failure is logged.
+    pub fn reload_tls(&self) {
+        for l in &self.listeners {
+            let Some(tls) = &l.listener.tls else { continue };
+            match tls.reload() {
+                Ok(()) => tracing::info!(listener = l.name, "TLS certificate reloaded"),
+                Err(e) => tracing::error!(
+                    listener = l.name,
+                    key = e.field,
+                    problem = e.problem,
+                    "TLS certificate not reloaded; keeping the old one"
+                ),
+            }
+        }
     }
 
     /// Resolves when the server began to stop by itself (a cluster member
@@ -189,6 +228,22 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let metrics_listener = bind("metrics", &config.metrics_listen).await?;
     let kafka_addr = local_addr("Kafka", &config.listen, &kafka_listener)?;
     let metrics_addr = local_addr("metrics", &config.metrics_listen, &metrics_listener)?;
+    let mut extra_listeners = Vec::new();
+    for l in &config.listeners {
+        let socket = bind("Kafka", &l.address).await?;
+        let addr = local_addr("Kafka", &l.address, &socket)?;
+        let tls = l.tls.clone().map(ListenerTls::load).transpose().map_err(|e| ServeError::Tls {
+            listener: l.name.clone(),
+            key: e.field,
+            problem: e.problem,
+        })?;
+        let advertised = l
+            .advertise
+            .clone()
+            .unwrap_or_else(|| HostPort { host: l.address.host.clone(), port: addr.port() });
+        let info = Listener { name: l.name.clone(), advertised: Some(advertised), tls };
+        extra_listeners.push((socket, addr, Arc::new(info)));
+    }
     let advertised = config
         .advertise
         .clone()
@@ -224,9 +279,29 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         ctx,
         request_bytes: request_bytes.clone(),
         bodies: BodyPool::new(POOL_FREE_BYTES_MAX),
+        admission: Admission::new(config.limits.connections_max),
     });
     let tracker = TaskTracker::default();
-    let accepting = tokio::spawn(accept_loop(kafka_listener, shared, shutdown.clone(), tracker.token()));
+    let default_listener =
+        Arc::new(Listener { name: DEFAULT_LISTENER_NAME.into(), advertised: None, tls: None });
+    let mut accepting = vec![tokio::spawn(accept_loop(
+        kafka_listener,
+        default_listener,
+        shared.clone(),
+        shutdown.clone(),
+        tracker.token(),
+    ))];
+    let mut listeners = Vec::new();
+    for (socket, addr, info) in extra_listeners {
+        listeners.push(ListenerAddress { name: info.name.clone(), addr, listener: info.clone() });
+        accepting.push(tokio::spawn(accept_loop(
+            socket,
+            info,
+            shared.clone(),
+            shutdown.clone(),
+            tracker.token(),
+        )));
+    }
     let render: metrics::http::Render = {
         let (broker, metrics, disk) = (broker.clone(), metrics.clone(), disk.clone());
         let data_dir = config.data_dir.clone();
@@ -280,7 +355,9 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         }
         tracing::info!("shutting down: no new connections or requests");
         // The accept loop, connections and long polls see the same signal.
-        let _ = accepting.await;
+        for accepting in accepting {
+            let _ = accepting.await;
+        }
         let _ = ticking.await;
         // A cleaning pass under way finishes (its swap is crash-safe, but
         // the logs close after it).
@@ -318,6 +395,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         node_id: config.node_id,
         io_backend: disk.backend_name(),
         data_dir: config.data_dir,
+        listeners,
         shutdown: shutdown_tx,
         stopped,
         broker: served_broker,
@@ -437,13 +515,15 @@ async fn log_recovery_progress(progress: Arc<RecoveryProgress>) {
 
 /// `ringtail serve`: starts, logs the readiness line (and hands the server
 /// to `on_ready`), then runs until SIGTERM or SIGINT and shuts down. A
-/// second signal during shutdown gives up waiting.
+/// second signal during shutdown gives up waiting. SIGHUP reloads the SSL
+/// listeners' certificates.
 #[cfg(not(madsim))]
 pub async fn run(config: ServeConfig, on_ready: impl FnOnce(&RunningServer)) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed first, so a signal during a long recovery is not lost.
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
     // A cluster member waits for its quorum before it is ready: a signal
     // meanwhile ends the wait (nothing is served yet, nothing to drain).
     let server = tokio::select! {
@@ -454,11 +534,17 @@ pub async fn run(config: ServeConfig, on_ready: impl FnOnce(&RunningServer)) -> 
     };
     tracing::info!("{}", server.ready_line());
     on_ready(&server);
-    tokio::select! {
-        biased;
-        _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received"),
-        _ = server.stopping() => {}
+    loop {
+        tokio::select! {
+            biased;
+            _ = terminate.recv() => break tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => break tracing::info!("SIGINT received"),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP received: reloading TLS certificates");
+                server.reload_tls();
+            }
+            _ = server.stopping() => break,
+        }
     }
     tokio::select! {
         biased;

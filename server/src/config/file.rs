@@ -12,6 +12,8 @@ pub(super) struct FileValues {
     path: PathBuf,
     keys: toml::Table,
     topic_defaults: Vec<(String, String)>,
+    /// The `[[listener]]` tables, parsed by `listeners`.
+    listeners: Option<toml::Value>,
 }
 
 impl FileValues {
@@ -46,17 +48,25 @@ impl FileValues {
                 })
             }
         };
+        let listeners = keys.remove(super::listeners::LISTENER_TABLE);
         let known = super::file_keys();
         for key in keys.keys() {
             if !known.contains(key) {
                 return Err(ConfigError {
                     key: key.clone(),
                     origin: Some(Origin::File(path.to_path_buf())),
-                    problem: format!("unknown key; known keys are {} and [topic-defaults]", known.join(", ")),
+                    problem: format!(
+                        "unknown key; known keys are {}, [topic-defaults] and [[listener]]",
+                        known.join(", ")
+                    ),
                 });
             }
         }
-        Ok(FileValues { path: path.to_path_buf(), keys, topic_defaults })
+        Ok(FileValues { path: path.to_path_buf(), keys, topic_defaults, listeners })
+    }
+
+    pub(super) fn listeners(&self) -> Result<Vec<super::listeners::ListenerConfig>, ConfigError> {
+        super::listeners::parse(&self.path, self.listeners.clone())
     }
 
     pub(super) fn get(&self, key: &str) -> Result<Option<Raw>, ConfigError> {

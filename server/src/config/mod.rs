@@ -8,6 +8,7 @@
 
 pub mod example;
 mod file;
+pub mod listeners;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ mod tests;
 use crate::limits::Limits;
 use crate::logging::LogFormat;
 use file::{topic_defaults, FileValues};
+pub use listeners::{ListenerConfig, SecurityProtocol};
 use parse::{
     default_address, parse_advertise, parse_bool, parse_bytes, parse_data_dir, parse_ms, parse_node_id,
     parse_partitions, parse_replication_factor,
@@ -270,6 +272,8 @@ pub struct ServeConfig {
     pub disk_reserve_bytes: u64,
     /// How the log is written.
     pub log_format: LogFormat,
+    /// Kafka listeners beyond `listen` (`[[listener]]` in the file).
+    pub listeners: Vec<ListenerConfig>,
 }
 
 impl ServeConfig {
@@ -396,6 +400,14 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         value("auto-create-topics", get("auto-create-topics", &args.auto_create_topics)?, true, parse_bool)?;
     let log_format = value("log-format", get("log-format", &args.log_format)?, LogFormat::Text, str::parse)?;
     let topic_defaults = topic_defaults(&file, flush)?;
+    let listeners = file.listeners()?;
+    if !listeners.is_empty() && !controllers.is_empty() {
+        return Err(ConfigError {
+            key: listeners::LISTENER_TABLE.into(),
+            origin: None,
+            problem: "more than one listener is not supported in a cluster yet".into(),
+        });
+    }
     let log_cache_bytes = value(
         "log-cache-bytes",
         get("log-cache-bytes", &args.log_cache_bytes)?,
@@ -529,6 +541,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         disk_min_free_bytes,
         disk_reserve_bytes,
         log_format,
+        listeners,
     })
 }
 

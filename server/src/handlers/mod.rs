@@ -29,6 +29,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod listener_address;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -91,11 +92,23 @@ pub enum Reply {
 
 /// Runs the handler of `request`, shown to the observer if there is one.
 pub async fn handle(ctx: &Context, request: Request) -> Reply {
-    let Some(observer) = &ctx.observer else { return dispatch(ctx, request).await };
-    let arrival = observer.arrived(&request.body);
-    let reply = dispatch(ctx, request).await;
-    observer.answered(arrival, &reply);
-    reply
+    let advertised = request.advertised.clone();
+    let reply = match &ctx.observer {
+        None => dispatch(ctx, request).await,
+        Some(observer) => {
+            let arrival = observer.arrived(&request.body);
+            let reply = dispatch(ctx, request).await;
+            observer.answered(arrival, &reply);
+            reply
+        }
+    };
+    match (reply, advertised) {
+        (Reply::Respond(mut body), Some(advertised)) => {
+            listener_address::rewrite(&mut body, ctx.broker.node_id(), &advertised);
+            Reply::Respond(body)
+        }
+        (reply, _) => reply,
+    }
 }
 
 async fn dispatch(ctx: &Context, request: Request) -> Reply {

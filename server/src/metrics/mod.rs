@@ -61,6 +61,9 @@ pub struct Metrics {
     pub connections_closed_slow_upload: AtomicU64,
     /// Closed at once: too many from one address.
     pub connections_refused_per_address: AtomicU64,
+    /// Connections to an SSL listener whose TLS handshake failed or did
+    /// not come in time.
+    pub tls_handshakes_failed: AtomicU64,
     /// fdatasync latency of the data files (see `metered_disk`).
     pub fsync: Histogram,
 }
@@ -80,6 +83,7 @@ impl Metrics {
             connections_closed_by_protocol_error: AtomicU64::new(0),
             connections_closed_slow_upload: AtomicU64::new(0),
             connections_refused_per_address: AtomicU64::new(0),
+            tls_handshakes_failed: AtomicU64::new(0),
             fsync: Histogram::default(),
         })
     }
@@ -200,6 +204,11 @@ impl Metrics {
                 "ringtail_connections_refused_per_address_total",
                 "Kafka connections closed at once because their address had too many open.",
                 &self.connections_refused_per_address,
+            ),
+            (
+                "ringtail_tls_handshakes_failed_total",
+                "Connections to SSL listeners closed because their TLS handshake failed or timed out.",
+                &self.tls_handshakes_failed,
             ),
         ];
         for (name, help, value) in counters {

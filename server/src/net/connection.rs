@@ -19,12 +19,12 @@
 use super::body_pool::BodyPool;
 use super::budget::RequestBudget;
 use super::frame::{body_length, read_prefix, FrameError};
+use super::listener::{Admission, Listener};
 use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{check, decode, Checked, Request};
 use crate::protocol::response::{self, Frame};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use ringtail_client::tcp::{ReadHalf, WriteHalf};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -48,6 +48,8 @@ pub struct Shared {
     pub request_bytes: Arc<RequestBudget>,
     /// Where large request bodies are read.
     pub bodies: Arc<BodyPool>,
+    /// Connection slots, over every listener.
+    pub admission: Admission,
 }
 
 /// When the reader may start the request after this one.
@@ -121,15 +123,56 @@ enum Stop {
 
 /// Serves one connection until the client leaves, misbehaves, or the
 /// server shuts down.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, token: TaskToken) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+    shared: Arc<Shared>,
+    token: TaskToken,
+) {
     // Kafka responses are latency-sensitive and already batched by clients.
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = ringtail_client::tcp::split(stream);
+    let Some(tls) = &listener.tls else {
+        let (read_half, write_half) = ringtail_client::tcp::split(stream);
+        return serve_halves(read_half, write_half, peer, &listener, shared, token).await;
+    };
+    // The handshake is held to the wait for a first request: a client that
+    // connects and says nothing must not keep its slot for long.
+    let wait = Duration::from_millis(
+        shared.ctx.limits.first_request_ms_max.min(shared.ctx.limits.connection_idle_ms_max),
+    );
+    match tokio::time::timeout(wait, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let (read_half, write_half) = tokio::io::split(stream);
+            serve_halves(read_half, write_half, peer, &listener, shared, token).await
+        }
+        Ok(Err(e)) => {
+            shared.ctx.metrics.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, listener = listener.name, error = %e, "closing connection: TLS handshake failed");
+        }
+        Err(_) => {
+            shared.ctx.metrics.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, listener = listener.name, ?wait, "closing connection: no TLS handshake in time");
+        }
+    }
+}
+
+async fn serve_halves<R, W>(
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    listener: &Listener,
+    shared: Arc<Shared>,
+    token: TaskToken,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (queue, pending) = mpsc::unbounded_channel();
     let metrics = shared.ctx.metrics.clone();
     let stall = Duration::from_millis(shared.ctx.limits.response_write_stall_ms_max);
     let writer = tokio::spawn(write_responses(write_half, pending, metrics, stall));
-    let stop = read_requests(read_half, peer, &queue, &shared, &token).await;
+    let stop = read_requests(read_half, peer, listener, &queue, &shared, &token).await;
     match &stop {
         Stop::EndOfStream | Stop::Shutdown | Stop::WriterGone => {
             tracing::debug!(%peer, ?stop, "connection closed")
@@ -157,9 +200,10 @@ fn protocol_error(shared: &Shared, peer: SocketAddr, error: &dyn std::fmt::Displ
     tracing::info!(%peer, %error, "closing connection: malformed or unsupported request");
 }
 
-async fn read_requests(
-    read_half: ReadHalf,
+async fn read_requests<R: AsyncRead + Unpin>(
+    read_half: R,
     peer: SocketAddr,
+    listener: &Listener,
     queue: &mpsc::UnboundedSender<Pending>,
     shared: &Arc<Shared>,
     token: &TaskToken,
@@ -249,7 +293,7 @@ async fn read_requests(
         };
         let request = match decode(body.into_bytes(budget), layout) {
             Err(e) => return Stop::Protocol(e.to_string()),
-            Ok(request) => Request { peer: Some(peer), ..request },
+            Ok(request) => Request { peer: Some(peer), advertised: listener.advertised.clone(), ..request },
         };
         let sequencing = sequencing(request.api_key);
         let (outgoing, outgoing_rx) = oneshot::channel();
@@ -344,8 +388,8 @@ impl<F: Future> Future for SignalAfterFirstPoll<F> {
 /// the buffer (a Fetch response's record batches) goes straight from its
 /// own memory to the socket once what is buffered before it is flushed, as
 /// `BufWriter` does for such writes.
-async fn write_responses(
-    write_half: WriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    write_half: W,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     metrics: Arc<crate::metrics::Metrics>,
     stall: Duration,
@@ -395,14 +439,14 @@ async fn write_responses(
 /// A socket writer whose writes fail with `TimedOut` once the socket has
 /// taken nothing for `stall` (each write that makes progress starts the
 /// clock again, so a slow but reading client is not cut off).
-struct StallGuard {
-    inner: WriteHalf,
+struct StallGuard<W> {
+    inner: W,
     stall: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl StallGuard {
-    fn new(inner: WriteHalf, stall: Duration) -> StallGuard {
+impl<W: AsyncWrite + Unpin> StallGuard<W> {
+    fn new(inner: W, stall: Duration) -> StallGuard<W> {
         StallGuard { inner, stall, deadline: None }
     }
 
@@ -438,7 +482,7 @@ impl StallGuard {
     }
 }
 
-impl tokio::io::AsyncWrite for StallGuard {
+impl<W: AsyncWrite + Unpin> AsyncWrite for StallGuard<W> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,

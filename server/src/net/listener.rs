@@ -1,12 +1,14 @@
-//! The Kafka listener's accept loop. At `connections_max` open connections
-//! it stops accepting (new clients wait in the kernel's backlog) instead of
+//! The Kafka listeners' accept loops. At `connections_max` open
+//! connections, over every listener, they stop accepting (new clients wait in the kernel's backlog) instead of
 //! accepting and dropping them. A connection beyond
 //! `connections_per_address_max` from one IP address is closed at once, as
 //! Kafka's `max.connections.per.ip` does, so one host cannot take every
 //! slot.
 
 use super::connection::{self, Shared};
+use super::tls::ListenerTls;
 use super::tracker::TaskToken;
+use crate::config::HostPort;
 use ringtail_engine::watch;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,16 +22,39 @@ use tokio::sync::Semaphore;
 /// does not spin on a persistent error.
 const ACCEPT_RETRY_MS: u64 = 100;
 
+/// What a connection knows of the listener that accepted it.
+pub struct Listener {
+    pub name: String,
+    /// This broker's address on this listener, for the replies that name
+    /// brokers; `None` on the default listener, whose address the broker
+    /// knows itself.
+    pub advertised: Option<HostPort>,
+    /// Set on SSL listeners: connections start with a TLS handshake.
+    pub tls: Option<ListenerTls>,
+}
+
+/// The connection limits every listener's connections count against.
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
+}
+
+impl Admission {
+    pub fn new(connections_max: usize) -> Admission {
+        Admission { slots: Arc::new(Semaphore::new(connections_max)), per_address: Arc::default() }
+    }
+}
+
 /// Accepts until `shutdown` turns true, then drops the listener (refusing
 /// new connections) and returns. Each connection holds a clone of `token`.
 pub async fn accept_loop(
     listener: TcpListener,
+    info: Arc<Listener>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     token: TaskToken,
 ) {
-    let slots = Arc::new(Semaphore::new(shared.ctx.limits.connections_max));
-    let per_address = Arc::new(PerAddress::default());
+    let (slots, per_address) = (shared.admission.slots.clone(), shared.admission.per_address.clone());
     loop {
         let slot = tokio::select! {
         biased;
@@ -44,7 +69,7 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!(error = %e, "kafka listener: accept failed");
+                    tracing::warn!(listener = info.name, error = %e, "kafka listener: accept failed");
                     tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
                     continue;
                 }
@@ -63,9 +88,9 @@ pub async fn accept_loop(
         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%peer, "connection accepted");
-        let (shared, token) = (shared.clone(), token.clone());
+        let (info, shared, token) = (info.clone(), shared.clone(), token.clone());
         tokio::spawn(async move {
-            connection::serve(stream, peer, shared, token).await;
+            connection::serve(stream, peer, info, shared, token).await;
             metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
             drop(address_slot);

@@ -7,7 +7,8 @@
 //! - `body_pool`: buffers large request bodies are read into, reused.
 //! - `connection`: one client connection: reads requests, runs several at a
 //!   time, writes responses in request order.
-//! - `listener`: the accept loop and its connection limit.
+//! - `listener`: the accept loops and the connection limits they share.
+//! - `tls`: TLS for SSL listeners (rustls), reloaded on SIGHUP.
 //! - `tracker`: counts live tasks so shutdown can wait for them.
 
 pub mod body_pool;
@@ -15,4 +16,5 @@ pub mod budget;
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod tls;
 pub mod tracker;

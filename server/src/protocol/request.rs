@@ -37,6 +37,9 @@ pub struct Request {
     /// The client's address, set by the connection (`None` from `parse`):
     /// JoinGroup records it as the member's host.
     pub peer: Option<SocketAddr>,
+    /// This broker's address on the listener the request came in on, when
+    /// that is not the default listener (`handlers::listener_address`).
+    pub advertised: Option<crate::config::HostPort>,
 }
 
 impl Request {
@@ -127,7 +130,7 @@ pub fn decode(frame: Bytes, layout: Layout) -> Result<Request, ParseError> {
         error: e.to_string(),
     })?;
     debug_assert!(versions::supported(api_key).is_some());
-    Ok(Request { api_key, header, body, trailing_bytes: buf.remaining(), peer: None })
+    Ok(Request { api_key, header, body, trailing_bytes: buf.remaining(), peer: None, advertised: None })
 }
 
 #[cfg(test)]

@@ -58,8 +58,9 @@ pub async fn start(dir: &Path) -> RunningServer {
     serve::start(config(dir)).await.unwrap()
 }
 
-pub struct Client {
-    stream: TcpStream,
+/// A Kafka client over raw frames, on TCP or any other stream (TLS).
+pub struct Client<S = TcpStream> {
+    stream: S,
     correlation_id: i32,
 }
 
@@ -67,6 +68,12 @@ impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr)).await.unwrap().unwrap();
         stream.set_nodelay(true).unwrap();
+        Client::over(stream)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Client<S> {
+    pub fn over(stream: S) -> Client<S> {
         Client { stream, correlation_id: 0 }
     }
 
