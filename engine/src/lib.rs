@@ -7,6 +7,7 @@
 //! - `replica`: replication's state machines: a leader's followers, ISR
 //!   and high watermark.
 //! - `broker`: one node: topics, partitions, groups, behind typed requests.
+//! - `security`: users' SCRAM credentials and the exchange that checks them.
 //! - `error`: Kafka's error codes and the broker's error type; a leaf that
 //!   every other module may use and that uses none of them.
 //! - `clock`: the time seam; the engine never reads the ambient clock.
@@ -24,4 +25,5 @@ pub mod io;
 pub mod join;
 pub mod log;
 pub mod replica;
+pub mod security;
 pub mod watch;
