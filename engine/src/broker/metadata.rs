@@ -7,6 +7,7 @@
 //! directory as a snapshot and a journal of changes (`metadata_journal`).
 
 use crate::io::Disk;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -67,6 +68,9 @@ pub struct ClusterMetadata {
     /// (C2 across restarts). 0 on a single node.
     #[serde(default)]
     pub applied: u64,
+    /// Users' SCRAM credentials, per mechanism (`security::scram`).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 impl ClusterMetadata {
@@ -77,6 +81,7 @@ impl ClusterMetadata {
             next_producer_id: 0,
             topics: BTreeMap::new(),
             applied: 0,
+            scram_credentials: BTreeMap::new(),
         }
     }
 

@@ -22,6 +22,7 @@
 
 mod cluster;
 mod create_partitions;
+mod credentials;
 pub mod delete_records;
 mod elect_leaders;
 mod group_compaction;
