@@ -289,6 +289,10 @@ const OFFSET_DELETE: &[Field] = &[
     all(Structs(&[all(Str), all(Structs(&[all(Int32)]))])), // topics: name, partitions
 ];
 
+const SASL_HANDSHAKE: &[Field] = &[all(Str)]; // mechanism
+
+const SASL_AUTHENTICATE: &[Field] = &[all(Bytes)]; // auth_bytes
+
 const API_VERSIONS: &[Field] = &[
     from(3, Str), // client_software_name
     from(3, Str), // client_software_version
@@ -311,6 +315,8 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::InitProducerId => INIT_PRODUCER_ID,
         ApiKey::OffsetForLeaderEpoch => OFFSET_FOR_LEADER_EPOCH,
         ApiKey::ApiVersions => API_VERSIONS,
+        ApiKey::SaslHandshake => SASL_HANDSHAKE,
+        ApiKey::SaslAuthenticate => SASL_AUTHENTICATE,
         ApiKey::FindCoordinator => FIND_COORDINATOR,
         ApiKey::JoinGroup => JOIN_GROUP,
         ApiKey::SyncGroup => SYNC_GROUP,

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 29] = [
+pub const SUPPORTED: [Supported; 31] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -44,6 +44,9 @@ pub const SUPPORTED: [Supported; 29] = [
     // DescribeGroups 6 adds error messages; ListGroups 5 group types.
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::ListGroups, 0, 4),
+    // SASL: v0 of the handshake means raw tokens follow outside Kafka
+    // frames (before KIP-152); only v1, with SaslAuthenticate, is served.
+    api(ApiKey::SaslHandshake, 1, 1),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -59,6 +62,8 @@ pub const SUPPORTED: [Supported; 29] = [
     // kafka-protocol 0.18 decodes DescribeLogDirs from version 1; 4 adds
     // the directory's total and usable bytes.
     api(ApiKey::DescribeLogDirs, 1, 4),
+    // 1 adds the session lifetime (KIP-368); 2 is flexible.
+    api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
     // 1 adds the election type (unclean) and a top-level error code.

@@ -408,6 +408,15 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_unknown_tagged_fields(t(tags()));
             encode(&r, v)
         }
+        ApiKey::SaslHandshake => {
+            encode(&SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512")), v)
+        }
+        ApiKey::SaslAuthenticate => encode(
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"n,,n=u,r=x"))
+                .with_unknown_tagged_fields(t(tags())),
+            v,
+        ),
         ApiKey::DescribeProducers => {
             let topic = describe_producers_request::TopicRequest::default()
                 .with_name(TopicName(s("t")))
