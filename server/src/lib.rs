@@ -62,5 +62,6 @@ pub mod protocol;
 pub mod quorum;
 pub mod replication;
 pub mod sd_notify;
+pub mod security;
 pub mod serve;
 pub mod shutdown;

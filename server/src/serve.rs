@@ -114,7 +114,12 @@ impl RunningServer {
             .listeners
             .iter()
             .map(|l| {
-                let protocol = if l.listener.tls.is_some() { "SSL" } else { "PLAINTEXT" };
+                let protocol = match (l.listener.tls.is_some(), l.listener.sasl.is_empty()) {
+                    (false, true) => "PLAINTEXT",
+                    (true, true) => "SSL",
+                    (false, false) => "SASL_PLAINTEXT",
+                    (true, false) => "SASL_SSL",
+                };
                 format!(", listener {} ({protocol}) on {}", l.name, l.addr)
             })
             .collect();
@@ -241,7 +246,12 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
             .advertise
             .clone()
             .unwrap_or_else(|| HostPort { host: l.address.host.clone(), port: addr.port() });
-        let info = Listener { name: l.name.clone(), advertised: Some(advertised), tls };
+        let info = Listener {
+            name: l.name.clone(),
+            advertised: Some(advertised),
+            tls,
+            sasl: l.sasl_mechanisms.clone(),
+        };
         extra_listeners.push((socket, addr, Arc::new(info)));
     }
     let advertised = config
@@ -283,7 +293,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     });
     let tracker = TaskTracker::default();
     let default_listener =
-        Arc::new(Listener { name: DEFAULT_LISTENER_NAME.into(), advertised: None, tls: None });
+        Arc::new(Listener { name: DEFAULT_LISTENER_NAME.into(), advertised: None, tls: None, sasl: Vec::new() });
     let mut accepting = vec![tokio::spawn(accept_loop(
         kafka_listener,
         default_listener,

@@ -217,13 +217,13 @@ fn unb64(what: &str, text: &str) -> Result<Vec<u8>, ScramError> {
 impl ServerFirst {
     /// Reads the client's first message and answers it. `lookup` finds the
     /// user's credential; `server_nonce` is fresh randomness (printable, no
-    /// ','), `fake_salt` the salt shown for an unknown user.
+    /// ','), `fake_salt` gives the salt shown for an unknown user.
     pub fn new(
         mechanism: ScramMechanism,
         client_first: &[u8],
         lookup: impl FnOnce(&str) -> Option<ScramCredential>,
         server_nonce: &str,
-        fake_salt: &[u8],
+        fake_salt: impl FnOnce(&str) -> Vec<u8>,
     ) -> Result<ServerFirst, ScramError> {
         let text =
             std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("not UTF-8".into()))?;
@@ -250,7 +250,7 @@ impl ServerFirst {
         let credential = lookup(&user);
         let (salt, iterations) = match &credential {
             Some(c) => (c.salt.clone(), c.iterations),
-            None => (fake_salt.to_vec(), ITERATIONS_MIN),
+            None => (fake_salt(&user), ITERATIONS_MIN),
         };
         let nonce = format!("{client_nonce}{server_nonce}");
         let server_first = format!("r={nonce},s={},i={iterations}", b64(&salt));
@@ -368,7 +368,7 @@ mod tests {
             b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
             |user| (user == "user").then(|| credential.clone()),
             "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
-            b"unused",
+            |_| b"unused".to_vec(),
         )
         .unwrap();
         assert_eq!(
@@ -393,7 +393,7 @@ mod tests {
             &client.message(),
             |u| (u == "ali,ce=").then(|| stored.clone()),
             "servernonce",
-            b"fake",
+            |_| b"fake".to_vec(),
         )?;
         let (client_final, expected) = client.answer(server.message())?;
         let server_final = server.finish(&client_final)?;
@@ -429,11 +429,12 @@ mod tests {
             b"\xff",
         ] {
             assert!(matches!(
-                ServerFirst::new(ScramMechanism::Sha256, bad, lookup, "s", b"f"),
+                ServerFirst::new(ScramMechanism::Sha256, bad, lookup, "s", |_| b"f".to_vec()),
                 Err(ScramError::Malformed(_))
             ));
         }
-        let first = ServerFirst::new(ScramMechanism::Sha256, b"n,,n=u,r=a", lookup, "s", b"f").unwrap();
+        let first =
+            ServerFirst::new(ScramMechanism::Sha256, b"n,,n=u,r=a", lookup, "s", |_| b"f".to_vec()).unwrap();
         assert!(matches!(first.finish(b"c=biws,r=other,p=AAAA"), Err(ScramError::Malformed(_))));
     }
 }

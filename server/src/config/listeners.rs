@@ -13,12 +13,14 @@
 //! tls-client-ca = "/etc/ringtail/ca.pem"   # optional: clients must present a certificate it signed
 //! ```
 //!
-//! PLAINTEXT and SSL work; SASL_PLAINTEXT and SASL_SSL are refused until
-//! SASL is implemented, rather than accepted and left open.
+//! SASL_PLAINTEXT and SASL_SSL listeners take `sasl-mechanisms`
+//! (SCRAM-SHA-256 and SCRAM-SHA-512, both by default); PLAIN and the
+//! others are refused rather than accepted and left open.
 
 use super::parse::{parse_advertise, parse_host_port};
 use super::{ConfigError, HostPort, Origin};
 use crate::net::tls::TlsFiles;
+use ringtail_engine::security::scram::ScramMechanism;
 use std::path::{Path, PathBuf};
 
 /// The table name in the config file.
@@ -41,6 +43,27 @@ const KEYS: [&str; 8] = [
 pub enum SecurityProtocol {
     Plaintext,
     Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    fn sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,8 +73,10 @@ pub struct ListenerConfig {
     /// `None`: the address's host with the port actually bound.
     pub advertise: Option<HostPort>,
     pub security: SecurityProtocol,
-    /// Set exactly for SSL listeners.
+    /// Set exactly for SSL and SASL_SSL listeners.
     pub tls: Option<TlsFiles>,
+    /// The SASL mechanisms enabled: empty exactly for PLAINTEXT and SSL.
+    pub sasl_mechanisms: Vec<ScramMechanism>,
 }
 
 /// Parses and checks the `[[listener]]` tables (already taken out of the
@@ -114,45 +139,66 @@ pub(super) fn parse(path: &Path, value: Option<toml::Value>) -> Result<Vec<Liste
             ));
         }
         let protocol = text("security-protocol")?.unwrap_or_else(|| "PLAINTEXT".into());
-        let security = match protocol.as_str() {
-            "PLAINTEXT" => SecurityProtocol::Plaintext,
-            "SSL" => SecurityProtocol::Ssl,
-            "SASL_PLAINTEXT" | "SASL_SSL" => {
-                return Err(error("security-protocol", format!("{protocol} is not supported yet (no SASL)")))
+        let security = [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name() == protocol)
+        .ok_or_else(|| {
+            error(
+                "security-protocol",
+                format!("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got {protocol:?}"),
+            )
+        })?;
+        let sasl_mechanisms = match (security.sasl(), table.get("sasl-mechanisms")) {
+            (false, None) => Vec::new(),
+            (false, Some(_)) => {
+                return Err(error("sasl-mechanisms", format!("a {protocol} listener has no SASL")))
             }
-            other => {
-                return Err(error(
-                    "security-protocol",
-                    format!("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got {other:?}"),
-                ))
+            (true, None) => ScramMechanism::ALL.to_vec(),
+            (true, Some(toml::Value::Array(names))) => {
+                let mut mechanisms = Vec::new();
+                for name in names {
+                    let m = name.as_str().and_then(ScramMechanism::from_name).ok_or_else(|| {
+                        error(
+                            "sasl-mechanisms",
+                            format!("{name} is not supported; SCRAM-SHA-256 and SCRAM-SHA-512 are"),
+                        )
+                    })?;
+                    mechanisms.push(m);
+                }
+                if mechanisms.is_empty() {
+                    return Err(error("sasl-mechanisms", "a SASL listener needs a mechanism".into()));
+                }
+                mechanisms
+            }
+            (true, Some(_)) => {
+                return Err(error("sasl-mechanisms", "expected a list: [\"SCRAM-SHA-512\"]".into()))
             }
         };
-        if table.contains_key("sasl-mechanisms") {
-            return Err(error("sasl-mechanisms", "SASL is not supported yet".into()));
-        }
         let file = |field: &str| text(field).map(|v| v.map(PathBuf::from));
         let (cert, key_file, client_ca) = (file("tls-cert")?, file("tls-key")?, file("tls-client-ca")?);
-        let tls = match security {
-            SecurityProtocol::Plaintext => {
-                if let Some(field) =
-                    ["tls-cert", "tls-key", "tls-client-ca"].iter().find(|f| table.contains_key(**f))
-                {
-                    return Err(error(field, "only an SSL listener takes TLS files".into()));
-                }
-                None
+        let tls = if security.tls() {
+            let cert =
+                cert.ok_or_else(|| error("tls-cert", format!("a {protocol} listener needs a certificate")))?;
+            let key = key_file
+                .ok_or_else(|| error("tls-key", format!("a {protocol} listener needs a private key")))?;
+            let files = TlsFiles { cert, key, client_ca };
+            // Read now, so a bad file is a configuration error.
+            files.server_config().map_err(|e| error(e.field, e.problem))?;
+            Some(files)
+        } else {
+            if let Some(field) =
+                ["tls-cert", "tls-key", "tls-client-ca"].iter().find(|f| table.contains_key(**f))
+            {
+                return Err(error(field, "only an SSL or SASL_SSL listener takes TLS files".into()));
             }
-            SecurityProtocol::Ssl => {
-                let cert =
-                    cert.ok_or_else(|| error("tls-cert", "an SSL listener needs a certificate".into()))?;
-                let key =
-                    key_file.ok_or_else(|| error("tls-key", "an SSL listener needs a private key".into()))?;
-                let files = TlsFiles { cert, key, client_ca };
-                // Read now, so a bad file is a configuration error.
-                files.server_config().map_err(|e| error(e.field, e.problem))?;
-                Some(files)
-            }
+            None
         };
-        listeners.push(ListenerConfig { name, address, advertise, security, tls });
+        listeners.push(ListenerConfig { name, address, advertise, security, tls, sasl_mechanisms });
     }
     Ok(listeners)
 }

@@ -64,6 +64,8 @@ pub struct Metrics {
     /// Connections to an SSL listener whose TLS handshake failed or did
     /// not come in time.
     pub tls_handshakes_failed: AtomicU64,
+    pub sasl_authentications: AtomicU64,
+    pub sasl_authentication_failures: AtomicU64,
     /// fdatasync latency of the data files (see `metered_disk`).
     pub fsync: Histogram,
 }
@@ -84,6 +86,8 @@ impl Metrics {
             connections_closed_slow_upload: AtomicU64::new(0),
             connections_refused_per_address: AtomicU64::new(0),
             tls_handshakes_failed: AtomicU64::new(0),
+            sasl_authentications: AtomicU64::new(0),
+            sasl_authentication_failures: AtomicU64::new(0),
             fsync: Histogram::default(),
         })
     }
@@ -209,6 +213,16 @@ impl Metrics {
                 "ringtail_tls_handshakes_failed_total",
                 "Connections to SSL listeners closed because their TLS handshake failed or timed out.",
                 &self.tls_handshakes_failed,
+            ),
+            (
+                "ringtail_sasl_authentications_total",
+                "Successful SASL authentications.",
+                &self.sasl_authentications,
+            ),
+            (
+                "ringtail_sasl_authentication_failures_total",
+                "Failed SASL authentications (each closes its connection).",
+                &self.sasl_authentication_failures,
             ),
         ];
         for (name, help, value) in counters {

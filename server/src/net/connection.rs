@@ -24,6 +24,7 @@ use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{check, decode, Checked, Request};
 use crate::protocol::response::{self, Frame};
+use crate::security::sasl::{Admit, SaslSession};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +37,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+/// How long a connection whose SASL authentication failed is held before
+/// it is closed (Kafka's `connection.failed.authentication.delay.ms`).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
 
 /// Socket buffering: most requests and responses fit in one read or write.
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
@@ -119,6 +124,8 @@ enum Stop {
     WriterGone,
     Frame(FrameError),
     Protocol(String),
+    /// SASL authentication failed (logged where it failed).
+    Authentication,
 }
 
 /// Serves one connection until the client leaves, misbehaves, or the
@@ -178,6 +185,7 @@ async fn serve_halves<R, W>(
             tracing::debug!(%peer, ?stop, "connection closed")
         }
         Stop::Idle => tracing::debug!(%peer, "closing idle connection"),
+        Stop::Authentication => {}
         Stop::SlowBody { len, deadline } => {
             shared.ctx.metrics.connections_closed_slow_upload.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%peer, bytes = len, ?deadline, "closing connection: a request body arrived too slowly")
@@ -216,6 +224,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
+    let mut session = SaslSession::new(listener.sasl.clone());
     loop {
         // A free in-flight slot before reading on: at the limit the socket
         // is left unread.
@@ -295,6 +304,23 @@ async fn read_requests<R: AsyncRead + Unpin>(
             Err(e) => return Stop::Protocol(e.to_string()),
             Ok(request) => Request { peer: Some(peer), advertised: listener.advertised.clone(), ..request },
         };
+        match session.admit(&shared.ctx, &request) {
+            Admit::Dispatch => {}
+            Admit::Answer(answer) => {
+                if answer_now(queue, &request, &answer, arrived, slot).is_err() {
+                    return Stop::WriterGone;
+                }
+                continue;
+            }
+            Admit::AnswerAndClose(answer, reason) => {
+                let _ = answer_now(queue, &request, &answer, arrived, slot);
+                tracing::info!(%peer, listener = listener.name, %reason, "closing connection: SASL authentication failed");
+                // Each guess at a password costs a connection and this long.
+                tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+                return Stop::Authentication;
+            }
+            Admit::Close(reason) => return Stop::Protocol(reason),
+        }
         let sequencing = sequencing(request.api_key);
         let (outgoing, outgoing_rx) = oneshot::channel();
         let pending = Pending { outgoing: outgoing_rx, api_key: request.api_key, arrived, _slot: slot };
@@ -310,6 +336,24 @@ async fn read_requests<R: AsyncRead + Unpin>(
             let _ = dispatched_rx.await;
         }
     }
+}
+
+/// Queues `answer` to `request`, made here rather than by a handler.
+fn answer_now(
+    queue: &mpsc::UnboundedSender<Pending>,
+    request: &Request,
+    answer: &ResponseKind,
+    arrived: Instant,
+    slot: OwnedSemaphorePermit,
+) -> Result<(), ()> {
+    let outgoing =
+        match response::encode(request.api_key, request.version(), request.header.correlation_id, answer) {
+            Ok(frame) => Outgoing::Frame(Frame::single(frame)),
+            Err(e) => Outgoing::Close(e.to_string()),
+        };
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(outgoing);
+    queue.send(Pending { outgoing: rx, api_key: request.api_key, arrived, _slot: slot }).map_err(|_| ())
 }
 
 /// One request's work, run in a task of its own so that it finishes even

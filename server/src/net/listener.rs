@@ -9,6 +9,7 @@ use super::connection::{self, Shared};
 use super::tls::ListenerTls;
 use super::tracker::TaskToken;
 use crate::config::HostPort;
+use ringtail_engine::security::scram::ScramMechanism;
 use ringtail_engine::watch;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +32,9 @@ pub struct Listener {
     pub advertised: Option<HostPort>,
     /// Set on SSL listeners: connections start with a TLS handshake.
     pub tls: Option<ListenerTls>,
+    /// The SASL mechanisms clients must authenticate with; empty on a
+    /// listener without SASL.
+    pub sasl: Vec<ScramMechanism>,
 }
 
 /// The connection limits every listener's connections count against.

@@ -1,0 +1,197 @@
+//! A connection's SASL state, as Kafka's SaslServerAuthenticator keeps it.
+//!
+//! On a SASL listener a client may send ApiVersions, then SaslHandshake
+//! (v1, naming a mechanism this listener enables), then SaslAuthenticate
+//! until the mechanism's exchange ends; nothing else is served before that,
+//! and a request out of turn closes the connection. A failed exchange is
+//! answered with SASL_AUTHENTICATION_FAILED and the connection is closed
+//! after a delay, so that guessing passwords costs a connection and time
+//! per guess. On other listeners a SASL request is out of turn
+//! (ILLEGAL_SASL_STATE), and so is a second handshake after
+//! authentication: re-authentication (KIP-368) is not implemented, so
+//! sessions do not expire.
+//!
+//! Invariant: `admit` returns `Dispatch` for a request other than
+//! ApiVersions only in the `Authenticated` state.
+
+use super::random;
+use crate::handlers::Context;
+use crate::protocol::request::Request;
+use kafka_protocol::messages::{RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use ringtail_engine::security::scram::{ScramError, ScramMechanism, ServerFirst};
+use std::sync::atomic::Ordering;
+
+/// The principal of a client that did not authenticate (Kafka's).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// What to do with a request.
+pub enum Admit {
+    /// Serve it as usual.
+    Dispatch,
+    /// Answer it with this, now.
+    Answer(ResponseKind),
+    /// Answer it with this, then close the connection (after the failed
+    /// authentication delay): the reason is for the log.
+    AnswerAndClose(ResponseKind, String),
+    /// Close the connection without an answer.
+    Close(String),
+}
+
+enum State {
+    AwaitingHandshake,
+    Handshaken(ScramMechanism),
+    ScramFirstSent(ScramMechanism, Box<ServerFirst>),
+    Authenticated { principal: String },
+}
+
+pub struct SaslSession {
+    /// Empty on a listener without SASL.
+    mechanisms: Vec<ScramMechanism>,
+    state: State,
+}
+
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+impl SaslSession {
+    /// A connection's state as it is accepted on a listener enabling
+    /// `mechanisms` (none: not a SASL listener).
+    pub fn new(mechanisms: Vec<ScramMechanism>) -> SaslSession {
+        let state = if mechanisms.is_empty() {
+            State::Authenticated { principal: ANONYMOUS.into() }
+        } else {
+            State::AwaitingHandshake
+        };
+        SaslSession { mechanisms, state }
+    }
+
+    /// The client's principal, once authenticated.
+    pub fn principal(&self) -> Option<&str> {
+        match &self.state {
+            State::Authenticated { principal } => Some(principal),
+            _ => None,
+        }
+    }
+
+    fn names(&self) -> Vec<StrBytes> {
+        self.mechanisms.iter().map(|m| str_bytes(m.name())).collect()
+    }
+
+    pub fn admit(&mut self, ctx: &Context, request: &Request) -> Admit {
+        match (&request.body, &self.state) {
+            (RequestKind::ApiVersions(_), _) => Admit::Dispatch,
+            (RequestKind::SaslHandshake(r), State::AwaitingHandshake) => {
+                let response = SaslHandshakeResponse::default().with_mechanisms(self.names());
+                match ScramMechanism::from_name(r.mechanism.as_str()).filter(|m| self.mechanisms.contains(m))
+                {
+                    Some(m) => {
+                        self.state = State::Handshaken(m);
+                        Admit::Answer(ResponseKind::SaslHandshake(response))
+                    }
+                    None => Admit::AnswerAndClose(
+                        ResponseKind::SaslHandshake(
+                            response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()),
+                        ),
+                        format!("SASL mechanism {:?} is not enabled on this listener", r.mechanism.as_str()),
+                    ),
+                }
+            }
+            (RequestKind::SaslAuthenticate(r), State::Handshaken(m)) => {
+                let mechanism = *m;
+                let first = ServerFirst::new(
+                    mechanism,
+                    &r.auth_bytes,
+                    |user| ctx.broker.scram_credential(user, mechanism),
+                    &random::nonce(),
+                    random::fake_salt_for,
+                );
+                match first {
+                    Ok(first) => {
+                        let answer = SaslAuthenticateResponse::default()
+                            .with_auth_bytes(bytes::Bytes::copy_from_slice(first.message()));
+                        self.state = State::ScramFirstSent(mechanism, Box::new(first));
+                        Admit::Answer(ResponseKind::SaslAuthenticate(answer))
+                    }
+                    Err(e) => self.failed(ctx, mechanism, None, e),
+                }
+            }
+            (RequestKind::SaslAuthenticate(r), State::ScramFirstSent(..)) => {
+                // Taken out: the exchange ends here, whatever its outcome.
+                let State::ScramFirstSent(mechanism, first) =
+                    std::mem::replace(&mut self.state, State::AwaitingHandshake)
+                else {
+                    return Admit::Close("SASL state lost".into());
+                };
+                let user = first.user().to_string();
+                match first.finish(&r.auth_bytes) {
+                    Ok(last) => {
+                        let principal = format!("User:{user}");
+                        ctx.metrics.sasl_authentications.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(peer = ?request.peer, %principal, %mechanism, "SASL authentication succeeded");
+                        self.state = State::Authenticated { principal };
+                        let answer =
+                            SaslAuthenticateResponse::default().with_auth_bytes(bytes::Bytes::from(last));
+                        Admit::Answer(ResponseKind::SaslAuthenticate(answer))
+                    }
+                    Err(e) => self.failed(ctx, mechanism, Some(&user), e),
+                }
+            }
+            (RequestKind::SaslHandshake(_), _) => {
+                let response = SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .with_mechanisms(self.names());
+                Admit::AnswerAndClose(
+                    ResponseKind::SaslHandshake(response),
+                    self.out_of_turn("SaslHandshake"),
+                )
+            }
+            (RequestKind::SaslAuthenticate(_), _) => {
+                let response = SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .with_error_message(Some(str_bytes("unexpected SaslAuthenticate")));
+                Admit::AnswerAndClose(
+                    ResponseKind::SaslAuthenticate(response),
+                    self.out_of_turn("SaslAuthenticate"),
+                )
+            }
+            (_, State::Authenticated { .. }) => Admit::Dispatch,
+            (_, _) => Admit::Close(format!("{:?} request before SASL authentication", request.api_key)),
+        }
+    }
+
+    fn out_of_turn(&self, api: &str) -> String {
+        match self.state {
+            State::Authenticated { .. } if self.mechanisms.is_empty() => {
+                format!("{api} on a listener without SASL")
+            }
+            State::Authenticated { .. } => {
+                format!("{api} after authentication (re-authentication is not supported)")
+            }
+            _ => format!("{api} out of turn in the SASL exchange"),
+        }
+    }
+
+    fn failed(
+        &mut self,
+        ctx: &Context,
+        mechanism: ScramMechanism,
+        user: Option<&str>,
+        e: ScramError,
+    ) -> Admit {
+        ctx.metrics.sasl_authentication_failures.fetch_add(1, Ordering::Relaxed);
+        let message = format!(
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+        );
+        let answer = SaslAuthenticateResponse::default()
+            .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+            .with_error_message(Some(str_bytes(message)));
+        let reason = match user {
+            Some(user) => format!("SASL {mechanism} authentication of {user:?} failed: {e}"),
+            None => format!("SASL {mechanism} authentication failed: {e}"),
+        };
+        Admit::AnswerAndClose(ResponseKind::SaslAuthenticate(answer), reason)
+    }
+}
