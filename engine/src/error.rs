@@ -84,6 +84,11 @@ error_codes! {
     PreferredLeaderNotAvailable = 80,
     EligibleLeadersNotAvailable = 83,
     ElectionNotNeeded = 84,
+    // SCRAM credentials (AlterUserScramCredentials, DescribeUserScramCredentials).
+    UnsupportedSaslMechanism = 33,
+    ResourceNotFound = 91,
+    DuplicateResource = 92,
+    UnacceptableCredential = 93,
 }
 
 impl ErrorCode {
@@ -184,6 +189,10 @@ mod tests {
             E::PreferredLeaderNotAvailable => Some(K::PreferredLeaderNotAvailable),
             E::EligibleLeadersNotAvailable => Some(K::EligibleLeadersNotAvailable),
             E::ElectionNotNeeded => Some(K::ElectionNotNeeded),
+            E::UnsupportedSaslMechanism => Some(K::UnsupportedSaslMechanism),
+            E::ResourceNotFound => Some(K::ResourceNotFound),
+            E::DuplicateResource => Some(K::DuplicateResource),
+            E::UnacceptableCredential => Some(K::UnacceptableCredential),
         }
     }
 

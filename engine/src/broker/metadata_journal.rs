@@ -24,6 +24,7 @@
 use super::metadata::{ClusterMetadata, TopicState, METADATA_FILE};
 use crate::io::{Disk, DiskFile, OpenMode};
 use crate::log::checkpoint::write_atomic;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -58,6 +59,19 @@ pub enum MetadataChange {
         cluster_id: String,
         applied: u64,
     },
+    /// `user`'s credential for `mechanism` becomes `credential` (Kafka's
+    /// UserScramCredentialRecord).
+    PutScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// `user` has no credential for `mechanism` any more (Kafka's
+    /// RemoveUserScramCredentialRecord).
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 impl MetadataChange {
@@ -73,6 +87,19 @@ impl MetadataChange {
             MetadataChange::Followed { cluster_id, applied } => {
                 m.cluster_id = cluster_id;
                 m.applied = applied;
+            }
+            MetadataChange::PutScramCredential { user, mechanism, credential } => {
+                m.scram_credentials.entry(user).or_default().insert(mechanism, credential);
+            }
+            MetadataChange::DeleteScramCredential { user, mechanism } => {
+                // A user without credentials is no user: describing it says
+                // RESOURCE_NOT_FOUND, as Kafka does.
+                if let Some(mechanisms) = m.scram_credentials.get_mut(&user) {
+                    mechanisms.remove(&mechanism);
+                    if mechanisms.is_empty() {
+                        m.scram_credentials.remove(&user);
+                    }
+                }
             }
         }
     }

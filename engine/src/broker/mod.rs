@@ -16,13 +16,15 @@
 //! - `create_partitions`: growing a topic; `topic_configs`: changing its
 //!   configs while it runs (AlterConfigs, IncrementalAlterConfigs).
 //! - `elect_leaders`: leader elections an operator asks for (ElectLeaders).
+//! - `credentials`: users' SCRAM credentials (AlterUserScramCredentials,
+//!   DescribeUserScramCredentials).
 //!
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
 mod cluster;
 mod create_partitions;
-mod credentials;
+pub mod credentials;
 pub mod delete_records;
 mod elect_leaders;
 mod group_compaction;

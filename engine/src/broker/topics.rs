@@ -378,7 +378,10 @@ impl<D: Disk> Broker<D> {
                 MetadataChange::PutTopic { name, .. } | MetadataChange::DeleteTopic { name } => {
                     Some(name.clone())
                 }
-                MetadataChange::ProducerIds { .. } | MetadataChange::Followed { .. } => None,
+                MetadataChange::ProducerIds { .. }
+                | MetadataChange::Followed { .. }
+                | MetadataChange::PutScramCredential { .. }
+                | MetadataChange::DeleteScramCredential { .. } => None,
             };
             if let Some(old) = touched.as_ref().and_then(|name| m.topics.get(name)) {
                 ids.remove(&old.topic_id_bytes());
