@@ -292,8 +292,12 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         admission: Admission::new(config.limits.connections_max),
     });
     let tracker = TaskTracker::default();
-    let default_listener =
-        Arc::new(Listener { name: DEFAULT_LISTENER_NAME.into(), advertised: None, tls: None, sasl: Vec::new() });
+    let default_listener = Arc::new(Listener {
+        name: DEFAULT_LISTENER_NAME.into(),
+        advertised: None,
+        tls: None,
+        sasl: Vec::new(),
+    });
     let mut accepting = vec![tokio::spawn(accept_loop(
         kafka_listener,
         default_listener,

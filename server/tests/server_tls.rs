@@ -7,75 +7,19 @@ mod server_support;
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::ExtendedKeyUsagePurpose;
 use ringtail_server::config::{self, ServeArgs};
 use ringtail_server::serve::{self, RunningServer};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use server_support::tls::{connector, tls_connect, write_files, Ca};
 use server_support::{batch, data_dir, http, Client, STEP_TIMEOUT};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
-}
-
-/// A certificate authority and what it signs.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A signed certificate and its key, DER.
-struct Signed {
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-    pem: (String, String),
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        Ca { cert: params.self_signed(&key).unwrap(), key }
-    }
-
-    fn sign(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> Signed {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Signed {
-            cert: cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            pem: (cert.pem(), key.serialize_pem()),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-}
-
-/// Writes the server's certificate, key and (optionally) client CA files.
-fn write_files(dir: &Path, server: &Signed, client_ca: Option<&Ca>) -> (PathBuf, PathBuf, Option<PathBuf>) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, &server.pem.0).unwrap();
-    std::fs::write(&key, &server.pem.1).unwrap();
-    let ca = client_ca.map(|ca| {
-        let path = dir.join("client-ca.pem");
-        std::fs::write(&path, ca.pem()).unwrap();
-        path
-    });
-    (cert, key, ca)
 }
 
 /// `ringtail serve --config FILE` with FILE holding `extra`, plus test
@@ -105,33 +49,6 @@ async fn start(dir: &Path, extra: &str) -> RunningServer {
 fn secure_addr(server: &RunningServer) -> SocketAddr {
     assert_eq!(server.listeners[0].name, "secure");
     server.listeners[0].addr
-}
-
-#[allow(deprecated)] // ring, as the server uses (see net/tls.rs)
-fn connector(trusted: &Ca, client: Option<&Signed>) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trusted.cert.der().clone()).unwrap();
-    let builder =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-    let config = match client {
-        None => builder.with_no_client_auth(),
-        Some(c) => builder.with_client_auth_cert(vec![c.cert.clone()], c.key.clone_key()).unwrap(),
-    };
-    TlsConnector::from(Arc::new(config))
-}
-
-async fn tls_connect(
-    addr: SocketAddr,
-    connector: &TlsConnector,
-) -> std::io::Result<Client<TlsStream<TcpStream>>> {
-    let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::try_from("localhost").unwrap();
-    let stream =
-        tokio::time::timeout(STEP_TIMEOUT, connector.connect(name, tcp)).await.expect("handshake in time")?;
-    Ok(Client::over(stream))
 }
 
 /// Whether a Metadata request over `connector` is answered (a refused
@@ -296,8 +213,11 @@ fn listener_mistakes_are_configuration_errors() {
         let e = resolve(dir.path(), extra).expect_err(extra);
         format!("{}: {}", e.key, e.problem)
     };
-    let sasl = "[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_SSL\"\n";
-    assert!(problem(sasl).contains("not supported yet"), "{}", problem(sasl));
+    let plain = "[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_PLAINTEXT\"\nsasl-mechanisms = [\"PLAIN\"]\n";
+    assert!(problem(plain).contains("PLAIN\" is not supported"), "{}", problem(plain));
+    let sasl_ssl =
+        "[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_SSL\"\n";
+    assert!(problem(sasl_ssl).starts_with("listener[0].tls-cert:"), "{}", problem(sasl_ssl));
     let no_key = format!("[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SSL\"\ntls-cert = {cert:?}\n");
     assert!(problem(&no_key).starts_with("listener[0].tls-key:"), "{}", problem(&no_key));
     let swapped = ssl_listener(&key, &cert, None);
