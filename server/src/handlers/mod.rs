@@ -7,6 +7,7 @@
 //! away, because an append dropped mid-write poisons its log.
 
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -18,6 +19,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod fetch_session;
@@ -200,6 +202,12 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::OffsetDelete(r) => {
             respond(ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await))
         }
+        RequestKind::DescribeUserScramCredentials(r) => respond(ResponseKind::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(ctx, r),
+        )),
+        RequestKind::AlterUserScramCredentials(r) => respond(ResponseKind::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(ctx, r).await,
+        )),
         // `protocol::request::parse` admits only the APIs above.
         other => Reply::Close(format!("no handler for {other:?}")),
     }
@@ -270,6 +278,10 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         ResponseKind::OffsetDelete(r) => {
             r.error_code != 0 || r.topics.iter().any(|t| t.partitions.iter().any(|p| p.error_code != 0))
         }
+        ResponseKind::DescribeUserScramCredentials(r) => {
+            r.error_code != 0 || r.results.iter().any(|u| u.error_code != 0)
+        }
+        ResponseKind::AlterUserScramCredentials(r) => r.results.iter().any(|u| u.error_code != 0),
         _ => false,
     }
 }

@@ -75,9 +75,9 @@ impl Metrics {
         Arc::new(Metrics {
             io_backend,
             partition_series_max: AtomicUsize::new(crate::limits::METRICS_PARTITION_SERIES_MAX),
-            requests: Default::default(),
-            responses: Default::default(),
-            request_errors: Default::default(),
+            requests: std::array::from_fn(|_| Default::default()),
+            responses: std::array::from_fn(|_| Default::default()),
+            request_errors: std::array::from_fn(|_| Default::default()),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),

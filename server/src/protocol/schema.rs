@@ -289,6 +289,16 @@ const OFFSET_DELETE: &[Field] = &[
     all(Structs(&[all(Str), all(Structs(&[all(Int32)]))])), // topics: name, partitions
 ];
 
+const DESCRIBE_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    all(Structs(&[all(Str)])), // users (null: all): name
+];
+
+const ALTER_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    all(Structs(&[all(Str), all(Int8)])), // deletions: name, mechanism
+    // upsertions: name, mechanism, iterations, salt, salted_password
+    all(Structs(&[all(Str), all(Int8), all(Int32), all(Bytes), all(Bytes)])),
+];
+
 const SASL_HANDSHAKE: &[Field] = &[all(Str)]; // mechanism
 
 const SASL_AUTHENTICATE: &[Field] = &[all(Bytes)]; // auth_bytes
@@ -332,6 +342,8 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::DescribeLogDirs => DESCRIBE_LOG_DIRS,
         ApiKey::DescribeProducers => DESCRIBE_PRODUCERS,
         ApiKey::OffsetDelete => OFFSET_DELETE,
+        ApiKey::DescribeUserScramCredentials => DESCRIBE_USER_SCRAM_CREDENTIALS,
+        ApiKey::AlterUserScramCredentials => ALTER_USER_SCRAM_CREDENTIALS,
         _ => return None,
     })
 }

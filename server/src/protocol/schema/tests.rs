@@ -438,6 +438,33 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_topics(vec![topic.clone(), topic.with_partitions(Vec::new())]);
             encode(&r, v)
         }
+        ApiKey::DescribeUserScramCredentials => {
+            let user = describe_user_scram_credentials_request::UserName::default()
+                .with_name(s("alice"))
+                .with_unknown_tagged_fields(t(tags()));
+            let r = DescribeUserScramCredentialsRequest::default()
+                .with_users(Some(vec![user.clone(), user]))
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let deletion = alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                .with_name(s("bob"))
+                .with_mechanism(1)
+                .with_unknown_tagged_fields(t(tags()));
+            let upsertion = alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                .with_name(s("alice"))
+                .with_mechanism(2)
+                .with_iterations(4096)
+                .with_salt(Bytes::from_static(b"salt"))
+                .with_salted_password(Bytes::from_static(b"salted password"))
+                .with_unknown_tagged_fields(t(tags()));
+            let r = AlterUserScramCredentialsRequest::default()
+                .with_deletions(vec![deletion.clone(), deletion])
+                .with_upsertions(vec![upsertion.clone(), upsertion])
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
         ApiKey::DescribeCluster => {
             let mut r = DescribeClusterRequest::default()
                 .with_include_cluster_authorized_operations(true)
