@@ -178,7 +178,7 @@ pub struct ServerFirst {
 }
 
 /// Parses `name=value` attributes of a SCRAM message.
-fn attribute<'a>(part: Option<&'a str>, name: char) -> Result<&'a str, ScramError> {
+fn attribute(part: Option<&str>, name: char) -> Result<&str, ScramError> {
     let part = part.ok_or_else(|| ScramError::Malformed(format!("no {name}= attribute")))?;
     part.strip_prefix(name)
         .and_then(|p| p.strip_prefix('='))
