@@ -30,6 +30,8 @@ pub struct ClientConfig {
     /// (if the broker allows it at all). Kafka's producers ask for this;
     /// admin commands and consumers here do not.
     pub allow_auto_topic_creation: bool,
+    /// TLS and SASL; none by default.
+    pub security: crate::security::Security,
 }
 
 impl Default for ClientConfig {
@@ -44,6 +46,7 @@ impl Default for ClientConfig {
             retry_backoff: Duration::from_millis(50),
             retry_backoff_max: Duration::from_secs(1),
             allow_auto_topic_creation: false,
+            security: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
 //! - `admin`, `produce`, `producer_id`, `fetch`, `offsets`, `group`: the operations on `Client`.
 //! - `fetched`, `records`: fetched record batches, read in place.
+//! - `security`: TLS and SASL/SCRAM settings for secured listeners.
 //! - `assignor`: the consumer protocol's embedded formats and the range assignor.
 //! - `consumer_group`: `GroupMember`, one member of a consumer group:
 //!   join, sync, heartbeat in the background, commit, leave.
@@ -36,6 +37,7 @@ pub mod offsets;
 pub mod produce;
 pub mod producer_id;
 pub mod records;
+pub mod security;
 pub mod tcp;
 pub mod versions;
 

@@ -16,6 +16,8 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 1, 13),
     (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
@@ -40,6 +42,8 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     // Version 0 elects preferred leaders only.
     (ApiKey::ElectLeaders, 1, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Highest ApiVersions version this client sends first.

@@ -94,6 +94,7 @@ async fn group_usage_errors_exit_with_code_2() {
     let args = GroupArgs {
         command: GroupCommand::Describe { group: String::new() },
         bootstrap: "127.0.0.1:1".into(),
+        command_config: None,
     };
     let err = group_execute(args, &mut Vec::new()).await.unwrap_err();
     assert!(matches!(err, CliError::Usage(_)), "{err:?}");
@@ -110,9 +111,12 @@ impl TestServer {
             replication_factor: None,
             configs: vec![],
         };
-        topic_execute(TopicArgs { command, bootstrap: self.bootstrap.clone() }, &mut Vec::new())
-            .await
-            .expect("topic created");
+        topic_execute(
+            TopicArgs { command, bootstrap: self.bootstrap.clone(), command_config: None },
+            &mut Vec::new(),
+        )
+        .await
+        .expect("topic created");
     }
 
     async fn produce(&self, topic: &str, partition: Option<i32>, input: &str) {
@@ -124,6 +128,7 @@ impl TestServer {
             batch_bytes: 256,
             linger_ms: 10,
             bootstrap: self.bootstrap.clone(),
+            command_config: None,
         };
         produce_from(args, Cursor::new(input.as_bytes().to_vec())).await.expect("produced");
     }
@@ -137,6 +142,7 @@ impl TestServer {
             partition: None,
             print_keys: false,
             bootstrap: self.bootstrap.clone(),
+            command_config: None,
         }
     }
 
@@ -153,7 +159,11 @@ impl TestServer {
 
     async fn group(&self, command: GroupCommand) -> Result<String, CliError> {
         let mut out = Vec::new();
-        group_execute(GroupArgs { command, bootstrap: self.bootstrap.clone() }, &mut out).await?;
+        group_execute(
+            GroupArgs { command, bootstrap: self.bootstrap.clone(), command_config: None },
+            &mut out,
+        )
+        .await?;
         Ok(String::from_utf8(out).expect("UTF-8"))
     }
 }

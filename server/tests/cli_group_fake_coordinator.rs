@@ -262,6 +262,7 @@ fn fake_consume_args(bootstrap: &str, count: Option<u64>) -> ConsumeArgs {
         partition: None,
         print_keys: false,
         bootstrap: bootstrap.to_owned(),
+        command_config: None,
     }
 }
 

@@ -20,7 +20,8 @@ use ringtail_server::cli::CliError;
 impl TestServer {
     async fn topic(&self, command: TopicCommand) -> Result<String, CliError> {
         let mut out = Vec::new();
-        execute(TopicArgs { command, bootstrap: self.bootstrap.clone() }, &mut out).await?;
+        execute(TopicArgs { command, bootstrap: self.bootstrap.clone(), command_config: None }, &mut out)
+            .await?;
         Ok(String::from_utf8(out).expect("UTF-8 output"))
     }
 
@@ -33,6 +34,7 @@ impl TestServer {
             batch_bytes: 16 * 1024,
             linger_ms: 100,
             bootstrap: self.bootstrap.clone(),
+            command_config: None,
         }
     }
 
@@ -45,6 +47,7 @@ impl TestServer {
             partition: None,
             print_keys: false,
             bootstrap: self.bootstrap.clone(),
+            command_config: None,
         }
     }
 

@@ -12,7 +12,9 @@ use ringtail_server::cli::topic::{execute, TopicArgs, TopicCommand};
 async fn trim(server: &TestServer, before: i64, partition: Option<i32>) -> Result<String, String> {
     let mut out = Vec::new();
     let command = TopicCommand::Trim { name: "t".into(), before, partition };
-    match execute(TopicArgs { command, bootstrap: server.bootstrap.clone() }, &mut out).await {
+    match execute(TopicArgs { command, bootstrap: server.bootstrap.clone(), command_config: None }, &mut out)
+        .await
+    {
         Ok(()) => Ok(String::from_utf8(out).expect("UTF-8 output")),
         Err(e) => Err(e.to_string()),
     }

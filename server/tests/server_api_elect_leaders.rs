@@ -71,7 +71,7 @@ async fn a_single_node_needs_no_election_and_says_so() {
     // The CLI prints each partition's outcome; none needed is no failure.
     let cli = |partition, election| {
         let command = TopicCommand::ElectLeaders { name: "t".into(), partition, election };
-        let args = TopicArgs { command, bootstrap: server.kafka_addr.to_string() };
+        let args = TopicArgs { command, bootstrap: server.kafka_addr.to_string(), command_config: None };
         async move {
             let mut out = Vec::new();
             let result = execute(args, &mut out).await.map_err(|e| e.to_string());

@@ -127,6 +127,7 @@ async fn librdkafka_produces_and_consumes_with_every_codec() {
         partition: None,
         print_keys: true,
         bootstrap: bootstrap.clone(),
+        command_config: None,
     };
     let mut out = Vec::new();
     let run = consume_into(args, &mut out, std::future::pending());

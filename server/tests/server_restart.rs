@@ -169,6 +169,7 @@ async fn one_damaged_log_takes_only_its_partition_offline() {
     let args = TopicArgs {
         command: TopicCommand::Describe { name: "durable".into() },
         bootstrap: server.kafka_addr.to_string(),
+        command_config: None,
     };
     execute(args, &mut described).await.unwrap();
     let described = String::from_utf8(described).unwrap();

@@ -47,6 +47,10 @@ pub struct ConsumeArgs {
     /// Broker to ask first, HOST:PORT (a comma-separated list is tried in order).
     #[arg(long, value_name = "HOST:PORT", default_value = BOOTSTRAP_DEFAULT)]
     pub bootstrap: String,
+    /// Client security settings (librdkafka's keys: security.protocol,
+    /// ssl.ca.location, sasl.mechanism, sasl.username, sasl.password).
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// `--from`: a position in every partition read.
@@ -111,7 +115,8 @@ pub async fn consume_into<W: Write + ?Sized>(
     if let Some(group) = args.group.clone() {
         return super::consume_group::consume_group(args, &group, out, stop).await;
     }
-    let client = connect(&args.bootstrap, ClientConfig::default()).await?;
+    let config = super::command_config::secured(ClientConfig::default(), args.command_config.as_deref())?;
+    let client = connect(&args.bootstrap, config).await?;
     let topic = &args.topic;
     let info = client.topic(topic).await.map_err(|e| topic_error(topic, e))?;
     let partitions: Vec<i32> = match args.partition {

@@ -44,7 +44,11 @@ pub async fn consume_group<W: Write + ?Sized>(
     let defaults = ClientConfig::default();
     let request_timeout =
         defaults.request_timeout.max(member_config.rebalance_timeout + Duration::from_secs(15));
-    let client = Arc::new(connect(&args.bootstrap, ClientConfig { request_timeout, ..defaults }).await?);
+    let config = super::command_config::secured(
+        ClientConfig { request_timeout, ..defaults },
+        args.command_config.as_deref(),
+    )?;
+    let client = Arc::new(connect(&args.bootstrap, config).await?);
     let topic = args.topic.clone();
     client.topic(&topic).await.map_err(|e| topic_error(&topic, e))?;
 

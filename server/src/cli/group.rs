@@ -21,6 +21,10 @@ pub struct GroupArgs {
     /// Broker to ask first, HOST:PORT (a comma-separated list is tried in order).
     #[arg(long, global = true, value_name = "HOST:PORT", default_value = BOOTSTRAP_DEFAULT)]
     pub bootstrap: String,
+    /// Client security settings (librdkafka's keys: security.protocol,
+    /// ssl.ca.location, sasl.mechanism, sasl.username, sasl.password).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -58,7 +62,8 @@ pub async fn execute<W: Write + ?Sized>(args: GroupArgs, out: &mut W) -> Result<
             return Err(CliError::Usage("the group id must not be empty".to_owned()));
         }
     }
-    let client = connect(&args.bootstrap, ClientConfig::default()).await?;
+    let config = super::command_config::secured(ClientConfig::default(), args.command_config.as_deref())?;
+    let client = connect(&args.bootstrap, config).await?;
     match args.command {
         GroupCommand::List => {
             let groups = client.list_groups().await?;

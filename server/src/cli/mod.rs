@@ -21,6 +21,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod command_config;
 pub mod consume;
 pub mod consume_group;
 pub mod dump_log;

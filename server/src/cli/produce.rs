@@ -48,6 +48,10 @@ pub struct ProduceArgs {
     /// Broker to ask first, HOST:PORT (a comma-separated list is tried in order).
     #[arg(long, value_name = "HOST:PORT", default_value = BOOTSTRAP_DEFAULT)]
     pub bootstrap: String,
+    /// Client security settings (librdkafka's keys: security.protocol,
+    /// ssl.ca.location, sasl.mechanism, sasl.username, sasl.password).
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// What a produce run did.
@@ -84,6 +88,7 @@ pub async fn produce_from<R: BufRead + Send + 'static>(
     let started = Instant::now();
     // Kafka's producers ask the broker to create a topic they name.
     let config = ClientConfig { allow_auto_topic_creation: true, ..ClientConfig::default() };
+    let config = super::command_config::secured(config, args.command_config.as_deref())?;
     let client = connect(&args.bootstrap, config).await?;
     let topic = &args.topic;
     // A topic just auto-created may have no leader for a moment.

@@ -17,6 +17,10 @@ pub struct TopicArgs {
     /// Broker to ask first, HOST:PORT (a comma-separated list is tried in order).
     #[arg(long, global = true, value_name = "HOST:PORT", default_value = BOOTSTRAP_DEFAULT)]
     pub bootstrap: String,
+    /// Client security settings (librdkafka's keys: security.protocol,
+    /// ssl.ca.location, sasl.mechanism, sasl.username, sasl.password).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -109,7 +113,8 @@ pub async fn run(args: TopicArgs) -> ExitCode {
 
 /// Runs the subcommand, writing its output (tables, names) to `out`.
 pub async fn execute<W: Write + ?Sized>(args: TopicArgs, out: &mut W) -> Result<(), CliError> {
-    let client = connect(&args.bootstrap, ClientConfig::default()).await?;
+    let config = super::command_config::secured(ClientConfig::default(), args.command_config.as_deref())?;
+    let client = connect(&args.bootstrap, config).await?;
     match args.command {
         TopicCommand::Create { name, partitions, replication_factor, configs } => {
             let topic = NewTopic { name: name.clone(), partitions, replication_factor, configs };

@@ -1,0 +1,248 @@
+//! SASL/SCRAM against a running server: a SASL_PLAINTEXT and a SASL_SSL
+//! listener beside the default one; credentials stored through Kafka's
+//! AlterUserScramCredentials; the right password lets a client in, and a
+//! wrong password, an unknown user, a mechanism the user has no credential
+//! for, or a request before authenticating are refused and closed, with
+//! nothing served.
+
+mod server_support;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use rcgen::ExtendedKeyUsagePurpose;
+use ringtail_engine::security::scram::{ClientFirst, ScramMechanism};
+use ringtail_server::config::{self, ServeArgs};
+use ringtail_server::serve::{self, RunningServer};
+use server_support::tls::{connector, tls_connect, write_files, Ca};
+use server_support::{batch, data_dir, http, Client};
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+fn s(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+async fn start(dir: &Path, ca: &Ca) -> RunningServer {
+    let (cert, key, _) =
+        write_files(dir, &ca.sign(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth), None);
+    let file = dir.join("ringtail.toml");
+    let text = format!(
+        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
+         [[listener]]\nname = \"sasl\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_PLAINTEXT\"\n\
+         [[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_SSL\"\n\
+         sasl-mechanisms = [\"SCRAM-SHA-512\"]\ntls-cert = {cert:?}\ntls-key = {key:?}\n",
+        dir.join("data")
+    );
+    std::fs::write(&file, text).unwrap();
+    let config = config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap();
+    serve::start(config).await.unwrap()
+}
+
+fn listener(server: &RunningServer, name: &str) -> SocketAddr {
+    server.listeners.iter().find(|l| l.name == name).unwrap().addr
+}
+
+/// Stores `user`'s password for `mechanism` as a client does: the salted
+/// password, never the password.
+async fn set_password(server: &RunningServer, user: &str, mechanism: ScramMechanism, password: &str) {
+    let salt = b"a salt of sixteen".to_vec();
+    let upsertion = alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+        .with_name(s(user))
+        .with_mechanism(mechanism.code())
+        .with_iterations(4096)
+        .with_salt(Bytes::from(salt.clone()))
+        .with_salted_password(Bytes::from(mechanism.salted_password(password.as_bytes(), &salt, 4096)));
+    let mut admin = Client::connect(server.kafka_addr).await;
+    let response =
+        admin.call(0, &AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion])).await;
+    assert_eq!(response.results[0].error_code, 0, "{:?}", response.results[0].error_message);
+}
+
+/// Runs SaslHandshake and SaslAuthenticate: `Ok` once in, else the error
+/// code the broker answered with.
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Client<S>,
+    mechanism: ScramMechanism,
+    user: &str,
+    password: &str,
+) -> Result<(), i16> {
+    let handshake =
+        client.call(1, &SaslHandshakeRequest::default().with_mechanism(s(mechanism.name()))).await;
+    if handshake.error_code != 0 {
+        return Err(handshake.error_code);
+    }
+    let scram = ClientFirst::new(mechanism, user, password.as_bytes(), "a-client-nonce");
+    let first = client
+        .call(2, &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(scram.message())))
+        .await;
+    if first.error_code != 0 {
+        return Err(first.error_code);
+    }
+    let (last, expected) = scram.answer(&first.auth_bytes).unwrap();
+    let done = client.call(2, &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(last))).await;
+    if done.error_code != 0 {
+        let message = done.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains("invalid credentials"), "{message}");
+        return Err(done.error_code);
+    }
+    assert_eq!(done.auth_bytes.as_ref(), &expected[..], "the broker proved it knows the server key");
+    Ok(())
+}
+
+fn create_topic(topic: &str) -> CreateTopicsRequest {
+    CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+        .with_name(TopicName(s(topic)))
+        .with_num_partitions(1)
+        .with_replication_factor(-1)])
+}
+
+fn produce(topic: &str) -> ProduceRequest {
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(TopicName(s(topic))).with_partition_data(
+            vec![produce_request::PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(2, "sasl")))],
+        ),
+    ])
+}
+
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+const ILLEGAL_SASL_STATE: i16 = 34;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_lets_in_who_knows_the_password_and_no_one_else() {
+    let dir = data_dir("sasl");
+    let ca = Ca::new("ringtail test CA");
+    let server = start(dir.path(), &ca).await;
+    assert!(server.ready_line().contains("listener sasl (SASL_PLAINTEXT)"), "{}", server.ready_line());
+    set_password(&server, "alice", ScramMechanism::Sha512, "right horse").await;
+    let sasl = listener(&server, "sasl");
+
+    // In, then served.
+    let mut client = Client::connect(sasl).await;
+    let versions = client.call(3, &ApiVersionsRequest::default()).await;
+    assert!(versions.api_keys.iter().any(|k| k.api_key == 36), "SaslAuthenticate advertised");
+    assert_eq!(authenticate(&mut client, ScramMechanism::Sha512, "alice", "right horse").await, Ok(()));
+    let metadata = client.call(9, &MetadataRequest::default()).await;
+    assert_eq!(metadata.brokers[0].port, i32::from(sasl.port()), "Metadata names the SASL listener");
+    assert_eq!(client.call(7, &create_topic("after-sasl")).await.topics[0].error_code, 0);
+    let produced = client.call(9, &produce("after-sasl")).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+
+    // Refused, each on a connection that is then closed.
+    for (mechanism, user, password) in [
+        (ScramMechanism::Sha512, "alice", "wrong horse"),
+        (ScramMechanism::Sha512, "mallory", "right horse"),
+        (ScramMechanism::Sha256, "alice", "right horse"),
+    ] {
+        let mut client = Client::connect(sasl).await;
+        let refused = authenticate(&mut client, mechanism, user, password).await;
+        assert_eq!(refused, Err(SASL_AUTHENTICATION_FAILED), "{mechanism} {user} {password}");
+        assert!(client.is_closed_by_server().await, "{mechanism} {user}: closed after failing");
+    }
+
+    // A request before authenticating is not served, and nothing it asked
+    // for happens.
+    let mut early = Client::connect(sasl).await;
+    early.send(7, &create_topic("before-sasl")).await;
+    assert!(early.read_frame().await.is_none(), "closed without an answer");
+    let mut plain = Client::connect(server.kafka_addr).await;
+    let metadata = plain.call(9, &MetadataRequest::default().with_topics(None)).await;
+    let names: Vec<_> =
+        metadata.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.as_str().to_string())).collect();
+    assert!(
+        names.contains(&"after-sasl".to_string()) && !names.contains(&"before-sasl".to_string()),
+        "{names:?}"
+    );
+
+    // SASL on the plaintext listener is out of turn.
+    let handshake = plain.call(1, &SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512"))).await;
+    assert_eq!(handshake.error_code, ILLEGAL_SASL_STATE);
+    assert!(plain.is_closed_by_server().await);
+
+    let metrics = http(server.metrics_addr, "GET /metrics HTTP/1.0\r\n\r\n").await;
+    assert!(metrics.contains("ringtail_sasl_authentications_total 1"), "{metrics}");
+    assert!(metrics.contains("ringtail_sasl_authentication_failures_total 3"), "{metrics}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_512_over_tls() {
+    let dir = data_dir("sasl-ssl");
+    let ca = Ca::new("ringtail test CA");
+    let server = start(dir.path(), &ca).await;
+    set_password(&server, "bob", ScramMechanism::Sha512, "over tls").await;
+    let secure = listener(&server, "secure");
+    let mut client = tls_connect(secure, &connector(&ca, None)).await.unwrap();
+    assert_eq!(authenticate(&mut client, ScramMechanism::Sha512, "bob", "over tls").await, Ok(()));
+    assert_eq!(client.call(7, &create_topic("tls-and-sasl")).await.topics[0].error_code, 0);
+    let produced = client.call(9, &produce("tls-and-sasl")).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    // SCRAM-SHA-256 is not enabled on this listener.
+    let mut other = tls_connect(secure, &connector(&ca, None)).await.unwrap();
+    assert_eq!(authenticate(&mut other, ScramMechanism::Sha256, "bob", "over tls").await, Err(33));
+    server.shutdown().await.unwrap();
+}
+
+/// Runs the `ringtail` binary: (exit code, stdout, stderr).
+fn ringtail(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringtail"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (output.status.code().unwrap_or(-1), text(output.stdout), text(output.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_a_sasl_ssl_listener_with_a_command_config() {
+    let dir = data_dir("sasl-cli");
+    let ca = Ca::new("ringtail test CA");
+    let server = start(dir.path(), &ca).await;
+    set_password(&server, "carol", ScramMechanism::Sha512, "pass word").await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let properties = |password: &str| {
+        let path = dir.path().join(format!("client-{}.properties", password.len()));
+        let text = format!(
+            "security.protocol=SASL_SSL\nssl.ca.location={}\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.username=carol\nsasl.password={password}\n",
+            ca_file.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (good, bad) = (properties("pass word"), properties("wrong"));
+    let bootstrap = format!("localhost:{}", listener(&server, "secure").port());
+    let secured = move |args: &[&str], config: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--bootstrap", &bootstrap, "--command-config", config]);
+        all.iter().map(|a| a.to_string()).collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>, stdin: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ringtail(&args, stdin)
+    };
+    let blocking = tokio::task::spawn_blocking(move || {
+        let (code, _, stderr) = run(secured(&["topic", "create", "cli-secured"], &good), "");
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) = run(secured(&["produce", "cli-secured"], &good), "one\ntwo\n");
+        assert_eq!(code, 0, "{stderr}");
+        let (code, stdout, stderr) =
+            run(secured(&["consume", "cli-secured", "--from", "earliest", "--count", "2"], &good), "");
+        assert_eq!((code, stdout.as_str()), (0, "one\ntwo\n"), "{stderr}");
+        let (code, _, stderr) = run(secured(&["topic", "list"], &bad), "");
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("SASL_AUTHENTICATION_FAILED"), "{stderr}");
+    });
+    blocking.await.unwrap();
+    server.shutdown().await.unwrap();
+}
