@@ -7,7 +7,8 @@
 //! - `connection`: one pipelined TCP connection to one broker.
 //! - `metadata`: the cluster as Metadata describes it.
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
-//! - `admin`, `produce`, `producer_id`, `fetch`, `offsets`, `group`: the operations on `Client`.
+//! - `admin`, `produce`, `producer_id`, `fetch`, `offsets`, `group`,
+//!   `scram_credentials`: the operations on `Client`.
 //! - `fetched`, `records`: fetched record batches, read in place.
 //! - `security`: TLS and SASL/SCRAM settings for secured listeners.
 //! - `assignor`: the consumer protocol's embedded formats and the range assignor.
@@ -37,6 +38,7 @@ pub mod offsets;
 pub mod produce;
 pub mod producer_id;
 pub mod records;
+pub mod scram_credentials;
 pub mod security;
 pub mod tcp;
 pub mod versions;

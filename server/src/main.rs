@@ -31,6 +31,8 @@ enum Command {
     Consume(ringtail_server::cli::consume::ConsumeArgs),
     /// List, describe (members, assignments, lag) or delete consumer groups.
     Group(ringtail_server::cli::group::GroupArgs),
+    /// Create, delete or list users' SCRAM credentials (SASL logins).
+    User(ringtail_server::cli::user::UserArgs),
     /// Describe the cluster: brokers, the controller leader, the quorum.
     Cluster(ringtail_server::cli::cluster::ClusterArgs),
     /// Print a segment file (.log, .index, .timeindex) as stored: batches,
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => ringtail_server::cli::block_on(ringtail_server::cli::produce::run(args)),
         Command::Consume(args) => ringtail_server::cli::block_on(ringtail_server::cli::consume::run(args)),
         Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
+        Command::User(args) => ringtail_server::cli::block_on(ringtail_server::cli::user::run(args)),
         Command::Cluster(args) => ringtail_server::cli::block_on(ringtail_server::cli::cluster::run(args)),
         Command::DumpLog(args) => ringtail_server::cli::dump_log::run(args),
         Command::Check(args) => ringtail_server::cli::check::run(args),

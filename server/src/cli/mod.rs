@@ -8,6 +8,7 @@
 //!   line; `consume_group` is its consumer-group mode.
 //! - `group`: `ringtail group list|describe|delete`: consumer groups.
 //! - `cluster`: `ringtail cluster describe`: the metadata quorum and brokers.
+//! - `user`: `ringtail user create|delete|list`: users' SCRAM credentials.
 //! - `check`: `ringtail check --data-dir DIR`: a stopped broker's recovery,
 //!   run without writing (or with `--repair`), reported per log.
 //! - `dump_log`: `ringtail dump-log FILE`: a segment's batches, records or
@@ -28,6 +29,7 @@ pub mod dump_log;
 pub mod group;
 pub mod produce;
 pub mod topic;
+pub mod user;
 
 use std::process::ExitCode;
 
