@@ -13,7 +13,7 @@ use ringtail_server::serve::{self, RunningServer};
 use server_support::tls::{connector, tls_connect, write_files, Ca};
 use server_support::{batch, data_dir, http, Client, STEP_TIMEOUT};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
