@@ -1,5 +1,7 @@
-//! Authentication: what the broker keeps of users' passwords and how a
-//! client proves it knows one (SCRAM). Pure computation over what it is
+//! Authentication and authorization: what the broker keeps of users'
+//! passwords and how a client proves it knows one (`scram`); Kafka's ACLs
+//! and how a request is decided against them (`acl`). Pure computation over what it is
 //! handed; the server runs the exchanges on its connections.
 
+pub mod acl;
 pub mod scram;
