@@ -228,6 +228,10 @@ fn listener_mistakes_are_configuration_errors() {
     assert!(problem(unknown).starts_with("listener[0].port: unknown key"), "{}", problem(unknown));
     let tls_on_plain =
         format!("[[listener]]\nname = \"x\"\naddress = \"127.0.0.1:0\"\ntls-cert = {cert:?}\n");
-    assert!(problem(&tls_on_plain).contains("only an SSL or SASL_SSL listener"), "{}", problem(&tls_on_plain));
+    assert!(
+        problem(&tls_on_plain).contains("only an SSL or SASL_SSL listener"),
+        "{}",
+        problem(&tls_on_plain)
+    );
     assert!(resolve(dir.path(), &ssl_listener(&cert, &key, None)).is_ok());
 }
