@@ -6,42 +6,21 @@
 
 mod common;
 
-use common::{clock, runtime};
+use common::runtime;
 use ringtail_engine::broker::credentials::{ScramDeletion, ScramUpsertion};
-use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint, BrokerError, ErrorCode};
-use ringtail_engine::entropy::SeededEntropy;
+use ringtail_engine::broker::{Broker, BrokerError, ErrorCode};
 use ringtail_engine::io::mem::CrashMode;
 use ringtail_engine::io::MemDisk;
-use ringtail_engine::log::LogConfig;
 use ringtail_engine::security::scram::{
     ScramCredential, ScramError, ScramMechanism, ITERATIONS_MAX, ITERATIONS_MIN,
 };
-use std::path::PathBuf;
 use std::sync::Arc;
 
 const SHA256: i8 = 1;
 const SHA512: i8 = 2;
 
-fn config(quorum: bool) -> BrokerConfig {
-    BrokerConfig {
-        node_id: 1,
-        advertised: BrokerEndpoint { node_id: 1, host: "127.0.0.1".into(), port: 9092 },
-        default_partitions: 1,
-        default_replication_factor: None,
-        auto_create_topics: false,
-        topic_defaults: LogConfig::default(),
-        group: ringtail_engine::group::GroupConfig::default(),
-        log_cache_bytes: 1 << 20,
-        quorum,
-        replication: ringtail_engine::replica::ReplicationConfig::default(),
-        topic_limits: ringtail_engine::broker::TopicLimits::none(),
-        cleaner: Default::default(),
-    }
-}
-
 async fn open_with(disk: &Arc<MemDisk>, quorum: bool) -> Broker<MemDisk> {
-    let entropy = Arc::new(SeededEntropy::new(7));
-    Broker::open(disk.clone(), PathBuf::from("/data"), config(quorum), clock(), entropy).await.unwrap().0
+    common::open_broker(disk, quorum).await
 }
 
 async fn open(disk: &Arc<MemDisk>) -> Broker<MemDisk> {

@@ -7,9 +7,10 @@
 //! directory as a snapshot and a journal of changes (`metadata_journal`).
 
 use crate::io::Disk;
+use crate::security::acl::AclBinding;
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
 
@@ -71,6 +72,10 @@ pub struct ClusterMetadata {
     /// Users' SCRAM credentials, per mechanism (`security::scram`).
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// Kafka's ACLs (`security::acl`), enforced when the server runs an
+    /// authorizer.
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl ClusterMetadata {
@@ -82,6 +87,7 @@ impl ClusterMetadata {
             topics: BTreeMap::new(),
             applied: 0,
             scram_credentials: BTreeMap::new(),
+            acls: BTreeSet::new(),
         }
     }
 

@@ -24,6 +24,7 @@
 use super::metadata::{ClusterMetadata, TopicState, METADATA_FILE};
 use crate::io::{Disk, DiskFile, OpenMode};
 use crate::log::checkpoint::write_atomic;
+use crate::security::acl::AclBinding;
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,15 @@ pub enum MetadataChange {
         user: String,
         mechanism: ScramMechanism,
     },
+    /// An ACL is added (Kafka's AccessControlEntryRecord); adding one that
+    /// exists changes nothing.
+    PutAcl {
+        acl: AclBinding,
+    },
+    /// An ACL is removed (Kafka's RemoveAccessControlEntryRecord).
+    DeleteAcl {
+        acl: AclBinding,
+    },
 }
 
 impl MetadataChange {
@@ -100,6 +110,12 @@ impl MetadataChange {
                         m.scram_credentials.remove(&user);
                     }
                 }
+            }
+            MetadataChange::PutAcl { acl } => {
+                m.acls.insert(acl);
+            }
+            MetadataChange::DeleteAcl { acl } => {
+                m.acls.remove(&acl);
             }
         }
     }

@@ -18,10 +18,13 @@
 //! - `elect_leaders`: leader elections an operator asks for (ElectLeaders).
 //! - `credentials`: users' SCRAM credentials (AlterUserScramCredentials,
 //!   DescribeUserScramCredentials).
+//! - `acls`: Kafka's ACLs (CreateAcls, DescribeAcls, DeleteAcls) and the
+//!   decisions made against them.
 //!
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
 
+pub mod acls;
 mod cluster;
 mod create_partitions;
 pub mod credentials;

@@ -381,7 +381,9 @@ impl<D: Disk> Broker<D> {
                 MetadataChange::ProducerIds { .. }
                 | MetadataChange::Followed { .. }
                 | MetadataChange::PutScramCredential { .. }
-                | MetadataChange::DeleteScramCredential { .. } => None,
+                | MetadataChange::DeleteScramCredential { .. }
+                | MetadataChange::PutAcl { .. }
+                | MetadataChange::DeleteAcl { .. } => None,
             };
             if let Some(old) = touched.as_ref().and_then(|name| m.topics.get(name)) {
                 ids.remove(&old.topic_id_bytes());

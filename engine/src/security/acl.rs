@@ -239,6 +239,198 @@ impl Authorizer {
     }
 }
 
+/// Kafka's names for the codes above (as kafka-acls.sh prints them), and
+/// their parsing, case and `_`/`-` aside, for the command line.
+macro_rules! names {
+    ($ty:ident { $($variant:ident => $name:literal,)* }) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<$ty> {
+                let wanted: String =
+                    name.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_ascii_uppercase();
+                [$($ty::$variant,)*].into_iter().find(|v| v.name().replace('_', "") == wanted)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+names!(ResourceType { Topic => "TOPIC", Group => "GROUP", Cluster => "CLUSTER", });
+names!(PatternType { Literal => "LITERAL", Prefixed => "PREFIXED", });
+names!(Permission { Deny => "DENY", Allow => "ALLOW", });
+names!(Operation {
+    All => "ALL",
+    Read => "READ",
+    Write => "WRITE",
+    Create => "CREATE",
+    Delete => "DELETE",
+    Alter => "ALTER",
+    Describe => "DESCRIBE",
+    ClusterAction => "CLUSTER_ACTION",
+    DescribeConfigs => "DESCRIBE_CONFIGS",
+    AlterConfigs => "ALTER_CONFIGS",
+    IdempotentWrite => "IDEMPOTENT_WRITE",
+});
+
+/// Which bindings DescribeAcls and DeleteAcls select (Kafka's
+/// AclBindingFilter): every field that is `None` matches anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclFilter {
+    pub resource_type: Option<ResourceType>,
+    pub resource_name: Option<String>,
+    pub pattern: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<Operation>,
+    pub permission: Option<Permission>,
+}
+
+/// How a filter's resource name is compared with a binding's pattern.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PatternFilter {
+    /// Any pattern type; the name, if given, equal to the binding's.
+    #[default]
+    Any,
+    /// The bindings that would apply to a resource of that name: the
+    /// literal name, the wildcard, and prefixes of it (Kafka's MATCH).
+    Match,
+    /// Only this pattern type; the name, if given, equal to the binding's.
+    Exactly(PatternType),
+}
+
+/// Kafka's codes for ANY in filters (and UNKNOWN, refused everywhere).
+const CODE_ANY: i8 = 1;
+const CODE_MATCH: i8 = 2;
+
+impl PatternFilter {
+    pub fn code(self) -> i8 {
+        match self {
+            PatternFilter::Any => CODE_ANY,
+            PatternFilter::Match => CODE_MATCH,
+            PatternFilter::Exactly(p) => p.code(),
+        }
+    }
+}
+
+/// The value of a filter field: ANY is `None`; an unknown code is refused.
+fn filter_code<T>(code: i8, what: &str, parse: impl Fn(i8) -> Option<T>) -> Result<Option<T>, String> {
+    if code == CODE_ANY {
+        return Ok(None);
+    }
+    parse(code).map(Some).ok_or_else(|| format!("unsupported {what} code {code}"))
+}
+
+impl AclFilter {
+    /// A filter from its wire codes (DescribeAcls, DeleteAcls), or why it
+    /// is refused.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: Option<String>,
+        pattern_type: i8,
+        principal: Option<String>,
+        host: Option<String>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclFilter, String> {
+        let pattern = match pattern_type {
+            CODE_ANY => PatternFilter::Any,
+            CODE_MATCH => PatternFilter::Match,
+            code => PatternFilter::Exactly(
+                PatternType::from_code(code)
+                    .ok_or_else(|| format!("unsupported pattern type code {code}"))?,
+            ),
+        };
+        Ok(AclFilter {
+            resource_type: filter_code(resource_type, "resource type", ResourceType::from_code)?,
+            resource_name,
+            pattern,
+            principal,
+            host,
+            operation: filter_code(operation, "operation", Operation::from_code)?,
+            permission: filter_code(permission, "permission type", Permission::from_code)?,
+        })
+    }
+
+    pub fn matches(&self, acl: &AclBinding) -> bool {
+        fn field<T: PartialEq>(filter: &Option<T>, value: &T) -> bool {
+            filter.as_ref().is_none_or(|f| f == value)
+        }
+        let named = |name: &String| self.resource_name.as_ref().is_none_or(|n| n == name);
+        let pattern = match self.pattern {
+            PatternFilter::Any => named(&acl.resource_name),
+            PatternFilter::Exactly(p) => acl.pattern_type == p && named(&acl.resource_name),
+            PatternFilter::Match => match &self.resource_name {
+                None => true,
+                Some(name) => acl.covers(acl.resource_type, name),
+            },
+        };
+        pattern
+            && field(&self.resource_type, &acl.resource_type)
+            && field(&self.principal, &acl.principal)
+            && field(&self.host, &acl.host)
+            && field(&self.operation, &acl.operation)
+            && field(&self.permission, &acl.permission)
+    }
+}
+
+impl Authorizer {
+    /// May `who` do `operation` on some resource of `resource_type`?
+    /// Kafka's authorizeByResourceType, which an idempotent producer needs
+    /// (WRITE on any topic, KIP-679): an ALLOW that no DENY of the same
+    /// reach overrides. A DENY covers an ALLOW when it applies to every
+    /// name the ALLOW does: the wildcard, a prefix of the ALLOW's name or
+    /// prefix, or the same literal name.
+    pub fn allows_any<'a>(
+        &self,
+        acls: impl IntoIterator<Item = &'a AclBinding> + Clone,
+        who: Requester<'_>,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if self.super_users.contains(who.principal) {
+            return true;
+        }
+        let mine = move |acl: &&AclBinding| {
+            acl.resource_type == resource_type && acl.applies_to(who.principal, who.host)
+        };
+        let denies: Vec<&AclBinding> = acls
+            .clone()
+            .into_iter()
+            .filter(mine)
+            .filter(|acl| {
+                acl.permission == Permission::Deny
+                    && (acl.operation == operation || acl.operation == Operation::All)
+            })
+            .collect();
+        let overridden = |allow: &AclBinding| {
+            denies.iter().any(|deny| match deny.pattern_type {
+                PatternType::Literal => {
+                    deny.resource_name == WILDCARD
+                        || (allow.pattern_type == PatternType::Literal
+                            && deny.resource_name == allow.resource_name)
+                }
+                PatternType::Prefixed => {
+                    allow.resource_name != WILDCARD && allow.resource_name.starts_with(&deny.resource_name)
+                }
+            })
+        };
+        acls.into_iter().filter(mine).any(|acl| {
+            acl.permission == Permission::Allow && acl.operation.allows(operation) && !overridden(acl)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +535,54 @@ mod tests {
         }
         for op in Operation::ALL_OPERATIONS {
             assert_eq!(Operation::from_code(op.code()), Some(op));
+            assert_eq!(Operation::from_name(op.name()), Some(op));
         }
+        assert_eq!(Operation::from_name("IdempotentWrite"), Some(IdempotentWrite));
+        assert_eq!(Operation::from_name("describe-configs"), Some(DescribeConfigs));
+        assert_eq!(ResourceType::from_name("topic"), Some(Topic));
+        assert_eq!(Operation::from_name("Any"), None);
+    }
+
+    #[test]
+    fn filters_select_as_kafka_does() {
+        let acls = [
+            acl((Topic, "orders", Literal), "User:alice", Read, Allow),
+            acl((Topic, "ord", Prefixed), "User:bob", Write, Allow),
+            acl((Topic, "*", Literal), "User:carol", Describe, Deny),
+            acl((Group, "g", Literal), "User:alice", Read, Allow),
+        ];
+        let selected = |f: &AclFilter| acls.iter().filter(|a| f.matches(a)).count();
+        assert_eq!(selected(&AclFilter::default()), 4, "the all-ANY filter selects everything");
+        let named = AclFilter { resource_name: Some("orders".into()), ..AclFilter::default() };
+        assert_eq!(selected(&named), 1, "ANY compares names exactly");
+        let matching = AclFilter { pattern: PatternFilter::Match, ..named.clone() };
+        assert_eq!(selected(&matching), 3, "MATCH adds the prefix and the wildcard");
+        let topics_only = AclFilter { resource_type: Some(Topic), ..matching };
+        assert_eq!(selected(&topics_only), 3);
+        let prefixed = AclFilter { pattern: PatternFilter::Exactly(Prefixed), ..AclFilter::default() };
+        assert_eq!(selected(&prefixed), 1);
+        let alice = AclFilter { principal: Some("User:alice".into()), ..AclFilter::default() };
+        assert_eq!(selected(&alice), 2);
+        assert!(AclFilter::from_codes(1, None, 1, None, None, 1, 1).unwrap() == AclFilter::default());
+        assert!(AclFilter::from_codes(0, None, 1, None, None, 1, 1).is_err(), "UNKNOWN is refused");
+        assert!(AclFilter::from_codes(2, None, 9, None, None, 1, 1).is_err());
+    }
+
+    #[test]
+    fn any_resource_of_a_type_unless_denied_as_widely() {
+        let a = Authorizer::default();
+        let allow = acl((Topic, "logs.", Prefixed), "User:alice", Write, Allow);
+        assert!(a.allows_any(&[allow.clone()], alice(), Write, Topic));
+        assert!(!a.allows_any(&[allow.clone()], alice(), Write, Group));
+        assert!(!a.allows_any(&[allow.clone()], alice(), Read, Topic));
+        let narrower = acl((Topic, "logs.app", Literal), "User:alice", Write, Deny);
+        assert!(
+            a.allows_any(&[allow.clone(), narrower], alice(), Write, Topic),
+            "a narrower DENY leaves some"
+        );
+        let wider = acl((Topic, "log", Prefixed), "User:alice", Write, Deny);
+        assert!(!a.allows_any(&[allow.clone(), wider], alice(), Write, Topic));
+        let everything = acl((Topic, "*", Literal), "User:*", All, Deny);
+        assert!(!a.allows_any(&[allow, everything], alice(), Write, Topic));
     }
 }

@@ -77,3 +77,36 @@ pub fn clock() -> Arc<ManualClock> {
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
+
+/// A single node's broker config, at 127.0.0.1:9092, auto-creation off,
+/// no limits; `quorum` makes it a cluster member.
+pub fn broker_config(quorum: bool) -> ringtail_engine::broker::BrokerConfig {
+    use ringtail_engine::broker::{BrokerConfig, BrokerEndpoint};
+    BrokerConfig {
+        node_id: 1,
+        advertised: BrokerEndpoint { node_id: 1, host: "127.0.0.1".into(), port: 9092 },
+        default_partitions: 1,
+        default_replication_factor: None,
+        auto_create_topics: false,
+        topic_defaults: ringtail_engine::log::LogConfig::default(),
+        group: ringtail_engine::group::GroupConfig::default(),
+        log_cache_bytes: 1 << 20,
+        quorum,
+        replication: ringtail_engine::replica::ReplicationConfig::default(),
+        topic_limits: ringtail_engine::broker::TopicLimits::none(),
+        cleaner: Default::default(),
+    }
+}
+
+/// A broker with `broker_config(quorum)` on `disk`'s `/data`.
+pub async fn open_broker(
+    disk: &Arc<ringtail_engine::io::MemDisk>,
+    quorum: bool,
+) -> ringtail_engine::broker::Broker<ringtail_engine::io::MemDisk> {
+    let entropy = Arc::new(ringtail_engine::entropy::SeededEntropy::new(7));
+    let dir = std::path::PathBuf::from("/data");
+    ringtail_engine::broker::Broker::open(disk.clone(), dir, broker_config(quorum), clock(), entropy)
+        .await
+        .unwrap()
+        .0
+}
