@@ -89,6 +89,10 @@ error_codes! {
     ResourceNotFound = 91,
     DuplicateResource = 92,
     UnacceptableCredential = 93,
+    // Authorization (ACLs).
+    TopicAuthorizationFailed = 29,
+    GroupAuthorizationFailed = 30,
+    ClusterAuthorizationFailed = 31,
 }
 
 impl ErrorCode {
@@ -193,6 +197,9 @@ mod tests {
             E::ResourceNotFound => Some(K::ResourceNotFound),
             E::DuplicateResource => Some(K::DuplicateResource),
             E::UnacceptableCredential => Some(K::UnacceptableCredential),
+            E::TopicAuthorizationFailed => Some(K::TopicAuthorizationFailed),
+            E::GroupAuthorizationFailed => Some(K::GroupAuthorizationFailed),
+            E::ClusterAuthorizationFailed => Some(K::ClusterAuthorizationFailed),
         }
     }
 

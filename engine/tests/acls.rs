@@ -90,7 +90,7 @@ fn acknowledged_acls_survive_restarts_and_crashes_and_only_they() {
             pattern: PatternFilter::Match,
             ..Default::default()
         };
-        assert_eq!(broker.describe_acls(&matching), [write.clone()]);
+        assert_eq!(broker.describe_acls(&matching), std::slice::from_ref(&write));
         let admin = acl(ResourceType::Cluster, CLUSTER_NAME, "User:alice", Operation::Alter);
         broker.create_acls(vec![admin.clone()]).await.unwrap();
         disk.fail_next_syncs(1);

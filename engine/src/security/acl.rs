@@ -564,6 +564,8 @@ mod tests {
         let alice = AclFilter { principal: Some("User:alice".into()), ..AclFilter::default() };
         assert_eq!(selected(&alice), 2);
         assert!(AclFilter::from_codes(1, None, 1, None, None, 1, 1).unwrap() == AclFilter::default());
+        let exact = AclFilter::from_codes(2, Some("orders".into()), 3, Some("User:alice".into()), None, 3, 1);
+        assert_eq!(selected(&exact.unwrap()), 1, "{:?}", acls[0]);
         assert!(AclFilter::from_codes(0, None, 1, None, None, 1, 1).is_err(), "UNKNOWN is refused");
         assert!(AclFilter::from_codes(2, None, 9, None, None, 1, 1).is_err());
     }
@@ -572,9 +574,9 @@ mod tests {
     fn any_resource_of_a_type_unless_denied_as_widely() {
         let a = Authorizer::default();
         let allow = acl((Topic, "logs.", Prefixed), "User:alice", Write, Allow);
-        assert!(a.allows_any(&[allow.clone()], alice(), Write, Topic));
-        assert!(!a.allows_any(&[allow.clone()], alice(), Write, Group));
-        assert!(!a.allows_any(&[allow.clone()], alice(), Read, Topic));
+        assert!(a.allows_any(std::slice::from_ref(&allow), alice(), Write, Topic));
+        assert!(!a.allows_any(std::slice::from_ref(&allow), alice(), Write, Group));
+        assert!(!a.allows_any(std::slice::from_ref(&allow), alice(), Read, Topic));
         let narrower = acl((Topic, "logs.app", Literal), "User:alice", Write, Deny);
         assert!(
             a.allows_any(&[allow.clone(), narrower], alice(), Write, Topic),

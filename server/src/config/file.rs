@@ -6,6 +6,10 @@ use ringtail_engine::broker::topics::{TOPIC_CONFIG_KEYS, UNCLEAN_LEADER_ELECTION
 use ringtail_engine::log::{FlushPolicy, LogConfig};
 use std::path::{Path, PathBuf};
 
+/// The one key that may be a list in the file (joined with `;`, as its
+/// flag takes it).
+const LIST_KEY: &str = "super-users";
+
 /// The config file, flattened to strings per key.
 #[derive(Default)]
 pub(super) struct FileValues {
@@ -73,6 +77,17 @@ impl FileValues {
         let origin = Origin::File(self.path.clone());
         match self.keys.get(key) {
             None => Ok(None),
+            Some(toml::Value::Array(items)) if key == LIST_KEY => {
+                let names: Option<Vec<&str>> = items.iter().map(|i| i.as_str()).collect();
+                match names {
+                    Some(names) => Ok(Some(Raw { value: names.join(";"), origin })),
+                    None => Err(ConfigError {
+                        key: key.into(),
+                        origin: Some(origin),
+                        problem: "expected a list of strings".into(),
+                    }),
+                }
+            }
             Some(value) => match scalar(value) {
                 Some(value) => Ok(Some(Raw { value, origin })),
                 None => Err(ConfigError {

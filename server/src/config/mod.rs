@@ -15,11 +15,12 @@ mod tests;
 
 use crate::limits::Limits;
 use crate::logging::LogFormat;
+use crate::security::authorize::AuthorizerKind;
 use file::{topic_defaults, FileValues};
 pub use listeners::{ListenerConfig, SecurityProtocol};
 use parse::{
     default_address, parse_advertise, parse_bool, parse_bytes, parse_data_dir, parse_ms, parse_node_id,
-    parse_partitions, parse_replication_factor,
+    parse_partitions, parse_principals, parse_replication_factor,
 };
 pub use parse::{parse_controllers, parse_host_port};
 use ringtail_engine::broker::TopicLimits;
@@ -183,6 +184,16 @@ pub struct ServeArgs {
     /// RUST_LOG sets the levels per module either way [default: text]
     #[arg(long, value_name = "text|json")]
     pub log_format: Option<String>,
+    /// Who may do what: none lets every client do everything; acl decides
+    /// by Kafka's ACLs (`ringtail acl`), allowing nothing without one but
+    /// to the super users [default: none]
+    #[arg(long, value_name = "none|acl")]
+    pub authorizer: Option<String>,
+    /// Principals the acl authorizer allows everything, separated by `;`
+    /// (in the file, a list also does): `User:NAME`, `User:ANONYMOUS` for
+    /// clients of a PLAINTEXT listener [default: no one]
+    #[arg(long, value_name = "User:NAME;...")]
+    pub super_users: Option<String>,
 }
 
 /// The keys the config file takes at its top level: the name of every flag
@@ -274,6 +285,9 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Kafka listeners beyond `listen` (`[[listener]]` in the file).
     pub listeners: Vec<ListenerConfig>,
+    pub authorizer: AuthorizerKind,
+    /// Principals allowed everything under the acl authorizer.
+    pub super_users: Vec<String>,
 }
 
 impl ServeConfig {
@@ -408,6 +422,19 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
             problem: "more than one listener is not supported in a cluster yet".into(),
         });
     }
+    let authorizer =
+        value("authorizer", get("authorizer", &args.authorizer)?, AuthorizerKind::None, str::parse)?;
+    if authorizer == AuthorizerKind::Acl && !controllers.is_empty() {
+        return Err(ConfigError {
+            key: "authorizer".into(),
+            origin: None,
+            problem: "the acl authorizer is not supported in a cluster yet: \
+                      ACLs need records in the controller quorum"
+                .into(),
+        });
+    }
+    let super_users =
+        value("super-users", get("super-users", &args.super_users)?, Vec::new(), parse_principals)?;
     let log_cache_bytes = value(
         "log-cache-bytes",
         get("log-cache-bytes", &args.log_cache_bytes)?,
@@ -542,6 +569,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         disk_reserve_bytes,
         log_format,
         listeners,
+        authorizer,
+        super_users,
     })
 }
 

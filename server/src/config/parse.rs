@@ -104,3 +104,16 @@ pub fn parse_controllers(value: &str) -> Result<Vec<Controller>, String> {
     }
     Ok(controllers)
 }
+
+/// Principals separated by `;` (Kafka's `super.users`: a principal from a
+/// certificate's name holds commas), each `User:NAME`.
+pub(super) fn parse_principals(v: &str) -> Result<Vec<String>, String> {
+    v.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once(':') {
+            Some(("User", name)) if !name.is_empty() => Ok(p.to_string()),
+            _ => Err(format!("expected principals as User:NAME separated by ';', got {p:?}")),
+        })
+        .collect()
+}

@@ -234,3 +234,29 @@ fn host_port_parsing() {
     assert!(parse_host_port("host:").is_err());
     assert!(parse_host_port("[::]:1").unwrap().is_unspecified());
 }
+
+#[test]
+fn the_authorizer_and_super_users_from_flags_and_the_file() {
+    let c = resolve(&args()).unwrap();
+    assert_eq!(c.authorizer, AuthorizerKind::None);
+    assert!(c.super_users.is_empty());
+    let f = file("authorizer = \"acl\"\nsuper-users = [\"User:admin\", \"User:CN=ops,O=example\"]\n");
+    let c = resolve(&ServeArgs { config: Some(f.path().into()), ..args() }).unwrap();
+    assert_eq!(c.authorizer, AuthorizerKind::Acl);
+    assert_eq!(c.super_users, ["User:admin", "User:CN=ops,O=example"]);
+    let flags = ServeArgs { super_users: Some("User:a; User:b".into()), ..args() };
+    assert_eq!(resolve(&flags).unwrap().super_users, ["User:a", "User:b"]);
+
+    let bad = ServeArgs { super_users: Some("admin".into()), ..args() };
+    let e = resolve(&bad).unwrap_err().to_string();
+    assert!(e.starts_with("bad config: --super-users:") && e.contains("User:NAME"), "{e}");
+    let e = resolve(&ServeArgs { authorizer: Some("simple".into()), ..args() }).unwrap_err().to_string();
+    assert_eq!(e, "bad config: --authorizer: expected none or acl, got \"simple\"");
+    let f = file("super-users = [1]\n");
+    let e = resolve(&ServeArgs { config: Some(f.path().into()), ..args() }).unwrap_err().to_string();
+    assert!(e.contains("super-users") && e.contains("list of strings"), "{e}");
+    let cluster =
+        ServeArgs { authorizer: Some("acl".into()), controllers: Some("1@127.0.0.1:9093".into()), ..args() };
+    let e = resolve(&cluster).unwrap_err().to_string();
+    assert!(e.contains("not supported in a cluster"), "{e}");
+}

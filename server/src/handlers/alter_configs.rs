@@ -10,12 +10,17 @@
 //! any entry is refused with INVALID_REQUEST, which is what Kafka answers
 //! for a broker config that is not dynamic: Ringtail's broker settings are
 //! flags and the config file, read at start.
+//!
+//! A topic needs ALTER_CONFIGS on it, the broker ALTER_CONFIGS on the
+//! cluster (TOPIC_ / CLUSTER_AUTHORIZATION_FAILED otherwise).
 
 use super::{code, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::broker::topic_configs::{ConfigChange, ConfigOp};
+use ringtail_engine::security::acl::Operation;
 use std::collections::BTreeSet;
 
 /// Kafka's resource types.
@@ -44,7 +49,7 @@ pub(super) struct Resource {
 /// A resource's outcome: done, or a Kafka error code and why.
 pub(super) type Outcome = Result<(), (i16, String)>;
 
-pub async fn handle(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(ctx: &Context, access: Access<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let resources: Vec<Resource> = request
         .resources
         .iter()
@@ -62,7 +67,7 @@ pub async fn handle(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigs
                 .collect(),
         })
         .collect();
-    let outcomes = alter(ctx, &resources, Kind::Replace, request.validate_only).await;
+    let outcomes = alter(ctx, access, &resources, Kind::Replace, request.validate_only).await;
     let responses = request
         .resources
         .into_iter()
@@ -99,6 +104,7 @@ pub(super) fn split(outcome: Outcome) -> (i16, Option<String>) {
 /// Alters each resource in order; one outcome per resource.
 pub(super) async fn alter(
     ctx: &Context,
+    access: Access<'_>,
     resources: &[Resource],
     kind: Kind,
     validate_only: bool,
@@ -115,6 +121,8 @@ pub(super) async fn alter(
     for resource in resources {
         let outcome = if twice.contains(&(resource.resource_type, resource.name.as_str())) {
             Err(invalid_request("Each resource must appear at most once."))
+        } else if let Err(denied) = authorized(access, resource) {
+            Err(denied)
         } else {
             alter_one(ctx, resource, kind, validate_only).await
         };
@@ -138,6 +146,21 @@ async fn alter_one(ctx: &Context, resource: &Resource, kind: Kind, validate_only
         other => Err(invalid_request(&format!(
             "resource type {other} is not supported: Ringtail changes the configs of topics (type {RESOURCE_TOPIC})"
         ))),
+    }
+}
+
+/// Whether the caller may change the resource's configs.
+fn authorized(access: Access<'_>, resource: &Resource) -> Outcome {
+    match resource.resource_type {
+        RESOURCE_TOPIC if !access.topic(Operation::AlterConfigs, &resource.name) => Err((
+            ResponseError::TopicAuthorizationFailed.code(),
+            format!("Not authorized to alter the configs of topic {}", resource.name),
+        )),
+        RESOURCE_BROKER if !access.cluster(Operation::AlterConfigs) => Err((
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "Not authorized to alter broker configs".to_string(),
+        )),
+        _ => Ok(()),
     }
 }
 

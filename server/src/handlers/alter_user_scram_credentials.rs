@@ -4,16 +4,21 @@
 //! password; the broker keeps only the keys derived from it
 //! (`broker::credentials`). Neither may reach a log: kafka-protocol's
 //! request type prints them in its Debug, so it is never logged; the
-//! engine's `ScramUpsertion` prints without them.
+//! engine's `ScramUpsertion` prints without them. Needs ALTER on the
+//! cluster.
 
 use super::{code, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse};
 use ringtail_engine::broker::credentials::{ScramDeletion, ScramUpsertion};
+use ringtail_engine::broker::{BrokerError, ErrorCode};
+use ringtail_engine::security::acl::Operation;
 use std::collections::BTreeSet;
 
 pub async fn handle(
     ctx: &Context,
+    access: Access<'_>,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let deletions: Vec<ScramDeletion> = request
@@ -32,9 +37,17 @@ pub async fn handle(
             salted_password: u.salted_password.to_vec(),
         })
         .collect();
-    let results = match ctx.broker.alter_scram_credentials(&deletions, &upsertions).await {
+    let altered = match access.cluster(Operation::Alter) {
+        true => ctx.broker.alter_scram_credentials(&deletions, &upsertions).await,
+        false => Err(BrokerError::new(
+            ErrorCode::ClusterAuthorizationFailed,
+            "Not authorized to alter user credentials",
+        )),
+    };
+    let results = match altered {
         Ok(per_user) => per_user,
-        // Refused as a whole (a cluster member): every user named is told.
+        // Refused as a whole (a cluster member, or not authorized): every
+        // user named is told.
         Err(e) => {
             let users: BTreeSet<&str> = deletions
                 .iter()

@@ -2,16 +2,22 @@
 //! honoured. The engine checks the count (never fewer, never the same,
 //! at most its per-topic maximum) and places the new partitions as it
 //! places a new topic's; manual assignments are refused, since placement
-//! belongs to the controller here.
+//! belongs to the controller here. Needs ALTER on each topic.
 
 use super::{code, str_bytes, topic_name, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 use std::collections::BTreeSet;
 
-pub async fn handle(ctx: &Context, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     // A name given twice is answered once, with INVALID_REQUEST, as Kafka
     // does: growing it twice from one view would be a guess.
     let mut seen = BTreeSet::new();
@@ -22,7 +28,14 @@ pub async fn handle(ctx: &Context, request: CreatePartitionsRequest) -> CreatePa
         .map(|name| result(name, Err((ResponseError::InvalidRequest.code(), "Duplicate topic name.".into()))))
         .collect();
     for topic in request.topics.iter().filter(|t| !twice.contains(t.name.0.as_str())) {
-        let outcome = grow(ctx, topic, request.validate_only).await;
+        let name = topic.name.0.as_str();
+        let outcome = match access.topic(Operation::Alter, name) {
+            true => grow(ctx, topic, request.validate_only).await,
+            false => Err((
+                ResponseError::TopicAuthorizationFailed.code(),
+                format!("Not authorized to add partitions to topic {name}"),
+            )),
+        };
         results.push(result(topic.name.0.as_str(), outcome));
     }
     CreatePartitionsResponse::default().with_results(results)

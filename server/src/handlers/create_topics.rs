@@ -1,22 +1,30 @@
 //! CreateTopics: partitions and replication factor (-1: the broker's
 //! defaults), topic configs, validate_only. The engine validates names,
 //! counts and configs; manual replica assignments are refused, since
-//! placement belongs to the controller.
+//! placement belongs to the controller. Needs CREATE on the cluster or the
+//! topic; the configs returned (v5+) need DESCRIBE_CONFIGS.
 
 use super::{code, str_bytes, topic_uuid, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::TopicState;
+use ringtail_engine::security::acl::{Operation, ResourceType};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Kafka's `config_source` for a topic override and a default.
 const SOURCE_TOPIC_CONFIG: i8 = 1;
 const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
-pub async fn handle(ctx: &Context, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     // A name given twice is refused for both, as Kafka does: which of the
     // two to honour would be a guess.
     let mut seen = BTreeSet::new();
@@ -27,10 +35,14 @@ pub async fn handle(ctx: &Context, request: CreateTopicsRequest, version: i16) -
         let name = topic.name.0.to_string();
         let result = if duplicates.contains(&name) {
             Err((ResponseError::InvalidRequest.code(), format!("topic {name} is named more than once")))
+        } else if !access.create_topic(&name) {
+            let message = format!("Not authorized to create topic {name}");
+            Err((ResponseError::TopicAuthorizationFailed.code(), message))
         } else {
             create(ctx, topic, request.validate_only).await
         };
-        results.push(to_result(ctx, &name, result, version));
+        let configs_visible = access.quietly(Operation::DescribeConfigs, ResourceType::Topic, &name);
+        results.push(to_result(ctx, &name, result, version, configs_visible));
     }
     CreateTopicsResponse::default().with_topics(results)
 }
@@ -75,6 +87,7 @@ fn to_result(
     name: &str,
     result: Result<TopicState, (i16, String)>,
     version: i16,
+    configs_visible: bool,
 ) -> CreatableTopicResult {
     let response = CreatableTopicResult::default().with_name(super::topic_name(name));
     match result {
@@ -82,8 +95,10 @@ fn to_result(
             let mut response = response
                 .with_num_partitions(topic.partitions.len() as i32)
                 .with_replication_factor(topic.partitions.first().map_or(0, |p| p.replicas.len() as i16));
-            if version >= 5 {
+            if version >= 5 && configs_visible {
                 response.configs = Some(configs(ctx, name, &topic));
+            } else if version >= 5 {
+                response.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
             }
             if version >= 7 {
                 response.topic_id = topic_uuid(&topic);

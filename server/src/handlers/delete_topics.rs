@@ -1,12 +1,20 @@
-//! DeleteTopics: by name (v1-5) or by name or topic id (v6).
+//! DeleteTopics: by name (v1-5) or by name or topic id (v6). Needs DELETE
+//! on each topic.
 
 use super::{code, str_bytes, topic_by_id, topic_name, topic_uuid, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::group::OFFSETS_TOPIC;
+use ringtail_engine::security::acl::Operation;
 
-pub async fn handle(ctx: &Context, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     // v6 names topics by name or id; earlier versions by name only.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
@@ -15,12 +23,18 @@ pub async fn handle(ctx: &Context, request: DeleteTopicsRequest, version: i16) -
     };
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
-        responses.push(delete(ctx, name, id, version).await);
+        responses.push(delete(ctx, access, name, id, version).await);
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-async fn delete(ctx: &Context, name: Option<String>, id: uuid::Uuid, version: i16) -> DeletableTopicResult {
+async fn delete(
+    ctx: &Context,
+    access: Access<'_>,
+    name: Option<String>,
+    id: uuid::Uuid,
+    version: i16,
+) -> DeletableTopicResult {
     let resolved = match name {
         Some(name) => {
             let id = ctx.broker.topic(&name).map(|t| topic_uuid(&t)).unwrap_or(id);
@@ -42,6 +56,14 @@ async fn delete(ctx: &Context, name: Option<String>, id: uuid::Uuid, version: i1
     let mut result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
     if version >= 6 {
         result.topic_id = id;
+    }
+    if !access.topic(Operation::Delete, &name) {
+        let result = result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+        return if version >= 5 {
+            result.with_error_message(Some(str_bytes(format!("Not authorized to delete topic {name}"))))
+        } else {
+            result
+        };
     }
     if name == OFFSETS_TOPIC {
         // Deleting it would lose every group's committed offsets.

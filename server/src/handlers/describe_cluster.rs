@@ -35,8 +35,8 @@ pub fn handle(ctx: &Context, request: DescribeClusterRequest) -> DescribeCluster
         brokers.extend(ctx.broker.fenced_brokers().into_iter().map(|e| listed(e, true)));
         brokers.sort_by_key(|b| b.broker_id);
     }
-    // Authorized operations stay "not given" (i32::MIN): there are no ACLs
-    // to compute them from yet.
+    // Authorized operations stay "not given" (i32::MIN): not computed from
+    // the ACLs yet. Kafka asks no permission for the rest.
     response
         .with_cluster_id(str_bytes(ctx.broker.cluster_id()))
         .with_controller_id(BrokerId(ctx.broker.controller_id()))

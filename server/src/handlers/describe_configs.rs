@@ -1,14 +1,17 @@
 //! DescribeConfigs: a topic's configs with their effective values. The
 //! broker resource answers with an empty list: broker settings are not
-//! runtime configs here.
+//! runtime configs here. Needs DESCRIBE_CONFIGS on the topic, or on the
+//! cluster for the broker.
 
 use super::{code, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 
 /// Kafka's resource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -23,17 +26,34 @@ const TYPE_LONG: i8 = 5;
 const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
 
-pub fn handle(ctx: &Context, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
-    let results = request.resources.iter().map(|r| describe(ctx, r, version)).collect();
+pub fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let results = request.resources.iter().map(|r| describe(ctx, access, r, version)).collect();
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn describe(ctx: &Context, resource: &DescribeConfigsResource, version: i16) -> DescribeConfigsResult {
+fn describe(
+    ctx: &Context,
+    access: Access<'_>,
+    resource: &DescribeConfigsResource,
+    version: i16,
+) -> DescribeConfigsResult {
     let result = DescribeConfigsResult::default()
         .with_resource_type(resource.resource_type)
         .with_resource_name(resource.resource_name.clone());
     let name = resource.resource_name.as_str();
+    let denied = |error: ResponseError| result.clone().with_error_code(error.code());
     match resource.resource_type {
+        RESOURCE_TOPIC if !access.topic(Operation::DescribeConfigs, name) => {
+            denied(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER if !access.cluster(Operation::DescribeConfigs) => {
+            denied(ResponseError::ClusterAuthorizationFailed)
+        }
         RESOURCE_TOPIC => match ctx.broker.describe_topic_configs(name) {
             Ok(entries) => {
                 let wanted = |key: &str| {

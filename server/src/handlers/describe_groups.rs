@@ -1,18 +1,29 @@
 //! DescribeGroups: each group's state, protocol, generation members and
 //! their assignments. An unknown group is described as Dead with no
-//! members, as Kafka does.
+//! members, as Kafka does. Needs DESCRIBE on each group.
 
 use super::{code, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 
-pub fn handle(ctx: &Context, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let groups = request
         .groups
         .into_iter()
         .map(|group_id| {
             let id = group_id.0.to_string();
             let described = DescribedGroup::default().with_group_id(group_id);
+            if !access.group(Operation::Describe, &id) {
+                return described.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             match ctx.broker.describe_group(&id) {
                 Ok(d) => {
                     let members = d

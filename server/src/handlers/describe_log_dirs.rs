@@ -3,17 +3,26 @@
 //! kafka-log-dirs, kafka-ui and AKHQ show them. A partition asked for that
 //! is not hosted here is left out, as Kafka does. `offset_lag` is 0: it is
 //! the lag of a replica being moved between directories, which Ringtail
-//! never does; from v4, the file system's total and usable bytes.
+//! never does; from v4, the file system's total and usable bytes. Needs
+//! DESCRIBE on the cluster (else no directories, and from v3 the code).
 
 use super::{str_bytes, topic_name, Context};
 use crate::disk_space;
+use crate::security::authorize::Access;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub fn handle(ctx: &Context, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn handle(ctx: &Context, access: Access<'_>, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    if !access.cluster(Operation::Describe) {
+        // Below v3 there is no field for it: the answer is just empty.
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     // None: every partition; otherwise topic -> the partitions asked for.
     let wanted: Option<BTreeMap<String, BTreeSet<i32>>> = request.topics.map(|topics| {
         let mut wanted: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();

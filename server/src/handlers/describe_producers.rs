@@ -2,25 +2,37 @@
 //! partition's log, answered by the partition's leader (as
 //! kafka-transactions.sh describe-producers and AdminClient ask).
 //! Ringtail has no transactions, so no producer has an open one:
-//! `current_txn_start_offset` is -1 and `coordinator_epoch` -1.
+//! `current_txn_start_offset` is -1 and `coordinator_epoch` -1. Needs
+//! READ on each topic.
 
 use super::{code, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 
-pub fn handle(ctx: &Context, request: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let readable = access.topic(Operation::Read, &name);
             let partitions = t
                 .partition_indexes
                 .into_iter()
                 .map(|index| {
                     let answer = PartitionResponse::default().with_partition_index(index);
+                    if !readable {
+                        return answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     match ctx.broker.leader_partition(&name, index) {
                         Ok(p) => answer.with_active_producers(
                             p.active_producers()

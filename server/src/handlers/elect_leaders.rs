@@ -3,18 +3,28 @@
 //! answered with its own code (NONE when a leader was elected); a failure
 //! of the whole request (an unknown election type, no controller) answers
 //! every partition asked for and, from version 1, the top-level code, as
-//! Kafka's error response does.
+//! Kafka's error response does. Needs ALTER on the cluster.
 
 use super::{code, str_bytes, topic_name, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use ringtail_engine::broker::{BrokerError, ElectionType, ErrorCode, PartitionElection, Wanted};
+use ringtail_engine::security::acl::Operation;
 
-pub async fn handle(ctx: &Context, request: ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: ElectLeadersRequest,
+    version: i16,
+) -> ElectLeadersResponse {
     let wanted: Wanted = request
         .topic_partitions
         .map(|topics| topics.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());
     let outcome = match ElectionType::from_wire(request.election_type) {
+        _ if !access.cluster(Operation::Alter) => {
+            Err(BrokerError::new(ErrorCode::ClusterAuthorizationFailed, "Not authorized to elect leaders"))
+        }
         Some(election) => ctx.broker.elect_leaders(election, wanted.clone()).await,
         None => Err(BrokerError::new(
             ErrorCode::InvalidRequest,

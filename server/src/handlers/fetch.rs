@@ -16,9 +16,14 @@
 //!
 //! Incremental fetch sessions (KIP-227) are kept in `fetch_session`; from
 //! v13 topics are named by id.
+//!
+//! A consumer needs READ on each topic; a follower (a replica id) needs
+//! CLUSTER_ACTION on the cluster. A partition read without it is answered
+//! TOPIC_AUTHORIZATION_FAILED, as Kafka does.
 
 use super::fetch_session::PartitionKey;
 use super::{check_leader_epoch, code, topic_name, Context};
+use crate::security::authorize::Access;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -26,6 +31,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 use ringtail_engine::join::join_in_order;
 use ringtail_engine::log::batch::BatchHeader;
+use ringtail_engine::security::acl::Operation;
 use ringtail_engine::watch;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
@@ -37,7 +43,7 @@ const READ_COMMITTED: i8 = 1;
 /// Topics are named by id from this version on.
 const TOPIC_IDS_FROM: i16 = 13;
 
-pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(ctx: &Context, access: Access<'_>, request: FetchRequest, version: i16) -> FetchResponse {
     let (requested, forgotten) = resolve(ctx, &request, version);
     let plan = match ctx.fetch_sessions.begin(&request, requested, &forgotten) {
         Ok(plan) => plan,
@@ -55,12 +61,13 @@ pub async fn handle(ctx: &Context, request: FetchRequest, version: i16) -> Fetch
     // v15; -1 for consumers).
     let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
     let replica = (replica_id >= 0).then_some(replica_id);
+    let readable = readable(access, &topics, replica);
     // The request is a slice of its frame, and with it the frame's share of
     // the request budget: a long poll holds neither.
     drop(request);
     let mut shutdown = ctx.shutdown.clone();
     loop {
-        let round = read_round(ctx, &topics, max_bytes, read_committed, replica, version).await;
+        let round = read_round(ctx, &topics, &readable, max_bytes, read_committed, replica, version).await;
         let done = round.bytes >= min_bytes
             || round.failed
             || round.watches.is_empty()
@@ -130,6 +137,20 @@ fn by_topic(partitions: &[(PartitionKey, FetchPartition)]) -> Vec<Vec<(Partition
     topics
 }
 
+/// Per topic group, whether the caller may read it. A topic id unknown
+/// here (no name) is left to be answered UNKNOWN_TOPIC_ID.
+fn readable(
+    access: Access<'_>,
+    topics: &[Vec<(PartitionKey, FetchPartition)>],
+    replica: Option<i32>,
+) -> Vec<bool> {
+    if replica.is_some() {
+        let allowed = access.cluster(Operation::ClusterAction);
+        return vec![allowed; topics.len()];
+    }
+    topics.iter().map(|t| t[0].0.name.is_empty() || access.topic(Operation::Read, &t[0].0.name)).collect()
+}
+
 /// One pass over the requested partitions.
 struct Round {
     /// Each topic's answer, with the keys of its partitions (for the
@@ -148,6 +169,7 @@ struct Round {
 async fn read_round(
     ctx: &Context,
     topics: &[Vec<(PartitionKey, FetchPartition)>],
+    readable: &[bool],
     max_bytes: usize,
     read_committed: bool,
     replica: Option<i32>,
@@ -159,12 +181,14 @@ async fn read_round(
     let mut early_reads = Vec::new().into_iter();
     if limits_sum <= max_bytes {
         let mut reads = Vec::new();
-        for (key, p) in topics.iter().flatten() {
-            reads.push(read_partition(ctx, key, p, partition_limit(p), replica));
+        for (topic, allowed) in topics.iter().zip(readable) {
+            for (key, p) in topic {
+                reads.push(read_partition(ctx, key, p, partition_limit(p), replica, *allowed));
+            }
         }
         early_reads = join_in_order(reads).await.into_iter();
     }
-    for topic in topics {
+    for (topic, allowed) in topics.iter().zip(readable) {
         let mut partitions = Vec::with_capacity(topic.len());
         for (key, p) in topic {
             let budget = max_bytes.saturating_sub(round.bytes);
@@ -178,7 +202,7 @@ async fn read_round(
             }
             let read = match early_reads.next() {
                 Some(read) => read,
-                None => read_partition(ctx, key, p, partition_max_bytes, replica).await,
+                None => read_partition(ctx, key, p, partition_max_bytes, replica, *allowed).await,
             };
             match read {
                 Ok(read) => {
@@ -258,7 +282,11 @@ async fn read_partition(
     p: &FetchPartition,
     max_bytes: usize,
     replica: Option<i32>,
+    allowed: bool,
 ) -> Result<PartitionRead, i16> {
+    if !allowed {
+        return Err(ResponseError::TopicAuthorizationFailed.code());
+    }
     if key.name.is_empty() && !key.id.is_nil() {
         return Err(ResponseError::UnknownTopicId.code());
     }

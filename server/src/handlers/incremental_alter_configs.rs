@@ -5,11 +5,13 @@
 
 use super::alter_configs::{alter, split, Entry, Kind, Resource};
 use super::{str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
 pub async fn handle(
     ctx: &Context,
+    access: Access<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let resources: Vec<Resource> = request
@@ -29,7 +31,7 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let outcomes = alter(ctx, &resources, Kind::Incremental, request.validate_only).await;
+    let outcomes = alter(ctx, access, &resources, Kind::Incremental, request.validate_only).await;
     let responses = request
         .resources
         .into_iter()

@@ -2,21 +2,30 @@
 //! answer may wait (parked in the engine) until the rebalance completes,
 //! up to the member's rebalance timeout. v4+ first joins without a member
 //! id are answered MEMBER_ID_REQUIRED with a fresh id (KIP-394); v5+ carry
-//! static membership; v7+ name the protocol type in the answer.
+//! static membership; v7+ name the protocol type in the answer. Needs
+//! READ on the group.
 
 use super::{opt_string, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use ringtail_engine::error::ErrorCode;
 use ringtail_engine::group::{JoinRequest, JoinResponse};
+use ringtail_engine::security::acl::Operation;
 
 /// `client_id`: the request header's; `client_host`: the connection's peer.
 pub async fn handle(
     ctx: &Context,
+    access: Access<'_>,
     request: JoinGroupRequest,
     version: i16,
     client_id: Option<String>,
     client_host: String,
 ) -> JoinGroupResponse {
+    if !access.group(Operation::Read, request.group_id.0.as_str()) {
+        let member_id = request.member_id.to_string();
+        return to_response(JoinResponse::error(ErrorCode::GroupAuthorizationFailed, member_id), version);
+    }
     let join = to_join(request, version, client_id, client_host);
     let group = join.group_id.clone();
     let answer = ctx.broker.join_group(join).await;

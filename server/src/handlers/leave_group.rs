@@ -1,15 +1,25 @@
 //! LeaveGroup: members leave (a rebalance follows). v0-2 name one member
 //! by id; v3+ carry several, each by member id or static instance id,
-//! with an outcome each.
+//! with an outcome each. Needs READ on the group.
 
 use super::{code, opt_string, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::ResponseError;
 use ringtail_engine::group::LeavingMember;
+use ringtail_engine::security::acl::Operation;
 
-pub async fn handle(ctx: &Context, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let group = request.group_id.0.to_string();
+    if !access.group(Operation::Read, &group) {
+        return LeaveGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let leaving: Vec<LeavingMember> = if version <= 2 {
         vec![LeavingMember { member_id: request.member_id.to_string(), instance_id: None, reason: None }]
     } else {

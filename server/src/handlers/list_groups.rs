@@ -1,12 +1,21 @@
 //! ListGroups: the groups this broker coordinates, optionally (v4) only
-//! those in the given states.
+//! those in the given states. Without DESCRIBE on the cluster, only the
+//! groups the caller may describe are listed.
 
 use super::{code, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use ringtail_engine::group::GroupState;
+use ringtail_engine::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
-pub fn handle(ctx: &Context, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let all_visible = access.quietly(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let asked = &request.states_filter;
     let states: Vec<GroupState> =
         asked.iter().filter_map(|name| GroupState::from_kafka_name(name.as_str())).collect();
@@ -19,6 +28,9 @@ pub fn handle(ctx: &Context, request: ListGroupsRequest, version: i16) -> ListGr
         Ok(listings) => {
             let groups = listings
                 .into_iter()
+                .filter(|g| {
+                    all_visible || access.quietly(Operation::Describe, ResourceType::Group, &g.group_id)
+                })
                 .map(|g| {
                     let listed = ListedGroup::default()
                         .with_group_id(GroupId(str_bytes(g.group_id)))

@@ -1,22 +1,36 @@
 //! ListOffsets: the offset of a partition's first record at or after a
 //! time, or at its ends (-2 earliest, -1 latest, which is the high
 //! watermark), or (v7, -3) of its largest timestamp; the engine's
-//! `Partition::list_offset` answers each.
+//! `Partition::list_offset` answers each. Each topic needs DESCRIBE.
 
 use super::{check_leader_epoch, code, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 
-pub async fn handle(ctx: &Context, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.as_str();
+        let allowed = access.topic(Operation::Describe, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            partitions.push(list_partition(ctx, name, p, version).await);
+            partitions.push(match allowed {
+                true => list_partition(ctx, name, p, version).await,
+                false => ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            });
         }
         topics.push(
             ListOffsetsTopicResponse::default().with_name(topic.name.clone()).with_partitions(partitions),

@@ -1,9 +1,12 @@
 //! Metadata: the brokers, the controller, and each topic's partitions with
 //! their leaders, epochs, replicas and ISR. Topics a client names that do
 //! not exist are created here when the request and the broker allow it, as
-//! Kafka's `auto.create.topics.enable` does.
+//! Kafka's `auto.create.topics.enable` does. Under an authorizer, a topic
+//! the caller may not describe is left out of a list of every topic, and
+//! named is answered TOPIC_AUTHORIZATION_FAILED; creating one needs CREATE.
 
 use super::{code, str_bytes, topic_by_id, topic_name, topic_uuid, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -13,8 +16,14 @@ use kafka_protocol::ResponseError;
 use ringtail_engine::broker::metadata::TopicState;
 use ringtail_engine::error::ErrorCode;
 use ringtail_engine::group::OFFSETS_TOPIC;
+use ringtail_engine::security::acl::{Operation, ResourceType};
 
-pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // Before v4 every Metadata request may create topics.
     let may_create = version < 4 || request.allow_auto_topic_creation;
     let topics = match request.topics {
@@ -22,11 +31,17 @@ pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> Me
         Some(list) if !(version == 0 && list.is_empty()) => {
             let mut out = Vec::with_capacity(list.len());
             for wanted in &list {
-                out.push(requested_topic(ctx, wanted, may_create, version).await);
+                out.push(requested_topic(ctx, access, wanted, may_create, version).await);
             }
             out
         }
-        _ => ctx.broker.topics().iter().map(|(name, t)| describe(ctx, name, t, version)).collect(),
+        _ => {
+            let topics = ctx.broker.topics();
+            let visible = topics
+                .iter()
+                .filter(|(name, _)| access.quietly(Operation::Describe, ResourceType::Topic, name));
+            visible.map(|(name, t)| describe(ctx, name, t, version)).collect()
+        }
     };
     let brokers = ctx
         .broker
@@ -51,6 +66,7 @@ pub async fn handle(ctx: &Context, request: MetadataRequest, version: i16) -> Me
 
 async fn requested_topic(
     ctx: &Context,
+    access: Access<'_>,
     wanted: &MetadataRequestTopic,
     may_create: bool,
     version: i16,
@@ -58,18 +74,26 @@ async fn requested_topic(
     let Some(name) = wanted.name.as_ref().map(|n| n.as_str().to_string()) else {
         // v10+: a topic asked for by id alone.
         return match topic_by_id(ctx, wanted.topic_id) {
+            Some((name, _)) if !access.topic(Operation::Describe, &name) => {
+                error_topic(None, ResponseError::TopicAuthorizationFailed.code(), version)
+                    .with_topic_id(wanted.topic_id)
+            }
             Some((name, topic)) => describe(ctx, &name, &topic, version),
             None => error_topic(None, ResponseError::UnknownTopicId.code(), version)
                 .with_topic_id(wanted.topic_id),
         };
     };
+    if !access.topic(Operation::Describe, &name) {
+        return error_topic(Some(name), ResponseError::TopicAuthorizationFailed.code(), version);
+    }
     // `__consumer_offsets` is created by FindCoordinator with its own
     // partition count, never as an ordinary topic on first mention.
-    let exists = if may_create && name != OFFSETS_TOPIC {
-        ctx.broker.ensure_topic(&name).await
-    } else {
-        Ok(ctx.broker.topic(&name).is_some())
-    };
+    let create = may_create && name != OFFSETS_TOPIC && ctx.broker.topic(&name).is_none();
+    if create && !access.create_topic(&name) {
+        return error_topic(Some(name), ResponseError::TopicAuthorizationFailed.code(), version);
+    }
+    let exists =
+        if create { ctx.broker.ensure_topic(&name).await } else { Ok(ctx.broker.topic(&name).is_some()) };
     match exists {
         Ok(true) => match ctx.broker.topic(&name) {
             Some(topic) => describe(ctx, &name, &topic, version),

@@ -9,11 +9,14 @@
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -44,6 +47,7 @@ use crate::limits::Limits;
 use crate::metered_disk::ServerBroker;
 use crate::metrics::Metrics;
 use crate::protocol::request::Request;
+use crate::security::authorize::Access;
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use ringtail_engine::broker::metadata::TopicState;
@@ -65,6 +69,8 @@ pub struct Context {
     pub shutdown: watch::Receiver<bool>,
     /// Sees every request and reply at the handler (the simulator's checks).
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// Decides who may do what (`security::authorize`); `None` allows all.
+    pub authorizer: Option<ringtail_engine::security::acl::Authorizer>,
 }
 
 /// Sees each request as its handler starts and its reply as the handler
@@ -116,7 +122,8 @@ pub async fn handle(ctx: &Context, request: Request) -> Reply {
 async fn dispatch(ctx: &Context, request: Request) -> Reply {
     let version = request.version();
     let respond = Reply::Respond;
-    let Request { header, body, peer, .. } = request;
+    let Request { header, body, peer, caller, .. } = request;
+    let access = Access::new(ctx, &caller);
     // What a request's fields hold are slices of its frame, which keep the
     // frame's share of the request budget (`net::budget`). JoinGroup alone
     // reads the header, so it is let go before any handler waits.
@@ -127,87 +134,104 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
     drop(header);
     match body {
         RequestKind::ApiVersions(r) => respond(ResponseKind::ApiVersions(api_versions::handle(&r, version))),
-        RequestKind::Metadata(r) => respond(ResponseKind::Metadata(metadata::handle(ctx, r, version).await)),
-        RequestKind::Produce(r) => produce::handle(ctx, r, version).await,
-        RequestKind::Fetch(r) => respond(ResponseKind::Fetch(fetch::handle(ctx, r, version).await)),
+        RequestKind::Metadata(r) => {
+            respond(ResponseKind::Metadata(metadata::handle(ctx, access, r, version).await))
+        }
+        RequestKind::Produce(r) => produce::handle(ctx, access, r, version).await,
+        RequestKind::Fetch(r) => respond(ResponseKind::Fetch(fetch::handle(ctx, access, r, version).await)),
         RequestKind::ListOffsets(r) => {
-            respond(ResponseKind::ListOffsets(list_offsets::handle(ctx, r, version).await))
+            respond(ResponseKind::ListOffsets(list_offsets::handle(ctx, access, r, version).await))
         }
         RequestKind::CreateTopics(r) => {
-            respond(ResponseKind::CreateTopics(create_topics::handle(ctx, r, version).await))
+            respond(ResponseKind::CreateTopics(create_topics::handle(ctx, access, r, version).await))
         }
         RequestKind::DeleteTopics(r) => {
-            respond(ResponseKind::DeleteTopics(delete_topics::handle(ctx, r, version).await))
+            respond(ResponseKind::DeleteTopics(delete_topics::handle(ctx, access, r, version).await))
         }
         RequestKind::DeleteRecords(r) => {
-            respond(ResponseKind::DeleteRecords(delete_records::handle(ctx, r).await))
+            respond(ResponseKind::DeleteRecords(delete_records::handle(ctx, access, r).await))
         }
         RequestKind::DescribeConfigs(r) => {
-            respond(ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r, version)))
+            respond(ResponseKind::DescribeConfigs(describe_configs::handle(ctx, access, r, version)))
         }
         RequestKind::AlterConfigs(r) => {
-            respond(ResponseKind::AlterConfigs(alter_configs::handle(ctx, r).await))
+            respond(ResponseKind::AlterConfigs(alter_configs::handle(ctx, access, r).await))
         }
-        RequestKind::IncrementalAlterConfigs(r) => {
-            respond(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r).await))
-        }
+        RequestKind::IncrementalAlterConfigs(r) => respond(ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(ctx, access, r).await,
+        )),
         RequestKind::CreatePartitions(r) => {
-            respond(ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await))
+            respond(ResponseKind::CreatePartitions(create_partitions::handle(ctx, access, r).await))
         }
         RequestKind::ElectLeaders(r) => {
-            respond(ResponseKind::ElectLeaders(elect_leaders::handle(ctx, r, version).await))
+            respond(ResponseKind::ElectLeaders(elect_leaders::handle(ctx, access, r, version).await))
         }
         RequestKind::InitProducerId(r) => {
-            respond(ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await))
+            respond(ResponseKind::InitProducerId(init_producer_id::handle(ctx, access, r).await))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            respond(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)))
+            respond(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, access, r)))
         }
         RequestKind::FindCoordinator(r) => {
-            respond(ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, version).await))
+            respond(ResponseKind::FindCoordinator(find_coordinator::handle(ctx, access, r, version).await))
         }
         RequestKind::JoinGroup(r) => {
             let host = client_host(peer);
-            respond(ResponseKind::JoinGroup(join_group::handle(ctx, r, version, client_id, host).await))
+            respond(ResponseKind::JoinGroup(
+                join_group::handle(ctx, access, r, version, client_id, host).await,
+            ))
         }
         RequestKind::SyncGroup(r) => {
-            respond(ResponseKind::SyncGroup(sync_group::handle(ctx, r, version).await))
+            respond(ResponseKind::SyncGroup(sync_group::handle(ctx, access, r, version).await))
         }
-        RequestKind::Heartbeat(r) => respond(ResponseKind::Heartbeat(heartbeat::handle(ctx, r).await)),
+        RequestKind::Heartbeat(r) => {
+            respond(ResponseKind::Heartbeat(heartbeat::handle(ctx, access, r).await))
+        }
         RequestKind::LeaveGroup(r) => {
-            respond(ResponseKind::LeaveGroup(leave_group::handle(ctx, r, version).await))
+            respond(ResponseKind::LeaveGroup(leave_group::handle(ctx, access, r, version).await))
         }
         RequestKind::OffsetCommit(r) => {
-            respond(ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, version).await))
+            respond(ResponseKind::OffsetCommit(offset_commit::handle(ctx, access, r, version).await))
         }
         RequestKind::OffsetFetch(r) => {
-            respond(ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, version).await))
+            respond(ResponseKind::OffsetFetch(offset_fetch::handle(ctx, access, r, version).await))
         }
         RequestKind::DescribeGroups(r) => {
-            respond(ResponseKind::DescribeGroups(describe_groups::handle(ctx, r, version)))
+            respond(ResponseKind::DescribeGroups(describe_groups::handle(ctx, access, r, version)))
         }
-        RequestKind::ListGroups(r) => respond(ResponseKind::ListGroups(list_groups::handle(ctx, r, version))),
+        RequestKind::ListGroups(r) => {
+            respond(ResponseKind::ListGroups(list_groups::handle(ctx, access, r, version)))
+        }
         RequestKind::DeleteGroups(r) => {
-            respond(ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await))
+            respond(ResponseKind::DeleteGroups(delete_groups::handle(ctx, access, r).await))
         }
         RequestKind::DescribeCluster(r) => {
             respond(ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r)))
         }
         RequestKind::DescribeLogDirs(r) => {
-            respond(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r)))
+            respond(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, access, r)))
         }
         RequestKind::DescribeProducers(r) => {
-            respond(ResponseKind::DescribeProducers(describe_producers::handle(ctx, r)))
+            respond(ResponseKind::DescribeProducers(describe_producers::handle(ctx, access, r)))
         }
         RequestKind::OffsetDelete(r) => {
-            respond(ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await))
+            respond(ResponseKind::OffsetDelete(offset_delete::handle(ctx, access, r).await))
         }
         RequestKind::DescribeUserScramCredentials(r) => respond(ResponseKind::DescribeUserScramCredentials(
-            describe_user_scram_credentials::handle(ctx, r),
+            describe_user_scram_credentials::handle(ctx, access, r),
         )),
         RequestKind::AlterUserScramCredentials(r) => respond(ResponseKind::AlterUserScramCredentials(
-            alter_user_scram_credentials::handle(ctx, r).await,
+            alter_user_scram_credentials::handle(ctx, access, r).await,
         )),
+        RequestKind::CreateAcls(r) => {
+            respond(ResponseKind::CreateAcls(create_acls::handle(ctx, access, r).await))
+        }
+        RequestKind::DescribeAcls(r) => {
+            respond(ResponseKind::DescribeAcls(describe_acls::handle(ctx, access, r)))
+        }
+        RequestKind::DeleteAcls(r) => {
+            respond(ResponseKind::DeleteAcls(delete_acls::handle(ctx, access, r).await))
+        }
         // `protocol::request::parse` admits only the APIs above.
         other => Reply::Close(format!("no handler for {other:?}")),
     }
@@ -282,6 +306,9 @@ pub fn response_failed(response: &ResponseKind) -> bool {
             r.error_code != 0 || r.results.iter().any(|u| u.error_code != 0)
         }
         ResponseKind::AlterUserScramCredentials(r) => r.results.iter().any(|u| u.error_code != 0),
+        ResponseKind::CreateAcls(r) => r.results.iter().any(|a| a.error_code != 0),
+        ResponseKind::DescribeAcls(r) => r.error_code != 0,
+        ResponseKind::DeleteAcls(r) => r.filter_results.iter().any(|f| f.error_code != 0),
         _ => false,
     }
 }

@@ -2,21 +2,31 @@
 //! `__consumer_offsets`. Partitions of topics this broker does not know
 //! are refused here (UNKNOWN_TOPIC_OR_PARTITION), as Kafka's API layer
 //! does; the rest go to the coordinator, which checks membership and
-//! generation (ILLEGAL_GENERATION for a stale one).
+//! generation (ILLEGAL_GENERATION for a stale one). Needs READ on the
+//! group (else every partition is GROUP_AUTHORIZATION_FAILED) and on each
+//! topic (TOPIC_AUTHORIZATION_FAILED).
 
 use super::{code, opt_string, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 use kafka_protocol::ResponseError;
 use ringtail_engine::group::{CommitOffset, CommitRequest};
+use ringtail_engine::security::acl::Operation;
 
 /// A partition of the request: its index, and the error it was refused
 /// with here, if any (`None`: sent to the coordinator).
 type Slot = (i32, Option<i16>);
 
-pub async fn handle(ctx: &Context, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let group_allowed = access.group(Operation::Read, request.group_id.0.as_str());
     let known = |topic: &str, partition: i32| {
         let count = ctx.broker.partition_count(topic);
         count.is_some_and(|count| usize::try_from(partition).is_ok_and(|p| p < count))
@@ -27,8 +37,19 @@ pub async fn handle(ctx: &Context, request: OffsetCommitRequest, version: i16) -
     let mut offsets = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let refused = if !group_allowed {
+            Some(ResponseError::GroupAuthorizationFailed.code())
+        } else if !access.topic(Operation::Read, &name) {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        } else {
+            None
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
+            if refused.is_some() {
+                partitions.push((p.partition_index, refused));
+                continue;
+            }
             if !known(&name, p.partition_index) {
                 partitions.push((p.partition_index, Some(ResponseError::UnknownTopicOrPartition.code())));
                 continue;

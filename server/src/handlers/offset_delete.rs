@@ -3,20 +3,33 @@
 //! group with members keeps the offsets of topics it subscribes to
 //! (GROUP_SUBSCRIBED_TO_TOPIC per partition); an unknown group is
 //! GROUP_ID_NOT_FOUND for the whole request. Partitions without a
-//! committed offset succeed, as in Kafka.
+//! committed offset succeed, as in Kafka. Needs DELETE on the group
+//! (GROUP_AUTHORIZATION_FAILED for the request) and READ on each topic
+//! (TOPIC_AUTHORIZATION_FAILED for its partitions, which keep their offsets).
 
 use super::{code, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::ResponseError;
+use ringtail_engine::security::acl::Operation;
 
-pub async fn handle(ctx: &Context, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(ctx: &Context, access: Access<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
+    if !access.group(Operation::Delete, &group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let readable: Vec<bool> =
+        request.topics.iter().map(|t| access.topic(Operation::Read, t.name.0.as_str())).collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)))
+        .zip(&readable)
+        .filter(|(_, readable)| **readable)
+        .flat_map(|(t, _)| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)))
         .collect();
     let outcomes = match ctx.broker.delete_offsets(&group_id, &partitions).await {
         Ok(outcomes) => outcomes,
@@ -29,15 +42,18 @@ pub async fn handle(ctx: &Context, request: OffsetDeleteRequest) -> OffsetDelete
     let topics = request
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(readable)
+        .map(|(t, readable)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error_code = match outcomes.next() {
-                        Some(Ok(())) => 0,
-                        Some(Err(e)) => code(&e),
-                        None => kafka_protocol::ResponseError::UnknownServerError.code(),
+                    // Only readable topics' partitions were sent, in order.
+                    let error_code = match readable.then(|| outcomes.next()) {
+                        None => ResponseError::TopicAuthorizationFailed.code(),
+                        Some(Some(Ok(()))) => 0,
+                        Some(Some(Err(e))) => code(&e),
+                        Some(None) => ResponseError::UnknownServerError.code(),
                     };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)

@@ -1,20 +1,32 @@
 //! OffsetFetch: a group's committed offsets, for the given partitions or
 //! (null topics) every partition it has committed. v1-7 ask about one
 //! group, v8 about several. Nothing committed reads as offset -1.
+//!
+//! Needs DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each
+//! topic: one asked for is answered TOPIC_AUTHORIZATION_FAILED, and one the
+//! caller may not describe is left out of "every partition".
 
 use super::{code, str_bytes, topic_name, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
-use ringtail_engine::broker::BrokerError;
+use kafka_protocol::ResponseError;
+use ringtail_engine::broker::{BrokerError, ErrorCode};
 use ringtail_engine::group::FetchedOffset;
+use ringtail_engine::security::acl::{Operation, ResourceType};
 
 /// One partition's answer: (index, offset, leader epoch, metadata, error).
 type Row = (i32, i64, i32, String, i16);
 
-pub async fn handle(ctx: &Context, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
@@ -26,7 +38,7 @@ pub async fn handle(ctx: &Context, request: OffsetFetchRequest, version: i16) ->
             });
             let id = group.group_id.0.to_string();
             let response = OffsetFetchResponseGroup::default().with_group_id(group.group_id);
-            let response = match fetch(ctx, &id, asked).await {
+            let response = match fetch(ctx, access, &id, asked).await {
                 Ok(topics) => response.with_topics(
                     topics
                         .into_iter()
@@ -56,7 +68,7 @@ pub async fn handle(ctx: &Context, request: OffsetFetchRequest, version: i16) ->
         topics.into_iter().map(|t| (t.name, t.partition_indexes)).collect::<Vec<(TopicName, Vec<i32>)>>()
     });
     let group = request.group_id.0.to_string();
-    let (topics, error_code) = match fetch(ctx, &group, asked.clone()).await {
+    let (topics, error_code) = match fetch(ctx, access, &group, asked.clone()).await {
         Ok(topics) => (topics, 0),
         // v2+ report a group's error once; v1 has only per-partition codes,
         // so each asked-for partition carries it.
@@ -106,19 +118,42 @@ pub async fn handle(ctx: &Context, request: OffsetFetchRequest, version: i16) ->
 /// in the order asked (or the engine's order).
 async fn fetch(
     ctx: &Context,
+    access: Access<'_>,
     group: &str,
     asked: Option<Vec<(TopicName, Vec<i32>)>>,
 ) -> Result<Vec<(TopicName, Vec<Row>)>, BrokerError> {
-    let partitions = asked.as_ref().map(|topics| {
-        topics
-            .iter()
-            .flat_map(|(name, partitions)| partitions.iter().map(move |p| (name.0.to_string(), *p)))
-            .collect::<Vec<_>>()
-    });
-    let fetched = ctx.broker.fetch_offsets(group, partitions).await.inspect_err(|e| {
-        tracing::debug!(group, error = %e, "offset fetch refused");
-    })?;
-    Ok(group_by_topic(fetched))
+    if !access.group(Operation::Describe, group) {
+        let message = format!("Not authorized to access group {group}");
+        return Err(BrokerError::new(ErrorCode::GroupAuthorizationFailed, message));
+    }
+    let Some(asked) = asked else {
+        let fetched = ctx.broker.fetch_offsets(group, None).await.inspect_err(|e| {
+            tracing::debug!(group, error = %e, "offset fetch refused");
+        })?;
+        let visible = fetched
+            .into_iter()
+            .filter(|f| access.quietly(Operation::Describe, ResourceType::Topic, &f.topic));
+        return Ok(group_by_topic(visible.collect()));
+    };
+    let (allowed, denied): (Vec<_>, Vec<_>) =
+        asked.into_iter().partition(|(name, _)| access.topic(Operation::Describe, name.0.as_str()));
+    let partitions: Vec<(String, i32)> = allowed
+        .iter()
+        .flat_map(|(name, partitions)| partitions.iter().map(move |p| (name.0.to_string(), *p)))
+        .collect();
+    let mut topics = if partitions.is_empty() && !denied.is_empty() {
+        Vec::new()
+    } else {
+        let fetched = ctx.broker.fetch_offsets(group, Some(partitions)).await.inspect_err(|e| {
+            tracing::debug!(group, error = %e, "offset fetch refused");
+        })?;
+        group_by_topic(fetched)
+    };
+    let refused = ResponseError::TopicAuthorizationFailed.code();
+    topics.extend(denied.into_iter().map(|(name, partitions)| {
+        (name, partitions.into_iter().map(|p| (p, -1, -1, String::new(), refused)).collect())
+    }));
+    Ok(topics)
 }
 
 /// Consecutive answers for one topic become one entry; a topic seen again

@@ -2,9 +2,12 @@
 //! which validates them (CRC, sizes, each record, timestamps, idempotent
 //! sequences), assigns offsets and, under flush=always, completes only once
 //! they are fsynced. Batches are stored as sent (compressed ones too), but
-//! for the max timestamp the leader may stamp in their headers.
+//! for the max timestamp the leader may stamp in their headers. Each topic
+//! needs WRITE; a partition of one without it gets
+//! TOPIC_AUTHORIZATION_FAILED and nothing of it is written.
 
 use super::{code, str_bytes, Context, Reply};
+use crate::security::authorize::Access;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -12,9 +15,10 @@ use kafka_protocol::ResponseError;
 use ringtail_engine::broker::{Acks, BrokerError, ErrorCode, ProduceOutcome};
 use ringtail_engine::group::OFFSETS_TOPIC;
 use ringtail_engine::join::join_in_order;
+use ringtail_engine::security::acl::Operation;
 use std::time::Duration;
 
-pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Reply {
+pub async fn handle(ctx: &Context, access: Access<'_>, request: ProduceRequest, version: i16) -> Reply {
     let acks = Acks::from_kafka(request.acks);
     let transactional = request.transactional_id.is_some();
     // Every partition of the request is appended concurrently; the futures
@@ -23,6 +27,7 @@ pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Rep
     let mut shape = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.as_str().to_string();
+        let allowed = access.topic(Operation::Write, &name);
         shape.push((topic.name, topic.partition_data.len()));
         for p in topic.partition_data {
             let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
@@ -30,7 +35,7 @@ pub async fn handle(ctx: &Context, request: ProduceRequest, version: i16) -> Rep
                 ctx,
                 name.clone(),
                 p.index,
-                p.records,
+                allowed.then_some(p.records),
                 acks,
                 transactional,
                 timeout,
@@ -64,11 +69,16 @@ async fn produce_partition(
     ctx: &Context,
     topic: String,
     index: i32,
-    records: Option<Bytes>,
+    // `None`: the caller may not write to the topic.
+    records: Option<Option<Bytes>>,
     acks: Option<Acks>,
     transactional: bool,
     timeout: Duration,
 ) -> Outcome {
+    let Some(records) = records else {
+        let message = format!("Not authorized to write to topic {topic}");
+        return (index, Err((ResponseError::TopicAuthorizationFailed.code(), message)));
+    };
     let Some(acks) = acks else {
         return (index, Err((ResponseError::InvalidRequiredAcks.code(), "acks must be 0, 1 or -1".into())));
     };

@@ -1,12 +1,24 @@
 //! SyncGroup: every member of a new generation asks for its assignment;
 //! the leader brings everyone's. Followers' answers wait (in the engine)
-//! for the leader's, which is persisted before anyone is answered.
+//! for the leader's, which is persisted before anyone is answered. Needs
+//! READ on the group.
 
 use super::{opt_string, str_bytes, Context};
+use crate::security::authorize::Access;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use ringtail_engine::error::ErrorCode;
 use ringtail_engine::group::{SyncRequest, SyncResponse};
+use ringtail_engine::security::acl::Operation;
 
-pub async fn handle(ctx: &Context, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle(
+    ctx: &Context,
+    access: Access<'_>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    if !access.group(Operation::Read, request.group_id.0.as_str()) {
+        return to_response(SyncResponse::error(ErrorCode::GroupAuthorizationFailed), version);
+    }
     let sync = to_sync(request);
     let group = sync.group_id.clone();
     let answer = ctx.broker.sync_group(sync).await;

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub tls_handshakes_failed: AtomicU64,
     pub sasl_authentications: AtomicU64,
     pub sasl_authentication_failures: AtomicU64,
+    /// Requests (or parts of them) the authorizer refused.
+    pub authorization_denials: AtomicU64,
     /// fdatasync latency of the data files (see `metered_disk`).
     pub fsync: Histogram,
 }
@@ -88,6 +90,7 @@ impl Metrics {
             tls_handshakes_failed: AtomicU64::new(0),
             sasl_authentications: AtomicU64::new(0),
             sasl_authentication_failures: AtomicU64::new(0),
+            authorization_denials: AtomicU64::new(0),
             fsync: Histogram::default(),
         })
     }
@@ -223,6 +226,11 @@ impl Metrics {
                 "ringtail_sasl_authentication_failures_total",
                 "Failed SASL authentications (each closes its connection).",
                 &self.sasl_authentication_failures,
+            ),
+            (
+                "ringtail_authorization_denials_total",
+                "Resources a request named that its principal may not use (each answered *_AUTHORIZATION_FAILED).",
+                &self.authorization_denials,
             ),
         ];
         for (name, help, value) in counters {

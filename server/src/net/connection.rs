@@ -24,6 +24,7 @@ use super::tracker::TaskToken;
 use crate::handlers::{self, response_failed, Context, Reply};
 use crate::protocol::request::{check, decode, Checked, Request};
 use crate::protocol::response::{self, Frame};
+use crate::security::authorize::Caller;
 use crate::security::sasl::{Admit, SaslSession};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use std::future::Future;
@@ -300,12 +301,16 @@ async fn read_requests<R: AsyncRead + Unpin>(
         } else {
             body
         };
-        let request = match decode(body.into_bytes(budget), layout) {
+        let mut request = match decode(body.into_bytes(budget), layout) {
             Err(e) => return Stop::Protocol(e.to_string()),
             Ok(request) => Request { peer: Some(peer), advertised: listener.advertised.clone(), ..request },
         };
         match session.admit(&shared.ctx, &request) {
-            Admit::Dispatch => {}
+            Admit::Dispatch => {
+                if let Some(principal) = session.principal() {
+                    request.caller = Caller { principal: principal.clone(), host: peer.ip().to_string() };
+                }
+            }
             Admit::Answer(answer) => {
                 if answer_now(queue, &request, &answer, arrived, slot).is_err() {
                     return Stop::WriterGone;

@@ -40,6 +40,9 @@ pub struct Request {
     /// This broker's address on the listener the request came in on, when
     /// that is not the default listener (`handlers::listener_address`).
     pub advertised: Option<crate::config::HostPort>,
+    /// Who sent it, set by the connection once the client is authenticated
+    /// (`User:ANONYMOUS` from `parse`).
+    pub caller: crate::security::authorize::Caller,
 }
 
 impl Request {
@@ -130,7 +133,15 @@ pub fn decode(frame: Bytes, layout: Layout) -> Result<Request, ParseError> {
         error: e.to_string(),
     })?;
     debug_assert!(versions::supported(api_key).is_some());
-    Ok(Request { api_key, header, body, trailing_bytes: buf.remaining(), peer: None, advertised: None })
+    Ok(Request {
+        api_key,
+        header,
+        body,
+        trailing_bytes: buf.remaining(),
+        peer: None,
+        advertised: None,
+        caller: crate::security::authorize::Caller::anonymous(),
+    })
 }
 
 #[cfg(test)]

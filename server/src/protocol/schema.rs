@@ -299,6 +299,16 @@ const ALTER_USER_SCRAM_CREDENTIALS: &[Field] = &[
     all(Structs(&[all(Str), all(Int8), all(Int32), all(Bytes), all(Bytes)])),
 ];
 
+/// An ACL binding, or a filter of them: resource type, name, pattern
+/// type, principal, host, operation, permission type.
+const ACL: &[Field] = &[all(Int8), all(Str), all(Int8), all(Str), all(Str), all(Int8), all(Int8)];
+
+const CREATE_ACLS: &[Field] = &[all(Structs(ACL))]; // creations
+
+const DESCRIBE_ACLS: &[Field] = ACL; // one filter
+
+const DELETE_ACLS: &[Field] = &[all(Structs(ACL))]; // filters
+
 const SASL_HANDSHAKE: &[Field] = &[all(Str)]; // mechanism
 
 const SASL_AUTHENTICATE: &[Field] = &[all(Bytes)]; // auth_bytes
@@ -344,6 +354,9 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::OffsetDelete => OFFSET_DELETE,
         ApiKey::DescribeUserScramCredentials => DESCRIBE_USER_SCRAM_CREDENTIALS,
         ApiKey::AlterUserScramCredentials => ALTER_USER_SCRAM_CREDENTIALS,
+        ApiKey::CreateAcls => CREATE_ACLS,
+        ApiKey::DescribeAcls => DESCRIBE_ACLS,
+        ApiKey::DeleteAcls => DELETE_ACLS,
         _ => return None,
     })
 }

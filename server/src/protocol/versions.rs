@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 33] = [
+pub const SUPPORTED: [Supported; 36] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -53,6 +53,11 @@ pub const SUPPORTED: [Supported; 33] = [
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // ACLs: 1 adds pattern types (KIP-290), the first kafka-protocol
+    // decodes; 2 is flexible; 3 adds the USER resource type (not served).
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
     // kafka-protocol 0.18 decodes DescribeConfigs from version 1.
     api(ApiKey::DescribeConfigs, 1, 4),
     // Topic configs; the broker resource refuses changes (its settings are

@@ -1,5 +1,7 @@
 //! Who a client is: SASL on SASL listeners (`sasl`), with the secret
 //! randomness its exchanges need (`random`). TLS itself is `net::tls`.
+//! What it may do: `authorize`.
 
+pub mod authorize;
 pub mod random;
 pub mod sasl;

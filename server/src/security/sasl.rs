@@ -22,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use ringtail_engine::security::scram::{ScramError, ScramMechanism, ServerFirst};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The principal of a client that did not authenticate (Kafka's).
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -43,7 +44,7 @@ enum State {
     AwaitingHandshake,
     Handshaken(ScramMechanism),
     ScramFirstSent(ScramMechanism, Box<ServerFirst>),
-    Authenticated { principal: String },
+    Authenticated { principal: Arc<str> },
 }
 
 pub struct SaslSession {
@@ -69,7 +70,7 @@ impl SaslSession {
     }
 
     /// The client's principal, once authenticated.
-    pub fn principal(&self) -> Option<&str> {
+    pub fn principal(&self) -> Option<&Arc<str>> {
         match &self.state {
             State::Authenticated { principal } => Some(principal),
             _ => None,
@@ -128,7 +129,7 @@ impl SaslSession {
                 let user = first.user().to_string();
                 match first.finish(&r.auth_bytes) {
                     Ok(last) => {
-                        let principal = format!("User:{user}");
+                        let principal: Arc<str> = format!("User:{user}").into();
                         ctx.metrics.sasl_authentications.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(peer = ?request.peer, %principal, %mechanism, "SASL authentication succeeded");
                         self.state = State::Authenticated { principal };

@@ -447,6 +447,48 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_unknown_tagged_fields(t(tags()));
             encode(&r, v)
         }
+        ApiKey::CreateAcls => {
+            let creation = create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s("orders"))
+                .with_resource_pattern_type(3)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3)
+                .with_unknown_tagged_fields(t(tags()));
+            let r = CreateAclsRequest::default()
+                .with_creations(vec![creation.clone(), creation])
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::DescribeAcls => {
+            let r = DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_resource_name_filter(Some(s("orders")))
+                .with_pattern_type_filter(2)
+                .with_principal_filter(None)
+                .with_host_filter(Some(s("*")))
+                .with_operation(1)
+                .with_permission_type(1)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::DeleteAcls => {
+            let filter = delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(None)
+                .with_pattern_type_filter(1)
+                .with_principal_filter(Some(s("User:alice")))
+                .with_host_filter(None)
+                .with_operation(1)
+                .with_permission_type(1)
+                .with_unknown_tagged_fields(t(tags()));
+            let r = DeleteAclsRequest::default()
+                .with_filters(vec![filter.clone(), filter])
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
         ApiKey::AlterUserScramCredentials => {
             let deletion = alter_user_scram_credentials_request::ScramCredentialDeletion::default()
                 .with_name(s("bob"))
