@@ -8,7 +8,7 @@
 //! - `metadata`: the cluster as Metadata describes it.
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
 //! - `admin`, `produce`, `producer_id`, `fetch`, `offsets`, `group`,
-//!   `scram_credentials`: the operations on `Client`.
+//!   `scram_credentials`, `acls`: the operations on `Client`.
 //! - `fetched`, `records`: fetched record batches, read in place.
 //! - `security`: TLS and SASL/SCRAM settings for secured listeners.
 //! - `assignor`: the consumer protocol's embedded formats and the range assignor.
@@ -21,6 +21,7 @@
 //! compressed batch is first rewritten uncompressed (the engine's
 //! `records::decompress`).
 
+pub mod acls;
 pub mod admin;
 pub mod assignor;
 pub mod cluster;

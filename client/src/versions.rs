@@ -44,6 +44,11 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // ACLs: 1 brings pattern types (KIP-290) and is the oldest the codec
+    // decodes; 2 is flexible; 3 adds the USER resource type (never sent).
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Highest ApiVersions version this client sends first.
@@ -126,6 +131,16 @@ mod tests {
         assert_eq!(b.negotiate(ApiKey::Produce as i16), Ok(12), "client caps Produce at 12");
         assert_eq!(b.negotiate(ApiKey::Metadata as i16), Ok(9), "broker caps Metadata at 9");
         assert_eq!(b.negotiate(ApiKey::Fetch as i16), Ok(4));
+    }
+
+    /// ACL requests use the highest of 1..=3 the broker offers.
+    #[test]
+    fn acl_requests_negotiate_within_one_to_three() {
+        let b =
+            broker(&[(ApiKey::CreateAcls, 0, 3), (ApiKey::DescribeAcls, 0, 2), (ApiKey::DeleteAcls, 0, 0)]);
+        assert_eq!(b.negotiate(ApiKey::CreateAcls as i16), Ok(3));
+        assert_eq!(b.negotiate(ApiKey::DescribeAcls as i16), Ok(2));
+        assert!(b.negotiate(ApiKey::DeleteAcls as i16).is_err(), "version 0 has no pattern types");
     }
 
     #[test]

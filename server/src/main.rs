@@ -33,6 +33,9 @@ enum Command {
     Group(ringtail_server::cli::group::GroupArgs),
     /// Create, delete or list users' SCRAM credentials (SASL logins).
     User(ringtail_server::cli::user::UserArgs),
+    /// Add, list or remove ACLs: who may do what on which topics, groups
+    /// or the cluster.
+    Acl(ringtail_server::cli::acl::AclArgs),
     /// Describe the cluster: brokers, the controller leader, the quorum.
     Cluster(ringtail_server::cli::cluster::ClusterArgs),
     /// Print a segment file (.log, .index, .timeindex) as stored: batches,
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => ringtail_server::cli::block_on(ringtail_server::cli::consume::run(args)),
         Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
         Command::User(args) => ringtail_server::cli::block_on(ringtail_server::cli::user::run(args)),
+        Command::Acl(args) => ringtail_server::cli::block_on(ringtail_server::cli::acl::run(args)),
         Command::Cluster(args) => ringtail_server::cli::block_on(ringtail_server::cli::cluster::run(args)),
         Command::DumpLog(args) => ringtail_server::cli::dump_log::run(args),
         Command::Check(args) => ringtail_server::cli::check::run(args),

@@ -9,6 +9,7 @@
 //! - `group`: `ringtail group list|describe|delete`: consumer groups.
 //! - `cluster`: `ringtail cluster describe`: the metadata quorum and brokers.
 //! - `user`: `ringtail user create|delete|list`: users' SCRAM credentials.
+//! - `acl`: `ringtail acl add|list|remove`: Kafka's ACLs.
 //! - `check`: `ringtail check --data-dir DIR`: a stopped broker's recovery,
 //!   run without writing (or with `--repair`), reported per log.
 //! - `dump_log`: `ringtail dump-log FILE`: a segment's batches, records or
@@ -20,6 +21,7 @@
 //! itself sits in functions taking their input and output as arguments, so
 //! tests drive them without a terminal.
 
+pub mod acl;
 pub mod check;
 pub mod cluster;
 pub mod command_config;
