@@ -155,8 +155,8 @@ async fn unknown_apis_versions_and_bodies_close_the_connection() {
     let records = seed_topic(addr).await;
     // An API key nobody defines, and ones we do not implement.
     send_and_expect_close(addr, &framed(&[0x27, 0x0f, 0, 0, 0, 0, 0, 1, 0, 0])).await;
-    let describe_acls = request_frame(ApiKey::DescribeAcls, 1, 1, &DescribeAclsRequest::default());
-    send_and_expect_close(addr, &describe_acls).await;
+    let end_txn = request_frame(ApiKey::EndTxn, 0, 1, &EndTxnRequest::default());
+    send_and_expect_close(addr, &end_txn).await;
     // Versions outside our ranges.
     send_and_expect_close(addr, &request_frame(ApiKey::Produce, 12, 1, &ProduceRequest::default())).await;
     send_and_expect_close(addr, &request_frame(ApiKey::Fetch, 17, 1, &FetchRequest::default())).await;
