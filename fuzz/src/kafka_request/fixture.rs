@@ -108,6 +108,7 @@ impl Fixture {
             limits: Limits::default(),
             shutdown,
             observer: None,
+            authorizer: None,
         };
         Fixture { dir, broker, ctx, auto_create, fix_crc: false, _shutdown: shutdown_tx }
     }
