@@ -24,12 +24,16 @@ fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
+/// A server whose plaintext listener's clients are super users, with a
+/// SASL_PLAINTEXT listener "sasl" offering SCRAM and (for librdkafka,
+/// built here without the OpenSSL its SCRAM needs) PLAIN.
 async fn start(dir: &Path, authorizer: &str) -> RunningServer {
     let file = dir.join("ringtail.toml");
     let text = format!(
         "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
          authorizer = {authorizer:?}\nsuper-users = [\"User:ANONYMOUS\"]\n\
-         [[listener]]\nname = \"sasl\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_PLAINTEXT\"\n",
+         [[listener]]\nname = \"sasl\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_PLAINTEXT\"\n\
+         sasl-mechanisms = [\"SCRAM-SHA-512\", \"PLAIN\"]\nsasl-plain-without-tls = true\n",
         dir.join("data")
     );
     std::fs::write(&file, text).unwrap();
@@ -281,5 +285,65 @@ async fn acls_persist_and_need_an_authorizer() {
     assert_eq!(created.results[0].error_code, SECURITY_DISABLED);
     // Everyone may do everything.
     assert_eq!(admin.call(7, &create_topic("open")).await.topics[0].error_code, 0);
+    server.shutdown().await.unwrap();
+}
+
+fn rdkafka_config(addr: std::net::SocketAddr, user: &str, password: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", addr.to_string())
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("message.timeout.ms", "10000")
+        .set("socket.timeout.ms", "10000");
+    config
+}
+
+/// librdkafka, an unchanged Kafka client, authenticates with PLAIN and is
+/// held to its principal's ACLs: it produces where it may write and gets
+/// TopicAuthorizationFailed where it may not, and a wrong password gets it
+/// nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_is_held_to_its_principals_acls() {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use std::time::Duration;
+
+    let dir = data_dir("acls-rdkafka");
+    let server = start(dir.path(), "acl").await;
+    let sasl = listener(&server, "sasl");
+    let mut admin = Client::connect(server.kafka_addr).await;
+    set_password(&server, "dora", ScramMechanism::Sha512, "dora pw").await;
+    for topic in ["allowed", "forbidden"] {
+        assert_eq!(admin.call(7, &create_topic(topic)).await.topics[0].error_code, 0);
+    }
+    let acls = CreateAclsRequest::default().with_creations(vec![allow(TOPIC, "allowed", "User:dora", WRITE)]);
+    assert_eq!(admin.call(3, &acls).await.results[0].error_code, 0);
+
+    let producer: FutureProducer = rdkafka_config(sasl, "dora", "dora pw").create().unwrap();
+    let send = |topic: &'static str| {
+        let producer = producer.clone();
+        async move {
+            let record = FutureRecord::to(topic).key("k").payload("v");
+            producer.send(record, Duration::from_secs(10)).await.map(|d| d.offset).map_err(|(e, _)| e)
+        }
+    };
+    assert_eq!(send("allowed").await.expect("dora may write to allowed"), 0);
+    match send("forbidden").await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)) => {}
+        other => panic!("expected TopicAuthorizationFailed, got {other:?}"),
+    }
+    assert_eq!(log_end(&mut admin, "forbidden").await, 0, "nothing was written");
+
+    let intruder: FutureProducer = rdkafka_config(sasl, "dora", "not her password").create().unwrap();
+    let record = FutureRecord::to("allowed").key("k").payload("v");
+    let refused = intruder.send(record, Duration::from_secs(5)).await;
+    assert!(refused.is_err(), "a wrong password produced: {refused:?}");
+    assert_eq!(log_end(&mut admin, "allowed").await, 1, "only dora's record");
+    let metrics = http(server.metrics_addr, "GET /metrics HTTP/1.0\r\n\r\n").await;
+    assert!(!metrics.contains("ringtail_sasl_authentication_failures_total 0\n"), "{metrics}");
+    drop((producer, intruder));
     server.shutdown().await.unwrap();
 }

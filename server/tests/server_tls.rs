@@ -214,7 +214,12 @@ fn listener_mistakes_are_configuration_errors() {
         format!("{}: {}", e.key, e.problem)
     };
     let plain = "[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_PLAINTEXT\"\nsasl-mechanisms = [\"PLAIN\"]\n";
-    assert!(problem(plain).contains("PLAIN\" is not supported"), "{}", problem(plain));
+    assert!(problem(plain).contains("PLAIN sends passwords in the clear"), "{}", problem(plain));
+    let gssapi = plain.replace("[\"PLAIN\"]", "[\"GSSAPI\"]");
+    assert!(problem(&gssapi).contains("GSSAPI\" is not supported"), "{}", problem(&gssapi));
+    let plain_on_ssl = format!("{}sasl-plain-without-tls = true\n", ssl_listener(&cert, &key, None));
+    assert!(problem(&plain_on_ssl).contains("only a SASL_PLAINTEXT listener"), "{}", problem(&plain_on_ssl));
+    assert!(resolve(dir.path(), &format!("{plain}sasl-plain-without-tls = true\n")).is_ok());
     let sasl_ssl =
         "[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_SSL\"\n";
     assert!(problem(sasl_ssl).starts_with("listener[0].tls-cert:"), "{}", problem(sasl_ssl));

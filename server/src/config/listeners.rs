@@ -14,13 +14,15 @@
 //! ```
 //!
 //! SASL_PLAINTEXT and SASL_SSL listeners take `sasl-mechanisms`
-//! (SCRAM-SHA-256 and SCRAM-SHA-512, both by default); PLAIN and the
-//! others are refused rather than accepted and left open.
+//! (SCRAM-SHA-256 and SCRAM-SHA-512, both by default, and PLAIN); GSSAPI
+//! and OAUTHBEARER are refused rather than accepted and left open. PLAIN
+//! sends the password in the clear, so a SASL_PLAINTEXT listener enables it
+//! only with `sasl-plain-without-tls = true`.
 
 use super::parse::{parse_advertise, parse_host_port};
 use super::{ConfigError, HostPort, Origin};
 use crate::net::tls::TlsFiles;
-use ringtail_engine::security::scram::ScramMechanism;
+use crate::security::mechanism::SaslMechanism;
 use std::path::{Path, PathBuf};
 
 /// The table name in the config file.
@@ -28,12 +30,13 @@ pub const LISTENER_TABLE: &str = "listener";
 /// The name of the listener `--listen` opens.
 pub const DEFAULT_LISTENER_NAME: &str = "PLAINTEXT";
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "name",
     "address",
     "advertise",
     "security-protocol",
     "sasl-mechanisms",
+    "sasl-plain-without-tls",
     "tls-cert",
     "tls-key",
     "tls-client-ca",
@@ -76,7 +79,7 @@ pub struct ListenerConfig {
     /// Set exactly for SSL and SASL_SSL listeners.
     pub tls: Option<TlsFiles>,
     /// The SASL mechanisms enabled: empty exactly for PLAINTEXT and SSL.
-    pub sasl_mechanisms: Vec<ScramMechanism>,
+    pub sasl_mechanisms: Vec<SaslMechanism>,
 }
 
 /// Parses and checks the `[[listener]]` tables (already taken out of the
@@ -158,14 +161,14 @@ pub(super) fn parse(path: &Path, value: Option<toml::Value>) -> Result<Vec<Liste
             (false, Some(_)) => {
                 return Err(error("sasl-mechanisms", format!("a {protocol} listener has no SASL")))
             }
-            (true, None) => ScramMechanism::ALL.to_vec(),
+            (true, None) => SaslMechanism::DEFAULT.to_vec(),
             (true, Some(toml::Value::Array(names))) => {
                 let mut mechanisms = Vec::new();
                 for name in names {
-                    let m = name.as_str().and_then(ScramMechanism::from_name).ok_or_else(|| {
+                    let m = name.as_str().and_then(SaslMechanism::from_name).ok_or_else(|| {
                         error(
                             "sasl-mechanisms",
-                            format!("{name} is not supported; SCRAM-SHA-256 and SCRAM-SHA-512 are"),
+                            format!("{name} is not supported; SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN are"),
                         )
                     })?;
                     mechanisms.push(m);
@@ -179,6 +182,24 @@ pub(super) fn parse(path: &Path, value: Option<toml::Value>) -> Result<Vec<Liste
                 return Err(error("sasl-mechanisms", "expected a list: [\"SCRAM-SHA-512\"]".into()))
             }
         };
+        let plain_without_tls = match table.get("sasl-plain-without-tls") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => return Err(error("sasl-plain-without-tls", "expected true or false".into())),
+        };
+        if plain_without_tls && security != SecurityProtocol::SaslPlaintext {
+            let problem = format!("only a SASL_PLAINTEXT listener takes it (this one is {protocol})");
+            return Err(error("sasl-plain-without-tls", problem));
+        }
+        if security == SecurityProtocol::SaslPlaintext
+            && sasl_mechanisms.contains(&SaslMechanism::Plain)
+            && !plain_without_tls
+        {
+            let problem = "PLAIN sends passwords in the clear: use a SASL_SSL listener, or set \
+                           sasl-plain-without-tls = true on this SASL_PLAINTEXT one"
+                .to_string();
+            return Err(error("sasl-mechanisms", problem));
+        }
         let file = |field: &str| text(field).map(|v| v.map(PathBuf::from));
         let (cert, key_file, client_ca) = (file("tls-cert")?, file("tls-key")?, file("tls-client-ca")?);
         let tls = if security.tls() {

@@ -9,7 +9,7 @@ use super::connection::{self, Shared};
 use super::tls::ListenerTls;
 use super::tracker::TaskToken;
 use crate::config::HostPort;
-use ringtail_engine::security::scram::ScramMechanism;
+use crate::security::mechanism::SaslMechanism;
 use ringtail_engine::watch;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,7 +34,7 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// The SASL mechanisms clients must authenticate with; empty on a
     /// listener without SASL.
-    pub sasl: Vec<ScramMechanism>,
+    pub sasl: Vec<SaslMechanism>,
 }
 
 /// The connection limits every listener's connections count against.

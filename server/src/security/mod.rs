@@ -3,5 +3,6 @@
 //! What it may do: `authorize`.
 
 pub mod authorize;
+pub mod mechanism;
 pub mod random;
 pub mod sasl;

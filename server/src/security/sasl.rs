@@ -2,7 +2,8 @@
 //!
 //! On a SASL listener a client may send ApiVersions, then SaslHandshake
 //! (v1, naming a mechanism this listener enables), then SaslAuthenticate
-//! until the mechanism's exchange ends; nothing else is served before that,
+//! until the mechanism's exchange ends (SCRAM: two rounds; PLAIN: one);
+//! nothing else is served before that,
 //! and a request out of turn closes the connection. A failed exchange is
 //! answered with SASL_AUTHENTICATION_FAILED and the connection is closed
 //! after a delay, so that guessing passwords costs a connection and time
@@ -14,12 +15,14 @@
 //! Invariant: `admit` returns `Dispatch` for a request other than
 //! ApiVersions only in the `Authenticated` state.
 
+use super::mechanism::SaslMechanism;
 use super::random;
 use crate::handlers::Context;
 use crate::protocol::request::Request;
 use kafka_protocol::messages::{RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use ringtail_engine::security::plain;
 use ringtail_engine::security::scram::{ScramError, ScramMechanism, ServerFirst};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,14 +45,14 @@ pub enum Admit {
 
 enum State {
     AwaitingHandshake,
-    Handshaken(ScramMechanism),
+    Handshaken(SaslMechanism),
     ScramFirstSent(ScramMechanism, Box<ServerFirst>),
     Authenticated { principal: Arc<str> },
 }
 
 pub struct SaslSession {
     /// Empty on a listener without SASL.
-    mechanisms: Vec<ScramMechanism>,
+    mechanisms: Vec<SaslMechanism>,
     state: State,
 }
 
@@ -60,7 +63,7 @@ fn str_bytes(s: impl Into<String>) -> StrBytes {
 impl SaslSession {
     /// A connection's state as it is accepted on a listener enabling
     /// `mechanisms` (none: not a SASL listener).
-    pub fn new(mechanisms: Vec<ScramMechanism>) -> SaslSession {
+    pub fn new(mechanisms: Vec<SaslMechanism>) -> SaslSession {
         let state = if mechanisms.is_empty() {
             State::Authenticated { principal: ANONYMOUS.into() }
         } else {
@@ -86,8 +89,7 @@ impl SaslSession {
             (RequestKind::ApiVersions(_), _) => Admit::Dispatch,
             (RequestKind::SaslHandshake(r), State::AwaitingHandshake) => {
                 let response = SaslHandshakeResponse::default().with_mechanisms(self.names());
-                match ScramMechanism::from_name(r.mechanism.as_str()).filter(|m| self.mechanisms.contains(m))
-                {
+                match SaslMechanism::from_name(r.mechanism.as_str()).filter(|m| self.mechanisms.contains(m)) {
                     Some(m) => {
                         self.state = State::Handshaken(m);
                         Admit::Answer(ResponseKind::SaslHandshake(response))
@@ -100,7 +102,15 @@ impl SaslSession {
                     ),
                 }
             }
-            (RequestKind::SaslAuthenticate(r), State::Handshaken(m)) => {
+            (RequestKind::SaslAuthenticate(r), State::Handshaken(SaslMechanism::Plain)) => {
+                match plain::authenticate(&r.auth_bytes, |user, m| ctx.broker.scram_credential(user, m)) {
+                    Ok(user) => {
+                        self.authenticated(ctx, request, SaslMechanism::Plain, &user, bytes::Bytes::new())
+                    }
+                    Err(e) => self.failed(ctx, SaslMechanism::Plain, None, e),
+                }
+            }
+            (RequestKind::SaslAuthenticate(r), State::Handshaken(SaslMechanism::Scram(m))) => {
                 let mechanism = *m;
                 let first = ServerFirst::new(
                     mechanism,
@@ -116,7 +126,7 @@ impl SaslSession {
                         self.state = State::ScramFirstSent(mechanism, Box::new(first));
                         Admit::Answer(ResponseKind::SaslAuthenticate(answer))
                     }
-                    Err(e) => self.failed(ctx, mechanism, None, e),
+                    Err(e) => self.failed(ctx, SaslMechanism::Scram(mechanism), None, e),
                 }
             }
             (RequestKind::SaslAuthenticate(r), State::ScramFirstSent(..)) => {
@@ -127,16 +137,9 @@ impl SaslSession {
                     return Admit::Close("SASL state lost".into());
                 };
                 let user = first.user().to_string();
+                let mechanism = SaslMechanism::Scram(mechanism);
                 match first.finish(&r.auth_bytes) {
-                    Ok(last) => {
-                        let principal: Arc<str> = format!("User:{user}").into();
-                        ctx.metrics.sasl_authentications.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(peer = ?request.peer, %principal, %mechanism, "SASL authentication succeeded");
-                        self.state = State::Authenticated { principal };
-                        let answer =
-                            SaslAuthenticateResponse::default().with_auth_bytes(bytes::Bytes::from(last));
-                        Admit::Answer(ResponseKind::SaslAuthenticate(answer))
-                    }
+                    Ok(last) => self.authenticated(ctx, request, mechanism, &user, bytes::Bytes::from(last)),
                     Err(e) => self.failed(ctx, mechanism, Some(&user), e),
                 }
             }
@@ -175,10 +178,26 @@ impl SaslSession {
         }
     }
 
+    fn authenticated(
+        &mut self,
+        ctx: &Context,
+        request: &Request,
+        mechanism: SaslMechanism,
+        user: &str,
+        last: bytes::Bytes,
+    ) -> Admit {
+        let principal: Arc<str> = format!("User:{user}").into();
+        ctx.metrics.sasl_authentications.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(peer = ?request.peer, %principal, %mechanism, "SASL authentication succeeded");
+        self.state = State::Authenticated { principal };
+        let answer = SaslAuthenticateResponse::default().with_auth_bytes(last);
+        Admit::Answer(ResponseKind::SaslAuthenticate(answer))
+    }
+
     fn failed(
         &mut self,
         ctx: &Context,
-        mechanism: ScramMechanism,
+        mechanism: SaslMechanism,
         user: Option<&str>,
         e: ScramError,
     ) -> Admit {
