@@ -251,6 +251,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
             advertised: Some(advertised),
             tls,
             sasl: l.sasl_mechanisms.clone(),
+            sasl_session_lifetime: config.sasl_session_lifetime,
         };
         extra_listeners.push((socket, addr, Arc::new(info)));
     }
@@ -298,6 +299,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         advertised: None,
         tls: None,
         sasl: Vec::new(),
+        sasl_session_lifetime: None,
     });
     let mut accepting = vec![tokio::spawn(accept_loop(
         kafka_listener,

@@ -13,7 +13,7 @@ use rcgen::ExtendedKeyUsagePurpose;
 use ringtail_engine::security::scram::ScramMechanism;
 use ringtail_server::config::{self, ServeArgs};
 use ringtail_server::serve::{self, RunningServer};
-use server_support::sasl::{authenticate, listener, set_password};
+use server_support::sasl::{authenticate, authenticate_for, listener, set_password};
 use server_support::tls::{connector, tls_connect, write_files, Ca};
 use server_support::{batch, data_dir, http, Client};
 use std::path::Path;
@@ -23,11 +23,16 @@ fn s(value: &str) -> StrBytes {
 }
 
 async fn start(dir: &Path, ca: &Ca) -> RunningServer {
+    start_with(dir, ca, "").await
+}
+
+/// `start`, with `top` added to the config file's top level.
+async fn start_with(dir: &Path, ca: &Ca, top: &str) -> RunningServer {
     let (cert, key, _) =
         write_files(dir, &ca.sign(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth), None);
     let file = dir.join("ringtail.toml");
     let text = format!(
-        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
+        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n{top}\n\
          [[listener]]\nname = \"sasl\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_PLAINTEXT\"\n\
          [[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_SSL\"\n\
          sasl-mechanisms = [\"SCRAM-SHA-512\"]\ntls-cert = {cert:?}\ntls-key = {key:?}\n",
@@ -191,5 +196,60 @@ async fn the_cli_reaches_a_sasl_ssl_listener_with_a_command_config() {
         assert!(stderr.contains("SASL_AUTHENTICATION_FAILED"), "{stderr}");
     });
     blocking.await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+/// KIP-368: with connections-max-reauth-ms a session lasts that long, the
+/// client is told so, and renewing it on the connection (same mechanism,
+/// same principal) keeps the connection served past the first expiry; an
+/// expired session's next request closes the connection unanswered, and a
+/// renewal as someone else or with another mechanism is refused and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_unless_renewed_by_the_same_principal() {
+    use std::time::{Duration, Instant};
+    const LIFETIME_MS: i64 = 3000;
+    let dir = data_dir("sasl-reauth");
+    let ca = Ca::new("ringtail test CA");
+    let server = start_with(dir.path(), &ca, &format!("connections-max-reauth-ms = {LIFETIME_MS}")).await;
+    for (user, mechanism) in [
+        ("alice", ScramMechanism::Sha512),
+        ("alice", ScramMechanism::Sha256),
+        ("bob", ScramMechanism::Sha512),
+    ] {
+        set_password(&server, user, mechanism, "pw").await;
+    }
+    let sasl = listener(&server, "sasl");
+
+    let mut client = Client::connect(sasl).await;
+    let started = Instant::now();
+    assert_eq!(authenticate_for(&mut client, ScramMechanism::Sha512, "alice", "pw").await, Ok(LIFETIME_MS));
+    assert!(client.call(9, &MetadataRequest::default()).await.brokers.len() == 1);
+    tokio::time::sleep_until((started + Duration::from_millis(1500)).into()).await;
+    assert_eq!(authenticate_for(&mut client, ScramMechanism::Sha512, "alice", "pw").await, Ok(LIFETIME_MS));
+    // Past the first session's end, inside the renewed one's.
+    tokio::time::sleep_until((started + Duration::from_millis(3500)).into()).await;
+    assert!(
+        client.call(9, &MetadataRequest::default()).await.brokers.len() == 1,
+        "the renewed session serves on"
+    );
+    tokio::time::sleep_until((started + Duration::from_millis(5500)).into()).await;
+    client.send(9, &MetadataRequest::default()).await;
+    assert!(client.read_frame().await.is_none(), "an expired session is closed unanswered");
+
+    let mut client = Client::connect(sasl).await;
+    assert_eq!(authenticate(&mut client, ScramMechanism::Sha512, "alice", "pw").await, Ok(()));
+    assert_eq!(
+        authenticate(&mut client, ScramMechanism::Sha512, "bob", "pw").await,
+        Err(SASL_AUTHENTICATION_FAILED)
+    );
+    assert!(client.is_closed_by_server().await, "a renewal as another principal closes the connection");
+
+    let mut client = Client::connect(sasl).await;
+    assert_eq!(authenticate(&mut client, ScramMechanism::Sha512, "alice", "pw").await, Ok(()));
+    assert_eq!(
+        authenticate(&mut client, ScramMechanism::Sha256, "alice", "pw").await,
+        Err(ILLEGAL_SASL_STATE)
+    );
+    assert!(client.is_closed_by_server().await, "a renewal with another mechanism closes the connection");
     server.shutdown().await.unwrap();
 }

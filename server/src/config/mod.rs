@@ -194,6 +194,11 @@ pub struct ServeArgs {
     /// clients of a PLAINTEXT listener [default: no one]
     #[arg(long, value_name = "User:NAME;...")]
     pub super_users: Option<String>,
+    /// How long a SASL authentication lasts: clients re-authenticate on
+    /// their connection before then (KIP-368), or it is closed at their
+    /// next request (0: sessions never expire) [default: 0]
+    #[arg(long, value_name = "MS")]
+    pub connections_max_reauth_ms: Option<String>,
 }
 
 /// The keys the config file takes at its top level: the name of every flag
@@ -288,6 +293,8 @@ pub struct ServeConfig {
     pub authorizer: AuthorizerKind,
     /// Principals allowed everything under the acl authorizer.
     pub super_users: Vec<String>,
+    /// How long a SASL session lasts; `None`: for the connection's life.
+    pub sasl_session_lifetime: Option<std::time::Duration>,
 }
 
 impl ServeConfig {
@@ -435,6 +442,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     }
     let super_users =
         value("super-users", get("super-users", &args.super_users)?, Vec::new(), parse_principals)?;
+    let sasl_session_lifetime = value(
+        "connections-max-reauth-ms",
+        get("connections-max-reauth-ms", &args.connections_max_reauth_ms)?,
+        None,
+        |v| parse_ms(v, 0).map(|ms| (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))),
+    )?;
     let log_cache_bytes = value(
         "log-cache-bytes",
         get("log-cache-bytes", &args.log_cache_bytes)?,
@@ -571,6 +584,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         listeners,
         authorizer,
         super_users,
+        sasl_session_lifetime,
     })
 }
 

@@ -225,7 +225,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
-    let mut session = SaslSession::new(listener.sasl.clone());
+    let mut session = SaslSession::new(listener.sasl.clone(), listener.sasl_session_lifetime);
     loop {
         // A free in-flight slot before reading on: at the limit the socket
         // is left unread.

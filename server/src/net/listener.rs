@@ -35,6 +35,8 @@ pub struct Listener {
     /// The SASL mechanisms clients must authenticate with; empty on a
     /// listener without SASL.
     pub sasl: Vec<SaslMechanism>,
+    /// How long a SASL session lasts (KIP-368); `None`: the connection's life.
+    pub sasl_session_lifetime: Option<std::time::Duration>,
 }
 
 /// The connection limits every listener's connections count against.

@@ -8,12 +8,20 @@
 //! answered with SASL_AUTHENTICATION_FAILED and the connection is closed
 //! after a delay, so that guessing passwords costs a connection and time
 //! per guess. On other listeners a SASL request is out of turn
-//! (ILLEGAL_SASL_STATE), and so is a second handshake after
-//! authentication: re-authentication (KIP-368) is not implemented, so
-//! sessions do not expire.
+//! (ILLEGAL_SASL_STATE).
 //!
-//! Invariant: `admit` returns `Dispatch` for a request other than
-//! ApiVersions only in the `Authenticated` state.
+//! Re-authentication (KIP-368): with `connections-max-reauth-ms` set, a
+//! session lasts that long (told to the client in SaslAuthenticate v1+ as
+//! its session lifetime); the client authenticates again on the same
+//! connection before then, with the same mechanism and as the same
+//! principal, or the connection is closed at its next request after
+//! expiry. Without it sessions never expire, though a client may still
+//! re-authenticate.
+//!
+//! Invariants: `admit` returns `Dispatch` for a request other than
+//! ApiVersions only in the `Authenticated` state, and never after that
+//! state's expiry; a re-authentication ends with the principal it began
+//! with or with the connection closed.
 
 use super::mechanism::SaslMechanism;
 use super::random;
@@ -26,6 +34,8 @@ use ringtail_engine::security::plain;
 use ringtail_engine::security::scram::{ScramError, ScramMechanism, ServerFirst};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The principal of a client that did not authenticate (Kafka's).
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -47,13 +57,23 @@ enum State {
     AwaitingHandshake,
     Handshaken(SaslMechanism),
     ScramFirstSent(ScramMechanism, Box<ServerFirst>),
-    Authenticated { principal: Arc<str> },
+    Authenticated {
+        principal: Arc<str>,
+        /// `None` on a listener without SASL.
+        mechanism: Option<SaslMechanism>,
+        /// When the session ends unless renewed; `None`: never.
+        expires: Option<Instant>,
+    },
 }
 
 pub struct SaslSession {
     /// Empty on a listener without SASL.
     mechanisms: Vec<SaslMechanism>,
     state: State,
+    /// How long an authentication lasts; `None`: for the connection's life.
+    lifetime: Option<Duration>,
+    /// During a re-authentication: who the client was, and how.
+    renewing: Option<(Arc<str>, SaslMechanism)>,
 }
 
 fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -63,19 +83,19 @@ fn str_bytes(s: impl Into<String>) -> StrBytes {
 impl SaslSession {
     /// A connection's state as it is accepted on a listener enabling
     /// `mechanisms` (none: not a SASL listener).
-    pub fn new(mechanisms: Vec<SaslMechanism>) -> SaslSession {
+    pub fn new(mechanisms: Vec<SaslMechanism>, lifetime: Option<Duration>) -> SaslSession {
         let state = if mechanisms.is_empty() {
-            State::Authenticated { principal: ANONYMOUS.into() }
+            State::Authenticated { principal: ANONYMOUS.into(), mechanism: None, expires: None }
         } else {
             State::AwaitingHandshake
         };
-        SaslSession { mechanisms, state }
+        SaslSession { mechanisms, state, lifetime, renewing: None }
     }
 
     /// The client's principal, once authenticated.
     pub fn principal(&self) -> Option<&Arc<str>> {
         match &self.state {
-            State::Authenticated { principal } => Some(principal),
+            State::Authenticated { principal, .. } => Some(principal),
             _ => None,
         }
     }
@@ -85,8 +105,28 @@ impl SaslSession {
     }
 
     pub fn admit(&mut self, ctx: &Context, request: &Request) -> Admit {
+        let expired =
+            matches!(&self.state, State::Authenticated { expires: Some(at), .. } if Instant::now() >= *at);
+        if expired {
+            return Admit::Close(format!("{:?} request after the SASL session expired", request.api_key));
+        }
         match (&request.body, &self.state) {
             (RequestKind::ApiVersions(_), _) => Admit::Dispatch,
+            (RequestKind::SaslHandshake(r), State::Authenticated { principal, mechanism: Some(m), .. }) => {
+                // KIP-368: the same mechanism again, on the same connection.
+                let response = SaslHandshakeResponse::default().with_mechanisms(self.names());
+                if SaslMechanism::from_name(r.mechanism.as_str()) != Some(*m) {
+                    let reason = format!(
+                        "re-authentication with {:?} after {m}: the mechanism may not change",
+                        r.mechanism.as_str()
+                    );
+                    let refused = response.with_error_code(ResponseError::IllegalSaslState.code());
+                    return Admit::AnswerAndClose(ResponseKind::SaslHandshake(refused), reason);
+                }
+                self.renewing = Some((principal.clone(), *m));
+                self.state = State::Handshaken(*m);
+                Admit::Answer(ResponseKind::SaslHandshake(response))
+            }
             (RequestKind::SaslHandshake(r), State::AwaitingHandshake) => {
                 let response = SaslHandshakeResponse::default().with_mechanisms(self.names());
                 match SaslMechanism::from_name(r.mechanism.as_str()).filter(|m| self.mechanisms.contains(m)) {
@@ -162,6 +202,9 @@ impl SaslSession {
                 )
             }
             (_, State::Authenticated { .. }) => Admit::Dispatch,
+            (_, _) if self.renewing.is_some() => {
+                Admit::Close(format!("{:?} request during SASL re-authentication", request.api_key))
+            }
             (_, _) => Admit::Close(format!("{:?} request before SASL authentication", request.api_key)),
         }
     }
@@ -171,9 +214,7 @@ impl SaslSession {
             State::Authenticated { .. } if self.mechanisms.is_empty() => {
                 format!("{api} on a listener without SASL")
             }
-            State::Authenticated { .. } => {
-                format!("{api} after authentication (re-authentication is not supported)")
-            }
+            State::Authenticated { .. } => format!("{api} after authentication, without a handshake"),
             _ => format!("{api} out of turn in the SASL exchange"),
         }
     }
@@ -187,10 +228,25 @@ impl SaslSession {
         last: bytes::Bytes,
     ) -> Admit {
         let principal: Arc<str> = format!("User:{user}").into();
+        if let Some((before, _)) = self.renewing.take() {
+            if before != principal {
+                ctx.metrics.sasl_authentication_failures.fetch_add(1, Ordering::Relaxed);
+                let message =
+                    format!("Cannot change principals during re-authentication from {before}: {principal}");
+                let answer = SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                    .with_error_message(Some(str_bytes(message.clone())));
+                return Admit::AnswerAndClose(ResponseKind::SaslAuthenticate(answer), message);
+            }
+        }
         ctx.metrics.sasl_authentications.fetch_add(1, Ordering::Relaxed);
         tracing::info!(peer = ?request.peer, %principal, %mechanism, "SASL authentication succeeded");
-        self.state = State::Authenticated { principal };
-        let answer = SaslAuthenticateResponse::default().with_auth_bytes(last);
+        let expires = self.lifetime.map(|l| Instant::now() + l);
+        self.state = State::Authenticated { principal, mechanism: Some(mechanism), expires };
+        // Version 0 has no lifetime field; 0 there means "never expires".
+        let lifetime_ms = self.lifetime.map_or(0, |l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX));
+        let answer =
+            SaslAuthenticateResponse::default().with_auth_bytes(last).with_session_lifetime_ms(lifetime_ms);
         Admit::Answer(ResponseKind::SaslAuthenticate(answer))
     }
 
