@@ -347,3 +347,47 @@ async fn librdkafka_is_held_to_its_principals_acls() {
     drop((producer, intruder));
     server.shutdown().await.unwrap();
 }
+
+/// On an SSL listener with client certificates, the client is the
+/// certificate's subject (`User:CN=...,O=...`, as Kafka names it), and
+/// ACLs on that principal decide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_names_the_principal() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    use server_support::tls::{connector, tls_connect, write_files, Ca};
+
+    let dir = data_dir("acls-certificates");
+    let (ca, clients) = (Ca::new("ringtail test CA"), Ca::new("ringtail client CA"));
+    let (cert, key, client_ca) =
+        write_files(dir.path(), &ca.sign(&["localhost"], ServerAuth), Some(&clients));
+    let file = dir.path().join("ringtail.toml");
+    let text = format!(
+        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
+         authorizer = \"acl\"\nsuper-users = [\"User:ANONYMOUS\"]\n\
+         [[listener]]\nname = \"mtls\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SSL\"\n\
+         tls-cert = {cert:?}\ntls-key = {key:?}\ntls-client-ca = {:?}\n",
+        dir.path().join("data"),
+        client_ca.unwrap()
+    );
+    std::fs::write(&file, text).unwrap();
+    let config = config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap();
+    let server = serve::start(config).await.unwrap();
+    let mtls = listener(&server, "mtls");
+    let mut admin = Client::connect(server.kafka_addr).await;
+    assert_eq!(admin.call(7, &create_topic("certified")).await.topics[0].error_code, 0);
+    let principal = "User:CN=erin,O=Ringtail\\, Inc.";
+    let acls = CreateAclsRequest::default().with_creations(vec![allow(TOPIC, "certified", principal, WRITE)]);
+    assert_eq!(admin.call(3, &acls).await.results[0].error_code, 0);
+
+    let erin = clients.sign_for(&["erin"], Some("Ringtail, Inc."), ClientAuth);
+    let mut client = tls_connect(mtls, &connector(&ca, Some(&erin))).await.unwrap();
+    let produced = client.call(9, &produce("certified")).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0, "{principal} may write");
+
+    let frank = clients.sign_for(&["frank"], Some("Ringtail, Inc."), ClientAuth);
+    let mut client = tls_connect(mtls, &connector(&ca, Some(&frank))).await.unwrap();
+    let refused = client.call(9, &produce("certified")).await;
+    assert_eq!(refused.responses[0].partition_responses[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(log_end(&mut admin, "certified").await, 2, "erin's two records only");
+    server.shutdown().await.unwrap();
+}

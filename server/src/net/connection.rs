@@ -142,7 +142,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let Some(tls) = &listener.tls else {
         let (read_half, write_half) = ringtail_client::tcp::split(stream);
-        return serve_halves(read_half, write_half, peer, &listener, shared, token).await;
+        return serve_halves(read_half, write_half, peer, &listener, None, shared, token).await;
     };
     // The handshake is held to the wait for a first request: a client that
     // connects and says nothing must not keep its slot for long.
@@ -151,8 +151,15 @@ pub async fn serve(
     );
     match tokio::time::timeout(wait, tls.acceptor().accept(stream)).await {
         Ok(Ok(stream)) => {
+            // A client certificate (verified against the listener's client
+            // CA) names the client, as Kafka's SSL principal does.
+            let certified = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
+            let principal = certified.and_then(|cert| crate::security::certificate::principal(cert));
+            if let Some(principal) = &principal {
+                tracing::debug!(%peer, %principal, "client certificate");
+            }
             let (read_half, write_half) = tokio::io::split(stream);
-            serve_halves(read_half, write_half, peer, &listener, shared, token).await
+            serve_halves(read_half, write_half, peer, &listener, principal, shared, token).await
         }
         Ok(Err(e)) => {
             shared.ctx.metrics.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
@@ -170,6 +177,7 @@ async fn serve_halves<R, W>(
     write_half: W,
     peer: SocketAddr,
     listener: &Listener,
+    certified: Option<String>,
     shared: Arc<Shared>,
     token: TaskToken,
 ) where
@@ -180,7 +188,7 @@ async fn serve_halves<R, W>(
     let metrics = shared.ctx.metrics.clone();
     let stall = Duration::from_millis(shared.ctx.limits.response_write_stall_ms_max);
     let writer = tokio::spawn(write_responses(write_half, pending, metrics, stall));
-    let stop = read_requests(read_half, peer, listener, &queue, &shared, &token).await;
+    let stop = read_requests(read_half, peer, listener, certified, &queue, &shared, &token).await;
     match &stop {
         Stop::EndOfStream | Stop::Shutdown | Stop::WriterGone => {
             tracing::debug!(%peer, ?stop, "connection closed")
@@ -213,6 +221,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     read_half: R,
     peer: SocketAddr,
     listener: &Listener,
+    certified: Option<String>,
     queue: &mpsc::UnboundedSender<Pending>,
     shared: &Arc<Shared>,
     token: &TaskToken,
@@ -225,7 +234,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     let slots = Arc::new(Semaphore::new(limits.requests_in_flight_max));
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
-    let mut session = SaslSession::new(listener.sasl.clone(), listener.sasl_session_lifetime);
+    let mut session = SaslSession::new(listener.sasl.clone(), listener.sasl_session_lifetime, certified);
     loop {
         // A free in-flight slot before reading on: at the limit the socket
         // is left unread.

@@ -82,10 +82,17 @@ fn str_bytes(s: impl Into<String>) -> StrBytes {
 
 impl SaslSession {
     /// A connection's state as it is accepted on a listener enabling
-    /// `mechanisms` (none: not a SASL listener).
-    pub fn new(mechanisms: Vec<SaslMechanism>, lifetime: Option<Duration>) -> SaslSession {
+    /// `mechanisms` (none: not a SASL listener). `certified`: the principal
+    /// of the client's TLS certificate, which is who it is on a listener
+    /// without SASL (`User:ANONYMOUS` without one, as in Kafka).
+    pub fn new(
+        mechanisms: Vec<SaslMechanism>,
+        lifetime: Option<Duration>,
+        certified: Option<String>,
+    ) -> SaslSession {
         let state = if mechanisms.is_empty() {
-            State::Authenticated { principal: ANONYMOUS.into(), mechanism: None, expires: None }
+            let principal: Arc<str> = certified.map_or_else(|| ANONYMOUS.into(), Into::into);
+            State::Authenticated { principal, mechanism: None, expires: None }
         } else {
             State::AwaitingHandshake
         };

@@ -33,8 +33,23 @@ impl Ca {
     }
 
     pub fn sign(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> Signed {
+        self.sign_for(names, None, purpose)
+    }
+
+    /// `sign`, the subject also naming an organization (before the common
+    /// name, as certificates usually order them).
+    pub fn sign_for(
+        &self,
+        names: &[&str],
+        organization: Option<&str>,
+        purpose: ExtendedKeyUsagePurpose,
+    ) -> Signed {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(organization) = organization {
+            params.distinguished_name.push(DnType::OrganizationName, organization);
+        }
         params.distinguished_name.push(DnType::CommonName, names[0]);
         params.extended_key_usages = vec![purpose];
         let key = KeyPair::generate().unwrap();
