@@ -24,6 +24,7 @@ pub mod group;
 pub mod io;
 pub mod join;
 pub mod log;
+pub mod quota;
 pub mod replica;
 pub mod security;
 pub mod watch;

@@ -76,6 +76,9 @@ pub struct ClusterMetadata {
     /// authorizer.
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// Client quotas per user (`<default>` for every user), by key.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, crate::quota::QuotaValues>,
 }
 
 impl ClusterMetadata {
@@ -88,6 +91,7 @@ impl ClusterMetadata {
             applied: 0,
             scram_credentials: BTreeMap::new(),
             acls: BTreeSet::new(),
+            quotas: BTreeMap::new(),
         }
     }
 

@@ -82,6 +82,13 @@ pub enum MetadataChange {
     DeleteAcl {
         acl: AclBinding,
     },
+    /// A client quota is set, or (`None`) removed (Kafka's
+    /// ClientQuotaRecord); `entity` is a user or `<default>`.
+    PutQuota {
+        entity: String,
+        key: String,
+        value: Option<u64>,
+    },
 }
 
 impl MetadataChange {
@@ -116,6 +123,20 @@ impl MetadataChange {
             }
             MetadataChange::DeleteAcl { acl } => {
                 m.acls.remove(&acl);
+            }
+            MetadataChange::PutQuota { entity, key, value } => {
+                let values = m.quotas.entry(entity.clone()).or_default();
+                match value {
+                    Some(v) => {
+                        values.insert(key, v);
+                    }
+                    None => {
+                        values.remove(&key);
+                    }
+                }
+                if values.is_empty() {
+                    m.quotas.remove(&entity);
+                }
             }
         }
     }

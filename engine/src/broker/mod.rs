@@ -20,6 +20,8 @@
 //!   DescribeUserScramCredentials).
 //! - `acls`: Kafka's ACLs (CreateAcls, DescribeAcls, DeleteAcls) and the
 //!   decisions made against them.
+//! - `quotas`: client quotas per user (AlterClientQuotas,
+//!   DescribeClientQuotas).
 //!
 //! The broker does no waiting on timers: long polls and request timeouts are
 //! the caller's, through `Partition::high_watermark_watch` and its own clock.
@@ -37,6 +39,7 @@ pub mod metadata;
 pub mod metadata_journal;
 pub mod partition;
 pub mod producers;
+pub mod quotas;
 mod reopen_backoff;
 pub mod replication;
 pub mod topic_configs;

@@ -383,7 +383,8 @@ impl<D: Disk> Broker<D> {
                 | MetadataChange::PutScramCredential { .. }
                 | MetadataChange::DeleteScramCredential { .. }
                 | MetadataChange::PutAcl { .. }
-                | MetadataChange::DeleteAcl { .. } => None,
+                | MetadataChange::DeleteAcl { .. }
+                | MetadataChange::PutQuota { .. } => None,
             };
             if let Some(old) = touched.as_ref().and_then(|name| m.topics.get(name)) {
                 ids.remove(&old.topic_id_bytes());
