@@ -24,6 +24,7 @@
 //! - `cluster`: a server as a cluster member: its voter, its broker's
 //!   registration, heartbeats and image, the link for topic changes.
 //! - `limits`: every bound the server enforces, in one place.
+//! - `quotas`: users held to their produce and fetch byte rates.
 //! - `logging`: the log subscriber, text or JSON lines.
 //! - `shutdown`: the signal every task watches.
 //! - `sd_notify`: telling systemd the server is ready (`Type=notify`).
@@ -60,6 +61,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod quorum;
+pub mod quotas;
 pub mod replication;
 pub mod sd_notify;
 pub mod security;

@@ -285,6 +285,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         shutdown: shutdown.clone(),
         observer,
         authorizer: crate::security::authorize::authorizer(config.authorizer, &config.super_users),
+        quotas: Default::default(),
     });
     let request_bytes = crate::net::budget::RequestBudget::new(config.limits.request_bytes_in_flight_max);
     let shared = Arc::new(Shared {

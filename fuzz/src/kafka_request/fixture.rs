@@ -109,6 +109,7 @@ impl Fixture {
             shutdown,
             observer: None,
             authorizer: None,
+            quotas: Default::default(),
         };
         Fixture { dir, broker, ctx, auto_create, fix_crc: false, _shutdown: shutdown_tx }
     }

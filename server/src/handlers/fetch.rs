@@ -19,10 +19,12 @@
 //!
 //! A consumer needs READ on each topic; a follower (a replica id) needs
 //! CLUSTER_ACTION on the cluster. A partition read without it is answered
-//! TOPIC_AUTHORIZATION_FAILED, as Kafka does.
+//! TOPIC_AUTHORIZATION_FAILED, as Kafka does. A consumer over its fetch
+//! quota is answered after `throttle_time_ms` (`quotas`).
 
 use super::fetch_session::PartitionKey;
 use super::{check_leader_epoch, code, topic_name, Context};
+use crate::quotas::QuotaKind;
 use crate::security::authorize::Access;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
@@ -77,7 +79,18 @@ pub async fn handle(ctx: &Context, access: Access<'_>, request: FetchRequest, ve
             let mut answered = round.topics;
             ctx.fetch_sessions.finish(&plan, &mut answered);
             let responses = answered.into_iter().map(|(_, topic)| topic).collect();
-            return FetchResponse::default().with_session_id(plan.session_id).with_responses(responses);
+            // Followers replicate; only clients are held to quotas.
+            let throttle = match replica {
+                None => {
+                    ctx.quotas.throttle(&ctx.broker, access.principal(), QuotaKind::Fetch, round.bytes as u64)
+                }
+                Some(_) => Duration::ZERO,
+            };
+            super::produce::hold_back(ctx, throttle).await;
+            return FetchResponse::default()
+                .with_session_id(plan.session_id)
+                .with_responses(responses)
+                .with_throttle_time_ms(super::produce::throttle_ms(throttle));
         }
         let mut watches = round.watches;
         tokio::select! {

@@ -6,6 +6,7 @@
 //! each request in its own task, which finishes even if the client goes
 //! away, because an append dropped mid-write poisons its log.
 
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
@@ -17,6 +18,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -71,6 +73,8 @@ pub struct Context {
     pub observer: Option<Arc<dyn RequestObserver>>,
     /// Decides who may do what (`security::authorize`); `None` allows all.
     pub authorizer: Option<ringtail_engine::security::acl::Authorizer>,
+    /// Users' produce and fetch rates against their quotas.
+    pub quotas: crate::quotas::QuotaMeters,
 }
 
 /// Sees each request as its handler starts and its reply as the handler
@@ -223,6 +227,12 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::AlterUserScramCredentials(r) => respond(ResponseKind::AlterUserScramCredentials(
             alter_user_scram_credentials::handle(ctx, access, r).await,
         )),
+        RequestKind::DescribeClientQuotas(r) => {
+            respond(ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(ctx, access, r)))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            respond(ResponseKind::AlterClientQuotas(alter_client_quotas::handle(ctx, access, r).await))
+        }
         RequestKind::CreateAcls(r) => {
             respond(ResponseKind::CreateAcls(create_acls::handle(ctx, access, r).await))
         }
@@ -232,6 +242,17 @@ async fn dispatch(ctx: &Context, request: Request) -> Reply {
         RequestKind::DeleteAcls(r) => {
             respond(ResponseKind::DeleteAcls(delete_acls::handle(ctx, access, r).await))
         }
+        // The connection's SASL session answers these (`security::sasl`)
+        // and never dispatches them; one that gets here is out of turn.
+        RequestKind::SaslHandshake(_) => respond(ResponseKind::SaslHandshake(
+            kafka_protocol::messages::SaslHandshakeResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::IllegalSaslState.code()),
+        )),
+        RequestKind::SaslAuthenticate(_) => respond(ResponseKind::SaslAuthenticate(
+            kafka_protocol::messages::SaslAuthenticateResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(str_bytes("SASL is not served here"))),
+        )),
         // `protocol::request::parse` admits only the APIs above.
         other => Reply::Close(format!("no handler for {other:?}")),
     }
@@ -307,6 +328,10 @@ pub fn response_failed(response: &ResponseKind) -> bool {
         }
         ResponseKind::AlterUserScramCredentials(r) => r.results.iter().any(|u| u.error_code != 0),
         ResponseKind::CreateAcls(r) => r.results.iter().any(|a| a.error_code != 0),
+        ResponseKind::SaslHandshake(r) => r.error_code != 0,
+        ResponseKind::SaslAuthenticate(r) => r.error_code != 0,
+        ResponseKind::DescribeClientQuotas(r) => r.error_code != 0,
+        ResponseKind::AlterClientQuotas(r) => r.entries.iter().any(|e| e.error_code != 0),
         ResponseKind::DescribeAcls(r) => r.error_code != 0,
         ResponseKind::DeleteAcls(r) => r.filter_results.iter().any(|f| f.error_code != 0),
         _ => false,

@@ -4,9 +4,11 @@
 //! they are fsynced. Batches are stored as sent (compressed ones too), but
 //! for the max timestamp the leader may stamp in their headers. Each topic
 //! needs WRITE; a partition of one without it gets
-//! TOPIC_AUTHORIZATION_FAILED and nothing of it is written.
+//! TOPIC_AUTHORIZATION_FAILED and nothing of it is written. A user over
+//! its produce quota is answered after `throttle_time_ms` (`quotas`).
 
 use super::{code, str_bytes, Context, Reply};
+use crate::quotas::QuotaKind;
 use crate::security::authorize::Access;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -25,6 +27,13 @@ pub async fn handle(ctx: &Context, access: Access<'_>, request: ProduceRequest, 
     // are created (and first polled) in request order.
     let mut futures = Vec::new();
     let mut shape = Vec::with_capacity(request.topic_data.len());
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .map(|r| r.len())
+        .sum();
     for topic in request.topic_data {
         let name = topic.name.0.as_str().to_string();
         let allowed = access.topic(Operation::Write, &name);
@@ -43,6 +52,8 @@ pub async fn handle(ctx: &Context, access: Access<'_>, request: ProduceRequest, 
         }
     }
     let mut results = join_in_order(futures).await.into_iter();
+    let throttle = ctx.quotas.throttle(&ctx.broker, access.principal(), QuotaKind::Produce, bytes as u64);
+    hold_back(ctx, throttle).await;
     let responses: Vec<TopicProduceResponse> = shape
         .into_iter()
         .map(|(name, count)| {
@@ -59,7 +70,27 @@ pub async fn handle(ctx: &Context, access: Access<'_>, request: ProduceRequest, 
             None => Reply::Nothing,
         };
     }
-    Reply::Respond(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+    let response =
+        ProduceResponse::default().with_responses(responses).with_throttle_time_ms(throttle_ms(throttle));
+    Reply::Respond(ResponseKind::Produce(response))
+}
+
+/// Waits out a quota's throttle (ended early by shutdown).
+pub async fn hold_back(ctx: &Context, throttle: Duration) {
+    if throttle.is_zero() {
+        return;
+    }
+    ctx.metrics.quota_throttled_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut shutdown = ctx.shutdown.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(throttle) => {}
+        _ = crate::shutdown::signalled(&mut shutdown) => {}
+    }
+}
+
+/// A throttle as responses carry it.
+pub fn throttle_ms(throttle: Duration) -> i32 {
+    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// One partition's outcome: (index, where it landed, or the error).

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub sasl_authentication_failures: AtomicU64,
     /// Requests (or parts of them) the authorizer refused.
     pub authorization_denials: AtomicU64,
+    /// Responses held back for a user over its quota.
+    pub quota_throttled_requests: AtomicU64,
     /// fdatasync latency of the data files (see `metered_disk`).
     pub fsync: Histogram,
 }
@@ -91,6 +93,7 @@ impl Metrics {
             sasl_authentications: AtomicU64::new(0),
             sasl_authentication_failures: AtomicU64::new(0),
             authorization_denials: AtomicU64::new(0),
+            quota_throttled_requests: AtomicU64::new(0),
             fsync: Histogram::default(),
         })
     }
@@ -231,6 +234,11 @@ impl Metrics {
                 "ringtail_authorization_denials_total",
                 "Resources a request named that its principal may not use (each answered *_AUTHORIZATION_FAILED).",
                 &self.authorization_denials,
+            ),
+            (
+                "ringtail_quota_throttled_requests_total",
+                "Produce and fetch responses held back because their user was over its quota.",
+                &self.quota_throttled_requests,
             ),
         ];
         for (name, help, value) in counters {

@@ -167,7 +167,7 @@ impl Walker<'_> {
             Ty::Int8 | Ty::Bool => self.take(1).map(drop),
             Ty::Int16 => self.take(2).map(drop),
             Ty::Int32 => self.take(4).map(drop),
-            Ty::Int64 => self.take(8).map(drop),
+            Ty::Int64 | Ty::Float64 => self.take(8).map(drop),
             Ty::Uuid => self.take(16).map(drop),
             Ty::Str => {
                 let at = self.at;

@@ -18,6 +18,7 @@ pub enum Ty {
     Int16,
     Int32,
     Int64,
+    Float64,
     Uuid,
     Bool,
     /// A string or nullable string.
@@ -309,6 +310,17 @@ const DESCRIBE_ACLS: &[Field] = ACL; // one filter
 
 const DELETE_ACLS: &[Field] = &[all(Structs(ACL))]; // filters
 
+const DESCRIBE_CLIENT_QUOTAS: &[Field] = &[
+    all(Structs(&[all(Str), all(Int8), all(Str)])), // components: entity_type, match_type, match
+    all(Bool),                                      // strict
+];
+
+const ALTER_CLIENT_QUOTAS: &[Field] = &[
+    // entries: entity (entity_type, entity_name), ops (key, value, remove)
+    all(Structs(&[all(Structs(&[all(Str), all(Str)])), all(Structs(&[all(Str), all(Float64), all(Bool)]))])),
+    all(Bool), // validate_only
+];
+
 const SASL_HANDSHAKE: &[Field] = &[all(Str)]; // mechanism
 
 const SASL_AUTHENTICATE: &[Field] = &[all(Bytes)]; // auth_bytes
@@ -357,6 +369,8 @@ pub fn request_fields(key: ApiKey) -> Option<&'static [Field]> {
         ApiKey::CreateAcls => CREATE_ACLS,
         ApiKey::DescribeAcls => DESCRIBE_ACLS,
         ApiKey::DeleteAcls => DELETE_ACLS,
+        ApiKey::DescribeClientQuotas => DESCRIBE_CLIENT_QUOTAS,
+        ApiKey::AlterClientQuotas => ALTER_CLIENT_QUOTAS,
         _ => return None,
     })
 }

@@ -19,7 +19,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
 /// Ordered by API key, as Kafka lists them. Each range lies within
 /// kafka-protocol's (checked by a test) and reaches the versions current
 /// librdkafka 2.x, the Java client, kafka-python and kafkajs ask for.
-pub const SUPPORTED: [Supported; 36] = [
+pub const SUPPORTED: [Supported; 38] = [
     // Produce 3+ carries v2 record batches only; 10-11 add tagged fields we
     // leave empty (leader hints); 12+ is transactions v2, 13 topic ids.
     api(ApiKey::Produce, 3, 11),
@@ -75,6 +75,9 @@ pub const SUPPORTED: [Supported; 36] = [
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
+    // Client quotas (user entities); 1 is flexible.
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
     // SCRAM credentials; version 0 is the only one Kafka has.
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),

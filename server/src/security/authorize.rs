@@ -42,6 +42,11 @@ impl<'a> Access<'a> {
         Access { ctx, caller }
     }
 
+    /// Who is asking.
+    pub fn principal(&self) -> &'a Arc<str> {
+        &self.caller.principal
+    }
+
     /// Whether an authorizer decides at all (`authorizer = "acl"`).
     pub fn enabled(&self) -> bool {
         self.ctx.authorizer.is_some()

@@ -447,6 +447,38 @@ fn body(key: ApiKey, v: i16) -> Vec<u8> {
                 .with_unknown_tagged_fields(t(tags()));
             encode(&r, v)
         }
+        ApiKey::DescribeClientQuotas => {
+            let component = describe_client_quotas_request::ComponentData::default()
+                .with_entity_type(s("user"))
+                .with_match_type(0)
+                .with_match(Some(s("alice")))
+                .with_unknown_tagged_fields(t(tags()));
+            let r = DescribeClientQuotasRequest::default()
+                .with_components(vec![component.clone(), component.with_match(None)])
+                .with_strict(true)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
+        ApiKey::AlterClientQuotas => {
+            let entity = alter_client_quotas_request::EntityData::default()
+                .with_entity_type(s("user"))
+                .with_entity_name(Some(s("alice")))
+                .with_unknown_tagged_fields(t(tags()));
+            let op = alter_client_quotas_request::OpData::default()
+                .with_key(s("producer_byte_rate"))
+                .with_value(1024.5)
+                .with_remove(true)
+                .with_unknown_tagged_fields(t(tags()));
+            let entry = alter_client_quotas_request::EntryData::default()
+                .with_entity(vec![entity.clone(), entity.with_entity_name(None)])
+                .with_ops(vec![op.clone(), op])
+                .with_unknown_tagged_fields(t(tags()));
+            let r = AlterClientQuotasRequest::default()
+                .with_entries(vec![entry.clone(), entry])
+                .with_validate_only(true)
+                .with_unknown_tagged_fields(t(tags()));
+            encode(&r, v)
+        }
         ApiKey::CreateAcls => {
             let creation = create_acls_request::AclCreation::default()
                 .with_resource_type(2)
