@@ -8,7 +8,7 @@
 //! - `metadata`: the cluster as Metadata describes it.
 //! - `cluster`: `Client`: connections per broker, leader routing, retries.
 //! - `admin`, `produce`, `producer_id`, `fetch`, `offsets`, `group`,
-//!   `scram_credentials`, `acls`: the operations on `Client`.
+//!   `scram_credentials`, `acls`, `quotas`: the operations on `Client`.
 //! - `fetched`, `records`: fetched record batches, read in place.
 //! - `security`: TLS and SASL/SCRAM settings for secured listeners.
 //! - `assignor`: the consumer protocol's embedded formats and the range assignor.
@@ -38,6 +38,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
+pub mod quotas;
 pub mod records;
 pub mod scram_credentials;
 pub mod security;

@@ -49,6 +49,9 @@ const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    // Users' quotas: 1 is flexible, and otherwise the same.
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// Highest ApiVersions version this client sends first.
@@ -141,6 +144,16 @@ mod tests {
         assert_eq!(b.negotiate(ApiKey::CreateAcls as i16), Ok(3));
         assert_eq!(b.negotiate(ApiKey::DescribeAcls as i16), Ok(2));
         assert!(b.negotiate(ApiKey::DeleteAcls as i16).is_err(), "version 0 has no pattern types");
+    }
+
+    /// Quota requests use the highest of 0..=1 the broker offers.
+    #[test]
+    fn quota_requests_negotiate_within_zero_to_one() {
+        let b = broker(&[(ApiKey::AlterClientQuotas, 0, 1), (ApiKey::DescribeClientQuotas, 0, 0)]);
+        assert_eq!(b.negotiate(ApiKey::AlterClientQuotas as i16), Ok(1));
+        assert_eq!(b.negotiate(ApiKey::DescribeClientQuotas as i16), Ok(0));
+        let newer = broker(&[(ApiKey::AlterClientQuotas, 0, 2)]);
+        assert_eq!(newer.negotiate(ApiKey::AlterClientQuotas as i16), Ok(1), "the client stops at 1");
     }
 
     #[test]

@@ -36,6 +36,9 @@ enum Command {
     /// Add, list or remove ACLs: who may do what on which topics, groups
     /// or the cluster.
     Acl(ringtail_server::cli::acl::AclArgs),
+    /// Set or list users' quotas: the bytes per second a user may produce
+    /// and fetch.
+    Quota(ringtail_server::cli::quota::QuotaArgs),
     /// Describe the cluster: brokers, the controller leader, the quorum.
     Cluster(ringtail_server::cli::cluster::ClusterArgs),
     /// Print a segment file (.log, .index, .timeindex) as stored: batches,
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Group(args) => ringtail_server::cli::block_on(ringtail_server::cli::group::run(args)),
         Command::User(args) => ringtail_server::cli::block_on(ringtail_server::cli::user::run(args)),
         Command::Acl(args) => ringtail_server::cli::block_on(ringtail_server::cli::acl::run(args)),
+        Command::Quota(args) => ringtail_server::cli::block_on(ringtail_server::cli::quota::run(args)),
         Command::Cluster(args) => ringtail_server::cli::block_on(ringtail_server::cli::cluster::run(args)),
         Command::DumpLog(args) => ringtail_server::cli::dump_log::run(args),
         Command::Check(args) => ringtail_server::cli::check::run(args),

@@ -10,6 +10,7 @@
 //! - `cluster`: `ringtail cluster describe`: the metadata quorum and brokers.
 //! - `user`: `ringtail user create|delete|list`: users' SCRAM credentials.
 //! - `acl`: `ringtail acl add|list|remove`: Kafka's ACLs.
+//! - `quota`: `ringtail quota set|list`: users' produce and fetch byte rates.
 //! - `check`: `ringtail check --data-dir DIR`: a stopped broker's recovery,
 //!   run without writing (or with `--repair`), reported per log.
 //! - `dump_log`: `ringtail dump-log FILE`: a segment's batches, records or
@@ -30,6 +31,7 @@ pub mod consume_group;
 pub mod dump_log;
 pub mod group;
 pub mod produce;
+pub mod quota;
 pub mod topic;
 pub mod user;
 

@@ -1,0 +1,243 @@
+//! `ringtail quota set|list`, the binary run against a real in-process
+//! server: produce and fetch limits are set for users and the default,
+//! listed (all, by user, the default), and removed with `none`, and the
+//! broker holds what was asked for; bad command lines exit 2 before
+//! connecting, and what the broker refuses (a caller the ACLs do not let
+//! alter or describe the cluster's configs) exits 1 with its Kafka error
+//! name, one line on stderr.
+
+mod server_support;
+
+use ringtail_engine::quota::UserLimits;
+use ringtail_engine::security::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use ringtail_server::security::authorize::AuthorizerKind;
+use ringtail_server::serve::{self, RunningServer};
+use server_support::{config, data_dir, start};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_ringtail");
+
+const HEADER: [&str; 3] = ["USER", "PRODUCE_BYTES_PER_SECOND", "FETCH_BYTES_PER_SECOND"];
+
+/// A server deciding by ACLs, with `super_users` (the CLI, on the
+/// PLAINTEXT listener, is `User:ANONYMOUS`).
+async fn start_with_acls(dir: &Path, super_users: &[&str]) -> RunningServer {
+    let mut config = config(dir);
+    config.authorizer = AuthorizerKind::Acl;
+    config.super_users = super_users.iter().map(|u| u.to_string()).collect();
+    serve::start(config).await.unwrap()
+}
+
+/// Runs `ringtail quota ARGS --bootstrap ADDR`, off the runtime's threads
+/// (the server runs on them).
+async fn quota_at(bootstrap: String, args: &[&str]) -> Output {
+    let mut command = Command::new(BINARY);
+    command.arg("quota").args(args).arg("--bootstrap").arg(bootstrap);
+    tokio::task::spawn_blocking(move || command.output().expect("ringtail runs"))
+        .await
+        .expect("the command's thread")
+}
+
+async fn quota(server: &RunningServer, args: &[&str]) -> Output {
+    quota_at(server.kafka_addr.to_string(), args).await
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+/// Asserts `output` exited with `code`; returns stdout on success, stderr
+/// (one line, from `ringtail quota`) on failure.
+fn exited(output: &Output, code: i32) -> String {
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(code), "stdout: {stdout}\nstderr: {stderr}");
+    if code == 0 {
+        assert_eq!(stderr, "", "nothing on stderr");
+        return stdout;
+    }
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr: {stderr:?}");
+    assert!(stderr.starts_with("ringtail quota: "), "{stderr}");
+    stderr
+}
+
+/// A table's lines as their cells (the columns are padded with spaces;
+/// no cell here has one).
+fn rows(table: &str) -> Vec<Vec<&str>> {
+    table.lines().map(|l| l.split_whitespace().collect()).collect()
+}
+
+/// The header, then `expected`.
+fn listed(expected: &[[&'static str; 3]]) -> Vec<Vec<&'static str>> {
+    std::iter::once(HEADER).chain(expected.iter().copied()).map(Vec::from).collect()
+}
+
+fn limits(produce: Option<u64>, fetch: Option<u64>) -> UserLimits {
+    UserLimits { produce, fetch }
+}
+
+/// Set for a user, for another (both limits), for the default; list all,
+/// by user and the default; remove limits with `none`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_are_set_listed_and_removed() {
+    let dir = data_dir("cli-quota");
+    let server = start(dir.path()).await;
+
+    assert_eq!(rows(&exited(&quota(&server, &["list"]).await, 0)), listed(&[]), "none yet");
+
+    let out = exited(
+        &quota(&server, &["set", "--user", "alice", "--produce-bytes-per-second", "1048576"]).await,
+        0,
+    );
+    assert_eq!(out, "Set the quotas of user alice: produce 1048576 bytes per second.\n");
+    let out = exited(
+        &quota(
+            &server,
+            &[
+                "set",
+                "--user",
+                "bob",
+                "--produce-bytes-per-second",
+                "2000000",
+                "--fetch-bytes-per-second",
+                "4000000",
+            ],
+        )
+        .await,
+        0,
+    );
+    assert_eq!(
+        out,
+        "Set the quotas of user bob: produce 2000000 bytes per second, fetch 4000000 bytes per second.\n"
+    );
+    let out =
+        exited(&quota(&server, &["set", "--default-user", "--fetch-bytes-per-second", "500000"]).await, 0);
+    assert_eq!(out, "Set the quotas of the default user: fetch 500000 bytes per second.\n");
+
+    // What applies to each user is what was asked for: its own limits,
+    // the default's for the rest.
+    let broker = server.broker();
+    assert_eq!(broker.user_limits("alice"), limits(Some(1048576), Some(500000)));
+    assert_eq!(broker.user_limits("bob"), limits(Some(2000000), Some(4000000)));
+    assert_eq!(broker.user_limits("carol"), limits(None, Some(500000)));
+
+    let all = exited(&quota(&server, &["list"]).await, 0);
+    assert_eq!(
+        rows(&all),
+        listed(&[["<default>", "-", "500000"], ["alice", "1048576", "-"], ["bob", "2000000", "4000000"]]),
+        "{all}"
+    );
+    assert!(
+        all.starts_with("USER       PRODUCE_BYTES_PER_SECOND  FETCH_BYTES_PER_SECOND\n"),
+        "aligned: {all}"
+    );
+    let bob = exited(&quota(&server, &["list", "--user", "bob"]).await, 0);
+    assert_eq!(rows(&bob), listed(&[["bob", "2000000", "4000000"]]), "{bob}");
+    let default = exited(&quota(&server, &["list", "--default-user"]).await, 0);
+    assert_eq!(rows(&default), listed(&[["<default>", "-", "500000"]]), "{default}");
+    let carol = exited(&quota(&server, &["list", "--user", "carol"]).await, 0);
+    assert_eq!(rows(&carol), listed(&[]), "carol has none of her own: {carol}");
+
+    // `none` removes one limit and leaves the other; changing one leaves
+    // the other as it was.
+    let out = exited(&quota(&server, &["set", "--user", "bob", "--fetch-bytes-per-second", "none"]).await, 0);
+    assert_eq!(out, "Set the quotas of user bob: fetch unlimited.\n");
+    exited(&quota(&server, &["set", "--user", "alice", "--produce-bytes-per-second", "3000"]).await, 0);
+    assert_eq!(broker.user_limits("bob"), limits(Some(2000000), Some(500000)), "the default's fetch limit");
+    let all = exited(&quota(&server, &["list"]).await, 0);
+    assert_eq!(
+        rows(&all),
+        listed(&[["<default>", "-", "500000"], ["alice", "3000", "-"], ["bob", "2000000", "-"]]),
+        "{all}"
+    );
+
+    // With every limit removed, a user has no quotas left to list.
+    exited(&quota(&server, &["set", "--user", "alice", "--produce-bytes-per-second", "none"]).await, 0);
+    exited(&quota(&server, &["set", "--default-user", "--fetch-bytes-per-second", "NONE"]).await, 0);
+    assert_eq!(rows(&exited(&quota(&server, &["list", "--user", "alice"]).await, 0)), listed(&[]));
+    let all = exited(&quota(&server, &["list"]).await, 0);
+    assert_eq!(rows(&all), listed(&[["bob", "2000000", "-"]]), "{all}");
+    assert_eq!(broker.user_limits("alice"), limits(None, None));
+    server.shutdown().await.unwrap();
+}
+
+/// Bad command lines exit 2 without connecting (here to an address where
+/// no broker listens); a broker that is not there exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_exits_2_before_connecting() {
+    let nobody_listening = {
+        let dir = data_dir("cli-quota-gone");
+        let server = start(dir.path()).await;
+        let addr = server.kafka_addr.to_string();
+        server.shutdown().await.unwrap();
+        addr
+    };
+    let usage: [(&[&str], &str); 4] = [
+        (&["set", "--user", "alice"], "needs --produce-bytes-per-second or --fetch-bytes-per-second"),
+        (&["set", "--user", "", "--fetch-bytes-per-second", "1"], "must not be empty"),
+        (&["set", "--user", "<default>", "--fetch-bytes-per-second", "1"], "use --default-user"),
+        (&["list", "--command-config", "/nonexistent/client.properties"], "--command-config"),
+    ];
+    for (args, says) in usage {
+        let e = exited(&quota_at(nobody_listening.clone(), args).await, 2);
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+    // clap's refusals: exit 2 too, with its own usage text.
+    for (args, says) in [
+        (&["set", "--produce-bytes-per-second", "1"][..], "--user"),
+        (&["set", "--user", "a", "--default-user", "--produce-bytes-per-second", "1"], "cannot be used with"),
+        (&["set", "--user", "a", "--produce-bytes-per-second", "0"], "expected bytes per second"),
+        (&["set", "--user", "a", "--produce-bytes-per-second", "-5"], "expected bytes per second"),
+        (&["set", "--user", "a", "--fetch-bytes-per-second", "1.5"], "expected bytes per second"),
+        (&["set", "--user", "a", "--fetch-bytes-per-second", "lots"], "expected bytes per second"),
+        (&["list", "--user", "a", "--default-user"], "cannot be used with"),
+        (&["raise", "--user", "a"], "unrecognized subcommand"),
+    ] {
+        let output = quota_at(nobody_listening.clone(), args).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // A good command line does try to connect, and fails for want of a broker.
+    let e = exited(&quota_at(nobody_listening, &["list"]).await, 1);
+    assert!(e.contains("connect"), "{e}");
+}
+
+/// Under the ACL authorizer, altering quotas needs ALTER_CONFIGS on the
+/// cluster and describing them DESCRIBE_CONFIGS; a caller without them is
+/// refused with CLUSTER_AUTHORIZATION_FAILED and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_authorizer_refuses_callers_without_config_rights() {
+    let dir = data_dir("cli-quota-denied");
+    let server = start_with_acls(dir.path(), &[]).await;
+    let e =
+        exited(&quota(&server, &["set", "--user", "alice", "--produce-bytes-per-second", "1000"]).await, 1);
+    assert!(e.contains("CLUSTER_AUTHORIZATION_FAILED"), "{e}");
+    let e = exited(&quota(&server, &["list"]).await, 1);
+    assert!(e.contains("CLUSTER_AUTHORIZATION_FAILED"), "{e}");
+    assert_eq!(server.broker().user_limits("alice"), limits(None, None), "nothing was set");
+
+    // DESCRIBE_CONFIGS lets the caller list, not set.
+    let grant = |operation| AclBinding {
+        resource_type: ResourceType::Cluster,
+        resource_name: "kafka-cluster".into(),
+        pattern_type: PatternType::Literal,
+        principal: "User:ANONYMOUS".into(),
+        host: "*".into(),
+        operation,
+        permission: Permission::Allow,
+    };
+    let created = server.broker().create_acls(vec![grant(Operation::DescribeConfigs)]).await.unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    assert_eq!(rows(&exited(&quota(&server, &["list"]).await, 0)), listed(&[]));
+    let e = exited(&quota(&server, &["set", "--default-user", "--fetch-bytes-per-second", "1"]).await, 1);
+    assert!(e.contains("CLUSTER_AUTHORIZATION_FAILED"), "{e}");
+
+    // ALTER_CONFIGS lets it set.
+    let created = server.broker().create_acls(vec![grant(Operation::AlterConfigs)]).await.unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    exited(&quota(&server, &["set", "--default-user", "--fetch-bytes-per-second", "1"]).await, 0);
+    let all = exited(&quota(&server, &["list"]).await, 0);
+    assert_eq!(rows(&all), listed(&[["<default>", "-", "1"]]), "{all}");
+    server.shutdown().await.unwrap();
+}
