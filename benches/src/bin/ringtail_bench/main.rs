@@ -56,6 +56,11 @@ struct Args {
     /// Broker to ask first, HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// Client security (librdkafka's keys: security.protocol,
+    /// ssl.ca.location, sasl.mechanism, sasl.username, sasl.password), as
+    /// `ringtail`'s commands take it: to measure a TLS or SASL listener.
+    #[arg(long, value_name = "FILE")]
+    command_config: Option<std::path::PathBuf>,
     #[arg(long)]
     topic: String,
     /// Records to produce (produce, e2e) or to read (consume).
@@ -99,6 +104,20 @@ fn main() -> ExitCode {
     if args.mode == Mode::E2e && args.size < STAMP_BYTES {
         eprintln!("ringtail-bench: e2e needs --size of at least {STAMP_BYTES} bytes (the timestamp)");
         return ExitCode::from(2);
+    }
+    if let Some(path) = &args.command_config {
+        let security = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| ringtail_client::security::Security::from_properties(&text));
+        match security {
+            Ok(security) => {
+                let _ = SECURITY.set(security);
+            }
+            Err(e) => {
+                eprintln!("ringtail-bench: --command-config {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -170,8 +189,12 @@ async fn run(args: &Args) -> Result<Report> {
     }
 }
 
+/// The security `--command-config` asked for, set once at start.
+static SECURITY: std::sync::OnceLock<ringtail_client::security::Security> = std::sync::OnceLock::new();
+
 fn bench_config() -> ClientConfig {
-    ClientConfig { client_id: "ringtail-bench".to_owned(), ..ClientConfig::default() }
+    let security = SECURITY.get().cloned().unwrap_or_default();
+    ClientConfig { client_id: "ringtail-bench".to_owned(), security, ..ClientConfig::default() }
 }
 
 fn protocol(reason: String) -> ClientError {
