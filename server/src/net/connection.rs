@@ -285,15 +285,10 @@ async fn read_requests<R: AsyncRead + Unpin>(
         let layout = match check(&body, limits.request_array_elements_max) {
             Err(e) => return Stop::Protocol(e.to_string()),
             Ok(Checked::ApiVersionsUnsupported { correlation_id }) => {
+                // Answered at version 0, whatever version was asked (Kafka's fallback).
                 let answer = ResponseKind::ApiVersions(handlers::api_versions::unsupported_version());
-                let outgoing = match response::encode(ApiKey::ApiVersions, 0, correlation_id, &answer) {
-                    Ok(frame) => Outgoing::Frame(Frame::single(frame)),
-                    Err(e) => Outgoing::Close(e.to_string()),
-                };
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(outgoing);
-                let pending = Pending { outgoing: rx, api_key: ApiKey::ApiVersions, arrived, _slot: slot };
-                if queue.send(pending).is_err() {
+                let header = (ApiKey::ApiVersions, 0, correlation_id);
+                if answer_now(queue, header, &answer, arrived, slot).is_err() {
                     return Stop::WriterGone;
                 }
                 continue;
@@ -321,13 +316,13 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 }
             }
             Admit::Answer(answer) => {
-                if answer_now(queue, &request, &answer, arrived, slot).is_err() {
+                if answer_now(queue, header_of(&request), &answer, arrived, slot).is_err() {
                     return Stop::WriterGone;
                 }
                 continue;
             }
             Admit::AnswerAndClose(answer, reason) => {
-                let _ = answer_now(queue, &request, &answer, arrived, slot);
+                let _ = answer_now(queue, header_of(&request), &answer, arrived, slot);
                 tracing::info!(%peer, listener = listener.name, %reason, "closing connection: SASL authentication failed");
                 // Each guess at a password costs a connection and this long.
                 tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
@@ -352,22 +347,29 @@ async fn read_requests<R: AsyncRead + Unpin>(
     }
 }
 
-/// Queues `answer` to `request`, made here rather than by a handler.
+/// What a response is framed with: the API, its version, the correlation id.
+type ResponseHeader = (ApiKey, i16, i32);
+
+fn header_of(request: &Request) -> ResponseHeader {
+    (request.api_key, request.version(), request.header.correlation_id)
+}
+
+/// Queues `answer`, made here rather than by a handler, in its turn among
+/// the connection's responses.
 fn answer_now(
     queue: &mpsc::UnboundedSender<Pending>,
-    request: &Request,
+    (api_key, version, correlation_id): ResponseHeader,
     answer: &ResponseKind,
     arrived: Instant,
     slot: OwnedSemaphorePermit,
 ) -> Result<(), ()> {
-    let outgoing =
-        match response::encode(request.api_key, request.version(), request.header.correlation_id, answer) {
-            Ok(frame) => Outgoing::Frame(Frame::single(frame)),
-            Err(e) => Outgoing::Close(e.to_string()),
-        };
+    let outgoing = match response::encode(api_key, version, correlation_id, answer) {
+        Ok(frame) => Outgoing::Frame(Frame::single(frame)),
+        Err(e) => Outgoing::Close(e.to_string()),
+    };
     let (tx, rx) = oneshot::channel();
     let _ = tx.send(outgoing);
-    queue.send(Pending { outgoing: rx, api_key: request.api_key, arrived, _slot: slot }).map_err(|_| ())
+    queue.send(Pending { outgoing: rx, api_key, arrived, _slot: slot }).map_err(|_| ())
 }
 
 /// One request's work, run in a task of its own so that it finishes even
