@@ -10,66 +10,27 @@ mod server_support;
 
 use ringtail_engine::quota::UserLimits;
 use ringtail_engine::security::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
-use ringtail_server::security::authorize::AuthorizerKind;
-use ringtail_server::serve::{self, RunningServer};
-use server_support::{config, data_dir, start};
-use std::path::Path;
-use std::process::{Command, Output};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_ringtail");
+use ringtail_server::serve::RunningServer;
+use server_support::cli::{self, rows, start_with_acls, text};
+use server_support::{data_dir, start};
+use std::process::Output;
 
 const HEADER: [&str; 3] = ["USER", "PRODUCE_BYTES_PER_SECOND", "FETCH_BYTES_PER_SECOND"];
 
-/// A server deciding by ACLs, with `super_users` (the CLI, on the
-/// PLAINTEXT listener, is `User:ANONYMOUS`).
-async fn start_with_acls(dir: &Path, super_users: &[&str]) -> RunningServer {
-    let mut config = config(dir);
-    config.authorizer = AuthorizerKind::Acl;
-    config.super_users = super_users.iter().map(|u| u.to_string()).collect();
-    serve::start(config).await.unwrap()
-}
-
-/// Runs `ringtail quota ARGS --bootstrap ADDR`, off the runtime's threads
-/// (the server runs on them).
 async fn quota_at(bootstrap: String, args: &[&str]) -> Output {
-    let mut command = Command::new(BINARY);
-    command.arg("quota").args(args).arg("--bootstrap").arg(bootstrap);
-    tokio::task::spawn_blocking(move || command.output().expect("ringtail runs"))
-        .await
-        .expect("the command's thread")
+    cli::run_at("quota", bootstrap, args).await
 }
 
 async fn quota(server: &RunningServer, args: &[&str]) -> Output {
     quota_at(server.kafka_addr.to_string(), args).await
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
-
-/// Asserts `output` exited with `code`; returns stdout on success, stderr
-/// (one line, from `ringtail quota`) on failure.
 fn exited(output: &Output, code: i32) -> String {
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(output.status.code(), Some(code), "stdout: {stdout}\nstderr: {stderr}");
-    if code == 0 {
-        assert_eq!(stderr, "", "nothing on stderr");
-        return stdout;
-    }
-    assert_eq!(stderr.lines().count(), 1, "one line on stderr: {stderr:?}");
-    assert!(stderr.starts_with("ringtail quota: "), "{stderr}");
-    stderr
+    cli::exited(output, code, "quota")
 }
 
-/// A table's lines as their cells (the columns are padded with spaces;
-/// no cell here has one).
-fn rows(table: &str) -> Vec<Vec<&str>> {
-    table.lines().map(|l| l.split_whitespace().collect()).collect()
-}
-
-/// The header, then `expected`.
 fn listed(expected: &[[&'static str; 3]]) -> Vec<Vec<&'static str>> {
-    std::iter::once(HEADER).chain(expected.iter().copied()).map(Vec::from).collect()
+    cli::listed(HEADER, expected)
 }
 
 fn limits(produce: Option<u64>, fetch: Option<u64>) -> UserLimits {

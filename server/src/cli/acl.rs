@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::group::table;
-use super::{connect, finish, CliError, BOOTSTRAP_DEFAULT};
+use super::{connect, finish, write_out, CliError, BOOTSTRAP_DEFAULT};
 use ringtail_client::acls::{
     describe_binding, AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission, ResourceType,
 };
@@ -366,10 +366,6 @@ pub fn acl_table(acls: &[AclBinding]) -> String {
         ]);
     }
     table(&rows)
-}
-
-fn write_out<W: Write + ?Sized>(out: &mut W, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes()).map_err(|e| CliError::Runtime(format!("cannot write output: {e}")))
 }
 
 #[cfg(test)]

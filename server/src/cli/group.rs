@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{connect, finish, CliError, BOOTSTRAP_DEFAULT};
+use super::{connect, finish, write_out, CliError, BOOTSTRAP_DEFAULT};
 use ringtail_client::assignor::{decode_assignment, CONSUMER_PROTOCOL_TYPE};
 use ringtail_client::error::{code, kafka_error_name};
 use ringtail_client::{
@@ -128,10 +128,6 @@ pub(crate) fn group_error(group: &str, e: ClientError) -> CliError {
         }
         _ => e.into(),
     }
-}
-
-fn write_out<W: Write + ?Sized>(out: &mut W, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes()).map_err(|e| CliError::Runtime(format!("cannot write output: {e}")))
 }
 
 /// Each partition's log end offset, or the error reading it.

@@ -119,3 +119,8 @@ pub(crate) fn topic_error(topic: &str, e: ClientError) -> CliError {
         e.into()
     }
 }
+
+/// Writes `text` to the command's output; a failed write is the command's error.
+pub(crate) fn write_out<W: std::io::Write + ?Sized>(out: &mut W, text: &str) -> Result<(), CliError> {
+    out.write_all(text.as_bytes()).map_err(|e| CliError::Runtime(format!("cannot write output: {e}")))
+}

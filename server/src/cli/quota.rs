@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::group::table;
-use super::{connect, finish, CliError, BOOTSTRAP_DEFAULT};
+use super::{connect, finish, write_out, CliError, BOOTSTRAP_DEFAULT};
 use ringtail_client::quotas::{QuotaAlteration, QuotaFilter, QuotaKey, QuotaOp, QuotaUser, UserQuotas};
 use ringtail_client::ClientConfig;
 
@@ -243,10 +243,6 @@ pub fn quota_table(quotas: &[UserQuotas]) -> String {
         ]);
     }
     table(&rows)
-}
-
-fn write_out<W: Write + ?Sized>(out: &mut W, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes()).map_err(|e| CliError::Runtime(format!("cannot write output: {e}")))
 }
 
 #[cfg(test)]

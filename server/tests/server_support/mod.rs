@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod cli;
 pub mod sasl;
 pub mod tls;
 
