@@ -2,7 +2,7 @@
 //! controller voter if it is one, and its broker's side of the quorum:
 //! registering and heartbeating (so it is unfenced and stays so),
 //! following the metadata image, and the `ControllerLink` its topic,
-//! partition, config, leader and producer-id changes go through.
+//! partition, config, leader, producer-id and security changes go through.
 //!
 //! Start-up waits until the broker has followed a first image: a broker
 //! answers clients from the cluster's metadata, never from a stale or
@@ -23,6 +23,7 @@ use ringtail_engine::clock::Clock;
 use ringtail_engine::controller::{Endpoint, QuorumConfig, QuorumNode};
 use ringtail_engine::entropy::Entropy;
 use ringtail_engine::error::{BrokerError, ErrorCode};
+use ringtail_engine::security::state::SecurityChange;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -382,6 +383,10 @@ impl ControllerLink for Link {
         configs: BTreeMap<String, String>,
     ) -> LinkFuture<'_, ()> {
         Box::pin(self.change(Ask::AlterTopicConfigs { name, expected, configs }))
+    }
+
+    fn change_security(&self, changes: Vec<SecurityChange>) -> LinkFuture<'_, ()> {
+        Box::pin(self.change(Ask::ChangeSecurity { changes }))
     }
 
     fn alter_partition(&self, change: IsrChange) -> LinkFuture<'_, ()> {

@@ -1,41 +1,24 @@
 //! Kafka's ACLs, kept in the cluster metadata: CreateAcls, DescribeAcls,
 //! DeleteAcls, and the authorization decisions made against them.
 //!
-//! As with credentials, a request's changes are persisted through the
-//! metadata journal in one record before any is acknowledged (J1), and
-//! they are refused on a cluster member, whose metadata is the quorum's.
+//! As with credentials, a request's changes are made durable together
+//! before any is acknowledged: in the metadata journal on a single node,
+//! through the controller quorum in a cluster (`security_changes`).
 //! Creating an ACL that exists succeeds and changes nothing; a filter
 //! that matches nothing deletes nothing and is no error (as Kafka).
 
-use super::metadata_journal::MetadataChange;
 use super::Broker;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::security::acl::{AclBinding, AclFilter, Authorizer, Operation, Requester, ResourceType};
+use crate::security::state::SecurityChange;
 use std::collections::BTreeSet;
 
 impl<D: Disk> Broker<D> {
-    fn refuse_on_cluster_member(&self) -> Result<(), BrokerError> {
-        if self.config.quorum {
-            // Changing this broker's copy alone would let a principal in here
-            // and nowhere else, and the next image would undo it.
-            return Err(BrokerError::new(
-                ErrorCode::UnsupportedVersion,
-                "ACLs cannot be changed on a cluster member yet: \
-                 they need records in the controller quorum, which are not implemented",
-            ));
-        }
-        Ok(())
-    }
-
     /// Kafka's CreateAcls: each binding's outcome, in the order given. A
     /// binding that cannot match anything is refused (INVALID_REQUEST);
     /// the others are persisted together.
-    pub async fn create_acls(
-        &self,
-        acls: Vec<AclBinding>,
-    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        self.refuse_on_cluster_member()?;
+    pub async fn create_acls(&self, acls: Vec<AclBinding>) -> Vec<Result<(), BrokerError>> {
         let mut outcome: Vec<Result<(), BrokerError>> = acls
             .iter()
             .map(|acl| match acl.invalid() {
@@ -43,18 +26,18 @@ impl<D: Disk> Broker<D> {
                 None => Ok(()),
             })
             .collect();
-        let _one = self.metadata_changes.lock().await;
+        let _one = self.security_lock().await;
         let new: BTreeSet<AclBinding> = {
             let m = self.metadata();
             let valid = acls.iter().zip(&outcome).filter(|(_, r)| r.is_ok()).map(|(acl, _)| acl);
-            valid.filter(|acl| !m.acls.contains(acl)).cloned().collect()
+            valid.filter(|acl| !m.security.acls.contains(acl)).cloned().collect()
         };
         if new.is_empty() {
-            return Ok(outcome);
+            return outcome;
         }
         let count = new.len();
-        let changes = new.into_iter().map(|acl| MetadataChange::PutAcl { acl }).collect();
-        if let Err(e) = self.persist(changes).await {
+        let changes = new.into_iter().map(|acl| SecurityChange::PutAcl { acl }).collect();
+        if let Err(e) = self.commit_security(changes).await {
             tracing::warn!(error = %e, "persisting ACLs failed");
             for r in outcome.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(e.clone());
@@ -62,38 +45,37 @@ impl<D: Disk> Broker<D> {
         } else {
             tracing::info!(count, "created ACLs");
         }
-        Ok(outcome)
+        outcome
     }
 
     /// Kafka's DescribeAcls: the bindings `filter` selects, sorted.
     pub fn describe_acls(&self, filter: &AclFilter) -> Vec<AclBinding> {
-        self.metadata().acls.iter().filter(|acl| filter.matches(acl)).cloned().collect()
+        self.metadata().security.acls.iter().filter(|acl| filter.matches(acl)).cloned().collect()
     }
 
     /// Kafka's DeleteAcls: per filter, the bindings it removed. A binding
     /// matched by several filters is reported under each.
-    pub async fn delete_acls(
-        &self,
-        filters: &[AclFilter],
-    ) -> Result<Vec<Result<Vec<AclBinding>, BrokerError>>, BrokerError> {
-        self.refuse_on_cluster_member()?;
-        let _one = self.metadata_changes.lock().await;
+    pub async fn delete_acls(&self, filters: &[AclFilter]) -> Vec<Result<Vec<AclBinding>, BrokerError>> {
+        let _one = self.security_lock().await;
         let matched: Vec<Vec<AclBinding>> = {
             let m = self.metadata();
-            filters.iter().map(|f| m.acls.iter().filter(|acl| f.matches(acl)).cloned().collect()).collect()
+            filters
+                .iter()
+                .map(|f| m.security.acls.iter().filter(|acl| f.matches(acl)).cloned().collect())
+                .collect()
         };
         let doomed: BTreeSet<&AclBinding> = matched.iter().flatten().collect();
         if doomed.is_empty() {
-            return Ok(matched.into_iter().map(Ok).collect());
+            return matched.into_iter().map(Ok).collect();
         }
         let count = doomed.len();
-        let changes = doomed.into_iter().map(|acl| MetadataChange::DeleteAcl { acl: acl.clone() }).collect();
-        if let Err(e) = self.persist(changes).await {
+        let changes = doomed.into_iter().map(|acl| SecurityChange::DeleteAcl { acl: acl.clone() }).collect();
+        if let Err(e) = self.commit_security(changes).await {
             tracing::warn!(error = %e, "persisting ACL deletions failed");
-            return Ok(matched.iter().map(|_| Err(e.clone())).collect());
+            return matched.iter().map(|_| Err(e.clone())).collect();
         }
         tracing::info!(count, "deleted ACLs");
-        Ok(matched.into_iter().map(Ok).collect())
+        matched.into_iter().map(Ok).collect()
     }
 
     /// May `who` do `operation` on the resource `(resource_type, name)`,
@@ -106,7 +88,7 @@ impl<D: Disk> Broker<D> {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        authorizer.allows(&self.metadata().acls, who, operation, resource_type, name)
+        authorizer.allows(&self.metadata().security.acls, who, operation, resource_type, name)
     }
 
     /// May `who` do `operation` on some resource of `resource_type`?
@@ -117,6 +99,6 @@ impl<D: Disk> Broker<D> {
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
-        authorizer.allows_any(&self.metadata().acls, who, operation, resource_type)
+        authorizer.allows_any(&self.metadata().security.acls, who, operation, resource_type)
     }
 }

@@ -3,6 +3,9 @@
 //! topic configs, leader elections, producer id blocks) go through the
 //! quorum.
 //!
+//! Credentials, ACLs and client quotas are the quorum's too: a change made
+//! through any broker is committed there and followed by all.
+//!
 //! The owner (the server, the simulator) carries requests to the quorum
 //! (`ControllerLink`) and hands every newer image it fetches to
 //! `follow_image`. The local `cluster-metadata.json` keeps the last image
@@ -32,6 +35,7 @@ use crate::controller::plan::{ElectionType, PartitionElection, Wanted};
 use crate::controller::{IsrChange, MetadataImage};
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
+use crate::security::state::SecurityChange;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +76,9 @@ pub trait ControllerLink: Send + Sync + 'static {
     /// image too (C3).
     fn elect_leaders(&self, election: ElectionType, wanted: Wanted)
         -> LinkFuture<'_, Vec<PartitionElection>>;
+
+    /// Credential, ACL and quota changes, committed together.
+    fn change_security(&self, changes: Vec<SecurityChange>) -> LinkFuture<'_, ()>;
 
     /// A block of producer ids no other broker is given: `(first, count)`.
     fn allocate_producer_ids(&self) -> LinkFuture<'_, (i64, i64)>;
@@ -132,7 +139,8 @@ impl<D: Disk> Broker<D> {
     }
 
     /// Follows the quorum's image at `applied`, with `controller` its
-    /// leader if known: topics, leaders and epochs, the live brokers.
+    /// leader if known: topics, leaders and epochs, the live brokers,
+    /// credentials, ACLs and quotas.
     /// Opens the logs of replicas newly placed here and deletes those of
     /// replicas no longer placed here.
     pub async fn follow_image(
@@ -181,6 +189,7 @@ impl<D: Disk> Broker<D> {
                 let gone = m.topics.keys().filter(|name| !image.topics.contains_key(*name));
                 changes.extend(gone.map(|name| MetadataChange::DeleteTopic { name: name.clone() }));
             }
+            changes.extend(m.security.changes_to(&image.security).into_iter().map(MetadataChange::Security));
             changes
         };
         if !changes.is_empty() {

@@ -1,10 +1,9 @@
 //! Users' SCRAM credentials, kept in the cluster metadata: Kafka's
 //! AlterUserScramCredentials and DescribeUserScramCredentials.
 //!
-//! A change is persisted through the metadata journal before it is
-//! acknowledged (J1), all of one request in one record: a request's
-//! changes land together or not at all, as Kafka's controller applies them
-//! atomically.
+//! A request's changes are made durable before they are acknowledged, in
+//! one journal record or one quorum entry (`security_changes`): they land
+//! together or not at all, as Kafka's controller applies them atomically.
 //!
 //! Validation follows Kafka, with its codes and messages: per user, an
 //! empty name (UNACCEPTABLE_CREDENTIAL), an unknown mechanism
@@ -17,11 +16,11 @@
 //! broker did; Kafka's KRaft controller refuses any user named twice, which
 //! would make setting both mechanisms of a user take two requests.
 
-use super::metadata_journal::MetadataChange;
 use super::Broker;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::security::scram::{ScramCredential, ScramMechanism, ITERATIONS_MAX, ITERATIONS_MIN};
+use crate::security::state::SecurityChange;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -93,7 +92,7 @@ fn plan(
     current: &BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     deletions: &[ScramDeletion],
     upsertions: &[ScramUpsertion],
-) -> (Vec<MetadataChange>, BTreeMap<String, Result<(), BrokerError>>) {
+) -> (Vec<SecurityChange>, BTreeMap<String, Result<(), BrokerError>>) {
     let mut outcome: BTreeMap<String, Result<(), BrokerError>> = BTreeMap::new();
     // Each user's first failure is the one reported.
     let fail = |outcome: &mut BTreeMap<String, Result<(), BrokerError>>, user: &str, e| {
@@ -149,14 +148,14 @@ fn plan(
     let ok = |user: &str| outcome.get(user).is_some_and(|r| r.is_ok());
     let mut changes = Vec::new();
     for (d, mechanism) in valid_deletions.into_iter().filter(|(d, _)| ok(&d.user)) {
-        changes.push(MetadataChange::DeleteScramCredential { user: d.user.clone(), mechanism });
+        changes.push(SecurityChange::DeleteScramCredential { user: d.user.clone(), mechanism });
     }
     for (u, mechanism) in valid_upsertions.into_iter().filter(|(u, _)| ok(&u.user)) {
         // `check_upsertion` bounded the count to ITERATIONS_MIN..=MAX.
         let iterations = u.iterations as u32;
         let credential =
             ScramCredential::from_salted_password(mechanism, &u.salt, iterations, &u.salted_password);
-        changes.push(MetadataChange::PutScramCredential { user: u.user.clone(), mechanism, credential });
+        changes.push(SecurityChange::PutScramCredential { user: u.user.clone(), mechanism, credential });
     }
     (changes, outcome)
 }
@@ -164,38 +163,27 @@ fn plan(
 impl<D: Disk> Broker<D> {
     /// `user`'s credential for `mechanism`, if it has one.
     pub fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
-        self.metadata().scram_credentials.get(user)?.get(&mechanism).cloned()
+        self.metadata().security.scram_credentials.get(user)?.get(&mechanism).cloned()
     }
 
     /// Kafka's AlterUserScramCredentials: deletes and sets credentials,
-    /// persisted before this returns. Returns each user's outcome, by
-    /// user; the whole request fails only where it cannot be served at all
-    /// (a cluster member; nothing is written).
+    /// durable before this returns. Returns each user's outcome, by user.
     pub async fn alter_scram_credentials(
         &self,
         deletions: &[ScramDeletion],
         upsertions: &[ScramUpsertion],
-    ) -> Result<PerUser<()>, BrokerError> {
-        if self.config.quorum {
-            // Changing this broker's copy alone would let a user in here and
-            // nowhere else, and the next image would undo it.
-            return Err(BrokerError::new(
-                ErrorCode::UnsupportedVersion,
-                "SCRAM credentials cannot be changed on a cluster member yet: \
-                 they need records in the controller quorum, which are not implemented",
-            ));
-        }
-        // The check and the change under one lock: a deletion checked here
-        // cannot lose its credential to another request before it is written.
-        let _one = self.metadata_changes.lock().await;
+    ) -> PerUser<()> {
+        // The check and the change in one step: a deletion checked here
+        // cannot lose its credential to another request before it is made.
+        let _one = self.security_lock().await;
         let (changes, mut outcome) = {
             let m = self.metadata();
-            plan(&m.scram_credentials, deletions, upsertions)
+            plan(&m.security.scram_credentials, deletions, upsertions)
         };
         if !changes.is_empty() {
             let altered: Vec<String> =
                 outcome.iter().filter(|(_, r)| r.is_ok()).map(|(u, _)| u.clone()).collect();
-            if let Err(e) = self.persist(changes).await {
+            if let Err(e) = self.commit_security(changes).await {
                 // Nothing was acknowledged: every user that would have
                 // changed is told why.
                 for r in outcome.values_mut().filter(|r| r.is_ok()) {
@@ -206,7 +194,7 @@ impl<D: Disk> Broker<D> {
                 tracing::info!(users = ?altered, "altered SCRAM credentials");
             }
         }
-        Ok(outcome.into_iter().collect())
+        outcome.into_iter().collect()
     }
 
     /// Kafka's DescribeUserScramCredentials: every user with a credential
@@ -218,7 +206,12 @@ impl<D: Disk> Broker<D> {
             c.iter().map(|(m, c)| (*m, c.iterations)).collect()
         };
         let Some(users) = users.filter(|u| !u.is_empty()) else {
-            return m.scram_credentials.iter().map(|(user, c)| (user.clone(), Ok(infos(c)))).collect();
+            return m
+                .security
+                .scram_credentials
+                .iter()
+                .map(|(user, c)| (user.clone(), Ok(infos(c))))
+                .collect();
         };
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for user in users {
@@ -233,7 +226,7 @@ impl<D: Disk> Broker<D> {
                     format!("Cannot describe SCRAM credentials for the same user twice in a single request: {user}"),
                 ))
             } else {
-                m.scram_credentials.get(user).map(infos).ok_or_else(|| {
+                m.security.scram_credentials.get(user).map(infos).ok_or_else(|| {
                     BrokerError::new(
                         ErrorCode::ResourceNotFound,
                         format!("Attempt to describe a user credential that does not exist: {user}"),

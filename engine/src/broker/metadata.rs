@@ -7,10 +7,9 @@
 //! directory as a snapshot and a journal of changes (`metadata_journal`).
 
 use crate::io::Disk;
-use crate::security::acl::AclBinding;
-use crate::security::scram::{ScramCredential, ScramMechanism};
+use crate::security::state::SecurityState;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
@@ -69,16 +68,10 @@ pub struct ClusterMetadata {
     /// (C2 across restarts). 0 on a single node.
     #[serde(default)]
     pub applied: u64,
-    /// Users' SCRAM credentials, per mechanism (`security::scram`).
-    #[serde(default)]
-    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
-    /// Kafka's ACLs (`security::acl`), enforced when the server runs an
-    /// authorizer.
-    #[serde(default)]
-    pub acls: BTreeSet<AclBinding>,
-    /// Client quotas per user (`<default>` for every user), by key.
-    #[serde(default)]
-    pub quotas: BTreeMap<String, crate::quota::QuotaValues>,
+    /// Credentials, ACLs and client quotas (kept at the top level of the
+    /// file, as before they were one type).
+    #[serde(flatten)]
+    pub security: SecurityState,
 }
 
 impl ClusterMetadata {
@@ -89,9 +82,7 @@ impl ClusterMetadata {
             next_producer_id: 0,
             topics: BTreeMap::new(),
             applied: 0,
-            scram_credentials: BTreeMap::new(),
-            acls: BTreeSet::new(),
-            quotas: BTreeMap::new(),
+            security: SecurityState::default(),
         }
     }
 

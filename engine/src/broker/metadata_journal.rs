@@ -24,8 +24,7 @@
 use super::metadata::{ClusterMetadata, TopicState, METADATA_FILE};
 use crate::io::{Disk, DiskFile, OpenMode};
 use crate::log::checkpoint::write_atomic;
-use crate::security::acl::AclBinding;
-use crate::security::scram::{ScramCredential, ScramMechanism};
+use crate::security::state::SecurityChange;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -60,35 +59,10 @@ pub enum MetadataChange {
         cluster_id: String,
         applied: u64,
     },
-    /// `user`'s credential for `mechanism` becomes `credential` (Kafka's
-    /// UserScramCredentialRecord).
-    PutScramCredential {
-        user: String,
-        mechanism: ScramMechanism,
-        credential: ScramCredential,
-    },
-    /// `user` has no credential for `mechanism` any more (Kafka's
-    /// RemoveUserScramCredentialRecord).
-    DeleteScramCredential {
-        user: String,
-        mechanism: ScramMechanism,
-    },
-    /// An ACL is added (Kafka's AccessControlEntryRecord); adding one that
-    /// exists changes nothing.
-    PutAcl {
-        acl: AclBinding,
-    },
-    /// An ACL is removed (Kafka's RemoveAccessControlEntryRecord).
-    DeleteAcl {
-        acl: AclBinding,
-    },
-    /// A client quota is set, or (`None`) removed (Kafka's
-    /// ClientQuotaRecord); `entity` is a user or `<default>`.
-    PutQuota {
-        entity: String,
-        key: String,
-        value: Option<u64>,
-    },
+    /// Credentials, ACLs and quotas. Untagged: its own `change` tag names
+    /// the kind (`put_acl`, ...), so journals read as before.
+    #[serde(untagged)]
+    Security(SecurityChange),
 }
 
 impl MetadataChange {
@@ -105,38 +79,8 @@ impl MetadataChange {
                 m.cluster_id = cluster_id;
                 m.applied = applied;
             }
-            MetadataChange::PutScramCredential { user, mechanism, credential } => {
-                m.scram_credentials.entry(user).or_default().insert(mechanism, credential);
-            }
-            MetadataChange::DeleteScramCredential { user, mechanism } => {
-                // A user without credentials is no user: describing it says
-                // RESOURCE_NOT_FOUND, as Kafka does.
-                if let Some(mechanisms) = m.scram_credentials.get_mut(&user) {
-                    mechanisms.remove(&mechanism);
-                    if mechanisms.is_empty() {
-                        m.scram_credentials.remove(&user);
-                    }
-                }
-            }
-            MetadataChange::PutAcl { acl } => {
-                m.acls.insert(acl);
-            }
-            MetadataChange::DeleteAcl { acl } => {
-                m.acls.remove(&acl);
-            }
-            MetadataChange::PutQuota { entity, key, value } => {
-                let values = m.quotas.entry(entity.clone()).or_default();
-                match value {
-                    Some(v) => {
-                        values.insert(key, v);
-                    }
-                    None => {
-                        values.remove(&key);
-                    }
-                }
-                if values.is_empty() {
-                    m.quotas.remove(&entity);
-                }
+            MetadataChange::Security(change) => {
+                m.security.apply(&change);
             }
         }
     }
@@ -467,6 +411,22 @@ mod tests {
 
     /// Every change reads back, across folds into new snapshots, and one
     /// change among thousands of topics writes a record, not the whole set.
+    /// Security changes keep the journal's record shape of before they were
+    /// one type: journals written then read back now.
+    #[test]
+    fn security_changes_read_as_they_were_written() {
+        let written = r#"{"change":"put_quota","entity":"alice","key":"producer_byte_rate","value":5}"#;
+        let change: MetadataChange = serde_json::from_str(written).unwrap();
+        let expected = SecurityChange::PutQuota {
+            entity: "alice".into(),
+            key: "producer_byte_rate".into(),
+            value: Some(5),
+        };
+        assert_eq!(change, MetadataChange::Security(expected));
+        assert_eq!(serde_json::to_string(&change).unwrap(), written);
+        assert!(serde_json::from_str::<MetadataChange>(r#"{"change":"launch"}"#).is_err());
+    }
+
     #[tokio::test]
     async fn changes_read_back_and_cost_what_they_change() {
         let disk = MemDisk::new();

@@ -42,6 +42,7 @@ pub mod producers;
 pub mod quotas;
 mod reopen_backoff;
 pub mod replication;
+mod security_changes;
 pub mod topic_configs;
 pub mod topics;
 

@@ -1,18 +1,18 @@
 //! Client quotas, kept in the cluster metadata: Kafka's AlterClientQuotas
 //! and DescribeClientQuotas, and the limits that apply to a user.
 //!
-//! As with ACLs, a request's changes are persisted in one journal record
-//! before any is acknowledged (J1), and refused on a cluster member. Each
+//! As with ACLs, a request's changes are made durable together before any
+//! is acknowledged (journal or quorum: `security_changes`). Each
 //! entity's alteration is checked on its own (Kafka's codes): an unknown
 //! key, a value that is not a positive number of bytes per second, or one
 //! key twice is INVALID_REQUEST for that entity, whose other changes are
 //! then not made either.
 
-use super::metadata_journal::MetadataChange;
 use super::Broker;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::quota::{limits_for, QuotaEntity, QuotaValues, UserLimits, KEYS};
+use crate::security::state::SecurityChange;
 use std::collections::BTreeSet;
 
 /// One entity's changes: per key a new value, or `None` to remove it.
@@ -37,7 +37,7 @@ fn invalid(message: String) -> BrokerError {
     BrokerError::new(ErrorCode::InvalidRequest, message)
 }
 
-fn changes_of(a: &QuotaAlteration) -> Result<Vec<MetadataChange>, BrokerError> {
+fn changes_of(a: &QuotaAlteration) -> Result<Vec<SecurityChange>, BrokerError> {
     let mut seen = BTreeSet::new();
     let mut changes = Vec::with_capacity(a.ops.len());
     for (key, value) in &a.ops {
@@ -55,7 +55,7 @@ fn changes_of(a: &QuotaAlteration) -> Result<Vec<MetadataChange>, BrokerError> {
             Some(v) if v.is_finite() && *v >= 1.0 && *v <= u64::MAX as f64 => Some(v.round() as u64),
             Some(v) => return Err(invalid(format!("{key} must be at least 1 byte per second, got {v}"))),
         };
-        changes.push(MetadataChange::PutQuota {
+        changes.push(SecurityChange::PutQuota {
             entity: a.entity.key().to_string(),
             key: key.clone(),
             value,
@@ -70,24 +70,16 @@ impl<D: Disk> Broker<D> {
         &self,
         alterations: &[QuotaAlteration],
         validate_only: bool,
-    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        if self.config.quorum {
-            return Err(BrokerError::new(
-                ErrorCode::UnsupportedVersion,
-                "client quotas cannot be changed on a cluster member yet: \
-                 they need records in the controller quorum, which are not implemented",
-            ));
-        }
-        let planned: Vec<Result<Vec<MetadataChange>, BrokerError>> =
+    ) -> Vec<Result<(), BrokerError>> {
+        let planned: Vec<Result<Vec<SecurityChange>, BrokerError>> =
             alterations.iter().map(changes_of).collect();
         let mut outcome: Vec<Result<(), BrokerError>> =
             planned.iter().map(|p| p.as_ref().map(drop).map_err(Clone::clone)).collect();
-        let changes: Vec<MetadataChange> = planned.into_iter().filter_map(Result::ok).flatten().collect();
+        let changes: Vec<SecurityChange> = planned.into_iter().filter_map(Result::ok).flatten().collect();
         if validate_only || changes.is_empty() {
-            return Ok(outcome);
+            return outcome;
         }
-        let _one = self.metadata_changes.lock().await;
-        if let Err(e) = self.persist(changes).await {
+        if let Err(e) = self.commit_security(changes).await {
             tracing::warn!(error = %e, "persisting client quotas failed");
             for r in outcome.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(e.clone());
@@ -96,7 +88,7 @@ impl<D: Disk> Broker<D> {
             let entities: Vec<&str> = alterations.iter().map(|a| a.entity.key()).collect();
             tracing::info!(?entities, "altered client quotas");
         }
-        Ok(outcome)
+        outcome
     }
 
     /// Kafka's DescribeClientQuotas: the entities `filter` selects, with
@@ -108,7 +100,8 @@ impl<D: Disk> Broker<D> {
             UserFilter::Default => key == crate::quota::DEFAULT_USER,
             UserFilter::Any => true,
         };
-        m.quotas
+        m.security
+            .quotas
             .iter()
             .filter(|(k, _)| selected(k))
             .map(|(k, v)| (QuotaEntity::from_key(k), v.clone()))
@@ -117,6 +110,6 @@ impl<D: Disk> Broker<D> {
 
     /// The limits that apply to `user` now.
     pub fn user_limits(&self, user: &str) -> UserLimits {
-        limits_for(&self.metadata().quotas, user)
+        limits_for(&self.metadata().security.quotas, user)
     }
 }

@@ -380,11 +380,7 @@ impl<D: Disk> Broker<D> {
                 }
                 MetadataChange::ProducerIds { .. }
                 | MetadataChange::Followed { .. }
-                | MetadataChange::PutScramCredential { .. }
-                | MetadataChange::DeleteScramCredential { .. }
-                | MetadataChange::PutAcl { .. }
-                | MetadataChange::DeleteAcl { .. }
-                | MetadataChange::PutQuota { .. } => None,
+                | MetadataChange::Security(_) => None,
             };
             if let Some(old) = touched.as_ref().and_then(|name| m.topics.get(name)) {
                 ids.remove(&old.topic_id_bytes());

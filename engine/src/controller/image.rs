@@ -3,6 +3,7 @@
 //! the same image (`apply` reads nothing but the image and the record).
 
 use super::records::{Endpoint, MetadataRecord, PartitionRecord};
+use crate::security::state::SecurityState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -32,6 +33,9 @@ pub struct MetadataImage {
     /// Where the next block of producer ids starts.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Users' credentials, ACLs and client quotas.
+    #[serde(default)]
+    pub security: SecurityState,
 }
 
 impl MetadataImage {
@@ -119,6 +123,7 @@ impl MetadataImage {
                     _ => false,
                 }
             }
+            MetadataRecord::Security(change) => self.security.apply(change),
         }
     }
 

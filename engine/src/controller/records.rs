@@ -8,6 +8,7 @@
 //! additions do not stop an older reader; a record of an unknown kind
 //! fails the decode, loudly.
 
+use crate::security::state::SecurityChange;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -98,6 +99,10 @@ pub enum MetadataRecord {
         expected: BTreeMap<String, String>,
         configs: BTreeMap<String, String>,
     },
+    /// A credential, ACL or client quota change (Kafka's
+    /// UserScramCredentialRecord, AccessControlEntryRecord,
+    /// ClientQuotaRecord and their removals), tagged by its own `change`.
+    Security(SecurityChange),
 }
 
 /// An ISR change a partition leader asks for.
@@ -148,6 +153,11 @@ mod tests {
                 expected: BTreeMap::new(),
                 configs: [("retention.ms".to_string(), "1000".to_string())].into(),
             },
+            MetadataRecord::Security(SecurityChange::PutQuota {
+                entity: "alice".into(),
+                key: "producer_byte_rate".into(),
+                value: Some(1024),
+            }),
         ];
         let bytes = encode_batch(&batch);
         assert_eq!(decode_batch(&bytes).unwrap(), batch);

@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+pub mod quorum;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use ringtail_engine::clock::ManualClock;
 use ringtail_engine::log::batch::{BatchHeader, BatchScanner};

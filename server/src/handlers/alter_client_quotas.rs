@@ -69,11 +69,13 @@ pub async fn handle(
         })
         .collect();
     let valid: Vec<QuotaAlteration> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let outcomes: Vec<Result<(), (i16, String)>> =
-        match ctx.broker.alter_client_quotas(&valid, request.validate_only).await {
-            Ok(outcomes) => outcomes.into_iter().map(|r| r.map_err(|e| (code(&e), e.message))).collect(),
-            Err(e) => valid.iter().map(|_| Err((code(&e), e.message.clone()))).collect(),
-        };
+    let outcomes: Vec<Result<(), (i16, String)>> = ctx
+        .broker
+        .alter_client_quotas(&valid, request.validate_only)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| (code(&e), e.message)))
+        .collect();
     let mut outcomes = outcomes.into_iter();
     let entries = request
         .entries

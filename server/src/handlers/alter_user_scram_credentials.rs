@@ -38,7 +38,7 @@ pub async fn handle(
         })
         .collect();
     let altered = match access.cluster(Operation::Alter) {
-        true => ctx.broker.alter_scram_credentials(&deletions, &upsertions).await,
+        true => Ok(ctx.broker.alter_scram_credentials(&deletions, &upsertions).await),
         false => Err(BrokerError::new(
             ErrorCode::ClusterAuthorizationFailed,
             "Not authorized to alter user credentials",
@@ -46,8 +46,7 @@ pub async fn handle(
     };
     let results = match altered {
         Ok(per_user) => per_user,
-        // Refused as a whole (a cluster member, or not authorized): every
-        // user named is told.
+        // Refused as a whole (not authorized): every user named is told.
         Err(e) => {
             let users: BTreeSet<&str> = deletions
                 .iter()

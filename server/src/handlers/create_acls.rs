@@ -41,10 +41,13 @@ pub async fn handle(ctx: &Context, access: Access<'_>, request: CreateAclsReques
     }
     let parsed: Vec<Result<AclBinding, String>> = request.creations.iter().map(binding).collect();
     let valid: Vec<AclBinding> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let outcomes: Vec<Result<(), (i16, String)>> = match ctx.broker.create_acls(valid).await {
-        Ok(outcomes) => outcomes.into_iter().map(|r| r.map_err(|e| (code(&e), e.message))).collect(),
-        Err(e) => parsed.iter().filter(|p| p.is_ok()).map(|_| Err((code(&e), e.message.clone()))).collect(),
-    };
+    let outcomes: Vec<Result<(), (i16, String)>> = ctx
+        .broker
+        .create_acls(valid)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| (code(&e), e.message)))
+        .collect();
     let mut outcomes = outcomes.into_iter();
     let results = parsed
         .into_iter()

@@ -47,10 +47,13 @@ pub async fn handle(ctx: &Context, access: Access<'_>, request: DeleteAclsReques
         })
         .collect();
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let outcomes: Vec<Result<Vec<AclBinding>, (i16, String)>> = match ctx.broker.delete_acls(&valid).await {
-        Ok(outcomes) => outcomes.into_iter().map(|r| r.map_err(|e| (code(&e), e.message))).collect(),
-        Err(e) => valid.iter().map(|_| Err((code(&e), e.message.clone()))).collect(),
-    };
+    let outcomes: Vec<Result<Vec<AclBinding>, (i16, String)>> = ctx
+        .broker
+        .delete_acls(&valid)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| (code(&e), e.message)))
+        .collect();
     let mut outcomes = outcomes.into_iter();
     let results = parsed
         .into_iter()

@@ -116,6 +116,7 @@ fn handle(c: &mut Controller, ask: Ask, now: i64) -> Handled {
         Ask::DeleteTopic { name } => c.delete_topic(&name),
         Ask::CreatePartitions { name, count } => c.create_partitions(&name, count),
         Ask::AlterTopicConfigs { name, expected, configs } => c.alter_topic_configs(&name, expected, configs),
+        Ask::ChangeSecurity { changes } => c.change_security(changes),
         Ask::ControlledShutdown { node_id, incarnation } => c.controlled_shutdown(node_id, incarnation),
         Ask::AlterPartition { node_id, change } => {
             match c.alter_partition(node_id, &change) {

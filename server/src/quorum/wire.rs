@@ -10,6 +10,7 @@ use protobuf::Message as _;
 use raft::prelude::Message;
 use ringtail_engine::controller::plan::Wanted;
 use ringtail_engine::controller::{ElectionType, Endpoint, IsrChange, MetadataImage, PartitionElection};
+use ringtail_engine::security::state::SecurityChange;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -59,6 +60,10 @@ pub enum Ask {
         name: String,
         expected: BTreeMap<String, String>,
         configs: BTreeMap<String, String>,
+    },
+    /// Credential, ACL and client quota changes, committed together.
+    ChangeSecurity {
+        changes: Vec<SecurityChange>,
     },
     /// An operator's leader election (Kafka's ElectLeaders) of these
     /// partitions, or of every partition (`None`).

@@ -1,12 +1,13 @@
 //! The brokers' requests to the controller leader: registration,
 //! heartbeats and controlled shutdown, topic and partition changes,
-//! leader elections, producer id blocks. Each is planned from the image (`plan`) and
+//! leader elections, producer id blocks, credentials, ACLs and quotas. Each is planned from the image (`plan`) and
 //! proposed; its answer comes once the proposal applied.
 
 use super::{not_controller, BrokerState, Controller, ProposalId, PRODUCER_ID_BLOCK};
 use crate::controller::plan::{self, ElectionType, PartitionElection, Wanted};
 use crate::controller::records::{Endpoint, IsrChange, MetadataRecord};
 use crate::error::{BrokerError, ErrorCode};
+use crate::security::state::SecurityChange;
 use std::collections::BTreeMap;
 
 impl Controller {
@@ -125,6 +126,17 @@ impl Controller {
         };
         let record = MetadataRecord::DeleteTopic { name: name.to_string(), topic_id: topic.topic_id.clone() };
         self.propose(vec![record])
+    }
+
+    /// Credential, ACL and quota changes, committed together. They are
+    /// absolute (`security::state`), so nothing is checked against the
+    /// image: the broker validated them, and one planned from a slightly
+    /// older image still means what it says.
+    pub fn change_security(&mut self, changes: Vec<SecurityChange>) -> Result<ProposalId, BrokerError> {
+        if changes.is_empty() {
+            return Err(BrokerError::new(ErrorCode::InvalidRequest, "no security change to make"));
+        }
+        self.propose(changes.into_iter().map(MetadataRecord::Security).collect())
     }
 
     /// Grows topic `name` to `count` partitions (`plan::create_partitions`).
