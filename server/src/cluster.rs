@@ -9,13 +9,15 @@
 //! foreign one (a data directory of another cluster is refused then).
 
 use crate::clock::MonotonicClock;
-use crate::config::{Controller as Voter, HostPort, ServeConfig};
+use crate::config::{Controller as Voter, InterBroker, ServeConfig};
 use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::quorum::client::QuorumClient;
 use crate::quorum::voter;
 use crate::quorum::wire::{Ask, Outcome};
-use crate::replication;
+use crate::replication::{self, FetcherConfig};
+use crate::security::authorize::AuthorizerKind;
 use crate::serve::ServeError;
+use ringtail_client::ClientConfig;
 use ringtail_engine::broker::{
     ControllerLink, ElectionType, FollowError, IsrChange, LinkFuture, PartitionElection, Wanted,
 };
@@ -129,9 +131,22 @@ pub async fn join(
     config: &ServeConfig,
     broker: Arc<ServerBroker>,
     disk: MeteredDisk,
-    advertised: &HostPort,
+    endpoints: Vec<Endpoint>,
     entropy: Arc<dyn Entropy>,
 ) -> Result<Membership, ServeError> {
+    let security = config.inter_broker.security().map_err(ServeError::Quorum)?;
+    let principal = InterBroker::principal(&security);
+    if config.authorizer == AuthorizerKind::Acl && !config.super_users.contains(&principal) {
+        tracing::warn!(
+            principal,
+            "followers fetch as a principal that is no super user: it needs ClusterAction on the cluster \
+             (ringtail acl add --cluster --operation ClusterAction --principal ...), or nothing replicates"
+        );
+    }
+    let fetcher = FetcherConfig {
+        listener: config.inter_broker.listener.clone(),
+        client: ClientConfig { security, ..ClientConfig::default() },
+    };
     let voters = resolve_voters(&config.controllers).await?;
     let voter = match config.controllers.iter().find(|v| v.node_id == config.node_id) {
         // Raft's ticks and the brokers' sessions count monotonic time: a
@@ -151,16 +166,16 @@ pub async fn join(
         node_id: config.node_id,
     });
     broker.attach_controller(link.clone());
-    let endpoint =
-        Endpoint { name: "PLAINTEXT".into(), host: advertised.host.clone(), port: advertised.port };
     let (registered_tx, mut registered) = ringtail_engine::watch::channel(0);
     let incarnation = entropy.next_u64();
     broker.set_incarnation(incarnation);
     let session =
-        tokio::spawn(keep_session(client.clone(), config.node_id, endpoint, incarnation, registered_tx));
+        tokio::spawn(keep_session(client.clone(), config.node_id, endpoints, incarnation, registered_tx));
     let follower = tokio::spawn(follow(client, broker.clone(), wake));
-    let replication =
-        [tokio::spawn(replication::run(broker.clone())), tokio::spawn(replication::tick_isr(broker.clone()))];
+    let replication = [
+        tokio::spawn(replication::run(broker.clone(), fetcher)),
+        tokio::spawn(replication::tick_isr(broker.clone())),
+    ];
     let logs = tokio::spawn(first_failed_log(broker.clone()));
     let mut membership = Membership { voter, session, follower, replication, logs, link, incarnation };
     // Ready once the image followed holds this start's registration (so
@@ -250,11 +265,11 @@ async fn first_failed_log(broker: Arc<ServerBroker>) -> String {
 async fn keep_session(
     client: Arc<QuorumClient>,
     node_id: i32,
-    endpoint: Endpoint,
+    endpoints: Vec<Endpoint>,
     incarnation: u64,
     registered_at: ringtail_engine::watch::Sender<u64>,
 ) {
-    let register = Ask::RegisterBroker { node_id, incarnation, endpoints: vec![endpoint] };
+    let register = Ask::RegisterBroker { node_id, incarnation, endpoints };
     let mut registered = false;
     let mut fenced = true;
     loop {

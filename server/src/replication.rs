@@ -66,15 +66,26 @@ pub async fn tick_isr(broker: Arc<ServerBroker>) {
     }
 }
 
+/// How followers reach their leaders (`config::inter_broker`): the
+/// listener's name, and the client settings (security) for it.
+#[derive(Clone, Debug)]
+pub struct FetcherConfig {
+    pub listener: String,
+    pub client: ClientConfig,
+}
+
 /// Keeps one fetcher running per leader this broker follows, until aborted.
-pub async fn run(broker: Arc<ServerBroker>) {
+pub async fn run(broker: Arc<ServerBroker>, config: FetcherConfig) {
     let mut fetchers = Fetchers::default();
     loop {
         let leaders: BTreeSet<i32> =
             broker.hosted_partitions().iter().filter_map(|p| p.follows().map(|(leader, _)| leader)).collect();
         fetchers.0.retain(|_, task| !task.is_finished());
         for leader in leaders {
-            fetchers.0.entry(leader).or_insert_with(|| tokio::spawn(fetch_from(broker.clone(), leader)));
+            fetchers
+                .0
+                .entry(leader)
+                .or_insert_with(|| tokio::spawn(fetch_from(broker.clone(), leader, config.clone())));
         }
         tokio::time::sleep(LEADERS_POLL).await;
     }
@@ -82,11 +93,16 @@ pub async fn run(broker: Arc<ServerBroker>) {
 
 /// Replicates every partition followed from `leader`; returns when there
 /// is none left.
-async fn fetch_from(broker: Arc<ServerBroker>, leader: i32) {
+async fn fetch_from(broker: Arc<ServerBroker>, leader: i32, config: FetcherConfig) {
     let me = broker.node_id();
     // The leader epoch each partition last truncated for.
     let mut truncated: BTreeMap<TopicPartition, i32> = BTreeMap::new();
     let mut connection: Option<Connection> = None;
+    // The last reason the leader could not be reached or refused a fetch,
+    // warned about once: a wrong password or a missing ACL would otherwise
+    // stop replication in silence.
+    let mut unreachable: Option<String> = None;
+    let mut failing: Option<String> = None;
     loop {
         let followed: Vec<(Followed, i32)> = broker
             .hosted_partitions()
@@ -98,7 +114,7 @@ async fn fetch_from(broker: Arc<ServerBroker>, leader: i32) {
         }
         let conn = match &connection {
             Some(c) if !c.is_closed() => c,
-            _ => match connect(&broker, leader).await {
+            _ => match connect(&broker, leader, &config, &mut unreachable).await {
                 Some(c) => connection.insert(c),
                 None => {
                     tokio::time::sleep(BACKOFF).await;
@@ -126,22 +142,50 @@ async fn fetch_from(broker: Arc<ServerBroker>, leader: i32) {
             tokio::time::sleep(BACKOFF).await;
             continue;
         }
-        if let Err(e) = fetch_round(&broker, conn, leader, me, &ready).await {
-            tracing::debug!(leader, error = %e, "replica fetch failed");
-            tokio::time::sleep(BACKOFF).await;
+        match fetch_round(&broker, conn, leader, me, &ready).await {
+            Ok(()) => failing = None,
+            Err(e) => {
+                if failing.as_ref() != Some(&e) {
+                    tracing::warn!(leader, error = %e, "replica fetch failed");
+                }
+                failing = Some(e);
+                tokio::time::sleep(BACKOFF).await;
+            }
         }
     }
 }
 
-async fn connect(broker: &ServerBroker, leader: i32) -> Option<Connection> {
-    let endpoint = broker.brokers().into_iter().find(|b| b.node_id == leader)?;
-    let address = format!("{}:{}", endpoint.host, endpoint.port);
-    let config =
-        ClientConfig { client_id: format!("ringtail-replica-{}", broker.node_id()), ..Default::default() };
-    match Connection::connect(&address, &config).await {
-        Ok(c) => Some(c),
+/// A connection to `leader` on the inter-broker listener. A failure is
+/// warned about when it differs from the last (a wrong password or a
+/// missing listener would otherwise fail every round in silence).
+async fn connect(
+    broker: &ServerBroker,
+    leader: i32,
+    config: &FetcherConfig,
+    unreachable: &mut Option<String>,
+) -> Option<Connection> {
+    let endpoints = broker.listener_endpoints(&config.listener);
+    let result = match endpoints.into_iter().find(|b| b.node_id == leader) {
+        None => Err(format!("the leader has no listener {} (or is not live)", config.listener)),
+        Some(endpoint) => {
+            let address = format!("{}:{}", endpoint.host, endpoint.port);
+            let client = ClientConfig {
+                client_id: format!("ringtail-replica-{}", broker.node_id()),
+                ..config.client.clone()
+            };
+            Connection::connect(&address, &client).await.map_err(|e| format!("{address}: {e}"))
+        }
+    };
+    match result {
+        Ok(c) => {
+            *unreachable = None;
+            Some(c)
+        }
         Err(e) => {
-            tracing::debug!(leader, address, error = %e, "cannot reach the leader");
+            if unreachable.as_ref() != Some(&e) {
+                tracing::warn!(leader, listener = config.listener, error = %e, "cannot reach the leader to fetch");
+            }
+            *unreachable = Some(e);
             None
         }
     }
@@ -233,7 +277,7 @@ async fn fetch_round(
         );
     let response = conn.send(&request, FETCH_VERSION).await.map_err(|e| e.to_string())?;
     if response.error_code != 0 {
-        return Err(format!("fetch: error {}", response.error_code));
+        return Err(format!("fetch: {}", ringtail_client::kafka_error_name(response.error_code)));
     }
     let by_tp: BTreeMap<TopicPartition, &(Followed, i32)> =
         ready.iter().map(|r| (r.0.tp.clone(), r)).collect();

@@ -14,6 +14,7 @@ use crate::cluster;
 use crate::config::listeners::DEFAULT_LISTENER_NAME;
 use crate::config::{HostPort, ServeConfig};
 use crate::entropy::os_seed;
+use crate::handlers::listener_address::Route;
 use crate::handlers::{Context, RequestObserver};
 use crate::maintenance;
 use crate::metered_disk::{MeteredDisk, ServerBroker};
@@ -25,6 +26,7 @@ use crate::net::tls::ListenerTls;
 use crate::net::tracker::TaskTracker;
 use ringtail_engine::broker::{Broker, BrokerConfig, BrokerEndpoint};
 use ringtail_engine::clock::Clock;
+use ringtail_engine::controller::Endpoint;
 use ringtail_engine::entropy::SeededEntropy;
 use ringtail_engine::io::{open_backend, AnyDisk, IoChoice};
 use ringtail_engine::log::{LogError, OpenError, RecoveryProgress};
@@ -248,7 +250,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
             .unwrap_or_else(|| HostPort { host: l.address.host.clone(), port: addr.port() });
         let info = Listener {
             name: l.name.clone(),
-            advertised: Some(advertised),
+            route: Some(Arc::new(Route { name: l.name.clone(), advertised })),
             tls,
             sasl: l.sasl_mechanisms.clone(),
             sasl_session_lifetime: config.sasl_session_lifetime,
@@ -265,7 +267,20 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let served_broker = broker.clone();
     let membership = match config.controllers.is_empty() {
         true => None,
-        false => Some(cluster::join(&config, broker.clone(), disk.clone(), &advertised, entropy).await?),
+        false => {
+            // The default listener first: brokers name each other by it.
+            let mut endpoints = vec![Endpoint {
+                name: DEFAULT_LISTENER_NAME.into(),
+                host: advertised.host.clone(),
+                port: advertised.port,
+            }];
+            for (_, _, listener) in &extra_listeners {
+                let Some(route) = &listener.route else { continue };
+                let a = &route.advertised;
+                endpoints.push(Endpoint { name: route.name.clone(), host: a.host.clone(), port: a.port });
+            }
+            Some(cluster::join(&config, broker.clone(), disk.clone(), endpoints, entropy).await?)
+        }
     };
 
     let (shutdown_tx, shutdown) = watch::channel(false);
@@ -297,7 +312,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let tracker = TaskTracker::default();
     let default_listener = Arc::new(Listener {
         name: DEFAULT_LISTENER_NAME.into(),
-        advertised: None,
+        route: None,
         tls: None,
         sasl: Vec::new(),
         sasl_session_lifetime: None,

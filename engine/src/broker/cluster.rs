@@ -109,6 +109,8 @@ pub(super) struct ClusterView {
     pub brokers: Vec<BrokerEndpoint>,
     /// Registered brokers the quorum has fenced (missed heartbeats).
     pub fenced: Vec<BrokerEndpoint>,
+    /// The live brokers' addresses on each listener, by listener name.
+    pub listeners: BTreeMap<String, Vec<BrokerEndpoint>>,
     pub controller: Option<i32>,
     pub applied: u64,
     /// This start's registration, once the owner registered it.
@@ -169,6 +171,7 @@ impl<D: Disk> Broker<D> {
             view.may_lead = me.is_some_and(|b| Some(b.incarnation) == view.incarnation && !b.fenced);
             view.brokers = endpoints(image, false);
             view.fenced = endpoints(image, true);
+            view.listeners = listeners(image);
         }
         // What differs from the image, and nothing else, is written.
         let changes = {
@@ -228,6 +231,13 @@ impl<D: Disk> Broker<D> {
         self.view().incarnation = Some(incarnation);
     }
 
+    /// The live brokers' addresses on the listener named `listener`, as
+    /// they registered them; none on a single node (whose only broker
+    /// knows its own addresses).
+    pub fn listener_endpoints(&self, listener: &str) -> Vec<BrokerEndpoint> {
+        self.view().listeners.get(listener).cloned().unwrap_or_default()
+    }
+
     /// The quorum's leader as last heard, when the image has not moved.
     pub fn note_controller(&self, controller: Option<i32>) {
         self.view().controller = controller;
@@ -261,6 +271,18 @@ fn endpoints(image: &MetadataImage, fenced: bool) -> Vec<BrokerEndpoint> {
             Some(BrokerEndpoint { node_id: *id, host: e.host.clone(), port: i32::from(e.port) })
         })
         .collect()
+}
+
+/// The live brokers' addresses on each listener they registered.
+fn listeners(image: &MetadataImage) -> BTreeMap<String, Vec<BrokerEndpoint>> {
+    let mut by_name: BTreeMap<String, Vec<BrokerEndpoint>> = BTreeMap::new();
+    for (id, b) in image.brokers.iter().filter(|(_, b)| !b.fenced) {
+        for e in &b.endpoints {
+            let endpoint = BrokerEndpoint { node_id: *id, host: e.host.clone(), port: i32::from(e.port) };
+            by_name.entry(e.name.clone()).or_default().push(endpoint);
+        }
+    }
+    by_name
 }
 
 fn topic_state(topic: &crate::controller::image::TopicImage) -> TopicState {

@@ -8,6 +8,7 @@
 
 pub mod example;
 mod file;
+pub mod inter_broker;
 pub mod listeners;
 mod parse;
 #[cfg(test)]
@@ -17,6 +18,7 @@ use crate::limits::Limits;
 use crate::logging::LogFormat;
 use crate::security::authorize::AuthorizerKind;
 use file::{topic_defaults, FileValues};
+pub use inter_broker::InterBroker;
 pub use listeners::{ListenerConfig, SecurityProtocol};
 use parse::{
     default_address, parse_advertise, parse_bool, parse_bytes, parse_data_dir, parse_ms, parse_node_id,
@@ -199,6 +201,16 @@ pub struct ServeArgs {
     /// next request (0: sessions never expire) [default: 0]
     #[arg(long, value_name = "MS")]
     pub connections_max_reauth_ms: Option<String>,
+    /// The listener followers fetch from their leaders on, by name: PLAINTEXT
+    /// (`--listen`) or a `[[listener]]` of the config file [default: PLAINTEXT]
+    #[arg(long, value_name = "NAME")]
+    pub inter_broker_listener: Option<String>,
+    /// How followers authenticate to that listener: a properties file in
+    /// the names of `ringtail --command-config` (security.protocol,
+    /// ssl.ca.location, sasl.mechanism, sasl.username, sasl.password)
+    /// [default: no file: plaintext, anonymous]
+    #[arg(long, value_name = "FILE")]
+    pub inter_broker_client_config: Option<String>,
 }
 
 /// The keys the config file takes at its top level: the name of every flag
@@ -295,6 +307,8 @@ pub struct ServeConfig {
     pub super_users: Vec<String>,
     /// How long a SASL session lasts; `None`: for the connection's life.
     pub sasl_session_lifetime: Option<std::time::Duration>,
+    /// How followers reach their leaders.
+    pub inter_broker: InterBroker,
 }
 
 impl ServeConfig {
@@ -422,24 +436,17 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     let log_format = value("log-format", get("log-format", &args.log_format)?, LogFormat::Text, str::parse)?;
     let topic_defaults = topic_defaults(&file, flush)?;
     let listeners = file.listeners()?;
-    if !listeners.is_empty() && !controllers.is_empty() {
-        return Err(ConfigError {
-            key: listeners::LISTENER_TABLE.into(),
-            origin: None,
-            problem: "more than one listener is not supported in a cluster yet".into(),
-        });
-    }
     let authorizer =
         value("authorizer", get("authorizer", &args.authorizer)?, AuthorizerKind::None, str::parse)?;
-    if authorizer == AuthorizerKind::Acl && !controllers.is_empty() {
-        return Err(ConfigError {
-            key: "authorizer".into(),
-            origin: None,
-            problem: "the acl authorizer is not supported in a cluster yet: \
-                      ACLs need records in the controller quorum"
-                .into(),
-        });
-    }
+    let inter_broker = inter_broker::check(
+        match get("inter-broker-listener", &args.inter_broker_listener)? {
+            Some(raw) => (raw.value, Some(raw.origin)),
+            None => (listeners::DEFAULT_LISTENER_NAME.to_string(), None),
+        },
+        get("inter-broker-client-config", &args.inter_broker_client_config)?
+            .map(|raw| (PathBuf::from(raw.value), raw.origin)),
+        &listeners,
+    )?;
     let super_users =
         value("super-users", get("super-users", &args.super_users)?, Vec::new(), parse_principals)?;
     let sasl_session_lifetime = value(
@@ -585,6 +592,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         authorizer,
         super_users,
         sasl_session_lifetime,
+        inter_broker,
     })
 }
 

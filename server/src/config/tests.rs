@@ -257,6 +257,43 @@ fn the_authorizer_and_super_users_from_flags_and_the_file() {
     assert!(e.contains("super-users") && e.contains("list of strings"), "{e}");
     let cluster =
         ServeArgs { authorizer: Some("acl".into()), controllers: Some("1@127.0.0.1:9093".into()), ..args() };
-    let e = resolve(&cluster).unwrap_err().to_string();
-    assert!(e.contains("not supported in a cluster"), "{e}");
+    assert_eq!(
+        resolve(&cluster).unwrap().authorizer,
+        AuthorizerKind::Acl,
+        "ACLs are the quorum's in a cluster"
+    );
+}
+
+#[test]
+fn the_inter_broker_listener_and_its_client_config_agree() {
+    let c = resolve(&args()).unwrap();
+    assert_eq!(c.inter_broker, InterBroker::default());
+    assert_eq!(c.inter_broker.listener, "PLAINTEXT");
+    let listeners = "[[listener]]\nname = \"internal\"\naddress = \"127.0.0.1:0\"\n\
+                     security-protocol = \"SASL_PLAINTEXT\"\n";
+    let f = file(listeners);
+    let sasl = file("security.protocol=SASL_PLAINTEXT\nsasl.username=broker\nsasl.password=pw\n");
+    let ok = ServeArgs {
+        config: Some(f.path().into()),
+        inter_broker_listener: Some("internal".into()),
+        inter_broker_client_config: Some(sasl.path().to_str().unwrap().into()),
+        controllers: Some("1@127.0.0.1:9093".into()),
+        ..args()
+    };
+    let c = resolve(&ok).unwrap();
+    assert_eq!(c.inter_broker.listener, "internal");
+    assert_eq!(c.listeners.len(), 1, "several listeners in a cluster");
+    let security = c.inter_broker.security().unwrap();
+    assert_eq!(InterBroker::principal(&security), "User:broker");
+
+    let unknown = ServeArgs { inter_broker_listener: Some("nope".into()), ..ok.clone() };
+    let e = resolve(&unknown).unwrap_err().to_string();
+    assert!(e.contains("no listener named \"nope\"") && e.contains("PLAINTEXT, internal"), "{e}");
+    let plaintext_client = ServeArgs { inter_broker_client_config: None, ..ok.clone() };
+    let e = resolve(&plaintext_client).unwrap_err().to_string();
+    assert!(e.contains("listener internal is SASL_PLAINTEXT") && e.contains("says PLAINTEXT"), "{e}");
+    let missing =
+        ServeArgs { inter_broker_client_config: Some("/nonexistent/client.properties".into()), ..ok };
+    let e = resolve(&missing).unwrap_err().to_string();
+    assert!(e.starts_with("bad config: --inter-broker-client-config: /nonexistent/client.properties"), "{e}");
 }

@@ -104,7 +104,7 @@ pub enum Reply {
 
 /// Runs the handler of `request`, shown to the observer if there is one.
 pub async fn handle(ctx: &Context, request: Request) -> Reply {
-    let advertised = request.advertised.clone();
+    let arrived_on = request.arrived_on.clone();
     let reply = match &ctx.observer {
         None => dispatch(ctx, request).await,
         Some(observer) => {
@@ -114,9 +114,9 @@ pub async fn handle(ctx: &Context, request: Request) -> Reply {
             reply
         }
     };
-    match (reply, advertised) {
-        (Reply::Respond(mut body), Some(advertised)) => {
-            listener_address::rewrite(&mut body, ctx.broker.node_id(), &advertised);
+    match (reply, arrived_on) {
+        (Reply::Respond(mut body), Some(route)) => {
+            listener_address::rewrite(&mut body, &listener_address::addresses(&ctx.broker, &route));
             Reply::Respond(body)
         }
         (reply, _) => reply,

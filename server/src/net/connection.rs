@@ -307,7 +307,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
         };
         let mut request = match decode(body.into_bytes(budget), layout) {
             Err(e) => return Stop::Protocol(e.to_string()),
-            Ok(request) => Request { peer: Some(peer), advertised: listener.advertised.clone(), ..request },
+            Ok(request) => Request { peer: Some(peer), arrived_on: listener.route.clone(), ..request },
         };
         match session.admit(&shared.ctx, &request) {
             Admit::Dispatch => {

@@ -8,7 +8,7 @@
 use super::connection::{self, Shared};
 use super::tls::ListenerTls;
 use super::tracker::TaskToken;
-use crate::config::HostPort;
+use crate::handlers::listener_address::Route;
 use crate::security::mechanism::SaslMechanism;
 use ringtail_engine::watch;
 use std::collections::HashMap;
@@ -26,10 +26,10 @@ const ACCEPT_RETRY_MS: u64 = 100;
 /// What a connection knows of the listener that accepted it.
 pub struct Listener {
     pub name: String,
-    /// This broker's address on this listener, for the replies that name
-    /// brokers; `None` on the default listener, whose address the broker
-    /// knows itself.
-    pub advertised: Option<HostPort>,
+    /// This listener's name and this broker's address on it, for the
+    /// replies that name brokers; `None` on the default listener, whose
+    /// addresses the broker knows itself.
+    pub route: Option<Arc<Route>>,
     /// Set on SSL listeners: connections start with a TLS handshake.
     pub tls: Option<ListenerTls>,
     /// The SASL mechanisms clients must authenticate with; empty on a

@@ -37,9 +37,9 @@ pub struct Request {
     /// The client's address, set by the connection (`None` from `parse`):
     /// JoinGroup records it as the member's host.
     pub peer: Option<SocketAddr>,
-    /// This broker's address on the listener the request came in on, when
-    /// that is not the default listener (`handlers::listener_address`).
-    pub advertised: Option<crate::config::HostPort>,
+    /// The listener the request came in on, when that is not the default
+    /// listener (`handlers::listener_address`).
+    pub arrived_on: Option<std::sync::Arc<crate::handlers::listener_address::Route>>,
     /// Who sent it, set by the connection once the client is authenticated
     /// (`User:ANONYMOUS` from `parse`).
     pub caller: crate::security::authorize::Caller,
@@ -139,7 +139,7 @@ pub fn decode(frame: Bytes, layout: Layout) -> Result<Request, ParseError> {
         body,
         trailing_bytes: buf.remaining(),
         peer: None,
-        advertised: None,
+        arrived_on: None,
         caller: crate::security::authorize::Caller::anonymous(),
     })
 }

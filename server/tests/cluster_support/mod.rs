@@ -44,6 +44,10 @@ pub struct Node {
     pub child: Option<Child>,
     /// The Kafka listener's address, from its last readiness line.
     pub kafka: String,
+    /// The last readiness line (it names every listener's address).
+    pub ready_line: String,
+    /// Arguments of `ringtail serve` beyond those every node gets.
+    pub extra_args: Vec<String>,
 }
 
 impl Drop for Node {
@@ -64,6 +68,8 @@ impl Node {
             log: root.join(format!("node{id}.log")),
             child: None,
             kafka: String::new(),
+            ready_line: String::new(),
+            extra_args: Vec::new(),
         }
     }
 
@@ -77,6 +83,7 @@ impl Node {
             .args(["--node-id", &self.id.to_string(), "--controllers", voters])
             .args(["--data-dir", self.data.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--io", "std"])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stderr(stderr);
         let (child, ready) = spawn_serve(command);
@@ -86,7 +93,10 @@ impl Node {
 
     pub fn await_ready(&mut self, ready: std::sync::mpsc::Receiver<String>) {
         match ready.recv_timeout(READY_WAIT) {
-            Ok(line) if !line.is_empty() => self.kafka = ready_address(&line, "kafka on "),
+            Ok(line) if !line.is_empty() => {
+                self.kafka = ready_address(&line, "kafka on ");
+                self.ready_line = line;
+            }
             _ => panic!("node {} did not become ready\n{}", self.id, log_tail(&self.log)),
         }
     }
