@@ -12,6 +12,7 @@ use crate::clock::MonotonicClock;
 use crate::config::{Controller as Voter, InterBroker, ServeConfig};
 use crate::metered_disk::{MeteredDisk, ServerBroker};
 use crate::quorum::client::QuorumClient;
+use crate::quorum::tls::ControllerTls;
 use crate::quorum::voter;
 use crate::quorum::wire::{Ask, Outcome};
 use crate::replication::{self, FetcherConfig};
@@ -148,16 +149,31 @@ pub async fn join(
         client: ClientConfig { security, ..ClientConfig::default() },
     };
     let voters = resolve_voters(&config.controllers).await?;
+    let tls = match &config.controller_tls {
+        None => None,
+        Some(files) => Some(Arc::new(ControllerTls::load(files, &config.controllers).map_err(|e| {
+            ServeError::Tls { listener: "controller".into(), key: e.field, problem: e.problem }
+        })?)),
+    };
     let voter = match config.controllers.iter().find(|v| v.node_id == config.node_id) {
         // Raft's ticks and the brokers' sessions count monotonic time: a
         // stepped wall clock must not fence every broker at once or stall
         // elections.
         Some(me) => Some(
-            start_voter(config, me, &voters, disk, Arc::new(MonotonicClock::new()), entropy.clone()).await?,
+            start_voter(
+                config,
+                me,
+                &voters,
+                disk,
+                Arc::new(MonotonicClock::new()),
+                entropy.clone(),
+                tls.clone(),
+            )
+            .await?,
         ),
         None => None,
     };
-    let client = Arc::new(QuorumClient::new(voters, VOTER_TIMEOUT));
+    let client = Arc::new(QuorumClient::new(voters, VOTER_TIMEOUT).with_tls(tls));
     let wake = Arc::new(Notify::new());
     let link = Arc::new(Link {
         client: client.clone(),
@@ -222,6 +238,7 @@ async fn start_voter(
     disk: MeteredDisk,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    tls: Option<Arc<ControllerTls>>,
 ) -> Result<JoinHandle<std::io::Error>, ServeError> {
     // The address the peers were told, unless --controller-listen says
     // where to bind (0.0.0.0, say).
@@ -237,7 +254,7 @@ async fn start_voter(
         .await
         .map_err(|e| ServeError::Quorum(format!("opening the metadata quorum's log: {e}")))?;
     let peers = voters.iter().filter(|(id, _)| **id != me.node_id as u64).map(|(id, a)| (*id, *a)).collect();
-    Ok(tokio::spawn(voter::run(node, listener, peers, clock, None)))
+    Ok(tokio::spawn(voter::run(node, listener, peers, clock, None, tls)))
 }
 
 /// How often a member looks for a failed log.

@@ -37,7 +37,7 @@ async fn start_voters(n: u64) -> (BTreeMap<u64, SocketAddr>, BTreeMap<u64, tokio
         tasks.insert(
             id,
             tokio::spawn(async move {
-                let error = voter::run(node, listener, peers, Arc::new(SystemClock), None).await;
+                let error = voter::run(node, listener, peers, Arc::new(SystemClock), None, None).await;
                 panic!("voter {id} stopped: {error}");
             }),
         );

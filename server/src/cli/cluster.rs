@@ -14,7 +14,10 @@ use clap::{Args, Subcommand};
 use super::{finish, CliError};
 use crate::config::parse_controllers;
 use crate::quorum::client::QuorumClient;
+use crate::quorum::tls::{ControllerTls, ControllerTlsFiles};
 use crate::quorum::wire::{Ask, Outcome, QuorumStatus};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A voter given this long to answer is reported unreachable.
 const VOTER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,6 +29,14 @@ pub struct ClusterArgs {
     /// The quorum's voters, as given to `ringtail serve --controllers`.
     #[arg(long, global = true, value_name = "ID@HOST:PORT,...", default_value = "1@127.0.0.1:9093")]
     pub controllers: String,
+    /// For voters that take mutual TLS only: a certificate their CA signed,
+    /// as `ringtail serve --controller-tls-cert` (with the key and the CA)
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["controller_tls_key", "controller_tls_ca"])]
+    pub controller_tls_cert: Option<PathBuf>,
+    #[arg(long, global = true, value_name = "FILE", requires = "controller_tls_cert")]
+    pub controller_tls_key: Option<PathBuf>,
+    #[arg(long, global = true, value_name = "FILE", requires = "controller_tls_cert")]
+    pub controller_tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -41,8 +52,19 @@ pub async fn run(args: ClusterArgs) -> ExitCode {
 pub async fn execute<W: Write + ?Sized>(args: ClusterArgs, out: &mut W) -> Result<(), CliError> {
     let ClusterCommand::Describe = args.command;
     let voters = resolve(&args.controllers)?;
+    let tls = match (args.controller_tls_cert, args.controller_tls_key, args.controller_tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let named = parse_controllers(&args.controllers).map_err(CliError::Usage)?;
+            let files = ControllerTlsFiles { cert, key, ca };
+            let tls = ControllerTls::load(&files, &named)
+                .map_err(|e| CliError::Usage(format!("--{}: {}", e.field, e.problem)))?;
+            Some(Arc::new(tls))
+        }
+        _ => None,
+    };
     let client =
-        QuorumClient::new(voters.iter().map(|(id, (_, addr))| (*id, *addr)).collect(), VOTER_TIMEOUT);
+        QuorumClient::new(voters.iter().map(|(id, (_, addr))| (*id, *addr)).collect(), VOTER_TIMEOUT)
+            .with_tls(tls);
     let mut statuses = BTreeMap::new();
     for id in voters.keys() {
         if let Some(Outcome::Described(status)) = client.call_one(*id, Ask::Describe).await {

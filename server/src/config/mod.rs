@@ -16,6 +16,7 @@ mod tests;
 
 use crate::limits::Limits;
 use crate::logging::LogFormat;
+use crate::quorum::tls::ControllerTlsFiles;
 use crate::security::authorize::AuthorizerKind;
 use file::{topic_defaults, FileValues};
 pub use inter_broker::InterBroker;
@@ -72,6 +73,18 @@ pub struct ServeArgs {
     /// --controllers]
     #[arg(long, value_name = "HOST:PORT")]
     pub controller_listen: Option<String>,
+    /// This node's certificate chain (PEM) on the controller listener: with
+    /// the two below, voters and brokers talk over mutual TLS, each
+    /// presenting a certificate the CA signed [default: no TLS, plaintext]
+    #[arg(long, value_name = "FILE")]
+    pub controller_tls_cert: Option<String>,
+    /// The private key (PEM) of --controller-tls-cert
+    #[arg(long, value_name = "FILE")]
+    pub controller_tls_key: Option<String>,
+    /// The CA (PEM) that signed every controller and broker certificate of
+    /// the cluster; voters' certificates must name the hosts in --controllers
+    #[arg(long, value_name = "FILE")]
+    pub controller_tls_ca: Option<String>,
     /// Prometheus /metrics listener [default: 127.0.0.1:9644]
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_listen: Option<String>,
@@ -264,6 +277,8 @@ pub struct ServeConfig {
     pub controllers: Vec<Controller>,
     /// `None`: this node's address in `controllers`.
     pub controller_listen: Option<HostPort>,
+    /// Mutual TLS on the controller listener; `None`: plaintext.
+    pub controller_tls: Option<ControllerTlsFiles>,
     pub metrics_listen: HostPort,
     pub io: IoChoice,
     pub flush: FlushPolicy,
@@ -409,6 +424,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     }
     let controller_listen =
         value("controller-listen", controller_listen_raw, None, |v| parse_host_port(v).map(Some))?;
+    let controller_tls = controller_tls(
+        get("controller-tls-cert", &args.controller_tls_cert)?,
+        get("controller-tls-key", &args.controller_tls_key)?,
+        get("controller-tls-ca", &args.controller_tls_ca)?,
+        !controllers.is_empty(),
+    )?;
     let metrics_listen = value(
         "metrics-listen",
         get("metrics-listen", &args.metrics_listen)?,
@@ -567,6 +588,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         node_id,
         controllers,
         controller_listen,
+        controller_tls,
         metrics_listen,
         io,
         flush,
@@ -594,6 +616,32 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         sasl_session_lifetime,
         inter_broker,
     })
+}
+
+/// The controller listener's TLS files: all three, or none.
+fn controller_tls(
+    cert: Option<Raw>,
+    key: Option<Raw>,
+    ca: Option<Raw>,
+    cluster: bool,
+) -> Result<Option<ControllerTlsFiles>, ConfigError> {
+    let given = [("controller-tls-cert", &cert), ("controller-tls-key", &key), ("controller-tls-ca", &ca)];
+    let Some((first_key, Some(first))) = given.iter().find(|(_, raw)| raw.is_some()) else {
+        return Ok(None);
+    };
+    if !cluster {
+        return Err(
+            first.error(first_key, "a single node has no controller listener: it needs --controllers")
+        );
+    }
+    if let Some((missing, _)) = given.iter().find(|(_, raw)| raw.is_none()) {
+        return Err(first.error(
+            missing,
+            "the controller listener's TLS needs all of controller-tls-cert, controller-tls-key and controller-tls-ca",
+        ));
+    }
+    let path = |raw: Option<Raw>| PathBuf::from(raw.map(|r| r.value).unwrap_or_default());
+    Ok(Some(ControllerTlsFiles { cert: path(cert), key: path(key), ca: path(ca) }))
 }
 
 /// The coordinator's settings: the engine's defaults (Kafka's), with the

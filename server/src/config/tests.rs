@@ -297,3 +297,21 @@ fn the_inter_broker_listener_and_its_client_config_agree() {
     let e = resolve(&missing).unwrap_err().to_string();
     assert!(e.starts_with("bad config: --inter-broker-client-config: /nonexistent/client.properties"), "{e}");
 }
+
+#[test]
+fn the_controller_listener_takes_all_three_tls_files_or_none() {
+    assert_eq!(resolve(&args()).unwrap().controller_tls, None);
+    let cluster = ServeArgs {
+        controllers: Some("1@127.0.0.1:9093".into()),
+        controller_tls_cert: Some("c.pem".into()),
+        controller_tls_key: Some("k.pem".into()),
+        controller_tls_ca: Some("ca.pem".into()),
+        ..args()
+    };
+    let files = resolve(&cluster).unwrap().controller_tls.unwrap();
+    assert_eq!((files.cert.to_str(), files.ca.to_str()), (Some("c.pem"), Some("ca.pem")));
+    let e = resolve(&ServeArgs { controller_tls_ca: None, ..cluster.clone() }).unwrap_err().to_string();
+    assert!(e.starts_with("bad config: --controller-tls-ca:") && e.contains("needs all of"), "{e}");
+    let e = resolve(&ServeArgs { controllers: None, ..cluster }).unwrap_err().to_string();
+    assert!(e.contains("a single node has no controller listener"), "{e}");
+}

@@ -30,7 +30,10 @@ pub struct TlsFileError {
     pub problem: String,
 }
 
-fn certificates(field: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+pub(crate) fn certificates(
+    field: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
     let error = |problem: String| TlsFileError { field, problem: format!("{}: {problem}", path.display()) };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| error(e.to_string()))?

@@ -2,21 +2,21 @@
 //! the quorum's leader, found by asking around and following the leader a
 //! voter names in NOT_CONTROLLER.
 
+use super::tls::ControllerTls;
+use super::transport::{self, BoxWrite};
 use super::wire::{encode, read_frame, Ask, Frame, Outcome, Request};
-use ringtail_client::tcp;
 use ringtail_engine::error::ErrorCode;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Outcome>>>>;
 
 struct Connection {
-    writer: tokio::sync::Mutex<tcp::WriteHalf>,
+    writer: tokio::sync::Mutex<BoxWrite>,
     pending: Pending,
 }
 
@@ -27,6 +27,8 @@ pub struct QuorumClient {
     /// The voter to ask first.
     leader: Mutex<u64>,
     connections: Mutex<BTreeMap<u64, Arc<Connection>>>,
+    /// Set when the controller listener takes TLS only.
+    tls: Option<Arc<ControllerTls>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -42,7 +44,13 @@ impl QuorumClient {
             next_id: Mutex::new(0),
             leader: Mutex::new(first),
             connections: Mutex::new(BTreeMap::new()),
+            tls: None,
         }
+    }
+
+    /// Connects to the voters with TLS (`quorum::tls`).
+    pub fn with_tls(self, tls: Option<Arc<ControllerTls>>) -> QuorumClient {
+        QuorumClient { tls, ..self }
     }
 
     /// Asks the leader; tries each voter in turn (twice round) on silence
@@ -98,9 +106,14 @@ impl QuorumClient {
             return Some(c.clone());
         }
         let addr = *self.voters.get(&to)?;
-        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await.ok()?.ok()?;
-        let _ = stream.set_nodelay(true);
-        let (mut reader, writer) = tcp::split(stream);
+        let (mut reader, writer) = match transport::connect(to, addr, self.tls.as_deref(), self.timeout).await
+        {
+            Ok(halves) => halves,
+            Err(e) => {
+                tracing::debug!(voter = to, %addr, error = %e, "cannot reach the controller");
+                return None;
+            }
+        };
         let pending: Pending = Arc::default();
         let slots = pending.clone();
         tokio::spawn(async move {

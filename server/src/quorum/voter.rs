@@ -3,6 +3,7 @@
 //! tick, its raft messages sent to the peers, brokers' requests answered
 //! once their proposals apply.
 
+use super::tls::ControllerTls;
 use super::transport::{self, Event, Peers};
 use super::wire::{encode, Ask, Frame, Outcome, QuorumStatus, Reply};
 use bytes::Bytes;
@@ -34,10 +35,11 @@ pub async fn run<D: Disk>(
     peers: BTreeMap<u64, SocketAddr>,
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn VoterObserver>>,
+    tls: Option<Arc<ControllerTls>>,
 ) -> std::io::Error {
     let (events_tx, mut events) = unbounded_channel();
-    tokio::spawn(transport::accept(listener, events_tx));
-    let peers = Peers::start(&peers);
+    tokio::spawn(transport::accept(listener, tls.clone(), events_tx));
+    let peers = Peers::start(&peers, tls);
     let mut waiting: BTreeMap<ProposalId, Waiting> = BTreeMap::new();
     loop {
         let event = tokio::time::timeout(POLL, events.recv()).await.ok().flatten();

@@ -44,6 +44,22 @@ impl Ca {
         organization: Option<&str>,
         purpose: ExtendedKeyUsagePurpose,
     ) -> Signed {
+        self.sign_with(names, organization, vec![purpose])
+    }
+
+    /// A certificate for a cluster peer, which both accepts connections
+    /// and makes them (server and client authentication).
+    pub fn sign_peer(&self, names: &[&str]) -> Signed {
+        use ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+        self.sign_with(names, None, vec![ServerAuth, ClientAuth])
+    }
+
+    fn sign_with(
+        &self,
+        names: &[&str],
+        organization: Option<&str>,
+        purposes: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Signed {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -51,7 +67,7 @@ impl Ca {
             params.distinguished_name.push(DnType::OrganizationName, organization);
         }
         params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.extended_key_usages = vec![purpose];
+        params.extended_key_usages = purposes;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         Signed {

@@ -39,7 +39,7 @@ pub async fn voter_main(world: Arc<QuorumWorld>, id: u64) {
     let peers: BTreeMap<u64, _> =
         (1..=world.plan.voters).filter(|p| *p != id).map(|p| (p, voter_addr(p))).collect();
     let observer = Arc::new(Reporter { world: world.clone(), id, last_applied: AtomicU64::new(u64::MAX) });
-    let error = voter::run(node, listener, peers, Arc::new(SimClock), Some(observer)).await;
+    let error = voter::run(node, listener, peers, Arc::new(SimClock), Some(observer), None).await;
     world.check().at(sim_elapsed_ms()).note(format!("voter {id}: stops: its disk failed: {error}"));
     world.exited[id as usize - 1].store(true, Ordering::SeqCst);
 }
