@@ -28,6 +28,9 @@ pub enum Canary {
     QuorumCommitWithoutQuorum,
     /// A broker following the image keeps the topics it deleted.
     FollowKeepsDeleted,
+    /// A broker following the image never takes its credentials, ACLs
+    /// and quotas.
+    FollowSkipsSecurity,
     /// A partition leader's high watermark follows its own log end, not
     /// the ISR's.
     ReplicationHwWithoutIsr,
@@ -41,7 +44,7 @@ pub enum Canary {
 }
 
 impl Canary {
-    pub const ALL: [Canary; 14] = [
+    pub const ALL: [Canary; 15] = [
         Canary::AckBeforeFsync,
         Canary::RecoverPastBadCrc,
         Canary::SkipTornTailCut,
@@ -52,6 +55,7 @@ impl Canary {
         Canary::QuorumVoteUnpersisted,
         Canary::QuorumCommitWithoutQuorum,
         Canary::FollowKeepsDeleted,
+        Canary::FollowSkipsSecurity,
         Canary::ReplicationHwWithoutIsr,
         Canary::ReplicationSkipTruncation,
         Canary::ReplicationLeaderOutsideIsr,
@@ -70,6 +74,7 @@ impl Canary {
             Canary::QuorumVoteUnpersisted => "canary-quorum-vote-unpersisted",
             Canary::QuorumCommitWithoutQuorum => "canary-quorum-commit-without-quorum",
             Canary::FollowKeepsDeleted => "canary-quorum-follow-keeps-deleted",
+            Canary::FollowSkipsSecurity => "canary-quorum-follow-skips-security",
             Canary::ReplicationHwWithoutIsr => "canary-replication-hw-without-isr",
             Canary::ReplicationSkipTruncation => "canary-replication-skip-truncation",
             Canary::ReplicationLeaderOutsideIsr => "canary-replication-leader-outside-isr",

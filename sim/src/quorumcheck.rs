@@ -14,6 +14,7 @@
 
 use crate::checker::{Invariant, Violation};
 use ringtail_engine::controller::MetadataImage;
+use ringtail_engine::security::acl::AclBinding;
 use std::collections::BTreeMap;
 
 /// Entries of history kept for a violation's slice.
@@ -36,6 +37,10 @@ pub struct QuorumCheck {
     pub acked_topics: BTreeMap<String, u64>,
     /// Topic deletes acknowledged, with their entry's index.
     pub deleted_topics: BTreeMap<String, u64>,
+    /// ACLs whose creation was acknowledged (and not deleted since), and
+    /// ACLs whose deletion was, with their entry's index.
+    pub acked_acls: BTreeMap<AclBinding, u64>,
+    pub deleted_acls: BTreeMap<AclBinding, u64>,
     /// Per voter, its latest report: applied index, image, leading or not,
     /// and when.
     latest: BTreeMap<u64, (u64, MetadataImage, bool, u64)>,
@@ -193,6 +198,20 @@ impl QuorumCheck {
         self.note(format!("client: delete of topic {topic} acknowledged at index {index}"));
         self.acked_topics.remove(topic);
         self.deleted_topics.insert(topic.to_string(), index);
+    }
+
+    /// An ACL's creation was acknowledged at `index`.
+    pub fn granted(&mut self, acl: &AclBinding, index: u64) {
+        self.note(format!("client: ACL for {} acknowledged at index {index}", acl.principal));
+        self.deleted_acls.remove(acl);
+        self.acked_acls.insert(acl.clone(), index);
+    }
+
+    /// An ACL's deletion was acknowledged at `index`.
+    pub fn revoked(&mut self, acl: &AclBinding, index: u64) {
+        self.note(format!("client: deletion of the ACL for {} acknowledged at index {index}", acl.principal));
+        self.acked_acls.remove(acl);
+        self.deleted_acls.insert(acl.clone(), index);
     }
 
     /// For the run's hash.

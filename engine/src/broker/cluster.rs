@@ -192,7 +192,12 @@ impl<D: Disk> Broker<D> {
                 let gone = m.topics.keys().filter(|name| !image.topics.contains_key(*name));
                 changes.extend(gone.map(|name| MetadataChange::DeleteTopic { name: name.clone() }));
             }
-            changes.extend(m.security.changes_to(&image.security).into_iter().map(MetadataChange::Security));
+            // CANARY canary-quorum-follow-skips-security (planted bug, sim/canaries):
+            // credentials, ACLs and quotas stay as they were.
+            if !crate::canary::Canary::FollowSkipsSecurity.on() {
+                let security = m.security.changes_to(&image.security);
+                changes.extend(security.into_iter().map(MetadataChange::Security));
+            }
             changes
         };
         if !changes.is_empty() {

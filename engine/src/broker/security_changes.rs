@@ -23,6 +23,11 @@ impl<D: Disk> Broker<D> {
         }
     }
 
+    /// The credentials, ACLs and quotas this broker holds now.
+    pub fn security_state(&self) -> crate::security::state::SecurityState {
+        self.metadata().security.clone()
+    }
+
     /// Makes `changes` durable, together, before they are acknowledged.
     pub(super) async fn commit_security(&self, changes: Vec<SecurityChange>) -> Result<(), BrokerError> {
         if changes.is_empty() {

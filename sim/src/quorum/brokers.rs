@@ -14,6 +14,8 @@ use crate::rng::Rng;
 use crate::world::sim_elapsed_ms;
 use ringtail_engine::controller::{IsrChange, MetadataImage};
 use ringtail_engine::error::ErrorCode;
+use ringtail_engine::security::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use ringtail_engine::security::state::SecurityChange;
 use ringtail_server::quorum::client::QuorumClient;
 use ringtail_server::quorum::wire::{Ask, Outcome};
 use std::collections::BTreeMap;
@@ -135,8 +137,9 @@ async fn alter_an_isr(
     ));
 }
 
-/// Creates topics one after another, and deletes some it created;
-/// acknowledged creates and deletes must survive.
+/// Creates topics one after another, and deletes some it created; now and
+/// then grants a new principal an ACL, or deletes one granted before.
+/// Acknowledged creates and deletes must survive.
 pub async fn admin(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>) {
     let mut rng = Rng::fork(world.plan.seed, "quorum-admin");
     let mut n = 0;
@@ -153,6 +156,25 @@ pub async fn admin(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>) {
         if let Some(Outcome::Committed(index)) = caller.call(ask).await {
             world.check().at(sim_elapsed_ms()).acked(&name, index);
         }
+        if rng.chance(0.3) {
+            let acl = read_acl(&format!("User:u{n}"), &name);
+            world.counters.op("put_acl");
+            let ask = Ask::ChangeSecurity { changes: vec![SecurityChange::PutAcl { acl: acl.clone() }] };
+            if let Some(Outcome::Committed(index)) = caller.call(ask).await {
+                world.check().at(sim_elapsed_ms()).granted(&acl, index);
+            }
+        }
+        let granted = world.check().acked_acls.len() as u64;
+        let revoke = world.check().acked_acls.keys().nth(rng.below(granted.max(1)) as usize).cloned();
+        if let Some(acl) = revoke.filter(|_| rng.chance(0.1)) {
+            world.counters.op("delete_acl");
+            // From here its fate is open until the deletion is acknowledged.
+            world.check().acked_acls.remove(&acl);
+            let ask = Ask::ChangeSecurity { changes: vec![SecurityChange::DeleteAcl { acl: acl.clone() }] };
+            if let Some(Outcome::Committed(index)) = caller.call(ask).await {
+                world.check().at(sim_elapsed_ms()).revoked(&acl, index);
+            }
+        }
         // Now and then a topic created earlier goes (members delete its logs).
         let victim = world.check().acked_topics.keys().nth(rng.below(n) as usize).cloned();
         if let Some(victim) = victim.filter(|_| rng.chance(0.2)) {
@@ -166,5 +188,18 @@ pub async fn admin(world: Arc<QuorumWorld>, caller: Arc<QuorumClient>) {
             }
         }
         sleep_ms(rng.range(50, 800)).await;
+    }
+}
+
+/// `principal` may read `topic`.
+fn read_acl(principal: &str, topic: &str) -> AclBinding {
+    AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: topic.into(),
+        pattern_type: PatternType::Literal,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: Operation::Read,
+        permission: Permission::Allow,
     }
 }

@@ -494,6 +494,16 @@ impl QuorumWorld {
         if let Some(back) = check.deleted_topics.keys().find(|t| image.topics.contains_key(*t)) {
             return Some(format!("deleted topic {back} is in the image at {applied}"));
         }
+        let acls = &image.security.acls;
+        if let Some(missing) = check.acked_acls.keys().find(|acl| !acls.contains(*acl)) {
+            return Some(format!(
+                "acknowledged ACL for {} is not in the image at {applied}",
+                missing.principal
+            ));
+        }
+        if let Some(back) = check.deleted_acls.keys().find(|acl| acls.contains(*acl)) {
+            return Some(format!("deleted ACL for {} is in the image at {applied}", back.principal));
+        }
         for broker in 1..=self.plan.brokers {
             let at = check.broker_applied.get(&broker).copied().unwrap_or(0);
             if at != applied {
@@ -540,6 +550,12 @@ impl QuorumWorld {
                     topics.iter().filter(|(n, t)| theirs.get(*n) != Some(t)).map(|(n, _)| n).collect();
                 return Some(format!(
                     "member {id} differs from the image at {applied}: it holds {extra:?} beyond it and lacks {missing:?}"
+                ));
+            }
+            let changes = broker.security_state().changes_to(&image.security);
+            if !changes.is_empty() {
+                return Some(format!(
+                    "member {id}'s credentials, ACLs and quotas differ from the image at {applied}: {changes:?}"
                 ));
             }
         }
