@@ -28,7 +28,7 @@ use super::config::ClientConfig;
 use super::error::{code, ClientError, Result};
 use super::frame::{self, api_name, FrameError, FRAME_LENGTH_BYTES};
 use super::versions::{BrokerVersions, API_VERSIONS_VERSION_MAX};
-use crate::security::SaslLogin;
+use crate::security::{LoginMechanism, SaslLogin};
 use ringtail_engine::security::scram::ClientFirst;
 use rustls_pki_types::ServerName;
 
@@ -117,8 +117,9 @@ impl Connection {
         Ok(connection)
     }
 
-    /// SaslHandshake, then SCRAM through SaslAuthenticate; the broker's
-    /// last message must prove it knows the password's server key too.
+    /// SaslHandshake, then the mechanism's exchange through
+    /// SaslAuthenticate: PLAIN's one message, or SCRAM's two, whose last
+    /// answer must prove the broker knows the password's server key too.
     async fn authenticate(&self, login: &SaslLogin) -> Result<()> {
         let refused = |code: i16, message: Option<StrBytes>| ClientError::Kafka {
             context: format!("SASL {} authentication of {} with {}", login.mechanism, login.user, self.addr),
@@ -130,8 +131,25 @@ impl Connection {
         if handshake.error_code != 0 {
             return Err(refused(handshake.error_code, None));
         }
+        let scram_mechanism = match login.mechanism {
+            LoginMechanism::Scram(m) => m,
+            LoginMechanism::Plain => {
+                // RFC 4616: authorization id (empty: the user's own), user,
+                // password, NUL-separated.
+                let message = format!("\0{}\0{}", login.user, login.password);
+                let done = self
+                    .request(|_| {
+                        SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message.clone()))
+                    })
+                    .await?;
+                if done.error_code != 0 {
+                    return Err(refused(done.error_code, done.error_message));
+                }
+                return Ok(());
+            }
+        };
         let scram =
-            ClientFirst::new(login.mechanism, &login.user, login.password.as_bytes(), &client_nonce());
+            ClientFirst::new(scram_mechanism, &login.user, login.password.as_bytes(), &client_nonce());
         let first = self
             .request(|_| SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(scram.message())))
             .await?;

@@ -18,12 +18,43 @@ pub struct Security {
     pub sasl: Option<SaslLogin>,
 }
 
-/// A SCRAM login.
+/// A SASL login.
 #[derive(Clone)]
 pub struct SaslLogin {
-    pub mechanism: ScramMechanism,
+    pub mechanism: LoginMechanism,
     pub user: String,
     pub password: String,
+}
+
+/// How a login proves the password: SCRAM (the password never crosses the
+/// wire), or PLAIN (it does: over TLS, or where the listener allows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginMechanism {
+    Scram(ScramMechanism),
+    Plain,
+}
+
+impl LoginMechanism {
+    /// The name SaslHandshake sends.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginMechanism::Scram(m) => m.name(),
+            LoginMechanism::Plain => "PLAIN",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LoginMechanism> {
+        match name {
+            "PLAIN" => Some(LoginMechanism::Plain),
+            _ => ScramMechanism::from_name(name).map(LoginMechanism::Scram),
+        }
+    }
+}
+
+impl fmt::Display for LoginMechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl fmt::Debug for Security {
@@ -31,7 +62,7 @@ impl fmt::Debug for Security {
         // Never the password.
         f.debug_struct("Security")
             .field("tls", &self.tls.is_some())
-            .field("sasl", &self.sasl.as_ref().map(|s| (s.mechanism, s.user.as_str())))
+            .field("sasl", &self.sasl.as_ref().map(|s| (s.mechanism.name(), s.user.as_str())))
             .finish()
     }
 }
@@ -81,8 +112,9 @@ impl Security {
         };
         let sasl = if sasl {
             let mechanism = mechanism.unwrap_or_else(|| "SCRAM-SHA-512".into());
-            let mechanism = ScramMechanism::from_name(&mechanism)
-                .ok_or_else(|| format!("sasl.mechanism {mechanism} is not SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+            let mechanism = LoginMechanism::from_name(&mechanism).ok_or_else(|| {
+                format!("sasl.mechanism {mechanism} is not SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN")
+            })?;
             let user = user.ok_or("SASL needs sasl.username")?;
             let password = password.ok_or("SASL needs sasl.password")?;
             Some(SaslLogin { mechanism, user, password })
@@ -130,17 +162,20 @@ mod tests {
         let login = s.sasl.unwrap();
         assert_eq!(
             (login.mechanism, login.user.as_str(), login.password.as_str()),
-            (ScramMechanism::Sha256, "alice", "a=b")
+            (LoginMechanism::Scram(ScramMechanism::Sha256), "alice", "a=b")
         );
         assert!(s.tls.is_none());
         assert!(Security::from_properties("").unwrap().sasl.is_none());
+        let plain =
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=a\nsasl.password=b";
+        assert_eq!(Security::from_properties(plain).unwrap().sasl.unwrap().mechanism, LoginMechanism::Plain);
         for (text, why) in [
             ("security.protocol=SSL", "needs ssl.ca.location"),
             ("security.protocol=SASL_PLAINTEXT\nsasl.username=a", "sasl.password"),
             ("sasl.username=a", "security.protocol is PLAINTEXT"),
             (
-                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=a\nsasl.password=b",
-                "is not SCRAM",
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=GSSAPI\nsasl.username=a\nsasl.password=b",
+                "is not SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN",
             ),
             ("bootstrap.servers=x", "unknown key"),
             ("security.protocol=SSL\nssl.ca.location=/no/such/file", "/no/such/file"),

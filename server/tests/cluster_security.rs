@@ -21,7 +21,7 @@ use cluster_support::{
 };
 use ringtail_client::acls::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use ringtail_client::scram_credentials::ScramAlteration;
-use ringtail_client::security::{SaslLogin, Security};
+use ringtail_client::security::{LoginMechanism, SaslLogin, Security};
 use ringtail_client::{Acks, Client, ClientConfig, ProducerRecord, TopicInfo};
 use ringtail_engine::security::acl::CLUSTER_NAME;
 use ringtail_engine::security::scram::ScramMechanism;
@@ -62,7 +62,8 @@ async fn admin(node: &Node) -> Client {
 }
 
 async fn as_user(address: &str, user: &str, password: &str) -> Client {
-    let login = SaslLogin { mechanism: ScramMechanism::Sha512, user: user.into(), password: password.into() };
+    let mechanism = LoginMechanism::Scram(ScramMechanism::Sha512);
+    let login = SaslLogin { mechanism, user: user.into(), password: password.into() };
     let config =
         ClientConfig { security: Security { tls: None, sasl: Some(login) }, ..ClientConfig::default() };
     Client::connect(address, config).await.unwrap()

@@ -199,6 +199,57 @@ async fn the_cli_reaches_a_sasl_ssl_listener_with_a_command_config() {
     server.shutdown().await.unwrap();
 }
 
+/// The CLI logs in with PLAIN (`sasl.mechanism=PLAIN`) over TLS, on a
+/// listener that enables it; the password is checked against the user's
+/// SCRAM credential, and a wrong one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_logs_in_with_plain_over_tls() {
+    let dir = data_dir("sasl-plain-cli");
+    let ca = Ca::new("ringtail test CA");
+    let (cert, key, _) = write_files(
+        dir.path(),
+        &ca.sign(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth),
+        None,
+    );
+    let file = dir.path().join("ringtail.toml");
+    let text = format!(
+        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
+         [[listener]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SASL_SSL\"\n\
+         sasl-mechanisms = [\"PLAIN\"]\ntls-cert = {cert:?}\ntls-key = {key:?}\n",
+        dir.path().join("data")
+    );
+    std::fs::write(&file, text).unwrap();
+    let config = config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap();
+    let server = serve::start(config).await.unwrap();
+    set_password(&server, "dave", ScramMechanism::Sha256, "pass word").await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let properties = |password: &str| {
+        let path = dir.path().join(format!("plain-{}.properties", password.len()));
+        let text = format!(
+            "security.protocol=SASL_SSL\nssl.ca.location={}\nsasl.mechanism=PLAIN\n\
+             sasl.username=dave\nsasl.password={password}\n",
+            ca_file.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (good, bad) = (properties("pass word"), properties("wrong"));
+    let bootstrap = format!("localhost:{}", listener(&server, "plain").port());
+    let blocking = tokio::task::spawn_blocking(move || {
+        let args = |config: &str| {
+            ["topic", "list", "--bootstrap", &bootstrap, "--command-config", config].map(String::from)
+        };
+        let (code, _, stderr) = ringtail(&args(&good).each_ref().map(String::as_str), "");
+        assert_eq!(code, 0, "{stderr}");
+        let (code, _, stderr) = ringtail(&args(&bad).each_ref().map(String::as_str), "");
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("SASL_AUTHENTICATION_FAILED"), "{stderr}");
+    });
+    blocking.await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
 /// KIP-368: with connections-max-reauth-ms a session lasts that long, the
 /// client is told so, and renewing it on the connection (same mechanism,
 /// same principal) keeps the connection served past the first expiry; an
