@@ -235,6 +235,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
     let metrics_listener = bind("metrics", &config.metrics_listen).await?;
     let kafka_addr = local_addr("Kafka", &config.listen, &kafka_listener)?;
     let metrics_addr = local_addr("metrics", &config.metrics_listen, &metrics_listener)?;
+    let principal_mapping = Arc::new(config.ssl_principal_mapping_rules.clone());
     let mut extra_listeners = Vec::new();
     for l in &config.listeners {
         let socket = bind("Kafka", &l.address).await?;
@@ -254,6 +255,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
             tls,
             sasl: l.sasl_mechanisms.clone(),
             sasl_session_lifetime: config.sasl_session_lifetime,
+            principal_mapping: principal_mapping.clone(),
         };
         extra_listeners.push((socket, addr, Arc::new(info)));
     }
@@ -316,6 +318,7 @@ pub async fn start_on(config: ServeConfig, platform: Platform) -> Result<Running
         tls: None,
         sasl: Vec::new(),
         sasl_session_lifetime: None,
+        principal_mapping,
     });
     let mut accepting = vec![tokio::spawn(accept_loop(
         kafka_listener,

@@ -348,30 +348,41 @@ async fn librdkafka_is_held_to_its_principals_acls() {
     server.shutdown().await.unwrap();
 }
 
+/// A server with an SSL listener `mtls` that takes client certificates
+/// of the client CA, the acl authorizer, and `top` at the config's top
+/// level; the server's CA and the client CA.
+async fn start_mtls(
+    dir: &Path,
+    top: &str,
+) -> (RunningServer, server_support::tls::Ca, server_support::tls::Ca) {
+    use rcgen::ExtendedKeyUsagePurpose::ServerAuth;
+    use server_support::tls::{write_files, Ca};
+    let (ca, clients) = (Ca::new("ringtail test CA"), Ca::new("ringtail client CA"));
+    let (cert, key, client_ca) = write_files(dir, &ca.sign(&["localhost"], ServerAuth), Some(&clients));
+    let file = dir.join("ringtail.toml");
+    let text = format!(
+        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
+         authorizer = \"acl\"\nsuper-users = [\"User:ANONYMOUS\"]\n{top}\n\
+         [[listener]]\nname = \"mtls\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SSL\"\n\
+         tls-cert = {cert:?}\ntls-key = {key:?}\ntls-client-ca = {:?}\n",
+        dir.join("data"),
+        client_ca.unwrap()
+    );
+    std::fs::write(&file, text).unwrap();
+    let config = config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap();
+    (serve::start(config).await.unwrap(), ca, clients)
+}
+
 /// On an SSL listener with client certificates, the client is the
 /// certificate's subject (`User:CN=...,O=...`, as Kafka names it), and
 /// ACLs on that principal decide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_names_the_principal() {
-    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
-    use server_support::tls::{connector, tls_connect, write_files, Ca};
+    use rcgen::ExtendedKeyUsagePurpose::ClientAuth;
+    use server_support::tls::{connector, tls_connect};
 
     let dir = data_dir("acls-certificates");
-    let (ca, clients) = (Ca::new("ringtail test CA"), Ca::new("ringtail client CA"));
-    let (cert, key, client_ca) =
-        write_files(dir.path(), &ca.sign(&["localhost"], ServerAuth), Some(&clients));
-    let file = dir.path().join("ringtail.toml");
-    let text = format!(
-        "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nmetrics-listen = \"127.0.0.1:0\"\n\
-         authorizer = \"acl\"\nsuper-users = [\"User:ANONYMOUS\"]\n\
-         [[listener]]\nname = \"mtls\"\naddress = \"127.0.0.1:0\"\nsecurity-protocol = \"SSL\"\n\
-         tls-cert = {cert:?}\ntls-key = {key:?}\ntls-client-ca = {:?}\n",
-        dir.path().join("data"),
-        client_ca.unwrap()
-    );
-    std::fs::write(&file, text).unwrap();
-    let config = config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap();
-    let server = serve::start(config).await.unwrap();
+    let (server, ca, clients) = start_mtls(dir.path(), "").await;
     let mtls = listener(&server, "mtls");
     let mut admin = Client::connect(server.kafka_addr).await;
     assert_eq!(admin.call(7, &create_topic("certified")).await.topics[0].error_code, 0);
@@ -389,5 +400,37 @@ async fn a_client_certificate_names_the_principal() {
     let refused = client.call(9, &produce("certified")).await;
     assert_eq!(refused.responses[0].partition_responses[0].error_code, TOPIC_AUTHORIZATION_FAILED);
     assert_eq!(log_end(&mut admin, "certified").await, 2, "erin's two records only");
+    server.shutdown().await.unwrap();
+}
+
+/// With ssl-principal-mapping-rules, the first matching rule names the
+/// principal (here the common name, upper-cased), and a certificate no
+/// rule matches is refused: its connection is closed unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_rules_name_the_principal_or_refuse_the_certificate() {
+    use rcgen::ExtendedKeyUsagePurpose::ClientAuth;
+    use server_support::tls::{connector, tls_connect};
+
+    let dir = data_dir("acls-certificate-rules");
+    let rules = "ssl-principal-mapping-rules = \"RULE:^CN=(.*?),O=Ringtail.*$/$1/U\"";
+    let (server, ca, clients) = start_mtls(dir.path(), rules).await;
+    let mtls = listener(&server, "mtls");
+    let mut admin = Client::connect(server.kafka_addr).await;
+    assert_eq!(admin.call(7, &create_topic("mapped")).await.topics[0].error_code, 0);
+    let acls = CreateAclsRequest::default().with_creations(vec![allow(TOPIC, "mapped", "User:ERIN", WRITE)]);
+    assert_eq!(admin.call(3, &acls).await.results[0].error_code, 0);
+
+    let erin = clients.sign_for(&["erin"], Some("Ringtail, Inc."), ClientAuth);
+    let mut client = tls_connect(mtls, &connector(&ca, Some(&erin))).await.unwrap();
+    let produced = client.call(9, &produce("mapped")).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0, "User:ERIN may write");
+
+    let stranger = clients.sign_for(&["zed"], None, ClientAuth);
+    let refused = match tls_connect(mtls, &connector(&ca, Some(&stranger))).await {
+        Err(_) => true,
+        Ok(mut client) => client.is_closed_by_server().await,
+    };
+    assert!(refused, "a certificate no rule names was served");
+    assert_eq!(log_end(&mut admin, "mapped").await, 2, "erin's two records only");
     server.shutdown().await.unwrap();
 }

@@ -18,6 +18,7 @@ use crate::limits::Limits;
 use crate::logging::LogFormat;
 use crate::quorum::tls::ControllerTlsFiles;
 use crate::security::authorize::AuthorizerKind;
+use crate::security::principal_mapping::PrincipalMapping;
 use file::{topic_defaults, FileValues};
 pub use inter_broker::InterBroker;
 pub use listeners::{ListenerConfig, SecurityProtocol};
@@ -214,6 +215,13 @@ pub struct ServeArgs {
     /// next request (0: sessions never expire) [default: 0]
     #[arg(long, value_name = "MS")]
     pub connections_max_reauth_ms: Option<String>,
+    /// How a client certificate's subject (RFC 2253) becomes its principal's
+    /// name, as Kafka's ssl.principal.mapping.rules:
+    /// RULE:pattern/replacement/[LU] rules and DEFAULT (the whole subject),
+    /// comma-separated, the first match winning; a certificate no rule
+    /// names is refused [default: DEFAULT]
+    #[arg(long, value_name = "RULES")]
+    pub ssl_principal_mapping_rules: Option<String>,
     /// The listener followers fetch from their leaders on, by name: PLAINTEXT
     /// (`--listen`) or a `[[listener]]` of the config file [default: PLAINTEXT]
     #[arg(long, value_name = "NAME")]
@@ -322,6 +330,8 @@ pub struct ServeConfig {
     pub super_users: Vec<String>,
     /// How long a SASL session lasts; `None`: for the connection's life.
     pub sasl_session_lifetime: Option<std::time::Duration>,
+    /// Client certificates' subjects to principals.
+    pub ssl_principal_mapping_rules: PrincipalMapping,
     /// How followers reach their leaders.
     pub inter_broker: InterBroker,
 }
@@ -459,6 +469,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
     let listeners = file.listeners()?;
     let authorizer =
         value("authorizer", get("authorizer", &args.authorizer)?, AuthorizerKind::None, str::parse)?;
+    let ssl_principal_mapping_rules = value(
+        "ssl-principal-mapping-rules",
+        get("ssl-principal-mapping-rules", &args.ssl_principal_mapping_rules)?,
+        PrincipalMapping::default(),
+        str::parse,
+    )?;
     let inter_broker = inter_broker::check(
         match get("inter-broker-listener", &args.inter_broker_listener)? {
             Some(raw) => (raw.value, Some(raw.origin)),
@@ -614,6 +630,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         authorizer,
         super_users,
         sasl_session_lifetime,
+        ssl_principal_mapping_rules,
         inter_broker,
     })
 }

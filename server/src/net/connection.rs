@@ -154,10 +154,26 @@ pub async fn serve(
             // A client certificate (verified against the listener's client
             // CA) names the client, as Kafka's SSL principal does.
             let certified = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
-            let principal = certified.and_then(|cert| crate::security::certificate::principal(cert));
-            if let Some(principal) = &principal {
-                tracing::debug!(%peer, %principal, "client certificate");
-            }
+            let subject = certified.and_then(|cert| crate::security::certificate::subject(cert));
+            let principal = match subject {
+                None => None,
+                Some(subject) => match listener.principal_mapping.map(&subject) {
+                    Some(name) => {
+                        tracing::debug!(%peer, %subject, principal = name, "client certificate");
+                        Some(format!("User:{name}"))
+                    }
+                    None => {
+                        shared.ctx.metrics.tls_handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            %peer,
+                            listener = listener.name,
+                            %subject,
+                            "closing connection: no ssl-principal-mapping-rules rule gives this certificate a name"
+                        );
+                        return;
+                    }
+                },
+            };
             let (read_half, write_half) = tokio::io::split(stream);
             serve_halves(read_half, write_half, peer, &listener, principal, shared, token).await
         }

@@ -10,6 +10,7 @@ use super::tls::ListenerTls;
 use super::tracker::TaskToken;
 use crate::handlers::listener_address::Route;
 use crate::security::mechanism::SaslMechanism;
+use crate::security::principal_mapping::PrincipalMapping;
 use ringtail_engine::watch;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,6 +38,8 @@ pub struct Listener {
     pub sasl: Vec<SaslMechanism>,
     /// How long a SASL session lasts (KIP-368); `None`: the connection's life.
     pub sasl_session_lifetime: Option<std::time::Duration>,
+    /// How a client certificate's subject names its principal.
+    pub principal_mapping: Arc<PrincipalMapping>,
 }
 
 /// The connection limits every listener's connections count against.

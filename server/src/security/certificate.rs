@@ -1,7 +1,6 @@
-//! The principal of a client that authenticated with a TLS certificate:
-//! `User:` and the certificate's subject as RFC 2253 writes it (what Java's
-//! `X500Principal.getName()` gives, and so Kafka's default
-//! `ssl.principal.mapping.rules`): the relative names last first, joined
+//! The subject of a client that authenticated with a TLS certificate, as
+//! RFC 2253 writes it (what Java's `X500Principal.getName()` gives, and so
+//! what Kafka's `ssl.principal.mapping.rules` see, `principal_mapping`): the relative names last first, joined
 //! by `,`, multi-valued ones by `+`, with the keywords Java knows (CN, C,
 //! L, ST, O, OU, STREET, DC, UID) and dotted OIDs for others.
 //!
@@ -23,9 +22,8 @@ const KEYWORDS: [(&str, &str); 9] = [
     ("0.9.2342.19200300.100.1.1", "UID"),
 ];
 
-/// `User:` and the subject of the DER certificate `der`; `None` if it
-/// cannot be read (the client then stays anonymous).
-pub fn principal(der: &[u8]) -> Option<String> {
+/// The subject of the DER certificate `der`; `None` if it cannot be read.
+pub fn subject(der: &[u8]) -> Option<String> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let mut names = Vec::new();
     for rdn in cert.subject().iter_rdn() {
@@ -45,7 +43,7 @@ pub fn principal(der: &[u8]) -> Option<String> {
         names.push(parts.join("+"));
     }
     names.reverse();
-    Some(format!("User:{}", names.join(",")))
+    Some(names.join(","))
 }
 
 /// RFC 2253 section 2.4's escapes.
@@ -78,7 +76,7 @@ mod tests {
         assert_eq!(escape("Smith, John"), "Smith\\, John");
         assert_eq!(escape("#1 "), "\\#1\\ ");
         assert_eq!(escape("a+b=c;d<e>\"\\"), "a\\+b=c\\;d\\<e\\>\\\"\\\\");
-        assert_eq!(principal(b"not a certificate"), None);
+        assert_eq!(subject(b"not a certificate"), None);
     }
 
     #[test]
@@ -91,6 +89,6 @@ mod tests {
         params.distinguished_name.push(DnType::OrganizationName, "Ringtail, Inc.");
         params.distinguished_name.push(DnType::CommonName, "erin");
         let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
-        assert_eq!(principal(cert.der()).as_deref(), Some("User:CN=erin,O=Ringtail\\, Inc.,C=NZ"));
+        assert_eq!(subject(cert.der()).as_deref(), Some("CN=erin,O=Ringtail\\, Inc.,C=NZ"));
     }
 }
