@@ -12,6 +12,14 @@
 #      acks=all latency under flush=always.
 #   3. ringtail-bench produce, 1 KiB records, 4 GiB, acks=all, server with
 #      --flush always (the default).
+#   3a. On the same server, three more produce runs (flush=always):
+#      two producers with one request in flight each, 1 MB batches, a
+#      partition each, where only a device flush shared between the two
+#      partitions' appends lifts throughput above one flush per batch (the
+#      same run against a server with --flush-coalesce false, where each
+#      partition's fsync starts on its own, is its reference); then 4 KiB
+#      batches on 4 partitions and on 1,000 partitions: what many
+#      partitions cost when every request lands on a partition of its own.
 #   3b. The same against three nodes on this host (each a broker and a
 #      controller voter), replication factor 3, acks=all, flush=always:
 #      what replication costs when three brokers and the load generator
@@ -37,7 +45,9 @@
 #      higher of the two fio figures (this disk's swings between runs).
 #
 # Device flushes are counted from /proc/diskstats around every step, to
-# show what durability each figure had. Data lives in a fresh directory
+# show what durability each figure had, and the broker's CPU time (user and
+# system, from /proc/PID/stat) around each produce and consume run, per GB
+# of record values moved. Data lives in a fresh directory
 # under ./bench-data (the disk under test, not a tmpfs), removed at the end.
 # Installs fio and jq if missing (bench hosts only) and builds in release.
 #
@@ -51,7 +61,9 @@
 # 287-625 ms in alternating runs.
 #
 # Knobs (environment): BENCH_BYTES (4 GiB), CACHE_BYTES, HALF_CACHE_BYTES,
-# PRODUCERS (4), PARTITIONS (4),
+# PAIR_BYTES (BENCH_BYTES / 2: each of step 3a's two-producer runs),
+# SMALL_BYTES (BENCH_BYTES / 16: each of its 4 KiB-batch runs),
+# MANY_PARTITIONS (1000), PRODUCERS (4), PARTITIONS (4),
 # BATCH_BYTES (983040: 960 records of 1 KiB, a batch of about 992 KB with
 # its framing, the most that librdkafka's default batch.size of 1,000,000 B
 # holds), IN_FLIGHT (5), HALF_LOAD_SECS (30), SETTLE_SECS (10).
@@ -71,6 +83,10 @@ IN_FLIGHT=${IN_FLIGHT:-5}
 HALF_LOAD_SECS=${HALF_LOAD_SECS:-30}
 SETTLE_SECS=${SETTLE_SECS:-10}
 MESSAGES=$((BENCH_BYTES / RECORD_BYTES))
+PAIR_BYTES=${PAIR_BYTES:-$((BENCH_BYTES / 2))}
+SMALL_BYTES=${SMALL_BYTES:-$((BENCH_BYTES / 16))}
+MANY_PARTITIONS=${MANY_PARTITIONS:-1000}
+SMALL_BATCH_BYTES=4096
 CACHE_BYTES=${CACHE_BYTES:-$((BENCH_BYTES + BENCH_BYTES / 4))}
 HALF_CACHE_BYTES=${HALF_CACHE_BYTES:-$((1 << 30))}
 
@@ -149,8 +165,8 @@ need_space() {
     fi
 }
 # The two single-node produce runs, the three replicas of the cluster's,
-# and fio's file.
-need_space $((6 * BENCH_BYTES)) "the produce runs"
+# fio's file, and step 3a's runs.
+need_space $((6 * BENCH_BYTES + 2 * PAIR_BYTES + 2 * SMALL_BYTES)) "the produce runs"
 
 # Lets the next step start from a quiet disk: write back what the last one
 # left, then let the host drain what it absorbed.
@@ -203,9 +219,10 @@ settle
 # server_pid and bootstrap.
 start_server() {
     local flush=$1 cache=${2:-$CACHE_BYTES} out="$run_dir/server-$1.out" deadline
+    shift $(($# < 2 ? $# : 2))
     : >"$out"
     "$ringtail" serve --data-dir "$data_dir" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-        --flush "$flush" --log-cache-bytes "$cache" --log-cache-pretouch true >"$out" 2>>"$run_dir/server-$flush.log" &
+        --flush "$flush" --log-cache-bytes "$cache" --log-cache-pretouch true "$@" >"$out" 2>>"$run_dir/server-$flush.log" &
     server_pid=$!
     deadline=$((SECONDS + 120))
     until grep -q '^ringtail ready: ' "$out"; do
@@ -217,6 +234,15 @@ start_server() {
     done
     bootstrap=$(sed -n 's/^ringtail ready: kafka on \([^,]*\),.*/\1/p' "$out")
     log "server up (--flush $flush): $(head -n 1 "$out")"
+}
+
+# The server's CPU time so far (user + system), in seconds.
+clock_ticks=$(getconf CLK_TCK)
+cpu_secs() { awk -v t="$clock_ticks" '{ print ($14 + $15) / t }' "/proc/$server_pid/stat"; }
+# CPU seconds per GB of record values, from cpu_secs before ($1) and after
+# ($2) a run that moved $3 records.
+cpu_per_gb() {
+    awk -v a="$1" -v b="$2" -v m="$3" -v r="$RECORD_BYTES" 'BEGIN { printf "%.2f", (b - a) / (m * r / 1e9) }'
 }
 
 # SIGTERM: the server syncs and exits 0; bounded, then SIGKILL.
@@ -249,10 +275,60 @@ produce_args=(--partitions "$PARTITIONS" --producers "$PRODUCERS" --batch-bytes 
 start_server always
 log "produce: $MESSAGES × $RECORD_BYTES B, acks=all, flush=always"
 before=$(flushes)
+cpu=$(cpu_secs)
 row=$(run_bench produce --topic always --messages "$MESSAGES" "${produce_args[@]}")
+always_cpu=$(cpu_per_gb "$cpu" "$(cpu_secs)" "$MESSAGES")
 always_flushes=$(($(flushes) - before))
 always_mbs=$(col "$row" 8)
 always_rate=$(col "$row" 9)
+
+# 3a. Two producers, one request in flight each, 1 MB batches, a partition
+# each; sets pair_mbs, pair_flushes (per batch) and pair_cpu from a run on
+# topic $1.
+pair_messages=$((PAIR_BYTES / RECORD_BYTES))
+pair_batches=$(((pair_messages + BATCH_BYTES / RECORD_BYTES - 1) / (BATCH_BYTES / RECORD_BYTES)))
+pair_run() {
+    local before cpu row
+    settle
+    log "produce: $pair_messages × $RECORD_BYTES B, 2 producers × 1 in flight, a partition each, flush=always ($1)"
+    before=$(flushes)
+    cpu=$(cpu_secs)
+    row=$(run_bench produce --topic "$1" --messages "$pair_messages" --partitions 2 --producers 2 \
+        --partition-per-producer --batch-bytes "$BATCH_BYTES" --in-flight 1 --acks all)
+    pair_cpu=$(cpu_per_gb "$cpu" "$(cpu_secs)" "$pair_messages")
+    pair_flushes=$(awk -v f="$(($(flushes) - before))" -v b="$pair_batches" 'BEGIN { printf "%.2f", f / b }')
+    pair_mbs=$(col "$row" 8)
+}
+pair_run pair
+coalesced_mbs=$pair_mbs coalesced_flushes=$pair_flushes coalesced_cpu=$pair_cpu
+
+# 4 KiB batches on PARTITIONS and on MANY_PARTITIONS partitions; sets
+# small_mbs, small_p99_ms, small_flushes and small_cpu.
+small_messages=$((SMALL_BYTES / RECORD_BYTES))
+small_run() {
+    local before cpu row
+    settle
+    log "produce: $small_messages × $RECORD_BYTES B in $SMALL_BATCH_BYTES B batches, $1 partitions, flush=always"
+    before=$(flushes)
+    cpu=$(cpu_secs)
+    row=$(run_bench produce --topic "small-$1" --messages "$small_messages" --partitions "$1" \
+        --producers "$PRODUCERS" --batch-bytes "$SMALL_BATCH_BYTES" --in-flight "$IN_FLIGHT" --acks all)
+    small_cpu=$(cpu_per_gb "$cpu" "$(cpu_secs)" "$small_messages")
+    small_flushes=$(($(flushes) - before))
+    small_mbs=$(col "$row" 8)
+    small_p99_ms=$(col "$row" 11)
+}
+small_run "$PARTITIONS"
+few_mbs=$small_mbs few_p99_ms=$small_p99_ms few_flushes=$small_flushes few_cpu=$small_cpu
+small_run "$MANY_PARTITIONS"
+many_mbs=$small_mbs many_p99_ms=$small_p99_ms many_flushes=$small_flushes many_cpu=$small_cpu
+stop_server
+settle
+
+# The two-producer run's reference: each partition's fsync on its own.
+start_server always "$CACHE_BYTES" --flush-coalesce false
+pair_run pair-alone
+alone_mbs=$pair_mbs alone_flushes=$pair_flushes alone_cpu=$pair_cpu
 stop_server
 settle
 
@@ -307,7 +383,9 @@ settle
 start_server never
 log "produce: $MESSAGES × $RECORD_BYTES B, acks=all, flush=never"
 before=$(flushes)
+cpu=$(cpu_secs)
 row=$(run_bench produce --topic never --messages "$MESSAGES" "${produce_args[@]}")
+never_cpu=$(cpu_per_gb "$cpu" "$(cpu_secs)" "$MESSAGES")
 never_flushes=$(($(flushes) - before))
 never_mbs=$(col "$row" 8)
 
@@ -316,13 +394,17 @@ never_mbs=$(col "$row" 8)
 # went with the restart).
 settle
 log "consume: $MESSAGES records of topic never (log cache), twice"
+cpu=$(cpu_secs)
 row=$(run_bench consume --topic never --messages "$MESSAGES")
+cached_cpu=$(cpu_per_gb "$cpu" "$(cpu_secs)" "$MESSAGES")
 cached_mbs=$(col "$row" 8)
 row=$(run_bench consume --topic never --messages "$MESSAGES")
 cached_again_mbs=$(col "$row" 8)
 settle
 log "consume: $MESSAGES records of topic always (disk)"
+cpu=$(cpu_secs)
 row=$(run_bench consume --topic always --messages "$MESSAGES")
+consume_cpu=$(cpu_per_gb "$cpu" "$(cpu_secs)" "$MESSAGES")
 consume_mbs=$(col "$row" 8)
 stop_server
 settle
@@ -408,17 +490,19 @@ $BATCH_BYTES B batches, $PARTITIONS partitions, acks=all, loopback, io auto,
 servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true
 (the half-load one with --log-cache-bytes $HALF_CACHE_BYTES); paced producers take turns.
 
-| measure | ringtail | reference | ratio | device flushes |
-|---|---:|---:|---:|---:|
-| produce MB/s, flush=always | $(fmt "$always_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$always_mbs" "$fio_direct_mbs") × | $always_flushes |
-| produce MB/s, flush=always, 3 nodes, replication factor 3 (request p99 $(fmt "$rf3_p99_ms" 1) ms) | $(fmt "$rf3_mbs") | one node, flush=always $(fmt "$always_mbs") MB/s | $(ratio "$rf3_mbs" "$always_mbs") × | $rf3_flushes |
-| produce MB/s, flush=never | $(fmt "$never_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$never_mbs" "$fio_direct_mbs") × | $never_flushes |
-| consume MB/s, from the log cache | $(fmt "$cached_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_mbs" "$fio_read_mbs") × | – |
-| consume MB/s, from the log cache, a second consumer | $(fmt "$cached_again_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_again_mbs" "$fio_read_mbs") × | – |
-| consume MB/s, from disk | $(fmt "$consume_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$consume_mbs" "$fio_read_mbs") × | – |
-| produce p99 ms at half load (target $half_rate msgs/s, achieved $half_achieved = $(fmt "$half_mbs") MB/s; p50 $(fmt "$half_p50_ms" 2) ms), flush=always | $(fmt "$half_p99_ms" 2) | 3 × fio fdatasync p99 ($(fmt "$fio_sync_p99_ms" 2) ms) = $sync_budget_ms ms | $(ratio "$half_p99_ms" "$sync_budget_ms") × ($verdict) | $half_flushes |
-| the same p99 against fio in the half-load shape ($PARTITIONS files, $shape_bs B O_DSYNC appends, $(fmt "$shape_mbs") MB/s; p50 $(fmt "$shape_p50_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | fio append p99 $(fmt "$shape_p99_ms" 2) ms, $(ratio "$shape_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$shape_p99_ms") × | $shape_flushes |
-| the same p99 against the disk alone in that shape, counted from due times as ringtail-bench counts (disk-shape, $(fmt "$due_mbs") MB/s; p50 $(fmt "$due_p50_ms" 2) ms, service p99 $(fmt "$due_service_p99_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | disk-shape p99 $(fmt "$due_p99_ms" 2) ms, $(ratio "$due_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$due_p99_ms") × | $due_flushes |
+| measure | ringtail | reference | ratio | device flushes | broker CPU s/GB |
+|---|---:|---:|---:|---:|---:|
+| produce MB/s, flush=always | $(fmt "$always_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$always_mbs" "$fio_direct_mbs") × | $always_flushes | $always_cpu |
+| produce MB/s, flush=always, 2 producers × 1 in flight, $BATCH_BYTES B batches, a partition each | $(fmt "$coalesced_mbs") | each partition's fsync alone (--flush-coalesce false) $(fmt "$alone_mbs") MB/s, $alone_flushes flushes per batch, $alone_cpu CPU s/GB | $(ratio "$coalesced_mbs" "$alone_mbs") × | $coalesced_flushes per batch | $coalesced_cpu |
+| produce MB/s, flush=always, $SMALL_BATCH_BYTES B batches, $MANY_PARTITIONS partitions (request p99 $(fmt "$many_p99_ms" 1) ms) | $(fmt "$many_mbs") | $PARTITIONS partitions, same batches $(fmt "$few_mbs") MB/s (request p99 $(fmt "$few_p99_ms" 1) ms, $few_flushes device flushes, $few_cpu CPU s/GB) | $(ratio "$many_mbs" "$few_mbs") × | $many_flushes | $many_cpu |
+| produce MB/s, flush=always, 3 nodes, replication factor 3 (request p99 $(fmt "$rf3_p99_ms" 1) ms) | $(fmt "$rf3_mbs") | one node, flush=always $(fmt "$always_mbs") MB/s | $(ratio "$rf3_mbs" "$always_mbs") × | $rf3_flushes | – |
+| produce MB/s, flush=never | $(fmt "$never_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$never_mbs" "$fio_direct_mbs") × | $never_flushes | $never_cpu |
+| consume MB/s, from the log cache | $(fmt "$cached_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_mbs" "$fio_read_mbs") × | – | $cached_cpu |
+| consume MB/s, from the log cache, a second consumer | $(fmt "$cached_again_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_again_mbs" "$fio_read_mbs") × | – | – |
+| consume MB/s, from disk | $(fmt "$consume_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$consume_mbs" "$fio_read_mbs") × | – | $consume_cpu |
+| produce p99 ms at half load (target $half_rate msgs/s, achieved $half_achieved = $(fmt "$half_mbs") MB/s; p50 $(fmt "$half_p50_ms" 2) ms), flush=always | $(fmt "$half_p99_ms" 2) | 3 × fio fdatasync p99 ($(fmt "$fio_sync_p99_ms" 2) ms) = $sync_budget_ms ms | $(ratio "$half_p99_ms" "$sync_budget_ms") × ($verdict) | $half_flushes | – |
+| the same p99 against fio in the half-load shape ($PARTITIONS files, $shape_bs B O_DSYNC appends, $(fmt "$shape_mbs") MB/s; p50 $(fmt "$shape_p50_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | fio append p99 $(fmt "$shape_p99_ms" 2) ms, $(ratio "$shape_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$shape_p99_ms") × | $shape_flushes | – |
+| the same p99 against the disk alone in that shape, counted from due times as ringtail-bench counts (disk-shape, $(fmt "$due_mbs") MB/s; p50 $(fmt "$due_p50_ms" 2) ms, service p99 $(fmt "$due_service_p99_ms" 2) ms) | $(fmt "$half_p99_ms" 2) | disk-shape p99 $(fmt "$due_p99_ms" 2) ms, $(ratio "$due_p99_ms" "$sync_budget_ms") × the budget | $(ratio "$half_p99_ms" "$due_p99_ms") × | $due_flushes | – |
 
 fio fdatasync: $fio_sync_count syncs after 4-64 KiB appends (write p99 $(fmt "$fio_write_p99_ms" 3) ms), $fio_sync_flushes device flushes;
 fio O_DIRECT write: $(fmt "$fio_first_mbs") MB/s before the ringtail runs, $(fmt "$fio_last_mbs") MB/s after them (the table uses the higher), $fio_direct_flushes device flushes.

@@ -34,6 +34,7 @@ mod parked_blocks;
 mod shrink_tests;
 
 use super::chunk::WRITE_BUF_BYTES_MAX;
+use super::flush_gate::FlushGate;
 use super::open_files::{OpenFiles, OPEN_SEGMENT_FILES_MAX};
 use crate::io::block_pool::BlockPool;
 use bytes::{Bytes, BytesMut};
@@ -60,9 +61,10 @@ pub struct LogCache {
     /// Free pool blocks held back while the budget is shrunk. Locked on its
     /// own (never inside `inner`'s lock): parking makes system calls.
     parked: Mutex<ParkedBlocks>,
-    /// The other thing every log of the broker shares: the bound on sealed
-    /// segment files held open.
+    /// The other things every log of the broker shares: the bound on sealed
+    /// segment files held open, and the gate that lines up their fsyncs.
     open_files: Arc<OpenFiles>,
+    flush_gate: Arc<FlushGate>,
 }
 
 /// A cached chunk and the bytes of memory it keeps allocated.
@@ -123,11 +125,16 @@ impl LogCache {
             inner: Mutex::new(Inner { capacity, ..Inner::default() }),
             parked: Mutex::default(),
             open_files,
+            flush_gate: FlushGate::new(),
         })
     }
 
     pub fn open_files(&self) -> &Arc<OpenFiles> {
         &self.open_files
+    }
+
+    pub fn flush_gate(&self) -> &FlushGate {
+        &self.flush_gate
     }
 
     /// Faults in the memory of the whole budget now rather than on first
@@ -252,6 +259,11 @@ impl CacheHandle {
     /// The blocks the log's write buffers come from.
     pub(super) fn pool(&self) -> &Arc<BlockPool> {
         &self.cache.pool
+    }
+
+    /// The broker's flush gate, and this log's name in it.
+    pub(super) fn flush_gate(&self) -> (&FlushGate, u64) {
+        (&self.cache.flush_gate, self.log)
     }
 
     /// Remembers `chunk`, just written at `position` of segment `segment`

@@ -34,6 +34,14 @@ pub fn addresses(broker: &ServerBroker, route: &Route) -> BTreeMap<i32, HostPort
     addresses
 }
 
+/// Whether `response` names brokers: those `rewrite` changes.
+pub fn names_brokers(response: &ResponseKind) -> bool {
+    matches!(
+        response,
+        ResponseKind::Metadata(_) | ResponseKind::FindCoordinator(_) | ResponseKind::DescribeCluster(_)
+    )
+}
+
 /// Gives each broker named in `response` its address in `addresses`.
 pub fn rewrite(response: &mut ResponseKind, addresses: &BTreeMap<i32, HostPort>) {
     let at = |node_id: i32| addresses.get(&node_id).map(|a| (str_bytes(a.host.clone()), i32::from(a.port)));
@@ -98,5 +106,16 @@ mod tests {
         let shown: Vec<(i32, String, i32)> =
             r.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
         assert_eq!(shown, [(1, "b1.example".into(), 9094), (3, "b3.example".into(), 9095)]);
+    }
+
+    /// Replies that name no broker (Produce and Fetch: the hot path) are
+    /// left as they are, without the address map being built.
+    #[test]
+    fn only_replies_naming_brokers_are_rewritten() {
+        use kafka_protocol::messages::{FetchResponse, FindCoordinatorResponse, ProduceResponse};
+        assert!(names_brokers(&ResponseKind::Metadata(MetadataResponse::default())));
+        assert!(names_brokers(&ResponseKind::FindCoordinator(FindCoordinatorResponse::default())));
+        assert!(!names_brokers(&ResponseKind::Produce(ProduceResponse::default())));
+        assert!(!names_brokers(&ResponseKind::Fetch(FetchResponse::default())));
     }
 }

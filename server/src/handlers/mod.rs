@@ -115,7 +115,9 @@ pub async fn handle(ctx: &Context, request: Request) -> Reply {
         }
     };
     match (reply, arrived_on) {
-        (Reply::Respond(mut body), Some(route)) => {
+        // Only a few replies name brokers: the others (Produce and Fetch
+        // among them) skip building the address map.
+        (Reply::Respond(mut body), Some(route)) if listener_address::names_brokers(&body) => {
             listener_address::rewrite(&mut body, &listener_address::addresses(&ctx.broker, &route));
             Reply::Respond(body)
         }

@@ -87,6 +87,10 @@ struct Args {
     /// sends and that delay is counted (no coordinated omission).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Each producer sends to one partition only (producer i to the i-th,
+    /// round robin), instead of spreading its batches over all of them.
+    #[arg(long)]
+    partition_per_producer: bool,
     /// Partitions of the topic if it has to be created.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,

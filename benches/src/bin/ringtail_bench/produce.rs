@@ -40,6 +40,7 @@ pub(super) async fn produce_all(
             partitions: Arc::clone(&partitions),
             stamp,
             t0,
+            partition_per_producer: args.partition_per_producer,
             rate: args.rate as f64 / producers as f64,
             schedule_start,
             // Producers take turns: independent producers send at
@@ -75,6 +76,7 @@ struct ProducerJob {
     partitions: Arc<Vec<i32>>,
     stamp: bool,
     t0: Instant,
+    partition_per_producer: bool,
     /// This producer's messages per second; 0 for unpaced.
     rate: f64,
     schedule_start: Instant,
@@ -119,7 +121,8 @@ impl ProducerJob {
                     }
                 }
                 let batch = ready.take().unwrap_or_else(|| self.batch(count, &filler));
-                let partition = self.partitions[batch_number % self.partitions.len()];
+                let slot = if self.partition_per_producer { self.index } else { batch_number };
+                let partition = self.partitions[slot % self.partitions.len()];
                 batch_number += 1;
                 let (client, topic, acks) = (Arc::clone(&client), self.topic.clone(), self.acks);
                 // Latency counts from when the batch was due, if paced.
