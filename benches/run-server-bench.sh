@@ -14,11 +14,10 @@
 #      --flush always (the default).
 #   3a. On the same server, three more produce runs (flush=always):
 #      two producers with one request in flight each, 1 MB batches, a
-#      partition each, where only a device flush shared between the two
-#      partitions' appends lifts throughput above one flush per batch (the
-#      same run against a server with --flush-coalesce false, where each
-#      partition's fsync starts on its own, is its reference); then 4 KiB
-#      batches on 4 partitions and on 1,000 partitions: what many
+#      partition each, next to fio in that shape (two jobs, each writing
+#      batch-sized O_DIRECT appends to a file of its own with an fdatasync
+#      after each): a device flush per batch on both sides, counted; then
+#      4 KiB batches on 4 partitions and on 1,000 partitions: what many
 #      partitions cost when every request lands on a partition of its own.
 #   3b. The same against three nodes on this host (each a broker and a
 #      controller voter), replication factor 3, acks=all, flush=always:
@@ -61,7 +60,7 @@
 # 287-625 ms in alternating runs.
 #
 # Knobs (environment): BENCH_BYTES (4 GiB), CACHE_BYTES, HALF_CACHE_BYTES,
-# PAIR_BYTES (BENCH_BYTES / 2: each of step 3a's two-producer runs),
+# PAIR_BYTES (BENCH_BYTES / 2: step 3a's two-producer run and its fio),
 # SMALL_BYTES (BENCH_BYTES / 16: each of its 4 KiB-batch runs),
 # MANY_PARTITIONS (1000), PRODUCERS (4), PARTITIONS (4),
 # BATCH_BYTES (983040: 960 records of 1 KiB, a batch of about 992 KB with
@@ -166,7 +165,7 @@ need_space() {
 }
 # The two single-node produce runs, the three replicas of the cluster's,
 # fio's file, and step 3a's runs.
-need_space $((6 * BENCH_BYTES + 2 * PAIR_BYTES + 2 * SMALL_BYTES)) "the produce runs"
+need_space $((6 * BENCH_BYTES + PAIR_BYTES + 2 * SMALL_BYTES)) "the produce runs"
 
 # Lets the next step start from a quiet disk: write back what the last one
 # left, then let the host drain what it absorbed.
@@ -219,10 +218,9 @@ settle
 # server_pid and bootstrap.
 start_server() {
     local flush=$1 cache=${2:-$CACHE_BYTES} out="$run_dir/server-$1.out" deadline
-    shift $(($# < 2 ? $# : 2))
     : >"$out"
     "$ringtail" serve --data-dir "$data_dir" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-        --flush "$flush" --log-cache-bytes "$cache" --log-cache-pretouch true "$@" >"$out" 2>>"$run_dir/server-$flush.log" &
+        --flush "$flush" --log-cache-bytes "$cache" --log-cache-pretouch true >"$out" 2>>"$run_dir/server-$flush.log" &
     server_pid=$!
     deadline=$((SECONDS + 120))
     until grep -q '^ringtail ready: ' "$out"; do
@@ -300,7 +298,6 @@ pair_run() {
     pair_mbs=$(col "$row" 8)
 }
 pair_run pair
-coalesced_mbs=$pair_mbs coalesced_flushes=$pair_flushes coalesced_cpu=$pair_cpu
 
 # 4 KiB batches on PARTITIONS and on MANY_PARTITIONS partitions; sets
 # small_mbs, small_p99_ms, small_flushes and small_cpu.
@@ -325,11 +322,18 @@ many_mbs=$small_mbs many_p99_ms=$small_p99_ms many_flushes=$small_flushes many_c
 stop_server
 settle
 
-# The two-producer run's reference: each partition's fsync on its own.
-start_server always "$CACHE_BYTES" --flush-coalesce false
-pair_run pair-alone
-alone_mbs=$pair_mbs alone_flushes=$pair_flushes alone_cpu=$pair_cpu
-stop_server
+# The two-producer run's reference: fio in its shape, a flush per append.
+log "fio: 2 jobs, $BATCH_BYTES B O_DIRECT appends, fdatasync after each, $PAIR_BYTES B in all"
+before=$(flushes)
+json=$(fio_json --name=pair-shape --directory="$run_dir" --rw=write --bs="$(((BATCH_BYTES + 4095) / 4096 * 4096))" \
+    --direct=1 --ioengine=psync --fdatasync=1 --numjobs=2 --size="$((PAIR_BYTES / 2))" --group_reporting)
+rm -f "$run_dir"/pair-shape.*
+fio_pair_mbs=$(jq '.jobs[0].write.bw_bytes / 1e6' <<<"$json")
+fio_pair_syncs=$(jq '.jobs[0].sync.lat_ns.N' <<<"$json")
+fio_pair_flushes=$(awk -v f="$(($(flushes) - before))" -v n="$fio_pair_syncs" 'BEGIN { printf "%.2f", f / n }')
+fio_pair_sync_p50_ms=$(jq '.jobs[0].sync.lat_ns.percentile["50.000000"] / 1e6' <<<"$json")
+fio_pair_write_p50_ms=$(jq '.jobs[0].write.clat_ns.percentile["50.000000"] / 1e6' <<<"$json")
+log "  $fio_pair_mbs MB/s, $fio_pair_flushes device flushes per append (write p50 $fio_pair_write_p50_ms ms, fdatasync p50 $fio_pair_sync_p50_ms ms)"
 settle
 
 # 3b. Three nodes, replication factor 3 (the servers' default for three
@@ -493,7 +497,7 @@ servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true
 | measure | ringtail | reference | ratio | device flushes | broker CPU s/GB |
 |---|---:|---:|---:|---:|---:|
 | produce MB/s, flush=always | $(fmt "$always_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$always_mbs" "$fio_direct_mbs") × | $always_flushes | $always_cpu |
-| produce MB/s, flush=always, 2 producers × 1 in flight, $BATCH_BYTES B batches, a partition each | $(fmt "$coalesced_mbs") | each partition's fsync alone (--flush-coalesce false) $(fmt "$alone_mbs") MB/s, $alone_flushes flushes per batch, $alone_cpu CPU s/GB | $(ratio "$coalesced_mbs" "$alone_mbs") × | $coalesced_flushes per batch | $coalesced_cpu |
+| produce MB/s, flush=always, 2 producers × 1 in flight, $BATCH_BYTES B batches, a partition each | $(fmt "$pair_mbs") | fio, 2 jobs, O_DIRECT appends of a batch, fdatasync after each $(fmt "$fio_pair_mbs") MB/s ($fio_pair_flushes device flushes per append; write p50 $(fmt "$fio_pair_write_p50_ms" 2) ms, fdatasync p50 $(fmt "$fio_pair_sync_p50_ms" 2) ms) | $(ratio "$pair_mbs" "$fio_pair_mbs") × | $pair_flushes per batch | $pair_cpu |
 | produce MB/s, flush=always, $SMALL_BATCH_BYTES B batches, $MANY_PARTITIONS partitions (request p99 $(fmt "$many_p99_ms" 1) ms) | $(fmt "$many_mbs") | $PARTITIONS partitions, same batches $(fmt "$few_mbs") MB/s (request p99 $(fmt "$few_p99_ms" 1) ms, $few_flushes device flushes, $few_cpu CPU s/GB) | $(ratio "$many_mbs" "$few_mbs") × | $many_flushes | $many_cpu |
 | produce MB/s, flush=always, 3 nodes, replication factor 3 (request p99 $(fmt "$rf3_p99_ms" 1) ms) | $(fmt "$rf3_mbs") | one node, flush=always $(fmt "$always_mbs") MB/s | $(ratio "$rf3_mbs" "$always_mbs") × | $rf3_flushes | – |
 | produce MB/s, flush=never | $(fmt "$never_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$never_mbs" "$fio_direct_mbs") × | $never_flushes | $never_cpu |

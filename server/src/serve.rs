@@ -518,7 +518,6 @@ async fn open_broker(
         }
     }
     tracing::info!(logs = reports.len(), repaired, data_dir = %config.data_dir.display(), "broker opened");
-    broker.set_flush_coalescing(config.flush_coalesce);
     if config.log_cache_pretouch {
         let started = std::time::Instant::now();
         // Before any client is served, so blocking this thread holds up no one.

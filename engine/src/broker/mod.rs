@@ -280,12 +280,6 @@ impl<D: Disk> Broker<D> {
         self.logs.cache().pretouch()
     }
 
-    /// Whether fsyncs of different partitions are lined up to share a
-    /// device flush (`FlushGate`; on unless turned off).
-    pub fn set_flush_coalescing(&self, on: bool) {
-        self.logs.cache().flush_gate().set_enabled(on);
-    }
-
     /// The log cache's size and hit counts, for `/metrics`.
     pub fn cache_stats(&self) -> CacheStats {
         self.logs.cache().stats()

@@ -7,6 +7,7 @@ use super::replication::Role;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::log::batch::BatchScanner;
+use crate::log::read::ReadAhead;
 use crate::log::{FlushPolicy, Log, TopicPartition};
 use crate::watch;
 use bytes::Bytes;
@@ -57,6 +58,8 @@ pub struct FetchOutcome {
     pub high_watermark: u64,
     pub last_stable_offset: u64,
     pub log_start_offset: u64,
+    /// What to read ahead while these records are sent (`Log::read_ahead`).
+    pub read_ahead: Option<ReadAhead>,
 }
 
 pub struct Partition<D: Disk> {
@@ -237,12 +240,19 @@ impl<D: Disk> Partition<D> {
         if offset < start || offset > end {
             return Err(out_of_range());
         }
-        let records = if offset >= hw {
-            Bytes::new()
+        let (records, read_ahead) = if offset >= hw {
+            (Bytes::new(), None)
         } else {
-            self.log.read(offset, max_bytes, Some(hw)).await?.records
+            let read = self.log.read(offset, max_bytes, Some(hw)).await?;
+            (read.records, read.read_ahead)
         };
-        Ok(FetchOutcome { records, high_watermark: hw, last_stable_offset: hw, log_start_offset: start })
+        Ok(FetchOutcome {
+            records,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: start,
+            read_ahead,
+        })
     }
 
     /// Kafka's ListOffsets for one partition: the first record at or after

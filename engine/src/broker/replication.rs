@@ -214,12 +214,19 @@ impl<D: Disk> Partition<D> {
             Role::Follower { leader } => return Err(not_leader(*leader)),
         };
         self.publish_high_watermark(hw);
-        let records = if offset >= end || max_bytes == 0 {
-            bytes::Bytes::new()
+        let (records, read_ahead) = if offset >= end || max_bytes == 0 {
+            (bytes::Bytes::new(), None)
         } else {
-            self.log.read(offset, max_bytes, None).await?.records
+            let read = self.log.read(offset, max_bytes, None).await?;
+            (read.records, read.read_ahead)
         };
-        Ok(FetchOutcome { records, high_watermark: hw, last_stable_offset: hw, log_start_offset: start })
+        Ok(FetchOutcome {
+            records,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: start,
+            read_ahead,
+        })
     }
 
     /// Changes whenever the log end moves here: a leader's long polls for

@@ -223,11 +223,6 @@ impl<D: Disk> Log<D> {
         if self.durable_to(end)? {
             return Ok(());
         }
-        // Other partitions' appends being written now fsync as soon as
-        // their writes finish: starting this fsync with theirs lets one
-        // device flush cover them all (flush_gate.rs).
-        let (gate, me) = self.cache.flush_gate();
-        gate.wait_for_others(me).await;
         let result = self.sync_active(self.clock.now_ms()).await;
         self.poison_on_err(result)
     }
@@ -385,9 +380,6 @@ impl<D: Disk> Log<D> {
         if durable {
             file.write_at_durable(staged.write_position, staged.write).await?;
         } else {
-            // A write an fsync will follow: other logs' fsyncs wait for it.
-            let (gate, me) = self.cache.flush_gate();
-            let _in_flight = (self.config().flush == FlushPolicy::Always).then(|| gate.start_write(me));
             file.write_at(staged.write_position, staged.write).await?;
         }
         chunk.parts.clear();

@@ -34,7 +34,6 @@ mod parked_blocks;
 mod shrink_tests;
 
 use super::chunk::WRITE_BUF_BYTES_MAX;
-use super::flush_gate::FlushGate;
 use super::open_files::{OpenFiles, OPEN_SEGMENT_FILES_MAX};
 use crate::io::block_pool::BlockPool;
 use bytes::{Bytes, BytesMut};
@@ -61,10 +60,9 @@ pub struct LogCache {
     /// Free pool blocks held back while the budget is shrunk. Locked on its
     /// own (never inside `inner`'s lock): parking makes system calls.
     parked: Mutex<ParkedBlocks>,
-    /// The other things every log of the broker shares: the bound on sealed
-    /// segment files held open, and the gate that lines up their fsyncs.
+    /// The other thing every log of the broker shares: the bound on sealed
+    /// segment files held open.
     open_files: Arc<OpenFiles>,
-    flush_gate: Arc<FlushGate>,
 }
 
 /// A cached chunk and the bytes of memory it keeps allocated.
@@ -85,6 +83,10 @@ struct Inner {
     next_log: u64,
     hits: u64,
     misses: u64,
+    /// Counts `remove_from` and `remove_segment` calls (of every log): a
+    /// read from the disk that started before one may hold bytes its log
+    /// no longer has, and is not cached (`insert_read`).
+    removals: u64,
 }
 
 /// What `/metrics` reports of the cache.
@@ -125,16 +127,11 @@ impl LogCache {
             inner: Mutex::new(Inner { capacity, ..Inner::default() }),
             parked: Mutex::default(),
             open_files,
-            flush_gate: FlushGate::new(),
         })
     }
 
     pub fn open_files(&self) -> &Arc<OpenFiles> {
         &self.open_files
-    }
-
-    pub fn flush_gate(&self) -> &FlushGate {
-        &self.flush_gate
     }
 
     /// Faults in the memory of the whole budget now rather than on first
@@ -261,11 +258,6 @@ impl CacheHandle {
         &self.cache.pool
     }
 
-    /// The broker's flush gate, and this log's name in it.
-    pub(super) fn flush_gate(&self) -> (&FlushGate, u64) {
-        (&self.cache.flush_gate, self.log)
-    }
-
     /// Remembers `chunk`, just written at `position` of segment `segment`
     /// (replacing what was there: a write buffer's chunk grows with each
     /// round), evicting the oldest chunks of any log while over budget.
@@ -287,6 +279,34 @@ impl CacheHandle {
             None => inner.order.push_back(key),
         }
         inner.evict_to(capacity);
+    }
+
+    /// Where `removals` stands; taken under the log's state lock together
+    /// with the segment a read ahead is about to read.
+    pub(super) fn removals(&self) -> u64 {
+        self.cache.inner().removals
+    }
+
+    /// Caches `chunk`, whole batches just read (and checked) from the
+    /// disk at `position` of `segment`, unless a removal happened since
+    /// `removals` was taken (the bytes may be gone from the log: a
+    /// truncation's cut, a swap) or the bytes at `position` are cached
+    /// already. Whether it was cached.
+    pub(super) fn insert_read(&self, segment: u64, position: u64, chunk: Bytes, removals: u64) -> bool {
+        let mut inner = self.cache.inner();
+        if inner.removals != removals || self.find(&inner, segment, position, 1).is_some() {
+            return false;
+        }
+        let (key, pinned) = ((self.log, segment, position), chunk.len());
+        if chunk.is_empty() || pinned > inner.capacity {
+            return false;
+        }
+        inner.bytes += pinned;
+        inner.chunks.insert(key, Entry { bytes: chunk, pinned });
+        inner.order.push_back(key);
+        let capacity = inner.capacity;
+        inner.evict_to(capacity);
+        true
     }
 
     /// Bytes of segment `segment` from `position` on, if cached: a slice of
@@ -350,11 +370,14 @@ impl CacheHandle {
             .map(|(k, _)| *k);
         let from = straddling.unwrap_or((self.log, segment, position));
         inner.remove_range(from..=(self.log, u64::MAX, u64::MAX));
+        inner.removals += 1;
     }
 
     /// Forgets a deleted segment.
     pub fn remove_segment(&self, segment: u64) {
-        self.cache.inner().remove_range((self.log, segment, 0)..=(self.log, segment, u64::MAX));
+        let mut inner = self.cache.inner();
+        inner.remove_range((self.log, segment, 0)..=(self.log, segment, u64::MAX));
+        inner.removals += 1;
     }
 }
 

@@ -15,8 +15,6 @@
 //! - `cleaner`: compaction (`cleanup.policy=compact`), its atomic swap.
 //! - `truncate`: `truncate_to`, for followers.
 //! - `cache`: recently written bytes of every log, so most reads skip the disk.
-//! - `flush_gate`: lines up the fsyncs of different logs, so that appends
-//!   arriving together on different partitions share a device flush.
 //! - `open_files`: sealed segments' files, opened on demand, kept open
 //!   within a broker-wide bound.
 //! - `checkpoint`: Kafka's offset checkpoint files.
@@ -33,7 +31,6 @@ pub mod cleaner;
 pub mod config;
 pub mod epochs;
 pub mod error;
-pub mod flush_gate;
 pub mod index;
 pub mod manager;
 pub mod open_files;

@@ -26,6 +26,20 @@ pub struct ReadResult {
     pub records: Bytes,
     pub log_start_offset: u64,
     pub log_end_offset: u64,
+    /// Set when the records came from the disk and their segment holds
+    /// more: what a reader going on from here reads next, for
+    /// `Log::read_ahead` to bring into the cache meanwhile.
+    pub read_ahead: Option<ReadAhead>,
+}
+
+/// The next read of a reader going through a segment on the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadAhead {
+    segment: u64,
+    /// The offset the reader asks for next.
+    offset: u64,
+    /// Bytes its last read took from the disk.
+    len: usize,
 }
 
 /// What a reader needs of one segment, taken under the state lock.
@@ -38,6 +52,9 @@ pub(super) struct SegmentView<F> {
     /// batch there (from the index; verified by the scan).
     pub start_position: u64,
     pub start_offset: u64,
+    /// Bytes the last read of this segment took from the disk (0: served
+    /// from the cache).
+    pub read_from_disk: usize,
 }
 
 impl<D: Disk> Log<D> {
@@ -85,6 +102,7 @@ impl<D: Disk> Log<D> {
                     records: with_empties(std::mem::take(&mut empties), Bytes::new()),
                     log_start_offset: start,
                     log_end_offset: end,
+                    read_ahead: None,
                 };
                 if from >= end || max_offset.is_some_and(|m| from >= m) {
                     return Ok(empty);
@@ -100,10 +118,9 @@ impl<D: Disk> Log<D> {
                 }
                 result => result?,
             };
-            let ends_segment = BatchScanner::verified(&records)
-                .filter_map(Result::ok)
-                .last()
-                .is_some_and(|(_, h)| h.next_offset() >= view.next_offset);
+            let next_offset =
+                BatchScanner::verified(&records).filter_map(Result::ok).last().map(|(_, h)| h.next_offset());
+            let ends_segment = next_offset.is_some_and(|next| next >= view.next_offset);
             let only_empties = !records.is_empty()
                 && BatchScanner::verified(&records).filter_map(Result::ok).all(|(_, h)| h.record_count == 0);
             if only_empties
@@ -116,8 +133,14 @@ impl<D: Disk> Log<D> {
                 continue;
             }
             if !records.is_empty() || view.next_offset >= log_end_offset {
+                let read_ahead = match next_offset {
+                    Some(next) if view.read_from_disk > 0 && !ends_segment => {
+                        Some(ReadAhead { segment: view.base_offset, offset: next, len: view.read_from_disk })
+                    }
+                    _ => None,
+                };
                 let records = with_empties(empties, records);
-                return Ok(ReadResult { records, log_start_offset, log_end_offset });
+                return Ok(ReadResult { records, log_start_offset, log_end_offset, read_ahead });
             }
             // Nothing at or after `from` in this segment: go on to the next.
             from = view.next_offset.max(from);
@@ -153,6 +176,7 @@ impl<D: Disk> Log<D> {
                 Some(bytes) => bytes,
                 None => view.file.file(self.disk.as_ref()).await?.read_at(position, len).await?,
             };
+            view.read_from_disk = if from_cache { 0 } else { len };
             // A cached read may end early, at the end of a chunk (a batch
             // boundary). Only a damaged file (or one whose unsynced pages a
             // failed fsync dropped) is shorter than the bytes the log wrote:
@@ -247,6 +271,42 @@ impl<D: Disk> Log<D> {
     }
 }
 
+impl<D: Disk> Log<D> {
+    /// Reads what a reader going through a segment on the disk asks for
+    /// next (`ReadResult::read_ahead`) into the cache, so that its next
+    /// read is served from memory: run beside the answer to the read that
+    /// returned it, the disk reads the next chunk while this one is sent.
+    /// Only whole batches that pass their checks are cached, and nothing
+    /// read across a truncation or a swap (`CacheHandle::insert_read`).
+    /// Failures are left to the reader's own read to meet and report.
+    /// Whether anything was cached.
+    pub async fn read_ahead(&self, ahead: ReadAhead) -> bool {
+        let (mut view, removals) = {
+            let st = self.state();
+            let Some(seg) = st.segments.iter().find(|s| s.base_offset == ahead.segment) else { return false };
+            if ahead.offset >= seg.next_offset {
+                return false;
+            }
+            (view_of(seg, ahead.offset), self.cache.removals())
+        };
+        let position = view.start_position;
+        let len = ahead.len.min((view.size_bytes - position) as usize);
+        if len == 0 {
+            return false;
+        }
+        let Ok(file) = view.file.file(self.disk.as_ref()).await else { return false };
+        let Ok(buf) = file.read_at(position, len).await else { return false };
+        let mut end = 0;
+        for item in BatchScanner::new(&buf) {
+            match item {
+                Ok((at, header)) => end = at + header.size_bytes(),
+                Err(_) => break,
+            }
+        }
+        end > 0 && self.cache.insert_read(view.base_offset, position, buf.slice(..end), removals)
+    }
+}
+
 pub(super) fn view_of<F: DiskFile>(seg: &Segment<F>, offset: u64) -> SegmentView<F> {
     let (start_position, start_offset) = seg.index.lookup_entry(offset);
     SegmentView {
@@ -256,6 +316,7 @@ pub(super) fn view_of<F: DiskFile>(seg: &Segment<F>, offset: u64) -> SegmentView
         size_bytes: seg.size_bytes,
         start_position,
         start_offset,
+        read_from_disk: 0,
     }
 }
 

@@ -119,6 +119,9 @@ impl<D: Disk> Log<D> {
                 st.check_invariants();
                 new_end
             };
+            // Again once readers see the cut: a read ahead that took the
+            // segment before it (read.rs) is not cached now.
+            self.cache.remove_from(base, position);
             self.truncate_epochs(new_end).await?;
             tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, "truncated log");
             Ok(())
@@ -174,6 +177,10 @@ impl<D: Disk> Log<D> {
             st.flushed_offset = offset;
             st.check_invariants();
             drop(st);
+            // As in `truncate_to`: no read ahead of the old segments cached.
+            for base in &bases {
+                self.cache.remove_segment(*base);
+            }
             tracing::warn!(dir = %self.dir.display(), offset, "started the log over, empty, at the leader's log start");
             Ok(())
         }

@@ -95,12 +95,6 @@ pub struct ServeArgs {
     /// When appends are fsynced: always, interval:MS or never [default: always]
     #[arg(long, value_name = "always|interval:MS|never")]
     pub flush: Option<String>,
-    /// Under flush=always, a partition's fsync first waits for the writes
-    /// other partitions have in flight, so that appends arriving together
-    /// on different partitions share one device flush; `false` starts
-    /// each fsync as soon as its own write ends [default: true]
-    #[arg(long, value_name = "true|false")]
-    pub flush_coalesce: Option<String>,
     /// Partitions of topics created without a count [default: 1]
     #[arg(long, value_name = "N")]
     pub default_partitions: Option<String>,
@@ -296,8 +290,6 @@ pub struct ServeConfig {
     pub metrics_listen: HostPort,
     pub io: IoChoice,
     pub flush: FlushPolicy,
-    /// Fsyncs of different partitions lined up (`FlushGate`).
-    pub flush_coalesce: bool,
     pub default_partitions: u32,
     /// `None`: min(3, brokers).
     pub default_replication_factor: Option<i16>,
@@ -458,8 +450,6 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         v.parse().map_err(|e: ParseIoChoiceError| e.to_string())
     })?;
     let flush = value("flush", get("flush", &args.flush)?, FlushPolicy::Always, str::parse)?;
-    let flush_coalesce =
-        value("flush-coalesce", get("flush-coalesce", &args.flush_coalesce)?, true, parse_bool)?;
     let default_partitions = value(
         "default-partitions",
         get("default-partitions", &args.default_partitions)?,
@@ -618,7 +608,6 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         metrics_listen,
         io,
         flush,
-        flush_coalesce,
         default_partitions,
         default_replication_factor,
         auto_create_topics,

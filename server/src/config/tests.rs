@@ -22,7 +22,6 @@ fn no_arguments_gives_the_documented_defaults() {
     assert_eq!(c.advertise, None);
     assert_eq!(c.node_id, 1);
     assert_eq!(c.log_cache_bytes, crate::memory::default_log_cache_bytes());
-    assert!(c.flush_coalesce, "fsyncs of different partitions are lined up by default");
     assert!(c.log_cache_bytes > 0);
     assert!(c.controllers.is_empty());
     assert_eq!(c.controller_listen, None);
@@ -117,8 +116,7 @@ fn topic_defaults_accept_dotted_names_quoted_or_not() {
 
 #[test]
 fn bad_values_name_their_key_on_one_line() {
-    let cases: [(ServeArgs, &str); 20] = [
-        (ServeArgs { flush_coalesce: Some("on".into()), ..args() }, "--flush-coalesce"),
+    let cases: [(ServeArgs, &str); 19] = [
         (
             ServeArgs { log_cleaner_io_max_bytes_per_second: Some("0".into()), ..args() },
             "--log-cleaner-io-max-bytes-per-second",

@@ -24,6 +24,7 @@
 
 use super::fetch_session::PartitionKey;
 use super::{check_leader_epoch, code, topic_name, Context};
+use crate::metered_disk::MeteredDisk;
 use crate::quotas::QuotaKind;
 use crate::security::authorize::Access;
 use bytes::Bytes;
@@ -31,11 +32,14 @@ use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
+use ringtail_engine::broker::partition::Partition;
 use ringtail_engine::join::join_in_order;
 use ringtail_engine::log::batch::BatchHeader;
+use ringtail_engine::log::read::ReadAhead;
 use ringtail_engine::security::acl::Operation;
 use ringtail_engine::watch;
 use std::future::{poll_fn, Future};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -319,6 +323,7 @@ async fn read_partition(
         if let Ok(log_start) = u64::try_from(p.log_start_offset) {
             partition.note_follower_log_start(replica, log_start);
         }
+        read_ahead(&partition, outcome.read_ahead);
         return Ok(PartitionRead {
             records: outcome.records,
             high_watermark: outcome.high_watermark as i64,
@@ -340,12 +345,23 @@ async fn read_partition(
         tracing::debug!(topic, partition = index, offset, error = %e, "fetch refused");
         code(&e)
     })?;
+    read_ahead(&partition, outcome.read_ahead);
     Ok(PartitionRead {
         records: outcome.records,
         high_watermark: outcome.high_watermark as i64,
         log_start_offset: outcome.log_start_offset as i64,
         watches,
     })
+}
+
+/// A read that came from the disk: the partition's next chunk is read into
+/// the log cache while this one is answered, so that a reader going through
+/// old data finds its next fetch in memory (`Log::read_ahead`).
+fn read_ahead(partition: &Arc<Partition<MeteredDisk>>, ahead: Option<ReadAhead>) {
+    if let Some(ahead) = ahead {
+        let partition = Arc::clone(partition);
+        tokio::spawn(async move { partition.log.read_ahead(ahead).await });
+    }
 }
 
 /// Resolves when any watched high watermark moves (or its partition goes

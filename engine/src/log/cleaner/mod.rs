@@ -356,6 +356,12 @@ impl<D: Disk> Log<D> {
                 .expect("checked under the writer role");
             st.segments.splice(at..at + bases.len(), std::iter::once(cleaned));
             st.check_invariants();
+            drop(st);
+            // Again once readers see the cleaned copy: a read ahead that
+            // took an old segment before the swap is not cached now.
+            for &b in &bases {
+                self.cache.remove_segment(b);
+            }
             Ok::<_, LogError>(())
         }
         .await;

@@ -1,0 +1,126 @@
+//! Read-ahead: a read served from the disk names the next chunk, which
+//! `Log::read_ahead` brings into the cache; the next read is then a cache
+//! hit with the same bytes the disk holds, and nothing read across a
+//! truncation is ever served.
+
+mod common;
+
+use common::{batch, batches, clock, id_of, runtime};
+use ringtail_engine::io::MemDisk;
+use ringtail_engine::log::{LogCache, LogConfig, LogManager, TopicPartition};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const T0: i64 = 1_700_000_000_000;
+
+async fn manager(disk: &Arc<MemDisk>) -> LogManager<MemDisk> {
+    LogManager::open(disk.clone(), PathBuf::from("/data"), clock(), LogCache::new(8 << 20), |_| {
+        LogConfig::default()
+    })
+    .await
+    .unwrap()
+    .0
+}
+
+fn ids(records: &bytes::Bytes) -> Vec<u64> {
+    batches(records).iter().map(|(_, b)| id_of(b)).collect()
+}
+
+/// Appends `n` one-record batches of 4 KiB with ids `first..`, then
+/// reopens the log so that nothing of it is cached.
+async fn written(m: &LogManager<MemDisk>, tp: &TopicPartition, first: u64, n: u64) {
+    let log = m.get_or_create(tp, LogConfig::default()).await.unwrap();
+    for id in first..first + n {
+        log.append(batch(1, id, T0, 4096), 0).await.unwrap();
+    }
+    m.reopen(tp).await.unwrap();
+}
+
+#[test]
+fn the_next_read_of_a_reader_on_the_disk_comes_from_the_cache() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let m = manager(&disk).await;
+        let tp = TopicPartition::new("t", 0);
+        written(&m, &tp, 0, 200).await;
+        let log = m.get(&tp).unwrap();
+
+        let first = log.read(0, 64 * 1024, None).await.unwrap();
+        let got = ids(&first.records);
+        assert!(!got.is_empty() && got.len() < 200, "one chunk: {} batches", got.len());
+        let ahead = first.read_ahead.expect("a read from the disk with more behind it names the next");
+        assert!(log.read_ahead(ahead).await, "the next chunk is cached");
+
+        let misses = m.cache().stats().misses;
+        let next = log.read(got.len() as u64, 64 * 1024, None).await.unwrap();
+        assert_eq!(m.cache().stats().misses, misses, "served from the cache");
+        assert_eq!(next.read_ahead, None, "nothing came from the disk");
+        let want: Vec<u64> = (got.len() as u64..).take(ids(&next.records).len()).collect();
+        assert!(!want.is_empty());
+        assert_eq!(ids(&next.records), want);
+
+        // Cached reads name nothing; a reader going on meets the disk again
+        // past the chunk read ahead, and is named its next one there.
+        let mut offset = got.len() as u64;
+        let mut from_disk = 0;
+        while offset < 200 {
+            let read = log.read(offset, 64 * 1024, None).await.unwrap();
+            let n = ids(&read.records);
+            assert_eq!(n, (offset..offset + n.len() as u64).collect::<Vec<_>>());
+            if let Some(ahead) = read.read_ahead {
+                from_disk += 1;
+                log.read_ahead(ahead).await;
+            }
+            offset += n.len() as u64;
+        }
+        assert!(from_disk > 0, "the chunk read ahead ends, and the disk is read again");
+    });
+}
+
+/// A read ahead taken before a truncation, run after the log was cut and
+/// written anew, caches the new bytes or nothing: readers see the log as it
+/// is now.
+#[test]
+fn a_read_ahead_across_a_truncation_serves_only_the_new_log() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let m = manager(&disk).await;
+        let tp = TopicPartition::new("t", 0);
+        written(&m, &tp, 0, 100).await;
+        let log = m.get(&tp).unwrap();
+        let first = log.read(0, 16 * 1024, None).await.unwrap();
+        let ahead = first.read_ahead.expect("more behind it");
+        let next = ids(&first.records).len() as u64;
+
+        log.truncate_to(next).await.unwrap();
+        for id in 1000..1050 {
+            log.append(batch(1, id, T0, 4096), 0).await.unwrap();
+        }
+        log.read_ahead(ahead).await;
+        let read = log.read(next, 16 * 1024, None).await.unwrap();
+        let got = ids(&read.records);
+        assert!(!got.is_empty());
+        assert_eq!(got, (1000..).take(got.len()).collect::<Vec<_>>(), "the new batches, never the cut ones");
+    });
+}
+
+/// The bytes a read ahead caches are checked as a disk read's are: a
+/// damaged batch is not cached, and the reader's own read reports it.
+#[test]
+fn a_damaged_batch_is_not_cached_by_a_read_ahead() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let m = manager(&disk).await;
+        let tp = TopicPartition::new("t", 0);
+        written(&m, &tp, 0, 100).await;
+        let log = m.get(&tp).unwrap();
+        let first = log.read(0, 16 * 1024, None).await.unwrap();
+        let ahead = first.read_ahead.expect("more behind it");
+        let next = ids(&first.records).len() as u64;
+        let position = first.records.len() as u64;
+        let segment = PathBuf::from("/data/t-0/00000000000000000000.log");
+        disk.corrupt(&segment, position + 100, 0xff).unwrap();
+        assert!(!log.read_ahead(ahead).await, "nothing cached");
+        assert!(log.read(next, 16 * 1024, None).await.is_err(), "the reader's own read finds the damage");
+    });
+}
