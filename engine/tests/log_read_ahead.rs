@@ -54,26 +54,47 @@ fn the_next_read_of_a_reader_on_the_disk_comes_from_the_cache() {
         let misses = m.cache().stats().misses;
         let next = log.read(got.len() as u64, 64 * 1024, None).await.unwrap();
         assert_eq!(m.cache().stats().misses, misses, "served from the cache");
-        assert_eq!(next.read_ahead, None, "nothing came from the disk");
         let want: Vec<u64> = (got.len() as u64..).take(ids(&next.records).len()).collect();
         assert!(!want.is_empty());
         assert_eq!(ids(&next.records), want);
 
-        // Cached reads name nothing; a reader going on meets the disk again
-        // past the chunk read ahead, and is named its next one there.
+        // A reader that runs the read-aheads it is named never waits on the
+        // disk again: each read near the end of what is cached names the
+        // chunk after it.
         let mut offset = got.len() as u64;
-        let mut from_disk = 0;
+        let mut ahead = next.read_ahead;
         while offset < 200 {
+            if let Some(ahead) = ahead.take() {
+                log.read_ahead(ahead).await;
+            }
             let read = log.read(offset, 64 * 1024, None).await.unwrap();
             let n = ids(&read.records);
             assert_eq!(n, (offset..offset + n.len() as u64).collect::<Vec<_>>());
-            if let Some(ahead) = read.read_ahead {
-                from_disk += 1;
-                log.read_ahead(ahead).await;
-            }
             offset += n.len() as u64;
+            ahead = read.read_ahead;
         }
-        assert!(from_disk > 0, "the chunk read ahead ends, and the disk is read again");
+        assert_eq!(m.cache().stats().misses, misses, "every read after the first was a cache hit");
+    });
+}
+
+/// A reader whose whole segment is cached (a consumer near the log end)
+/// is named nothing to read ahead.
+#[test]
+fn a_reader_in_cached_data_reads_nothing_ahead() {
+    runtime().block_on(async {
+        let disk = Arc::new(MemDisk::new());
+        let m = manager(&disk).await;
+        let tp = TopicPartition::new("t", 0);
+        let log = m.get_or_create(&tp, LogConfig::default()).await.unwrap();
+        for id in 0..50 {
+            log.append(batch(1, id, T0, 4096), 0).await.unwrap();
+        }
+        let mut offset = 0;
+        while offset < 50 {
+            let read = log.read(offset, 16 * 1024, None).await.unwrap();
+            assert_eq!(read.read_ahead, None, "at offset {offset}");
+            offset += ids(&read.records).len() as u64;
+        }
     });
 }
 

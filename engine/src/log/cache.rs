@@ -287,6 +287,31 @@ impl CacheHandle {
         self.cache.inner().removals
     }
 
+    /// Where the cached bytes of `segment` around `position` (just past
+    /// bytes a read was served from the cache) run on to without a gap, if
+    /// that is less than `len` bytes past it: the walk stops there, as a
+    /// reader with that much cached ahead of it needs nothing read ahead yet.
+    pub(super) fn cached_run_end(&self, segment: u64, position: u64, len: usize) -> Option<u64> {
+        let last_served = position.checked_sub(1)?;
+        let inner = self.cache.inner();
+        let (&(_, _, at), first) =
+            inner.chunks.range((self.log, segment, 0)..=(self.log, segment, last_served)).next_back()?;
+        let mut end = at + first.bytes.len() as u64;
+        if end <= last_served {
+            return None;
+        }
+        let limit = position.saturating_add(len as u64);
+        for (&(_, _, at), entry) in
+            inner.chunks.range((self.log, segment, end)..=(self.log, segment, u64::MAX))
+        {
+            if at != end || end >= limit {
+                break;
+            }
+            end = at + entry.bytes.len() as u64;
+        }
+        (end < limit).then_some(end)
+    }
+
     /// Caches `chunk`, whole batches just read (and checked) from the
     /// disk at `position` of `segment`, unless a removal happened since
     /// `removals` was taken (the bytes may be gone from the log: a

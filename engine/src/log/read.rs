@@ -36,10 +36,19 @@ pub struct ReadResult {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadAhead {
     segment: u64,
-    /// The offset the reader asks for next.
-    offset: u64,
-    /// Bytes its last read took from the disk.
+    from: AheadFrom,
+    /// Bytes to read: what the reader's last read took.
     len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AheadFrom {
+    /// Where the reader's next read starts: the index entry at or before
+    /// the offset it asks for next (its last read came from the disk).
+    Offset(u64),
+    /// The end of the cached bytes it is reading through, a batch
+    /// boundary: its next reads are cache hits up to there.
+    Position(u64),
 }
 
 /// What a reader needs of one segment, taken under the state lock.
@@ -55,6 +64,8 @@ pub(super) struct SegmentView<F> {
     /// Bytes the last read of this segment took from the disk (0: served
     /// from the cache).
     pub read_from_disk: usize,
+    /// Where the batches the last read served end.
+    pub served_end: u64,
 }
 
 impl<D: Disk> Log<D> {
@@ -134,9 +145,7 @@ impl<D: Disk> Log<D> {
             }
             if !records.is_empty() || view.next_offset >= log_end_offset {
                 let read_ahead = match next_offset {
-                    Some(next) if view.read_from_disk > 0 && !ends_segment => {
-                        Some(ReadAhead { segment: view.base_offset, offset: next, len: view.read_from_disk })
-                    }
+                    Some(next) if !ends_segment => self.next_read_ahead(&view, next, max_bytes),
                     _ => None,
                 };
                 let records = with_empties(empties, records);
@@ -163,8 +172,7 @@ impl<D: Disk> Log<D> {
         // The index entry may lie up to an index interval before `offset`;
         // the interval is a client's to set, so what one read adds for it
         // is clamped (a longer gap is crossed by the loop below).
-        let slack = (self.config().index_interval_bytes as usize).min(INDEX_SLACK_BYTES_MAX);
-        let mut want = max_bytes.saturating_add(slack).max(READ_BYTES_MIN);
+        let mut want = self.read_len(max_bytes);
         'read: loop {
             let len = want.min((view.size_bytes - position) as usize);
             if len == 0 {
@@ -252,12 +260,14 @@ impl<D: Disk> Log<D> {
                 // Nothing at or past the segment's end offset is part of it.
                 let bound = Some(max_offset.map_or(view.next_offset, |m| m.min(view.next_offset)));
                 if !admit(&header, start.is_none(), start.map_or(0, |s| end - s), max_bytes, bound) {
+                    view.served_end = position + end as u64;
                     return Ok(start.map_or_else(Bytes::new, |s| buf.slice(s..end)));
                 }
                 start.get_or_insert(at);
                 end = at + header.size_bytes();
             }
             if let Some(start) = start {
+                view.served_end = position + end as u64;
                 return Ok(buf.slice(start..end));
             }
             if position + skipped as u64 >= view.size_bytes {
@@ -272,6 +282,35 @@ impl<D: Disk> Log<D> {
 }
 
 impl<D: Disk> Log<D> {
+    /// Bytes a read of `max_bytes` asks of the disk: the index entry may lie
+    /// up to an index interval before the offset wanted; the interval is a
+    /// client's to set, so what one read adds for it is clamped (a longer
+    /// gap is crossed by `read_segment`'s loop).
+    fn read_len(&self, max_bytes: usize) -> usize {
+        let slack = (self.config().index_interval_bytes as usize).min(INDEX_SLACK_BYTES_MAX);
+        max_bytes.saturating_add(slack).max(READ_BYTES_MIN)
+    }
+
+    /// What to read ahead for a reader whose next offset is `next`, in the
+    /// segment `view` it just read: the next chunk when that read came from
+    /// the disk; when it came from the cache, the chunk after the cached
+    /// bytes ahead of it once less than one read of them is left (so a
+    /// reader going through old data keeps the disk one chunk ahead, and a
+    /// reader in well-cached data costs one short walk of the cache).
+    fn next_read_ahead(&self, view: &SegmentView<D::File>, next: u64, max_bytes: usize) -> Option<ReadAhead> {
+        let segment = view.base_offset;
+        if view.read_from_disk > 0 {
+            return Some(ReadAhead { segment, from: AheadFrom::Offset(next), len: view.read_from_disk });
+        }
+        let len = self.read_len(max_bytes);
+        let cached_to = self.cache.cached_run_end(segment, view.served_end, len)?;
+        (cached_to < view.size_bytes).then_some(ReadAhead {
+            segment,
+            from: AheadFrom::Position(cached_to),
+            len,
+        })
+    }
+
     /// Reads what a reader going through a segment on the disk asks for
     /// next (`ReadResult::read_ahead`) into the cache, so that its next
     /// read is served from memory: run beside the answer to the read that
@@ -281,15 +320,22 @@ impl<D: Disk> Log<D> {
     /// Failures are left to the reader's own read to meet and report.
     /// Whether anything was cached.
     pub async fn read_ahead(&self, ahead: ReadAhead) -> bool {
-        let (mut view, removals) = {
+        // Taken before the segment: a removal after it may have changed
+        // the bytes this reads, and keeps them out of the cache.
+        let removals = self.cache.removals();
+        let (mut view, position) = {
             let st = self.state();
             let Some(seg) = st.segments.iter().find(|s| s.base_offset == ahead.segment) else { return false };
-            if ahead.offset >= seg.next_offset {
-                return false;
-            }
-            (view_of(seg, ahead.offset), self.cache.removals())
+            let position = match ahead.from {
+                AheadFrom::Offset(offset) if offset < seg.next_offset => view_of(seg, offset).start_position,
+                AheadFrom::Position(position) => position,
+                AheadFrom::Offset(_) => return false,
+            };
+            (view_of(seg, seg.base_offset), position)
         };
-        let position = view.start_position;
+        if position >= view.size_bytes {
+            return false;
+        }
         let len = ahead.len.min((view.size_bytes - position) as usize);
         if len == 0 {
             return false;
@@ -317,6 +363,7 @@ pub(super) fn view_of<F: DiskFile>(seg: &Segment<F>, offset: u64) -> SegmentView
         start_position,
         start_offset,
         read_from_disk: 0,
+        served_end: 0,
     }
 }
 
