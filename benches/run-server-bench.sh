@@ -18,7 +18,10 @@
 #      batch-sized O_DIRECT appends to a file of its own with an fdatasync
 #      after each): a device flush per batch on both sides, counted; then
 #      4 KiB batches on 4 partitions and on 1,000 partitions: what many
-#      partitions cost when every request lands on a partition of its own.
+#      partitions cost when every request lands on a partition of its own,
+#      next to fio with as many files as requests in flight, one O_DSYNC
+#      append of a batch in flight on each (the floor of a durable write
+#      per request).
 #   3b. The same against three nodes on this host (each a broker and a
 #      controller voter), replication factor 3, acks=all, flush=always:
 #      what replication costs when three brokers and the load generator
@@ -322,6 +325,21 @@ many_mbs=$small_mbs many_p99_ms=$small_p99_ms many_flushes=$small_flushes many_c
 stop_server
 settle
 
+# The many-partition run's floor: the disk alone with as many appenders as
+# the run had requests in flight, each on a file of its own with one
+# batch-sized O_DSYNC append at a time (what a durable round per request
+# costs when no two requests share a log).
+many_jobs=$((PRODUCERS * IN_FLIGHT))
+log "fio: $many_jobs files, $SMALL_BATCH_BYTES B O_DSYNC appends, one in flight each"
+before=$(flushes)
+json=$(fio_json --name=many-shape --directory="$run_dir" --rw=write --bs="$SMALL_BATCH_BYTES" --direct=1 \
+    --sync=dsync --ioengine=psync --numjobs="$many_jobs" --size="$((SMALL_BYTES / many_jobs))" --group_reporting)
+rm -f "$run_dir"/many-shape.*
+fio_many_mbs=$(jq '.jobs[0].write.bw_bytes / 1e6' <<<"$json")
+fio_many_flushes=$(awk -v f="$(($(flushes) - before))" -v n="$((SMALL_BYTES / SMALL_BATCH_BYTES))" 'BEGIN { printf "%.2f", f / n }')
+log "  $fio_many_mbs MB/s, $fio_many_flushes device flushes per append"
+settle
+
 # The two-producer run's reference: fio in its shape, a flush per append.
 log "fio: 2 jobs, $BATCH_BYTES B O_DIRECT appends, fdatasync after each, $PAIR_BYTES B in all"
 before=$(flushes)
@@ -499,6 +517,7 @@ servers started with --log-cache-bytes $CACHE_BYTES --log-cache-pretouch true
 | produce MB/s, flush=always | $(fmt "$always_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$always_mbs" "$fio_direct_mbs") × | $always_flushes | $always_cpu |
 | produce MB/s, flush=always, 2 producers × 1 in flight, $BATCH_BYTES B batches, a partition each | $(fmt "$pair_mbs") | fio, 2 jobs, O_DIRECT appends of a batch, fdatasync after each $(fmt "$fio_pair_mbs") MB/s ($fio_pair_flushes device flushes per append; write p50 $(fmt "$fio_pair_write_p50_ms" 2) ms, fdatasync p50 $(fmt "$fio_pair_sync_p50_ms" 2) ms) | $(ratio "$pair_mbs" "$fio_pair_mbs") × | $pair_flushes per batch | $pair_cpu |
 | produce MB/s, flush=always, $SMALL_BATCH_BYTES B batches, $MANY_PARTITIONS partitions (request p99 $(fmt "$many_p99_ms" 1) ms) | $(fmt "$many_mbs") | $PARTITIONS partitions, same batches $(fmt "$few_mbs") MB/s (request p99 $(fmt "$few_p99_ms" 1) ms, $few_flushes device flushes, $few_cpu CPU s/GB) | $(ratio "$many_mbs" "$few_mbs") × | $many_flushes | $many_cpu |
+| the same $MANY_PARTITIONS-partition run against the disk alone in its shape (fio, $many_jobs files, one $SMALL_BATCH_BYTES B O_DSYNC append in flight on each, $fio_many_flushes device flushes per append) | $(fmt "$many_mbs") | fio $(fmt "$fio_many_mbs") MB/s | $(ratio "$many_mbs" "$fio_many_mbs") × | – | – |
 | produce MB/s, flush=always, 3 nodes, replication factor 3 (request p99 $(fmt "$rf3_p99_ms" 1) ms) | $(fmt "$rf3_mbs") | one node, flush=always $(fmt "$always_mbs") MB/s | $(ratio "$rf3_mbs" "$always_mbs") × | $rf3_flushes | – |
 | produce MB/s, flush=never | $(fmt "$never_mbs") | fio O_DIRECT qd8 $(fmt "$fio_direct_mbs") MB/s | $(ratio "$never_mbs" "$fio_direct_mbs") × | $never_flushes | $never_cpu |
 | consume MB/s, from the log cache | $(fmt "$cached_mbs") | fio O_DIRECT read qd8 $(fmt "$fio_read_mbs") MB/s | $(ratio "$cached_mbs" "$fio_read_mbs") × | – | $cached_cpu |

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::quorum::{open, two_brokers, Quorum};
+use common::quorum::{open, two_brokers, two_brokers_on, Quorum};
 use common::{batches, produced_batch, produced_id, runtime};
 use ringtail_engine::broker::topics::CreateTopic;
 use ringtail_engine::broker::Acks;
@@ -301,12 +301,7 @@ fn partitions_and_configs_change_through_the_quorum() {
     runtime().block_on(async {
         let quorum = Quorum::new("c1", 2);
         let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
-        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
-        for b in [&b1, &b2] {
-            b.set_incarnation(1);
-            quorum.serve(b);
-        }
-        quorum.commit(&[]).await;
+        let (b1, b2) = two_brokers_on(&quorum, &disk1, &disk2).await;
         b1.create_topic(new_topic("g", 1, Some(2)), false).await.unwrap();
         let would = b2.create_partitions("g", 3, true).await.unwrap();
         assert_eq!((would.partitions.len(), quorum.image().topics["g"].partitions.len()), (3, 1));

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::quorum::{open, Quorum};
+use common::quorum::{open, two_brokers_on, Quorum};
 use common::runtime;
 use ringtail_engine::broker::credentials::ScramUpsertion;
 use ringtail_engine::broker::quotas::{QuotaAlteration, UserFilter};
@@ -48,12 +48,7 @@ fn security_changes_through_one_broker_reach_every_broker_and_survive_a_restart(
     runtime().block_on(async {
         let quorum = Quorum::new("c1", 2);
         let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
-        let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
-        for b in [&b1, &b2] {
-            b.set_incarnation(1);
-            quorum.serve(b);
-        }
-        quorum.commit(&[]).await;
+        let (b1, b2) = two_brokers_on(&quorum, &disk1, &disk2).await;
 
         let created = b1.create_acls(vec![read_orders("User:alice"), read_orders("User:bob")]).await;
         assert!(created.iter().all(Result::is_ok), "{created:?}");

@@ -187,8 +187,16 @@ impl ControllerLink for Quorum {
 /// Brokers 1 and 2, each on a disk of its own, registered (incarnation 1)
 /// and following `quorum`'s first image.
 pub async fn two_brokers(quorum: &Arc<Quorum>) -> (Arc<Broker<MemDisk>>, Arc<Broker<MemDisk>>) {
-    let (disk1, disk2) = (Arc::new(MemDisk::new()), Arc::new(MemDisk::new()));
-    let (b1, b2) = (open(&disk1, 1).await, open(&disk2, 2).await);
+    two_brokers_on(quorum, &Arc::new(MemDisk::new()), &Arc::new(MemDisk::new())).await
+}
+
+/// `two_brokers` on disks of the caller's, which a test reopens a broker on.
+pub async fn two_brokers_on(
+    quorum: &Arc<Quorum>,
+    disk1: &Arc<MemDisk>,
+    disk2: &Arc<MemDisk>,
+) -> (Arc<Broker<MemDisk>>, Arc<Broker<MemDisk>>) {
+    let (b1, b2) = (open(disk1, 1).await, open(disk2, 2).await);
     for b in [&b1, &b2] {
         b.set_incarnation(1);
         quorum.serve(b);
