@@ -94,6 +94,9 @@ pub struct Log<D: Disk> {
     /// The cleaner role (one pass at a time) and the offset below which
     /// the log is clean (`cleaner`).
     pub(super) cleaner: tokio::sync::Mutex<u64>,
+    /// The read ahead in flight, if any (`read`): a reader that needs its
+    /// bytes waits for them instead of reading them a second time.
+    pub(super) reading_ahead: Mutex<Option<super::read::InFlight>>,
 }
 
 /// Poisons the log if a writer's future is dropped in the middle of its I/O:

@@ -51,6 +51,15 @@ enum AheadFrom {
     Position(u64),
 }
 
+/// A read ahead in flight: bytes `[from, to)` of `segment`, cached (or
+/// given up on) once `done` turns true or its sender is gone.
+pub(super) struct InFlight {
+    segment: u64,
+    from: u64,
+    to: u64,
+    done: crate::watch::Receiver<bool>,
+}
+
 /// What a reader needs of one segment, taken under the state lock.
 pub(super) struct SegmentView<F> {
     pub file: FileHandle<F>,
@@ -178,7 +187,15 @@ impl<D: Disk> Log<D> {
             if len == 0 {
                 return Ok(Bytes::new());
             }
-            let cached = if bypass_cache { None } else { self.cache.get(view.base_offset, position, len) };
+            let mut cached =
+                if bypass_cache { None } else { self.cache.get(view.base_offset, position, len) };
+            if cached.is_none() && !bypass_cache {
+                if let Some(mut done) = self.read_ahead_holding(view.base_offset, position) {
+                    // Its bytes are on their way: wait rather than read them twice.
+                    let _ = done.wait_for(|finished| *finished).await;
+                    cached = self.cache.get(view.base_offset, position, len);
+                }
+            }
             let from_cache = cached.is_some();
             let buf = match cached {
                 Some(bytes) => bytes,
@@ -311,6 +328,14 @@ impl<D: Disk> Log<D> {
         })
     }
 
+    /// The read ahead in flight that reads `position` of `segment`, if any.
+    fn read_ahead_holding(&self, segment: u64, position: u64) -> Option<crate::watch::Receiver<bool>> {
+        let slot = self.reading_ahead.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref()
+            .filter(|f| f.segment == segment && (f.from..f.to).contains(&position))
+            .map(|f| f.done.clone())
+    }
+
     /// Reads what a reader going through a segment on the disk asks for
     /// next (`ReadResult::read_ahead`) into the cache, so that its next
     /// read is served from memory: run beside the answer to the read that
@@ -340,6 +365,27 @@ impl<D: Disk> Log<D> {
         if len == 0 {
             return false;
         }
+        // Readers of these bytes wait for this read from here on; dropping
+        // `done` (on every return) lets them go.
+        let (done, waiting) = crate::watch::channel(false);
+        *self.reading_ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(InFlight {
+            segment: view.base_offset,
+            from: position,
+            to: position + len as u64,
+            done: waiting,
+        });
+        let cached = self.read_into_cache(&mut view, position, len, removals).await;
+        done.send(true);
+        cached
+    }
+
+    async fn read_into_cache(
+        &self,
+        view: &mut SegmentView<D::File>,
+        position: u64,
+        len: usize,
+        removals: u64,
+    ) -> bool {
         let Ok(file) = view.file.file(self.disk.as_ref()).await else { return false };
         let Ok(buf) = file.read_at(position, len).await else { return false };
         let mut end = 0;

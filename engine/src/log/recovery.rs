@@ -345,6 +345,7 @@ impl<D: Disk> Log<D> {
             epochs: Mutex::new(epochs),
             open_files: cache.open_files().clone(),
             cleaner: tokio::sync::Mutex::new(0),
+            reading_ahead: Mutex::new(None),
         };
         Ok((log, report))
     }
