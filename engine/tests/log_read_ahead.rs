@@ -7,7 +7,8 @@ mod common;
 
 use common::{batch, batches, clock, id_of, runtime};
 use ringtail_engine::io::MemDisk;
-use ringtail_engine::log::{LogCache, LogConfig, LogManager, TopicPartition};
+use ringtail_engine::log::read::ReadResult;
+use ringtail_engine::log::{Log, LogCache, LogConfig, LogManager, TopicPartition};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,26 +27,30 @@ fn ids(records: &bytes::Bytes) -> Vec<u64> {
     batches(records).iter().map(|(_, b)| id_of(b)).collect()
 }
 
-/// Appends `n` one-record batches of 4 KiB with ids `first..`, then
-/// reopens the log so that nothing of it is cached.
-async fn written(m: &LogManager<MemDisk>, tp: &TopicPartition, first: u64, n: u64) {
-    let log = m.get_or_create(tp, LogConfig::default()).await.unwrap();
-    for id in first..first + n {
+/// A log of `n` one-record batches of 4 KiB (ids `0..n`) with nothing of
+/// it cached, and a first read of it (from offset 0, `max_bytes`), from
+/// the disk.
+async fn first_read(
+    disk: &Arc<MemDisk>,
+    n: u64,
+    max_bytes: usize,
+) -> (LogManager<MemDisk>, Arc<Log<MemDisk>>, ReadResult) {
+    let m = manager(disk).await;
+    let tp = TopicPartition::new("t", 0);
+    let log = m.get_or_create(&tp, LogConfig::default()).await.unwrap();
+    for id in 0..n {
         log.append(batch(1, id, T0, 4096), 0).await.unwrap();
     }
-    m.reopen(tp).await.unwrap();
+    m.reopen(&tp).await.unwrap();
+    let log = m.get(&tp).unwrap();
+    let first = log.read(0, max_bytes, None).await.unwrap();
+    (m, log, first)
 }
 
 #[test]
 fn the_next_read_of_a_reader_on_the_disk_comes_from_the_cache() {
     runtime().block_on(async {
-        let disk = Arc::new(MemDisk::new());
-        let m = manager(&disk).await;
-        let tp = TopicPartition::new("t", 0);
-        written(&m, &tp, 0, 200).await;
-        let log = m.get(&tp).unwrap();
-
-        let first = log.read(0, 64 * 1024, None).await.unwrap();
+        let (m, log, first) = first_read(&Arc::new(MemDisk::new()), 200, 64 * 1024).await;
         let got = ids(&first.records);
         assert!(!got.is_empty() && got.len() < 200, "one chunk: {} batches", got.len());
         let ahead = first.read_ahead.expect("a read from the disk with more behind it names the next");
@@ -104,12 +109,7 @@ fn a_reader_in_cached_data_reads_nothing_ahead() {
 #[test]
 fn a_read_ahead_across_a_truncation_serves_only_the_new_log() {
     runtime().block_on(async {
-        let disk = Arc::new(MemDisk::new());
-        let m = manager(&disk).await;
-        let tp = TopicPartition::new("t", 0);
-        written(&m, &tp, 0, 100).await;
-        let log = m.get(&tp).unwrap();
-        let first = log.read(0, 16 * 1024, None).await.unwrap();
+        let (_m, log, first) = first_read(&Arc::new(MemDisk::new()), 100, 16 * 1024).await;
         let ahead = first.read_ahead.expect("more behind it");
         let next = ids(&first.records).len() as u64;
 
@@ -131,11 +131,7 @@ fn a_read_ahead_across_a_truncation_serves_only_the_new_log() {
 fn a_damaged_batch_is_not_cached_by_a_read_ahead() {
     runtime().block_on(async {
         let disk = Arc::new(MemDisk::new());
-        let m = manager(&disk).await;
-        let tp = TopicPartition::new("t", 0);
-        written(&m, &tp, 0, 100).await;
-        let log = m.get(&tp).unwrap();
-        let first = log.read(0, 16 * 1024, None).await.unwrap();
+        let (_m, log, first) = first_read(&disk, 100, 16 * 1024).await;
         let ahead = first.read_ahead.expect("more behind it");
         let next = ids(&first.records).len() as u64;
         let position = first.records.len() as u64;

@@ -7,7 +7,7 @@ use super::replication::Role;
 use crate::error::{BrokerError, ErrorCode};
 use crate::io::Disk;
 use crate::log::batch::BatchScanner;
-use crate::log::read::ReadAhead;
+use crate::log::read::{ReadAhead, ReadResult};
 use crate::log::{FlushPolicy, Log, TopicPartition};
 use crate::watch;
 use bytes::Bytes;
@@ -60,6 +60,20 @@ pub struct FetchOutcome {
     pub log_start_offset: u64,
     /// What to read ahead while these records are sent (`Log::read_ahead`).
     pub read_ahead: Option<ReadAhead>,
+}
+
+impl FetchOutcome {
+    /// The answer carrying `read` (`None`: nothing read, no records).
+    pub(super) fn new(read: Option<ReadResult>, high_watermark: u64, log_start_offset: u64) -> Self {
+        let (records, read_ahead) = read.map_or((Bytes::new(), None), |r| (r.records, r.read_ahead));
+        FetchOutcome {
+            records,
+            high_watermark,
+            last_stable_offset: high_watermark,
+            log_start_offset,
+            read_ahead,
+        }
+    }
 }
 
 pub struct Partition<D: Disk> {
@@ -240,19 +254,8 @@ impl<D: Disk> Partition<D> {
         if offset < start || offset > end {
             return Err(out_of_range());
         }
-        let (records, read_ahead) = if offset >= hw {
-            (Bytes::new(), None)
-        } else {
-            let read = self.log.read(offset, max_bytes, Some(hw)).await?;
-            (read.records, read.read_ahead)
-        };
-        Ok(FetchOutcome {
-            records,
-            high_watermark: hw,
-            last_stable_offset: hw,
-            log_start_offset: start,
-            read_ahead,
-        })
+        let read = if offset >= hw { None } else { Some(self.log.read(offset, max_bytes, Some(hw)).await?) };
+        Ok(FetchOutcome::new(read, hw, start))
     }
 
     /// Kafka's ListOffsets for one partition: the first record at or after

@@ -214,19 +214,12 @@ impl<D: Disk> Partition<D> {
             Role::Follower { leader } => return Err(not_leader(*leader)),
         };
         self.publish_high_watermark(hw);
-        let (records, read_ahead) = if offset >= end || max_bytes == 0 {
-            (bytes::Bytes::new(), None)
+        let read = if offset >= end || max_bytes == 0 {
+            None
         } else {
-            let read = self.log.read(offset, max_bytes, None).await?;
-            (read.records, read.read_ahead)
+            Some(self.log.read(offset, max_bytes, None).await?)
         };
-        Ok(FetchOutcome {
-            records,
-            high_watermark: hw,
-            last_stable_offset: hw,
-            log_start_offset: start,
-            read_ahead,
-        })
+        Ok(FetchOutcome::new(read, hw, start))
     }
 
     /// Changes whenever the log end moves here: a leader's long polls for

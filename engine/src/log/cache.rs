@@ -212,6 +212,22 @@ impl Inner {
         debug_assert_eq!(self.bytes, self.chunks.values().map(|e| e.pinned).sum::<usize>());
     }
 
+    /// Holds `entry` at `key` (replacing what was there: a grown chunk
+    /// keeps its place in the eviction order), evicting the oldest chunks
+    /// while over budget; returns them, for the caller to drop once the lock
+    /// is let go. `None`: not held (empty, or bigger than the whole budget).
+    fn insert(&mut self, key: Key, entry: Entry) -> Option<Vec<Entry>> {
+        if entry.bytes.is_empty() || entry.pinned > self.capacity {
+            return None;
+        }
+        self.bytes += entry.pinned;
+        match self.chunks.insert(key, entry) {
+            Some(old) => self.bytes -= old.pinned,
+            None => self.order.push_back(key),
+        }
+        Some(self.evict_to(self.capacity))
+    }
+
     /// Evicts the oldest chunks until at most `capacity` bytes are held;
     /// returns them, for the caller to drop.
     fn evict_to(&mut self, capacity: usize) -> Vec<Entry> {
@@ -266,23 +282,14 @@ impl CacheHandle {
     /// the cache's blocks and the pool's free ones add up to the budget.
     pub fn insert(&self, segment: u64, position: u64, chunk: Bytes, pinned: usize) {
         let pinned = pinned.max(chunk.len());
-        let key = (self.log, segment, position);
-        let mut inner = self.cache.inner();
-        let capacity = inner.capacity;
-        if chunk.is_empty() || pinned > capacity {
-            return;
-        }
-        inner.bytes += pinned;
-        match inner.chunks.insert(key, Entry { bytes: chunk, pinned }) {
-            // A grown chunk keeps its place in the eviction order.
-            Some(old) => inner.bytes -= old.pinned,
-            None => inner.order.push_back(key),
-        }
-        inner.evict_to(capacity);
+        let evicted =
+            self.cache.inner().insert((self.log, segment, position), Entry { bytes: chunk, pinned });
+        drop(evicted);
     }
 
-    /// Where `removals` stands; taken under the log's state lock together
-    /// with the segment a read ahead is about to read.
+    /// Where `removals` stands; a read ahead takes it just before it looks
+    /// at the segment it is about to read (not under the log's state lock,
+    /// which the cache's lock stays outside of).
     pub(super) fn removals(&self) -> u64 {
         self.cache.inner().removals
     }
@@ -322,16 +329,10 @@ impl CacheHandle {
         if inner.removals != removals || self.find(&inner, segment, position, 1).is_some() {
             return false;
         }
-        let (key, pinned) = ((self.log, segment, position), chunk.len());
-        if chunk.is_empty() || pinned > inner.capacity {
-            return false;
-        }
-        inner.bytes += pinned;
-        inner.chunks.insert(key, Entry { bytes: chunk, pinned });
-        inner.order.push_back(key);
-        let capacity = inner.capacity;
-        inner.evict_to(capacity);
-        true
+        let pinned = chunk.len();
+        let evicted = inner.insert((self.log, segment, position), Entry { bytes: chunk, pinned });
+        drop(inner);
+        evicted.is_some()
     }
 
     /// Bytes of segment `segment` from `position` on, if cached: a slice of

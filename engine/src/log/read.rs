@@ -348,7 +348,7 @@ impl<D: Disk> Log<D> {
         // Taken before the segment: a removal after it may have changed
         // the bytes this reads, and keeps them out of the cache.
         let removals = self.cache.removals();
-        let (mut view, position) = {
+        let (file, size_bytes, position) = {
             let st = self.state();
             let Some(seg) = st.segments.iter().find(|s| s.base_offset == ahead.segment) else { return false };
             let position = match ahead.from {
@@ -356,37 +356,37 @@ impl<D: Disk> Log<D> {
                 AheadFrom::Position(position) => position,
                 AheadFrom::Offset(_) => return false,
             };
-            (view_of(seg, seg.base_offset), position)
+            (seg.file.handle(), seg.size_bytes, position)
         };
-        if position >= view.size_bytes {
+        if position >= size_bytes {
             return false;
         }
-        let len = ahead.len.min((view.size_bytes - position) as usize);
-        if len == 0 {
-            return false;
-        }
+        // Never 0: a ReadAhead names at least one byte and the segment
+        // holds bytes past `position`.
+        let len = ahead.len.min((size_bytes - position) as usize);
         // Readers of these bytes wait for this read from here on; dropping
         // `done` (on every return) lets them go.
         let (done, waiting) = crate::watch::channel(false);
         *self.reading_ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(InFlight {
-            segment: view.base_offset,
+            segment: ahead.segment,
             from: position,
             to: position + len as u64,
             done: waiting,
         });
-        let cached = self.read_into_cache(&mut view, position, len, removals).await;
+        let cached = self.read_into_cache(file, ahead.segment, position, len, removals).await;
         done.send(true);
         cached
     }
 
     async fn read_into_cache(
         &self,
-        view: &mut SegmentView<D::File>,
+        mut file: FileHandle<D::File>,
+        segment: u64,
         position: u64,
         len: usize,
         removals: u64,
     ) -> bool {
-        let Ok(file) = view.file.file(self.disk.as_ref()).await else { return false };
+        let Ok(file) = file.file(self.disk.as_ref()).await else { return false };
         let Ok(buf) = file.read_at(position, len).await else { return false };
         let mut end = 0;
         for item in BatchScanner::new(&buf) {
@@ -395,7 +395,7 @@ impl<D: Disk> Log<D> {
                 Err(_) => break,
             }
         }
-        end > 0 && self.cache.insert_read(view.base_offset, position, buf.slice(..end), removals)
+        end > 0 && self.cache.insert_read(segment, position, buf.slice(..end), removals)
     }
 }
 
