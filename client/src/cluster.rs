@@ -104,7 +104,7 @@ impl Client {
     pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
         let cached = self.state.lock().await.metadata.topics.get(topic).cloned();
         match cached {
-            Some(info) if info.error_code == code::NONE && !info.partitions.is_empty() => Ok(info),
+            Some(info) if usable(&info) => Ok(info),
             _ => self.refresh_topic(topic).await,
         }
     }
@@ -174,12 +174,18 @@ impl Client {
 
     /// The partition's metadata, checked to exist and to have a leader.
     pub async fn partition(&self, topic: &str, partition: i32) -> Result<PartitionInfo> {
-        let info = self.topic(topic).await?;
-        let p = info.partition(partition).cloned().ok_or_else(|| ClientError::NoSuchPartition {
-            topic: topic.to_owned(),
-            partition,
-            count: info.partitions.len(),
-        })?;
+        // Looked up in place: every produce and fetch comes here, and a
+        // clone of the whole topic costs as much as its partitions.
+        let cached = {
+            let state = self.state.lock().await;
+            state.metadata.topics.get(topic).filter(|info| usable(info)).map(|info| found(info, partition))
+        };
+        let (p, count) = match cached {
+            Some(found) => found,
+            None => found(&self.refresh_topic(topic).await?, partition),
+        };
+        let p =
+            p.ok_or_else(|| ClientError::NoSuchPartition { topic: topic.to_owned(), partition, count })?;
         if p.leader < 0 {
             return Err(ClientError::kafka(format!("{topic}-{partition}"), code::LEADER_NOT_AVAILABLE, None));
         }
@@ -246,4 +252,14 @@ impl Client {
             };
         }
     }
+}
+
+/// Whether cached metadata for a topic can be used without a refresh.
+fn usable(info: &TopicInfo) -> bool {
+    info.error_code == code::NONE && !info.partitions.is_empty()
+}
+
+/// The topic's `partition`, and how many partitions the topic has.
+fn found(info: &TopicInfo, partition: i32) -> (Option<PartitionInfo>, usize) {
+    (info.partition(partition).cloned(), info.partitions.len())
 }

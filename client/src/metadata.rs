@@ -51,7 +51,8 @@ pub struct TopicInfo {
 
 impl TopicInfo {
     pub fn partition(&self, partition: i32) -> Option<&PartitionInfo> {
-        self.partitions.iter().find(|p| p.partition == partition)
+        let at = self.partitions.binary_search_by_key(&partition, |p| p.partition).ok()?;
+        Some(&self.partitions[at])
     }
 
     /// The replication factor as kafka-topics reports it: the replica count
