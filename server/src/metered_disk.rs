@@ -48,6 +48,11 @@ impl MeteredDisk {
                     stats.submit_calls,
                 ),
                 ("ringtail_io_uring_enter_calls_total", "io_uring_enter calls.", stats.enter_calls),
+                (
+                    "ringtail_io_uring_stray_completions_total",
+                    "io_uring completions that answered no operation in flight (ignored; none is expected).",
+                    stats.stray_completions,
+                ),
             ];
         }
         Vec::new()

@@ -284,12 +284,7 @@ async fn run_log(
     let close = close_start.elapsed();
     let device_delta = read_diskstats(device).unwrap_or_default().since(disk_before);
     let uring = match (stats_disk.uring_stats(), uring_before) {
-        (Some(after), Some(before)) => Some(UringStats {
-            sqes_submitted: after.sqes_submitted - before.sqes_submitted,
-            completions: after.completions - before.completions,
-            enter_calls: after.enter_calls - before.enter_calls,
-            submit_calls: after.submit_calls - before.submit_calls,
-        }),
+        (Some(after), Some(before)) => Some(after.since(&before)),
         _ => None,
     };
 

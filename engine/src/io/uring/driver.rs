@@ -16,6 +16,9 @@
 //! Invariants:
 //! - SQEs pushed and not yet completed (`in_kernel`) never exceed the
 //!   completion queue's size, so no completion is ever dropped for overflow;
+//! - a completion answers only the SQE whose user_data it carries (slot and
+//!   tag): one that answers none in flight is counted as a stray and
+//!   otherwise ignored, never taken for a later op of the same slot;
 //! - only the state lock's holder pushes to the submission queue or reads
 //!   the completion queue;
 //! - an op's buffer lives until its completion is reaped; after an abnormal
@@ -48,8 +51,13 @@ fn is_transient(e: &io::Error) -> bool {
 
 /// The operations of a ring; behind `Shared::state`.
 pub(super) struct State {
-    /// Ops by slot index (their user_data), from submission to completion.
+    /// Ops by slot index, from submission to completion.
     slots: Vec<Option<Op>>,
+    /// Each slot's tag: bumped for every SQE made for the slot, and carried
+    /// in the SQE's user_data with the slot (`user_data`), so a completion
+    /// answers only the SQE it was posted for, never a later op that reuses
+    /// the slot.
+    tags: Vec<u32>,
     free: Vec<usize>,
     busy: usize,
     /// SQEs not yet in the submission queue.
@@ -67,6 +75,7 @@ impl State {
     pub(super) fn new(limit: usize) -> State {
         State {
             slots: Vec::new(),
+            tags: Vec::new(),
             free: Vec::new(),
             busy: 0,
             backlog: VecDeque::new(),
@@ -79,9 +88,33 @@ impl State {
     fn take_slot(&mut self) -> usize {
         self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
+            self.tags.push(0);
             self.slots.len() - 1
         })
     }
+
+    /// Queues `op`'s next SQE in `slot`, under a new tag.
+    fn queue(&mut self, slot: usize, mut op: Op) {
+        self.tags[slot] = self.tags[slot].wrapping_add(1);
+        self.backlog.push_back(op.sqe(user_data(slot, self.tags[slot])));
+        self.slots[slot] = Some(op);
+    }
+
+    /// The op the completion with `user_data` answers, taken from its slot;
+    /// `None` if it answers no SQE in flight.
+    fn answered(&mut self, user_data: u64) -> Option<(usize, Op)> {
+        let (slot, tag) = ((user_data & u64::from(u32::MAX)) as usize, (user_data >> 32) as u32);
+        if self.tags.get(slot) != Some(&tag) {
+            return None;
+        }
+        let op = self.slots.get_mut(slot)?.take()?;
+        Some((slot, op))
+    }
+}
+
+/// An SQE's user_data: the op's slot and the slot's tag.
+fn user_data(slot: usize, tag: u32) -> u64 {
+    (u64::from(tag) << 32) | slot as u64
 }
 
 impl Shared {
@@ -94,10 +127,9 @@ impl Shared {
                 ops.into_iter().for_each(|op| op.fail(false));
                 return;
             }
-            for mut op in ops {
+            for op in ops {
                 let slot = st.take_slot();
-                st.backlog.push_back(op.sqe(slot));
-                st.slots[slot] = Some(op);
+                st.queue(slot, op);
                 st.busy += 1;
             }
             self.push_backlog(&mut st)
@@ -173,11 +205,25 @@ impl Shared {
             // completion queue.
             let cq = unsafe { self.ring.completion_shared() };
             for cqe in cq {
-                st.in_kernel -= 1;
                 self.completions.fetch_add(1, Ordering::Relaxed);
-                let slot = cqe.user_data() as usize;
-                if let Some(op) = st.slots.get_mut(slot).and_then(Option::take) {
-                    done.push((slot, op, cqe.result()));
+                match st.answered(cqe.user_data()) {
+                    Some((slot, op)) => {
+                        st.in_kernel -= 1;
+                        done.push((slot, op, cqe.result()));
+                    }
+                    // Counting it would let `in_kernel` fall below the SQEs
+                    // really in flight (or wrap, and nothing would ever be
+                    // submitted again); answering a slot's later op with it
+                    // would report a transfer that never happened.
+                    None => {
+                        self.strays.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            user_data = cqe.user_data(),
+                            result = cqe.result(),
+                            flags = cqe.flags(),
+                            "io_uring posted a completion for no operation in flight; ignored"
+                        );
+                    }
                 }
             }
         }
@@ -197,9 +243,8 @@ impl Shared {
         }
         let pushed = {
             let mut st = self.state();
-            for (slot, mut rest) in again {
-                st.backlog.push_back(rest.sqe(slot));
-                st.slots[slot] = Some(rest);
+            for (slot, rest) in again {
+                st.queue(slot, rest);
             }
             for slot in freed {
                 st.free.push(slot);

@@ -59,6 +59,22 @@ pub struct UringStats {
     /// time, as buffered writes do: io_uring runs those on a worker thread,
     /// serialized per file, and each completion can wake the driver.
     pub submit_calls: u64,
+    /// Completions that answered no operation in flight, ignored (driver.rs);
+    /// none is expected: each is logged as an error.
+    pub stray_completions: u64,
+}
+
+impl UringStats {
+    /// The work done between `before` and these counters.
+    pub fn since(&self, before: &UringStats) -> UringStats {
+        UringStats {
+            sqes_submitted: self.sqes_submitted - before.sqes_submitted,
+            completions: self.completions - before.completions,
+            enter_calls: self.enter_calls - before.enter_calls,
+            submit_calls: self.submit_calls - before.submit_calls,
+            stray_completions: self.stray_completions - before.stray_completions,
+        }
+    }
 }
 
 /// Creates a throwaway ring and completes one NOP through it: proof that
@@ -133,6 +149,7 @@ impl UringDisk {
             completions: AtomicU64::new(0),
             enters: AtomicU64::new(0),
             submits: AtomicU64::new(0),
+            strays: AtomicU64::new(0),
         });
         let driver = Driver::new(Arc::clone(&shared));
         let thread = thread::Builder::new().name("ringtail-uring".into()).spawn(move || driver.run())?;
@@ -158,6 +175,7 @@ impl UringDisk {
             completions: s.completions.load(Ordering::Relaxed),
             enter_calls: s.enters.load(Ordering::Relaxed),
             submit_calls: s.submits.load(Ordering::Relaxed),
+            stray_completions: s.strays.load(Ordering::Relaxed),
         }
     }
 }
@@ -189,6 +207,7 @@ struct Shared {
     completions: AtomicU64,
     enters: AtomicU64,
     submits: AtomicU64,
+    strays: AtomicU64,
 }
 
 impl Shared {
@@ -307,7 +326,7 @@ enum Op {
 
 impl Op {
     /// The SQE for the remaining part of the operation.
-    fn sqe(&mut self, slot: usize) -> squeue::Entry {
+    fn sqe(&mut self, user_data: u64) -> squeue::Entry {
         let entry = match self {
             Op::Write { file, offset, buf, done, flags, .. } => {
                 let rest = &buf[*done..];
@@ -322,7 +341,7 @@ impl Op {
                 opcode::Fsync::new(types::Fd(file.as_raw_fd())).flags(types::FsyncFlags::DATASYNC).build()
             }
         };
-        entry.user_data(slot as u64)
+        entry.user_data(user_data)
     }
 
     /// Applies a CQE result: answers the caller, or returns the op if a
