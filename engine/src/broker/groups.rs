@@ -10,20 +10,18 @@
 //! and if the caller goes away mid-wait, `InFlight`'s drop fails the rest,
 //! so that no parked JoinGroup/SyncGroup is left waiting.
 
+use super::group_persist::InFlight;
 use super::topics::CreateTopic;
 use super::{Broker, BrokerEndpoint, Partition};
 use crate::error::{BrokerError, ErrorCode};
 use crate::group::{
-    offsets_partition_for,
-    records::{build_batch, replay_batch},
-    CommitRequest, Completion, Coordinator, FetchedOffset, GroupDescription, GroupListing, GroupState,
-    HeartbeatRequest, JoinRequest, JoinResponse, LeavingMember, Persist, Shard, SyncRequest, SyncResponse,
-    OFFSETS_TOPIC,
+    offsets_partition_for, records::replay_batch, CommitRequest, Coordinator, FetchedOffset,
+    GroupDescription, GroupListing, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, LeavingMember,
+    Persist, Shard, SyncRequest, SyncResponse, OFFSETS_TOPIC,
 };
 use crate::io::Disk;
-use crate::log::append::AppendTicket;
 use crate::log::batch::BatchScanner;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
 
 /// A group's committed offset of one partition (`committed_offsets`).
@@ -37,130 +35,8 @@ pub struct GroupOffset {
 
 /// Bytes read per step while replaying an offsets partition.
 const REPLAY_READ_BYTES: usize = 1 << 20;
-/// Follow-up records a failed completion may cause before `InFlight`'s
-/// drop stops chasing them (each failure makes strictly less to do).
-const DROP_FOLLOW_UPS_MAX: usize = 64;
-
 fn err(code: ErrorCode, what: &str) -> BrokerError {
     BrokerError::new(code, what.to_string())
-}
-
-/// Kafka's mapping of a failed offsets append to what group clients
-/// understand.
-fn persist_error(code: ErrorCode) -> ErrorCode {
-    match code {
-        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
-        ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge | ErrorCode::InvalidRecord => {
-            ErrorCode::UnknownServerError
-        }
-        _ => ErrorCode::CoordinatorNotAvailable,
-    }
-}
-
-type Queued<'a, D> = (Result<AppendTicket<'a, D>, ErrorCode>, Completion);
-
-/// Queues records on offsets partition `p`, under the coordinator lock, and
-/// mirrors what was queued for compaction (log order).
-fn enqueue<'a, D: Disk>(
-    c: &mut Coordinator,
-    p: i32,
-    partition: &'a Partition<D>,
-    persists: Vec<Persist>,
-    now_ms: i64,
-) -> Vec<Queued<'a, D>> {
-    let mut mirror = c.shard(p).ok().map(|shard| &mut shard.mirror);
-    persists
-        .into_iter()
-        .map(|Persist { records, then }| {
-            let ticket = build_batch(&records, now_ms)
-                .map_err(|e| {
-                    tracing::error!(error = %e, "offsets record not encodable");
-                    ErrorCode::UnknownServerError
-                })
-                .and_then(|b| {
-                    partition
-                        .log
-                        .enqueue(b, partition.leader_epoch())
-                        .map_err(|e| persist_error(BrokerError::from(e).code))
-                });
-            if let (Ok(_), Some(mirror)) = (&ticket, mirror.as_mut()) {
-                records.iter().for_each(|r| mirror.apply(r));
-            }
-            (ticket, then)
-        })
-        .collect()
-}
-
-/// Records queued for one offsets partition, awaiting durability.
-struct InFlight<'a, D: Disk> {
-    broker: &'a Broker<D>,
-    partition: &'a Partition<D>,
-    p: i32,
-    items: VecDeque<Queued<'a, D>>,
-    /// The completion whose append is being awaited.
-    current: Option<Completion>,
-}
-
-impl<'a, D: Disk> InFlight<'a, D> {
-    fn new(broker: &'a Broker<D>, partition: &'a Partition<D>, p: i32, items: Vec<Queued<'a, D>>) -> Self {
-        InFlight { broker, partition, p, items: items.into(), current: None }
-    }
-
-    /// Waits for each append in order and applies its completion; returns
-    /// each outcome (follow-up records a completion caused included).
-    async fn drive(mut self) -> Vec<Result<(), ErrorCode>> {
-        let mut outcomes = Vec::new();
-        while let Some((ticket, then)) = self.items.pop_front() {
-            self.current = Some(then);
-            let result = match ticket {
-                Ok(t) => match t.wait().await {
-                    // Replicated to the ISR before anyone is told, as
-                    // Kafka commits offsets with acks=all: a failover must
-                    // not lose a committed offset.
-                    Ok(info) => {
-                        self.partition.refresh_high_watermark();
-                        let replicated = self.partition.wait_replicated(info.last_offset).await;
-                        replicated.map_err(|e| persist_error(e.code))
-                    }
-                    Err(e) => Err(persist_error(BrokerError::from(e).code)),
-                },
-                Err(code) => Err(code),
-            };
-            self.partition.refresh_high_watermark();
-            outcomes.push(result);
-            let Some(then) = self.current.take() else { continue };
-            let now_ms = self.broker.now_ms();
-            let mut c = self.broker.coordinator();
-            let more = c.persisted(self.p, then, result, now_ms);
-            self.items.extend(enqueue(&mut c, self.p, self.partition, more, now_ms));
-        }
-        outcomes
-    }
-}
-
-impl<D: Disk> Drop for InFlight<'_, D> {
-    fn drop(&mut self) {
-        if self.current.is_none() && self.items.is_empty() {
-            return;
-        }
-        // The caller went away before its records were durable. They may
-        // still reach the log, but nobody will know when: fail what depends
-        // on them, so parked waiters are answered (they rejoin or retry).
-        let now_ms = self.broker.now_ms();
-        let mut c = self.broker.coordinator();
-        let mut pending: VecDeque<Completion> = self.current.take().into_iter().collect();
-        pending.extend(self.items.drain(..).map(|(_, then)| then));
-        let mut follow_ups = 0;
-        while let Some(then) = pending.pop_front() {
-            let more = c.persisted(self.p, then, Err(ErrorCode::CoordinatorNotAvailable), now_ms);
-            for (_, then) in enqueue(&mut c, self.p, self.partition, more, now_ms) {
-                follow_ups += 1;
-                if follow_ups <= DROP_FOLLOW_UPS_MAX {
-                    pending.push_back(then);
-                }
-            }
-        }
-    }
 }
 
 impl<D: Disk> Broker<D> {
@@ -354,9 +230,7 @@ impl<D: Disk> Broker<D> {
         let (rx, in_flight) = {
             let mut c = self.coordinator();
             match c.join(p, request, now_ms) {
-                Ok((rx, persists)) => {
-                    (rx, InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)))
-                }
+                Ok((rx, persists)) => (rx, InFlight::queue(self, &mut c, p, &partition, persists, now_ms)),
                 Err(code) => return JoinResponse::error(code, member_id),
             }
         };
@@ -375,9 +249,7 @@ impl<D: Disk> Broker<D> {
         let (rx, in_flight) = {
             let mut c = self.coordinator();
             match c.sync(p, request, now_ms) {
-                Ok((rx, persists)) => {
-                    (rx, InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)))
-                }
+                Ok((rx, persists)) => (rx, InFlight::queue(self, &mut c, p, &partition, persists, now_ms)),
                 Err(code) => return SyncResponse::error(code),
             }
         };
@@ -406,7 +278,7 @@ impl<D: Disk> Broker<D> {
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let (outcome, fx) = shard.leave(group_id, &members, now_ms);
             let persists = c.deliver(fx);
-            (outcome, InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)))
+            (outcome, InFlight::queue(self, &mut c, p, &partition, persists, now_ms))
         };
         in_flight.drive().await;
         let outcomes = outcome.map_err(|code| err(code, group_id))?;
@@ -442,10 +314,7 @@ impl<D: Disk> Broker<D> {
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let plan = shard.commit(&accepted, now_ms).map_err(|code| err(code, &request.group_id))?;
             let persists: Vec<Persist> = plan.persist.into_iter().collect();
-            (
-                plan.outcomes,
-                InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)),
-            )
+            (plan.outcomes, InFlight::queue(self, &mut c, p, &partition, persists, now_ms))
         };
         let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
         // Canary (sim/canaries): a commit is acknowledged whether or not it
@@ -541,7 +410,7 @@ impl<D: Disk> Broker<D> {
             let mut c = self.coordinator();
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let persist = shard.delete(group_id, now_ms).map_err(|code| err(code, group_id))?;
-            InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, vec![persist], now_ms))
+            InFlight::queue(self, &mut c, p, &partition, vec![persist], now_ms)
         };
         let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
         durable.map_err(|code| err(code, group_id))
@@ -561,10 +430,7 @@ impl<D: Disk> Broker<D> {
             let shard = c.shard(p).map_err(|code| err(code, "offsets partition"))?;
             let plan = shard.delete_offsets(group_id, partitions).map_err(|code| err(code, group_id))?;
             let persists: Vec<Persist> = plan.persist.into_iter().collect();
-            (
-                plan.outcomes,
-                InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms)),
-            )
+            (plan.outcomes, InFlight::queue(self, &mut c, p, &partition, persists, now_ms))
         };
         let durable = in_flight.drive().await.first().copied().unwrap_or(Ok(()));
         Ok(planned
@@ -589,7 +455,7 @@ impl<D: Disk> Broker<D> {
             let in_flight = {
                 let mut c = self.coordinator();
                 let persists = c.tick(p, now_ms);
-                InFlight::new(self, &partition, p, enqueue(&mut c, p, &partition, persists, now_ms))
+                InFlight::queue(self, &mut c, p, &partition, persists, now_ms)
             };
             for outcome in in_flight.drive().await {
                 if let Err(code) = outcome {
