@@ -68,6 +68,12 @@ impl fmt::Debug for Security {
 }
 
 impl Security {
+    /// From a properties file (`from_properties`); errors name the file.
+    pub fn from_properties_file(path: &Path) -> Result<Security, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Security::from_properties(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     /// From librdkafka-style properties (`key=value` lines, `#` comments):
     /// the keys above; others are refused, so a typo is not silently a
     /// plaintext connection.

@@ -11,9 +11,7 @@ use std::path::Path;
 /// `config` with the security `command_config` names (none: as it is).
 pub(crate) fn secured(config: ClientConfig, command_config: Option<&Path>) -> Result<ClientConfig, CliError> {
     let Some(path) = command_config else { return Ok(config) };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("--command-config {}: {e}", path.display())))?;
-    let security = Security::from_properties(&text)
-        .map_err(|e| CliError::Usage(format!("--command-config {}: {e}", path.display())))?;
+    let security =
+        Security::from_properties_file(path).map_err(|e| CliError::Usage(format!("--command-config {e}")))?;
     Ok(ClientConfig { security, ..config })
 }

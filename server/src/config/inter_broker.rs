@@ -16,7 +16,7 @@
 use super::listeners::{ListenerConfig, SecurityProtocol, DEFAULT_LISTENER_NAME};
 use super::{ConfigError, Origin};
 use ringtail_client::security::Security;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterBroker {
@@ -47,14 +47,9 @@ impl InterBroker {
     pub fn security(&self) -> Result<Security, String> {
         match &self.client_config {
             None => Ok(Security::default()),
-            Some(path) => read(path),
+            Some(path) => Security::from_properties_file(path),
         }
     }
-}
-
-fn read(path: &Path) -> Result<Security, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Security::from_properties(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The value given, checked against the listeners and the authorizer.
@@ -78,7 +73,7 @@ pub(super) fn check(
     };
     let security = match &client_config {
         None => Security::default(),
-        Some((path, origin)) => read(path)
+        Some((path, origin)) => Security::from_properties_file(path)
             .map_err(|problem| error("inter-broker-client-config", Some(origin.clone()), problem))?,
     };
     let said = match (security.tls.is_some(), security.sasl.is_some()) {
